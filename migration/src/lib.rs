@@ -1,1 +1,15 @@
+//! Schema migrations, written once for SQLite, PostgreSQL and MySQL/MariaDB.
 
+pub use sea_orm_migration::prelude::*;
+
+mod columns;
+mod m20261125_000001_create_accounts;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_create_accounts::Migration)]
+    }
+}

@@ -1,0 +1,81 @@
+//! The one error type services return. Each variant maps to one `extensions.code` at the
+//! GraphQL edge; messages are written for a frontend developer.
+
+use crate::domain::{RepositoryError, ValidationError};
+
+use super::ports::HashError;
+
+/// Why a use case did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// An input value broke a rule; `field` names the input field.
+    #[error("{message}")]
+    InvalidInput {
+        field: &'static str,
+        message: String,
+    },
+    /// The caller's credentials are missing or not good enough.
+    #[error(transparent)]
+    Unauthenticated(#[from] AuthFailure),
+    /// The email is registered already.
+    #[error("An account with this email already exists.")]
+    EmailTaken,
+    /// The service is shedding load; try again after `retry_after_secs`.
+    #[error("The server is busy; try again in a moment.")]
+    Overloaded { retry_after_secs: u64 },
+    /// Anything unexpected. The source is for the log, never for the client.
+    #[error("internal error: {0}")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Why a caller is not authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthFailure {
+    /// Unknown email or wrong password: one message for both, so accounts cannot be probed.
+    #[error("Incorrect email or password.")]
+    InvalidCredentials,
+    #[error("Sign in first: send an access token as 'Authorization: Bearer <accessToken>'.")]
+    MissingToken,
+    #[error("The Authorization header must have the form 'Bearer <accessToken>'.")]
+    MalformedHeader,
+    #[error("The access token is invalid.")]
+    InvalidToken,
+    #[error("The access token has expired; get a new one with refreshToken.")]
+    ExpiredToken,
+    #[error("The session has ended; sign in again.")]
+    SessionEnded,
+}
+
+impl ServiceError {
+    /// An input error on `field`.
+    pub fn invalid(field: &'static str, error: ValidationError) -> Self {
+        Self::InvalidInput {
+            field,
+            message: error.0,
+        }
+    }
+
+    /// Wraps an unexpected failure.
+    pub fn internal(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Internal(error.into())
+    }
+}
+
+impl From<RepositoryError> for ServiceError {
+    /// Conflicts a use case expects are matched where they happen; any that reaches this
+    /// conversion is a bug, reported as internal.
+    fn from(error: RepositoryError) -> Self {
+        Self::internal(error)
+    }
+}
+
+impl From<HashError> for ServiceError {
+    fn from(error: HashError) -> Self {
+        match error {
+            HashError::Overloaded => Self::Overloaded {
+                retry_after_secs: 1,
+            },
+            HashError::Failed(_) => Self::internal(error),
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! What the services need from the outside world, implemented in `infrastructure`.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::domain::{Password, PasswordHash, SessionId, UserId};
+
+/// Why hashing or verifying a password did not produce an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// Every hashing slot is busy and the queue is full: shed load instead of queueing more.
+    #[error("password hashing is saturated")]
+    Overloaded,
+    /// The stored hash is unreadable or the hashing worker failed.
+    #[error("password hashing failed: {0}")]
+    Failed(String),
+}
+
+/// Slow, salted password hashing. Implementations must keep the work off the async runtime.
+#[async_trait]
+pub trait PasswordHasher: Send + Sync {
+    /// Hashes a new password with the current parameters.
+    async fn hash(&self, password: Password) -> Result<PasswordHash, HashError>;
+    /// Whether `password` matches `hash`.
+    async fn verify(&self, password: Password, hash: &PasswordHash) -> Result<bool, HashError>;
+    /// A hash that matches no password and costs as much to check as a real one: verifying
+    /// against it when an account does not exist keeps sign-in timing identical.
+    fn dummy_hash(&self) -> &PasswordHash;
+}
+
+/// What a verified access token says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessClaims {
+    pub user_id: UserId,
+    pub session_id: SessionId,
+}
+
+/// A freshly signed access token.
+#[derive(Debug, Clone)]
+pub struct IssuedAccessToken {
+    pub token: String,
+    pub expires_in: std::time::Duration,
+}
+
+/// Why an access token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is malformed, forged or not meant for this service")]
+    Invalid,
+}
+
+/// Signs and checks short-lived access tokens.
+pub trait AccessTokens: Send + Sync {
+    /// A token for this session, valid from `now` for the configured lifetime.
+    fn issue(
+        &self,
+        claims: AccessClaims,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedAccessToken, TokenError>;
+    /// The claims of a token whose signature, issuer, audience and expiry check out.
+    fn verify(&self, token: &str) -> Result<AccessClaims, TokenError>;
+}
+
+/// The current time; a port so tests can move it.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}

@@ -1,0 +1,181 @@
+//! Typed configuration, read once at startup from environment variables (and an optional
+//! `.env`), each also settable as a command-line flag. Nothing else reads the environment.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::infrastructure::persistence::{DatabaseSettings, sqlite_file};
+use crate::infrastructure::security::HashingSettings;
+
+/// Whether the service runs for a developer or for real users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AppEnv {
+    /// Friendly defaults: a generated JWT secret, GraphiQL and introspection on.
+    Development,
+    /// Strict: every secret must be configured.
+    Production,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable, for a terminal.
+    Pretty,
+    /// One JSON object per line, for a log pipeline.
+    Json,
+}
+
+/// Everything the server can be told. The README's configuration table lists the same.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// `development` or `production`.
+    #[arg(
+        long,
+        env = "APP_ENV",
+        value_enum,
+        default_value = "development",
+        global = true
+    )]
+    pub app_env: AppEnv,
+
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1", global = true)]
+    pub host: IpAddr,
+
+    /// Port to listen on; 0 picks a free one.
+    #[arg(long, env = "PORT", default_value_t = 8000, global = true)]
+    pub port: u16,
+
+    /// Database URL: `sqlite://…`, `postgres://…` or `mysql://…`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://data/authgraph.db?mode=rwc",
+        global = true
+    )]
+    pub database_url: String,
+
+    /// Most connections the pool opens.
+    #[arg(
+        long,
+        env = "DATABASE_MAX_CONNECTIONS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub database_max_connections: u32,
+
+    /// How long to wait for a database connection before failing a request.
+    #[arg(long, env = "DATABASE_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
+    pub database_connect_timeout: Duration,
+
+    /// Secret that signs access tokens (≥ 32 bytes). Required in production.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true, global = true)]
+    pub jwt_secret: Option<String>,
+
+    /// `iss` claim of access tokens.
+    #[arg(long, env = "JWT_ISSUER", default_value = "authgraph", global = true)]
+    pub jwt_issuer: String,
+
+    /// `aud` claim of access tokens.
+    #[arg(long, env = "JWT_AUDIENCE", default_value = "authgraph", global = true)]
+    pub jwt_audience: String,
+
+    /// Lifetime of an access token.
+    #[arg(long, env = "ACCESS_TOKEN_TTL", default_value = "15m", value_parser = humantime::parse_duration, global = true)]
+    pub access_token_ttl: Duration,
+
+    /// A session unused for this long ends (its refresh token stops working).
+    #[arg(long, env = "REFRESH_TOKEN_TTL", default_value = "30days", value_parser = humantime::parse_duration, global = true)]
+    pub refresh_token_ttl: Duration,
+
+    /// No session outlives this, however often it is refreshed.
+    #[arg(long, env = "SESSION_MAX_AGE", default_value = "90days", value_parser = humantime::parse_duration, global = true)]
+    pub session_max_age: Duration,
+
+    /// argon2id memory cost in KiB.
+    #[arg(
+        long,
+        env = "ARGON2_MEMORY_KIB",
+        default_value_t = 19_456,
+        global = true
+    )]
+    pub argon2_memory_kib: u32,
+
+    /// argon2id iterations.
+    #[arg(long, env = "ARGON2_ITERATIONS", default_value_t = 2, global = true)]
+    pub argon2_iterations: u32,
+
+    /// argon2id parallelism.
+    #[arg(long, env = "ARGON2_PARALLELISM", default_value_t = 1, global = true)]
+    pub argon2_parallelism: u32,
+
+    /// Password hashes computed at once (default: the number of CPU cores).
+    #[arg(long, env = "PASSWORD_HASH_WORKERS", global = true)]
+    pub password_hash_workers: Option<usize>,
+
+    /// Password hashes allowed to wait; beyond this, sign-ins are refused as RATE_LIMITED.
+    #[arg(long, env = "PASSWORD_HASH_QUEUE", default_value_t = 64, global = true)]
+    pub password_hash_queue: usize,
+
+    /// `pretty` or `json`.
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "pretty",
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// The configuration of the environment alone, with no command-line flags.
+    pub fn from_env() -> Result<Self, clap::Error> {
+        #[derive(clap::Parser)]
+        struct Env {
+            #[command(flatten)]
+            config: Config,
+        }
+        <Env as clap::Parser>::try_parse_from(["authgraph"]).map(|env| env.config)
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.app_env == AppEnv::Production
+    }
+
+    pub fn database(&self) -> DatabaseSettings {
+        DatabaseSettings {
+            url: self.database_url.clone(),
+            max_connections: self.database_max_connections,
+            connect_timeout: self.database_connect_timeout,
+        }
+    }
+
+    pub fn hashing(&self) -> HashingSettings {
+        HashingSettings {
+            memory_kib: self.argon2_memory_kib,
+            iterations: self.argon2_iterations,
+            parallelism: self.argon2_parallelism,
+            workers: self.password_hash_workers.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+            }),
+            queue: self.password_hash_queue,
+        }
+    }
+
+    /// Where development-only generated files (the JWT secret) live: beside the SQLite
+    /// database, or `./data` for a server database. `None` in production.
+    pub fn dev_state_dir(&self) -> Option<PathBuf> {
+        if self.is_production() {
+            return None;
+        }
+        let dir = sqlite_file(&self.database_url)
+            .and_then(|file| std::path::Path::new(file).parent())
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("data"), PathBuf::from);
+        Some(dir)
+    }
+}

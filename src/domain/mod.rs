@@ -1,0 +1,21 @@
+//! The rules that hold whatever the delivery: entities, value objects and the repository
+//! ports expressed in their terms. Pure Rust: no SeaORM, no async-graphql, no axum, no I/O.
+
+pub mod repository;
+pub mod session;
+pub mod user;
+
+pub use repository::{RepositoryError, SessionRepository, UserRepository};
+pub use session::{RefreshToken, RefreshTokenHash, Session, SessionId};
+pub use user::{DisplayName, Email, NewUser, Password, PasswordHash, Role, User, UserId};
+
+/// Why a value was rejected, in words a frontend developer can show to a user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ValidationError(pub String);
+
+impl ValidationError {
+    fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}

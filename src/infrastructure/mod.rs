@@ -1,0 +1,4 @@
+//! Adapters that implement the ports: storage, password hashing, tokens.
+
+pub mod persistence;
+pub mod security;

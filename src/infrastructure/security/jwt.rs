@@ -1,0 +1,214 @@
+//! HS256 access tokens. The algorithm is pinned on both sides, and every registered claim the
+//! service relies on (`iss`, `aud`, `sub`, `iat`, `exp`) must be present and right.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::application::ports::{AccessClaims, AccessTokens, IssuedAccessToken, TokenError};
+use crate::domain::{SessionId, UserId};
+
+const ALGORITHM: Algorithm = Algorithm::HS256;
+
+/// What access tokens are signed with and say about themselves.
+#[derive(Clone)]
+pub struct JwtSettings {
+    pub secret: Vec<u8>,
+    pub issuer: String,
+    pub audience: String,
+    pub lifetime: Duration,
+}
+
+/// The JWT adapter of the `AccessTokens` port.
+pub struct JwtTokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    lifetime: Duration,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    iss: String,
+    aud: String,
+    sub: Uuid,
+    /// The session the token belongs to; checked on every request so revocation is immediate.
+    sid: Uuid,
+    iat: i64,
+    exp: i64,
+}
+
+impl JwtTokens {
+    pub fn new(settings: JwtSettings) -> Self {
+        let mut validation = Validation::new(ALGORITHM);
+        validation.set_issuer(&[&settings.issuer]);
+        validation.set_audience(&[&settings.audience]);
+        validation.set_required_spec_claims(&["iss", "aud", "sub", "iat", "exp"]);
+        // Tolerates small clock differences between instances, not stale tokens.
+        validation.leeway = 30;
+        Self {
+            encoding: EncodingKey::from_secret(&settings.secret),
+            decoding: DecodingKey::from_secret(&settings.secret),
+            validation,
+            issuer: settings.issuer,
+            audience: settings.audience,
+            lifetime: settings.lifetime,
+        }
+    }
+}
+
+impl AccessTokens for JwtTokens {
+    fn issue(
+        &self,
+        claims: AccessClaims,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedAccessToken, TokenError> {
+        let iat = now.timestamp();
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: claims.user_id.as_uuid(),
+            sid: claims.session_id.as_uuid(),
+            iat,
+            exp: iat.saturating_add_unsigned(self.lifetime.as_secs()),
+        };
+        let token = jsonwebtoken::encode(&Header::new(ALGORITHM), &claims, &self.encoding)
+            .map_err(|_| TokenError::Invalid)?;
+        Ok(IssuedAccessToken {
+            token,
+            expires_in: self.lifetime,
+        })
+    }
+
+    fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            })?;
+        Ok(AccessClaims {
+            user_id: UserId::from_uuid(data.claims.sub),
+            session_id: SessionId::from_uuid(data.claims.sid),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn tokens() -> JwtTokens {
+        JwtTokens::new(JwtSettings {
+            secret: SECRET.to_vec(),
+            issuer: "authgraph".into(),
+            audience: "authgraph".into(),
+            lifetime: Duration::from_secs(900),
+        })
+    }
+
+    fn claims() -> AccessClaims {
+        AccessClaims {
+            user_id: UserId::generate(),
+            session_id: SessionId::generate(),
+        }
+    }
+
+    fn sign(claims: serde_json::Value, alg: Algorithm, secret: &[u8]) -> String {
+        jsonwebtoken::encode(
+            &Header::new(alg),
+            &claims,
+            &EncodingKey::from_secret(secret),
+        )
+        .unwrap()
+    }
+
+    fn valid_claims_json() -> serde_json::Value {
+        let now = Utc::now().timestamp();
+        serde_json::json!({
+            "iss": "authgraph", "aud": "authgraph", "sub": Uuid::now_v7(), "sid": Uuid::now_v7(),
+            "iat": now, "exp": now + 60,
+        })
+    }
+
+    #[test]
+    fn an_issued_token_verifies_to_the_same_claims() {
+        let claims = claims();
+        let issued = tokens().issue(claims, Utc::now()).unwrap();
+        assert_eq!(issued.expires_in, Duration::from_secs(900));
+        assert_eq!(tokens().verify(&issued.token), Ok(claims));
+    }
+
+    #[test]
+    fn a_hand_made_token_with_valid_claims_verifies() {
+        let token = sign(valid_claims_json(), Algorithm::HS256, SECRET);
+        assert!(tokens().verify(&token).is_ok());
+    }
+
+    #[test]
+    fn an_expired_token_is_reported_as_expired() {
+        let issued = tokens()
+            .issue(claims(), Utc::now() - chrono::Duration::hours(1))
+            .unwrap();
+        assert_eq!(tokens().verify(&issued.token), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn tokens_signed_otherwise_or_for_someone_else_are_invalid() {
+        let mut wrong_issuer = valid_claims_json();
+        wrong_issuer["iss"] = "someone-else".into();
+        let mut wrong_audience = valid_claims_json();
+        wrong_audience["aud"] = "another-api".into();
+        let mut no_session = valid_claims_json();
+        no_session.as_object_mut().unwrap().remove("sid");
+        let mut no_expiry = valid_claims_json();
+        no_expiry.as_object_mut().unwrap().remove("exp");
+
+        for (case, token) in [
+            (
+                "forged signature",
+                sign(
+                    valid_claims_json(),
+                    Algorithm::HS256,
+                    b"another secret of enough length!",
+                ),
+            ),
+            (
+                "other algorithm",
+                sign(valid_claims_json(), Algorithm::HS512, SECRET),
+            ),
+            ("wrong issuer", sign(wrong_issuer, Algorithm::HS256, SECRET)),
+            (
+                "wrong audience",
+                sign(wrong_audience, Algorithm::HS256, SECRET),
+            ),
+            ("no session id", sign(no_session, Algorithm::HS256, SECRET)),
+            ("no expiry", sign(no_expiry, Algorithm::HS256, SECRET)),
+            ("garbage", "not.a.jwt".to_owned()),
+            ("empty", String::new()),
+        ] {
+            assert_eq!(tokens().verify(&token), Err(TokenError::Invalid), "{case}");
+        }
+    }
+
+    #[test]
+    fn an_unsigned_token_is_invalid() {
+        let header = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            r#"{"alg":"none","typ":"JWT"}"#,
+        );
+        let body = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            valid_claims_json().to_string(),
+        );
+        let token = format!("{header}.{body}.");
+        assert_eq!(tokens().verify(&token), Err(TokenError::Invalid));
+    }
+}

@@ -1,0 +1,9 @@
+//! Password hashing, access-token signing and secret handling.
+
+mod jwt;
+mod password;
+mod secret;
+
+pub use jwt::{JwtSettings, JwtTokens};
+pub use password::{Argon2Hasher, HashingSettings};
+pub use secret::{JWT_SECRET_MIN_BYTES, SecretError, resolve_jwt_secret};

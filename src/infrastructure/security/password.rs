@@ -1,0 +1,270 @@
+//! argon2id on a small pool of dedicated threads with a bounded queue.
+//!
+//! Each hash burns ~50 ms of CPU and holds `m` KiB of memory (19 MiB by default). Running it on
+//! the async runtime would stall every other request; running it on an unbounded pool would
+//! let a login storm take all memory. So: as many workers as configured, a queue of fixed
+//! length in front of them, and an immediate `Overloaded` when the queue is full.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use argon2::password_hash::phc;
+use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+use argon2::{Algorithm, Argon2, Params, Version};
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use tokio::sync::oneshot;
+
+use crate::application::ports::{HashError, PasswordHasher};
+use crate::domain::{Password, PasswordHash};
+
+/// argon2id cost and the size of the hashing pool.
+#[derive(Debug, Clone)]
+pub struct HashingSettings {
+    /// Memory cost in KiB (OWASP: 19456).
+    pub memory_kib: u32,
+    /// Passes over memory (OWASP: 2).
+    pub iterations: u32,
+    /// Lanes (OWASP: 1).
+    pub parallelism: u32,
+    /// Hashes computed at once.
+    pub workers: usize,
+    /// Hashes allowed to wait for a worker before new ones are refused.
+    pub queue: usize,
+}
+
+/// The argon2id adapter of the `PasswordHasher` port.
+pub struct Argon2Hasher {
+    params: Params,
+    dummy: PasswordHash,
+    pool: WorkerPool,
+}
+
+impl Argon2Hasher {
+    /// Starts the worker threads. Fails on parameters argon2 rejects.
+    pub fn new(settings: &HashingSettings) -> Result<Self, String> {
+        let params = Params::new(
+            settings.memory_kib,
+            settings.iterations,
+            settings.parallelism,
+            None,
+        )
+        .map_err(|e| format!("invalid argon2 parameters: {e}"))?;
+        let dummy = dummy_hash(&params)?;
+        let pool = WorkerPool::start(settings.workers.max(1), settings.queue.max(1))
+            .map_err(|e| format!("cannot start the password hashing threads: {e}"))?;
+        Ok(Self {
+            params,
+            dummy,
+            pool,
+        })
+    }
+}
+
+/// A well-formed PHC string with the current parameters that no password matches: checking
+/// a password against it costs exactly what checking a real hash costs.
+fn dummy_hash(params: &Params) -> Result<PasswordHash, String> {
+    let phc = format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        STANDARD_NO_PAD.encode([0x5a; 16]),
+        STANDARD_NO_PAD.encode([0u8; 32]),
+    );
+    phc::PasswordHash::new(&phc).map_err(|e| format!("cannot build the dummy hash: {e}"))?;
+    Ok(PasswordHash::new(phc))
+}
+
+#[async_trait]
+impl PasswordHasher for Argon2Hasher {
+    async fn hash(&self, password: Password) -> Result<PasswordHash, HashError> {
+        let params = self.params.clone();
+        self.pool
+            .run(move || {
+                Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+                    .hash_password(password.expose().as_bytes())
+                    .map(|hash| PasswordHash::new(hash.to_string()))
+                    .map_err(|e| HashError::Failed(e.to_string()))
+            })
+            .await?
+    }
+
+    async fn verify(&self, password: Password, hash: &PasswordHash) -> Result<bool, HashError> {
+        let hash = hash.clone();
+        self.pool
+            .run(move || {
+                let parsed = phc::PasswordHash::new(hash.as_str())
+                    .map_err(|e| HashError::Failed(format!("unreadable password hash: {e}")))?;
+                // The parameters come from the stored hash, so older hashes still verify.
+                match Argon2::default().verify_password(password.expose().as_bytes(), &parsed) {
+                    Ok(()) => Ok(true),
+                    Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
+                    Err(e) => Err(HashError::Failed(e.to_string())),
+                }
+            })
+            .await?
+    }
+
+    fn dummy_hash(&self) -> &PasswordHash {
+        &self.dummy
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Dedicated threads fed by a bounded queue. Dropping the pool lets the threads finish.
+struct WorkerPool {
+    queue: SyncSender<Job>,
+}
+
+impl WorkerPool {
+    fn start(workers: usize, queue: usize) -> std::io::Result<Self> {
+        let (sender, receiver) = mpsc::sync_channel::<Job>(queue);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for i in 0..workers {
+            let receiver = Arc::clone(&receiver);
+            thread::Builder::new()
+                .name(format!("password-hash-{i}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only while waiting for a job, never while running one.
+                        let job = match receiver.lock() {
+                            Ok(receiver) => receiver.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            // A panicking job drops its reply channel; the caller sees an error.
+                            Ok(job) => {
+                                let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                })?;
+        }
+        Ok(Self { queue: sender })
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HashError> {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = reply.send(work());
+        });
+        self.queue.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => HashError::Overloaded,
+            TrySendError::Disconnected(_) => HashError::Failed("hashing threads stopped".into()),
+        })?;
+        answer
+            .await
+            .map_err(|_| HashError::Failed("a hashing job panicked".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hasher(workers: usize, queue: usize) -> Argon2Hasher {
+        // Production parameters: the dev profile optimises argon2, so this stays fast.
+        Argon2Hasher::new(&HashingSettings {
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+            workers,
+            queue,
+        })
+        .unwrap()
+    }
+
+    fn password(s: &str) -> Password {
+        Password::new(s.into()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn hashes_are_argon2id_phc_strings_with_owasp_parameters() {
+        let hash = hasher(1, 4).hash(password("correct horse")).await.unwrap();
+        assert!(
+            hash.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{}",
+            hash.as_str()
+        );
+    }
+
+    #[tokio::test]
+    async fn verify_accepts_the_password_and_rejects_others() {
+        let hasher = hasher(1, 4);
+        let hash = hasher.hash(password("correct horse")).await.unwrap();
+        assert!(
+            hasher
+                .verify(password("correct horse"), &hash)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !hasher
+                .verify(password("wrong horse!"), &hash)
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_same_password_gets_a_fresh_salt_each_time() {
+        let hasher = hasher(1, 4);
+        let a = hasher.hash(password("correct horse")).await.unwrap();
+        let b = hasher.hash(password("correct horse")).await.unwrap();
+        assert_ne!(a, b);
+    }
+
+    #[tokio::test]
+    async fn the_dummy_hash_matches_nothing_and_uses_the_current_parameters() {
+        let hasher = hasher(1, 4);
+        let dummy = hasher.dummy_hash().clone();
+        assert!(
+            dummy
+                .as_str()
+                .starts_with("$argon2id$v=19$m=19456,t=2,p=1$")
+        );
+        assert!(
+            !hasher
+                .verify(password("correct horse"), &dummy)
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_stored_hash_is_an_error_not_a_mismatch() {
+        let result = hasher(1, 4)
+            .verify(
+                password("correct horse"),
+                &PasswordHash::new("garbage".into()),
+            )
+            .await;
+        assert!(matches!(result, Err(HashError::Failed(_))));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_work_at_once() {
+        let hasher = hasher(1, 1);
+        // One job runs, one waits; everything after that is refused.
+        let jobs: Vec<_> = (0..6)
+            .map(|_| hasher.hash(password("correct horse")))
+            .collect();
+        let results = futures_util::future::join_all(jobs).await;
+        let accepted = results.iter().filter(|r| r.is_ok()).count();
+        let refused = results
+            .iter()
+            .filter(|r| matches!(r, Err(HashError::Overloaded)))
+            .count();
+        assert!((1..=2).contains(&accepted), "{results:?}");
+        assert_eq!(accepted + refused, 6, "{results:?}");
+    }
+}

@@ -1,0 +1,74 @@
+//! `register` and `login`.
+
+use async_graphql::{Context, InputObject, Object, Result};
+
+use crate::application::{AuthService, ServiceError};
+use crate::domain::{DisplayName, Email, NewUser, Password};
+
+use super::context::{client, service};
+use super::error::graphql_error;
+use super::types::AuthPayload;
+
+#[derive(Default)]
+pub struct AuthMutation;
+
+/// A new account.
+#[derive(InputObject)]
+pub struct RegisterInput {
+    /// Sign-in email; trimmed and lower-cased, must be unique.
+    email: String,
+    /// 8 to 128 characters; any characters, no composition rules.
+    password: String,
+    /// Name to show for the user; up to 100 characters.
+    display_name: Option<String>,
+}
+
+impl RegisterInput {
+    fn into_new_user(self) -> Result<NewUser, ServiceError> {
+        Ok(NewUser {
+            email: Email::parse(&self.email).map_err(|e| ServiceError::invalid("email", e))?,
+            password: Password::new(self.password)
+                .map_err(|e| ServiceError::invalid("password", e))?,
+            display_name: match self.display_name {
+                Some(name) => DisplayName::parse(&name)
+                    .map_err(|e| ServiceError::invalid("displayName", e))?,
+                None => None,
+            },
+        })
+    }
+}
+
+/// Credentials of an existing account.
+#[derive(InputObject)]
+pub struct LoginInput {
+    /// The account's email (case and surrounding spaces do not matter).
+    email: String,
+    /// The account's password.
+    password: String,
+}
+
+#[Object]
+impl AuthMutation {
+    /// Creates an account and signs it in. Fails with `CONFLICT` when the email is taken and
+    /// `BAD_USER_INPUT` (with `extensions.field`) when an input is invalid.
+    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
+        let new_user = input.into_new_user().map_err(graphql_error)?;
+        let signed_in = service::<AuthService>(ctx)?
+            .register(new_user, client(ctx)?)
+            .await
+            .map_err(graphql_error)?;
+        Ok(signed_in.into())
+    }
+
+    /// Signs in with email and password. A wrong password and an unknown email fail the same
+    /// way, with `UNAUTHENTICATED`.
+    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
+        let email = Email::parse(&input.email)
+            .map_err(|e| graphql_error(ServiceError::invalid("email", e)))?;
+        let signed_in = service::<AuthService>(ctx)?
+            .login(email, input.password, client(ctx)?)
+            .await
+            .map_err(graphql_error)?;
+        Ok(signed_in.into())
+    }
+}

@@ -1,0 +1,84 @@
+//! What a resolver knows about the HTTP request it serves.
+
+use std::sync::Arc;
+
+use async_graphql::Context;
+use tokio::sync::OnceCell;
+
+use crate::application::{AuthFailure, AuthService, ClientInfo, Principal, ServiceError};
+
+use super::error::graphql_error;
+
+/// Per-request data, put into the GraphQL request by the HTTP handler.
+pub struct RequestContext {
+    authorization: Authorization,
+    client: ClientInfo,
+    caller: OnceCell<Principal>,
+}
+
+enum Authorization {
+    Absent,
+    Bearer(String),
+    Malformed,
+}
+
+impl RequestContext {
+    /// From the raw `Authorization` header value, if any, and the client's details.
+    pub fn new(authorization: Option<&[u8]>, client: ClientInfo) -> Self {
+        let authorization = match authorization {
+            None => Authorization::Absent,
+            Some(value) => match std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| token.trim())
+                .filter(|token| !token.is_empty())
+            {
+                Some(token) => Authorization::Bearer(token.to_owned()),
+                None => Authorization::Malformed,
+            },
+        };
+        Self {
+            authorization,
+            client,
+            caller: OnceCell::new(),
+        }
+    }
+}
+
+/// The authenticated caller, checked once per request and only when a field needs it: a
+/// public operation such as `login` works even when the client still sends a stale token,
+/// but a field that needs a caller fails on a bad token instead of treating it as anonymous.
+pub async fn caller(ctx: &Context<'_>) -> async_graphql::Result<Principal> {
+    let request = request(ctx)?;
+    let token = match &request.authorization {
+        Authorization::Absent => return Err(graphql_error(AuthFailure::MissingToken.into())),
+        Authorization::Malformed => return Err(graphql_error(AuthFailure::MalformedHeader.into())),
+        Authorization::Bearer(token) => token,
+    };
+    let auth = service::<AuthService>(ctx)?;
+    request
+        .caller
+        .get_or_try_init(|| auth.authenticate(token))
+        .await
+        .copied()
+        .map_err(graphql_error)
+}
+
+/// The client's details, for services that record them.
+pub fn client(ctx: &Context<'_>) -> async_graphql::Result<ClientInfo> {
+    Ok(request(ctx)?.client.clone())
+}
+
+/// A service the schema was built with.
+pub fn service<'a, S: Send + Sync + 'static>(
+    ctx: &Context<'a>,
+) -> async_graphql::Result<&'a Arc<S>> {
+    ctx.data::<Arc<S>>()
+        .map_err(|e| graphql_error(ServiceError::internal(e.message)))
+}
+
+fn request<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a RequestContext> {
+    ctx.data::<RequestContext>()
+        .map_err(|e| graphql_error(ServiceError::internal(e.message)))
+}

@@ -1,0 +1,163 @@
+//! The one place where failures become GraphQL errors with a stable `extensions.code`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextValidation,
+};
+use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{
+    ErrorExtensionValues, Response, ServerError, ServerResult, ValidationResult, Variables,
+};
+
+use crate::application::ServiceError;
+
+/// The codes clients branch on (see the README's error table).
+pub mod code {
+    pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+    pub const FORBIDDEN: &str = "FORBIDDEN";
+    pub const NOT_FOUND: &str = "NOT_FOUND";
+    pub const CONFLICT: &str = "CONFLICT";
+    pub const RATE_LIMITED: &str = "RATE_LIMITED";
+    pub const GRAPHQL_PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
+    pub const GRAPHQL_VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
+    pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
+}
+
+/// What an unexpected failure tells the client; the details go to the log.
+const INTERNAL_MESSAGE: &str =
+    "Something went wrong on our side. Quote the requestId when reporting it.";
+
+/// Maps a service error to its GraphQL error. Internal errors are logged here, inside the
+/// request's span (so the log line carries the request id), and reach the client as a
+/// generic message.
+pub fn graphql_error(error: ServiceError) -> async_graphql::Error {
+    let message = error.to_string();
+    let (code, message) = match &error {
+        ServiceError::InvalidInput { .. } => (code::BAD_USER_INPUT, message),
+        ServiceError::Unauthenticated(_) => (code::UNAUTHENTICATED, message),
+        ServiceError::EmailTaken => (code::CONFLICT, message),
+        ServiceError::Overloaded { .. } => (code::RATE_LIMITED, message),
+        ServiceError::Internal(source) => {
+            tracing::error!(error = %source, "request failed unexpectedly");
+            (code::INTERNAL_SERVER_ERROR, INTERNAL_MESSAGE.to_owned())
+        }
+    };
+    let mut graphql = async_graphql::Error::new(message);
+    let extensions = graphql.extensions.get_or_insert_with(Default::default);
+    extensions.set("code", code);
+    match error {
+        ServiceError::InvalidInput { field, .. } => extensions.set("field", field),
+        ServiceError::Overloaded { retry_after_secs } => {
+            extensions.set("retryAfter", retry_after_secs)
+        }
+        _ => {}
+    }
+    graphql
+}
+
+/// Set by [`RequestErrors`] when execution starts; tells request errors (the document or
+/// variables were rejected, nothing ran) from field errors.
+#[derive(Clone, Default)]
+pub struct ExecutionMarker(Arc<AtomicBool>);
+
+impl ExecutionMarker {
+    pub fn executed(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Gives async-graphql's own errors the codes of the contract: parse failures, validation
+/// failures (including depth and complexity limits), and argument coercion during execution.
+pub struct RequestErrors;
+
+impl ExtensionFactory for RequestErrors {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(RequestErrors)
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for RequestErrors {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        next.run(ctx, query, variables)
+            .await
+            .map_err(|e| with_code(e, code::GRAPHQL_PARSE_FAILED))
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        next.run(ctx).await.map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|e| with_code(e, code::GRAPHQL_VALIDATION_FAILED))
+                .collect()
+        })
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        if let Some(marker) = ctx.data_opt::<ExecutionMarker>() {
+            marker.0.store(true, Ordering::Relaxed);
+        }
+        let mut response = next.run(ctx, operation_name).await;
+        // Resolvers always set a code; an error without one comes from async-graphql turning
+        // an argument value into its Rust type, which is the client's input.
+        for error in &mut response.errors {
+            set_code_if_missing(error, code::BAD_USER_INPUT);
+        }
+        response
+    }
+}
+
+/// Finishes a response for the wire: request errors that reached no stage with a code (an
+/// unknown `operationName`, say) become validation failures, and internal errors carry the
+/// request id so a report can be matched to the log.
+pub fn finish_response(response: &mut Response, request_id: &str) {
+    for error in &mut response.errors {
+        set_code_if_missing(error, code::GRAPHQL_VALIDATION_FAILED);
+        if error_code(error) == Some(code::INTERNAL_SERVER_ERROR) {
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("requestId", request_id);
+        }
+    }
+}
+
+/// The `extensions.code` of an error, if set.
+pub fn error_code(error: &ServerError) -> Option<&str> {
+    match error.extensions.as_ref()?.get("code")? {
+        async_graphql::Value::String(code) => Some(code),
+        _ => None,
+    }
+}
+
+fn with_code(mut error: ServerError, code: &str) -> ServerError {
+    set_code_if_missing(&mut error, code);
+    error
+}
+
+fn set_code_if_missing(error: &mut ServerError, code: &str) {
+    let extensions = error
+        .extensions
+        .get_or_insert_with(ErrorExtensionValues::default);
+    if extensions.get("code").is_none() {
+        extensions.set("code", code);
+    }
+}

@@ -1,0 +1,45 @@
+//! The GraphQL API: thin resolvers that read the caller from the context, call one service
+//! method, and map its error once (`error.rs`).
+
+mod auth;
+mod context;
+pub mod error;
+mod types;
+mod users;
+
+use std::sync::Arc;
+
+use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+
+use crate::application::{AuthService, UserService};
+
+pub use context::RequestContext;
+pub use error::{ExecutionMarker, RequestErrors};
+
+/// Every query field, merged from the feature modules.
+#[derive(MergedObject, Default)]
+pub struct Query(users::UserQuery);
+
+/// Every mutation, merged from the feature modules.
+#[derive(MergedObject, Default)]
+pub struct Mutation(auth::AuthMutation);
+
+pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+
+fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        // GraphiQL's own introspection query is 13 levels deep.
+        .limit_depth(16)
+        .limit_complexity(1_000)
+        .extension(RequestErrors)
+}
+
+/// The schema wired to the services.
+pub fn schema(auth: Arc<AuthService>, users: Arc<UserService>) -> AppSchema {
+    builder().data(auth).data(users).finish()
+}
+
+/// The SDL clients generate code from; `schema.graphql` at the repository root holds it.
+pub fn sdl() -> String {
+    builder().finish().sdl()
+}

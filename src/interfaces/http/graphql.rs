@@ -1,0 +1,233 @@
+//! `/graphql` over HTTP, following the GraphQL-over-HTTP spec: POST with a JSON body, GET for
+//! queries only, GraphiQL for browsers, and the response media type the client asked for.
+
+use std::net::SocketAddr;
+
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Extension, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::application::ClientInfo;
+use crate::interfaces::graphql::error::{code, finish_response};
+use crate::interfaces::graphql::{ExecutionMarker, RequestContext};
+
+use super::{AppState, MAX_BODY_BYTES, RequestId, graphiql};
+
+/// `POST /graphql` with `{query, variables, operationName}`.
+pub async fn post_graphql(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let format = ResponseFormat::negotiate(&headers);
+    let request = match read_body(body).await {
+        Ok(request) => request,
+        Err(rejection) => return rejection.into_response(format),
+    };
+    execute(&state, request, &headers, peer, &request_id, format).await
+}
+
+/// `GET /graphql`: GraphiQL for a browser, otherwise a query from the URL.
+pub async fn get_graphql(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if prefers_html(&headers) {
+        return graphiql::page();
+    }
+    let format = ResponseFormat::negotiate(&headers);
+    let mut request = match async_graphql::http::parse_query_string(&query.unwrap_or_default()) {
+        Ok(request) => request,
+        Err(error) => {
+            return Rejection::new(
+                StatusCode::BAD_REQUEST,
+                format!("The URL does not hold a valid GraphQL request: {error}"),
+            )
+            .into_response(format);
+        }
+    };
+    // GET must never change anything (a link or an <img> could trigger it). A document that
+    // does not parse is left for execution to report.
+    let operation_name = request.operation_name.clone();
+    if let Ok(document) = request.parsed_query() {
+        let operation = match (&document.operations, &operation_name) {
+            (DocumentOperations::Single(op), _) => Some(op),
+            (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name.as_str()),
+            (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
+            _ => None,
+        };
+        if operation.is_some_and(|op| op.node.ty != OperationType::Query) {
+            let mut response = Rejection::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Mutations must be sent with POST.".to_owned(),
+            )
+            .into_response(format);
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+            return response;
+        }
+    }
+    execute(&state, request, &headers, peer, &request_id, format).await
+}
+
+async fn execute(
+    state: &AppState,
+    request: async_graphql::Request,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    request_id: &RequestId,
+    format: ResponseFormat,
+) -> Response {
+    if let Some(operation) = &request.operation_name {
+        tracing::Span::current().record("operation", operation.as_str());
+    }
+    let client = ClientInfo {
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        ip: Some(peer.ip()),
+    };
+    let context = RequestContext::new(
+        headers
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes),
+        client,
+    );
+    let marker = ExecutionMarker::default();
+    let mut response = state
+        .schema
+        .execute(request.data(context).data(marker.clone()))
+        .await;
+    finish_response(&mut response, &request_id.0);
+
+    // A request error (the document or variables were rejected; nothing ran) has no `data`
+    // and, for clients that understand the GraphQL response media type, a 4xx status.
+    let (status, body) = if marker.executed() {
+        (StatusCode::OK, serde_json::to_vec(&response))
+    } else {
+        (
+            format.request_error_status(),
+            serde_json::to_vec(&json!({ "errors": response.errors })),
+        )
+    };
+    match body {
+        Ok(body) => format.respond(status, body),
+        Err(error) => {
+            tracing::error!(%error, "cannot serialise a GraphQL response");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// Reads a JSON body of at most [`MAX_BODY_BYTES`]. Batches (a JSON array) are refused: they
+/// multiply the cost of one HTTP request past every per-request limit.
+async fn read_body(body: Body) -> Result<async_graphql::Request, Rejection> {
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            Rejection::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "The request body is larger than {} KiB.",
+                    MAX_BODY_BYTES / 1024
+                ),
+            )
+        })?;
+    match serde_json::from_slice::<async_graphql::BatchRequest>(&bytes) {
+        Ok(async_graphql::BatchRequest::Single(request)) => Ok(request),
+        Ok(async_graphql::BatchRequest::Batch(_)) => Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            "Batched requests are not supported: send one operation per request.".to_owned(),
+        )),
+        Err(error) => Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            format!("The request body must be a JSON object with a \"query\" string: {error}."),
+        )),
+    }
+}
+
+/// A request that never reached GraphQL execution.
+struct Rejection {
+    status: StatusCode,
+    message: String,
+}
+
+impl Rejection {
+    fn new(status: StatusCode, message: String) -> Self {
+        Self { status, message }
+    }
+
+    fn into_response(self, format: ResponseFormat) -> Response {
+        let body = json!({
+            "errors": [{
+                "message": self.message,
+                "extensions": { "code": code::GRAPHQL_PARSE_FAILED },
+            }]
+        });
+        // Not a well-formed GraphQL-over-HTTP request: the status says so in both formats.
+        format.respond(self.status, body.to_string().into_bytes())
+    }
+}
+
+/// The media type of the response, from the request's `Accept` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ResponseFormat {
+    /// `application/graphql-response+json`: status codes carry meaning.
+    GraphqlResponse,
+    /// `application/json`, the legacy default: a well-formed request always answers 200.
+    Json,
+}
+
+impl ResponseFormat {
+    fn negotiate(headers: &HeaderMap) -> Self {
+        let accept = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if accept.contains("application/graphql-response+json") {
+            Self::GraphqlResponse
+        } else {
+            Self::Json
+        }
+    }
+
+    /// The status of a well-formed request whose document or variables were rejected.
+    fn request_error_status(self) -> StatusCode {
+        match self {
+            Self::GraphqlResponse => StatusCode::BAD_REQUEST,
+            Self::Json => StatusCode::OK,
+        }
+    }
+
+    fn respond(self, status: StatusCode, body: Vec<u8>) -> Response {
+        let content_type = match self {
+            Self::GraphqlResponse => "application/graphql-response+json; charset=utf-8",
+            Self::Json => "application/json; charset=utf-8",
+        };
+        (
+            status,
+            [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+            body,
+        )
+            .into_response()
+    }
+}
+
+/// A browser navigating to the endpoint asks for HTML before anything else.
+fn prefers_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|accept| accept.split(',').next())
+        .is_some_and(|first| first.trim().starts_with("text/html"))
+}

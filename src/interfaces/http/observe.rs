@@ -1,0 +1,47 @@
+//! One span and one log line per request, tagged with a request id that is also returned to
+//! the client (`x-request-id`) and quoted in internal errors.
+
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+use uuid::Uuid;
+
+/// The id of the request being served, in the request's extensions.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+/// The id is always generated here, never taken from the client, so log lines cannot be
+/// forged or made to collide.
+pub async fn observe(mut request: Request, next: Next) -> Response {
+    let id = Uuid::now_v7().to_string();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        path = %request.uri().path(),
+        operation = tracing::field::Empty,
+        status = tracing::field::Empty,
+        latency_ms = tracing::field::Empty,
+    );
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status();
+    span.record("status", status.as_u16());
+    span.record("latency_ms", started.elapsed().as_secs_f64() * 1000.0);
+    span.in_scope(|| {
+        if status.is_server_error() {
+            tracing::error!("request finished");
+        } else {
+            tracing::info!("request finished");
+        }
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
