@@ -1,14 +1,17 @@
 //! The one place where failures become GraphQL errors with a stable `extensions.code`.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextValidation,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
+    NextValidation,
 };
-use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument};
+use async_graphql::registry::{MetaType, MetaTypeName, Registry};
 use async_graphql::{
-    ErrorExtensionValues, Response, ServerError, ServerResult, ValidationResult, Variables,
+    ErrorExtensionValues, Request, Response, ServerError, ServerResult, ValidationResult, Value,
+    Variables,
 };
 
 use crate::application::ServiceError;
@@ -71,16 +74,36 @@ impl ExecutionMarker {
 
 /// Gives async-graphql's own errors the codes of the contract: parse failures, validation
 /// failures (including depth and complexity limits), and argument coercion during execution.
+/// It also refuses a request that leaves out a required variable before anything runs, which
+/// async-graphql would only notice in the middle of execution.
 pub struct RequestErrors;
 
 impl ExtensionFactory for RequestErrors {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(RequestErrors)
+        Arc::new(RequestErrorsExtension::default())
     }
 }
 
+/// One per request.
+#[derive(Default)]
+struct RequestErrorsExtension {
+    operation_name: Mutex<Option<String>>,
+}
+
 #[async_trait::async_trait]
-impl Extension for RequestErrors {
+impl Extension for RequestErrorsExtension {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        if let Ok(mut name) = self.operation_name.lock() {
+            name.clone_from(&request.operation_name);
+        }
+        next.run(ctx, request).await
+    }
+
     async fn parse_query(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -88,9 +111,18 @@ impl Extension for RequestErrors {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables)
+        let document = next
+            .run(ctx, query, variables)
             .await
-            .map_err(|e| with_code(e, code::GRAPHQL_PARSE_FAILED))
+            .map_err(|e| with_code(e, code::GRAPHQL_PARSE_FAILED))?;
+        let operation_name = self.operation_name.lock().ok().and_then(|n| n.clone());
+        check_variables(
+            &ctx.schema_env.registry,
+            &document,
+            operation_name.as_deref(),
+            variables,
+        )?;
+        Ok(document)
     }
 
     async fn validation(
@@ -145,6 +177,70 @@ pub fn error_code(error: &ServerError) -> Option<&str> {
     match error.extensions.as_ref()?.get("code")? {
         async_graphql::Value::String(code) => Some(code),
         _ => None,
+    }
+}
+
+/// Variable coercion failures async-graphql would only find during execution: a required
+/// variable left out, or an input-object variable given something that is not an object.
+fn check_variables(
+    registry: &Registry,
+    document: &ExecutableDocument,
+    operation_name: Option<&str>,
+    variables: &Variables,
+) -> ServerResult<()> {
+    let operation = match (&document.operations, operation_name) {
+        (DocumentOperations::Single(op), _) => op,
+        (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name) {
+            Some(op) => op,
+            None => return Ok(()), // reported by operation selection
+        },
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => match ops.values().next() {
+            Some(op) => op,
+            None => return Ok(()),
+        },
+        _ => return Ok(()),
+    };
+    for definition in &operation.node.variable_definitions {
+        let definition = &definition.node;
+        let (name, ty) = (&definition.name.node, &definition.var_type.node);
+        let problem = match variables.get(name) {
+            None if !ty.nullable && definition.default_value.is_none() => Some(format!(
+                "Variable \"${name}\" of required type \"{ty}\" was not provided."
+            )),
+            None => None,
+            Some(value) => misplaced_scalar(registry, &ty.to_string(), value)
+                .map(|found| format!("Variable \"${name}\" of type \"{ty}\" got {found}.")),
+        };
+        if let Some(message) = problem {
+            let error = ServerError::new(message, Some(definition.name.pos));
+            return Err(with_code(error, code::GRAPHQL_VALIDATION_FAILED));
+        }
+    }
+    Ok(())
+}
+
+/// Describes a value that is not an object where an input object is expected, at any depth.
+fn misplaced_scalar(registry: &Registry, type_name: &str, value: &Value) -> Option<String> {
+    match (MetaTypeName::create(type_name), value) {
+        (_, Value::Null) => None,
+        (MetaTypeName::NonNull(inner), _) => misplaced_scalar(registry, inner, value),
+        (MetaTypeName::List(inner), Value::List(items)) => items
+            .iter()
+            .find_map(|item| misplaced_scalar(registry, inner, item)),
+        (MetaTypeName::List(inner), _) => misplaced_scalar(registry, inner, value),
+        (MetaTypeName::Named(name), _) => match registry.types.get(name) {
+            Some(MetaType::InputObject { input_fields, .. }) => match value {
+                Value::Object(fields) => input_fields.values().find_map(|field| {
+                    fields
+                        .get(field.name.as_str())
+                        .and_then(|v| misplaced_scalar(registry, &field.ty, v))
+                }),
+                other => Some(format!(
+                    "{other} where an object of type \"{name}\" is needed"
+                )),
+            },
+            _ => None,
+        },
     }
 }
 

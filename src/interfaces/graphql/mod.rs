@@ -16,11 +16,13 @@ use crate::application::{AuthService, UserService};
 pub use context::RequestContext;
 pub use error::{ExecutionMarker, RequestErrors};
 
-/// Every query field, merged from the feature modules.
+// Each feature module contributes its fields to the two roots.
+
+/// Read operations.
 #[derive(MergedObject, Default)]
 pub struct Query(users::UserQuery);
 
-/// Every mutation, merged from the feature modules.
+/// Operations that change state.
 #[derive(MergedObject, Default)]
 pub struct Mutation(auth::AuthMutation);
 

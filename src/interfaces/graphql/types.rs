@@ -1,14 +1,16 @@
 //! Output types shared by the feature modules.
 
-use async_graphql::{Enum, ID, Object, SimpleObject};
-use chrono::{DateTime, Utc};
+use async_graphql::{
+    Enum, ID, InputValueError, InputValueResult, Object, Scalar, ScalarType, SimpleObject, Value,
+};
+use chrono::{SecondsFormat, Utc};
 
 use crate::application::SignedIn;
 use crate::domain;
 
-/// A registered account.
 pub struct User(pub domain::User);
 
+/// A registered account.
 #[Object]
 impl User {
     /// Stable identifier (a UUID).
@@ -32,13 +34,13 @@ impl User {
     }
 
     /// When the account was created.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.0.created_at)
     }
 
     /// When the account was last changed.
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+    async fn updated_at(&self) -> DateTime {
+        DateTime(self.0.updated_at)
     }
 }
 
@@ -86,5 +88,28 @@ impl From<SignedIn> for AuthPayload {
                 .unwrap_or(i32::MAX),
             user: User(signed_in.user),
         }
+    }
+}
+
+pub struct DateTime(pub chrono::DateTime<Utc>);
+
+/// An instant, as an RFC 3339 string in UTC with microseconds, e.g.
+/// `2026-11-25T19:21:36.123456Z`.
+#[Scalar(
+    name = "DateTime",
+    specified_by_url = "https://www.rfc-editor.org/rfc/rfc3339"
+)]
+impl ScalarType for DateTime {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match &value {
+            Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+                .map(|t| DateTime(t.with_timezone(&Utc)))
+                .map_err(|_| InputValueError::custom("expected an RFC 3339 date-time")),
+            _ => Err(InputValueError::expected_type(value)),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.0.to_rfc3339_opts(SecondsFormat::Micros, true))
     }
 }

@@ -47,7 +47,7 @@ pub async fn get_graphql(
     let mut request = match async_graphql::http::parse_query_string(&query.unwrap_or_default()) {
         Ok(request) => request,
         Err(error) => {
-            return Rejection::new(
+            return Rejection::unreadable(
                 StatusCode::BAD_REQUEST,
                 format!("The URL does not hold a valid GraphQL request: {error}"),
             )
@@ -65,10 +65,11 @@ pub async fn get_graphql(
             _ => None,
         };
         if operation.is_some_and(|op| op.node.ty != OperationType::Query) {
-            let mut response = Rejection::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "Mutations must be sent with POST.".to_owned(),
-            )
+            let mut response = Rejection {
+                status: StatusCode::METHOD_NOT_ALLOWED,
+                code: code::GRAPHQL_VALIDATION_FAILED,
+                message: "Mutations must be sent with POST.".to_owned(),
+            }
             .into_response(format);
             response
                 .headers_mut()
@@ -135,7 +136,7 @@ async fn read_body(body: Body) -> Result<async_graphql::Request, Rejection> {
     let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
         .map_err(|_| {
-            Rejection::new(
+            Rejection::unreadable(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!(
                     "The request body is larger than {} KiB.",
@@ -144,12 +145,22 @@ async fn read_body(body: Body) -> Result<async_graphql::Request, Rejection> {
             )
         })?;
     match serde_json::from_slice::<async_graphql::BatchRequest>(&bytes) {
+        // A persisted query may come as a hash with no document; anything else needs one.
+        Ok(async_graphql::BatchRequest::Single(request))
+            if request.query.trim().is_empty()
+                && !request.extensions.contains_key("persistedQuery") =>
+        {
+            Err(Rejection::unreadable(
+                StatusCode::BAD_REQUEST,
+                "The request has no \"query\".".to_owned(),
+            ))
+        }
         Ok(async_graphql::BatchRequest::Single(request)) => Ok(request),
-        Ok(async_graphql::BatchRequest::Batch(_)) => Err(Rejection::new(
+        Ok(async_graphql::BatchRequest::Batch(_)) => Err(Rejection::unreadable(
             StatusCode::BAD_REQUEST,
             "Batched requests are not supported: send one operation per request.".to_owned(),
         )),
-        Err(error) => Err(Rejection::new(
+        Err(error) => Err(Rejection::unreadable(
             StatusCode::BAD_REQUEST,
             format!("The request body must be a JSON object with a \"query\" string: {error}."),
         )),
@@ -159,19 +170,25 @@ async fn read_body(body: Body) -> Result<async_graphql::Request, Rejection> {
 /// A request that never reached GraphQL execution.
 struct Rejection {
     status: StatusCode,
+    code: &'static str,
     message: String,
 }
 
 impl Rejection {
-    fn new(status: StatusCode, message: String) -> Self {
-        Self { status, message }
+    /// The body or URL could not be read as a GraphQL request.
+    fn unreadable(status: StatusCode, message: String) -> Self {
+        Self {
+            status,
+            code: code::GRAPHQL_PARSE_FAILED,
+            message,
+        }
     }
 
     fn into_response(self, format: ResponseFormat) -> Response {
         let body = json!({
             "errors": [{
                 "message": self.message,
-                "extensions": { "code": code::GRAPHQL_PARSE_FAILED },
+                "extensions": { "code": self.code },
             }]
         });
         // Not a well-formed GraphQL-over-HTTP request: the status says so in both formats.

@@ -9,13 +9,13 @@ mod observe;
 use axum::Router;
 use axum::routing::get;
 use sea_orm::DatabaseConnection;
-use tower_http::limit::RequestBodyLimitLayer;
 
 use super::graphql::AppSchema;
 
 pub use observe::RequestId;
 
-/// Largest request body accepted; a GraphQL document with variables is far smaller.
+/// Largest request body `/graphql` reads; a GraphQL document with variables is far smaller.
+/// The handler enforces it so that the refusal is a GraphQL error like any other.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Shared handles for the handlers; cheap to clone.
@@ -35,7 +35,6 @@ pub fn router(state: AppState) -> Router {
         .route("/graphiql/{version}/{file}", get(graphiql::asset))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(observe::observe))
         .with_state(state)
 }

@@ -1,0 +1,313 @@
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use serde_json::{Value, json};
+
+use crate::helpers::{PASSWORD, TestApp, spawn_app, unique_email};
+
+async fn post(
+    app: &TestApp,
+    body: impl Into<reqwest::Body>,
+    accept: &str,
+) -> (StatusCode, String, Value) {
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .header(CONTENT_TYPE, "application/json")
+        .header(ACCEPT, accept)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let content_type = response.headers()[CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (status, content_type, response.json().await.unwrap())
+}
+
+fn only_code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"].as_str().unwrap()
+}
+
+#[tokio::test]
+async fn a_malformed_json_body_is_a_parse_error_with_status_400() {
+    let app = spawn_app().await;
+    for body in [
+        "{not json",
+        "",
+        "42",
+        r#"{"variables": {}}"#,
+        "{\"query\": \"{ me { id } }\"\u{ff}",
+    ] {
+        let (status, _, json) = post(&app, body.to_owned(), "application/json").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body:?}");
+        assert_eq!(only_code(&json), "GRAPHQL_PARSE_FAILED", "{body:?}");
+        assert!(json.get("data").is_none());
+    }
+}
+
+#[tokio::test]
+async fn invalid_utf8_in_the_body_is_a_parse_error() {
+    let app = spawn_app().await;
+    let mut body = br#"{"query": "{ me { id } }", "operationName": ""#.to_vec();
+    body.extend_from_slice(&[0xff, 0xfe, b'"', b'}']);
+    let (status, _, json) = post(&app, body, "application/json").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(only_code(&json), "GRAPHQL_PARSE_FAILED");
+}
+
+#[tokio::test]
+async fn an_invalid_document_is_a_request_error_with_the_status_the_media_type_asks_for() {
+    let app = spawn_app().await;
+    let unparsable = json!({ "query": "{ me { id " }).to_string();
+    let unknown_field = json!({ "query": "{ nothing }" }).to_string();
+
+    let (status, content_type, body) = post(&app, unparsable.clone(), "application/json").await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (StatusCode::OK, "application/json; charset=utf-8")
+    );
+    assert_eq!(only_code(&body), "GRAPHQL_PARSE_FAILED");
+    assert!(
+        body.get("data").is_none(),
+        "a request error has no data: {body}"
+    );
+
+    let (status, content_type, body) =
+        post(&app, unparsable, "application/graphql-response+json").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        content_type,
+        "application/graphql-response+json; charset=utf-8"
+    );
+    assert_eq!(only_code(&body), "GRAPHQL_PARSE_FAILED");
+
+    let (status, _, body) = post(&app, unknown_field, "application/graphql-response+json").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(only_code(&body), "GRAPHQL_VALIDATION_FAILED");
+    assert_eq!(
+        body["errors"][0]["message"],
+        "Unknown field \"nothing\" on type \"Query\"."
+    );
+}
+
+#[tokio::test]
+async fn variables_of_the_wrong_type_or_null_for_non_null_are_rejected_before_execution() {
+    let app = spawn_app().await;
+    let query = "mutation($input: LoginInput!) { login(input: $input) { accessToken } }";
+    for variables in [
+        json!({ "input": null }),
+        json!({}),
+        json!({ "input": { "email": 42, "password": PASSWORD } }),
+        json!({ "input": { "email": "a@example.com" } }),
+        json!({ "input": "not an object" }),
+    ] {
+        let request = json!({ "query": query, "variables": variables }).to_string();
+        let (status, _, body) = post(&app, request, "application/graphql-response+json").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{variables}: {body}");
+        assert_eq!(
+            only_code(&body),
+            "GRAPHQL_VALIDATION_FAILED",
+            "{variables}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_operation_name_is_a_request_error() {
+    let app = spawn_app().await;
+    let request =
+        json!({ "query": "query A { me { id } } query B { me { id } }", "operationName": "C" });
+    let (status, _, body) = post(
+        &app,
+        request.to_string(),
+        "application/graphql-response+json",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(only_code(&body), "GRAPHQL_VALIDATION_FAILED");
+    assert_eq!(
+        body["errors"][0]["message"],
+        "Unknown operation named \"C\""
+    );
+}
+
+#[tokio::test]
+async fn a_batch_is_refused_with_a_clear_message() {
+    let app = spawn_app().await;
+    let batch = json!([{ "query": "{ __typename }" }, { "query": "{ __typename }" }]);
+    let (status, _, body) = post(&app, batch.to_string(), "application/json").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(only_code(&body), "GRAPHQL_PARSE_FAILED");
+    assert_eq!(
+        body["errors"][0]["message"],
+        "Batched requests are not supported: send one operation per request."
+    );
+}
+
+#[tokio::test]
+async fn a_body_over_one_mebibyte_is_refused_with_413() {
+    let app = spawn_app().await;
+    let huge = json!({ "query": "{ __typename }", "variables": { "x": "x".repeat(1024 * 1024) } });
+    let (status, _, body) = post(&app, huge.to_string(), "application/json").await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(only_code(&body), "GRAPHQL_PARSE_FAILED");
+}
+
+#[tokio::test]
+async fn get_runs_queries_from_the_url() {
+    let app = spawn_app().await;
+    let registered = app.register(&unique_email(), PASSWORD).await;
+    let response = app
+        .client
+        .get(app.url("/graphql"))
+        .query(&[
+            ("query", "query Me { me { email } }"),
+            ("operationName", "Me"),
+        ])
+        .bearer_auth(registered["accessToken"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"]["me"]["email"], registered["user"]["email"]);
+}
+
+#[tokio::test]
+async fn get_refuses_mutations() {
+    let app = spawn_app().await;
+    let mutation = format!(
+        r#"mutation {{ register(input: {{email: "{}", password: "{PASSWORD}"}}) {{ accessToken }} }}"#,
+        unique_email()
+    );
+    let response = app
+        .client
+        .get(app.url("/graphql"))
+        .query(&[("query", mutation.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()["allow"], "GET, POST");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(only_code(&body), "GRAPHQL_VALIDATION_FAILED");
+    assert_eq!(
+        body["errors"][0]["message"],
+        "Mutations must be sent with POST."
+    );
+}
+
+#[tokio::test]
+async fn a_browser_gets_graphiql_with_every_asset_served_locally() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(app.url("/graphql"))
+        .header(ACCEPT, "text/html,application/xhtml+xml,*/*;q=0.8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+    let page = response.text().await.unwrap();
+    assert!(!page.contains("https://"), "nothing comes from a CDN");
+
+    let assets: Vec<&str> = page
+        .split(['"', '\''])
+        .filter(|s| s.starts_with("/graphiql/"))
+        .collect();
+    assert_eq!(assets.len(), 5, "{assets:?}");
+    for asset in assets {
+        // reqwest without its gzip feature sends no Accept-Encoding: any coding is acceptable.
+        let response = app.client.get(app.url(asset)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{asset}");
+        assert!(
+            response.headers()["cache-control"]
+                .to_str()
+                .unwrap()
+                .contains("immutable")
+        );
+        assert!(!response.bytes().await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_client_refusing_gzip_is_told_so_and_unknown_assets_are_404() {
+    let app = spawn_app().await;
+    let page = app
+        .client
+        .get(app.url("/graphql"))
+        .header(ACCEPT, "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let script = page
+        .split('"')
+        .find(|s| s.ends_with("graphiql.min.js"))
+        .unwrap()
+        .to_owned();
+    let response = app
+        .client
+        .get(app.url(&script))
+        .header("accept-encoding", "identity, gzip;q=0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_ACCEPTABLE);
+
+    let response = app
+        .client
+        .get(app.url("/graphiql/0.0.0/graphiql.min.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer() {
+    let app = spawn_app().await;
+    let health = app.client.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    assert_eq!(
+        health.json::<Value>().await.unwrap(),
+        json!({ "status": "ok" })
+    );
+    let ready = app.client.get(app.url("/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    assert_eq!(
+        ready.json::<Value>().await.unwrap(),
+        json!({ "status": "ready" })
+    );
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    let app = spawn_app().await;
+    let first = app.client.get(app.url("/health")).send().await.unwrap();
+    let second = app
+        .client
+        .get(app.url("/health"))
+        .header("x-request-id", "spoofed")
+        .send()
+        .await
+        .unwrap();
+    let first = first.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let second = second.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(first, second);
+    assert_ne!(second, "spoofed", "the id is ours, not the client's");
+    assert!(uuid::Uuid::parse_str(&first).is_ok());
+}

@@ -1,0 +1,12 @@
+//! Integration tests over real HTTP against the real application, each with its own fresh
+//! database: SQLite by default, PostgreSQL or MySQL/MariaDB when `TEST_DATABASE_URL` points at
+//! one. One binary with modules, so it links once.
+
+mod helpers;
+
+mod errors;
+mod http;
+mod login;
+mod me;
+mod register;
+mod schema;
