@@ -13,9 +13,9 @@ use crate::infrastructure::security::HashingSettings;
 /// Whether the service runs for a developer or for real users.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AppEnv {
-    /// Friendly defaults: a generated JWT secret, GraphiQL and introspection on.
+    /// For a developer's machine: a missing JWT secret is generated and kept on disk.
     Development,
-    /// Strict: every secret must be configured.
+    /// For real users: every secret must come from the environment.
     Production,
 }
 

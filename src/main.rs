@@ -26,31 +26,34 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    // A missing .env is normal; a broken one is worth stopping for.
-    match dotenvy::dotenv() {
-        Ok(_) => {}
-        Err(e) if e.not_found() => {}
-        Err(e) => anyhow::bail!("cannot read .env: {e}"),
-    }
+async fn main() {
+    let dotenv = dotenvy::dotenv();
     let cli = Cli::parse();
-    let config = cli.config;
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Schema => {
-            print!("{}", graphql::sdl());
-            Ok(())
-        }
-        Command::Migrate => {
-            authgraph::telemetry::init(config.log_format);
-            app::connect_and_migrate(&config).await?;
-            tracing::info!("migrations applied");
-            Ok(())
-        }
-        Command::Serve => {
-            authgraph::telemetry::init(config.log_format);
-            serve(config).await
-        }
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Schema = command {
+        print!("{}", graphql::sdl());
+        return;
     }
+    authgraph::telemetry::init(cli.config.log_format);
+    let result = match dotenv {
+        // A missing .env is normal; a broken one is worth stopping for.
+        Err(e) if !e.not_found() => Err(anyhow::anyhow!("cannot read .env: {e}")),
+        _ => match command {
+            Command::Migrate => migrate(cli.config).await,
+            _ => serve(cli.config).await,
+        },
+    };
+    // A startup failure is one clear log line with its causes, not a backtrace.
+    if let Err(error) = result {
+        tracing::error!("{error:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn migrate(config: Config) -> anyhow::Result<()> {
+    app::connect_and_migrate(&config).await?;
+    tracing::info!("migrations applied");
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
