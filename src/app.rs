@@ -4,16 +4,22 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
-use crate::application::ports::SystemClock;
-use crate::application::{AuthService, SessionPolicy, UserService};
-use crate::config::Config;
-use crate::infrastructure::persistence::{self, SeaOrmSessionRepository, SeaOrmUserRepository};
+use crate::application::ports::{Mailer, SystemClock};
+use crate::application::{
+    AccountLinks, AccountService, AuthService, Services, SessionPolicy, SessionService, UserService,
+};
+use crate::config::{Config, MailerKind};
+use crate::infrastructure::mail::{LogMailer, SmtpMailer};
+use crate::infrastructure::persistence::{
+    self, SeaOrmAccountTokenRepository, SeaOrmSessionRepository, SeaOrmUserRepository,
+};
 use crate::infrastructure::security::{Argon2Hasher, JwtSettings, JwtTokens, resolve_jwt_secret};
 use crate::interfaces::graphql;
 use crate::interfaces::http::{self, AppState};
@@ -22,17 +28,31 @@ use crate::interfaces::http::{self, AppState};
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    services: Services,
+    cleanup_interval: Duration,
+    mailbox: Option<Arc<LogMailer>>,
 }
 
 impl Application {
     /// Connects to the database, applies migrations and binds the listener.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let db = connect_and_migrate(config).await?;
-        let router = http::router(state(config, db)?);
+        let mail = mail(config)?;
+        let services = services(config, db.clone(), mail.sender)?;
+        let router = http::router(AppState {
+            schema: graphql::schema(&services),
+            db,
+        });
         let listener = TcpListener::bind((config.host, config.port))
             .await
             .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
-        Ok(Self { listener, router })
+        Ok(Self {
+            listener,
+            router,
+            services,
+            cleanup_interval: config.session_cleanup_interval,
+            mailbox: mail.mailbox,
+        })
     }
 
     /// Where the server listens (useful with port 0).
@@ -40,17 +60,28 @@ impl Application {
         self.listener.local_addr()
     }
 
+    /// The emails "sent" when `MAILER=log`, for tests and local development.
+    pub fn mailbox(&self) -> Option<Arc<LogMailer>> {
+        self.mailbox.clone()
+    }
+
     /// Serves until `shutdown` completes, then lets in-flight requests finish.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let cleanup = tokio::spawn(clean_up_periodically(
+            self.services.clone(),
+            self.cleanup_interval,
+        ));
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
+        let served = axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        cleanup.abort();
+        served
     }
 }
 
@@ -65,39 +96,139 @@ pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<DatabaseConn
     Ok(db)
 }
 
-fn state(config: &Config, db: DatabaseConnection) -> anyhow::Result<AppState> {
+fn services(
+    config: &Config,
+    db: DatabaseConnection,
+    mailer: Arc<dyn Mailer>,
+) -> anyhow::Result<Services> {
     let secret = resolve_jwt_secret(
         config.jwt_secret.as_deref(),
         config.dev_state_dir().as_deref(),
     )?;
     let users = Arc::new(SeaOrmUserRepository::new(db.clone()));
-    let sessions = Arc::new(SeaOrmSessionRepository::new(db.clone()));
     let hasher = Arc::new(Argon2Hasher::new(&config.hashing()).map_err(anyhow::Error::msg)?);
     let tokens = Arc::new(JwtTokens::new(JwtSettings {
         secret,
+        previous_secrets: config
+            .jwt_previous_secrets
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| s.as_bytes().to_vec())
+            .collect(),
         issuer: config.jwt_issuer.clone(),
         audience: config.jwt_audience.clone(),
         lifetime: config.access_token_ttl,
     }));
+    let clock = Arc::new(SystemClock);
     let policy = SessionPolicy {
-        idle_timeout: chrono::Duration::from_std(config.refresh_token_ttl)
-            .context("REFRESH_TOKEN_TTL is too large")?,
-        max_age: chrono::Duration::from_std(config.session_max_age)
-            .context("SESSION_MAX_AGE is too large")?,
+        idle_timeout: duration(config.refresh_token_ttl, "REFRESH_TOKEN_TTL")?,
+        max_age: duration(config.session_max_age, "SESSION_MAX_AGE")?,
+        reuse_grace: duration(
+            config.refresh_token_reuse_grace,
+            "REFRESH_TOKEN_REUSE_GRACE",
+        )?,
+        require_verified_email: config.require_verified_email,
     };
-    let auth = Arc::new(AuthService::new(
+    let sessions = Arc::new(SessionService::new(
+        Arc::new(SeaOrmSessionRepository::new(db.clone())),
         users.clone(),
-        sessions,
-        hasher,
         tokens,
-        Arc::new(SystemClock),
+        clock.clone(),
         policy,
     ));
-    let user_service = Arc::new(UserService::new(users));
-    Ok(AppState {
-        schema: graphql::schema(auth, user_service),
-        db,
+    let account = Arc::new(AccountService::new(
+        users.clone(),
+        Arc::new(SeaOrmAccountTokenRepository::new(db)),
+        hasher.clone(),
+        sessions.clone(),
+        mailer,
+        clock.clone(),
+        AccountLinks {
+            public_url: config.public_url.clone(),
+            password_reset_ttl: duration(config.password_reset_ttl, "PASSWORD_RESET_TTL")?,
+            email_verification_ttl: duration(
+                config.email_verification_ttl,
+                "EMAIL_VERIFICATION_TTL",
+            )?,
+        },
+    ));
+    let auth = Arc::new(AuthService::new(
+        users.clone(),
+        hasher,
+        sessions.clone(),
+        account.clone(),
+        clock,
+    ));
+    Ok(Services {
+        auth,
+        sessions,
+        account,
+        users: Arc::new(UserService::new(users)),
     })
+}
+
+fn duration(value: Duration, name: &str) -> anyhow::Result<chrono::Duration> {
+    chrono::Duration::from_std(value).with_context(|| format!("{name} is too large"))
+}
+
+/// The configured mailer, and the in-memory mailbox when email goes to the log.
+struct Mail {
+    sender: Arc<dyn Mailer>,
+    mailbox: Option<Arc<LogMailer>>,
+}
+
+fn mail(config: &Config) -> anyhow::Result<Mail> {
+    let kind = match (config.mailer, &config.smtp_url) {
+        (Some(kind), _) => kind,
+        (None, Some(_)) => MailerKind::Smtp,
+        (None, None) if config.is_production() => anyhow::bail!(
+            "set SMTP_URL so password-reset and verification emails can be sent \
+             (or MAILER=log to write them to the log instead)"
+        ),
+        (None, None) => MailerKind::Log,
+    };
+    match kind {
+        MailerKind::Smtp => {
+            let url = config
+                .smtp_url
+                .as_deref()
+                .context("MAILER=smtp needs SMTP_URL")?;
+            let smtp = SmtpMailer::new(url, &config.mail_from).map_err(anyhow::Error::msg)?;
+            Ok(Mail {
+                sender: Arc::new(smtp),
+                mailbox: None,
+            })
+        }
+        MailerKind::Log => {
+            if config.is_production() {
+                tracing::warn!("MAILER=log: emails, with their links, go to the log, not to users");
+            }
+            let mailbox = Arc::new(LogMailer::default());
+            Ok(Mail {
+                sender: mailbox.clone(),
+                mailbox: Some(mailbox),
+            })
+        }
+    }
+}
+
+/// Deletes ended sessions and spent email links now and then, off the request path.
+async fn clean_up_periodically(services: Services, every: Duration) {
+    let mut ticks = tokio::time::interval(every.max(Duration::from_secs(1)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match tokio::try_join!(
+            services.sessions.delete_ended(),
+            services.account.delete_spent_tokens()
+        ) {
+            Ok((sessions, links)) if sessions + links > 0 => {
+                tracing::info!(sessions, links, "deleted ended sessions and spent links");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "cleanup failed; will retry"),
+        }
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

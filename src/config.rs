@@ -28,6 +28,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// How email leaves the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MailerKind {
+    /// Through the SMTP server of SMTP_URL.
+    Smtp,
+    /// Into the log (links included): for development only.
+    Log,
+}
+
 /// Everything the server can be told. The README's configuration table lists the same.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -75,6 +84,17 @@ pub struct Config {
     #[arg(long, env = "JWT_SECRET", hide_env_values = true, global = true)]
     pub jwt_secret: Option<String>,
 
+    /// Retired signing secrets, comma-separated: tokens they signed still verify until they
+    /// expire. Put the old JWT_SECRET here when you set a new one.
+    #[arg(
+        long,
+        env = "JWT_PREVIOUS_SECRETS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        global = true
+    )]
+    pub jwt_previous_secrets: Vec<String>,
+
     /// `iss` claim of access tokens.
     #[arg(long, env = "JWT_ISSUER", default_value = "authgraph", global = true)]
     pub jwt_issuer: String,
@@ -94,6 +114,56 @@ pub struct Config {
     /// No session outlives this, however often it is refreshed.
     #[arg(long, env = "SESSION_MAX_AGE", default_value = "90days", value_parser = humantime::parse_duration, global = true)]
     pub session_max_age: Duration,
+
+    /// How long after a refresh token is exchanged it may be exchanged again (two tabs
+    /// refreshing at once) before a reuse counts as theft and ends the session.
+    #[arg(long, env = "REFRESH_TOKEN_REUSE_GRACE", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub refresh_token_reuse_grace: Duration,
+
+    /// How often ended sessions and spent email links are deleted.
+    #[arg(long, env = "SESSION_CLEANUP_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration, global = true)]
+    pub session_cleanup_interval: Duration,
+
+    /// Whether an account must confirm its email address before it can sign in.
+    #[arg(long, env = "REQUIRE_VERIFIED_EMAIL", default_value_t = false, value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
+    pub require_verified_email: bool,
+
+    /// How long a password-reset link works.
+    #[arg(long, env = "PASSWORD_RESET_TTL", default_value = "30m", value_parser = humantime::parse_duration, global = true)]
+    pub password_reset_ttl: Duration,
+
+    /// How long an email-verification link works.
+    #[arg(long, env = "EMAIL_VERIFICATION_TTL", default_value = "24h", value_parser = humantime::parse_duration, global = true)]
+    pub email_verification_ttl: Duration,
+
+    /// The frontend's base URL; emailed links are `{PUBLIC_URL}/reset-password?token=…` and
+    /// `{PUBLIC_URL}/verify-email?token=…`.
+    #[arg(
+        long,
+        env = "PUBLIC_URL",
+        default_value = "http://localhost:3000",
+        global = true
+    )]
+    pub public_url: String,
+
+    /// How email is sent: `smtp` (needs SMTP_URL) or `log` (written to the log, for
+    /// development). Default: `smtp` when SMTP_URL is set, else `log` in development.
+    #[arg(long, env = "MAILER", value_enum, global = true)]
+    pub mailer: Option<MailerKind>,
+
+    /// SMTP server, e.g. `smtp://user:password@smtp.example.com:587?tls=required` or
+    /// `smtps://user:password@smtp.example.com:465`.
+    #[arg(long, env = "SMTP_URL", hide_env_values = true, global = true)]
+    pub smtp_url: Option<String>,
+
+    /// Sender of emails.
+    #[arg(
+        long,
+        env = "MAIL_FROM",
+        default_value = "authgraph <no-reply@localhost>",
+        global = true
+    )]
+    pub mail_from: String,
 
     /// argon2id memory cost in KiB.
     #[arg(
@@ -172,10 +242,13 @@ impl Config {
         if self.is_production() {
             return None;
         }
-        let dir = sqlite_file(&self.database_url)
-            .and_then(|file| std::path::Path::new(file).parent())
-            .filter(|dir| !dir.as_os_str().is_empty())
-            .map_or_else(|| PathBuf::from("data"), PathBuf::from);
+        let dir = match sqlite_file(&self.database_url) {
+            Some(file) => std::path::Path::new(file)
+                .parent()
+                .filter(|dir| !dir.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), PathBuf::from),
+            None => PathBuf::from("data"),
+        };
         Some(dir)
     }
 }

@@ -1,6 +1,7 @@
 //! SeaORM entities, one module per table. They never leave `infrastructure::persistence`,
 //! which converts them to and from domain types.
 
+pub mod account_token;
 pub mod refresh_token;
 pub mod session;
 pub mod user;

@@ -13,6 +13,7 @@ pub struct Model {
     pub display_name: Option<String>,
     /// `user` or `admin`.
     pub role: String,
+    pub email_verified_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -4,12 +4,16 @@ pub use sea_orm_migration::prelude::*;
 
 mod columns;
 mod m20261125_000001_create_accounts;
+mod m20261125_000002_account_tokens;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261125_000001_create_accounts::Migration)]
+        vec![
+            Box::new(m20261125_000001_create_accounts::Migration),
+            Box::new(m20261125_000002_account_tokens::Migration),
+        ]
     }
 }

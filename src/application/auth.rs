@@ -1,104 +1,49 @@
-//! Signing up, signing in, and recognising the caller behind an access token.
+//! Credentials: signing up, signing in, changing the password.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
-
 use crate::domain::{
-    Email, NewUser, Password, RefreshToken, RepositoryError, Role, Session, SessionId,
-    SessionRepository, User, UserId, UserRepository,
+    Email, NewUser, Password, RepositoryError, Role, User, UserId, UserRepository,
 };
 
+use super::account::AccountService;
 use super::error::{AuthFailure, ServiceError};
-use super::ports::{
-    AccessClaims, AccessTokens, Clock, IssuedAccessToken, PasswordHasher, TokenError,
-};
+use super::ports::{Clock, PasswordHasher};
+use super::sessions::{ClientInfo, Principal, SessionService, SignedIn};
 
-/// How long sessions live.
-#[derive(Debug, Clone, Copy)]
-pub struct SessionPolicy {
-    /// A session unused for this long ends.
-    pub idle_timeout: chrono::Duration,
-    /// No session outlives this, however often it is used.
-    pub max_age: chrono::Duration,
-}
-
-impl SessionPolicy {
-    /// When a session created at `created_at` and last used at `used_at` ends.
-    fn expiry(&self, created_at: DateTime<Utc>, used_at: DateTime<Utc>) -> DateTime<Utc> {
-        (used_at + self.idle_timeout).min(created_at + self.max_age)
-    }
-}
-
-/// Where a request came from, recorded on the session it opens.
-#[derive(Debug, Clone, Default)]
-pub struct ClientInfo {
-    pub user_agent: Option<String>,
-    pub ip: Option<IpAddr>,
-}
-
-impl ClientInfo {
-    /// User agents are attacker-controlled; keep what is useful to recognise a device.
-    const MAX_USER_AGENT_CHARS: usize = 512;
-
-    fn user_agent(&self) -> Option<String> {
-        self.user_agent
-            .as_deref()
-            .map(|ua| ua.chars().take(Self::MAX_USER_AGENT_CHARS).collect())
-    }
-}
-
-/// The authenticated caller of a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Principal {
-    pub user_id: UserId,
-    pub session_id: SessionId,
-}
-
-/// The outcome of signing up or in: a new session and its tokens.
-#[derive(Debug)]
-pub struct SignedIn {
-    pub user: User,
-    pub access_token: IssuedAccessToken,
-    pub refresh_token: RefreshToken,
-}
-
-/// Sign-up, sign-in and access-token authentication.
+/// Sign-up, sign-in and password changes.
 pub struct AuthService {
     users: Arc<dyn UserRepository>,
-    sessions: Arc<dyn SessionRepository>,
     hasher: Arc<dyn PasswordHasher>,
-    tokens: Arc<dyn AccessTokens>,
+    sessions: Arc<SessionService>,
+    account: Arc<AccountService>,
     clock: Arc<dyn Clock>,
-    policy: SessionPolicy,
 }
 
 impl AuthService {
     pub fn new(
         users: Arc<dyn UserRepository>,
-        sessions: Arc<dyn SessionRepository>,
         hasher: Arc<dyn PasswordHasher>,
-        tokens: Arc<dyn AccessTokens>,
+        sessions: Arc<SessionService>,
+        account: Arc<AccountService>,
         clock: Arc<dyn Clock>,
-        policy: SessionPolicy,
     ) -> Self {
         Self {
             users,
-            sessions,
             hasher,
-            tokens,
+            sessions,
+            account,
             clock,
-            policy,
         }
     }
 
-    /// Creates an account and signs it in.
+    /// Creates an account, emails a link to confirm the address, and signs the account in
+    /// (unless confirmed addresses are required to sign in).
     #[tracing::instrument(skip_all)]
     pub async fn register(
         &self,
         new_user: NewUser,
-        client: ClientInfo,
+        client: &ClientInfo,
     ) -> Result<SignedIn, ServiceError> {
         let password_hash = self.hasher.hash(new_user.password).await?;
         let now = self.clock.now();
@@ -108,6 +53,7 @@ impl AuthService {
             display_name: new_user.display_name,
             role: Role::User,
             password_hash,
+            email_verified_at: None,
             created_at: now,
             updated_at: now,
         };
@@ -117,7 +63,8 @@ impl AuthService {
             other => other.into(),
         })?;
         tracing::info!(user_id = %user.id, "account registered");
-        self.open_session(user, client).await
+        self.account.send_verification(&user).await?;
+        self.sessions.open(user, client).await
     }
 
     /// Checks an email and password and opens a session.
@@ -126,89 +73,108 @@ impl AuthService {
         &self,
         email: Email,
         password: String,
-        client: ClientInfo,
+        client: &ClientInfo,
     ) -> Result<SignedIn, ServiceError> {
         let user = self.users.find_by_email(&email).await?;
         // An over-long password matches no account; refuse it before spending a hash on it.
         let password = Password::candidate(password).ok_or(AuthFailure::InvalidCredentials)?;
-        // Unknown email and wrong password take the same path and the same time.
-        let hash = user
-            .as_ref()
-            .map_or(self.hasher.dummy_hash(), |u| &u.password_hash);
-        let matches = self.hasher.verify(password, hash).await?;
         let user = match user {
-            Some(user) if matches => user,
-            _ => {
-                tracing::info!("sign-in refused: wrong email or password");
-                return Err(AuthFailure::InvalidCredentials.into());
+            Some(user) => {
+                if !self.password_matches(&user, password).await? {
+                    return Err(self.refuse_login());
+                }
+                user
+            }
+            None => {
+                // Unknown email and wrong password take the same path and the same time.
+                self.hasher
+                    .verify(password, self.hasher.dummy_hash())
+                    .await?;
+                return Err(self.refuse_login());
             }
         };
         tracing::info!(user_id = %user.id, "signed in");
-        self.open_session(user, client).await
+        self.sessions.open(user, client).await
     }
 
-    /// The caller behind an access token, if the token is genuine and its session still open.
-    /// Checking the session on every request is what makes revocation take effect at once.
-    pub async fn authenticate(&self, access_token: &str) -> Result<Principal, ServiceError> {
-        let claims = self.tokens.verify(access_token).map_err(|e| match e {
-            TokenError::Expired => AuthFailure::ExpiredToken,
-            TokenError::Invalid => AuthFailure::InvalidToken,
-        })?;
-        let session = self
-            .sessions
-            .find(claims.session_id)
+    /// Sets a new password for the caller, who must know the current one, and ends every
+    /// other session: whoever else knew the old password is signed out.
+    pub async fn change_password(
+        &self,
+        caller: &Principal,
+        current: String,
+        new: Password,
+    ) -> Result<(), ServiceError> {
+        let user = self
+            .users
+            .find_by_id(caller.user_id)
             .await?
             .ok_or(AuthFailure::SessionEnded)?;
-        if session.user_id != claims.user_id {
-            return Err(AuthFailure::InvalidToken.into());
+        let current = Password::candidate(current);
+        let matches = match current {
+            Some(current) => self.hasher.verify(current, &user.password_hash).await?,
+            None => false,
+        };
+        if !matches {
+            return Err(ServiceError::InvalidInput {
+                field: "currentPassword",
+                message: "The current password is incorrect.".into(),
+            });
         }
-        if !session.is_active_at(self.clock.now()) {
-            return Err(AuthFailure::SessionEnded.into());
-        }
-        Ok(Principal {
-            user_id: claims.user_id,
-            session_id: claims.session_id,
-        })
+        let hash = self.hasher.hash(new).await?;
+        self.users
+            .set_password_hash(user.id, &hash, self.clock.now())
+            .await?;
+        let ended = self
+            .sessions
+            .end_other_sessions(user.id, Some(caller.session_id))
+            .await?;
+        tracing::info!(user_id = %user.id, ended_sessions = ended, "password changed");
+        Ok(())
     }
 
-    async fn open_session(&self, user: User, client: ClientInfo) -> Result<SignedIn, ServiceError> {
-        let now = self.clock.now();
-        let session = Session {
-            id: SessionId::generate(),
-            user_id: user.id,
-            created_at: now,
-            last_used_at: now,
-            expires_at: self.policy.expiry(now, now),
-            revoked_at: None,
-            user_agent: client.user_agent(),
-            ip: client.ip.map(|ip| ip.to_string()),
-        };
-        let refresh_token = RefreshToken::generate().map_err(ServiceError::internal)?;
-        self.sessions
-            .create(&session, &refresh_token.hash())
-            .await?;
-        let access_token = self
-            .tokens
-            .issue(
-                AccessClaims {
-                    user_id: user.id,
-                    session_id: session.id,
-                },
-                now,
-            )
-            .map_err(ServiceError::internal)?;
-        Ok(SignedIn {
-            user,
-            access_token,
-            refresh_token,
-        })
+    /// Verifies a password, and replaces a hash made with outdated parameters while the
+    /// password is at hand.
+    async fn password_matches(
+        &self,
+        user: &User,
+        password: Password,
+    ) -> Result<bool, ServiceError> {
+        let rehash = self
+            .hasher
+            .needs_rehash(&user.password_hash)
+            .then(|| password.clone());
+        if !self.hasher.verify(password, &user.password_hash).await? {
+            return Ok(false);
+        }
+        if let Some(password) = rehash {
+            // Best effort: the sign-in must not fail because an upgrade could not be done now.
+            match self.hasher.hash(password).await {
+                Ok(hash) => {
+                    self.users
+                        .set_password_hash(user.id, &hash, self.clock.now())
+                        .await?;
+                    tracing::info!(user_id = %user.id, "password hash upgraded to the current parameters");
+                }
+                Err(error) => {
+                    tracing::warn!(user_id = %user.id, %error, "password hash upgrade postponed")
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn refuse_login(&self) -> ServiceError {
+        tracing::info!("sign-in refused: wrong email or password");
+        AuthFailure::InvalidCredentials.into()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::application::fakes::{self, Fakes};
+    use crate::application::SessionPolicy;
+    use crate::application::fakes::{FakeHasher, Fakes, POLICY};
 
     fn new_user(email: &str, password: &str) -> NewUser {
         NewUser {
@@ -218,24 +184,35 @@ mod tests {
         }
     }
 
+    fn email(s: &str) -> Email {
+        Email::parse(s).unwrap()
+    }
+
+    async fn registered(fakes: &Fakes) -> SignedIn {
+        fakes
+            .services()
+            .auth
+            .register(
+                new_user("ada@example.com", "correct horse"),
+                &ClientInfo::default(),
+            )
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn register_stores_a_hashed_password_and_signs_in() {
         let fakes = Fakes::new();
-        let signed_in = fakes
-            .auth()
-            .register(
-                new_user("ada@example.com", "correct horse"),
-                ClientInfo::default(),
-            )
-            .await
-            .unwrap();
+        let signed_in = registered(&fakes).await;
 
         let stored = fakes.users.get(signed_in.user.id).unwrap();
         assert_eq!(stored.email.as_str(), "ada@example.com");
         assert_eq!(stored.role, Role::User);
+        assert_eq!(stored.email_verified_at, None);
         assert_ne!(stored.password_hash.as_str(), "correct horse");
         let principal = fakes
-            .auth()
+            .services()
+            .sessions
             .authenticate(&signed_in.access_token.token)
             .await
             .unwrap();
@@ -243,19 +220,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn register_emails_a_verification_link() {
+        let fakes = Fakes::new();
+        registered(&fakes).await;
+        let sent = fakes.mailer.sent.lock().unwrap().clone();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].to, "ada@example.com");
+        assert!(
+            sent[0]
+                .text
+                .contains("https://app.example.com/verify-email?token=")
+        );
+    }
+
+    #[tokio::test]
     async fn register_with_a_taken_email_is_a_conflict() {
         let fakes = Fakes::new();
-        let auth = fakes.auth();
-        auth.register(
-            new_user("ada@example.com", "password-1"),
-            ClientInfo::default(),
-        )
-        .await
-        .unwrap();
-        let second = auth
+        registered(&fakes).await;
+        let second = fakes
+            .services()
+            .auth
             .register(
                 new_user("ADA@example.com ", "password-2"),
-                ClientInfo::default(),
+                &ClientInfo::default(),
             )
             .await;
         assert!(matches!(second, Err(ServiceError::EmailTaken)));
@@ -264,22 +251,17 @@ mod tests {
     #[tokio::test]
     async fn login_checks_the_password() {
         let fakes = Fakes::new();
-        let auth = fakes.auth();
-        auth.register(
-            new_user("ada@example.com", "correct horse"),
-            ClientInfo::default(),
-        )
-        .await
-        .unwrap();
+        registered(&fakes).await;
+        let auth = fakes.services().auth;
 
-        let email = Email::parse("ada@example.com").unwrap();
+        let client = ClientInfo::default();
         assert!(
-            auth.login(email.clone(), "correct horse".into(), ClientInfo::default())
+            auth.login(email("ada@example.com"), "correct horse".into(), &client)
                 .await
                 .is_ok()
         );
         let wrong = auth
-            .login(email, "wrong horse".into(), ClientInfo::default())
+            .login(email("ada@example.com"), "wrong horse".into(), &client)
             .await;
         assert!(matches!(
             wrong,
@@ -293,11 +275,12 @@ mod tests {
     async fn unknown_email_fails_like_a_wrong_password_after_the_same_hash_work() {
         let fakes = Fakes::new();
         let result = fakes
-            .auth()
+            .services()
+            .auth
             .login(
-                Email::parse("nobody@example.com").unwrap(),
+                email("nobody@example.com"),
                 "whatever1".into(),
-                ClientInfo::default(),
+                &ClientInfo::default(),
             )
             .await;
         assert!(matches!(
@@ -317,11 +300,12 @@ mod tests {
     async fn an_overlong_password_is_refused_without_hashing() {
         let fakes = Fakes::new();
         let result = fakes
-            .auth()
+            .services()
+            .auth
             .login(
-                Email::parse("nobody@example.com").unwrap(),
+                email("nobody@example.com"),
                 "x".repeat(10_000),
-                ClientInfo::default(),
+                &ClientInfo::default(),
             )
             .await;
         assert!(matches!(
@@ -338,10 +322,11 @@ mod tests {
         let fakes = Fakes::new();
         fakes.hasher.saturate();
         let result = fakes
-            .auth()
+            .services()
+            .auth
             .register(
                 new_user("ada@example.com", "correct horse"),
-                ClientInfo::default(),
+                &ClientInfo::default(),
             )
             .await;
         assert!(matches!(result, Err(ServiceError::Overloaded { .. })));
@@ -349,72 +334,118 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_session_records_the_client_and_expires_by_policy() {
+    async fn login_upgrades_a_hash_made_with_outdated_parameters() {
         let fakes = Fakes::new();
-        let client = ClientInfo {
-            user_agent: Some("x".repeat(2_000)),
-            ip: Some("203.0.113.7".parse().unwrap()),
-        };
-        let signed_in = fakes
-            .auth()
-            .register(new_user("ada@example.com", "correct horse"), client)
+        let user = registered(&fakes).await.user;
+        fakes
+            .users
+            .set_password_hash(
+                user.id,
+                &FakeHasher::outdated_hash("correct horse"),
+                fakes.clock.now(),
+            )
             .await
             .unwrap();
-        let principal = fakes
-            .auth()
-            .authenticate(&signed_in.access_token.token)
+
+        fakes
+            .services()
+            .auth
+            .login(
+                email("ada@example.com"),
+                "correct horse".into(),
+                &ClientInfo::default(),
+            )
             .await
             .unwrap();
-        let session = fakes.sessions.get(principal.session_id).unwrap();
-        assert_eq!(session.ip.as_deref(), Some("203.0.113.7"));
-        assert_eq!(session.user_agent.unwrap().len(), 512);
         assert_eq!(
-            session.expires_at,
-            fakes.clock.now() + fakes::POLICY.idle_timeout
+            fakes.users.get(user.id).unwrap().password_hash.as_str(),
+            "current$correct horse"
         );
     }
 
     #[tokio::test]
-    async fn authentication_fails_once_the_session_has_ended() {
-        let fakes = Fakes::new();
-        let signed_in = fakes
-            .auth()
+    async fn unverified_accounts_cannot_sign_in_when_the_policy_requires_it() {
+        let fakes = Fakes::with_policy(SessionPolicy {
+            require_verified_email: true,
+            ..POLICY
+        });
+        let auth = fakes.services().auth;
+        let registration = auth
             .register(
                 new_user("ada@example.com", "correct horse"),
-                ClientInfo::default(),
+                &ClientInfo::default(),
             )
-            .await
-            .unwrap();
-        let token = signed_in.access_token.token;
+            .await;
+        assert!(matches!(registration, Err(ServiceError::EmailNotVerified)));
+        assert!(!fakes.users.is_empty(), "the account exists");
 
-        fakes.clock.advance(fakes::POLICY.idle_timeout);
-        let result = fakes.auth().authenticate(&token).await;
-        assert!(matches!(
-            result,
-            Err(ServiceError::Unauthenticated(AuthFailure::SessionEnded))
-        ));
+        let login = auth
+            .login(
+                email("ada@example.com"),
+                "correct horse".into(),
+                &ClientInfo::default(),
+            )
+            .await;
+        assert!(matches!(login, Err(ServiceError::EmailNotVerified)));
     }
 
     #[tokio::test]
-    async fn a_token_naming_another_users_session_is_invalid() {
+    async fn changing_the_password_needs_the_current_one_and_ends_other_sessions() {
         let fakes = Fakes::new();
-        let auth = fakes.auth();
-        let ada = auth
-            .register(
-                new_user("ada@example.com", "correct horse"),
-                ClientInfo::default(),
-            )
+        let services = fakes.services();
+        let first = registered(&fakes).await;
+        let client = ClientInfo::default();
+        let second = services
+            .auth
+            .login(email("ada@example.com"), "correct horse".into(), &client)
             .await
             .unwrap();
-        let ada_session = auth
-            .authenticate(&ada.access_token.token)
+        let caller = services
+            .sessions
+            .authenticate(&second.access_token.token)
             .await
-            .unwrap()
-            .session_id;
-        let forged = fakes::token_for(UserId::generate(), ada_session);
+            .unwrap();
+        let new = || Password::new("battery staple".into()).unwrap();
+
+        let wrong = services
+            .auth
+            .change_password(&caller, "not it".into(), new())
+            .await;
         assert!(matches!(
-            auth.authenticate(&forged).await,
-            Err(ServiceError::Unauthenticated(AuthFailure::InvalidToken))
+            wrong,
+            Err(ServiceError::InvalidInput {
+                field: "currentPassword",
+                ..
+            })
         ));
+
+        services
+            .auth
+            .change_password(&caller, "correct horse".into(), new())
+            .await
+            .unwrap();
+        assert!(
+            services
+                .sessions
+                .authenticate(&first.access_token.token)
+                .await
+                .is_err(),
+            "the other session ended"
+        );
+        assert!(
+            services
+                .sessions
+                .authenticate(&second.access_token.token)
+                .await
+                .is_ok(),
+            "this session stays"
+        );
+        assert!(
+            services
+                .auth
+                .login(email("ada@example.com"), "battery staple".into(), &client)
+                .await
+                .is_ok()
+        );
     }
 }

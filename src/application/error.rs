@@ -17,6 +17,15 @@ pub enum ServiceError {
     /// The caller's credentials are missing or not good enough.
     #[error(transparent)]
     Unauthenticated(#[from] AuthFailure),
+    /// The account must confirm its email address before it may sign in.
+    #[error(
+        "Confirm your email address first: follow the link we sent, or ask for a new one with \
+         resendVerificationEmail."
+    )]
+    EmailNotVerified,
+    /// The thing does not exist, or the caller may not see it.
+    #[error("{0}")]
+    NotFound(&'static str),
     /// The email is registered already.
     #[error("An account with this email already exists.")]
     EmailTaken,
@@ -44,6 +53,15 @@ pub enum AuthFailure {
     ExpiredToken,
     #[error("The session has ended; sign in again.")]
     SessionEnded,
+    #[error("The refresh token is invalid; sign in again.")]
+    InvalidRefreshToken,
+    /// A refresh token was presented again after it had been exchanged: it may have been
+    /// stolen, so its session was ended.
+    #[error(
+        "The refresh token was already used, so the session has been ended to protect the \
+         account; sign in again."
+    )]
+    RefreshTokenReused,
 }
 
 impl ServiceError {
@@ -77,5 +95,11 @@ impl From<HashError> for ServiceError {
             },
             HashError::Failed(_) => Self::internal(error),
         }
+    }
+}
+
+impl From<getrandom::Error> for ServiceError {
+    fn from(error: getrandom::Error) -> Self {
+        Self::internal(error)
     }
 }

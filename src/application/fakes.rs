@@ -1,4 +1,5 @@
-//! In-memory stand-ins for the ports, so service tests run without a database or real crypto.
+//! In-memory stand-ins for the ports, so service tests run without a database, real crypto or
+//! a mail server.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -8,47 +9,102 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::domain::{
-    Email, Password, PasswordHash, RefreshTokenHash, RepositoryError, Session, SessionId,
-    SessionRepository, User, UserId, UserRepository,
+    AccountToken, AccountTokenRepository, Email, Page, PageRequest, Password, PasswordHash,
+    RefreshTokenExchange, RepositoryError, Session, SessionId, SessionRepository, TokenHash,
+    TokenPurpose, User, UserId, UserRepository,
 };
 
-use super::auth::{AuthService, SessionPolicy};
+use super::account::{AccountLinks, AccountService};
+use super::auth::AuthService;
 use super::ports::{
-    AccessClaims, AccessTokens, Clock, HashError, IssuedAccessToken, PasswordHasher, TokenError,
+    AccessClaims, AccessTokens, Clock, HashError, IssuedAccessToken, Mailer, OutgoingEmail,
+    PasswordHasher, TokenError,
 };
+use super::sessions::{SessionPolicy, SessionService};
+use super::{Services, UserService};
 
 pub const POLICY: SessionPolicy = SessionPolicy {
     idle_timeout: Duration::days(30),
     max_age: Duration::days(90),
+    reuse_grace: Duration::seconds(10),
+    require_verified_email: false,
 };
 
 /// One set of fakes, shared by the services under test.
 pub struct Fakes {
     pub users: Arc<InMemoryUsers>,
     pub sessions: Arc<InMemorySessions>,
+    pub account_tokens: Arc<InMemoryAccountTokens>,
     pub hasher: Arc<FakeHasher>,
+    pub mailer: Arc<RecordingMailer>,
     pub clock: Arc<ManualClock>,
+    pub policy: SessionPolicy,
 }
 
 impl Fakes {
     pub fn new() -> Self {
+        Self::with_policy(POLICY)
+    }
+
+    pub fn with_policy(policy: SessionPolicy) -> Self {
         Self {
             users: Arc::default(),
             sessions: Arc::default(),
+            account_tokens: Arc::default(),
             hasher: Arc::new(FakeHasher::default()),
+            mailer: Arc::default(),
             clock: Arc::new(ManualClock::new()),
+            policy,
         }
     }
 
-    pub fn auth(&self) -> AuthService {
-        AuthService::new(
-            self.users.clone(),
+    /// The services wired to these fakes, as the composition root wires the real adapters.
+    pub fn services(&self) -> Services {
+        let sessions = Arc::new(SessionService::new(
             self.sessions.clone(),
-            self.hasher.clone(),
+            self.users.clone(),
             Arc::new(FakeTokens),
             self.clock.clone(),
-            POLICY,
-        )
+            self.policy,
+        ));
+        let account = Arc::new(AccountService::new(
+            self.users.clone(),
+            self.account_tokens.clone(),
+            self.hasher.clone(),
+            sessions.clone(),
+            self.mailer.clone(),
+            self.clock.clone(),
+            AccountLinks {
+                public_url: "https://app.example.com/".into(),
+                password_reset_ttl: Duration::minutes(30),
+                email_verification_ttl: Duration::hours(24),
+            },
+        ));
+        let auth = Arc::new(AuthService::new(
+            self.users.clone(),
+            self.hasher.clone(),
+            sessions.clone(),
+            account.clone(),
+            self.clock.clone(),
+        ));
+        Services {
+            auth,
+            sessions,
+            account,
+            users: Arc::new(UserService::new(self.users.clone())),
+        }
+    }
+
+    /// The token in the link of the last email sent to `to`.
+    pub fn last_link_token(&self, to: &str) -> String {
+        let emails = self.mailer.sent.lock().unwrap();
+        let email = emails
+            .iter()
+            .rev()
+            .find(|e| e.to == to)
+            .expect("an email was sent");
+        let (_, rest) = email.text.split_once("?token=").expect("a link");
+        rest.split_whitespace().next().unwrap().to_owned()
     }
 }
 
@@ -62,6 +118,12 @@ impl InMemoryUsers {
 
     pub fn is_empty(&self) -> bool {
         self.0.lock().unwrap().is_empty()
+    }
+
+    fn update(&self, id: UserId, change: impl FnOnce(&mut User)) {
+        if let Some(user) = self.0.lock().unwrap().get_mut(&id) {
+            change(user);
+        }
     }
 }
 
@@ -84,14 +146,68 @@ impl UserRepository for InMemoryUsers {
         let users = self.0.lock().unwrap();
         Ok(users.values().find(|u| &u.email == email).cloned())
     }
+
+    async fn set_password_hash(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
+        self.update(id, |user| {
+            user.password_hash = hash.clone();
+            user.updated_at = now;
+        });
+        Ok(())
+    }
+
+    async fn mark_email_verified(
+        &self,
+        id: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
+        self.update(id, |user| {
+            user.email_verified_at.get_or_insert(now);
+        });
+        Ok(())
+    }
 }
 
+/// Refresh-token hash → (session, first use).
+type RefreshTokens = HashMap<TokenHash, (SessionId, Option<DateTime<Utc>>)>;
+
 #[derive(Default)]
-pub struct InMemorySessions(Mutex<HashMap<SessionId, Session>>);
+pub struct InMemorySessions {
+    sessions: Mutex<HashMap<SessionId, Session>>,
+    tokens: Mutex<RefreshTokens>,
+}
 
 impl InMemorySessions {
     pub fn get(&self, id: SessionId) -> Option<Session> {
-        self.0.lock().unwrap().get(&id).cloned()
+        self.sessions.lock().unwrap().get(&id).cloned()
+    }
+
+    fn record_use(&self, exchange: &RefreshTokenExchange<'_>) {
+        self.tokens
+            .lock()
+            .unwrap()
+            .insert(exchange.successor.clone(), (exchange.session, None));
+        if let Some(session) = self.sessions.lock().unwrap().get_mut(&exchange.session) {
+            session.last_used_at = exchange.now;
+            session.expires_at = exchange.expires_at;
+        }
+    }
+
+    fn active(&self, user: UserId, now: DateTime<Utc>) -> Vec<Session> {
+        let mut sessions: Vec<Session> = self
+            .sessions
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|s| s.user_id == user && s.is_active_at(now))
+            .cloned()
+            .collect();
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.id.as_uuid()));
+        sessions
     }
 }
 
@@ -100,18 +216,156 @@ impl SessionRepository for InMemorySessions {
     async fn create(
         &self,
         session: &Session,
-        _refresh_token: &RefreshTokenHash,
+        refresh_token: &TokenHash,
     ) -> Result<(), RepositoryError> {
-        self.0.lock().unwrap().insert(session.id, session.clone());
+        self.sessions
+            .lock()
+            .unwrap()
+            .insert(session.id, session.clone());
+        self.tokens
+            .lock()
+            .unwrap()
+            .insert(refresh_token.clone(), (session.id, None));
         Ok(())
     }
 
     async fn find(&self, id: SessionId) -> Result<Option<Session>, RepositoryError> {
         Ok(self.get(id))
     }
+
+    async fn find_by_refresh_token(
+        &self,
+        token: &TokenHash,
+    ) -> Result<Option<(Session, Option<DateTime<Utc>>)>, RepositoryError> {
+        let found = self.tokens.lock().unwrap().get(token).copied();
+        Ok(found.and_then(|(id, used)| Some((self.get(id)?, used))))
+    }
+
+    async fn exchange_refresh_token(
+        &self,
+        exchange: &RefreshTokenExchange<'_>,
+    ) -> Result<bool, RepositoryError> {
+        {
+            let mut tokens = self.tokens.lock().unwrap();
+            match tokens.get_mut(exchange.presented) {
+                Some((_, used @ None)) => *used = Some(exchange.now),
+                _ => return Ok(false),
+            }
+        }
+        self.record_use(exchange);
+        Ok(true)
+    }
+
+    async fn add_refresh_token(
+        &self,
+        exchange: &RefreshTokenExchange<'_>,
+    ) -> Result<(), RepositoryError> {
+        self.record_use(exchange);
+        Ok(())
+    }
+
+    async fn revoke(&self, id: SessionId, now: DateTime<Utc>) -> Result<bool, RepositoryError> {
+        let mut sessions = self.sessions.lock().unwrap();
+        Ok(match sessions.get_mut(&id) {
+            Some(session) if session.revoked_at.is_none() => {
+                session.revoked_at = Some(now);
+                true
+            }
+            _ => false,
+        })
+    }
+
+    async fn revoke_all(
+        &self,
+        user: UserId,
+        except: Option<SessionId>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, RepositoryError> {
+        let mut ended = 0;
+        for session in self.sessions.lock().unwrap().values_mut() {
+            if session.user_id == user && session.is_active_at(now) && Some(session.id) != except {
+                session.revoked_at = Some(now);
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
+    async fn list_active(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+        page: &PageRequest<SessionId>,
+    ) -> Result<Page<Session>, RepositoryError> {
+        let newest_first = self.active(user, now);
+        let probe: Vec<Session> = match page {
+            PageRequest::Forward { after, first } => newest_first
+                .into_iter()
+                .filter(|s| after.is_none_or(|a| s.id.as_uuid() < a.as_uuid()))
+                .take(first + 1)
+                .collect(),
+            PageRequest::Backward { before, last } => newest_first
+                .into_iter()
+                .rev()
+                .filter(|s| before.is_none_or(|b| s.id.as_uuid() > b.as_uuid()))
+                .take(last + 1)
+                .collect(),
+        };
+        Ok(Page::from_probe(page, probe))
+    }
+
+    async fn count_active(&self, user: UserId, now: DateTime<Utc>) -> Result<u64, RepositoryError> {
+        Ok(self.active(user, now).len() as u64)
+    }
+
+    async fn delete_ended(&self, now: DateTime<Utc>) -> Result<u64, RepositoryError> {
+        let mut sessions = self.sessions.lock().unwrap();
+        let before = sessions.len();
+        sessions.retain(|_, s| s.is_active_at(now));
+        Ok((before - sessions.len()) as u64)
+    }
 }
 
-/// "Hashes" by prefixing; counts verifications so tests can see the dummy hash was used.
+#[derive(Default)]
+pub struct InMemoryAccountTokens(Mutex<Vec<(AccountToken, Option<DateTime<Utc>>)>>);
+
+#[async_trait]
+impl AccountTokenRepository for InMemoryAccountTokens {
+    async fn replace(&self, token: &AccountToken) -> Result<(), RepositoryError> {
+        let mut tokens = self.0.lock().unwrap();
+        tokens.retain(|(t, _)| !(t.user_id == token.user_id && t.purpose == token.purpose));
+        tokens.push((token.clone(), None));
+        Ok(())
+    }
+
+    async fn consume(
+        &self,
+        token: &TokenHash,
+        purpose: TokenPurpose,
+        now: DateTime<Utc>,
+    ) -> Result<Option<UserId>, RepositoryError> {
+        let mut tokens = self.0.lock().unwrap();
+        Ok(tokens
+            .iter_mut()
+            .find(|(t, used)| {
+                &t.hash == token && t.purpose == purpose && used.is_none() && now < t.expires_at
+            })
+            .map(|(t, used)| {
+                *used = Some(now);
+                t.user_id
+            }))
+    }
+
+    async fn delete_spent(&self, now: DateTime<Utc>) -> Result<u64, RepositoryError> {
+        let mut tokens = self.0.lock().unwrap();
+        let before = tokens.len();
+        tokens.retain(|(t, used)| used.is_none() && now < t.expires_at);
+        Ok((before - tokens.len()) as u64)
+    }
+}
+
+/// "Hashes" by prefixing with the parameters' name; counts verifications so tests can see
+/// the dummy hash was used.
 pub struct FakeHasher {
     verifications: AtomicUsize,
     saturated: AtomicBool,
@@ -123,7 +377,7 @@ impl Default for FakeHasher {
         Self {
             verifications: AtomicUsize::new(0),
             saturated: AtomicBool::new(false),
-            dummy: PasswordHash::new("fake$<matches nothing>".into()),
+            dummy: PasswordHash::new("current$<matches nothing>".into()),
         }
     }
 }
@@ -135,6 +389,11 @@ impl FakeHasher {
 
     pub fn saturate(&self) {
         self.saturated.store(true, Ordering::SeqCst);
+    }
+
+    /// A hash as older parameters would have made it.
+    pub fn outdated_hash(password: &str) -> PasswordHash {
+        PasswordHash::new(format!("old${password}"))
     }
 
     fn check_capacity(&self) -> Result<(), HashError> {
@@ -150,17 +409,21 @@ impl FakeHasher {
 impl PasswordHasher for FakeHasher {
     async fn hash(&self, password: Password) -> Result<PasswordHash, HashError> {
         self.check_capacity()?;
-        Ok(PasswordHash::new(format!("fake${}", password.expose())))
+        Ok(PasswordHash::new(format!("current${}", password.expose())))
     }
 
     async fn verify(&self, password: Password, hash: &PasswordHash) -> Result<bool, HashError> {
         self.check_capacity()?;
         self.verifications.fetch_add(1, Ordering::SeqCst);
-        Ok(hash.as_str() == format!("fake${}", password.expose()))
+        Ok(hash.as_str().split_once('$').map(|(_, p)| p) == Some(password.expose()))
     }
 
     fn dummy_hash(&self) -> &PasswordHash {
         &self.dummy
+    }
+
+    fn needs_rehash(&self, hash: &PasswordHash) -> bool {
+        !hash.as_str().starts_with("current$")
     }
 }
 
@@ -189,6 +452,19 @@ impl AccessTokens for FakeTokens {
             user_id: UserId::from_uuid(user.parse().map_err(|_| TokenError::Invalid)?),
             session_id: SessionId::from_uuid(session.parse().map_err(|_| TokenError::Invalid)?),
         })
+    }
+}
+
+/// Keeps every email.
+#[derive(Default)]
+pub struct RecordingMailer {
+    pub sent: Mutex<Vec<OutgoingEmail>>,
+}
+
+#[async_trait]
+impl Mailer for RecordingMailer {
+    async fn send(&self, email: OutgoingEmail) {
+        self.sent.lock().unwrap().push(email);
     }
 }
 

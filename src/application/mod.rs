@@ -1,14 +1,27 @@
 //! Use cases. A service method is the unit a resolver calls; services hold the policy and
 //! depend only on the domain and on the ports below, never on a framework.
 
+pub mod account;
 pub mod auth;
 pub mod error;
 pub mod ports;
+pub mod sessions;
 pub mod users;
 
 #[cfg(test)]
 mod fakes;
 
-pub use auth::{AuthService, ClientInfo, Principal, SessionPolicy, SignedIn};
+pub use account::{AccountLinks, AccountService};
+pub use auth::AuthService;
 pub use error::{AuthFailure, ServiceError};
+pub use sessions::{ClientInfo, Principal, SessionPage, SessionPolicy, SessionService, SignedIn};
 pub use users::UserService;
+
+/// Every service, as the composition root wires them and the interfaces use them.
+#[derive(Clone)]
+pub struct Services {
+    pub auth: std::sync::Arc<AuthService>,
+    pub sessions: std::sync::Arc<SessionService>,
+    pub account: std::sync::Arc<AccountService>,
+    pub users: std::sync::Arc<UserService>,
+}

@@ -26,6 +26,9 @@ pub trait PasswordHasher: Send + Sync {
     /// A hash that matches no password and costs as much to check as a real one: verifying
     /// against it when an account does not exist keeps sign-in timing identical.
     fn dummy_hash(&self) -> &PasswordHash;
+    /// Whether a stored hash was made with other parameters than the current ones (and should
+    /// be replaced the next time the password is known).
+    fn needs_rehash(&self, hash: &PasswordHash) -> bool;
 }
 
 /// What a verified access token says.
@@ -76,4 +79,19 @@ impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }
+}
+
+/// A plain-text email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingEmail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+}
+
+/// Sends email. `send` hands the message over for delivery and returns; delivery failures are
+/// the adapter's to log, so no caller's answer depends on (or reveals) the mail system.
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    async fn send(&self, email: OutgoingEmail);
 }

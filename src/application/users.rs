@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use crate::domain::{User, UserRepository};
 
-use super::auth::Principal;
 use super::error::{AuthFailure, ServiceError};
+use super::sessions::Principal;
 
 /// Account reads and changes, always on behalf of a caller.
 pub struct UserService {
@@ -36,28 +36,26 @@ mod tests {
     #[tokio::test]
     async fn me_returns_the_callers_account() {
         let fakes = Fakes::new();
-        let signed_in = fakes
-            .auth()
+        let services = fakes.services();
+        let signed_in = services
+            .auth
             .register(
                 NewUser {
                     email: Email::parse("ada@example.com").unwrap(),
                     password: Password::new("correct horse".into()).unwrap(),
                     display_name: None,
                 },
-                ClientInfo::default(),
+                &ClientInfo::default(),
             )
             .await
             .unwrap();
-        let caller = fakes
-            .auth()
+        let caller = services
+            .sessions
             .authenticate(&signed_in.access_token.token)
             .await
             .unwrap();
 
-        let me = UserService::new(fakes.users.clone())
-            .me(&caller)
-            .await
-            .unwrap();
+        let me = services.users.me(&caller).await.unwrap();
         assert_eq!(me, signed_in.user);
     }
 
@@ -68,7 +66,7 @@ mod tests {
             user_id: UserId::generate(),
             session_id: SessionId::generate(),
         };
-        let result = UserService::new(fakes.users.clone()).me(&ghost).await;
+        let result = fakes.services().users.me(&ghost).await;
         assert!(matches!(
             result,
             Err(ServiceError::Unauthenticated(AuthFailure::SessionEnded))

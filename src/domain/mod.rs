@@ -1,12 +1,21 @@
 //! The rules that hold whatever the delivery: entities, value objects and the repository
 //! ports expressed in their terms. Pure Rust: no SeaORM, no async-graphql, no axum, no I/O.
 
+pub mod account_token;
+pub mod page;
 pub mod repository;
 pub mod session;
+pub mod token;
 pub mod user;
 
-pub use repository::{RepositoryError, SessionRepository, UserRepository};
-pub use session::{RefreshToken, RefreshTokenHash, Session, SessionId};
+pub use account_token::{AccountToken, TokenPurpose};
+pub use page::{Page, PageRequest};
+pub use repository::{
+    AccountTokenRepository, RefreshTokenExchange, RepositoryError, SessionRepository,
+    UserRepository,
+};
+pub use session::{Session, SessionId};
+pub use token::{OpaqueToken, TokenHash};
 pub use user::{DisplayName, Email, NewUser, Password, PasswordHash, Role, User, UserId};
 
 /// Why a value was rejected, in words a frontend developer can show to a user.

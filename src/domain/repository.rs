@@ -1,8 +1,12 @@
 //! Persistence ports, in domain terms. Adapters live in `infrastructure::persistence`.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
-use super::{Email, RefreshTokenHash, Session, SessionId, User, UserId};
+use super::{
+    AccountToken, Email, Page, PageRequest, PasswordHash, Session, SessionId, TokenHash,
+    TokenPurpose, User, UserId,
+};
 
 /// Why a repository call failed.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +28,30 @@ pub trait UserRepository: Send + Sync {
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, RepositoryError>;
     /// The user with this (normalised) email, if any.
     async fn find_by_email(&self, email: &Email) -> Result<Option<User>, RepositoryError>;
+    /// Replaces a user's password hash.
+    async fn set_password_hash(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError>;
+    /// Records that the user proved they own their email (keeps an earlier date).
+    async fn mark_email_verified(
+        &self,
+        id: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError>;
+}
+
+/// Exchanging a refresh token for its successor.
+#[derive(Debug, Clone)]
+pub struct RefreshTokenExchange<'a> {
+    pub session: SessionId,
+    pub presented: &'a TokenHash,
+    pub successor: &'a TokenHash,
+    pub now: DateTime<Utc>,
+    /// The session's new expiry.
+    pub expires_at: DateTime<Utc>,
 }
 
 /// Stores sessions and the hashes of their refresh tokens.
@@ -33,8 +61,63 @@ pub trait SessionRepository: Send + Sync {
     async fn create(
         &self,
         session: &Session,
-        refresh_token: &RefreshTokenHash,
+        refresh_token: &TokenHash,
     ) -> Result<(), RepositoryError>;
     /// The session with this id, if any (revoked or expired ones included).
     async fn find(&self, id: SessionId) -> Result<Option<Session>, RepositoryError>;
+    /// The session a refresh token belongs to, and when that token was first exchanged.
+    async fn find_by_refresh_token(
+        &self,
+        token: &TokenHash,
+    ) -> Result<Option<(Session, Option<DateTime<Utc>>)>, RepositoryError>;
+    /// Atomically marks the presented token used, stores its successor and moves the session's
+    /// last use and expiry. Returns `false`, changing nothing, if the presented token had been
+    /// used already (another exchange won the race).
+    async fn exchange_refresh_token(
+        &self,
+        exchange: &RefreshTokenExchange<'_>,
+    ) -> Result<bool, RepositoryError>;
+    /// Adds another refresh token to a session without consuming one (a legitimate concurrent
+    /// double-submit), moving the session's last use and expiry.
+    async fn add_refresh_token(
+        &self,
+        exchange: &RefreshTokenExchange<'_>,
+    ) -> Result<(), RepositoryError>;
+    /// Ends a session; `false` if it was not active.
+    async fn revoke(&self, id: SessionId, now: DateTime<Utc>) -> Result<bool, RepositoryError>;
+    /// Ends every active session of a user but `except`; returns how many ended.
+    async fn revoke_all(
+        &self,
+        user: UserId,
+        except: Option<SessionId>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, RepositoryError>;
+    /// A user's active sessions, newest first.
+    async fn list_active(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+        page: &PageRequest<SessionId>,
+    ) -> Result<Page<Session>, RepositoryError>;
+    /// How many active sessions a user has.
+    async fn count_active(&self, user: UserId, now: DateTime<Utc>) -> Result<u64, RepositoryError>;
+    /// Deletes sessions that have ended (expired or revoked); returns how many.
+    async fn delete_ended(&self, now: DateTime<Utc>) -> Result<u64, RepositoryError>;
+}
+
+/// Stores one-time email tokens.
+#[async_trait]
+pub trait AccountTokenRepository: Send + Sync {
+    /// Stores a token and invalidates the user's earlier tokens of the same purpose.
+    async fn replace(&self, token: &AccountToken) -> Result<(), RepositoryError>;
+    /// Uses a token once: if it exists for this purpose, unused and unexpired, marks it used
+    /// and returns its user. Concurrent uses of one token: exactly one succeeds.
+    async fn consume(
+        &self,
+        token: &TokenHash,
+        purpose: TokenPurpose,
+        now: DateTime<Utc>,
+    ) -> Result<Option<UserId>, RepositoryError>;
+    /// Deletes used and expired tokens; returns how many.
+    async fn delete_spent(&self, now: DateTime<Utc>) -> Result<u64, RepositoryError>;
 }

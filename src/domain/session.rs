@@ -3,10 +3,7 @@
 
 use std::fmt;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::UserId;
@@ -59,67 +56,6 @@ impl Session {
     }
 }
 
-/// An opaque refresh token: 256 random bits, shown to the client once and stored only as a
-/// hash. Never printed.
-pub struct RefreshToken(String);
-
-impl RefreshToken {
-    /// A new token from the operating system's CSPRNG.
-    pub fn generate() -> Result<Self, getrandom::Error> {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes)?;
-        Ok(Self(URL_SAFE_NO_PAD.encode(bytes)))
-    }
-
-    /// Wraps a token presented by a client.
-    pub fn from_client(token: String) -> Self {
-        Self(token)
-    }
-
-    /// The token to hand to the client.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// What is stored and looked up. A fast hash is enough: the token has 256 bits of entropy,
-    /// so there is nothing to brute-force, unlike a password.
-    pub fn hash(&self) -> RefreshTokenHash {
-        RefreshTokenHash(hex(&Sha256::digest(self.0.as_bytes())))
-    }
-}
-
-impl fmt::Debug for RefreshToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RefreshToken(<redacted>)")
-    }
-}
-
-/// The SHA-256 of a refresh token, lower-case hex.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RefreshTokenHash(String);
-
-impl RefreshTokenHash {
-    /// Wraps a hash read from storage.
-    pub fn from_stored(hash: String) -> Self {
-        Self(hash)
-    }
-
-    /// The hex digest.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use chrono::Duration;
@@ -146,28 +82,5 @@ mod tests {
         assert!(session(Duration::minutes(5), false).is_active_at(now));
         assert!(!session(Duration::minutes(-1), false).is_active_at(now));
         assert!(!session(Duration::minutes(5), true).is_active_at(now));
-    }
-
-    #[test]
-    fn refresh_tokens_are_unique_url_safe_and_256_bits() {
-        let a = RefreshToken::generate().unwrap();
-        let b = RefreshToken::generate().unwrap();
-        assert_ne!(a.expose(), b.expose());
-        assert_eq!(a.expose().len(), 43, "32 bytes in unpadded base64url");
-        assert!(
-            a.expose()
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        );
-    }
-
-    #[test]
-    fn a_refresh_token_hash_is_stable_and_reveals_nothing_of_the_token() {
-        let token = RefreshToken::from_client("abc".into());
-        assert_eq!(
-            token.hash().as_str(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        assert!(!format!("{token:?}").contains("abc"));
     }
 }

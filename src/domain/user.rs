@@ -232,6 +232,8 @@ pub struct User {
     pub display_name: Option<DisplayName>,
     pub role: Role,
     pub password_hash: PasswordHash,
+    /// When the user proved they own the email; `None` until then.
+    pub email_verified_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

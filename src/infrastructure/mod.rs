@@ -1,4 +1,5 @@
 //! Adapters that implement the ports: storage, password hashing, tokens.
 
+pub mod mail;
 pub mod persistence;
 pub mod security;

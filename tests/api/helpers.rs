@@ -3,8 +3,13 @@
 
 use std::sync::OnceLock;
 
+use std::sync::Arc;
+
 use authgraph::app::Application;
-use authgraph::config::{AppEnv, Config};
+use authgraph::application::ports::OutgoingEmail;
+use authgraph::config::{AppEnv, Config, MailerKind};
+use authgraph::infrastructure::mail::LogMailer;
+use authgraph::infrastructure::security::key_id;
 use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
@@ -19,6 +24,8 @@ pub struct TestApp {
     pub address: String,
     pub config: Config,
     pub client: reqwest::Client,
+    /// Every email the app "sent" (unless a test chose SMTP).
+    pub mailbox: Option<Arc<LogMailer>>,
     shutdown: Option<oneshot::Sender<()>>,
     _database: TestDatabase,
 }
@@ -46,10 +53,13 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     config.argon2_parallelism = 1;
     config.password_hash_workers = Some(2);
     config.password_hash_queue = 64;
+    config.mailer = Some(MailerKind::Log);
+    config.public_url = "https://app.example.com".into();
     configure(&mut config);
 
     let app = Application::build(&config).await.expect("the app starts");
     let address = format!("http://{}", app.local_addr().unwrap());
+    let mailbox = app.mailbox();
     let (shutdown, stop) = oneshot::channel();
     tokio::spawn(app.run_until(async {
         let _ = stop.await;
@@ -58,6 +68,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
         address,
         config,
         client: reqwest::Client::new(),
+        mailbox,
         shutdown: Some(shutdown),
         _database: database,
     }
@@ -127,6 +138,56 @@ impl TestApp {
         .await
     }
 
+    /// Exchanges a refresh token; returns the whole response body.
+    pub async fn refresh(&self, refresh_token: &str) -> Value {
+        self.graphql(
+            REFRESH,
+            json!({ "input": { "refreshToken": refresh_token } }),
+        )
+        .await
+    }
+
+    /// Signs out a session by its refresh token; returns the whole response body.
+    pub async fn logout(&self, refresh_token: &str) -> Value {
+        self.graphql(
+            "mutation($input: LogoutInput!) { logout(input: $input) }",
+            json!({ "input": { "refreshToken": refresh_token } }),
+        )
+        .await
+    }
+
+    /// The emails sent to `to`, oldest first.
+    pub fn emails_to(&self, to: &str) -> Vec<OutgoingEmail> {
+        self.mailbox
+            .as_ref()
+            .expect("this app writes emails to the log")
+            .messages()
+            .into_iter()
+            .filter(|email| email.to == to)
+            .collect()
+    }
+
+    /// The token of the link in the last email to `to` whose link goes to `path`.
+    pub fn link_token(&self, to: &str, path: &str) -> String {
+        let prefix = format!("https://app.example.com/{path}?token=");
+        self.emails_to(to)
+            .iter()
+            .rev()
+            .find_map(|email| {
+                let start = email.text.find(&prefix)? + prefix.len();
+                email.text[start..]
+                    .split_whitespace()
+                    .next()
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| panic!("no email to {to} links to /{path}"))
+    }
+
+    /// A connection of the test's own to the app's database, to arrange what no API does.
+    pub async fn db(&self) -> sea_orm::DatabaseConnection {
+        Database::connect(&self.config.database_url).await.unwrap()
+    }
+
     /// `me` with a bearer token; returns the whole response body.
     pub async fn me(&self, token: &str) -> Value {
         self.graphql_as(token, ME, json!({})).await
@@ -136,7 +197,7 @@ impl TestApp {
 pub const REGISTER: &str = "mutation Register($input: RegisterInput!) {
   register(input: $input) {
     accessToken refreshToken tokenType expiresIn
-    user { id email displayName role createdAt updatedAt }
+    user { id email emailVerified displayName role createdAt updatedAt }
   }
 }";
 
@@ -147,10 +208,26 @@ pub const LOGIN: &str = "mutation Login($input: LoginInput!) {
   }
 }";
 
-pub const ME: &str = "query Me { me { id email displayName role createdAt updatedAt } }";
+pub const REFRESH: &str = "mutation Refresh($input: RefreshTokenInput!) {
+  refreshToken(input: $input) {
+    accessToken refreshToken tokenType expiresIn
+    user { id email }
+  }
+}";
+
+pub const ME: &str =
+    "query Me { me { id email emailVerified displayName role createdAt updatedAt } }";
 
 pub fn assert_no_errors(body: &Value) {
     assert!(body.get("errors").is_none(), "unexpected errors: {body:#}");
+}
+
+/// A string field of `body.data`, by path.
+pub fn data_str<'a>(body: &'a Value, path: &[&str]) -> &'a str {
+    path.iter()
+        .fold(&body["data"], |value, key| &value[*key])
+        .as_str()
+        .unwrap_or_else(|| panic!("no string at data.{}: {body:#}", path.join(".")))
 }
 
 /// The `extensions.code` of the only error in `body`.
@@ -283,10 +360,18 @@ fn replace_database(url: &str, name: &str) -> String {
     }
 }
 
-/// A signed JWT with the test secret and whatever claims a test needs.
+/// A JWT with whatever claims a test needs, signed with `secret`, that names the test app's
+/// current key as the one that signed it.
 pub fn forge_token(claims: &Value, secret: &[u8]) -> String {
+    sign_token(claims, secret, &key_id(JWT_SECRET.as_bytes()))
+}
+
+/// A JWT signed with `secret` under the key id `kid`.
+pub fn sign_token(claims: &Value, secret: &[u8], kid: &str) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some(kid.to_owned());
     jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &header,
         claims,
         &jsonwebtoken::EncodingKey::from_secret(secret),
     )

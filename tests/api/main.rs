@@ -4,9 +4,11 @@
 
 mod helpers;
 
+mod account;
 mod errors;
 mod http;
 mod login;
 mod me;
 mod register;
 mod schema;
+mod sessions;

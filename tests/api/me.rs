@@ -2,8 +2,11 @@ use chrono::Utc;
 use serde_json::json;
 use uuid::Uuid;
 
+use authgraph::infrastructure::security::key_id;
+
 use crate::helpers::{
-    JWT_SECRET, ME, PASSWORD, error_code, forge_token, spawn_app, token_claims, unique_email,
+    JWT_SECRET, ME, PASSWORD, error_code, forge_token, sign_token, spawn_app, spawn_app_with,
+    token_claims, unique_email,
 };
 
 #[tokio::test]
@@ -96,4 +99,31 @@ async fn me_with_a_genuine_token_for_an_unknown_session_is_unauthenticated() {
         body["errors"][0]["message"],
         "The session has ended; sign in again."
     );
+}
+
+#[tokio::test]
+async fn a_token_signed_with_a_previous_key_still_works_and_an_unknown_key_does_not() {
+    const OLD_SECRET: &str = "the signing secret we rotated away from";
+    let app = spawn_app_with(|c| c.jwt_previous_secrets = vec![OLD_SECRET.to_owned()]).await;
+    let registered = app.register(&unique_email(), PASSWORD).await;
+    let claims = token_claims(registered["accessToken"].as_str().unwrap());
+
+    let old_key = sign_token(
+        &claims,
+        OLD_SECRET.as_bytes(),
+        &key_id(OLD_SECRET.as_bytes()),
+    );
+    let body = app.me(&old_key).await;
+    assert_eq!(body["data"]["me"]["id"], registered["user"]["id"]);
+
+    let stranger = "a key this server has never heard of";
+    let unknown = sign_token(&claims, stranger.as_bytes(), &key_id(stranger.as_bytes()));
+    assert_eq!(error_code(&app.me(&unknown).await), "UNAUTHENTICATED");
+    let no_kid = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .unwrap();
+    assert_eq!(error_code(&app.me(&no_kid).await), "UNAUTHENTICATED");
 }

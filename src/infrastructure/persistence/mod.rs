@@ -1,5 +1,6 @@
 //! SeaORM repositories over the `entity` crate, and the database connection.
 
+mod account_tokens;
 mod sessions;
 mod users;
 
@@ -12,6 +13,7 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 
 use crate::domain::RepositoryError;
 
+pub use account_tokens::SeaOrmAccountTokenRepository;
 pub use sessions::SeaOrmSessionRepository;
 pub use users::SeaOrmUserRepository;
 

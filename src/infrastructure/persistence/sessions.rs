@@ -1,9 +1,15 @@
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use entity::{refresh_token, session};
-use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait, TransactionTrait};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
+};
 
 use crate::domain::{
-    RefreshTokenHash, RepositoryError, Session, SessionId, SessionRepository, UserId,
+    Page, PageRequest, RefreshTokenExchange, RepositoryError, Session, SessionId,
+    SessionRepository, TokenHash, UserId,
 };
 
 use super::repository_error;
@@ -24,7 +30,7 @@ impl SessionRepository for SeaOrmSessionRepository {
     async fn create(
         &self,
         session: &Session,
-        refresh_token: &RefreshTokenHash,
+        refresh_token: &TokenHash,
     ) -> Result<(), RepositoryError> {
         let txn = self.db.begin().await.map_err(repository_error)?;
         session::Entity::insert(session::ActiveModel {
@@ -40,15 +46,7 @@ impl SessionRepository for SeaOrmSessionRepository {
         .exec_without_returning(&txn)
         .await
         .map_err(repository_error)?;
-        refresh_token::Entity::insert(refresh_token::ActiveModel {
-            token_hash: Set(refresh_token.as_str().to_owned()),
-            session_id: Set(session.id.as_uuid()),
-            issued_at: Set(session.created_at),
-            used_at: Set(None),
-        })
-        .exec_without_returning(&txn)
-        .await
-        .map_err(repository_error)?;
+        insert_refresh_token(&txn, session.id, refresh_token, session.created_at).await?;
         txn.commit().await.map_err(repository_error)
     }
 
@@ -57,15 +55,185 @@ impl SessionRepository for SeaOrmSessionRepository {
             .one(&self.db)
             .await
             .map_err(repository_error)?;
-        Ok(row.map(|row| Session {
-            id: SessionId::from_uuid(row.id),
-            user_id: UserId::from_uuid(row.user_id),
-            created_at: row.created_at,
-            last_used_at: row.last_used_at,
-            expires_at: row.expires_at,
-            revoked_at: row.revoked_at,
-            user_agent: row.user_agent,
-            ip: row.ip,
-        }))
+        Ok(row.map(to_domain))
+    }
+
+    async fn find_by_refresh_token(
+        &self,
+        token: &TokenHash,
+    ) -> Result<Option<(Session, Option<DateTime<Utc>>)>, RepositoryError> {
+        let row = refresh_token::Entity::find_by_id(token.as_str())
+            .find_also_related(session::Entity)
+            .one(&self.db)
+            .await
+            .map_err(repository_error)?;
+        Ok(row.and_then(|(token, session)| Some((to_domain(session?), token.used_at))))
+    }
+
+    async fn exchange_refresh_token(
+        &self,
+        exchange: &RefreshTokenExchange<'_>,
+    ) -> Result<bool, RepositoryError> {
+        // The conditional update comes first: it takes the write lock, so of two concurrent
+        // exchanges of one token exactly one sees the token unused.
+        let txn = self.db.begin().await.map_err(repository_error)?;
+        let claimed = refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::UsedAt, Expr::value(exchange.now))
+            .filter(refresh_token::Column::TokenHash.eq(exchange.presented.as_str()))
+            .filter(refresh_token::Column::UsedAt.is_null())
+            .exec(&txn)
+            .await
+            .map_err(repository_error)?;
+        if claimed.rows_affected != 1 {
+            txn.rollback().await.map_err(repository_error)?;
+            return Ok(false);
+        }
+        record_use(&txn, exchange).await?;
+        txn.commit().await.map_err(repository_error)?;
+        Ok(true)
+    }
+
+    async fn add_refresh_token(
+        &self,
+        exchange: &RefreshTokenExchange<'_>,
+    ) -> Result<(), RepositoryError> {
+        let txn = self.db.begin().await.map_err(repository_error)?;
+        record_use(&txn, exchange).await?;
+        txn.commit().await.map_err(repository_error)
+    }
+
+    async fn revoke(&self, id: SessionId, now: DateTime<Utc>) -> Result<bool, RepositoryError> {
+        let result = session::Entity::update_many()
+            .col_expr(session::Column::RevokedAt, Expr::value(now))
+            .filter(session::Column::Id.eq(id.as_uuid()))
+            .filter(session::Column::RevokedAt.is_null())
+            .exec(&self.db)
+            .await
+            .map_err(repository_error)?;
+        Ok(result.rows_affected == 1)
+    }
+
+    async fn revoke_all(
+        &self,
+        user: UserId,
+        except: Option<SessionId>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, RepositoryError> {
+        let result = session::Entity::update_many()
+            .col_expr(session::Column::RevokedAt, Expr::value(now))
+            .filter(session::Column::UserId.eq(user.as_uuid()))
+            .filter(session::Column::RevokedAt.is_null())
+            .filter(session::Column::ExpiresAt.gt(now))
+            .apply_if(except, |query, keep| {
+                query.filter(session::Column::Id.ne(keep.as_uuid()))
+            })
+            .exec(&self.db)
+            .await
+            .map_err(repository_error)?;
+        Ok(result.rows_affected)
+    }
+
+    async fn list_active(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+        page: &PageRequest<SessionId>,
+    ) -> Result<Page<Session>, RepositoryError> {
+        // Newest first. UUIDv7 ids sort by creation time, and the id is unique, so it is a
+        // stable keyset: rows inserted meanwhile never shift a page.
+        let query = active_sessions(user, now);
+        let query = match page {
+            PageRequest::Forward { after, first } => query
+                .apply_if(*after, |q, after| {
+                    q.filter(session::Column::Id.lt(after.as_uuid()))
+                })
+                .order_by_desc(session::Column::Id)
+                .limit(*first as u64 + 1),
+            PageRequest::Backward { before, last } => query
+                .apply_if(*before, |q, before| {
+                    q.filter(session::Column::Id.gt(before.as_uuid()))
+                })
+                .order_by_asc(session::Column::Id)
+                .limit(*last as u64 + 1),
+        };
+        let rows = query.all(&self.db).await.map_err(repository_error)?;
+        Ok(Page::from_probe(
+            page,
+            rows.into_iter().map(to_domain).collect(),
+        ))
+    }
+
+    async fn count_active(&self, user: UserId, now: DateTime<Utc>) -> Result<u64, RepositoryError> {
+        active_sessions(user, now)
+            .count(&self.db)
+            .await
+            .map_err(repository_error)
+    }
+
+    async fn delete_ended(&self, now: DateTime<Utc>) -> Result<u64, RepositoryError> {
+        let result = session::Entity::delete_many()
+            .filter(
+                Condition::any()
+                    .add(session::Column::ExpiresAt.lte(now))
+                    .add(session::Column::RevokedAt.is_not_null()),
+            )
+            .exec(&self.db)
+            .await
+            .map_err(repository_error)?;
+        Ok(result.rows_affected)
+    }
+}
+
+fn active_sessions(user: UserId, now: DateTime<Utc>) -> sea_orm::Select<session::Entity> {
+    session::Entity::find()
+        .filter(session::Column::UserId.eq(user.as_uuid()))
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(now))
+}
+
+async fn insert_refresh_token(
+    txn: &DatabaseTransaction,
+    session: SessionId,
+    token: &TokenHash,
+    issued_at: DateTime<Utc>,
+) -> Result<(), RepositoryError> {
+    refresh_token::Entity::insert(refresh_token::ActiveModel {
+        token_hash: Set(token.as_str().to_owned()),
+        session_id: Set(session.as_uuid()),
+        issued_at: Set(issued_at),
+        used_at: Set(None),
+    })
+    .exec_without_returning(txn)
+    .await
+    .map_err(repository_error)?;
+    Ok(())
+}
+
+/// Stores the successor token and moves the session's last use and expiry.
+async fn record_use(
+    txn: &DatabaseTransaction,
+    exchange: &RefreshTokenExchange<'_>,
+) -> Result<(), RepositoryError> {
+    insert_refresh_token(txn, exchange.session, exchange.successor, exchange.now).await?;
+    session::Entity::update_many()
+        .col_expr(session::Column::LastUsedAt, Expr::value(exchange.now))
+        .col_expr(session::Column::ExpiresAt, Expr::value(exchange.expires_at))
+        .filter(session::Column::Id.eq(exchange.session.as_uuid()))
+        .exec(txn)
+        .await
+        .map_err(repository_error)?;
+    Ok(())
+}
+
+fn to_domain(row: session::Model) -> Session {
+    Session {
+        id: SessionId::from_uuid(row.id),
+        user_id: UserId::from_uuid(row.user_id),
+        created_at: row.created_at,
+        last_used_at: row.last_used_at,
+        expires_at: row.expires_at,
+        revoked_at: row.revoked_at,
+        user_agent: row.user_agent,
+        ip: row.ip,
     }
 }

@@ -1,5 +1,7 @@
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use entity::user;
+use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use crate::domain::{
@@ -28,6 +30,7 @@ impl UserRepository for SeaOrmUserRepository {
             password_hash: Set(user.password_hash.as_str().to_owned()),
             display_name: Set(user.display_name.as_ref().map(|n| n.as_str().to_owned())),
             role: Set(user.role.as_str().to_owned()),
+            email_verified_at: Set(user.email_verified_at),
             created_at: Set(user.created_at),
             updated_at: Set(user.updated_at),
         };
@@ -56,6 +59,38 @@ impl UserRepository for SeaOrmUserRepository {
             .map(to_domain)
             .transpose()
     }
+
+    async fn set_password_hash(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
+        user::Entity::update_many()
+            .col_expr(user::Column::PasswordHash, Expr::value(hash.as_str()))
+            .col_expr(user::Column::UpdatedAt, Expr::value(now))
+            .filter(user::Column::Id.eq(id.as_uuid()))
+            .exec(&self.db)
+            .await
+            .map_err(repository_error)?;
+        Ok(())
+    }
+
+    async fn mark_email_verified(
+        &self,
+        id: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
+        user::Entity::update_many()
+            .col_expr(user::Column::EmailVerifiedAt, Expr::value(now))
+            .col_expr(user::Column::UpdatedAt, Expr::value(now))
+            .filter(user::Column::Id.eq(id.as_uuid()))
+            .filter(user::Column::EmailVerifiedAt.is_null())
+            .exec(&self.db)
+            .await
+            .map_err(repository_error)?;
+        Ok(())
+    }
 }
 
 /// Rows were written through the domain types, so a row that fails to convert back means the
@@ -76,6 +111,7 @@ fn to_domain(row: user::Model) -> Result<User, RepositoryError> {
         display_name,
         role,
         password_hash: PasswordHash::new(row.password_hash),
+        email_verified_at: row.email_verified_at,
         created_at: row.created_at,
         updated_at: row.updated_at,
     })

@@ -1,5 +1,10 @@
 //! HS256 access tokens. The algorithm is pinned on both sides, and every registered claim the
 //! service relies on (`iss`, `aud`, `sub`, `iat`, `exp`) must be present and right.
+//!
+//! Keys rotate without signing anyone out: tokens carry the `kid` of the key that signed them;
+//! new tokens are signed with the current key, and tokens signed with a previous key still
+//! verify until they expire. A `kid` is derived from its secret, so there is nothing extra to
+//! configure and two different secrets never share one.
 
 use std::time::Duration;
 
@@ -7,6 +12,7 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::application::ports::{AccessClaims, AccessTokens, IssuedAccessToken, TokenError};
@@ -17,7 +23,10 @@ const ALGORITHM: Algorithm = Algorithm::HS256;
 /// What access tokens are signed with and say about themselves.
 #[derive(Clone)]
 pub struct JwtSettings {
+    /// Signs new tokens.
     pub secret: Vec<u8>,
+    /// Retired secrets whose tokens are still accepted.
+    pub previous_secrets: Vec<Vec<u8>>,
     pub issuer: String,
     pub audience: String,
     pub lifetime: Duration,
@@ -25,8 +34,10 @@ pub struct JwtSettings {
 
 /// The JWT adapter of the `AccessTokens` port.
 pub struct JwtTokens {
+    signing_kid: String,
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    /// The current key first, then previous ones.
+    decoding: Vec<(String, DecodingKey)>,
     validation: Validation,
     issuer: String,
     audience: String,
@@ -44,6 +55,14 @@ struct Claims {
     exp: i64,
 }
 
+/// The public name of a secret: the first 8 bytes of its SHA-256, in hex.
+pub fn key_id(secret: &[u8]) -> String {
+    Sha256::digest(secret)[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 impl JwtTokens {
     pub fn new(settings: JwtSettings) -> Self {
         let mut validation = Validation::new(ALGORITHM);
@@ -52,9 +71,14 @@ impl JwtTokens {
         validation.set_required_spec_claims(&["iss", "aud", "sub", "iat", "exp"]);
         // Tolerates small clock differences between instances, not stale tokens.
         validation.leeway = 30;
+        let decoding = std::iter::once(&settings.secret)
+            .chain(&settings.previous_secrets)
+            .map(|secret| (key_id(secret), DecodingKey::from_secret(secret)))
+            .collect();
         Self {
+            signing_kid: key_id(&settings.secret),
             encoding: EncodingKey::from_secret(&settings.secret),
-            decoding: DecodingKey::from_secret(&settings.secret),
+            decoding,
             validation,
             issuer: settings.issuer,
             audience: settings.audience,
@@ -78,7 +102,9 @@ impl AccessTokens for JwtTokens {
             iat,
             exp: iat.saturating_add_unsigned(self.lifetime.as_secs()),
         };
-        let token = jsonwebtoken::encode(&Header::new(ALGORITHM), &claims, &self.encoding)
+        let mut header = Header::new(ALGORITHM);
+        header.kid = Some(self.signing_kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &self.encoding)
             .map_err(|_| TokenError::Invalid)?;
         Ok(IssuedAccessToken {
             token,
@@ -87,10 +113,19 @@ impl AccessTokens for JwtTokens {
     }
 
     fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => TokenError::Expired,
-                _ => TokenError::Invalid,
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
+        let kid = header.kid.ok_or(TokenError::Invalid)?;
+        let (_, key) = self
+            .decoding
+            .iter()
+            .find(|(id, _)| *id == kid)
+            .ok_or(TokenError::Invalid)?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => TokenError::Expired,
+                    _ => TokenError::Invalid,
+                }
             })?;
         Ok(AccessClaims {
             user_id: UserId::from_uuid(data.claims.sub),
@@ -104,14 +139,20 @@ mod tests {
     use super::*;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+    const OLD_SECRET: &[u8] = b"the secret we used before this one";
 
-    fn tokens() -> JwtTokens {
+    fn tokens_with(secret: &[u8], previous: &[&[u8]]) -> JwtTokens {
         JwtTokens::new(JwtSettings {
-            secret: SECRET.to_vec(),
+            secret: secret.to_vec(),
+            previous_secrets: previous.iter().map(|s| s.to_vec()).collect(),
             issuer: "authgraph".into(),
             audience: "authgraph".into(),
             lifetime: Duration::from_secs(900),
         })
+    }
+
+    fn tokens() -> JwtTokens {
+        tokens_with(SECRET, &[])
     }
 
     fn claims() -> AccessClaims {
@@ -122,12 +163,9 @@ mod tests {
     }
 
     fn sign(claims: serde_json::Value, alg: Algorithm, secret: &[u8]) -> String {
-        jsonwebtoken::encode(
-            &Header::new(alg),
-            &claims,
-            &EncodingKey::from_secret(secret),
-        )
-        .unwrap()
+        let mut header = Header::new(alg);
+        header.kid = Some(key_id(SECRET));
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(secret)).unwrap()
     }
 
     fn valid_claims_json() -> serde_json::Value {
@@ -144,6 +182,31 @@ mod tests {
         let issued = tokens().issue(claims, Utc::now()).unwrap();
         assert_eq!(issued.expires_in, Duration::from_secs(900));
         assert_eq!(tokens().verify(&issued.token), Ok(claims));
+    }
+
+    #[test]
+    fn a_token_names_the_key_that_signed_it() {
+        let issued = tokens().issue(claims(), Utc::now()).unwrap();
+        let header = jsonwebtoken::decode_header(&issued.token).unwrap();
+        assert_eq!(header.kid.as_deref(), Some(key_id(SECRET).as_str()));
+        assert_eq!(key_id(SECRET).len(), 16);
+        assert_ne!(key_id(SECRET), key_id(OLD_SECRET));
+    }
+
+    #[test]
+    fn tokens_of_a_previous_key_verify_until_that_key_is_dropped() {
+        let claims = claims();
+        let old = tokens_with(OLD_SECRET, &[])
+            .issue(claims, Utc::now())
+            .unwrap();
+        assert_eq!(
+            tokens_with(SECRET, &[OLD_SECRET]).verify(&old.token),
+            Ok(claims)
+        );
+        assert_eq!(
+            tokens_with(SECRET, &[]).verify(&old.token),
+            Err(TokenError::Invalid)
+        );
     }
 
     #[test]
@@ -170,6 +233,17 @@ mod tests {
         no_session.as_object_mut().unwrap().remove("sid");
         let mut no_expiry = valid_claims_json();
         no_expiry.as_object_mut().unwrap().remove("exp");
+        let mut unknown_kid = Header::new(Algorithm::HS256);
+        unknown_kid.kid = Some("0000000000000000".into());
+        let no_kid = Header::new(Algorithm::HS256);
+        let with_header = |header: &Header| {
+            jsonwebtoken::encode(
+                header,
+                &valid_claims_json(),
+                &EncodingKey::from_secret(SECRET),
+            )
+            .unwrap()
+        };
 
         for (case, token) in [
             (
@@ -191,6 +265,8 @@ mod tests {
             ),
             ("no session id", sign(no_session, Algorithm::HS256, SECRET)),
             ("no expiry", sign(no_expiry, Algorithm::HS256, SECRET)),
+            ("unknown kid", with_header(&unknown_kid)),
+            ("no kid", with_header(&no_kid)),
             ("garbage", "not.a.jwt".to_owned()),
             ("empty", String::new()),
         ] {
@@ -202,7 +278,7 @@ mod tests {
     fn an_unsigned_token_is_invalid() {
         let header = base64::Engine::encode(
             &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            r#"{"alg":"none","typ":"JWT"}"#,
+            format!(r#"{{"alg":"none","typ":"JWT","kid":"{}"}}"#, key_id(SECRET)),
         );
         let body = base64::Engine::encode(
             &base64::engine::general_purpose::URL_SAFE_NO_PAD,

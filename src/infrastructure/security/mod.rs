@@ -4,6 +4,6 @@ mod jwt;
 mod password;
 mod secret;
 
-pub use jwt::{JwtSettings, JwtTokens};
+pub use jwt::{JwtSettings, JwtTokens, key_id};
 pub use password::{Argon2Hasher, HashingSettings};
 pub use secret::{JWT_SECRET_MIN_BYTES, SecretError, resolve_jwt_secret};

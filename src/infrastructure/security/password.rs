@@ -112,6 +112,23 @@ impl PasswordHasher for Argon2Hasher {
     fn dummy_hash(&self) -> &PasswordHash {
         &self.dummy
     }
+
+    fn needs_rehash(&self, hash: &PasswordHash) -> bool {
+        let Ok(parsed) = phc::PasswordHash::new(hash.as_str()) else {
+            return false; // unreadable: verification will report it
+        };
+        let current = Params::try_from(&parsed).ok();
+        parsed.algorithm.as_str() != "argon2id"
+            || parsed.version != Some(Version::V0x13.into())
+            || current.is_none_or(|p| {
+                (p.m_cost(), p.t_cost(), p.p_cost())
+                    != (
+                        self.params.m_cost(),
+                        self.params.t_cost(),
+                        self.params.p_cost(),
+                    )
+            })
+    }
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -235,6 +252,29 @@ mod tests {
         assert!(
             !hasher
                 .verify(password("correct horse"), &dummy)
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hash_with_other_parameters_needs_rehashing() {
+        let current = hasher(1, 4);
+        let weaker = Argon2Hasher::new(&HashingSettings {
+            memory_kib: 8_192,
+            iterations: 1,
+            parallelism: 1,
+            workers: 1,
+            queue: 4,
+        })
+        .unwrap();
+        let old = weaker.hash(password("correct horse")).await.unwrap();
+        let new = current.hash(password("correct horse")).await.unwrap();
+        assert!(current.needs_rehash(&old));
+        assert!(!current.needs_rehash(&new));
+        assert!(
+            current
+                .verify(password("correct horse"), &old)
                 .await
                 .unwrap()
         );

@@ -1,11 +1,11 @@
-//! `register` and `login`.
+//! `register`, `login` and `changePassword`.
 
 use async_graphql::{Context, InputObject, Object, Result};
 
 use crate::application::{AuthService, ServiceError};
 use crate::domain::{DisplayName, Email, NewUser, Password};
 
-use super::context::{client, service};
+use super::context::{caller, client, service};
 use super::error::graphql_error;
 use super::types::AuthPayload;
 
@@ -47,28 +47,53 @@ pub struct LoginInput {
     password: String,
 }
 
+/// A new password for the signed-in user.
+#[derive(InputObject)]
+pub struct ChangePasswordInput {
+    /// The password the user has now.
+    current_password: String,
+    /// The new password: 8 to 128 characters.
+    new_password: String,
+}
+
 #[Object]
 impl AuthMutation {
-    /// Creates an account and signs it in. Fails with `CONFLICT` when the email is taken and
-    /// `BAD_USER_INPUT` (with `extensions.field`) when an input is invalid.
+    /// Creates an account, emails a link to confirm the address, and signs it in. Fails with
+    /// `CONFLICT` when the email is taken and `BAD_USER_INPUT` (with `extensions.field`) when
+    /// an input is invalid. When the server requires confirmed emails, the account is created
+    /// but the call fails with `FORBIDDEN` (`extensions.reason: EMAIL_NOT_VERIFIED`): show
+    /// "check your inbox".
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
         let new_user = input.into_new_user().map_err(graphql_error)?;
         let signed_in = service::<AuthService>(ctx)?
-            .register(new_user, client(ctx)?)
+            .register(new_user, &client(ctx)?)
             .await
             .map_err(graphql_error)?;
         Ok(signed_in.into())
     }
 
-    /// Signs in with email and password. A wrong password and an unknown email fail the same
-    /// way, with `UNAUTHENTICATED`.
+    /// Signs in with email and password, opening a new session. A wrong password and an
+    /// unknown email fail the same way, with `UNAUTHENTICATED`.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
         let email = Email::parse(&input.email)
             .map_err(|e| graphql_error(ServiceError::invalid("email", e)))?;
         let signed_in = service::<AuthService>(ctx)?
-            .login(email, input.password, client(ctx)?)
+            .login(email, input.password, &client(ctx)?)
             .await
             .map_err(graphql_error)?;
         Ok(signed_in.into())
+    }
+
+    /// Changes the signed-in user's password and signs out every other session (this one
+    /// stays). A wrong current password is `BAD_USER_INPUT` on `currentPassword`.
+    async fn change_password(&self, ctx: &Context<'_>, input: ChangePasswordInput) -> Result<bool> {
+        let caller = caller(ctx).await?;
+        let new_password = Password::new(input.new_password)
+            .map_err(|e| graphql_error(ServiceError::invalid("newPassword", e)))?;
+        service::<AuthService>(ctx)?
+            .change_password(&caller, input.current_password, new_password)
+            .await
+            .map_err(graphql_error)?;
+        Ok(true)
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_graphql::Context;
 use tokio::sync::OnceCell;
 
-use crate::application::{AuthFailure, AuthService, ClientInfo, Principal, ServiceError};
+use crate::application::{AuthFailure, ClientInfo, Principal, ServiceError, SessionService};
 
 use super::error::graphql_error;
 
@@ -56,10 +56,10 @@ pub async fn caller(ctx: &Context<'_>) -> async_graphql::Result<Principal> {
         Authorization::Malformed => return Err(graphql_error(AuthFailure::MalformedHeader.into())),
         Authorization::Bearer(token) => token,
     };
-    let auth = service::<AuthService>(ctx)?;
+    let sessions = service::<SessionService>(ctx)?;
     request
         .caller
-        .get_or_try_init(|| auth.authenticate(token))
+        .get_or_try_init(|| sessions.authenticate(token))
         .await
         .copied()
         .map_err(graphql_error)

@@ -41,6 +41,8 @@ pub fn graphql_error(error: ServiceError) -> async_graphql::Error {
     let (code, message) = match &error {
         ServiceError::InvalidInput { .. } => (code::BAD_USER_INPUT, message),
         ServiceError::Unauthenticated(_) => (code::UNAUTHENTICATED, message),
+        ServiceError::EmailNotVerified => (code::FORBIDDEN, message),
+        ServiceError::NotFound(_) => (code::NOT_FOUND, message),
         ServiceError::EmailTaken => (code::CONFLICT, message),
         ServiceError::Overloaded { .. } => (code::RATE_LIMITED, message),
         ServiceError::Internal(source) => {
@@ -56,6 +58,8 @@ pub fn graphql_error(error: ServiceError) -> async_graphql::Error {
         ServiceError::Overloaded { retry_after_secs } => {
             extensions.set("retryAfter", retry_after_secs)
         }
+        // Lets a frontend tell "confirm your email" apart from other refusals.
+        ServiceError::EmailNotVerified => extensions.set("reason", "EMAIL_NOT_VERIFIED"),
         _ => {}
     }
     graphql

@@ -1,17 +1,18 @@
 //! The GraphQL API: thin resolvers that read the caller from the context, call one service
 //! method, and map its error once (`error.rs`).
 
+mod account;
 mod auth;
 mod context;
 pub mod error;
+mod pagination;
+mod sessions;
 mod types;
 mod users;
 
-use std::sync::Arc;
-
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
-use crate::application::{AuthService, UserService};
+use crate::application::Services;
 
 pub use context::RequestContext;
 pub use error::{ExecutionMarker, RequestErrors};
@@ -20,11 +21,15 @@ pub use error::{ExecutionMarker, RequestErrors};
 
 /// Read operations.
 #[derive(MergedObject, Default)]
-pub struct Query(users::UserQuery);
+pub struct Query(users::UserQuery, sessions::SessionQuery);
 
 /// Operations that change state.
 #[derive(MergedObject, Default)]
-pub struct Mutation(auth::AuthMutation);
+pub struct Mutation(
+    auth::AuthMutation,
+    sessions::SessionMutation,
+    account::AccountMutation,
+);
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
@@ -37,8 +42,13 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
 }
 
 /// The schema wired to the services.
-pub fn schema(auth: Arc<AuthService>, users: Arc<UserService>) -> AppSchema {
-    builder().data(auth).data(users).finish()
+pub fn schema(services: &Services) -> AppSchema {
+    builder()
+        .data(services.auth.clone())
+        .data(services.sessions.clone())
+        .data(services.account.clone())
+        .data(services.users.clone())
+        .finish()
 }
 
 /// The SDL clients generate code from; `schema.graphql` at the repository root holds it.

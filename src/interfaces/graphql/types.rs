@@ -28,6 +28,11 @@ impl User {
         self.0.display_name.as_ref().map(|n| n.as_str())
     }
 
+    /// Whether the user has confirmed they own the email (by a link sent to it).
+    async fn email_verified(&self) -> bool {
+        self.0.email_verified_at.is_some()
+    }
+
     /// What the user is allowed to do.
     async fn role(&self) -> Role {
         self.0.role.into()
@@ -41,6 +46,50 @@ impl User {
     /// When the account was last changed.
     async fn updated_at(&self) -> DateTime {
         DateTime(self.0.updated_at)
+    }
+}
+
+pub struct Session {
+    pub session: domain::Session,
+    pub current: bool,
+}
+
+/// A signed-in device or browser: one sign-in and the tokens refreshed from it.
+#[Object]
+impl Session {
+    /// Stable identifier (a UUID); pass it to `revokeSession`.
+    async fn id(&self) -> ID {
+        ID(self.session.id.to_string())
+    }
+
+    /// Whether this is the session of the access token making this request.
+    async fn current(&self) -> bool {
+        self.current
+    }
+
+    /// When the user signed in.
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.session.created_at)
+    }
+
+    /// When the session last signed in or refreshed its tokens.
+    async fn last_used_at(&self) -> DateTime {
+        DateTime(self.session.last_used_at)
+    }
+
+    /// When the session ends unless it is used (refreshed) before then.
+    async fn expires_at(&self) -> DateTime {
+        DateTime(self.session.expires_at)
+    }
+
+    /// The browser or app that signed in, as it named itself (`User-Agent`).
+    async fn user_agent(&self) -> Option<&str> {
+        self.session.user_agent.as_deref()
+    }
+
+    /// The IP address the session signed in from.
+    async fn ip(&self) -> Option<&str> {
+        self.session.ip.as_deref()
     }
 }
 
@@ -62,13 +111,14 @@ impl From<domain::Role> for Role {
     }
 }
 
-/// Tokens for a new session, and the signed-in user.
+/// Tokens for a session, and the signed-in user.
 #[derive(SimpleObject)]
 pub struct AuthPayload {
     /// Short-lived JWT: send it as `Authorization: Bearer <accessToken>`.
     access_token: String,
     /// Long-lived opaque token: exchange it with `refreshToken` for new tokens when the
-    /// access token expires. Store it as securely as a password.
+    /// access token expires. It works once: keep the new one each refresh returns. Store it
+    /// as securely as a password.
     refresh_token: String,
     /// Always `Bearer`.
     token_type: &'static str,

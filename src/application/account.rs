@@ -1,0 +1,407 @@
+//! Proving control of the email address: password reset and email verification, both by a
+//! one-time link sent through the `Mailer`.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+
+use crate::domain::{
+    AccountToken, AccountTokenRepository, Email, OpaqueToken, Password, TokenPurpose, User,
+    UserRepository,
+};
+
+use super::error::ServiceError;
+use super::ports::{Clock, Mailer, OutgoingEmail, PasswordHasher};
+use super::sessions::{ClientInfo, SessionService, SignedIn};
+
+/// Where the links in emails point and how long they work.
+#[derive(Debug, Clone)]
+pub struct AccountLinks {
+    /// The frontend's base URL; links are `{public_url}/reset-password?token=…` and
+    /// `{public_url}/verify-email?token=…`.
+    pub public_url: String,
+    pub password_reset_ttl: Duration,
+    pub email_verification_ttl: Duration,
+}
+
+impl AccountLinks {
+    fn link(&self, path: &str, token: &OpaqueToken) -> String {
+        format!(
+            "{}/{path}?token={}",
+            self.public_url.trim_end_matches('/'),
+            token.expose()
+        )
+    }
+}
+
+/// Password reset and email verification.
+pub struct AccountService {
+    users: Arc<dyn UserRepository>,
+    tokens: Arc<dyn AccountTokenRepository>,
+    hasher: Arc<dyn PasswordHasher>,
+    sessions: Arc<SessionService>,
+    mailer: Arc<dyn Mailer>,
+    clock: Arc<dyn Clock>,
+    links: AccountLinks,
+}
+
+impl AccountService {
+    pub fn new(
+        users: Arc<dyn UserRepository>,
+        tokens: Arc<dyn AccountTokenRepository>,
+        hasher: Arc<dyn PasswordHasher>,
+        sessions: Arc<SessionService>,
+        mailer: Arc<dyn Mailer>,
+        clock: Arc<dyn Clock>,
+        links: AccountLinks,
+    ) -> Self {
+        Self {
+            users,
+            tokens,
+            hasher,
+            sessions,
+            mailer,
+            clock,
+            links,
+        }
+    }
+
+    /// Emails a password-reset link if an account has this email. The answer is the same
+    /// either way, so nobody learns which emails have accounts.
+    #[tracing::instrument(skip_all)]
+    pub async fn request_password_reset(&self, email: Email) -> Result<(), ServiceError> {
+        let Some(user) = self.users.find_by_email(&email).await? else {
+            return Ok(());
+        };
+        let token = self
+            .issue(
+                &user,
+                TokenPurpose::PasswordReset,
+                self.links.password_reset_ttl,
+            )
+            .await?;
+        let link = self.links.link("reset-password", &token);
+        self.mailer
+            .send(OutgoingEmail {
+                to: user.email.as_str().to_owned(),
+                subject: "Reset your password".into(),
+                text: format!(
+                    "Someone asked to reset the password of your account.\n\n\
+                     To choose a new password, open this link within {} minutes:\n\n{link}\n\n\
+                     If it was not you, ignore this email: your password stays as it is.\n",
+                    self.links.password_reset_ttl.num_minutes()
+                ),
+            })
+            .await;
+        tracing::info!(user_id = %user.id, "password reset link sent");
+        Ok(())
+    }
+
+    /// Sets a new password with a reset link's token, ends every session, and signs in.
+    /// Receiving the link also proves the email address.
+    #[tracing::instrument(skip_all)]
+    pub async fn reset_password(
+        &self,
+        token: OpaqueToken,
+        new_password: Password,
+        client: &ClientInfo,
+    ) -> Result<SignedIn, ServiceError> {
+        // Hash first: if hashing is saturated the link stays usable for another try.
+        let hash = self.hasher.hash(new_password).await?;
+        let now = self.clock.now();
+        let user_id = self
+            .tokens
+            .consume(&token.hash(), TokenPurpose::PasswordReset, now)
+            .await?
+            .ok_or_else(|| invalid_link("password-reset"))?;
+        self.users.set_password_hash(user_id, &hash, now).await?;
+        self.users.mark_email_verified(user_id, now).await?;
+        let ended = self.sessions.end_other_sessions(user_id, None).await?;
+        let user = self
+            .users
+            .find_by_id(user_id)
+            .await?
+            .ok_or_else(|| invalid_link("password-reset"))?;
+        tracing::info!(user_id = %user.id, ended_sessions = ended, "password reset");
+        self.sessions.open(user, client).await
+    }
+
+    /// Marks the email of a verification link's account as confirmed.
+    #[tracing::instrument(skip_all)]
+    pub async fn verify_email(&self, token: OpaqueToken) -> Result<User, ServiceError> {
+        let now = self.clock.now();
+        let user_id = self
+            .tokens
+            .consume(&token.hash(), TokenPurpose::EmailVerification, now)
+            .await?
+            .ok_or_else(|| invalid_link("verification"))?;
+        self.users.mark_email_verified(user_id, now).await?;
+        tracing::info!(%user_id, "email verified");
+        self.users
+            .find_by_id(user_id)
+            .await?
+            .ok_or_else(|| invalid_link("verification"))
+    }
+
+    /// Emails a new verification link if an account has this email and has not confirmed it.
+    /// The answer is the same either way.
+    pub async fn resend_verification(&self, email: Email) -> Result<(), ServiceError> {
+        match self.users.find_by_email(&email).await? {
+            Some(user) if user.email_verified_at.is_none() => self.send_verification(&user).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Emails a link that confirms the user's address; earlier links stop working.
+    pub async fn send_verification(&self, user: &User) -> Result<(), ServiceError> {
+        let token = self
+            .issue(
+                user,
+                TokenPurpose::EmailVerification,
+                self.links.email_verification_ttl,
+            )
+            .await?;
+        let link = self.links.link("verify-email", &token);
+        self.mailer
+            .send(OutgoingEmail {
+                to: user.email.as_str().to_owned(),
+                subject: "Confirm your email address".into(),
+                text: format!(
+                    "Welcome! Confirm that this is your email address by opening this link \
+                     within {} hours:\n\n{link}\n\nIf you did not create an account, ignore \
+                     this email.\n",
+                    self.links.email_verification_ttl.num_hours()
+                ),
+            })
+            .await;
+        Ok(())
+    }
+
+    /// Deletes used and expired links; returns how many.
+    pub async fn delete_spent_tokens(&self) -> Result<u64, ServiceError> {
+        Ok(self.tokens.delete_spent(self.clock.now()).await?)
+    }
+
+    async fn issue(
+        &self,
+        user: &User,
+        purpose: TokenPurpose,
+        ttl: Duration,
+    ) -> Result<OpaqueToken, ServiceError> {
+        let token = OpaqueToken::generate()?;
+        let now = self.clock.now();
+        self.tokens
+            .replace(&AccountToken {
+                hash: token.hash(),
+                user_id: user.id,
+                purpose,
+                created_at: now,
+                expires_at: now + ttl,
+            })
+            .await?;
+        Ok(token)
+    }
+}
+
+fn invalid_link(kind: &str) -> ServiceError {
+    ServiceError::InvalidInput {
+        field: "token",
+        message: format!(
+            "This {kind} link is invalid, was already used, or has expired; ask for a new one."
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::application::AuthFailure;
+    use crate::application::fakes::Fakes;
+    use crate::domain::NewUser;
+
+    const EMAIL: &str = "ada@example.com";
+
+    async fn sign_up(fakes: &Fakes) -> SignedIn {
+        fakes
+            .services()
+            .auth
+            .register(
+                NewUser {
+                    email: Email::parse(EMAIL).unwrap(),
+                    password: Password::new("correct horse".into()).unwrap(),
+                    display_name: None,
+                },
+                &ClientInfo::default(),
+            )
+            .await
+            .unwrap()
+    }
+
+    fn password(s: &str) -> Password {
+        Password::new(s.into()).unwrap()
+    }
+
+    fn is_invalid_token(result: &Result<impl std::fmt::Debug, ServiceError>) -> bool {
+        matches!(
+            result,
+            Err(ServiceError::InvalidInput { field: "token", .. })
+        )
+    }
+
+    async fn request_reset(fakes: &Fakes) -> OpaqueToken {
+        fakes
+            .services()
+            .account
+            .request_password_reset(Email::parse(EMAIL).unwrap())
+            .await
+            .unwrap();
+        OpaqueToken::from_client(fakes.last_link_token(EMAIL))
+    }
+
+    #[tokio::test]
+    async fn a_reset_link_sets_the_password_ends_sessions_and_signs_in() {
+        let fakes = Fakes::new();
+        let services = fakes.services();
+        let before = sign_up(&fakes).await;
+        let token = request_reset(&fakes).await;
+        let text = &fakes
+            .mailer
+            .sent
+            .lock()
+            .unwrap()
+            .last()
+            .unwrap()
+            .text
+            .clone();
+        assert!(text.contains("https://app.example.com/reset-password?token="));
+
+        let signed_in = services
+            .account
+            .reset_password(token, password("battery staple"), &ClientInfo::default())
+            .await
+            .unwrap();
+        let old = services
+            .sessions
+            .authenticate(&before.access_token.token)
+            .await;
+        assert!(matches!(
+            old,
+            Err(ServiceError::Unauthenticated(AuthFailure::SessionEnded))
+        ));
+        assert!(
+            services
+                .sessions
+                .authenticate(&signed_in.access_token.token)
+                .await
+                .is_ok()
+        );
+        assert!(
+            signed_in.user.email_verified_at.is_some(),
+            "the link proved the email"
+        );
+        assert!(
+            services
+                .auth
+                .login(
+                    Email::parse(EMAIL).unwrap(),
+                    "battery staple".into(),
+                    &ClientInfo::default()
+                )
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reset_link_works_once_expires_and_is_replaced_by_a_newer_one() {
+        let fakes = Fakes::new();
+        let account = fakes.services().account;
+        sign_up(&fakes).await;
+        let client = ClientInfo::default();
+
+        let used = request_reset(&fakes).await;
+        let used_again = OpaqueToken::from_client(used.expose().to_owned());
+        account
+            .reset_password(used, password("new password 1"), &client)
+            .await
+            .unwrap();
+        let reuse = account
+            .reset_password(used_again, password("new password 2"), &client)
+            .await;
+        assert!(is_invalid_token(&reuse));
+
+        let superseded = request_reset(&fakes).await;
+        let newest = request_reset(&fakes).await;
+        let old_link = account
+            .reset_password(superseded, password("new password 3"), &client)
+            .await;
+        assert!(is_invalid_token(&old_link));
+
+        fakes.clock.advance(Duration::minutes(31));
+        let expired = account
+            .reset_password(newest, password("new password 4"), &client)
+            .await;
+        assert!(is_invalid_token(&expired));
+    }
+
+    #[tokio::test]
+    async fn a_reset_request_for_an_unknown_email_looks_the_same_and_sends_nothing() {
+        let fakes = Fakes::new();
+        let result = fakes
+            .services()
+            .account
+            .request_password_reset(Email::parse("nobody@example.com").unwrap())
+            .await;
+        assert!(result.is_ok());
+        assert!(fakes.mailer.sent.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_verification_link_confirms_the_email_once() {
+        let fakes = Fakes::new();
+        let account = fakes.services().account;
+        let user = sign_up(&fakes).await.user;
+        let token = fakes.last_link_token(EMAIL);
+
+        let verified = account
+            .verify_email(OpaqueToken::from_client(token.clone()))
+            .await
+            .unwrap();
+        assert_eq!(verified.id, user.id);
+        assert_eq!(verified.email_verified_at, Some(fakes.clock.now()));
+        let again = account.verify_email(OpaqueToken::from_client(token)).await;
+        assert!(is_invalid_token(&again));
+    }
+
+    #[tokio::test]
+    async fn resending_replaces_the_link_and_stops_once_verified() {
+        let fakes = Fakes::new();
+        let account = fakes.services().account;
+        sign_up(&fakes).await;
+        let first = fakes.last_link_token(EMAIL);
+        account
+            .resend_verification(Email::parse(EMAIL).unwrap())
+            .await
+            .unwrap();
+        let second = fakes.last_link_token(EMAIL);
+        assert_ne!(first, second);
+        assert!(is_invalid_token(
+            &account.verify_email(OpaqueToken::from_client(first)).await
+        ));
+        account
+            .verify_email(OpaqueToken::from_client(second))
+            .await
+            .unwrap();
+
+        let sent = fakes.mailer.sent.lock().unwrap().len();
+        account
+            .resend_verification(Email::parse(EMAIL).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            fakes.mailer.sent.lock().unwrap().len(),
+            sent,
+            "nothing to confirm"
+        );
+    }
+}

@@ -1,0 +1,565 @@
+//! Sessions: opening them, recognising the caller behind an access token, refresh-token
+//! rotation with reuse detection, and ending them.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::{
+    OpaqueToken, Page, PageRequest, RefreshTokenExchange, Session, SessionId, SessionRepository,
+    User, UserId, UserRepository,
+};
+
+use super::error::{AuthFailure, ServiceError};
+use super::ports::{AccessClaims, AccessTokens, Clock, IssuedAccessToken, TokenError};
+
+/// How long sessions live and how refresh tokens are checked.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionPolicy {
+    /// A session unused for this long ends.
+    pub idle_timeout: chrono::Duration,
+    /// No session outlives this, however often it is used.
+    pub max_age: chrono::Duration,
+    /// How long after an exchange the same refresh token may be exchanged again without being
+    /// taken for stolen. A browser that fires two refreshes at once (two tabs, a retry after a
+    /// dropped response) sends the same token twice within moments; a thief replays it later.
+    pub reuse_grace: chrono::Duration,
+    /// Whether an account must have confirmed its email to sign in.
+    pub require_verified_email: bool,
+}
+
+impl SessionPolicy {
+    /// When a session created at `created_at` and last used at `used_at` ends.
+    fn expiry(&self, created_at: DateTime<Utc>, used_at: DateTime<Utc>) -> DateTime<Utc> {
+        (used_at + self.idle_timeout).min(created_at + self.max_age)
+    }
+
+    /// Refuses accounts that may not hold a session.
+    pub fn admit(&self, user: &User) -> Result<(), ServiceError> {
+        if self.require_verified_email && user.email_verified_at.is_none() {
+            return Err(ServiceError::EmailNotVerified);
+        }
+        Ok(())
+    }
+}
+
+/// Where a request came from, recorded on the session it opens.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub user_agent: Option<String>,
+    pub ip: Option<IpAddr>,
+}
+
+impl ClientInfo {
+    /// User agents are attacker-controlled; keep what is useful to recognise a device.
+    const MAX_USER_AGENT_CHARS: usize = 512;
+
+    fn user_agent(&self) -> Option<String> {
+        self.user_agent
+            .as_deref()
+            .map(|ua| ua.chars().take(Self::MAX_USER_AGENT_CHARS).collect())
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: UserId,
+    pub session_id: SessionId,
+}
+
+/// The outcome of signing in or refreshing: a session's new tokens, and its user.
+#[derive(Debug)]
+pub struct SignedIn {
+    pub user: User,
+    pub access_token: IssuedAccessToken,
+    pub refresh_token: OpaqueToken,
+}
+
+/// A page of the caller's sessions.
+#[derive(Debug)]
+pub struct SessionPage {
+    pub page: Page<Session>,
+    pub total: u64,
+}
+
+/// Opens, checks, refreshes and ends sessions.
+pub struct SessionService {
+    sessions: Arc<dyn SessionRepository>,
+    users: Arc<dyn UserRepository>,
+    tokens: Arc<dyn AccessTokens>,
+    clock: Arc<dyn Clock>,
+    policy: SessionPolicy,
+}
+
+impl SessionService {
+    pub fn new(
+        sessions: Arc<dyn SessionRepository>,
+        users: Arc<dyn UserRepository>,
+        tokens: Arc<dyn AccessTokens>,
+        clock: Arc<dyn Clock>,
+        policy: SessionPolicy,
+    ) -> Self {
+        Self {
+            sessions,
+            users,
+            tokens,
+            clock,
+            policy,
+        }
+    }
+
+    pub fn policy(&self) -> &SessionPolicy {
+        &self.policy
+    }
+
+    /// Opens a session for a user whose credentials were just checked.
+    pub async fn open(&self, user: User, client: &ClientInfo) -> Result<SignedIn, ServiceError> {
+        self.policy.admit(&user)?;
+        let now = self.clock.now();
+        let session = Session {
+            id: SessionId::generate(),
+            user_id: user.id,
+            created_at: now,
+            last_used_at: now,
+            expires_at: self.policy.expiry(now, now),
+            revoked_at: None,
+            user_agent: client.user_agent(),
+            ip: client.ip.map(|ip| ip.to_string()),
+        };
+        let refresh_token = OpaqueToken::generate()?;
+        self.sessions
+            .create(&session, &refresh_token.hash())
+            .await?;
+        self.signed_in(user, session.id, refresh_token, now)
+    }
+
+    /// The caller behind an access token, if the token is genuine and its session still open.
+    /// Checking the session on every request is what makes revocation take effect at once.
+    pub async fn authenticate(&self, access_token: &str) -> Result<Principal, ServiceError> {
+        let claims = self.tokens.verify(access_token).map_err(|e| match e {
+            TokenError::Expired => AuthFailure::ExpiredToken,
+            TokenError::Invalid => AuthFailure::InvalidToken,
+        })?;
+        let session = self
+            .sessions
+            .find(claims.session_id)
+            .await?
+            .ok_or(AuthFailure::SessionEnded)?;
+        if session.user_id != claims.user_id {
+            return Err(AuthFailure::InvalidToken.into());
+        }
+        if !session.is_active_at(self.clock.now()) {
+            return Err(AuthFailure::SessionEnded.into());
+        }
+        Ok(Principal {
+            user_id: claims.user_id,
+            session_id: claims.session_id,
+        })
+    }
+
+    /// Exchanges a refresh token for new tokens. Each token works once; presenting one again
+    /// after the grace window ends its whole session.
+    #[tracing::instrument(skip_all)]
+    pub async fn refresh(&self, presented: OpaqueToken) -> Result<SignedIn, ServiceError> {
+        let presented = presented.hash();
+        let (session, used_at) = self
+            .sessions
+            .find_by_refresh_token(&presented)
+            .await?
+            .ok_or(AuthFailure::InvalidRefreshToken)?;
+        let now = self.clock.now();
+        if !session.is_active_at(now) {
+            return Err(AuthFailure::SessionEnded.into());
+        }
+        let user = self
+            .users
+            .find_by_id(session.user_id)
+            .await?
+            .ok_or(AuthFailure::SessionEnded)?;
+        self.policy.admit(&user)?;
+
+        let successor = OpaqueToken::generate()?;
+        let exchange = RefreshTokenExchange {
+            session: session.id,
+            presented: &presented,
+            successor: &successor.hash(),
+            now,
+            expires_at: self.policy.expiry(session.created_at, now),
+        };
+        let exchanged =
+            used_at.is_none() && self.sessions.exchange_refresh_token(&exchange).await?;
+        if !exchanged {
+            // Used before: a moment ago by a concurrent request of the same client, or by a
+            // thief (or by the client after a thief). Inside the grace window it is the former.
+            let first_used = match used_at {
+                Some(at) => at,
+                None => self.first_use(&presented).await?,
+            };
+            if now - first_used > self.policy.reuse_grace {
+                self.sessions.revoke(session.id, now).await?;
+                tracing::warn!(
+                    user_id = %session.user_id,
+                    session_id = %session.id,
+                    "refresh token reused: session ended"
+                );
+                return Err(AuthFailure::RefreshTokenReused.into());
+            }
+            self.sessions.add_refresh_token(&exchange).await?;
+        }
+        self.signed_in(user, session.id, successor, now)
+    }
+
+    /// Ends the session a refresh token belongs to.
+    pub async fn logout(&self, token: OpaqueToken) -> Result<(), ServiceError> {
+        let (session, _) = self
+            .sessions
+            .find_by_refresh_token(&token.hash())
+            .await?
+            .ok_or(AuthFailure::InvalidRefreshToken)?;
+        self.sessions.revoke(session.id, self.clock.now()).await?;
+        Ok(())
+    }
+
+    /// Ends every session of the caller, the current one included; returns how many ended.
+    pub async fn logout_all(&self, caller: &Principal) -> Result<u64, ServiceError> {
+        Ok(self
+            .sessions
+            .revoke_all(caller.user_id, None, self.clock.now())
+            .await?)
+    }
+
+    /// Ends every session of a user except `keep`.
+    pub async fn end_other_sessions(
+        &self,
+        user: UserId,
+        keep: Option<SessionId>,
+    ) -> Result<u64, ServiceError> {
+        Ok(self
+            .sessions
+            .revoke_all(user, keep, self.clock.now())
+            .await?)
+    }
+
+    /// The caller's active sessions, newest first.
+    pub async fn list(
+        &self,
+        caller: &Principal,
+        page: &PageRequest<SessionId>,
+    ) -> Result<SessionPage, ServiceError> {
+        let now = self.clock.now();
+        let (page, total) = tokio::try_join!(
+            self.sessions.list_active(caller.user_id, now, page),
+            self.sessions.count_active(caller.user_id, now),
+        )?;
+        Ok(SessionPage { page, total })
+    }
+
+    /// Ends one of the caller's sessions.
+    pub async fn revoke(&self, caller: &Principal, id: SessionId) -> Result<(), ServiceError> {
+        let now = self.clock.now();
+        let owned_and_active = self
+            .sessions
+            .find(id)
+            .await?
+            .is_some_and(|s| s.user_id == caller.user_id && s.is_active_at(now));
+        if !owned_and_active || !self.sessions.revoke(id, now).await? {
+            return Err(ServiceError::NotFound(
+                "You have no active session with this id.",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Deletes ended sessions; returns how many.
+    pub async fn delete_ended(&self) -> Result<u64, ServiceError> {
+        Ok(self.sessions.delete_ended(self.clock.now()).await?)
+    }
+
+    async fn first_use(
+        &self,
+        token: &crate::domain::TokenHash,
+    ) -> Result<DateTime<Utc>, ServiceError> {
+        self.sessions
+            .find_by_refresh_token(token)
+            .await?
+            .and_then(|(_, used_at)| used_at)
+            .ok_or_else(|| ServiceError::internal("a refresh token lost its use while exchanged"))
+    }
+
+    fn signed_in(
+        &self,
+        user: User,
+        session_id: SessionId,
+        refresh_token: OpaqueToken,
+        now: DateTime<Utc>,
+    ) -> Result<SignedIn, ServiceError> {
+        let access_token = self
+            .tokens
+            .issue(
+                AccessClaims {
+                    user_id: user.id,
+                    session_id,
+                },
+                now,
+            )
+            .map_err(ServiceError::internal)?;
+        Ok(SignedIn {
+            user,
+            access_token,
+            refresh_token,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::application::fakes::{Fakes, POLICY, token_for};
+    use crate::domain::{Email, NewUser, Password};
+
+    async fn sign_up(fakes: &Fakes) -> SignedIn {
+        fakes
+            .services()
+            .auth
+            .register(
+                NewUser {
+                    email: Email::parse("ada@example.com").unwrap(),
+                    password: Password::new("correct horse".into()).unwrap(),
+                    display_name: None,
+                },
+                &ClientInfo {
+                    user_agent: Some("x".repeat(2_000)),
+                    ip: Some("203.0.113.7".parse().unwrap()),
+                },
+            )
+            .await
+            .unwrap()
+    }
+
+    fn token(signed_in: &SignedIn) -> OpaqueToken {
+        OpaqueToken::from_client(signed_in.refresh_token.expose().to_owned())
+    }
+
+    fn is_auth_failure(
+        result: &Result<impl std::fmt::Debug, ServiceError>,
+        failure: AuthFailure,
+    ) -> bool {
+        matches!(result, Err(ServiceError::Unauthenticated(f)) if *f == failure)
+    }
+
+    #[tokio::test]
+    async fn a_session_records_the_client_and_expires_by_policy() {
+        let fakes = Fakes::new();
+        let signed_in = sign_up(&fakes).await;
+        let principal = fakes
+            .services()
+            .sessions
+            .authenticate(&signed_in.access_token.token)
+            .await
+            .unwrap();
+        let session = fakes.sessions.get(principal.session_id).unwrap();
+        assert_eq!(session.ip.as_deref(), Some("203.0.113.7"));
+        assert_eq!(session.user_agent.unwrap().len(), 512);
+        assert_eq!(session.expires_at, fakes.clock.now() + POLICY.idle_timeout);
+    }
+
+    #[tokio::test]
+    async fn refreshing_rotates_the_refresh_token_and_extends_the_session() {
+        let fakes = Fakes::new();
+        let sessions = fakes.services().sessions;
+        let first = sign_up(&fakes).await;
+        fakes.clock.advance(chrono::Duration::days(20));
+
+        let second = sessions.refresh(token(&first)).await.unwrap();
+        assert_ne!(second.refresh_token.expose(), first.refresh_token.expose());
+        let principal = sessions
+            .authenticate(&second.access_token.token)
+            .await
+            .unwrap();
+        let session = fakes.sessions.get(principal.session_id).unwrap();
+        assert_eq!(session.last_used_at, fakes.clock.now());
+        assert_eq!(session.expires_at, fakes.clock.now() + POLICY.idle_timeout);
+
+        // The new token works in turn.
+        assert!(sessions.refresh(token(&second)).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn no_refresh_outlives_the_absolute_session_age() {
+        let fakes = Fakes::new();
+        let sessions = fakes.services().sessions;
+        let mut latest = sign_up(&fakes).await;
+        for _ in 0..3 {
+            fakes.clock.advance(chrono::Duration::days(29));
+            latest = sessions.refresh(token(&latest)).await.unwrap();
+        }
+        fakes.clock.advance(chrono::Duration::days(4)); // 91 days in
+        let result = sessions.refresh(token(&latest)).await;
+        assert!(is_auth_failure(&result, AuthFailure::SessionEnded));
+    }
+
+    #[tokio::test]
+    async fn a_reused_refresh_token_ends_the_session_after_the_grace_window() {
+        let fakes = Fakes::new();
+        let sessions = fakes.services().sessions;
+        let first = sign_up(&fakes).await;
+        let second = sessions.refresh(token(&first)).await.unwrap();
+
+        fakes
+            .clock
+            .advance(POLICY.reuse_grace + chrono::Duration::seconds(1));
+        let replay = sessions.refresh(token(&first)).await;
+        assert!(is_auth_failure(&replay, AuthFailure::RefreshTokenReused));
+
+        let after = sessions.authenticate(&second.access_token.token).await;
+        assert!(is_auth_failure(&after, AuthFailure::SessionEnded));
+        let refresh = sessions.refresh(token(&second)).await;
+        assert!(is_auth_failure(&refresh, AuthFailure::SessionEnded));
+    }
+
+    #[tokio::test]
+    async fn a_double_submit_within_the_grace_window_gets_its_own_tokens() {
+        let fakes = Fakes::new();
+        let sessions = fakes.services().sessions;
+        let first = sign_up(&fakes).await;
+        let a = sessions.refresh(token(&first)).await.unwrap();
+        fakes.clock.advance(chrono::Duration::seconds(2));
+        let b = sessions.refresh(token(&first)).await.unwrap();
+
+        assert_ne!(a.refresh_token.expose(), b.refresh_token.expose());
+        // Whichever answer the client kept, it can go on refreshing.
+        assert!(sessions.refresh(token(&a)).await.is_ok());
+        assert!(sessions.refresh(token(&b)).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_unknown_refresh_token_is_refused() {
+        let fakes = Fakes::new();
+        let result = fakes
+            .services()
+            .sessions
+            .refresh(OpaqueToken::from_client("made-up".into()))
+            .await;
+        assert!(is_auth_failure(&result, AuthFailure::InvalidRefreshToken));
+    }
+
+    #[tokio::test]
+    async fn logout_ends_only_that_session() {
+        let fakes = Fakes::new();
+        let services = fakes.services();
+        let first = sign_up(&fakes).await;
+        let second = sign_in(&fakes).await;
+
+        services.sessions.logout(token(&first)).await.unwrap();
+        let ended = services
+            .sessions
+            .authenticate(&first.access_token.token)
+            .await;
+        assert!(is_auth_failure(&ended, AuthFailure::SessionEnded));
+        assert!(
+            services
+                .sessions
+                .authenticate(&second.access_token.token)
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn revoking_needs_an_active_session_of_the_caller() {
+        let fakes = Fakes::new();
+        let sessions = fakes.services().sessions;
+        let signed_in = sign_up(&fakes).await;
+        let caller = sessions
+            .authenticate(&signed_in.access_token.token)
+            .await
+            .unwrap();
+        let stranger = Principal {
+            user_id: UserId::generate(),
+            session_id: SessionId::generate(),
+        };
+
+        let foreign = sessions.revoke(&stranger, caller.session_id).await;
+        assert!(matches!(foreign, Err(ServiceError::NotFound(_))));
+        sessions.revoke(&caller, caller.session_id).await.unwrap();
+        let again = sessions.revoke(&caller, caller.session_id).await;
+        assert!(matches!(again, Err(ServiceError::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn a_token_naming_another_users_session_is_invalid() {
+        let fakes = Fakes::new();
+        let sessions = fakes.services().sessions;
+        let ada = sign_up(&fakes).await;
+        let ada_session = sessions
+            .authenticate(&ada.access_token.token)
+            .await
+            .unwrap()
+            .session_id;
+        let forged = token_for(UserId::generate(), ada_session);
+        let result = sessions.authenticate(&forged).await;
+        assert!(is_auth_failure(&result, AuthFailure::InvalidToken));
+    }
+
+    #[tokio::test]
+    async fn listing_pages_through_active_sessions_newest_first() {
+        let fakes = Fakes::new();
+        let sessions = fakes.services().sessions;
+        let first = sign_up(&fakes).await;
+        for _ in 0..4 {
+            sign_in(&fakes).await;
+        }
+        sessions.logout(token(&first)).await.unwrap();
+        let current = sign_in(&fakes).await;
+        let caller = sessions
+            .authenticate(&current.access_token.token)
+            .await
+            .unwrap();
+
+        let page = sessions
+            .list(
+                &caller,
+                &PageRequest::Forward {
+                    after: None,
+                    first: 3,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            page.total, 5,
+            "four more sign-ins and this one; the first ended"
+        );
+        assert_eq!(page.page.items.len(), 3);
+        assert_eq!(page.page.items[0].id, caller.session_id, "newest first");
+        assert!(page.page.has_next && !page.page.has_previous);
+
+        let rest = sessions
+            .list(
+                &caller,
+                &PageRequest::Forward {
+                    after: page.page.items.last().map(|s| s.id),
+                    first: 3,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(rest.page.items.len(), 2);
+        assert!(!rest.page.has_next && rest.page.has_previous);
+    }
+
+    async fn sign_in(fakes: &Fakes) -> SignedIn {
+        fakes
+            .services()
+            .auth
+            .login(
+                Email::parse("ada@example.com").unwrap(),
+                "correct horse".into(),
+                &ClientInfo::default(),
+            )
+            .await
+            .unwrap()
+    }
+}

@@ -1,0 +1,109 @@
+//! Email-link flows: `requestPasswordReset`, `resetPassword`, `verifyEmail`,
+//! `resendVerificationEmail`.
+
+use async_graphql::{Context, InputObject, Object, Result};
+
+use crate::application::{AccountService, ServiceError};
+use crate::domain::{Email, OpaqueToken, Password};
+
+use super::context::{client, service};
+use super::error::graphql_error;
+use super::types::{AuthPayload, User};
+
+#[derive(Default)]
+pub struct AccountMutation;
+
+/// Whose password to reset.
+#[derive(InputObject)]
+pub struct RequestPasswordResetInput {
+    /// The account's email.
+    email: String,
+}
+
+/// A new password, authorised by a reset link.
+#[derive(InputObject)]
+pub struct ResetPasswordInput {
+    /// The `token` parameter of the emailed link.
+    token: String,
+    /// The new password: 8 to 128 characters.
+    new_password: String,
+}
+
+/// Proof of an email address.
+#[derive(InputObject)]
+pub struct VerifyEmailInput {
+    /// The `token` parameter of the emailed link.
+    token: String,
+}
+
+/// Where to send a new verification link.
+#[derive(InputObject)]
+pub struct ResendVerificationEmailInput {
+    /// The account's email.
+    email: String,
+}
+
+fn email(raw: &str) -> Result<Email> {
+    Email::parse(raw).map_err(|e| graphql_error(ServiceError::invalid("email", e)))
+}
+
+#[Object]
+impl AccountMutation {
+    /// Emails a link to reset the password, valid for 30 minutes; a newer request replaces
+    /// it. Always returns `true`, whether or not an account has this email.
+    async fn request_password_reset(
+        &self,
+        ctx: &Context<'_>,
+        input: RequestPasswordResetInput,
+    ) -> Result<bool> {
+        service::<AccountService>(ctx)?
+            .request_password_reset(email(&input.email)?)
+            .await
+            .map_err(graphql_error)?;
+        Ok(true)
+    }
+
+    /// Sets a new password with the token of a reset link, signs out every session, and signs
+    /// in anew. An unknown, used or expired token is `BAD_USER_INPUT` on `token`.
+    async fn reset_password(
+        &self,
+        ctx: &Context<'_>,
+        input: ResetPasswordInput,
+    ) -> Result<AuthPayload> {
+        let new_password = Password::new(input.new_password)
+            .map_err(|e| graphql_error(ServiceError::invalid("newPassword", e)))?;
+        let signed_in = service::<AccountService>(ctx)?
+            .reset_password(
+                OpaqueToken::from_client(input.token),
+                new_password,
+                &client(ctx)?,
+            )
+            .await
+            .map_err(graphql_error)?;
+        Ok(signed_in.into())
+    }
+
+    /// Confirms the email address with the token of a verification link. An unknown, used or
+    /// expired token is `BAD_USER_INPUT` on `token`.
+    async fn verify_email(&self, ctx: &Context<'_>, input: VerifyEmailInput) -> Result<User> {
+        let user = service::<AccountService>(ctx)?
+            .verify_email(OpaqueToken::from_client(input.token))
+            .await
+            .map_err(graphql_error)?;
+        Ok(User(user))
+    }
+
+    /// Emails a new verification link (earlier ones stop working). Always returns `true`,
+    /// whether or not an unconfirmed account has this email.
+    async fn resend_verification_email(
+        &self,
+        ctx: &Context<'_>,
+        input: ResendVerificationEmailInput,
+    ) -> Result<bool> {
+        service::<AccountService>(ctx)?
+            .resend_verification(email(&input.email)?)
+            .await
+            .map_err(graphql_error)?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,151 @@
+//! Relay connection arguments → a domain `PageRequest`, and opaque cursors.
+
+use async_graphql::connection::CursorType;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use uuid::Uuid;
+
+use crate::application::ServiceError;
+use crate::domain::PageRequest;
+
+/// Items per page when the client gives neither `first` nor `last`.
+pub const DEFAULT_PAGE_SIZE: usize = 20;
+/// The most items one page may hold.
+pub const MAX_PAGE_SIZE: usize = 100;
+
+/// A cursor naming an item by its UUID, opaque to clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdCursor(pub Uuid);
+
+impl CursorType for IdCursor {
+    type Error = &'static str;
+
+    fn decode_cursor(s: &str) -> Result<Self, Self::Error> {
+        let bytes = URL_SAFE_NO_PAD.decode(s).map_err(|_| "malformed cursor")?;
+        Uuid::from_slice(&bytes)
+            .map(IdCursor)
+            .map_err(|_| "malformed cursor")
+    }
+
+    fn encode_cursor(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0.as_bytes())
+    }
+}
+
+/// Validates Relay's `first`/`after`/`last`/`before`: one direction at a time, sizes from 0 to
+/// [`MAX_PAGE_SIZE`], cursors this server made.
+pub fn page_request<C: CursorType, T>(
+    after: Option<String>,
+    before: Option<String>,
+    first: Option<i32>,
+    last: Option<i32>,
+    into_key: impl Fn(C) -> T,
+) -> Result<PageRequest<T>, ServiceError> {
+    let cursor = |field: &'static str, value: Option<String>| {
+        value
+            .map(|s| {
+                C::decode_cursor(&s)
+                    .map(&into_key)
+                    .map_err(|_| ServiceError::InvalidInput {
+                        field,
+                        message: format!("`{field}` is not a cursor this server gave out."),
+                    })
+            })
+            .transpose()
+    };
+    let size = |field: &'static str, value: i32| {
+        usize::try_from(value)
+            .ok()
+            .filter(|n| *n <= MAX_PAGE_SIZE)
+            .ok_or_else(|| ServiceError::InvalidInput {
+                field,
+                message: format!("`{field}` must be between 0 and {MAX_PAGE_SIZE}."),
+            })
+    };
+    match (first, last) {
+        (Some(_), Some(_)) => Err(ServiceError::InvalidInput {
+            field: "last",
+            message: "Give `first` (with `after`) or `last` (with `before`), not both.".into(),
+        }),
+        (_, Some(last)) if after.is_none() => Ok(PageRequest::Backward {
+            before: cursor("before", before)?,
+            last: size("last", last)?,
+        }),
+        (_, Some(_)) => Err(ServiceError::InvalidInput {
+            field: "after",
+            message: "`after` goes with `first`; use `before` with `last`.".into(),
+        }),
+        (first, None) if before.is_none() => Ok(PageRequest::Forward {
+            after: cursor("after", after)?,
+            first: first.map_or(Ok(DEFAULT_PAGE_SIZE), |n| size("first", n))?,
+        }),
+        (_, None) => Err(ServiceError::InvalidInput {
+            field: "before",
+            message: "`before` goes with `last`; use `after` with `first`.".into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(
+        after: Option<&str>,
+        before: Option<&str>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> Result<PageRequest<Uuid>, ServiceError> {
+        page_request::<IdCursor, _>(
+            after.map(str::to_owned),
+            before.map(str::to_owned),
+            first,
+            last,
+            |c| c.0,
+        )
+    }
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let id = Uuid::now_v7();
+        let cursor = IdCursor(id).encode_cursor();
+        assert_eq!(IdCursor::decode_cursor(&cursor), Ok(IdCursor(id)));
+        assert!(IdCursor::decode_cursor("not a cursor").is_err());
+        assert!(IdCursor::decode_cursor("").is_err());
+    }
+
+    #[test]
+    fn no_arguments_reads_the_first_default_page() {
+        assert_eq!(
+            request(None, None, None, None).unwrap(),
+            PageRequest::Forward {
+                after: None,
+                first: DEFAULT_PAGE_SIZE
+            }
+        );
+    }
+
+    #[test]
+    fn bad_combinations_and_sizes_are_input_errors() {
+        let cursor = IdCursor(Uuid::now_v7()).encode_cursor();
+        for (case, result) in [
+            ("both sizes", request(None, None, Some(1), Some(1))),
+            ("negative", request(None, None, Some(-1), None)),
+            ("too many", request(None, None, None, Some(101))),
+            (
+                "after with last",
+                request(Some(&cursor), None, None, Some(2)),
+            ),
+            (
+                "before with first",
+                request(None, Some(&cursor), Some(2), None),
+            ),
+            ("garbage cursor", request(Some("zzz"), None, Some(2), None)),
+        ] {
+            assert!(
+                matches!(result, Err(ServiceError::InvalidInput { .. })),
+                "{case}"
+            );
+        }
+    }
+}

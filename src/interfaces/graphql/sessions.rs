@@ -1,0 +1,149 @@
+//! Sessions: `refreshToken`, `logout`, `logoutAll`, `revokeSession`, and the `sessions` list.
+
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
+
+use crate::application::{ServiceError, SessionService};
+use crate::domain::{OpaqueToken, SessionId};
+
+use super::context::{caller, service};
+use super::error::graphql_error;
+use super::pagination::{IdCursor, page_request};
+use super::types::{AuthPayload, Session};
+
+#[derive(Default)]
+pub struct SessionQuery;
+
+#[derive(Default)]
+pub struct SessionMutation;
+
+/// Extra fields of a session list.
+#[derive(SimpleObject)]
+pub struct SessionConnectionFields {
+    /// How many active sessions there are in all.
+    total_count: i64,
+}
+
+pub type SessionConnection =
+    Connection<IdCursor, Session, SessionConnectionFields, async_graphql::connection::EmptyFields>;
+
+/// A refresh token to exchange.
+#[derive(InputObject)]
+pub struct RefreshTokenInput {
+    /// The latest refresh token this session received.
+    refresh_token: String,
+}
+
+/// The session to sign out.
+#[derive(InputObject)]
+pub struct LogoutInput {
+    /// The session's latest refresh token.
+    refresh_token: String,
+}
+
+/// A session of the signed-in user to end.
+#[derive(InputObject)]
+pub struct RevokeSessionInput {
+    /// The session's `id`, from `sessions`.
+    id: ID,
+}
+
+#[Object]
+impl SessionQuery {
+    /// The signed-in user's active sessions (devices and browsers), newest first. Page with
+    /// `first`/`after` or `last`/`before` (at most 100 at a time; 20 by default).
+    async fn sessions(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> Result<SessionConnection> {
+        let caller = caller(ctx).await?;
+        let request =
+            page_request::<IdCursor, _>(after, before, first, last, |c| SessionId::from_uuid(c.0))
+                .map_err(graphql_error)?;
+        let listed = service::<SessionService>(ctx)?
+            .list(&caller, &request)
+            .await
+            .map_err(graphql_error)?;
+        let mut connection = Connection::with_additional_fields(
+            listed.page.has_previous,
+            listed.page.has_next,
+            SessionConnectionFields {
+                total_count: i64::try_from(listed.total).unwrap_or(i64::MAX),
+            },
+        );
+        connection.edges = listed
+            .page
+            .items
+            .into_iter()
+            .map(|session| {
+                let current = session.id == caller.session_id;
+                Edge::new(IdCursor(session.id.as_uuid()), Session { session, current })
+            })
+            .collect();
+        Ok(connection)
+    }
+}
+
+#[Object]
+impl SessionMutation {
+    /// Exchanges a refresh token for a new access token and a new refresh token. Each refresh
+    /// token works once: a token used again (after a few seconds' grace for a double submit)
+    /// is taken as stolen, ends its session, and fails with `UNAUTHENTICATED`. Call it when
+    /// the access token expires (or shortly before `expiresIn` runs out).
+    async fn refresh_token(
+        &self,
+        ctx: &Context<'_>,
+        input: RefreshTokenInput,
+    ) -> Result<AuthPayload> {
+        let signed_in = service::<SessionService>(ctx)?
+            .refresh(OpaqueToken::from_client(input.refresh_token))
+            .await
+            .map_err(graphql_error)?;
+        Ok(signed_in.into())
+    }
+
+    /// Signs out the session of a refresh token: its refresh and access tokens stop working
+    /// at once. Needs no access token.
+    async fn logout(&self, ctx: &Context<'_>, input: LogoutInput) -> Result<bool> {
+        service::<SessionService>(ctx)?
+            .logout(OpaqueToken::from_client(input.refresh_token))
+            .await
+            .map_err(graphql_error)?;
+        Ok(true)
+    }
+
+    /// Signs out every session of the signed-in user, this one included. Returns how many
+    /// sessions ended.
+    async fn logout_all(&self, ctx: &Context<'_>) -> Result<i32> {
+        let caller = caller(ctx).await?;
+        let ended = service::<SessionService>(ctx)?
+            .logout_all(&caller)
+            .await
+            .map_err(graphql_error)?;
+        Ok(i32::try_from(ended).unwrap_or(i32::MAX))
+    }
+
+    /// Ends one of the signed-in user's sessions, e.g. a lost phone. `NOT_FOUND` when the
+    /// user has no active session with that id.
+    async fn revoke_session(&self, ctx: &Context<'_>, input: RevokeSessionInput) -> Result<bool> {
+        let caller = caller(ctx).await?;
+        let id = input
+            .id
+            .parse::<uuid::Uuid>()
+            .map(SessionId::from_uuid)
+            .map_err(|_| {
+                graphql_error(ServiceError::NotFound(
+                    "You have no active session with this id.",
+                ))
+            })?;
+        service::<SessionService>(ctx)?
+            .revoke(&caller, id)
+            .await
+            .map_err(graphql_error)?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,355 @@
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use authgraph::config::MailerKind;
+
+use crate::helpers::{
+    PASSWORD, TestApp, assert_no_errors, data_str, error_code, spawn_app, spawn_app_with,
+    unique_email,
+};
+
+const CHANGE_PASSWORD: &str =
+    "mutation($input: ChangePasswordInput!) { changePassword(input: $input) }";
+const REQUEST_RESET: &str =
+    "mutation($input: RequestPasswordResetInput!) { requestPasswordReset(input: $input) }";
+const RESET: &str = "mutation($input: ResetPasswordInput!) {
+  resetPassword(input: $input) { accessToken refreshToken user { id email emailVerified } }
+}";
+const VERIFY: &str =
+    "mutation($input: VerifyEmailInput!) { verifyEmail(input: $input) { id email emailVerified } }";
+const RESEND: &str =
+    "mutation($input: ResendVerificationEmailInput!) { resendVerificationEmail(input: $input) }";
+const NEW_PASSWORD: &str = "a brand new passphrase";
+
+fn access(payload: &Value) -> String {
+    payload["accessToken"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn change_password_needs_the_current_one_and_signs_out_other_sessions() {
+    let app = spawn_app().await;
+    let email = unique_email();
+    let laptop = access(&app.register(&email, PASSWORD).await);
+    let phone = access(&app.login(&email, PASSWORD).await["data"]["login"]);
+
+    let wrong = app
+        .graphql_as(
+            &laptop,
+            CHANGE_PASSWORD,
+            json!({ "input": { "currentPassword": "not it", "newPassword": NEW_PASSWORD } }),
+        )
+        .await;
+    assert_eq!(error_code(&wrong), "BAD_USER_INPUT");
+    assert_eq!(wrong["errors"][0]["extensions"]["field"], "currentPassword");
+    let short = app
+        .graphql_as(
+            &laptop,
+            CHANGE_PASSWORD,
+            json!({ "input": { "currentPassword": PASSWORD, "newPassword": "short" } }),
+        )
+        .await;
+    assert_eq!(short["errors"][0]["extensions"]["field"], "newPassword");
+    let anonymous = app
+        .graphql(
+            CHANGE_PASSWORD,
+            json!({ "input": { "currentPassword": PASSWORD, "newPassword": NEW_PASSWORD } }),
+        )
+        .await;
+    assert_eq!(error_code(&anonymous), "UNAUTHENTICATED");
+
+    let body = app
+        .graphql_as(
+            &laptop,
+            CHANGE_PASSWORD,
+            json!({ "input": { "currentPassword": PASSWORD, "newPassword": NEW_PASSWORD } }),
+        )
+        .await;
+    assert_eq!(body["data"]["changePassword"], true);
+    assert_no_errors(&app.me(&laptop).await);
+    assert_eq!(error_code(&app.me(&phone).await), "UNAUTHENTICATED");
+    assert_eq!(
+        error_code(&app.login(&email, PASSWORD).await),
+        "UNAUTHENTICATED"
+    );
+    assert_no_errors(&app.login(&email, NEW_PASSWORD).await);
+}
+
+#[tokio::test]
+async fn a_reset_link_sets_a_new_password_signs_out_everywhere_and_signs_in() {
+    let app = spawn_app().await;
+    let email = unique_email();
+    let before = access(&app.register(&email, PASSWORD).await);
+
+    let body = app
+        .graphql(
+            REQUEST_RESET,
+            json!({ "input": { "email": email.to_uppercase() } }),
+        )
+        .await;
+    assert_eq!(body["data"]["requestPasswordReset"], true);
+    let emails = app.emails_to(&email);
+    let reset_email = emails.last().unwrap();
+    assert_eq!(reset_email.subject, "Reset your password");
+    assert!(reset_email.text.contains("within 30 minutes"));
+    let token = app.link_token(&email, "reset-password");
+
+    let body = app
+        .graphql(
+            RESET,
+            json!({ "input": { "token": token, "newPassword": NEW_PASSWORD } }),
+        )
+        .await;
+    assert_no_errors(&body);
+    assert_eq!(
+        body["data"]["resetPassword"]["user"]["email"],
+        email.as_str()
+    );
+    assert_eq!(body["data"]["resetPassword"]["user"]["emailVerified"], true);
+    let after = data_str(&body, &["resetPassword", "accessToken"]);
+    assert_no_errors(&app.me(after).await);
+    assert_eq!(error_code(&app.me(&before).await), "UNAUTHENTICATED");
+    assert_eq!(
+        error_code(&app.login(&email, PASSWORD).await),
+        "UNAUTHENTICATED"
+    );
+    assert_no_errors(&app.login(&email, NEW_PASSWORD).await);
+}
+
+async fn request_reset(app: &TestApp, email: &str) -> String {
+    app.graphql(REQUEST_RESET, json!({ "input": { "email": email } }))
+        .await;
+    app.link_token(email, "reset-password")
+}
+
+async fn reset(app: &TestApp, token: &str) -> Value {
+    app.graphql(
+        RESET,
+        json!({ "input": { "token": token, "newPassword": NEW_PASSWORD } }),
+    )
+    .await
+}
+
+fn assert_refused(body: Value) {
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["field"], "token");
+    assert_eq!(
+        body["errors"][0]["message"],
+        "This password-reset link is invalid, was already used, or has expired; ask for a new one."
+    );
+}
+
+#[tokio::test]
+async fn a_reset_link_fails_once_used_superseded_or_expired() {
+    let app = spawn_app().await;
+    let email = unique_email();
+    app.register(&email, PASSWORD).await;
+
+    let used = request_reset(&app, &email).await;
+    assert_no_errors(&reset(&app, &used).await);
+    assert_refused(reset(&app, &used).await);
+
+    let superseded = request_reset(&app, &email).await;
+    let latest = request_reset(&app, &email).await;
+    assert_refused(reset(&app, &superseded).await);
+
+    use sea_orm::EntityTrait;
+    use sea_orm::sea_query::Expr;
+    let past = chrono::Utc::now() - chrono::Duration::minutes(1);
+    entity::account_token::Entity::update_many()
+        .col_expr(entity::account_token::Column::ExpiresAt, Expr::value(past))
+        .exec(&app.db().await)
+        .await
+        .unwrap();
+    assert_refused(reset(&app, &latest).await);
+    assert_refused(reset(&app, "made-up").await);
+}
+
+#[tokio::test]
+async fn a_reset_request_for_an_unknown_email_is_indistinguishable_and_sends_nothing() {
+    let app = spawn_app().await;
+    let known = unique_email();
+    app.register(&known, PASSWORD).await;
+    let unknown = unique_email();
+
+    let known_response = app
+        .client
+        .post(app.url("/graphql"))
+        .json(&json!({ "query": REQUEST_RESET, "variables": { "input": { "email": known } } }))
+        .send()
+        .await
+        .unwrap();
+    let unknown_response = app
+        .client
+        .post(app.url("/graphql"))
+        .json(&json!({ "query": REQUEST_RESET, "variables": { "input": { "email": unknown } } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(known_response.status(), unknown_response.status());
+    assert_eq!(
+        known_response.text().await.unwrap(),
+        unknown_response.text().await.unwrap()
+    );
+    assert!(app.emails_to(&unknown).is_empty());
+}
+
+#[tokio::test]
+async fn the_emailed_link_verifies_the_address_once() {
+    let app = spawn_app().await;
+    let email = unique_email();
+    let token = access(&app.register(&email, PASSWORD).await);
+    assert_eq!(app.me(&token).await["data"]["me"]["emailVerified"], false);
+    assert_eq!(
+        app.emails_to(&email)[0].subject,
+        "Confirm your email address"
+    );
+    let link = app.link_token(&email, "verify-email");
+
+    let body = app
+        .graphql(VERIFY, json!({ "input": { "token": link } }))
+        .await;
+    assert_no_errors(&body);
+    assert_eq!(body["data"]["verifyEmail"]["emailVerified"], true);
+    assert_eq!(app.me(&token).await["data"]["me"]["emailVerified"], true);
+
+    let again = app
+        .graphql(VERIFY, json!({ "input": { "token": link } }))
+        .await;
+    assert_eq!(error_code(&again), "BAD_USER_INPUT");
+    assert_eq!(again["errors"][0]["extensions"]["field"], "token");
+}
+
+#[tokio::test]
+async fn resending_the_verification_email_replaces_the_link() {
+    let app = spawn_app().await;
+    let email = unique_email();
+    app.register(&email, PASSWORD).await;
+    let first = app.link_token(&email, "verify-email");
+
+    let body = app
+        .graphql(RESEND, json!({ "input": { "email": email } }))
+        .await;
+    assert_eq!(body["data"]["resendVerificationEmail"], true);
+    let second = app.link_token(&email, "verify-email");
+    assert_ne!(first, second);
+    assert_eq!(
+        error_code(
+            &app.graphql(VERIFY, json!({ "input": { "token": first } }))
+                .await
+        ),
+        "BAD_USER_INPUT"
+    );
+    assert_no_errors(
+        &app.graphql(VERIFY, json!({ "input": { "token": second } }))
+            .await,
+    );
+
+    let unknown = app
+        .graphql(RESEND, json!({ "input": { "email": unique_email() } }))
+        .await;
+    assert_eq!(unknown["data"]["resendVerificationEmail"], true);
+}
+
+#[tokio::test]
+async fn when_required_an_unverified_account_cannot_sign_in_until_it_verifies() {
+    let app = spawn_app_with(|c| c.require_verified_email = true).await;
+    let email = unique_email();
+
+    let register = app
+        .graphql(
+            crate::helpers::REGISTER,
+            json!({ "input": { "email": email, "password": PASSWORD } }),
+        )
+        .await;
+    assert_eq!(error_code(&register), "FORBIDDEN");
+    assert_eq!(
+        register["errors"][0]["extensions"]["reason"],
+        "EMAIL_NOT_VERIFIED"
+    );
+    let login = app.login(&email, PASSWORD).await;
+    assert_eq!(error_code(&login), "FORBIDDEN");
+
+    let link = app.link_token(&email, "verify-email");
+    assert_no_errors(
+        &app.graphql(VERIFY, json!({ "input": { "token": link } }))
+            .await,
+    );
+    let login = app.login(&email, PASSWORD).await;
+    assert_no_errors(&login);
+    assert_eq!(
+        app.me(data_str(&login, &["login", "accessToken"])).await["data"]["me"]["emailVerified"],
+        true
+    );
+}
+
+/// A mail server that accepts one message and hands back what it received.
+async fn one_message_smtp_server() -> (u16, tokio::task::JoinHandle<String>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read).lines();
+        write.write_all(b"220 test ESMTP\r\n").await.unwrap();
+        let mut data = String::new();
+        let mut in_data = false;
+        // A pooled client keeps the connection for the next message: stop after one.
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if in_data {
+                if line == "." {
+                    write.write_all(b"250 queued\r\n").await.unwrap();
+                    break;
+                } else {
+                    data.push_str(&line);
+                    data.push('\n');
+                }
+                continue;
+            }
+            let command = line.to_ascii_uppercase();
+            let reply: &[u8] = if command.starts_with("EHLO") || command.starts_with("HELO") {
+                b"250 test\r\n"
+            } else if command.starts_with("DATA") {
+                in_data = true;
+                b"354 go ahead\r\n"
+            } else {
+                b"250 ok\r\n"
+            };
+            write.write_all(reply).await.unwrap();
+        }
+        data
+    });
+    (port, server)
+}
+
+#[tokio::test]
+async fn the_smtp_mailer_delivers_the_verification_link() {
+    let (port, server) = one_message_smtp_server().await;
+    let app = spawn_app_with(|c| {
+        c.mailer = Some(MailerKind::Smtp);
+        c.smtp_url = Some(format!("smtp://127.0.0.1:{port}"));
+        c.mail_from = "Accounts <accounts@example.com>".into();
+    })
+    .await;
+    let email = unique_email();
+    app.register(&email, PASSWORD).await;
+
+    let message = tokio::time::timeout(std::time::Duration::from_secs(10), server)
+        .await
+        .expect("the email arrives")
+        .unwrap();
+    // Quoted-printable may wrap long lines; undo soft breaks before looking for the link.
+    let message = message.replace("=\n", "").replace("=3D", "=");
+    assert!(
+        message.contains("From: Accounts <accounts@example.com>"),
+        "{message}"
+    );
+    assert!(message.contains(&format!("To: {email}")), "{message}");
+    assert!(
+        message.contains("Subject: Confirm your email address"),
+        "{message}"
+    );
+    assert!(
+        message.contains("https://app.example.com/verify-email?token="),
+        "{message}"
+    );
+}

@@ -1,0 +1,299 @@
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    PASSWORD, assert_no_errors, data_str, error_code, spawn_app, spawn_app_with, token_claims,
+    unique_email,
+};
+
+const SESSIONS: &str = "query Sessions($first: Int, $after: String, $last: Int, $before: String) {
+  sessions(first: $first, after: $after, last: $last, before: $before) {
+    totalCount
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    edges { cursor node { id current createdAt lastUsedAt expiresAt userAgent ip } }
+  }
+}";
+
+fn tokens(payload: &Value) -> (String, String) {
+    (
+        payload["accessToken"].as_str().unwrap().to_owned(),
+        payload["refreshToken"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn refresh_rotates_both_tokens_within_the_same_session() {
+    let app = spawn_app().await;
+    let (access, refresh) = tokens(&app.register(&unique_email(), PASSWORD).await);
+
+    let body = app.refresh(&refresh).await;
+    assert_no_errors(&body);
+    let renewed = &body["data"]["refreshToken"];
+    assert_eq!(renewed["tokenType"], "Bearer");
+    assert_eq!(renewed["expiresIn"], 900);
+    let (new_access, new_refresh) = tokens(renewed);
+    assert_ne!(new_refresh, refresh);
+    assert_eq!(
+        token_claims(&new_access)["sid"],
+        token_claims(&access)["sid"],
+        "the same session"
+    );
+    assert_no_errors(&app.me(&new_access).await);
+    assert_no_errors(&app.refresh(&new_refresh).await);
+}
+
+#[tokio::test]
+async fn a_rotated_refresh_token_used_again_ends_the_whole_session() {
+    let app = spawn_app_with(|c| c.refresh_token_reuse_grace = Duration::ZERO).await;
+    let (_, first) = tokens(&app.register(&unique_email(), PASSWORD).await);
+    let (access, second) = tokens(&app.refresh(&first).await["data"]["refreshToken"]);
+
+    let replay = app.refresh(&first).await;
+    assert_eq!(error_code(&replay), "UNAUTHENTICATED");
+    assert_eq!(
+        replay["errors"][0]["message"],
+        "The refresh token was already used, so the session has been ended to protect the account; sign in again."
+    );
+    // The access token of that session stops working right away, and so does its latest
+    // refresh token, which the thief may hold.
+    let me = app.me(&access).await;
+    assert_eq!(error_code(&me), "UNAUTHENTICATED");
+    assert_eq!(
+        me["errors"][0]["message"],
+        "The session has ended; sign in again."
+    );
+    assert_eq!(error_code(&app.refresh(&second).await), "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn a_concurrent_double_submit_within_the_grace_window_is_not_taken_for_theft() {
+    let app = spawn_app().await;
+    let (_, refresh) = tokens(&app.register(&unique_email(), PASSWORD).await);
+
+    let (a, b) = tokio::join!(app.refresh(&refresh), app.refresh(&refresh));
+    assert_no_errors(&a);
+    assert_no_errors(&b);
+    let (access_a, refresh_a) = tokens(&a["data"]["refreshToken"]);
+    let (_, refresh_b) = tokens(&b["data"]["refreshToken"]);
+    assert_ne!(refresh_a, refresh_b);
+    assert_no_errors(&app.me(&access_a).await);
+    assert_no_errors(&app.refresh(&refresh_a).await);
+    assert_no_errors(&app.refresh(&refresh_b).await);
+}
+
+#[tokio::test]
+async fn an_unknown_refresh_token_is_refused() {
+    let app = spawn_app().await;
+    for token in ["", "garbage", &"x".repeat(10_000) as &str] {
+        let body = app.refresh(token).await;
+        assert_eq!(error_code(&body), "UNAUTHENTICATED", "{token:?}");
+        assert_eq!(
+            body["errors"][0]["message"],
+            "The refresh token is invalid; sign in again."
+        );
+    }
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_at_once() {
+    let app = spawn_app().await;
+    let email = unique_email();
+    let (access, refresh) = tokens(&app.register(&email, PASSWORD).await);
+    let (other_access, _) = tokens(&app.login(&email, PASSWORD).await["data"]["login"]);
+
+    let body = app.logout(&refresh).await;
+    assert_eq!(body["data"]["logout"], true);
+    assert_eq!(error_code(&app.me(&access).await), "UNAUTHENTICATED");
+    assert_eq!(error_code(&app.refresh(&refresh).await), "UNAUTHENTICATED");
+    assert_no_errors(&app.me(&other_access).await);
+
+    assert_eq!(
+        error_code(&app.logout("not a token").await),
+        "UNAUTHENTICATED"
+    );
+}
+
+#[tokio::test]
+async fn logout_all_ends_every_session_of_the_user_only() {
+    let app = spawn_app().await;
+    let email = unique_email();
+    let (first, _) = tokens(&app.register(&email, PASSWORD).await);
+    let (second, _) = tokens(&app.login(&email, PASSWORD).await["data"]["login"]);
+    let (third, third_refresh) = tokens(&app.login(&email, PASSWORD).await["data"]["login"]);
+    let (stranger, _) = tokens(&app.register(&unique_email(), PASSWORD).await);
+
+    let body = app
+        .graphql_as(&second, "mutation { logoutAll }", json!({}))
+        .await;
+    assert_eq!(body["data"]["logoutAll"], 3);
+    for access in [&first, &second, &third] {
+        assert_eq!(error_code(&app.me(access).await), "UNAUTHENTICATED");
+    }
+    assert_eq!(
+        error_code(&app.refresh(&third_refresh).await),
+        "UNAUTHENTICATED"
+    );
+    assert_no_errors(&app.me(&stranger).await);
+}
+
+#[tokio::test]
+async fn sessions_lists_the_devices_and_flags_the_current_one() {
+    let app = spawn_app().await;
+    let email = unique_email();
+    app.register(&email, PASSWORD).await;
+    let phone = app
+        .client
+        .post(app.url("/graphql"))
+        .header("user-agent", "Phone/1.0")
+        .json(&json!({
+            "query": "mutation($input: LoginInput!) { login(input: $input) { accessToken } }",
+            "variables": { "input": { "email": email, "password": PASSWORD } },
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let phone_access = data_str(&phone, &["login", "accessToken"]);
+
+    let body = app.graphql_as(phone_access, SESSIONS, json!({})).await;
+    assert_no_errors(&body);
+    let sessions = &body["data"]["sessions"];
+    assert_eq!(sessions["totalCount"], 2);
+    let nodes: Vec<&Value> = sessions["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["node"])
+        .collect();
+    assert_eq!(nodes.len(), 2);
+    assert_eq!(nodes[0]["current"], true, "the newest first: {nodes:#?}");
+    assert_eq!(nodes[0]["userAgent"], "Phone/1.0");
+    assert_eq!(nodes[0]["ip"], "127.0.0.1");
+    assert_eq!(
+        nodes[0]["id"].as_str(),
+        token_claims(phone_access)["sid"].as_str()
+    );
+    assert_eq!(nodes[1]["current"], false);
+}
+
+#[tokio::test]
+async fn sessions_pages_forwards_and_backwards_without_gaps() {
+    let app = spawn_app().await;
+    let email = unique_email();
+    let (access, _) = tokens(&app.register(&email, PASSWORD).await);
+    for _ in 0..4 {
+        app.login(&email, PASSWORD).await;
+    }
+
+    let mut forward = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let body = app
+            .graphql_as(&access, SESSIONS, json!({ "first": 2, "after": after }))
+            .await;
+        assert_no_errors(&body);
+        let page = &body["data"]["sessions"];
+        assert_eq!(page["totalCount"], 5);
+        for edge in page["edges"].as_array().unwrap() {
+            forward.push(edge["node"]["id"].as_str().unwrap().to_owned());
+        }
+        if page["pageInfo"]["hasNextPage"] == false {
+            break;
+        }
+        after = page["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+    }
+    assert_eq!(forward.len(), 5);
+
+    let mut backward = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let body = app
+            .graphql_as(&access, SESSIONS, json!({ "last": 2, "before": before }))
+            .await;
+        let page = &body["data"]["sessions"];
+        let mut ids: Vec<String> = page["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.extend(backward);
+        backward = ids;
+        if page["pageInfo"]["hasPreviousPage"] == false {
+            break;
+        }
+        before = page["pageInfo"]["startCursor"].as_str().map(str::to_owned);
+    }
+    assert_eq!(backward, forward);
+}
+
+#[tokio::test]
+async fn bad_page_arguments_are_input_errors() {
+    let app = spawn_app().await;
+    let (access, _) = tokens(&app.register(&unique_email(), PASSWORD).await);
+    for variables in [
+        json!({ "first": -1 }),
+        json!({ "first": 101 }),
+        json!({ "first": 1, "last": 1 }),
+        json!({ "after": "not-a-cursor" }),
+    ] {
+        let body = app.graphql_as(&access, SESSIONS, variables.clone()).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{variables}");
+    }
+}
+
+#[tokio::test]
+async fn revoke_session_ends_another_device_of_the_caller_only() {
+    let app = spawn_app().await;
+    let email = unique_email();
+    let (laptop, _) = tokens(&app.register(&email, PASSWORD).await);
+    let (phone, _) = tokens(&app.login(&email, PASSWORD).await["data"]["login"]);
+    let (stranger, _) = tokens(&app.register(&unique_email(), PASSWORD).await);
+    let phone_session = token_claims(&phone)["sid"].as_str().unwrap().to_owned();
+    let revoke = "mutation($input: RevokeSessionInput!) { revokeSession(input: $input) }";
+
+    let foreign = app
+        .graphql_as(
+            &stranger,
+            revoke,
+            json!({ "input": { "id": phone_session } }),
+        )
+        .await;
+    assert_eq!(error_code(&foreign), "NOT_FOUND");
+    assert_no_errors(&app.me(&phone).await);
+
+    let body = app
+        .graphql_as(&laptop, revoke, json!({ "input": { "id": phone_session } }))
+        .await;
+    assert_eq!(body["data"]["revokeSession"], true);
+    assert_eq!(error_code(&app.me(&phone).await), "UNAUTHENTICATED");
+    assert_no_errors(&app.me(&laptop).await);
+
+    for id in [phone_session.as_str(), "not-a-uuid"] {
+        let again = app
+            .graphql_as(&laptop, revoke, json!({ "input": { "id": id } }))
+            .await;
+        assert_eq!(error_code(&again), "NOT_FOUND", "{id}");
+    }
+}
+
+#[tokio::test]
+async fn ended_sessions_are_cleaned_up_in_the_background() {
+    let app = spawn_app_with(|c| c.session_cleanup_interval = Duration::from_secs(1)).await;
+    let (_, refresh) = tokens(&app.register(&unique_email(), PASSWORD).await);
+    app.logout(&refresh).await;
+
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    let db = app.db().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while entity::session::Entity::find().count(&db).await.unwrap() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the ended session was not deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
