@@ -3,9 +3,12 @@
 
 use std::net::SocketAddr;
 
+use async_graphql::ParseRequestError;
 use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql_axum::rejection::GraphQLRejection;
+use async_graphql_axum::{GraphQLBatchRequest, GraphQLRequest};
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Extension, RawQuery, State};
+use axum::extract::{ConnectInfo, Extension, FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -21,11 +24,11 @@ pub async fn post_graphql(
     State(state): State<AppState>,
     Extension(request_id): Extension<RequestId>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Response {
+    let headers = request.headers().clone();
     let format = ResponseFormat::negotiate(&headers);
-    let request = match read_body(body).await {
+    let request = match read_body(request).await {
         Ok(request) => request,
         Err(rejection) => return rejection.into_response(format),
     };
@@ -38,15 +41,15 @@ pub async fn get_graphql(
     Extension(request_id): Extension<RequestId>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    RawQuery(query): RawQuery,
+    request: Result<GraphQLRequest, GraphQLRejection>,
 ) -> Response {
     if prefers_html(&headers) {
         return graphiql::page();
     }
     let format = ResponseFormat::negotiate(&headers);
-    let mut request = match async_graphql::http::parse_query_string(&query.unwrap_or_default()) {
-        Ok(request) => request,
-        Err(error) => {
+    let mut request = match request {
+        Ok(request) => request.into_inner(),
+        Err(GraphQLRejection(error)) => {
             return Rejection::unreadable(
                 StatusCode::BAD_REQUEST,
                 format!("The URL does not hold a valid GraphQL request: {error}"),
@@ -130,9 +133,12 @@ async fn execute(
     }
 }
 
-/// Reads a JSON body of at most [`MAX_BODY_BYTES`]. Batches (a JSON array) are refused: they
-/// multiply the cost of one HTTP request past every per-request limit.
-async fn read_body(body: Body) -> Result<async_graphql::Request, Rejection> {
+/// Reads a body of at most [`MAX_BODY_BYTES`] and parses it as a GraphQL request. Batches (a
+/// JSON array) are refused: they multiply the cost of one HTTP request past every per-request
+/// limit.
+async fn read_body(request: Request) -> Result<async_graphql::Request, Rejection> {
+    let (parts, body) = request.into_parts();
+    // Buffer under a limit first, so an oversized body is refused before any parsing.
     let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
         .map_err(|_| {
@@ -144,9 +150,25 @@ async fn read_body(body: Body) -> Result<async_graphql::Request, Rejection> {
                 ),
             )
         })?;
-    match serde_json::from_slice::<async_graphql::BatchRequest>(&bytes) {
+    let request = Request::from_parts(parts, Body::from(bytes));
+    let batch = GraphQLBatchRequest::<GraphQLRejection>::from_request(request, &())
+        .await
+        .map_err(|GraphQLRejection(error)| {
+            let message = match error {
+                ParseRequestError::InvalidRequest(error) => format!(
+                    "The request body must be a JSON object with a \"query\" string: {error}."
+                ),
+                other => format!("The request body is not a GraphQL request: {other}."),
+            };
+            Rejection::unreadable(StatusCode::BAD_REQUEST, message)
+        })?;
+    match batch.into_inner() {
+        async_graphql::BatchRequest::Batch(_) => Err(Rejection::unreadable(
+            StatusCode::BAD_REQUEST,
+            "Batched requests are not supported: send one operation per request.".to_owned(),
+        )),
         // A persisted query may come as a hash with no document; anything else needs one.
-        Ok(async_graphql::BatchRequest::Single(request))
+        async_graphql::BatchRequest::Single(request)
             if request.query.trim().is_empty()
                 && !request.extensions.contains_key("persistedQuery") =>
         {
@@ -155,15 +177,7 @@ async fn read_body(body: Body) -> Result<async_graphql::Request, Rejection> {
                 "The request has no \"query\".".to_owned(),
             ))
         }
-        Ok(async_graphql::BatchRequest::Single(request)) => Ok(request),
-        Ok(async_graphql::BatchRequest::Batch(_)) => Err(Rejection::unreadable(
-            StatusCode::BAD_REQUEST,
-            "Batched requests are not supported: send one operation per request.".to_owned(),
-        )),
-        Err(error) => Err(Rejection::unreadable(
-            StatusCode::BAD_REQUEST,
-            format!("The request body must be a JSON object with a \"query\" string: {error}."),
-        )),
+        async_graphql::BatchRequest::Single(request) => Ok(request),
     }
 }
 
