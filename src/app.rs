@@ -13,35 +13,66 @@ use tokio::net::TcpListener;
 
 use crate::application::ports::{Mailer, SystemClock};
 use crate::application::{
-    AccountLinks, AccountService, AuthService, Services, SessionPolicy, SessionService, UserService,
+    AccountLinks, AccountService, AuditService, AuditTrail, AuthService, Services, SessionPolicy,
+    SessionService, UserService,
 };
 use crate::config::{Config, MailerKind};
+use crate::infrastructure::audit::AuditWriter;
 use crate::infrastructure::mail::{LogMailer, SmtpMailer};
 use crate::infrastructure::persistence::{
-    self, SeaOrmAccountTokenRepository, SeaOrmSessionRepository, SeaOrmUserRepository,
+    self, QueryCounter, SeaOrmAccountTokenRepository, SeaOrmAuditRepository,
+    SeaOrmSessionRepository, SeaOrmUserRepository,
 };
 use crate::infrastructure::security::{Argon2Hasher, JwtSettings, JwtTokens, resolve_jwt_secret};
 use crate::interfaces::graphql;
 use crate::interfaces::http::{self, AppState};
 
+/// Everything behind the interfaces: the database, the services and their background parts.
+/// The server and the command line build it the same way.
+pub struct Core {
+    pub services: Services,
+    pub db: DatabaseConnection,
+    /// The emails "sent" when `MAILER=log`, for tests and local development.
+    pub mailbox: Option<Arc<LogMailer>>,
+    /// The audit writer, to wait until recorded events are stored.
+    pub audit: Arc<AuditWriter>,
+    /// The statements sent to the database so far.
+    pub queries: QueryCounter,
+}
+
+impl Core {
+    /// Connects to the database, applies migrations and wires the services.
+    pub async fn assemble(config: &Config) -> anyhow::Result<Self> {
+        let queries = QueryCounter::default();
+        let db = connect_and_migrate_counted(config, &queries).await?;
+        let mail = mail(config)?;
+        let audit = AuditWriter::start(Arc::new(SeaOrmAuditRepository::new(db.clone())));
+        let services = services(config, db.clone(), mail.sender, audit.clone())?;
+        Ok(Self {
+            services,
+            db,
+            mailbox: mail.mailbox,
+            audit,
+            queries,
+        })
+    }
+}
+
 /// A fully wired server, bound to its port but not yet serving.
 pub struct Application {
     listener: TcpListener,
     router: Router,
-    services: Services,
+    core: Core,
     cleanup_interval: Duration,
-    mailbox: Option<Arc<LogMailer>>,
 }
 
 impl Application {
-    /// Connects to the database, applies migrations and binds the listener.
+    /// Assembles the core and binds the listener.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
-        let db = connect_and_migrate(config).await?;
-        let mail = mail(config)?;
-        let services = services(config, db.clone(), mail.sender)?;
+        let core = Core::assemble(config).await?;
         let router = http::router(AppState {
-            schema: graphql::schema(&services),
-            db,
+            schema: graphql::schema(&core.services),
+            db: core.db.clone(),
         });
         let listener = TcpListener::bind((config.host, config.port))
             .await
@@ -49,20 +80,19 @@ impl Application {
         Ok(Self {
             listener,
             router,
-            services,
+            core,
             cleanup_interval: config.session_cleanup_interval,
-            mailbox: mail.mailbox,
         })
+    }
+
+    /// The database, services and background parts behind the server.
+    pub fn core(&self) -> &Core {
+        &self.core
     }
 
     /// Where the server listens (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
-    }
-
-    /// The emails "sent" when `MAILER=log`, for tests and local development.
-    pub fn mailbox(&self) -> Option<Arc<LogMailer>> {
-        self.mailbox.clone()
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish.
@@ -71,7 +101,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let cleanup = tokio::spawn(clean_up_periodically(
-            self.services.clone(),
+            self.core.services.clone(),
             self.cleanup_interval,
         ));
         let service = self
@@ -81,13 +111,22 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await;
         cleanup.abort();
+        // Events of the last requests are still queued; store them before exiting.
+        self.core.audit.flush().await;
         served
     }
 }
 
 /// Opens the database and brings its schema up to date.
 pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<DatabaseConnection> {
-    let db = persistence::connect(&config.database())
+    connect_and_migrate_counted(config, &QueryCounter::default()).await
+}
+
+async fn connect_and_migrate_counted(
+    config: &Config,
+    queries: &QueryCounter,
+) -> anyhow::Result<DatabaseConnection> {
+    let db = persistence::connect(&config.database(), queries)
         .await
         .context("cannot connect to the database (check DATABASE_URL)")?;
     persistence::migrate(&db)
@@ -100,6 +139,7 @@ fn services(
     config: &Config,
     db: DatabaseConnection,
     mailer: Arc<dyn Mailer>,
+    audit_log: Arc<AuditWriter>,
 ) -> anyhow::Result<Services> {
     let secret = resolve_jwt_secret(
         config.jwt_secret.as_deref(),
@@ -120,6 +160,7 @@ fn services(
         lifetime: config.access_token_ttl,
     }));
     let clock = Arc::new(SystemClock);
+    let audit = AuditTrail::new(audit_log, clock.clone());
     let policy = SessionPolicy {
         idle_timeout: duration(config.refresh_token_ttl, "REFRESH_TOKEN_TTL")?,
         max_age: duration(config.session_max_age, "SESSION_MAX_AGE")?,
@@ -134,15 +175,17 @@ fn services(
         users.clone(),
         tokens,
         clock.clone(),
+        audit.clone(),
         policy,
     ));
     let account = Arc::new(AccountService::new(
         users.clone(),
-        Arc::new(SeaOrmAccountTokenRepository::new(db)),
+        Arc::new(SeaOrmAccountTokenRepository::new(db.clone())),
         hasher.clone(),
         sessions.clone(),
         mailer,
         clock.clone(),
+        audit.clone(),
         AccountLinks {
             public_url: config.public_url.clone(),
             password_reset_ttl: duration(config.password_reset_ttl, "PASSWORD_RESET_TTL")?,
@@ -154,16 +197,26 @@ fn services(
     ));
     let auth = Arc::new(AuthService::new(
         users.clone(),
+        hasher.clone(),
+        sessions.clone(),
+        account.clone(),
+        clock.clone(),
+        audit.clone(),
+    ));
+    let user_service = Arc::new(UserService::new(
+        users,
         hasher,
         sessions.clone(),
         account.clone(),
         clock,
+        audit,
     ));
     Ok(Services {
         auth,
         sessions,
         account,
-        users: Arc::new(UserService::new(users)),
+        users: user_service,
+        audit: Arc::new(AuditService::new(Arc::new(SeaOrmAuditRepository::new(db)))),
     })
 }
 

@@ -2,7 +2,11 @@
 
 use clap::{Parser, Subcommand};
 
-use authgraph::app::{self, Application};
+use std::io::{BufRead, IsTerminal};
+
+use anyhow::Context;
+use authgraph::app::{self, Application, Core};
+use authgraph::domain::{Email, Password};
 use authgraph::config::Config;
 use authgraph::interfaces::graphql;
 
@@ -23,6 +27,14 @@ enum Command {
     Migrate,
     /// Print the GraphQL schema (SDL) that clients generate code from.
     Schema,
+    /// Make an account an administrator, creating it if there is none. The password of a new
+    /// account is read from the terminal (hidden) or from standard input, never from the
+    /// command line, where other users of the machine could see it.
+    CreateAdmin {
+        /// The administrator's email.
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[tokio::main]
@@ -40,6 +52,7 @@ async fn main() {
         Err(e) if !e.not_found() => Err(anyhow::anyhow!("cannot read .env: {e}")),
         _ => match command {
             Command::Migrate => migrate(cli.config).await,
+            Command::CreateAdmin { email } => create_admin(cli.config, &email).await,
             _ => serve(cli.config).await,
         },
     };
@@ -65,4 +78,38 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     application.run_until(app::shutdown_signal()).await?;
     Ok(())
+}
+
+async fn create_admin(config: Config, email: &str) -> anyhow::Result<()> {
+    let email = Email::parse(email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+    let core = Core::assemble(&config).await?;
+    let users = &core.services.users;
+    if users.promote_to_admin(&email).await? {
+        tracing::info!(email = email.as_str(), "the account is now an administrator");
+    } else {
+        let password = read_new_password()?;
+        users.create_admin(email.clone(), password).await?;
+        tracing::info!(email = email.as_str(), "administrator account created");
+    }
+    core.audit.flush().await;
+    Ok(())
+}
+
+/// A new password: typed twice at a terminal, or the first line of standard input (for
+/// scripts: `printf '%s\n' "$PASSWORD" | authgraph create-admin --email …`).
+fn read_new_password() -> anyhow::Result<Password> {
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password for the new administrator: ")?;
+        let second = rpassword::prompt_password("The same password again: ")?;
+        anyhow::ensure!(first == second, "the two passwords differ");
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    Password::new(password).map_err(|e| anyhow::anyhow!("password: {e}"))
 }

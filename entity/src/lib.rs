@@ -2,6 +2,7 @@
 //! which converts them to and from domain types.
 
 pub mod account_token;
+pub mod audit_event;
 pub mod refresh_token;
 pub mod session;
 pub mod user;

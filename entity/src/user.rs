@@ -14,6 +14,8 @@ pub struct Model {
     /// `user` or `admin`.
     pub role: String,
     pub email_verified_at: Option<DateTimeUtc>,
+    pub suspended_at: Option<DateTimeUtc>,
+    pub suspension_reason: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod columns;
 mod m20261125_000001_create_accounts;
 mod m20261125_000002_account_tokens;
+mod m20261125_000003_admin_and_audit;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_create_accounts::Migration),
             Box::new(m20261125_000002_account_tokens::Migration),
+            Box::new(m20261125_000003_admin_and_audit::Migration),
         ]
     }
 }

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use chrono::Duration;
 
 use crate::domain::{
-    AccountToken, AccountTokenRepository, Email, OpaqueToken, Password, TokenPurpose, User,
-    UserRepository,
+    AccountToken, AccountTokenRepository, AuditKind, Email, OpaqueToken, Password, TokenPurpose,
+    User, UserRepository,
 };
 
+use super::audit::{AuditTrail, Record};
 use super::error::ServiceError;
 use super::ports::{Clock, Mailer, OutgoingEmail, PasswordHasher};
 use super::sessions::{ClientInfo, SessionService, SignedIn};
@@ -42,10 +43,12 @@ pub struct AccountService {
     sessions: Arc<SessionService>,
     mailer: Arc<dyn Mailer>,
     clock: Arc<dyn Clock>,
+    audit: AuditTrail,
     links: AccountLinks,
 }
 
 impl AccountService {
+    #[allow(clippy::too_many_arguments)] // the composition root wires each port by name
     pub fn new(
         users: Arc<dyn UserRepository>,
         tokens: Arc<dyn AccountTokenRepository>,
@@ -53,6 +56,7 @@ impl AccountService {
         sessions: Arc<SessionService>,
         mailer: Arc<dyn Mailer>,
         clock: Arc<dyn Clock>,
+        audit: AuditTrail,
         links: AccountLinks,
     ) -> Self {
         Self {
@@ -62,6 +66,7 @@ impl AccountService {
             sessions,
             mailer,
             clock,
+            audit,
             links,
         }
     }
@@ -69,7 +74,11 @@ impl AccountService {
     /// Emails a password-reset link if an account has this email. The answer is the same
     /// either way, so nobody learns which emails have accounts.
     #[tracing::instrument(skip_all)]
-    pub async fn request_password_reset(&self, email: Email) -> Result<(), ServiceError> {
+    pub async fn request_password_reset(
+        &self,
+        email: Email,
+        client: &ClientInfo,
+    ) -> Result<(), ServiceError> {
         let Some(user) = self.users.find_by_email(&email).await? else {
             return Ok(());
         };
@@ -94,6 +103,13 @@ impl AccountService {
             })
             .await;
         tracing::info!(user_id = %user.id, "password reset link sent");
+        self.audit.record(Record {
+            kind: AuditKind::PasswordResetRequested,
+            actor: None,
+            subject: Some(user.id),
+            client: Some(client),
+            detail: None,
+        });
         Ok(())
     }
 
@@ -123,12 +139,20 @@ impl AccountService {
             .await?
             .ok_or_else(|| invalid_link("password-reset"))?;
         tracing::info!(user_id = %user.id, ended_sessions = ended, "password reset");
+        self.audit.record(
+            Record::own(AuditKind::PasswordReset, user.id, client)
+                .detail(format!("sessions ended: {ended}")),
+        );
         self.sessions.open(user, client).await
     }
 
     /// Marks the email of a verification link's account as confirmed.
     #[tracing::instrument(skip_all)]
-    pub async fn verify_email(&self, token: OpaqueToken) -> Result<User, ServiceError> {
+    pub async fn verify_email(
+        &self,
+        token: OpaqueToken,
+        client: &ClientInfo,
+    ) -> Result<User, ServiceError> {
         let now = self.clock.now();
         let user_id = self
             .tokens
@@ -137,6 +161,8 @@ impl AccountService {
             .ok_or_else(|| invalid_link("verification"))?;
         self.users.mark_email_verified(user_id, now).await?;
         tracing::info!(%user_id, "email verified");
+        self.audit
+            .record(Record::own(AuditKind::EmailVerified, user_id, client));
         self.users
             .find_by_id(user_id)
             .await?
@@ -175,6 +201,22 @@ impl AccountService {
             })
             .await;
         Ok(())
+    }
+
+    /// Tells the old address that the account moved to another one, so a hijack does not go
+    /// unnoticed.
+    pub async fn notify_email_changed(&self, old: &Email, new: &Email) {
+        self.mailer
+            .send(OutgoingEmail {
+                to: old.as_str().to_owned(),
+                subject: "Your email address was changed".into(),
+                text: format!(
+                    "The email address of your account was changed to {}.\n\nIf you did not do \
+                     this, reset your password and contact us at once.\n",
+                    new.as_str()
+                ),
+            })
+            .await;
     }
 
     /// Deletes used and expired links; returns how many.
@@ -252,7 +294,7 @@ mod tests {
         fakes
             .services()
             .account
-            .request_password_reset(Email::parse(EMAIL).unwrap())
+            .request_password_reset(Email::parse(EMAIL).unwrap(), &ClientInfo::default())
             .await
             .unwrap();
         OpaqueToken::from_client(fakes.last_link_token(EMAIL))
@@ -350,7 +392,10 @@ mod tests {
         let result = fakes
             .services()
             .account
-            .request_password_reset(Email::parse("nobody@example.com").unwrap())
+            .request_password_reset(
+                Email::parse("nobody@example.com").unwrap(),
+                &ClientInfo::default(),
+            )
             .await;
         assert!(result.is_ok());
         assert!(fakes.mailer.sent.lock().unwrap().is_empty());
@@ -364,12 +409,15 @@ mod tests {
         let token = fakes.last_link_token(EMAIL);
 
         let verified = account
-            .verify_email(OpaqueToken::from_client(token.clone()))
+            .verify_email(
+                OpaqueToken::from_client(token.clone()),
+                &ClientInfo::default(),
+            )
             .await
             .unwrap();
         assert_eq!(verified.id, user.id);
         assert_eq!(verified.email_verified_at, Some(fakes.clock.now()));
-        let again = account.verify_email(OpaqueToken::from_client(token)).await;
+        let again = account.verify_email(OpaqueToken::from_client(token), &ClientInfo::default()).await;
         assert!(is_invalid_token(&again));
     }
 
@@ -386,10 +434,10 @@ mod tests {
         let second = fakes.last_link_token(EMAIL);
         assert_ne!(first, second);
         assert!(is_invalid_token(
-            &account.verify_email(OpaqueToken::from_client(first)).await
+            &account.verify_email(OpaqueToken::from_client(first), &ClientInfo::default()).await
         ));
         account
-            .verify_email(OpaqueToken::from_client(second))
+            .verify_email(OpaqueToken::from_client(second), &ClientInfo::default())
             .await
             .unwrap();
 

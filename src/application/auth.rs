@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use crate::domain::{
-    Email, NewUser, Password, RepositoryError, Role, User, UserId, UserRepository,
+    AuditKind, Email, NewUser, Password, RepositoryError, Role, User, UserId, UserRepository,
 };
 
 use super::account::AccountService;
+use super::audit::{AuditTrail, Record};
 use super::error::{AuthFailure, ServiceError};
 use super::ports::{Clock, PasswordHasher};
 use super::sessions::{ClientInfo, Principal, SessionService, SignedIn};
@@ -18,6 +19,7 @@ pub struct AuthService {
     sessions: Arc<SessionService>,
     account: Arc<AccountService>,
     clock: Arc<dyn Clock>,
+    audit: AuditTrail,
 }
 
 impl AuthService {
@@ -27,6 +29,7 @@ impl AuthService {
         sessions: Arc<SessionService>,
         account: Arc<AccountService>,
         clock: Arc<dyn Clock>,
+        audit: AuditTrail,
     ) -> Self {
         Self {
             users,
@@ -34,6 +37,7 @@ impl AuthService {
             sessions,
             account,
             clock,
+            audit,
         }
     }
 
@@ -54,6 +58,7 @@ impl AuthService {
             role: Role::User,
             password_hash,
             email_verified_at: None,
+            suspension: None,
             created_at: now,
             updated_at: now,
         };
@@ -63,6 +68,8 @@ impl AuthService {
             other => other.into(),
         })?;
         tracing::info!(user_id = %user.id, "account registered");
+        self.audit
+            .record(Record::own(AuditKind::Registered, user.id, client));
         self.account.send_verification(&user).await?;
         self.sessions.open(user, client).await
     }
@@ -81,7 +88,7 @@ impl AuthService {
         let user = match user {
             Some(user) => {
                 if !self.password_matches(&user, password).await? {
-                    return Err(self.refuse_login());
+                    return Err(self.refuse_login(Some(user.id), client, "wrong password"));
                 }
                 user
             }
@@ -90,11 +97,28 @@ impl AuthService {
                 self.hasher
                     .verify(password, self.hasher.dummy_hash())
                     .await?;
-                return Err(self.refuse_login());
+                return Err(self.refuse_login(None, client, "unknown email"));
             }
         };
-        tracing::info!(user_id = %user.id, "signed in");
-        self.sessions.open(user, client).await
+        let id = user.id;
+        match self.sessions.open(user, client).await {
+            Ok(signed_in) => {
+                tracing::info!(user_id = %id, "signed in");
+                self.audit
+                    .record(Record::own(AuditKind::LoginSucceeded, id, client));
+                Ok(signed_in)
+            }
+            Err(refused) => {
+                self.audit.record(Record {
+                    kind: AuditKind::LoginFailed,
+                    actor: None,
+                    subject: Some(id),
+                    client: Some(client),
+                    detail: Some(refused.to_string()),
+                });
+                Err(refused)
+            }
+        }
     }
 
     /// Sets a new password for the caller, who must know the current one, and ends every
@@ -104,23 +128,22 @@ impl AuthService {
         caller: &Principal,
         current: String,
         new: Password,
+        client: &ClientInfo,
     ) -> Result<(), ServiceError> {
         let user = self
             .users
             .find_by_id(caller.user_id)
             .await?
             .ok_or(AuthFailure::SessionEnded)?;
-        let current = Password::candidate(current);
-        let matches = match current {
-            Some(current) => self.hasher.verify(current, &user.password_hash).await?,
-            None => false,
-        };
-        if !matches {
-            return Err(ServiceError::InvalidInput {
-                field: "currentPassword",
-                message: "The current password is incorrect.".into(),
-            });
-        }
+        confirm_password(self.hasher.as_ref(), &user, current)
+            .await
+            .map_err(|e| match e {
+                ServiceError::InvalidInput { message, .. } => ServiceError::InvalidInput {
+                    field: "currentPassword",
+                    message,
+                },
+                other => other,
+            })?;
         let hash = self.hasher.hash(new).await?;
         self.users
             .set_password_hash(user.id, &hash, self.clock.now())
@@ -130,6 +153,10 @@ impl AuthService {
             .end_other_sessions(user.id, Some(caller.session_id))
             .await?;
         tracing::info!(user_id = %user.id, ended_sessions = ended, "password changed");
+        self.audit.record(
+            Record::own(AuditKind::PasswordChanged, user.id, client)
+                .detail(format!("other sessions ended: {ended}")),
+        );
         Ok(())
     }
 
@@ -164,9 +191,42 @@ impl AuthService {
         Ok(true)
     }
 
-    fn refuse_login(&self) -> ServiceError {
+    fn refuse_login(
+        &self,
+        account: Option<UserId>,
+        client: &ClientInfo,
+        why: &str,
+    ) -> ServiceError {
         tracing::info!("sign-in refused: wrong email or password");
+        self.audit.record(Record {
+            kind: AuditKind::LoginFailed,
+            actor: None,
+            subject: account,
+            client: Some(client),
+            detail: Some(why.to_owned()),
+        });
         AuthFailure::InvalidCredentials.into()
+    }
+}
+
+/// Checks that the signed-in user typed their own password before a sensitive change; a
+/// wrong one is an input error on `password`.
+pub(super) async fn confirm_password(
+    hasher: &dyn PasswordHasher,
+    user: &User,
+    password: String,
+) -> Result<(), ServiceError> {
+    let matches = match Password::candidate(password) {
+        Some(password) => hasher.verify(password, &user.password_hash).await?,
+        None => false,
+    };
+    if matches {
+        Ok(())
+    } else {
+        Err(ServiceError::InvalidInput {
+            field: "password",
+            message: "The password is incorrect.".into(),
+        })
     }
 }
 
@@ -210,13 +270,13 @@ mod tests {
         assert_eq!(stored.role, Role::User);
         assert_eq!(stored.email_verified_at, None);
         assert_ne!(stored.password_hash.as_str(), "correct horse");
-        let principal = fakes
+        let caller = fakes
             .services()
             .sessions
             .authenticate(&signed_in.access_token.token)
             .await
             .unwrap();
-        assert_eq!(principal.user_id, signed_in.user.id);
+        assert_eq!(caller.principal.user_id, signed_in.user.id);
     }
 
     #[tokio::test]
@@ -404,12 +464,13 @@ mod tests {
             .sessions
             .authenticate(&second.access_token.token)
             .await
-            .unwrap();
+            .unwrap()
+            .principal;
         let new = || Password::new("battery staple".into()).unwrap();
 
         let wrong = services
             .auth
-            .change_password(&caller, "not it".into(), new())
+            .change_password(&caller, "not it".into(), new(), &client)
             .await;
         assert!(matches!(
             wrong,
@@ -421,7 +482,7 @@ mod tests {
 
         services
             .auth
-            .change_password(&caller, "correct horse".into(), new())
+            .change_password(&caller, "correct horse".into(), new(), &client)
             .await
             .unwrap();
         assert!(

@@ -23,9 +23,20 @@ pub enum ServiceError {
          resendVerificationEmail."
     )]
     EmailNotVerified,
+    /// The account is suspended by an administrator.
+    #[error("This account is suspended; contact the administrators.")]
+    AccountSuspended,
+    /// Signed in, but not allowed to do this.
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// The thing does not exist, or the caller may not see it.
     #[error("{0}")]
     NotFound(&'static str),
+    /// The change would leave no active administrator.
+    #[error(
+        "This is the last active administrator: make another user an administrator first."
+    )]
+    LastAdmin,
     /// The email is registered already.
     #[error("An account with this email already exists.")]
     EmailTaken,

@@ -9,16 +9,19 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::domain::{
-    AccountToken, AccountTokenRepository, Email, Page, PageRequest, Password, PasswordHash,
-    RefreshTokenExchange, RepositoryError, Session, SessionId, SessionRepository, TokenHash,
-    TokenPurpose, User, UserId, UserRepository,
+    AccountToken, AccountTokenRepository, AuditEvent, AuditFilter, AuditRepository, Direction,
+    DisplayName, Email, GuardedChange, Page, PageRequest, Password, PasswordHash,
+    RefreshTokenExchange, RepositoryError, Role, Session, SessionId, SessionRepository,
+    Suspension, TokenHash, TokenPurpose, User, UserCursor, UserFilter, UserId, UserOrder,
+    UserRepository,
 };
 
 use super::account::{AccountLinks, AccountService};
+use super::audit::{AuditService, AuditTrail};
 use super::auth::AuthService;
 use super::ports::{
-    AccessClaims, AccessTokens, Clock, HashError, IssuedAccessToken, Mailer, OutgoingEmail,
-    PasswordHasher, TokenError,
+    AccessClaims, AccessTokens, AuditLog, Clock, HashError, IssuedAccessToken, Mailer,
+    OutgoingEmail, PasswordHasher, TokenError,
 };
 use super::sessions::{SessionPolicy, SessionService};
 use super::{Services, UserService};
@@ -34,6 +37,7 @@ pub const POLICY: SessionPolicy = SessionPolicy {
 pub struct Fakes {
     pub users: Arc<InMemoryUsers>,
     pub sessions: Arc<InMemorySessions>,
+    pub audit: Arc<InMemoryAudit>,
     pub account_tokens: Arc<InMemoryAccountTokens>,
     pub hasher: Arc<FakeHasher>,
     pub mailer: Arc<RecordingMailer>,
@@ -47,9 +51,14 @@ impl Fakes {
     }
 
     pub fn with_policy(policy: SessionPolicy) -> Self {
+        let users = Arc::new(InMemoryUsers::default());
         Self {
-            users: Arc::default(),
-            sessions: Arc::default(),
+            sessions: Arc::new(InMemorySessions {
+                users: users.clone(),
+                ..InMemorySessions::default()
+            }),
+            users,
+            audit: Arc::default(),
             account_tokens: Arc::default(),
             hasher: Arc::new(FakeHasher::default()),
             mailer: Arc::default(),
@@ -60,11 +69,13 @@ impl Fakes {
 
     /// The services wired to these fakes, as the composition root wires the real adapters.
     pub fn services(&self) -> Services {
+        let audit = AuditTrail::new(self.audit.clone(), self.clock.clone());
         let sessions = Arc::new(SessionService::new(
             self.sessions.clone(),
             self.users.clone(),
             Arc::new(FakeTokens),
             self.clock.clone(),
+            audit.clone(),
             self.policy,
         ));
         let account = Arc::new(AccountService::new(
@@ -74,6 +85,7 @@ impl Fakes {
             sessions.clone(),
             self.mailer.clone(),
             self.clock.clone(),
+            audit.clone(),
             AccountLinks {
                 public_url: "https://app.example.com/".into(),
                 password_reset_ttl: Duration::minutes(30),
@@ -86,12 +98,21 @@ impl Fakes {
             sessions.clone(),
             account.clone(),
             self.clock.clone(),
+            audit.clone(),
         ));
         Services {
             auth,
+            users: Arc::new(UserService::new(
+                self.users.clone(),
+                self.hasher.clone(),
+                sessions.clone(),
+                account.clone(),
+                self.clock.clone(),
+                audit,
+            )),
             sessions,
             account,
-            users: Arc::new(UserService::new(self.users.clone())),
+            audit: Arc::new(AuditService::new(self.audit.clone())),
         }
     }
 
@@ -170,6 +191,167 @@ impl UserRepository for InMemoryUsers {
         });
         Ok(())
     }
+
+    async fn find_many(&self, ids: &[UserId]) -> Result<Vec<User>, RepositoryError> {
+        Ok(ids.iter().filter_map(|id| self.get(*id)).collect())
+    }
+
+    async fn set_display_name(
+        &self,
+        id: UserId,
+        name: Option<&DisplayName>,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
+        self.update(id, |user| {
+            user.display_name = name.cloned();
+            user.updated_at = now;
+        });
+        Ok(())
+    }
+
+    async fn change_email(
+        &self,
+        id: UserId,
+        email: &Email,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
+        let mut users = self.0.lock().unwrap();
+        if users.values().any(|u| &u.email == email && u.id != id) {
+            return Err(RepositoryError::Conflict);
+        }
+        if let Some(user) = users.get_mut(&id) {
+            user.email = email.clone();
+            user.email_verified_at = None;
+            user.updated_at = now;
+        }
+        Ok(())
+    }
+
+    async fn set_role(
+        &self,
+        id: UserId,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> Result<GuardedChange, RepositoryError> {
+        Ok(self.guarded(id, |users| {
+            if let Some(user) = users.get_mut(&id) {
+                user.role = role;
+                user.updated_at = now;
+            }
+        }))
+    }
+
+    async fn set_suspension(
+        &self,
+        id: UserId,
+        suspension: Option<&Suspension>,
+        now: DateTime<Utc>,
+    ) -> Result<GuardedChange, RepositoryError> {
+        Ok(self.guarded(id, |users| {
+            if let Some(user) = users.get_mut(&id) {
+                user.suspension = suspension.cloned();
+                user.updated_at = now;
+            }
+        }))
+    }
+
+    async fn delete(&self, id: UserId) -> Result<GuardedChange, RepositoryError> {
+        Ok(self.guarded(id, |users| {
+            users.remove(&id);
+        }))
+    }
+
+    async fn list(
+        &self,
+        filter: &UserFilter,
+        order: UserOrder,
+        page: &PageRequest<UserCursor>,
+    ) -> Result<Page<User>, RepositoryError> {
+        let mut users = self.matching(filter);
+        let key = |u: &User| UserCursor::of(u, order.field);
+        users.sort_by(|a, b| compare(&key(a), &key(b)));
+        if order.direction == Direction::Descending {
+            users.reverse();
+        }
+        let past = |u: &User, cursor: &UserCursor, forward: bool| {
+            let ordering = compare(&key(u), cursor);
+            let ordering = match order.direction {
+                Direction::Ascending => ordering,
+                Direction::Descending => ordering.reverse(),
+            };
+            if forward {
+                ordering.is_gt()
+            } else {
+                ordering.is_lt()
+            }
+        };
+        let probe = match page {
+            PageRequest::Forward { after, first } => users
+                .into_iter()
+                .filter(|u| after.as_ref().is_none_or(|c| past(u, c, true)))
+                .take(first + 1)
+                .collect(),
+            PageRequest::Backward { before, last } => users
+                .into_iter()
+                .rev()
+                .filter(|u| before.as_ref().is_none_or(|c| past(u, c, false)))
+                .take(last + 1)
+                .collect(),
+        };
+        Ok(Page::from_probe(page, probe))
+    }
+
+    async fn count(&self, filter: &UserFilter) -> Result<u64, RepositoryError> {
+        Ok(self.matching(filter).len() as u64)
+    }
+}
+
+fn compare(a: &UserCursor, b: &UserCursor) -> std::cmp::Ordering {
+    match (a, b) {
+        (UserCursor::CreatedAt(x, i), UserCursor::CreatedAt(y, j)) => {
+            (x, i.as_uuid()).cmp(&(y, j.as_uuid()))
+        }
+        (UserCursor::Email(x, i), UserCursor::Email(y, j)) => {
+            (x, i.as_uuid()).cmp(&(y, j.as_uuid()))
+        }
+        _ => std::cmp::Ordering::Equal,
+    }
+}
+
+impl InMemoryUsers {
+    fn matching(&self, filter: &UserFilter) -> Vec<User> {
+        self.0
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|u| {
+                filter
+                    .email_contains
+                    .as_ref()
+                    .is_none_or(|part| u.email.as_str().contains(&part.to_lowercase()))
+                    && filter.role.is_none_or(|role| u.role == role)
+                    && filter
+                        .verified
+                        .is_none_or(|v| u.email_verified_at.is_some() == v)
+                    && filter.suspended.is_none_or(|s| u.suspension.is_some() == s)
+            })
+            .cloned()
+            .collect()
+    }
+
+    fn guarded(&self, id: UserId, change: impl FnOnce(&mut HashMap<UserId, User>)) -> GuardedChange {
+        let mut users = self.0.lock().unwrap();
+        let Some(was_admin) = users.get(&id).map(User::is_active_admin) else {
+            return GuardedChange::UnknownUser;
+        };
+        let before = users.clone();
+        change(&mut users);
+        if was_admin && !users.values().any(User::is_active_admin) {
+            *users = before;
+            return GuardedChange::LastAdmin;
+        }
+        GuardedChange::Applied
+    }
 }
 
 /// Refresh-token hash → (session, first use).
@@ -179,6 +361,7 @@ type RefreshTokens = HashMap<TokenHash, (SessionId, Option<DateTime<Utc>>)>;
 pub struct InMemorySessions {
     sessions: Mutex<HashMap<SessionId, Session>>,
     tokens: Mutex<RefreshTokens>,
+    users: Arc<InMemoryUsers>,
 }
 
 impl InMemorySessions {
@@ -231,6 +414,15 @@ impl SessionRepository for InMemorySessions {
 
     async fn find(&self, id: SessionId) -> Result<Option<Session>, RepositoryError> {
         Ok(self.get(id))
+    }
+
+    async fn find_with_user(
+        &self,
+        id: SessionId,
+    ) -> Result<Option<(Session, User)>, RepositoryError> {
+        Ok(self
+            .get(id)
+            .and_then(|session| Some((session.clone(), self.users.get(session.user_id)?))))
     }
 
     async fn find_by_refresh_token(
@@ -361,6 +553,74 @@ impl AccountTokenRepository for InMemoryAccountTokens {
         let before = tokens.len();
         tokens.retain(|(t, used)| used.is_none() && now < t.expires_at);
         Ok((before - tokens.len()) as u64)
+    }
+}
+
+/// Keeps audit events in memory, written at once.
+#[derive(Default)]
+pub struct InMemoryAudit(Mutex<Vec<AuditEvent>>);
+
+impl InMemoryAudit {
+    pub fn kinds(&self) -> Vec<crate::domain::AuditKind> {
+        self.0.lock().unwrap().iter().map(|e| e.kind).collect()
+    }
+}
+
+impl AuditLog for InMemoryAudit {
+    fn record(&self, event: AuditEvent) {
+        self.0.lock().unwrap().push(event);
+    }
+}
+
+#[async_trait]
+impl AuditRepository for InMemoryAudit {
+    async fn insert(&self, events: &[AuditEvent]) -> Result<(), RepositoryError> {
+        self.0.lock().unwrap().extend_from_slice(events);
+        Ok(())
+    }
+
+    async fn list(
+        &self,
+        filter: &AuditFilter,
+        page: &PageRequest<uuid::Uuid>,
+    ) -> Result<Page<AuditEvent>, RepositoryError> {
+        let mut events = self.matching(filter);
+        events.sort_by_key(|e| std::cmp::Reverse(e.id));
+        let probe = match page {
+            PageRequest::Forward { after, first } => events
+                .into_iter()
+                .filter(|e| after.is_none_or(|a| e.id < a))
+                .take(first + 1)
+                .collect(),
+            PageRequest::Backward { before, last } => events
+                .into_iter()
+                .rev()
+                .filter(|e| before.is_none_or(|b| e.id > b))
+                .take(last + 1)
+                .collect(),
+        };
+        Ok(Page::from_probe(page, probe))
+    }
+
+    async fn count(&self, filter: &AuditFilter) -> Result<u64, RepositoryError> {
+        Ok(self.matching(filter).len() as u64)
+    }
+}
+
+impl InMemoryAudit {
+    fn matching(&self, filter: &AuditFilter) -> Vec<AuditEvent> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                filter
+                    .user
+                    .is_none_or(|u| e.actor == Some(u) || e.subject == Some(u))
+                    && filter.kind.is_none_or(|k| e.kind == k)
+            })
+            .cloned()
+            .collect()
     }
 }
 

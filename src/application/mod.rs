@@ -2,6 +2,7 @@
 //! depend only on the domain and on the ports below, never on a framework.
 
 pub mod account;
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod ports;
@@ -12,10 +13,13 @@ pub mod users;
 mod fakes;
 
 pub use account::{AccountLinks, AccountService};
+pub use audit::{AuditPage, AuditService, AuditTrail};
 pub use auth::AuthService;
 pub use error::{AuthFailure, ServiceError};
-pub use sessions::{ClientInfo, Principal, SessionPage, SessionPolicy, SessionService, SignedIn};
-pub use users::UserService;
+pub use sessions::{
+    Caller, ClientInfo, Principal, SessionPage, SessionPolicy, SessionService, SignedIn,
+};
+pub use users::{UserPage, UserService};
 
 /// Every service, as the composition root wires them and the interfaces use them.
 #[derive(Clone)]
@@ -24,4 +28,5 @@ pub struct Services {
     pub sessions: std::sync::Arc<SessionService>,
     pub account: std::sync::Arc<AccountService>,
     pub users: std::sync::Arc<UserService>,
+    pub audit: std::sync::Arc<AuditService>,
 }

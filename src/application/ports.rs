@@ -71,13 +71,14 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
 }
 
-/// The system's wall clock.
+/// The system's wall clock, to the microsecond: the finest precision PostgreSQL and MySQL
+/// store, so a time read back equals the time written on every backend (cursors rely on it).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        chrono::SubsecRound::trunc_subsecs(Utc::now(), 6)
     }
 }
 
@@ -94,4 +95,10 @@ pub struct OutgoingEmail {
 #[async_trait]
 pub trait Mailer: Send + Sync {
     async fn send(&self, email: OutgoingEmail);
+}
+
+/// Takes audit events. `record` must return at once and never fail: the audit trail must not
+/// slow down or break the operation it describes.
+pub trait AuditLog: Send + Sync {
+    fn record(&self, event: crate::domain::AuditEvent);
 }

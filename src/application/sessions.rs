@@ -7,10 +7,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    OpaqueToken, Page, PageRequest, RefreshTokenExchange, Session, SessionId, SessionRepository,
-    User, UserId, UserRepository,
+    AuditKind, OpaqueToken, Page, PageRequest, RefreshTokenExchange, Role, Session, SessionId,
+    SessionRepository, User, UserId, UserRepository,
 };
 
+use super::audit::{AuditTrail, Record};
 use super::error::{AuthFailure, ServiceError};
 use super::ports::{AccessClaims, AccessTokens, Clock, IssuedAccessToken, TokenError};
 
@@ -37,6 +38,9 @@ impl SessionPolicy {
 
     /// Refuses accounts that may not hold a session.
     pub fn admit(&self, user: &User) -> Result<(), ServiceError> {
+        if user.suspension.is_some() {
+            return Err(ServiceError::AccountSuspended);
+        }
         if self.require_verified_email && user.email_verified_at.is_none() {
             return Err(ServiceError::EmailNotVerified);
         }
@@ -55,18 +59,34 @@ impl ClientInfo {
     /// User agents are attacker-controlled; keep what is useful to recognise a device.
     const MAX_USER_AGENT_CHARS: usize = 512;
 
-    fn user_agent(&self) -> Option<String> {
+    /// The user agent, cut to a length worth storing.
+    pub fn user_agent(&self) -> Option<String> {
         self.user_agent
             .as_deref()
             .map(|ua| ua.chars().take(Self::MAX_USER_AGENT_CHARS).collect())
     }
 }
 
-/// The authenticated caller of a request.
+/// The authenticated caller of a request, with the role their account has right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Principal {
     pub user_id: UserId,
     pub session_id: SessionId,
+    pub role: Role,
+}
+
+impl Principal {
+    /// Whether the caller may administer other accounts.
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
+
+/// The caller and their account as it is now (read with the session, in one query).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Principal,
+    pub user: User,
 }
 
 /// The outcome of signing in or refreshing: a session's new tokens, and its user.
@@ -90,6 +110,7 @@ pub struct SessionService {
     users: Arc<dyn UserRepository>,
     tokens: Arc<dyn AccessTokens>,
     clock: Arc<dyn Clock>,
+    audit: AuditTrail,
     policy: SessionPolicy,
 }
 
@@ -99,6 +120,7 @@ impl SessionService {
         users: Arc<dyn UserRepository>,
         tokens: Arc<dyn AccessTokens>,
         clock: Arc<dyn Clock>,
+        audit: AuditTrail,
         policy: SessionPolicy,
     ) -> Self {
         Self {
@@ -106,6 +128,7 @@ impl SessionService {
             users,
             tokens,
             clock,
+            audit,
             policy,
         }
     }
@@ -136,15 +159,16 @@ impl SessionService {
     }
 
     /// The caller behind an access token, if the token is genuine and its session still open.
-    /// Checking the session on every request is what makes revocation take effect at once.
-    pub async fn authenticate(&self, access_token: &str) -> Result<Principal, ServiceError> {
+    /// Checking the session on every request is what makes revocation take effect at once;
+    /// the account is read in the same query, so roles and suspensions apply at once too.
+    pub async fn authenticate(&self, access_token: &str) -> Result<Caller, ServiceError> {
         let claims = self.tokens.verify(access_token).map_err(|e| match e {
             TokenError::Expired => AuthFailure::ExpiredToken,
             TokenError::Invalid => AuthFailure::InvalidToken,
         })?;
-        let session = self
+        let (session, user) = self
             .sessions
-            .find(claims.session_id)
+            .find_with_user(claims.session_id)
             .await?
             .ok_or(AuthFailure::SessionEnded)?;
         if session.user_id != claims.user_id {
@@ -153,16 +177,25 @@ impl SessionService {
         if !session.is_active_at(self.clock.now()) {
             return Err(AuthFailure::SessionEnded.into());
         }
-        Ok(Principal {
-            user_id: claims.user_id,
-            session_id: claims.session_id,
+        self.policy.admit(&user)?;
+        Ok(Caller {
+            principal: Principal {
+                user_id: user.id,
+                session_id: session.id,
+                role: user.role,
+            },
+            user,
         })
     }
 
     /// Exchanges a refresh token for new tokens. Each token works once; presenting one again
     /// after the grace window ends its whole session.
     #[tracing::instrument(skip_all)]
-    pub async fn refresh(&self, presented: OpaqueToken) -> Result<SignedIn, ServiceError> {
+    pub async fn refresh(
+        &self,
+        presented: OpaqueToken,
+        client: &ClientInfo,
+    ) -> Result<SignedIn, ServiceError> {
         let presented = presented.hash();
         let (session, used_at) = self
             .sessions
@@ -204,6 +237,13 @@ impl SessionService {
                     session_id = %session.id,
                     "refresh token reused: session ended"
                 );
+                self.audit.record(Record {
+                    kind: AuditKind::RefreshTokenReused,
+                    actor: None,
+                    subject: Some(session.user_id),
+                    client: Some(client),
+                    detail: Some(format!("session {} ended", session.id)),
+                });
                 return Err(AuthFailure::RefreshTokenReused.into());
             }
             self.sessions.add_refresh_token(&exchange).await?;
@@ -212,22 +252,34 @@ impl SessionService {
     }
 
     /// Ends the session a refresh token belongs to.
-    pub async fn logout(&self, token: OpaqueToken) -> Result<(), ServiceError> {
+    pub async fn logout(&self, token: OpaqueToken, client: &ClientInfo) -> Result<(), ServiceError> {
         let (session, _) = self
             .sessions
             .find_by_refresh_token(&token.hash())
             .await?
             .ok_or(AuthFailure::InvalidRefreshToken)?;
-        self.sessions.revoke(session.id, self.clock.now()).await?;
+        if self.sessions.revoke(session.id, self.clock.now()).await? {
+            self.audit
+                .record(Record::own(AuditKind::LoggedOut, session.user_id, client));
+        }
         Ok(())
     }
 
     /// Ends every session of the caller, the current one included; returns how many ended.
-    pub async fn logout_all(&self, caller: &Principal) -> Result<u64, ServiceError> {
-        Ok(self
+    pub async fn logout_all(
+        &self,
+        caller: &Principal,
+        client: &ClientInfo,
+    ) -> Result<u64, ServiceError> {
+        let ended = self
             .sessions
             .revoke_all(caller.user_id, None, self.clock.now())
-            .await?)
+            .await?;
+        self.audit.record(
+            Record::own(AuditKind::LoggedOut, caller.user_id, client)
+                .detail(format!("all sessions ({ended})")),
+        );
+        Ok(ended)
     }
 
     /// Ends every session of a user except `keep`.
@@ -257,7 +309,12 @@ impl SessionService {
     }
 
     /// Ends one of the caller's sessions.
-    pub async fn revoke(&self, caller: &Principal, id: SessionId) -> Result<(), ServiceError> {
+    pub async fn revoke(
+        &self,
+        caller: &Principal,
+        id: SessionId,
+        client: &ClientInfo,
+    ) -> Result<(), ServiceError> {
         let now = self.clock.now();
         let owned_and_active = self
             .sessions
@@ -269,6 +326,10 @@ impl SessionService {
                 "You have no active session with this id.",
             ));
         }
+        self.audit.record(
+            Record::own(AuditKind::SessionRevoked, caller.user_id, client)
+                .detail(format!("session {id}")),
+        );
         Ok(())
     }
 
@@ -358,7 +419,7 @@ mod tests {
             .sessions
             .authenticate(&signed_in.access_token.token)
             .await
-            .unwrap();
+            .unwrap().principal;
         let session = fakes.sessions.get(principal.session_id).unwrap();
         assert_eq!(session.ip.as_deref(), Some("203.0.113.7"));
         assert_eq!(session.user_agent.unwrap().len(), 512);
@@ -372,18 +433,18 @@ mod tests {
         let first = sign_up(&fakes).await;
         fakes.clock.advance(chrono::Duration::days(20));
 
-        let second = sessions.refresh(token(&first)).await.unwrap();
+        let second = sessions.refresh(token(&first), &ClientInfo::default()).await.unwrap();
         assert_ne!(second.refresh_token.expose(), first.refresh_token.expose());
         let principal = sessions
             .authenticate(&second.access_token.token)
             .await
-            .unwrap();
+            .unwrap().principal;
         let session = fakes.sessions.get(principal.session_id).unwrap();
         assert_eq!(session.last_used_at, fakes.clock.now());
         assert_eq!(session.expires_at, fakes.clock.now() + POLICY.idle_timeout);
 
         // The new token works in turn.
-        assert!(sessions.refresh(token(&second)).await.is_ok());
+        assert!(sessions.refresh(token(&second), &ClientInfo::default()).await.is_ok());
     }
 
     #[tokio::test]
@@ -393,10 +454,10 @@ mod tests {
         let mut latest = sign_up(&fakes).await;
         for _ in 0..3 {
             fakes.clock.advance(chrono::Duration::days(29));
-            latest = sessions.refresh(token(&latest)).await.unwrap();
+            latest = sessions.refresh(token(&latest), &ClientInfo::default()).await.unwrap();
         }
         fakes.clock.advance(chrono::Duration::days(4)); // 91 days in
-        let result = sessions.refresh(token(&latest)).await;
+        let result = sessions.refresh(token(&latest), &ClientInfo::default()).await;
         assert!(is_auth_failure(&result, AuthFailure::SessionEnded));
     }
 
@@ -405,17 +466,17 @@ mod tests {
         let fakes = Fakes::new();
         let sessions = fakes.services().sessions;
         let first = sign_up(&fakes).await;
-        let second = sessions.refresh(token(&first)).await.unwrap();
+        let second = sessions.refresh(token(&first), &ClientInfo::default()).await.unwrap();
 
         fakes
             .clock
             .advance(POLICY.reuse_grace + chrono::Duration::seconds(1));
-        let replay = sessions.refresh(token(&first)).await;
+        let replay = sessions.refresh(token(&first), &ClientInfo::default()).await;
         assert!(is_auth_failure(&replay, AuthFailure::RefreshTokenReused));
 
         let after = sessions.authenticate(&second.access_token.token).await;
         assert!(is_auth_failure(&after, AuthFailure::SessionEnded));
-        let refresh = sessions.refresh(token(&second)).await;
+        let refresh = sessions.refresh(token(&second), &ClientInfo::default()).await;
         assert!(is_auth_failure(&refresh, AuthFailure::SessionEnded));
     }
 
@@ -424,14 +485,14 @@ mod tests {
         let fakes = Fakes::new();
         let sessions = fakes.services().sessions;
         let first = sign_up(&fakes).await;
-        let a = sessions.refresh(token(&first)).await.unwrap();
+        let a = sessions.refresh(token(&first), &ClientInfo::default()).await.unwrap();
         fakes.clock.advance(chrono::Duration::seconds(2));
-        let b = sessions.refresh(token(&first)).await.unwrap();
+        let b = sessions.refresh(token(&first), &ClientInfo::default()).await.unwrap();
 
         assert_ne!(a.refresh_token.expose(), b.refresh_token.expose());
         // Whichever answer the client kept, it can go on refreshing.
-        assert!(sessions.refresh(token(&a)).await.is_ok());
-        assert!(sessions.refresh(token(&b)).await.is_ok());
+        assert!(sessions.refresh(token(&a), &ClientInfo::default()).await.is_ok());
+        assert!(sessions.refresh(token(&b), &ClientInfo::default()).await.is_ok());
     }
 
     #[tokio::test]
@@ -440,7 +501,7 @@ mod tests {
         let result = fakes
             .services()
             .sessions
-            .refresh(OpaqueToken::from_client("made-up".into()))
+            .refresh(OpaqueToken::from_client("made-up".into()), &ClientInfo::default())
             .await;
         assert!(is_auth_failure(&result, AuthFailure::InvalidRefreshToken));
     }
@@ -452,7 +513,7 @@ mod tests {
         let first = sign_up(&fakes).await;
         let second = sign_in(&fakes).await;
 
-        services.sessions.logout(token(&first)).await.unwrap();
+        services.sessions.logout(token(&first), &ClientInfo::default()).await.unwrap();
         let ended = services
             .sessions
             .authenticate(&first.access_token.token)
@@ -475,16 +536,17 @@ mod tests {
         let caller = sessions
             .authenticate(&signed_in.access_token.token)
             .await
-            .unwrap();
+            .unwrap().principal;
         let stranger = Principal {
             user_id: UserId::generate(),
             session_id: SessionId::generate(),
+            role: crate::domain::Role::User,
         };
 
-        let foreign = sessions.revoke(&stranger, caller.session_id).await;
+        let foreign = sessions.revoke(&stranger, caller.session_id, &ClientInfo::default()).await;
         assert!(matches!(foreign, Err(ServiceError::NotFound(_))));
-        sessions.revoke(&caller, caller.session_id).await.unwrap();
-        let again = sessions.revoke(&caller, caller.session_id).await;
+        sessions.revoke(&caller, caller.session_id, &ClientInfo::default()).await.unwrap();
+        let again = sessions.revoke(&caller, caller.session_id, &ClientInfo::default()).await;
         assert!(matches!(again, Err(ServiceError::NotFound(_))));
     }
 
@@ -496,7 +558,7 @@ mod tests {
         let ada_session = sessions
             .authenticate(&ada.access_token.token)
             .await
-            .unwrap()
+            .unwrap().principal
             .session_id;
         let forged = token_for(UserId::generate(), ada_session);
         let result = sessions.authenticate(&forged).await;
@@ -511,12 +573,12 @@ mod tests {
         for _ in 0..4 {
             sign_in(&fakes).await;
         }
-        sessions.logout(token(&first)).await.unwrap();
+        sessions.logout(token(&first), &ClientInfo::default()).await.unwrap();
         let current = sign_in(&fakes).await;
         let caller = sessions
             .authenticate(&current.access_token.token)
             .await
-            .unwrap();
+            .unwrap().principal;
 
         let page = sessions
             .list(

@@ -1,75 +1,330 @@
-//! Reading and managing user accounts.
+//! Accounts: self-service changes, and administration. Every method takes the caller and
+//! checks here what they may do, so any delivery path (GraphQL, CLI, jobs) gets the same rules.
 
 use std::sync::Arc;
 
-use crate::domain::{User, UserRepository};
+use crate::domain::{
+    AuditKind, DisplayName, Email, GuardedChange, Page, PageRequest, Password, RepositoryError,
+    Role, Suspension, SuspensionReason, User, UserCursor, UserFilter, UserId, UserOrder,
+    UserRepository,
+};
 
-use super::error::{AuthFailure, ServiceError};
-use super::sessions::Principal;
+use super::account::AccountService;
+use super::audit::{AuditTrail, Record};
+use super::auth::confirm_password;
+use super::error::ServiceError;
+use super::ports::{Clock, PasswordHasher};
+use super::sessions::{ClientInfo, Principal, SessionService};
+
+/// A page of users.
+#[derive(Debug)]
+pub struct UserPage {
+    pub page: Page<User>,
+    pub total: u64,
+}
 
 /// Account reads and changes, always on behalf of a caller.
 pub struct UserService {
     users: Arc<dyn UserRepository>,
+    hasher: Arc<dyn PasswordHasher>,
+    sessions: Arc<SessionService>,
+    account: Arc<AccountService>,
+    clock: Arc<dyn Clock>,
+    audit: AuditTrail,
 }
+
+const ADMINS_ONLY: &str = "Only administrators may do this.";
+const NO_SUCH_USER: &str = "There is no user with this id.";
 
 impl UserService {
-    pub fn new(users: Arc<dyn UserRepository>) -> Self {
-        Self { users }
+    pub fn new(
+        users: Arc<dyn UserRepository>,
+        hasher: Arc<dyn PasswordHasher>,
+        sessions: Arc<SessionService>,
+        account: Arc<AccountService>,
+        clock: Arc<dyn Clock>,
+        audit: AuditTrail,
+    ) -> Self {
+        Self {
+            users,
+            hasher,
+            sessions,
+            account,
+            clock,
+            audit,
+        }
     }
 
-    /// The caller's own account. An account deleted under a live token counts as signed out.
-    pub async fn me(&self, caller: &Principal) -> Result<User, ServiceError> {
+    /// Sets the caller's display name (`None` clears it).
+    pub async fn update_profile(
+        &self,
+        caller: &Principal,
+        display_name: Option<DisplayName>,
+        client: &ClientInfo,
+    ) -> Result<User, ServiceError> {
         self.users
-            .find_by_id(caller.user_id)
+            .set_display_name(caller.user_id, display_name.as_ref(), self.clock.now())
+            .await?;
+        self.audit
+            .record(Record::own(AuditKind::ProfileUpdated, caller.user_id, client));
+        self.existing(caller.user_id).await
+    }
+
+    /// Moves the caller's account to another email, which must then be confirmed; the old
+    /// address is told. Needs the password: a stolen session alone cannot take the account.
+    pub async fn change_email(
+        &self,
+        caller: &Principal,
+        new_email: Email,
+        password: String,
+        client: &ClientInfo,
+    ) -> Result<User, ServiceError> {
+        let user = self.existing(caller.user_id).await?;
+        confirm_password(self.hasher.as_ref(), &user, password).await?;
+        if new_email == user.email {
+            return Ok(user);
+        }
+        self.users
+            .change_email(user.id, &new_email, self.clock.now())
+            .await
+            .map_err(|e| match e {
+                RepositoryError::Conflict => ServiceError::EmailTaken,
+                other => other.into(),
+            })?;
+        let changed = self.existing(user.id).await?;
+        self.account.send_verification(&changed).await?;
+        self.account
+            .notify_email_changed(&user.email, &changed.email)
+            .await;
+        self.audit
+            .record(Record::own(AuditKind::EmailChanged, user.id, client));
+        Ok(changed)
+    }
+
+    /// Deletes the caller's account with its sessions and tokens. Needs the password. The
+    /// audit trail keeps the account's id (never its email) so past events stay coherent.
+    pub async fn delete_account(
+        &self,
+        caller: &Principal,
+        password: String,
+        client: &ClientInfo,
+    ) -> Result<(), ServiceError> {
+        let user = self.existing(caller.user_id).await?;
+        confirm_password(self.hasher.as_ref(), &user, password).await?;
+        self.guarded(self.users.delete(user.id).await?)?;
+        tracing::info!(user_id = %user.id, "account deleted");
+        self.audit
+            .record(Record::own(AuditKind::AccountDeleted, user.id, client));
+        Ok(())
+    }
+
+    /// One user: any for an administrator, only themselves for anyone else.
+    pub async fn get(&self, caller: &Principal, id: UserId) -> Result<User, ServiceError> {
+        if !caller.is_admin() && id != caller.user_id {
+            return Err(ServiceError::NotFound(NO_SUCH_USER));
+        }
+        self.existing(id).await
+    }
+
+    /// The users among `ids` the caller may see (for batch loading).
+    pub async fn visible(
+        &self,
+        caller: &Principal,
+        ids: &[UserId],
+    ) -> Result<Vec<User>, ServiceError> {
+        let ids: Vec<UserId> = if caller.is_admin() {
+            ids.to_vec()
+        } else {
+            ids.iter()
+                .copied()
+                .filter(|id| *id == caller.user_id)
+                .collect()
+        };
+        Ok(self.users.find_many(&ids).await?)
+    }
+
+    /// Users that pass `filter`, for administrators.
+    pub async fn list(
+        &self,
+        caller: &Principal,
+        filter: &UserFilter,
+        order: UserOrder,
+        page: &PageRequest<UserCursor>,
+    ) -> Result<UserPage, ServiceError> {
+        require_admin(caller)?;
+        let cursor = match page {
+            PageRequest::Forward { after, .. } => after,
+            PageRequest::Backward { before, .. } => before,
+        };
+        if cursor.as_ref().is_some_and(|c| c.field() != order.field) {
+            return Err(ServiceError::InvalidInput {
+                field: "after",
+                message: "This cursor belongs to another ordering; start again without it."
+                    .into(),
+            });
+        }
+        let (page, total) = tokio::try_join!(
+            self.users.list(filter, order, page),
+            self.users.count(filter)
+        )?;
+        Ok(UserPage { page, total })
+    }
+
+    /// Makes a user an administrator or a regular user. The last active administrator
+    /// cannot be demoted.
+    pub async fn set_role(
+        &self,
+        caller: &Principal,
+        id: UserId,
+        role: Role,
+        client: &ClientInfo,
+    ) -> Result<User, ServiceError> {
+        require_admin(caller)?;
+        let before = self.existing(id).await?;
+        self.guarded(self.users.set_role(id, role, self.clock.now()).await?)?;
+        self.audit.record(Record {
+            kind: AuditKind::RoleChanged,
+            actor: Some(caller.user_id),
+            subject: Some(id),
+            client: Some(client),
+            detail: Some(format!("{} -> {}", before.role.as_str(), role.as_str())),
+        });
+        self.existing(id).await
+    }
+
+    /// Suspends an account: it cannot sign in or refresh, and its sessions end at once. The
+    /// last active administrator cannot be suspended.
+    pub async fn suspend(
+        &self,
+        caller: &Principal,
+        id: UserId,
+        reason: SuspensionReason,
+        client: &ClientInfo,
+    ) -> Result<User, ServiceError> {
+        require_admin(caller)?;
+        let suspension = Suspension {
+            since: self.clock.now(),
+            reason,
+        };
+        let detail = suspension.reason.as_str().to_owned();
+        self.guarded(
+            self.users
+                .set_suspension(id, Some(&suspension), suspension.since)
+                .await?,
+        )?;
+        let ended = self.sessions.end_other_sessions(id, None).await?;
+        tracing::info!(user_id = %id, ended_sessions = ended, "account suspended");
+        self.audit.record(Record {
+            kind: AuditKind::Suspended,
+            actor: Some(caller.user_id),
+            subject: Some(id),
+            client: Some(client),
+            detail: Some(detail),
+        });
+        self.existing(id).await
+    }
+
+    /// Lifts a suspension.
+    pub async fn unsuspend(
+        &self,
+        caller: &Principal,
+        id: UserId,
+        client: &ClientInfo,
+    ) -> Result<User, ServiceError> {
+        require_admin(caller)?;
+        self.guarded(
+            self.users
+                .set_suspension(id, None, self.clock.now())
+                .await?,
+        )?;
+        self.audit.record(Record {
+            kind: AuditKind::Unsuspended,
+            actor: Some(caller.user_id),
+            subject: Some(id),
+            client: Some(client),
+            detail: None,
+        });
+        self.existing(id).await
+    }
+
+    /// For the operator at the command line, who is trusted: makes the account with this
+    /// email an administrator. `false` when there is no such account.
+    pub async fn promote_to_admin(&self, email: &Email) -> Result<bool, ServiceError> {
+        let Some(user) = self.users.find_by_email(email).await? else {
+            return Ok(false);
+        };
+        let before = user.role;
+        if before == Role::Admin {
+            return Ok(true);
+        }
+        self.guarded(
+            self.users
+                .set_role(user.id, Role::Admin, self.clock.now())
+                .await?,
+        )?;
+        self.audit.record(Record {
+            kind: AuditKind::RoleChanged,
+            actor: None,
+            subject: Some(user.id),
+            client: None,
+            detail: Some(format!("{} -> admin (command line)", before.as_str())),
+        });
+        Ok(true)
+    }
+
+    /// For the operator at the command line: creates an administrator account, its email
+    /// taken as confirmed.
+    pub async fn create_admin(
+        &self,
+        email: Email,
+        password: Password,
+    ) -> Result<User, ServiceError> {
+        let now = self.clock.now();
+        let user = User {
+            id: UserId::generate(),
+            email,
+            display_name: None,
+            role: Role::Admin,
+            password_hash: self.hasher.hash(password).await?,
+            email_verified_at: Some(now),
+            suspension: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.users.insert(&user).await.map_err(|e| match e {
+            RepositoryError::Conflict => ServiceError::EmailTaken,
+            other => other.into(),
+        })?;
+        self.audit.record(Record {
+            kind: AuditKind::Registered,
+            actor: None,
+            subject: Some(user.id),
+            client: None,
+            detail: Some("administrator (command line)".into()),
+        });
+        Ok(user)
+    }
+
+    async fn existing(&self, id: UserId) -> Result<User, ServiceError> {
+        self.users
+            .find_by_id(id)
             .await?
-            .ok_or_else(|| AuthFailure::SessionEnded.into())
+            .ok_or(ServiceError::NotFound(NO_SUCH_USER))
+    }
+
+    fn guarded(&self, change: GuardedChange) -> Result<(), ServiceError> {
+        match change {
+            GuardedChange::Applied => Ok(()),
+            GuardedChange::UnknownUser => Err(ServiceError::NotFound(NO_SUCH_USER)),
+            GuardedChange::LastAdmin => Err(ServiceError::LastAdmin),
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::application::ClientInfo;
-    use crate::application::fakes::Fakes;
-    use crate::domain::{Email, NewUser, Password, SessionId, UserId};
-
-    #[tokio::test]
-    async fn me_returns_the_callers_account() {
-        let fakes = Fakes::new();
-        let services = fakes.services();
-        let signed_in = services
-            .auth
-            .register(
-                NewUser {
-                    email: Email::parse("ada@example.com").unwrap(),
-                    password: Password::new("correct horse".into()).unwrap(),
-                    display_name: None,
-                },
-                &ClientInfo::default(),
-            )
-            .await
-            .unwrap();
-        let caller = services
-            .sessions
-            .authenticate(&signed_in.access_token.token)
-            .await
-            .unwrap();
-
-        let me = services.users.me(&caller).await.unwrap();
-        assert_eq!(me, signed_in.user);
-    }
-
-    #[tokio::test]
-    async fn me_for_a_vanished_account_is_unauthenticated() {
-        let fakes = Fakes::new();
-        let ghost = Principal {
-            user_id: UserId::generate(),
-            session_id: SessionId::generate(),
-        };
-        let result = fakes.services().users.me(&ghost).await;
-        assert!(matches!(
-            result,
-            Err(ServiceError::Unauthenticated(AuthFailure::SessionEnded))
-        ));
+fn require_admin(caller: &Principal) -> Result<(), ServiceError> {
+    if caller.is_admin() {
+        Ok(())
+    } else {
+        Err(ServiceError::Forbidden(ADMINS_ONLY))
     }
 }

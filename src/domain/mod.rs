@@ -2,21 +2,28 @@
 //! ports expressed in their terms. Pure Rust: no SeaORM, no async-graphql, no axum, no I/O.
 
 pub mod account_token;
+pub mod audit;
 pub mod page;
 pub mod repository;
 pub mod session;
 pub mod token;
 pub mod user;
+pub mod user_query;
 
 pub use account_token::{AccountToken, TokenPurpose};
+pub use audit::{AuditEvent, AuditFilter, AuditKind};
 pub use page::{Page, PageRequest};
 pub use repository::{
-    AccountTokenRepository, RefreshTokenExchange, RepositoryError, SessionRepository,
-    UserRepository,
+    AccountTokenRepository, AuditRepository, GuardedChange, RefreshTokenExchange,
+    RepositoryError, SessionRepository, UserRepository,
 };
 pub use session::{Session, SessionId};
 pub use token::{OpaqueToken, TokenHash};
-pub use user::{DisplayName, Email, NewUser, Password, PasswordHash, Role, User, UserId};
+pub use user::{
+    DisplayName, Email, NewUser, Password, PasswordHash, Role, Suspension, SuspensionReason, User,
+    UserId,
+};
+pub use user_query::{Direction, UserCursor, UserFilter, UserOrder, UserOrderField};
 
 /// Why a value was rejected, in words a frontend developer can show to a user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

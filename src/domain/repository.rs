@@ -4,8 +4,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    AccountToken, Email, Page, PageRequest, PasswordHash, Session, SessionId, TokenHash,
-    TokenPurpose, User, UserId,
+    AccountToken, AuditEvent, AuditFilter, DisplayName, Email, Page, PageRequest, PasswordHash,
+    Role, Session, SessionId, Suspension, TokenHash, TokenPurpose, User, UserCursor, UserFilter,
+    UserId, UserOrder,
 };
 
 /// Why a repository call failed.
@@ -41,6 +42,60 @@ pub trait UserRepository: Send + Sync {
         id: UserId,
         now: DateTime<Utc>,
     ) -> Result<(), RepositoryError>;
+    /// The users with these ids that exist, in any order.
+    async fn find_many(&self, ids: &[UserId]) -> Result<Vec<User>, RepositoryError>;
+    /// Replaces the display name.
+    async fn set_display_name(
+        &self,
+        id: UserId,
+        name: Option<&DisplayName>,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError>;
+    /// Replaces the email and marks it unverified; `Conflict` when another account has it.
+    async fn change_email(
+        &self,
+        id: UserId,
+        email: &Email,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError>;
+    /// Sets the role, unless that would leave no active administrator.
+    async fn set_role(
+        &self,
+        id: UserId,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> Result<GuardedChange, RepositoryError>;
+    /// Suspends (`Some`) or reinstates (`None`) the account, unless suspending would leave no
+    /// active administrator.
+    async fn set_suspension(
+        &self,
+        id: UserId,
+        suspension: Option<&Suspension>,
+        now: DateTime<Utc>,
+    ) -> Result<GuardedChange, RepositoryError>;
+    /// Deletes the account with everything that belongs to it, unless that would leave no
+    /// active administrator.
+    async fn delete(&self, id: UserId) -> Result<GuardedChange, RepositoryError>;
+    /// A window of the users that pass `filter`, in `order`.
+    async fn list(
+        &self,
+        filter: &UserFilter,
+        order: UserOrder,
+        page: &PageRequest<UserCursor>,
+    ) -> Result<Page<User>, RepositoryError>;
+    /// How many users pass `filter`.
+    async fn count(&self, filter: &UserFilter) -> Result<u64, RepositoryError>;
+}
+
+/// The outcome of a change that must leave at least one active administrator. The check and
+/// the change are one atomic step, so two administrators demoting each other at the same
+/// moment cannot both succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuardedChange {
+    Applied,
+    UnknownUser,
+    /// Refused: no active administrator would remain.
+    LastAdmin,
 }
 
 /// Exchanging a refresh token for its successor.
@@ -65,6 +120,11 @@ pub trait SessionRepository: Send + Sync {
     ) -> Result<(), RepositoryError>;
     /// The session with this id, if any (revoked or expired ones included).
     async fn find(&self, id: SessionId) -> Result<Option<Session>, RepositoryError>;
+    /// The session with this id and its user, read together (the per-request check).
+    async fn find_with_user(
+        &self,
+        id: SessionId,
+    ) -> Result<Option<(Session, User)>, RepositoryError>;
     /// The session a refresh token belongs to, and when that token was first exchanged.
     async fn find_by_refresh_token(
         &self,
@@ -120,4 +180,19 @@ pub trait AccountTokenRepository: Send + Sync {
     ) -> Result<Option<UserId>, RepositoryError>;
     /// Deletes used and expired tokens; returns how many.
     async fn delete_spent(&self, now: DateTime<Utc>) -> Result<u64, RepositoryError>;
+}
+
+/// Stores the audit trail.
+#[async_trait]
+pub trait AuditRepository: Send + Sync {
+    /// Adds events.
+    async fn insert(&self, events: &[AuditEvent]) -> Result<(), RepositoryError>;
+    /// A window of the events that pass `filter`, newest first.
+    async fn list(
+        &self,
+        filter: &AuditFilter,
+        page: &PageRequest<uuid::Uuid>,
+    ) -> Result<Page<AuditEvent>, RepositoryError>;
+    /// How many events pass `filter`.
+    async fn count(&self, filter: &AuditFilter) -> Result<u64, RepositoryError>;
 }

@@ -234,8 +234,52 @@ pub struct User {
     pub password_hash: PasswordHash,
     /// When the user proved they own the email; `None` until then.
     pub email_verified_at: Option<DateTime<Utc>>,
+    /// Set while an administrator has suspended the account.
+    pub suspension: Option<Suspension>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl User {
+    /// An administrator who is not suspended: one who can administer right now.
+    pub fn is_active_admin(&self) -> bool {
+        self.role == Role::Admin && self.suspension.is_none()
+    }
+}
+
+/// Why and since when an account is suspended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suspension {
+    pub since: DateTime<Utc>,
+    pub reason: SuspensionReason,
+}
+
+/// An administrator's note on a suspension, shown to administrators and to the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuspensionReason(String);
+
+impl SuspensionReason {
+    /// More characters than this is rejected.
+    pub const MAX_CHARS: usize = 500;
+
+    /// Trims the reason; it must say something.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let reason = raw.trim();
+        if reason.is_empty() {
+            return Err(ValidationError::new("Give a reason for the suspension."));
+        }
+        if reason.chars().count() > Self::MAX_CHARS {
+            return Err(ValidationError::new(format!(
+                "A reason can be at most {} characters long.",
+                Self::MAX_CHARS
+            )));
+        }
+        Ok(Self(reason.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// What a sign-up supplies; the password is hashed before it becomes a [`User`].

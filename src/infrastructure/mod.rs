@@ -1,5 +1,6 @@
 //! Adapters that implement the ports: storage, password hashing, tokens.
 
+pub mod audit;
 pub mod mail;
 pub mod persistence;
 pub mod security;

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use authgraph::app::Application;
 use authgraph::application::ports::OutgoingEmail;
 use authgraph::config::{AppEnv, Config, MailerKind};
+use authgraph::infrastructure::audit::AuditWriter;
 use authgraph::infrastructure::mail::LogMailer;
+use authgraph::infrastructure::persistence::QueryCounter;
 use authgraph::infrastructure::security::key_id;
 use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, Database};
@@ -26,6 +28,10 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// Every email the app "sent" (unless a test chose SMTP).
     pub mailbox: Option<Arc<LogMailer>>,
+    /// The app's audit writer, to wait for events to be stored.
+    pub audit: Arc<AuditWriter>,
+    /// Counts the statements the app sends to its database.
+    pub queries: QueryCounter,
     shutdown: Option<oneshot::Sender<()>>,
     _database: TestDatabase,
 }
@@ -59,7 +65,10 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
 
     let app = Application::build(&config).await.expect("the app starts");
     let address = format!("http://{}", app.local_addr().unwrap());
-    let mailbox = app.mailbox();
+    let core = app.core();
+    let mailbox = core.mailbox.clone();
+    let audit = core.audit.clone();
+    let queries = core.queries.clone();
     let (shutdown, stop) = oneshot::channel();
     tokio::spawn(app.run_until(async {
         let _ = stop.await;
@@ -69,6 +78,8 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
         config,
         client: reqwest::Client::new(),
         mailbox,
+        audit,
+        queries,
         shutdown: Some(shutdown),
         _database: database,
     }

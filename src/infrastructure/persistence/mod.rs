@@ -1,10 +1,13 @@
 //! SeaORM repositories over the `entity` crate, and the database connection.
 
 mod account_tokens;
+mod audit;
 mod sessions;
 mod users;
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
@@ -14,6 +17,7 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 use crate::domain::RepositoryError;
 
 pub use account_tokens::SeaOrmAccountTokenRepository;
+pub use audit::SeaOrmAuditRepository;
 pub use sessions::SeaOrmSessionRepository;
 pub use users::SeaOrmUserRepository;
 
@@ -25,11 +29,25 @@ pub struct DatabaseSettings {
     pub connect_timeout: Duration,
 }
 
+/// Counts the statements sent to the database (tests use it to prove batching; it costs an
+/// atomic increment per statement).
+#[derive(Debug, Clone, Default)]
+pub struct QueryCounter(Arc<AtomicU64>);
+
+impl QueryCounter {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// Opens a pool. For SQLite the file and its folder are created if missing, and the
 /// connection is set up for a server: WAL so readers never block the writer, a busy timeout
 /// so concurrent writers wait instead of failing, foreign keys on, and `synchronous = FULL`
 /// so an acknowledged write survives a power cut, not only a crash.
-pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
+pub async fn connect(
+    settings: &DatabaseSettings,
+    counter: &QueryCounter,
+) -> Result<DatabaseConnection, DbErr> {
     if let Some(path) = sqlite_file(&settings.url)
         && let Some(dir) = Path::new(path).parent()
         && !dir.as_os_str().is_empty()
@@ -50,7 +68,12 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true)
         });
-    Database::connect(options).await
+    let mut db = Database::connect(options).await?;
+    let counter = counter.clone();
+    db.set_metric_callback(move |_| {
+        counter.0.fetch_add(1, Ordering::Relaxed);
+    });
+    Ok(db)
 }
 
 /// Applies pending migrations.

@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use entity::{refresh_token, session};
+use entity::{refresh_token, session, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait,
@@ -9,7 +9,7 @@ use sea_orm::{
 
 use crate::domain::{
     Page, PageRequest, RefreshTokenExchange, RepositoryError, Session, SessionId,
-    SessionRepository, TokenHash, UserId,
+    SessionRepository, TokenHash, User, UserId,
 };
 
 use super::repository_error;
@@ -56,6 +56,23 @@ impl SessionRepository for SeaOrmSessionRepository {
             .await
             .map_err(repository_error)?;
         Ok(row.map(to_domain))
+    }
+
+    async fn find_with_user(
+        &self,
+        id: SessionId,
+    ) -> Result<Option<(Session, User)>, RepositoryError> {
+        let row = session::Entity::find_by_id(id.as_uuid())
+            .find_also_related(user::Entity)
+            .one(&self.db)
+            .await
+            .map_err(repository_error)?;
+        match row {
+            Some((session, Some(user))) => {
+                Ok(Some((to_domain(session), super::users::to_domain(user)?)))
+            }
+            _ => Ok(None),
+        }
     }
 
     async fn find_by_refresh_token(

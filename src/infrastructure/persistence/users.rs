@@ -1,11 +1,17 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use entity::user;
-use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::sea_query::{Expr, LikeExpr};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Select, TransactionTrait,
+};
 
 use crate::domain::{
-    DisplayName, Email, PasswordHash, RepositoryError, Role, User, UserId, UserRepository,
+    Direction, DisplayName, Email, GuardedChange, Page, PageRequest, PasswordHash,
+    RepositoryError, Role, Suspension, SuspensionReason, User, UserCursor, UserFilter, UserId,
+    UserOrder, UserOrderField, UserRepository,
 };
 
 use super::repository_error;
@@ -21,6 +27,13 @@ impl SeaOrmUserRepository {
     }
 }
 
+/// A change that must leave an active administrator.
+enum AdminSensitive<'a> {
+    Role(Role),
+    Suspension(Option<&'a Suspension>),
+    Delete,
+}
+
 #[async_trait]
 impl UserRepository for SeaOrmUserRepository {
     async fn insert(&self, user: &User) -> Result<(), RepositoryError> {
@@ -31,6 +44,11 @@ impl UserRepository for SeaOrmUserRepository {
             display_name: Set(user.display_name.as_ref().map(|n| n.as_str().to_owned())),
             role: Set(user.role.as_str().to_owned()),
             email_verified_at: Set(user.email_verified_at),
+            suspended_at: Set(user.suspension.as_ref().map(|s| s.since)),
+            suspension_reason: Set(user
+                .suspension
+                .as_ref()
+                .map(|s| s.reason.as_str().to_owned())),
             created_at: Set(user.created_at),
             updated_at: Set(user.updated_at),
         };
@@ -66,14 +84,10 @@ impl UserRepository for SeaOrmUserRepository {
         hash: &PasswordHash,
         now: DateTime<Utc>,
     ) -> Result<(), RepositoryError> {
-        user::Entity::update_many()
-            .col_expr(user::Column::PasswordHash, Expr::value(hash.as_str()))
-            .col_expr(user::Column::UpdatedAt, Expr::value(now))
-            .filter(user::Column::Id.eq(id.as_uuid()))
-            .exec(&self.db)
-            .await
-            .map_err(repository_error)?;
-        Ok(())
+        self.update(id, now, |q| {
+            q.col_expr(user::Column::PasswordHash, Expr::value(hash.as_str()))
+        })
+        .await
     }
 
     async fn mark_email_verified(
@@ -91,11 +105,299 @@ impl UserRepository for SeaOrmUserRepository {
             .map_err(repository_error)?;
         Ok(())
     }
+
+    async fn find_many(&self, ids: &[UserId]) -> Result<Vec<User>, RepositoryError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        user::Entity::find()
+            .filter(user::Column::Id.is_in(ids.iter().map(UserId::as_uuid)))
+            .all(&self.db)
+            .await
+            .map_err(repository_error)?
+            .into_iter()
+            .map(to_domain)
+            .collect()
+    }
+
+    async fn set_display_name(
+        &self,
+        id: UserId,
+        name: Option<&DisplayName>,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
+        let name = name.map(|n| n.as_str().to_owned());
+        self.update(id, now, |q| {
+            q.col_expr(user::Column::DisplayName, Expr::value(name))
+        })
+        .await
+    }
+
+    async fn change_email(
+        &self,
+        id: UserId,
+        email: &Email,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
+        self.update(id, now, |q| {
+            q.col_expr(user::Column::Email, Expr::value(email.as_str()))
+                .col_expr(
+                    user::Column::EmailVerifiedAt,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+        })
+        .await
+    }
+
+    async fn set_role(
+        &self,
+        id: UserId,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> Result<GuardedChange, RepositoryError> {
+        self.guarded(id, AdminSensitive::Role(role), now).await
+    }
+
+    async fn set_suspension(
+        &self,
+        id: UserId,
+        suspension: Option<&Suspension>,
+        now: DateTime<Utc>,
+    ) -> Result<GuardedChange, RepositoryError> {
+        self.guarded(id, AdminSensitive::Suspension(suspension), now)
+            .await
+    }
+
+    async fn delete(&self, id: UserId) -> Result<GuardedChange, RepositoryError> {
+        self.guarded(id, AdminSensitive::Delete, Utc::now()).await
+    }
+
+    async fn list(
+        &self,
+        filter: &UserFilter,
+        order: UserOrder,
+        page: &PageRequest<UserCursor>,
+    ) -> Result<Page<User>, RepositoryError> {
+        // Keyset pagination on (sort key, id): rows inserted meanwhile never shift a page.
+        // Paging backwards reads the other way from the cursor, then `Page` restores the order.
+        let (cursor, size, reading) = match page {
+            PageRequest::Forward { after, first } => (after, *first, order.direction),
+            PageRequest::Backward { before, last } => (before, *last, reverse(order.direction)),
+        };
+        let key = match order.field {
+            UserOrderField::CreatedAt => user::Column::CreatedAt,
+            UserOrderField::Email => user::Column::Email,
+        };
+        let mut query = filtered(filter);
+        if let Some(cursor) = cursor {
+            query = query.filter(beyond(cursor, reading));
+        }
+        let sea_order = match reading {
+            Direction::Ascending => sea_orm::Order::Asc,
+            Direction::Descending => sea_orm::Order::Desc,
+        };
+        let rows = query
+            .order_by(key, sea_order.clone())
+            .order_by(user::Column::Id, sea_order)
+            .limit(size as u64 + 1)
+            .all(&self.db)
+            .await
+            .map_err(repository_error)?;
+        let users = rows.into_iter().map(to_domain).collect::<Result<_, _>>()?;
+        Ok(Page::from_probe(page, users))
+    }
+
+    async fn count(&self, filter: &UserFilter) -> Result<u64, RepositoryError> {
+        filtered(filter)
+            .count(&self.db)
+            .await
+            .map_err(repository_error)
+    }
+}
+
+impl SeaOrmUserRepository {
+    /// Updates columns of one user and its `updated_at`.
+    async fn update(
+        &self,
+        id: UserId,
+        now: DateTime<Utc>,
+        columns: impl FnOnce(sea_orm::UpdateMany<user::Entity>) -> sea_orm::UpdateMany<user::Entity>,
+    ) -> Result<(), RepositoryError> {
+        columns(user::Entity::update_many())
+            .col_expr(user::Column::UpdatedAt, Expr::value(now))
+            .filter(user::Column::Id.eq(id.as_uuid()))
+            .exec(&self.db)
+            .await
+            .map_err(repository_error)?;
+        Ok(())
+    }
+
+    /// Applies `change` and keeps it only if an active administrator remains, atomically.
+    async fn guarded(
+        &self,
+        id: UserId,
+        change: AdminSensitive<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<GuardedChange, RepositoryError> {
+        let txn = self.db.begin().await.map_err(repository_error)?;
+        let outcome = guarded_in(&txn, id, change, now).await;
+        match outcome {
+            Ok(GuardedChange::Applied) => {
+                txn.commit().await.map_err(repository_error)?;
+                Ok(GuardedChange::Applied)
+            }
+            Ok(refused) => {
+                txn.rollback().await.map_err(repository_error)?;
+                Ok(refused)
+            }
+            Err(error) => {
+                let _ = txn.rollback().await;
+                Err(repository_error(error))
+            }
+        }
+    }
+}
+
+async fn guarded_in(
+    txn: &DatabaseTransaction,
+    id: UserId,
+    change: AdminSensitive<'_>,
+    now: DateTime<Utc>,
+) -> Result<GuardedChange, DbErr> {
+    // Serialise changes of administrators, so two admins demoting each other at the same
+    // moment cannot both see the other one still there. PostgreSQL and MySQL lock the admin
+    // rows; SQLite has one writer, and a first statement that writes takes its lock.
+    if txn.get_database_backend() == DbBackend::Sqlite {
+        user::Entity::update_many()
+            .col_expr(user::Column::UpdatedAt, Expr::value(now))
+            .filter(user::Column::Id.eq(id.as_uuid()))
+            .exec(txn)
+            .await?;
+    } else {
+        active_admins().lock_exclusive().all(txn).await?;
+    }
+    let Some(target) = user::Entity::find_by_id(id.as_uuid()).one(txn).await? else {
+        return Ok(GuardedChange::UnknownUser);
+    };
+    let was_active_admin =
+        target.role == Role::Admin.as_str() && target.suspended_at.is_none();
+    match change {
+        AdminSensitive::Role(role) => {
+            user::Entity::update_many()
+                .col_expr(user::Column::Role, Expr::value(role.as_str()))
+                .col_expr(user::Column::UpdatedAt, Expr::value(now))
+                .filter(user::Column::Id.eq(id.as_uuid()))
+                .exec(txn)
+                .await?;
+        }
+        AdminSensitive::Suspension(suspension) => {
+            user::Entity::update_many()
+                .col_expr(
+                    user::Column::SuspendedAt,
+                    Expr::value(suspension.map(|s| s.since)),
+                )
+                .col_expr(
+                    user::Column::SuspensionReason,
+                    Expr::value(suspension.map(|s| s.reason.as_str().to_owned())),
+                )
+                .col_expr(user::Column::UpdatedAt, Expr::value(now))
+                .filter(user::Column::Id.eq(id.as_uuid()))
+                .exec(txn)
+                .await?;
+        }
+        AdminSensitive::Delete => {
+            user::Entity::delete_many()
+                .filter(user::Column::Id.eq(id.as_uuid()))
+                .exec(txn)
+                .await?;
+        }
+    }
+    if was_active_admin && active_admins().count(txn).await? == 0 {
+        return Ok(GuardedChange::LastAdmin);
+    }
+    Ok(GuardedChange::Applied)
+}
+
+fn active_admins() -> Select<user::Entity> {
+    user::Entity::find()
+        .filter(user::Column::Role.eq(Role::Admin.as_str()))
+        .filter(user::Column::SuspendedAt.is_null())
+}
+
+fn filtered(filter: &UserFilter) -> Select<user::Entity> {
+    let mut query = user::Entity::find();
+    if let Some(part) = &filter.email_contains {
+        // Emails are stored lower-cased; escape LIKE's wildcards so they match literally.
+        let escaped = part
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        query = query.filter(
+            Expr::col(user::Column::Email)
+                .like(LikeExpr::new(format!("%{escaped}%")).escape('\\')),
+        );
+    }
+    if let Some(role) = filter.role {
+        query = query.filter(user::Column::Role.eq(role.as_str()));
+    }
+    if let Some(verified) = filter.verified {
+        query = query.filter(if verified {
+            user::Column::EmailVerifiedAt.is_not_null()
+        } else {
+            user::Column::EmailVerifiedAt.is_null()
+        });
+    }
+    if let Some(suspended) = filter.suspended {
+        query = query.filter(if suspended {
+            user::Column::SuspendedAt.is_not_null()
+        } else {
+            user::Column::SuspendedAt.is_null()
+        });
+    }
+    query
+}
+
+/// Rows strictly past `cursor` when reading in `direction`.
+fn beyond(cursor: &UserCursor, direction: Direction) -> Condition {
+    let id = |c: &UserId| c.as_uuid();
+    let (key_past, key_equal, id_past) = match (cursor, direction) {
+        (UserCursor::CreatedAt(at, uid), Direction::Ascending) => (
+            user::Column::CreatedAt.gt(*at),
+            user::Column::CreatedAt.eq(*at),
+            user::Column::Id.gt(id(uid)),
+        ),
+        (UserCursor::CreatedAt(at, uid), Direction::Descending) => (
+            user::Column::CreatedAt.lt(*at),
+            user::Column::CreatedAt.eq(*at),
+            user::Column::Id.lt(id(uid)),
+        ),
+        (UserCursor::Email(email, uid), Direction::Ascending) => (
+            user::Column::Email.gt(email.as_str()),
+            user::Column::Email.eq(email.as_str()),
+            user::Column::Id.gt(id(uid)),
+        ),
+        (UserCursor::Email(email, uid), Direction::Descending) => (
+            user::Column::Email.lt(email.as_str()),
+            user::Column::Email.eq(email.as_str()),
+            user::Column::Id.lt(id(uid)),
+        ),
+    };
+    Condition::any()
+        .add(key_past)
+        .add(Condition::all().add(key_equal).add(id_past))
+}
+
+fn reverse(direction: Direction) -> Direction {
+    match direction {
+        Direction::Ascending => Direction::Descending,
+        Direction::Descending => Direction::Ascending,
+    }
 }
 
 /// Rows were written through the domain types, so a row that fails to convert back means the
 /// data was changed behind the service's back: report it rather than guess.
-fn to_domain(row: user::Model) -> Result<User, RepositoryError> {
+pub(super) fn to_domain(row: user::Model) -> Result<User, RepositoryError> {
     let corrupt = |what: &str| {
         RepositoryError::Unavailable(format!("user {} has an invalid {what}", row.id).into())
     };
@@ -105,6 +407,14 @@ fn to_domain(row: user::Model) -> Result<User, RepositoryError> {
         None => None,
     };
     let role = Role::from_stored(&row.role).ok_or_else(|| corrupt("role"))?;
+    let suspension = match (row.suspended_at, &row.suspension_reason) {
+        (Some(since), Some(reason)) => Some(Suspension {
+            since,
+            reason: SuspensionReason::parse(reason).map_err(|_| corrupt("suspension reason"))?,
+        }),
+        (None, _) => None,
+        (Some(_), None) => return Err(corrupt("suspension")),
+    };
     Ok(User {
         id: UserId::from_uuid(row.id),
         email,
@@ -112,6 +422,7 @@ fn to_domain(row: user::Model) -> Result<User, RepositoryError> {
         role,
         password_hash: PasswordHash::new(row.password_hash),
         email_verified_at: row.email_verified_at,
+        suspension,
         created_at: row.created_at,
         updated_at: row.updated_at,
     })

@@ -57,7 +57,7 @@ impl AccountMutation {
         input: RequestPasswordResetInput,
     ) -> Result<bool> {
         service::<AccountService>(ctx)?
-            .request_password_reset(email(&input.email)?)
+            .request_password_reset(email(&input.email)?, &client(ctx)?)
             .await
             .map_err(graphql_error)?;
         Ok(true)
@@ -87,7 +87,7 @@ impl AccountMutation {
     /// expired token is `BAD_USER_INPUT` on `token`.
     async fn verify_email(&self, ctx: &Context<'_>, input: VerifyEmailInput) -> Result<User> {
         let user = service::<AccountService>(ctx)?
-            .verify_email(OpaqueToken::from_client(input.token))
+            .verify_email(OpaqueToken::from_client(input.token), &client(ctx)?)
             .await
             .map_err(graphql_error)?;
         Ok(User(user))

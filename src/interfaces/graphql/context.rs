@@ -1,11 +1,17 @@
-//! What a resolver knows about the HTTP request it serves.
+//! What a resolver knows about the HTTP request it serves: who calls, from where, and the
+//! request's batch loaders.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::Context;
+use async_graphql::dataloader::{DataLoader, Loader};
 use tokio::sync::OnceCell;
 
-use crate::application::{AuthFailure, ClientInfo, Principal, ServiceError, SessionService};
+use crate::application::{
+    AuthFailure, Caller, ClientInfo, Principal, ServiceError, SessionService, UserService,
+};
+use crate::domain::{User, UserId};
 
 use super::error::graphql_error;
 
@@ -13,7 +19,8 @@ use super::error::graphql_error;
 pub struct RequestContext {
     authorization: Authorization,
     client: ClientInfo,
-    caller: OnceCell<Principal>,
+    caller: OnceCell<Caller>,
+    users: OnceCell<DataLoader<UserLoader>>,
 }
 
 enum Authorization {
@@ -42,6 +49,7 @@ impl RequestContext {
             authorization,
             client,
             caller: OnceCell::new(),
+            users: OnceCell::new(),
         }
     }
 }
@@ -50,6 +58,15 @@ impl RequestContext {
 /// public operation such as `login` works even when the client still sends a stale token,
 /// but a field that needs a caller fails on a bad token instead of treating it as anonymous.
 pub async fn caller(ctx: &Context<'_>) -> async_graphql::Result<Principal> {
+    Ok(authenticated(ctx).await?.principal)
+}
+
+/// The caller's own account, as read with their session.
+pub async fn caller_account(ctx: &Context<'_>) -> async_graphql::Result<User> {
+    Ok(authenticated(ctx).await?.user.clone())
+}
+
+async fn authenticated<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Caller> {
     let request = request(ctx)?;
     let token = match &request.authorization {
         Authorization::Absent => return Err(graphql_error(AuthFailure::MissingToken.into())),
@@ -61,7 +78,6 @@ pub async fn caller(ctx: &Context<'_>) -> async_graphql::Result<Principal> {
         .caller
         .get_or_try_init(|| sessions.authenticate(token))
         .await
-        .copied()
         .map_err(graphql_error)
 }
 
@@ -71,14 +87,40 @@ pub fn client(ctx: &Context<'_>) -> async_graphql::Result<ClientInfo> {
 }
 
 /// A service the schema was built with.
-pub fn service<'a, S: Send + Sync + 'static>(
-    ctx: &Context<'a>,
-) -> async_graphql::Result<&'a Arc<S>> {
+pub fn service<'a, S: Send + Sync + 'static>(ctx: &Context<'a>) -> async_graphql::Result<&'a Arc<S>> {
     ctx.data::<Arc<S>>()
         .map_err(|e| graphql_error(ServiceError::internal(e.message)))
+}
+
+/// Loads users by id in one query per batch, showing the caller only the users they may see.
+pub async fn users<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a DataLoader<UserLoader>> {
+    let caller = caller(ctx).await?;
+    let users = service::<UserService>(ctx)?.clone();
+    Ok(request(ctx)?
+        .users
+        .get_or_init(|| async move {
+            DataLoader::new(UserLoader { users, caller }, tokio::spawn)
+        })
+        .await)
 }
 
 fn request<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a RequestContext> {
     ctx.data::<RequestContext>()
         .map_err(|e| graphql_error(ServiceError::internal(e.message)))
+}
+
+/// The batch loader behind [`users`].
+pub struct UserLoader {
+    users: Arc<UserService>,
+    caller: Principal,
+}
+
+impl Loader<UserId> for UserLoader {
+    type Value = User;
+    type Error = Arc<ServiceError>;
+
+    async fn load(&self, ids: &[UserId]) -> Result<HashMap<UserId, User>, Self::Error> {
+        let users = self.users.visible(&self.caller, ids).await.map_err(Arc::new)?;
+        Ok(users.into_iter().map(|user| (user.id, user)).collect())
+    }
 }

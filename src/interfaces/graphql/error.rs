@@ -37,13 +37,20 @@ const INTERNAL_MESSAGE: &str =
 /// request's span (so the log line carries the request id), and reach the client as a
 /// generic message.
 pub fn graphql_error(error: ServiceError) -> async_graphql::Error {
+    shared_graphql_error(&error)
+}
+
+/// [`graphql_error`] for an error shared by several fields (a batch loader's).
+pub fn shared_graphql_error(error: &ServiceError) -> async_graphql::Error {
     let message = error.to_string();
-    let (code, message) = match &error {
+    let (code, message) = match error {
         ServiceError::InvalidInput { .. } => (code::BAD_USER_INPUT, message),
         ServiceError::Unauthenticated(_) => (code::UNAUTHENTICATED, message),
-        ServiceError::EmailNotVerified => (code::FORBIDDEN, message),
+        ServiceError::EmailNotVerified
+        | ServiceError::AccountSuspended
+        | ServiceError::Forbidden(_) => (code::FORBIDDEN, message),
         ServiceError::NotFound(_) => (code::NOT_FOUND, message),
-        ServiceError::EmailTaken => (code::CONFLICT, message),
+        ServiceError::EmailTaken | ServiceError::LastAdmin => (code::CONFLICT, message),
         ServiceError::Overloaded { .. } => (code::RATE_LIMITED, message),
         ServiceError::Internal(source) => {
             tracing::error!(error = %source, "request failed unexpectedly");
@@ -54,12 +61,13 @@ pub fn graphql_error(error: ServiceError) -> async_graphql::Error {
     let extensions = graphql.extensions.get_or_insert_with(Default::default);
     extensions.set("code", code);
     match error {
-        ServiceError::InvalidInput { field, .. } => extensions.set("field", field),
+        ServiceError::InvalidInput { field, .. } => extensions.set("field", *field),
         ServiceError::Overloaded { retry_after_secs } => {
-            extensions.set("retryAfter", retry_after_secs)
+            extensions.set("retryAfter", *retry_after_secs)
         }
-        // Lets a frontend tell "confirm your email" apart from other refusals.
+        // Lets a frontend tell these refusals apart from other ones.
         ServiceError::EmailNotVerified => extensions.set("reason", "EMAIL_NOT_VERIFIED"),
+        ServiceError::AccountSuspended => extensions.set("reason", "ACCOUNT_SUSPENDED"),
         _ => {}
     }
     graphql

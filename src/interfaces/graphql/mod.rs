@@ -2,6 +2,7 @@
 //! method, and map its error once (`error.rs`).
 
 mod account;
+mod audit;
 mod auth;
 mod context;
 pub mod error;
@@ -21,7 +22,7 @@ pub use error::{ExecutionMarker, RequestErrors};
 
 /// Read operations.
 #[derive(MergedObject, Default)]
-pub struct Query(users::UserQuery, sessions::SessionQuery);
+pub struct Query(users::UserQuery, sessions::SessionQuery, audit::AuditQuery);
 
 /// Operations that change state.
 #[derive(MergedObject, Default)]
@@ -29,15 +30,18 @@ pub struct Mutation(
     auth::AuthMutation,
     sessions::SessionMutation,
     account::AccountMutation,
+    users::UserMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
 fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .register_output_type::<types::Node>()
         // GraphiQL's own introspection query is 13 levels deep.
         .limit_depth(16)
-        .limit_complexity(1_000)
+        // A page of 100 items with a rich selection costs ~2,000; nested pages multiply.
+        .limit_complexity(20_000)
         .extension(RequestErrors)
 }
 
@@ -48,6 +52,7 @@ pub fn schema(services: &Services) -> AppSchema {
         .data(services.sessions.clone())
         .data(services.account.clone())
         .data(services.users.clone())
+        .data(services.audit.clone())
         .finish()
 }
 

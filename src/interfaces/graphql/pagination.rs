@@ -32,6 +32,15 @@ impl CursorType for IdCursor {
     }
 }
 
+/// The complexity of a connection field: each requested item costs what its selection costs,
+/// so `first: 100` of a deep selection is refused before it runs.
+pub fn page_cost(first: Option<i32>, last: Option<i32>, child_complexity: usize) -> usize {
+    let items = first.or(last).map_or(DEFAULT_PAGE_SIZE, |n| {
+        usize::try_from(n).unwrap_or(0).min(MAX_PAGE_SIZE)
+    });
+    items.max(1).saturating_mul(child_complexity)
+}
+
 /// Validates Relay's `first`/`after`/`last`/`before`: one direction at a time, sizes from 0 to
 /// [`MAX_PAGE_SIZE`], cursors this server made.
 pub fn page_request<C: CursorType, T>(

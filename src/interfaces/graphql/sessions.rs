@@ -6,7 +6,7 @@ use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use crate::application::{ServiceError, SessionService};
 use crate::domain::{OpaqueToken, SessionId};
 
-use super::context::{caller, service};
+use super::context::{caller, client, service};
 use super::error::graphql_error;
 use super::pagination::{IdCursor, page_request};
 use super::types::{AuthPayload, Session};
@@ -52,6 +52,7 @@ pub struct RevokeSessionInput {
 impl SessionQuery {
     /// The signed-in user's active sessions (devices and browsers), newest first. Page with
     /// `first`/`after` or `last`/`before` (at most 100 at a time; 20 by default).
+    #[graphql(complexity = "super::pagination::page_cost(first, last, child_complexity)")]
     async fn sessions(
         &self,
         ctx: &Context<'_>,
@@ -100,7 +101,7 @@ impl SessionMutation {
         input: RefreshTokenInput,
     ) -> Result<AuthPayload> {
         let signed_in = service::<SessionService>(ctx)?
-            .refresh(OpaqueToken::from_client(input.refresh_token))
+            .refresh(OpaqueToken::from_client(input.refresh_token), &client(ctx)?)
             .await
             .map_err(graphql_error)?;
         Ok(signed_in.into())
@@ -110,7 +111,7 @@ impl SessionMutation {
     /// at once. Needs no access token.
     async fn logout(&self, ctx: &Context<'_>, input: LogoutInput) -> Result<bool> {
         service::<SessionService>(ctx)?
-            .logout(OpaqueToken::from_client(input.refresh_token))
+            .logout(OpaqueToken::from_client(input.refresh_token), &client(ctx)?)
             .await
             .map_err(graphql_error)?;
         Ok(true)
@@ -121,7 +122,7 @@ impl SessionMutation {
     async fn logout_all(&self, ctx: &Context<'_>) -> Result<i32> {
         let caller = caller(ctx).await?;
         let ended = service::<SessionService>(ctx)?
-            .logout_all(&caller)
+            .logout_all(&caller, &client(ctx)?)
             .await
             .map_err(graphql_error)?;
         Ok(i32::try_from(ended).unwrap_or(i32::MAX))
@@ -141,7 +142,7 @@ impl SessionMutation {
                 ))
             })?;
         service::<SessionService>(ctx)?
-            .revoke(&caller, id)
+            .revoke(&caller, id, &client(ctx)?)
             .await
             .map_err(graphql_error)?;
         Ok(true)

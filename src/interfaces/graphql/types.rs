@@ -1,7 +1,8 @@
 //! Output types shared by the feature modules.
 
 use async_graphql::{
-    Enum, ID, InputValueError, InputValueResult, Object, Scalar, ScalarType, SimpleObject, Value,
+    Context, Enum, ID, InputValueError, InputValueResult, Interface, Object, Result, Scalar,
+    ScalarType, SimpleObject, Value,
 };
 use chrono::{SecondsFormat, Utc};
 
@@ -36,6 +37,40 @@ impl User {
     /// What the user is allowed to do.
     async fn role(&self) -> Role {
         self.0.role.into()
+    }
+
+    /// Whether an administrator has suspended the account (it cannot sign in meanwhile).
+    async fn suspended(&self) -> bool {
+        self.0.suspension.is_some()
+    }
+
+    /// Since when the account is suspended, if it is.
+    async fn suspended_at(&self) -> Option<DateTime> {
+        self.0.suspension.as_ref().map(|s| DateTime(s.since))
+    }
+
+    /// The administrator's reason for the suspension, if suspended.
+    async fn suspension_reason(&self) -> Option<&str> {
+        self.0.suspension.as_ref().map(|s| s.reason.as_str())
+    }
+
+    /// Security events by or about this user, newest first (sign-ins, password and email
+    /// changes, …). Readable by the user and by administrators.
+    #[graphql(complexity = "super::pagination::page_cost(first, last, child_complexity)")]
+    async fn audit_events(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+        kind: Option<super::audit::AuditEventKind>,
+    ) -> Result<super::audit::AuditEventConnection> {
+        let filter = crate::domain::AuditFilter {
+            user: Some(self.0.id),
+            kind: kind.map(Into::into),
+        };
+        super::audit::connection(ctx, filter, after, before, first, last).await
     }
 
     /// When the account was created.
@@ -109,6 +144,23 @@ impl From<domain::Role> for Role {
             domain::Role::Admin => Role::Admin,
         }
     }
+}
+
+impl From<Role> for domain::Role {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::User => domain::Role::User,
+            Role::Admin => domain::Role::Admin,
+        }
+    }
+}
+
+/// An object with a globally unique `id`, which `node(id:)` fetches again (Relay's Global
+/// Object Identification). Ids are UUIDs, unique across every type.
+#[derive(Interface)]
+#[graphql(field(name = "id", ty = "ID", desc = "Globally unique identifier."))]
+pub enum Node {
+    User(User),
 }
 
 /// Tokens for a session, and the signed-in user.

@@ -1,0 +1,107 @@
+//! Recording security events, and reading them back.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::domain::{
+    AuditEvent, AuditFilter, AuditKind, AuditRepository, Page, PageRequest, UserId,
+};
+
+use super::error::ServiceError;
+use super::ports::{AuditLog, Clock};
+use super::sessions::{ClientInfo, Principal};
+
+/// What every service uses to add to the audit trail.
+#[derive(Clone)]
+pub struct AuditTrail {
+    log: Arc<dyn AuditLog>,
+    clock: Arc<dyn Clock>,
+}
+
+/// One event to record, before it gets its id and time.
+pub struct Record<'a> {
+    pub kind: AuditKind,
+    pub actor: Option<UserId>,
+    pub subject: Option<UserId>,
+    pub client: Option<&'a ClientInfo>,
+    pub detail: Option<String>,
+}
+
+impl<'a> Record<'a> {
+    /// Something a user did to their own account.
+    pub fn own(kind: AuditKind, user: UserId, client: &'a ClientInfo) -> Self {
+        Self {
+            kind,
+            actor: Some(user),
+            subject: Some(user),
+            client: Some(client),
+            detail: None,
+        }
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+}
+
+impl AuditTrail {
+    pub fn new(log: Arc<dyn AuditLog>, clock: Arc<dyn Clock>) -> Self {
+        Self { log, clock }
+    }
+
+    pub fn record(&self, record: Record<'_>) {
+        self.log.record(AuditEvent {
+            id: Uuid::now_v7(),
+            kind: record.kind,
+            occurred_at: self.clock.now(),
+            actor: record.actor,
+            subject: record.subject,
+            ip: record.client.and_then(|c| c.ip).map(|ip| ip.to_string()),
+            user_agent: record.client.and_then(ClientInfo::user_agent),
+            detail: record.detail,
+        });
+    }
+}
+
+/// A page of audit events.
+#[derive(Debug)]
+pub struct AuditPage {
+    pub page: Page<AuditEvent>,
+    pub total: u64,
+}
+
+/// Reading the audit trail: administrators read all of it, users their own.
+pub struct AuditService {
+    events: Arc<dyn AuditRepository>,
+}
+
+impl AuditService {
+    pub fn new(events: Arc<dyn AuditRepository>) -> Self {
+        Self { events }
+    }
+
+    /// Events that pass `filter`, newest first. A user who is not an administrator sees only
+    /// events about or by themselves.
+    pub async fn list(
+        &self,
+        caller: &Principal,
+        mut filter: AuditFilter,
+        page: &PageRequest<Uuid>,
+    ) -> Result<AuditPage, ServiceError> {
+        if !caller.is_admin() {
+            match filter.user {
+                Some(user) if user != caller.user_id => {
+                    return Err(ServiceError::Forbidden(
+                        "Only administrators may read other users' audit events.",
+                    ));
+                }
+                _ => filter.user = Some(caller.user_id),
+            }
+        }
+        let (page, total) =
+            tokio::try_join!(self.events.list(&filter, page), self.events.count(&filter))?;
+        Ok(AuditPage { page, total })
+    }
+}

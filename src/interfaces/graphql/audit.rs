@@ -1,0 +1,234 @@
+//! The audit trail: `auditEvents` (administrators) and the type of its entries.
+
+use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+
+use crate::application::AuditService;
+use crate::domain::{self, AuditFilter, UserId};
+
+use super::context::{caller, service, users};
+use super::error::{graphql_error, shared_graphql_error};
+use super::pagination::{IdCursor, page_request};
+use super::types::{DateTime, User};
+
+#[derive(Default)]
+pub struct AuditQuery;
+
+/// A security event.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum AuditEventKind {
+    /// An account was created.
+    Registered,
+    /// A sign-in succeeded.
+    LoginSucceeded,
+    /// A sign-in failed (wrong password, unknown email, suspended or unconfirmed account).
+    LoginFailed,
+    /// One session, or all of them, signed out.
+    LoggedOut,
+    /// The user ended one of their sessions.
+    SessionRevoked,
+    /// A refresh token was used twice; its session was ended as possibly stolen.
+    RefreshTokenReused,
+    /// The user changed their password.
+    PasswordChanged,
+    /// A password-reset link was sent.
+    PasswordResetRequested,
+    /// The password was set through a reset link.
+    PasswordReset,
+    /// The account moved to another email.
+    EmailChanged,
+    /// The email was confirmed.
+    EmailVerified,
+    /// The display name changed.
+    ProfileUpdated,
+    /// An administrator (or the operator) changed the role.
+    RoleChanged,
+    /// An administrator suspended the account.
+    Suspended,
+    /// An administrator lifted the suspension.
+    Unsuspended,
+    /// The user deleted their account.
+    AccountDeleted,
+}
+
+macro_rules! kinds {
+    ($($kind:ident),* $(,)?) => {
+        impl From<domain::AuditKind> for AuditEventKind {
+            fn from(kind: domain::AuditKind) -> Self {
+                match kind { $(domain::AuditKind::$kind => AuditEventKind::$kind,)* }
+            }
+        }
+        impl From<AuditEventKind> for domain::AuditKind {
+            fn from(kind: AuditEventKind) -> Self {
+                match kind { $(AuditEventKind::$kind => domain::AuditKind::$kind,)* }
+            }
+        }
+    };
+}
+
+kinds!(
+    Registered,
+    LoginSucceeded,
+    LoginFailed,
+    LoggedOut,
+    SessionRevoked,
+    RefreshTokenReused,
+    PasswordChanged,
+    PasswordResetRequested,
+    PasswordReset,
+    EmailChanged,
+    EmailVerified,
+    ProfileUpdated,
+    RoleChanged,
+    Suspended,
+    Unsuspended,
+    AccountDeleted,
+);
+
+pub struct AuditEvent(domain::AuditEvent);
+
+/// An entry of the audit trail. It names accounts by id; `actor` and `subject` resolve the
+/// accounts that still exist and that the caller may see.
+#[Object]
+impl AuditEvent {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// What happened.
+    async fn kind(&self) -> AuditEventKind {
+        self.0.kind.into()
+    }
+
+    /// When it happened.
+    async fn occurred_at(&self) -> DateTime {
+        DateTime(self.0.occurred_at)
+    }
+
+    /// Id of the account that did it; null for an anonymous caller or the command line.
+    async fn actor_id(&self) -> Option<ID> {
+        self.0.actor.map(|id| ID(id.to_string()))
+    }
+
+    /// Id of the account it concerns; null when no account matched (a failed sign-in).
+    async fn subject_id(&self) -> Option<ID> {
+        self.0.subject.map(|id| ID(id.to_string()))
+    }
+
+    /// The account that did it, if it still exists and the caller may see it.
+    async fn actor(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        load(ctx, self.0.actor).await
+    }
+
+    /// The account it concerns, if it still exists and the caller may see it.
+    async fn subject(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        load(ctx, self.0.subject).await
+    }
+
+    /// The IP address of the request.
+    async fn ip(&self) -> Option<&str> {
+        self.0.ip.as_deref()
+    }
+
+    /// The `User-Agent` of the request.
+    async fn user_agent(&self) -> Option<&str> {
+        self.0.user_agent.as_deref()
+    }
+
+    /// A short detail, e.g. `user -> admin`, a suspension reason, or why a sign-in failed.
+    async fn detail(&self) -> Option<&str> {
+        self.0.detail.as_deref()
+    }
+}
+
+async fn load(ctx: &Context<'_>, id: Option<UserId>) -> Result<Option<User>> {
+    let Some(id) = id else { return Ok(None) };
+    let user = users(ctx)
+        .await?
+        .load_one(id)
+        .await
+        .map_err(|e| shared_graphql_error(&e))?;
+    Ok(user.map(User))
+}
+
+/// Extra fields of an audit event list.
+#[derive(SimpleObject)]
+pub struct AuditConnectionFields {
+    /// How many events pass the filter in all.
+    total_count: i64,
+}
+
+pub type AuditEventConnection = Connection<IdCursor, AuditEvent, AuditConnectionFields, EmptyFields>;
+
+/// Which audit events to list.
+#[derive(InputObject, Default)]
+pub struct AuditEventFilter {
+    /// Events by or about this user.
+    user_id: Option<ID>,
+    /// Events of this kind.
+    kind: Option<AuditEventKind>,
+}
+
+#[Object]
+impl AuditQuery {
+    /// The audit trail, newest first. Administrators read every event; anyone else only their
+    /// own (`me { auditEvents }` is the same for them).
+    #[graphql(complexity = "super::pagination::page_cost(first, last, child_complexity)")]
+    async fn audit_events(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+        filter: Option<AuditEventFilter>,
+    ) -> Result<AuditEventConnection> {
+        let filter = filter.unwrap_or_default();
+        let user = match filter.user_id {
+            // An id that is no UUID names no user: nothing matches it.
+            Some(id) => Some(
+                id.parse::<uuid::Uuid>()
+                    .map(UserId::from_uuid)
+                    .unwrap_or_else(|_| UserId::from_uuid(uuid::Uuid::nil())),
+            ),
+            None => None,
+        };
+        let filter = AuditFilter {
+            user,
+            kind: filter.kind.map(Into::into),
+        };
+        connection(ctx, filter, after, before, first, last).await
+    }
+}
+
+/// A page of the audit trail for the caller.
+pub async fn connection(
+    ctx: &Context<'_>,
+    filter: AuditFilter,
+    after: Option<String>,
+    before: Option<String>,
+    first: Option<i32>,
+    last: Option<i32>,
+) -> Result<AuditEventConnection> {
+    let caller = caller(ctx).await?;
+    let request = page_request::<IdCursor, _>(after, before, first, last, |c| c.0)
+        .map_err(graphql_error)?;
+    let listed = service::<AuditService>(ctx)?
+        .list(&caller, filter, &request)
+        .await
+        .map_err(graphql_error)?;
+    let mut connection = Connection::with_additional_fields(
+        listed.page.has_previous,
+        listed.page.has_next,
+        AuditConnectionFields {
+            total_count: i64::try_from(listed.total).unwrap_or(i64::MAX),
+        },
+    );
+    connection.edges = listed
+        .page
+        .items
+        .into_iter()
+        .map(|event| Edge::new(IdCursor(event.id), AuditEvent(event)))
+        .collect();
+    Ok(connection)
+}
