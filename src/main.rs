@@ -6,8 +6,8 @@ use std::io::{BufRead, IsTerminal};
 
 use anyhow::Context;
 use authgraph::app::{self, Application, Core};
-use authgraph::domain::{Email, Password};
 use authgraph::config::Config;
+use authgraph::domain::{Email, Password};
 use authgraph::interfaces::graphql;
 
 #[derive(Parser)]
@@ -85,7 +85,10 @@ async fn create_admin(config: Config, email: &str) -> anyhow::Result<()> {
     let core = Core::assemble(&config).await?;
     let users = &core.services.users;
     if users.promote_to_admin(&email).await? {
-        tracing::info!(email = email.as_str(), "the account is now an administrator");
+        tracing::info!(
+            email = email.as_str(),
+            "the account is now an administrator"
+        );
     } else {
         let password = read_new_password()?;
         users.create_admin(email.clone(), password).await?;

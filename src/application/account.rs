@@ -417,7 +417,9 @@ mod tests {
             .unwrap();
         assert_eq!(verified.id, user.id);
         assert_eq!(verified.email_verified_at, Some(fakes.clock.now()));
-        let again = account.verify_email(OpaqueToken::from_client(token), &ClientInfo::default()).await;
+        let again = account
+            .verify_email(OpaqueToken::from_client(token), &ClientInfo::default())
+            .await;
         assert!(is_invalid_token(&again));
     }
 
@@ -434,7 +436,9 @@ mod tests {
         let second = fakes.last_link_token(EMAIL);
         assert_ne!(first, second);
         assert!(is_invalid_token(
-            &account.verify_email(OpaqueToken::from_client(first), &ClientInfo::default()).await
+            &account
+                .verify_email(OpaqueToken::from_client(first), &ClientInfo::default())
+                .await
         ));
         account
             .verify_email(OpaqueToken::from_client(second), &ClientInfo::default())

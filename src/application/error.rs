@@ -33,9 +33,7 @@ pub enum ServiceError {
     #[error("{0}")]
     NotFound(&'static str),
     /// The change would leave no active administrator.
-    #[error(
-        "This is the last active administrator: make another user an administrator first."
-    )]
+    #[error("This is the last active administrator: make another user an administrator first.")]
     LastAdmin,
     /// The email is registered already.
     #[error("An account with this email already exists.")]

@@ -11,9 +11,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use crate::domain::{
     AccountToken, AccountTokenRepository, AuditEvent, AuditFilter, AuditRepository, Direction,
     DisplayName, Email, GuardedChange, Page, PageRequest, Password, PasswordHash,
-    RefreshTokenExchange, RepositoryError, Role, Session, SessionId, SessionRepository,
-    Suspension, TokenHash, TokenPurpose, User, UserCursor, UserFilter, UserId, UserOrder,
-    UserRepository,
+    RefreshTokenExchange, RepositoryError, Role, Session, SessionId, SessionRepository, Suspension,
+    TokenHash, TokenPurpose, User, UserCursor, UserFilter, UserId, UserOrder, UserRepository,
 };
 
 use super::account::{AccountLinks, AccountService};
@@ -339,7 +338,11 @@ impl InMemoryUsers {
             .collect()
     }
 
-    fn guarded(&self, id: UserId, change: impl FnOnce(&mut HashMap<UserId, User>)) -> GuardedChange {
+    fn guarded(
+        &self,
+        id: UserId,
+        change: impl FnOnce(&mut HashMap<UserId, User>),
+    ) -> GuardedChange {
         let mut users = self.0.lock().unwrap();
         let Some(was_admin) = users.get(&id).map(User::is_active_admin) else {
             return GuardedChange::UnknownUser;
@@ -559,12 +562,6 @@ impl AccountTokenRepository for InMemoryAccountTokens {
 /// Keeps audit events in memory, written at once.
 #[derive(Default)]
 pub struct InMemoryAudit(Mutex<Vec<AuditEvent>>);
-
-impl InMemoryAudit {
-    pub fn kinds(&self) -> Vec<crate::domain::AuditKind> {
-        self.0.lock().unwrap().iter().map(|e| e.kind).collect()
-    }
-}
 
 impl AuditLog for InMemoryAudit {
     fn record(&self, event: AuditEvent) {

@@ -252,7 +252,11 @@ impl SessionService {
     }
 
     /// Ends the session a refresh token belongs to.
-    pub async fn logout(&self, token: OpaqueToken, client: &ClientInfo) -> Result<(), ServiceError> {
+    pub async fn logout(
+        &self,
+        token: OpaqueToken,
+        client: &ClientInfo,
+    ) -> Result<(), ServiceError> {
         let (session, _) = self
             .sessions
             .find_by_refresh_token(&token.hash())
@@ -419,7 +423,8 @@ mod tests {
             .sessions
             .authenticate(&signed_in.access_token.token)
             .await
-            .unwrap().principal;
+            .unwrap()
+            .principal;
         let session = fakes.sessions.get(principal.session_id).unwrap();
         assert_eq!(session.ip.as_deref(), Some("203.0.113.7"));
         assert_eq!(session.user_agent.unwrap().len(), 512);
@@ -433,18 +438,27 @@ mod tests {
         let first = sign_up(&fakes).await;
         fakes.clock.advance(chrono::Duration::days(20));
 
-        let second = sessions.refresh(token(&first), &ClientInfo::default()).await.unwrap();
+        let second = sessions
+            .refresh(token(&first), &ClientInfo::default())
+            .await
+            .unwrap();
         assert_ne!(second.refresh_token.expose(), first.refresh_token.expose());
         let principal = sessions
             .authenticate(&second.access_token.token)
             .await
-            .unwrap().principal;
+            .unwrap()
+            .principal;
         let session = fakes.sessions.get(principal.session_id).unwrap();
         assert_eq!(session.last_used_at, fakes.clock.now());
         assert_eq!(session.expires_at, fakes.clock.now() + POLICY.idle_timeout);
 
         // The new token works in turn.
-        assert!(sessions.refresh(token(&second), &ClientInfo::default()).await.is_ok());
+        assert!(
+            sessions
+                .refresh(token(&second), &ClientInfo::default())
+                .await
+                .is_ok()
+        );
     }
 
     #[tokio::test]
@@ -454,10 +468,15 @@ mod tests {
         let mut latest = sign_up(&fakes).await;
         for _ in 0..3 {
             fakes.clock.advance(chrono::Duration::days(29));
-            latest = sessions.refresh(token(&latest), &ClientInfo::default()).await.unwrap();
+            latest = sessions
+                .refresh(token(&latest), &ClientInfo::default())
+                .await
+                .unwrap();
         }
         fakes.clock.advance(chrono::Duration::days(4)); // 91 days in
-        let result = sessions.refresh(token(&latest), &ClientInfo::default()).await;
+        let result = sessions
+            .refresh(token(&latest), &ClientInfo::default())
+            .await;
         assert!(is_auth_failure(&result, AuthFailure::SessionEnded));
     }
 
@@ -466,17 +485,24 @@ mod tests {
         let fakes = Fakes::new();
         let sessions = fakes.services().sessions;
         let first = sign_up(&fakes).await;
-        let second = sessions.refresh(token(&first), &ClientInfo::default()).await.unwrap();
+        let second = sessions
+            .refresh(token(&first), &ClientInfo::default())
+            .await
+            .unwrap();
 
         fakes
             .clock
             .advance(POLICY.reuse_grace + chrono::Duration::seconds(1));
-        let replay = sessions.refresh(token(&first), &ClientInfo::default()).await;
+        let replay = sessions
+            .refresh(token(&first), &ClientInfo::default())
+            .await;
         assert!(is_auth_failure(&replay, AuthFailure::RefreshTokenReused));
 
         let after = sessions.authenticate(&second.access_token.token).await;
         assert!(is_auth_failure(&after, AuthFailure::SessionEnded));
-        let refresh = sessions.refresh(token(&second), &ClientInfo::default()).await;
+        let refresh = sessions
+            .refresh(token(&second), &ClientInfo::default())
+            .await;
         assert!(is_auth_failure(&refresh, AuthFailure::SessionEnded));
     }
 
@@ -485,14 +511,30 @@ mod tests {
         let fakes = Fakes::new();
         let sessions = fakes.services().sessions;
         let first = sign_up(&fakes).await;
-        let a = sessions.refresh(token(&first), &ClientInfo::default()).await.unwrap();
+        let a = sessions
+            .refresh(token(&first), &ClientInfo::default())
+            .await
+            .unwrap();
         fakes.clock.advance(chrono::Duration::seconds(2));
-        let b = sessions.refresh(token(&first), &ClientInfo::default()).await.unwrap();
+        let b = sessions
+            .refresh(token(&first), &ClientInfo::default())
+            .await
+            .unwrap();
 
         assert_ne!(a.refresh_token.expose(), b.refresh_token.expose());
         // Whichever answer the client kept, it can go on refreshing.
-        assert!(sessions.refresh(token(&a), &ClientInfo::default()).await.is_ok());
-        assert!(sessions.refresh(token(&b), &ClientInfo::default()).await.is_ok());
+        assert!(
+            sessions
+                .refresh(token(&a), &ClientInfo::default())
+                .await
+                .is_ok()
+        );
+        assert!(
+            sessions
+                .refresh(token(&b), &ClientInfo::default())
+                .await
+                .is_ok()
+        );
     }
 
     #[tokio::test]
@@ -501,7 +543,10 @@ mod tests {
         let result = fakes
             .services()
             .sessions
-            .refresh(OpaqueToken::from_client("made-up".into()), &ClientInfo::default())
+            .refresh(
+                OpaqueToken::from_client("made-up".into()),
+                &ClientInfo::default(),
+            )
             .await;
         assert!(is_auth_failure(&result, AuthFailure::InvalidRefreshToken));
     }
@@ -513,7 +558,11 @@ mod tests {
         let first = sign_up(&fakes).await;
         let second = sign_in(&fakes).await;
 
-        services.sessions.logout(token(&first), &ClientInfo::default()).await.unwrap();
+        services
+            .sessions
+            .logout(token(&first), &ClientInfo::default())
+            .await
+            .unwrap();
         let ended = services
             .sessions
             .authenticate(&first.access_token.token)
@@ -536,17 +585,25 @@ mod tests {
         let caller = sessions
             .authenticate(&signed_in.access_token.token)
             .await
-            .unwrap().principal;
+            .unwrap()
+            .principal;
         let stranger = Principal {
             user_id: UserId::generate(),
             session_id: SessionId::generate(),
             role: crate::domain::Role::User,
         };
 
-        let foreign = sessions.revoke(&stranger, caller.session_id, &ClientInfo::default()).await;
+        let foreign = sessions
+            .revoke(&stranger, caller.session_id, &ClientInfo::default())
+            .await;
         assert!(matches!(foreign, Err(ServiceError::NotFound(_))));
-        sessions.revoke(&caller, caller.session_id, &ClientInfo::default()).await.unwrap();
-        let again = sessions.revoke(&caller, caller.session_id, &ClientInfo::default()).await;
+        sessions
+            .revoke(&caller, caller.session_id, &ClientInfo::default())
+            .await
+            .unwrap();
+        let again = sessions
+            .revoke(&caller, caller.session_id, &ClientInfo::default())
+            .await;
         assert!(matches!(again, Err(ServiceError::NotFound(_))));
     }
 
@@ -558,7 +615,8 @@ mod tests {
         let ada_session = sessions
             .authenticate(&ada.access_token.token)
             .await
-            .unwrap().principal
+            .unwrap()
+            .principal
             .session_id;
         let forged = token_for(UserId::generate(), ada_session);
         let result = sessions.authenticate(&forged).await;
@@ -573,12 +631,16 @@ mod tests {
         for _ in 0..4 {
             sign_in(&fakes).await;
         }
-        sessions.logout(token(&first), &ClientInfo::default()).await.unwrap();
+        sessions
+            .logout(token(&first), &ClientInfo::default())
+            .await
+            .unwrap();
         let current = sign_in(&fakes).await;
         let caller = sessions
             .authenticate(&current.access_token.token)
             .await
-            .unwrap().principal;
+            .unwrap()
+            .principal;
 
         let page = sessions
             .list(

@@ -65,8 +65,11 @@ impl UserService {
         self.users
             .set_display_name(caller.user_id, display_name.as_ref(), self.clock.now())
             .await?;
-        self.audit
-            .record(Record::own(AuditKind::ProfileUpdated, caller.user_id, client));
+        self.audit.record(Record::own(
+            AuditKind::ProfileUpdated,
+            caller.user_id,
+            client,
+        ));
         self.existing(caller.user_id).await
     }
 
@@ -118,10 +121,13 @@ impl UserService {
         Ok(())
     }
 
-    /// One user: any for an administrator, only themselves for anyone else.
+    /// One user: any for an administrator, only themselves for anyone else. Others are
+    /// refused without a lookup, so the answer tells nothing about whether the id exists.
     pub async fn get(&self, caller: &Principal, id: UserId) -> Result<User, ServiceError> {
         if !caller.is_admin() && id != caller.user_id {
-            return Err(ServiceError::NotFound(NO_SUCH_USER));
+            return Err(ServiceError::Forbidden(
+                "Only administrators may read other users.",
+            ));
         }
         self.existing(id).await
     }
@@ -159,8 +165,7 @@ impl UserService {
         if cursor.as_ref().is_some_and(|c| c.field() != order.field) {
             return Err(ServiceError::InvalidInput {
                 field: "after",
-                message: "This cursor belongs to another ordering; start again without it."
-                    .into(),
+                message: "This cursor belongs to another ordering; start again without it.".into(),
             });
         }
         let (page, total) = tokio::try_join!(

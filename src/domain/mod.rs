@@ -14,8 +14,8 @@ pub use account_token::{AccountToken, TokenPurpose};
 pub use audit::{AuditEvent, AuditFilter, AuditKind};
 pub use page::{Page, PageRequest};
 pub use repository::{
-    AccountTokenRepository, AuditRepository, GuardedChange, RefreshTokenExchange,
-    RepositoryError, SessionRepository, UserRepository,
+    AccountTokenRepository, AuditRepository, GuardedChange, RefreshTokenExchange, RepositoryError,
+    SessionRepository, UserRepository,
 };
 pub use session::{Session, SessionId};
 pub use token::{OpaqueToken, TokenHash};

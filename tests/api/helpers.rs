@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use std::sync::Arc;
 
 use authgraph::app::Application;
+use authgraph::application::Services;
 use authgraph::application::ports::OutgoingEmail;
 use authgraph::config::{AppEnv, Config, MailerKind};
 use authgraph::infrastructure::audit::AuditWriter;
@@ -32,6 +33,8 @@ pub struct TestApp {
     pub audit: Arc<AuditWriter>,
     /// Counts the statements the app sends to its database.
     pub queries: QueryCounter,
+    /// The app's services, to arrange what only the operator can (an administrator).
+    pub services: Services,
     shutdown: Option<oneshot::Sender<()>>,
     _database: TestDatabase,
 }
@@ -68,6 +71,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let core = app.core();
     let mailbox = core.mailbox.clone();
     let audit = core.audit.clone();
+    let services = core.services.clone();
     let queries = core.queries.clone();
     let (shutdown, stop) = oneshot::channel();
     tokio::spawn(app.run_until(async {
@@ -80,6 +84,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
         mailbox,
         audit,
         queries,
+        services,
         shutdown: Some(shutdown),
         _database: database,
     }
@@ -192,6 +197,25 @@ impl TestApp {
                     .map(str::to_owned)
             })
             .unwrap_or_else(|| panic!("no email to {to} links to /{path}"))
+    }
+
+    /// Registers an account and makes it an administrator; returns its `AuthPayload`.
+    pub async fn admin(&self) -> Value {
+        let email = unique_email();
+        let payload = self.register(&email, PASSWORD).await;
+        let promoted = self
+            .services
+            .users
+            .promote_to_admin(&authgraph::domain::Email::parse(&email).unwrap())
+            .await
+            .unwrap();
+        assert!(promoted);
+        payload
+    }
+
+    /// Waits until every audit event recorded so far is stored.
+    pub async fn flush_audit(&self) {
+        self.audit.flush().await;
     }
 
     /// A connection of the test's own to the app's database, to arrange what no API does.

@@ -5,6 +5,8 @@
 mod helpers;
 
 mod account;
+mod admin;
+mod audit;
 mod errors;
 mod http;
 mod login;

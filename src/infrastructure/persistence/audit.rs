@@ -7,8 +7,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::domain::{
-    AuditEvent, AuditFilter, AuditKind, AuditRepository, Page, PageRequest, RepositoryError,
-    UserId,
+    AuditEvent, AuditFilter, AuditKind, AuditRepository, Page, PageRequest, RepositoryError, UserId,
 };
 
 use super::repository_error;
@@ -55,7 +54,9 @@ impl AuditRepository for SeaOrmAuditRepository {
         // Newest first; UUIDv7 ids sort by time and are unique, a stable keyset.
         let query = match page {
             PageRequest::Forward { after, first } => filtered(filter)
-                .apply_if(*after, |q, after| q.filter(audit_event::Column::Id.lt(after)))
+                .apply_if(*after, |q, after| {
+                    q.filter(audit_event::Column::Id.lt(after))
+                })
                 .order_by_desc(audit_event::Column::Id)
                 .limit(*first as u64 + 1),
             PageRequest::Backward { before, last } => filtered(filter)
@@ -66,10 +67,7 @@ impl AuditRepository for SeaOrmAuditRepository {
                 .limit(*last as u64 + 1),
         };
         let rows = query.all(&self.db).await.map_err(repository_error)?;
-        let events = rows
-            .into_iter()
-            .map(to_domain)
-            .collect::<Result<_, _>>()?;
+        let events = rows.into_iter().map(to_domain).collect::<Result<_, _>>()?;
         Ok(Page::from_probe(page, events))
     }
 

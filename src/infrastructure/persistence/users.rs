@@ -9,9 +9,9 @@ use sea_orm::{
 };
 
 use crate::domain::{
-    Direction, DisplayName, Email, GuardedChange, Page, PageRequest, PasswordHash,
-    RepositoryError, Role, Suspension, SuspensionReason, User, UserCursor, UserFilter, UserId,
-    UserOrder, UserOrderField, UserRepository,
+    Direction, DisplayName, Email, GuardedChange, Page, PageRequest, PasswordHash, RepositoryError,
+    Role, Suspension, SuspensionReason, User, UserCursor, UserFilter, UserId, UserOrder,
+    UserOrderField, UserRepository,
 };
 
 use super::repository_error;
@@ -279,8 +279,7 @@ async fn guarded_in(
     let Some(target) = user::Entity::find_by_id(id.as_uuid()).one(txn).await? else {
         return Ok(GuardedChange::UnknownUser);
     };
-    let was_active_admin =
-        target.role == Role::Admin.as_str() && target.suspended_at.is_none();
+    let was_active_admin = target.role == Role::Admin.as_str() && target.suspended_at.is_none();
     match change {
         AdminSensitive::Role(role) => {
             user::Entity::update_many()
@@ -334,8 +333,7 @@ fn filtered(filter: &UserFilter) -> Select<user::Entity> {
             .replace('%', "\\%")
             .replace('_', "\\_");
         query = query.filter(
-            Expr::col(user::Column::Email)
-                .like(LikeExpr::new(format!("%{escaped}%")).escape('\\')),
+            Expr::col(user::Column::Email).like(LikeExpr::new(format!("%{escaped}%")).escape('\\')),
         );
     }
     if let Some(role) = filter.role {

@@ -158,7 +158,8 @@ pub struct AuditConnectionFields {
     total_count: i64,
 }
 
-pub type AuditEventConnection = Connection<IdCursor, AuditEvent, AuditConnectionFields, EmptyFields>;
+pub type AuditEventConnection =
+    Connection<IdCursor, AuditEvent, AuditConnectionFields, EmptyFields>;
 
 /// Which audit events to list.
 #[derive(InputObject, Default)]
@@ -184,15 +185,13 @@ impl AuditQuery {
         filter: Option<AuditEventFilter>,
     ) -> Result<AuditEventConnection> {
         let filter = filter.unwrap_or_default();
-        let user = match filter.user_id {
-            // An id that is no UUID names no user: nothing matches it.
-            Some(id) => Some(
+        // An id that is no UUID names no user: nothing matches it.
+        let user = filter.user_id.map(|id| {
+            UserId::from_uuid(
                 id.parse::<uuid::Uuid>()
-                    .map(UserId::from_uuid)
-                    .unwrap_or_else(|_| UserId::from_uuid(uuid::Uuid::nil())),
-            ),
-            None => None,
-        };
+                    .unwrap_or_else(|_| uuid::Uuid::nil()),
+            )
+        });
         let filter = AuditFilter {
             user,
             kind: filter.kind.map(Into::into),
@@ -211,12 +210,27 @@ pub async fn connection(
     last: Option<i32>,
 ) -> Result<AuditEventConnection> {
     let caller = caller(ctx).await?;
-    let request = page_request::<IdCursor, _>(after, before, first, last, |c| c.0)
-        .map_err(graphql_error)?;
+    let request =
+        page_request::<IdCursor, _>(after, before, first, last, |c| c.0).map_err(graphql_error)?;
     let listed = service::<AuditService>(ctx)?
         .list(&caller, filter, &request)
         .await
         .map_err(graphql_error)?;
+    // Load every account the page mentions in one batch, if the selection asks for them; the
+    // items' `actor` and `subject` then come from the loader's cache.
+    let node = ctx.look_ahead().field("edges").field("node");
+    if node.field("actor").exists() || node.field("subject").exists() {
+        let mut ids: Vec<UserId> = Vec::with_capacity(listed.page.items.len() * 2);
+        for event in &listed.page.items {
+            ids.extend(event.actor);
+            ids.extend(event.subject);
+        }
+        users(ctx)
+            .await?
+            .load_many(ids)
+            .await
+            .map_err(|e| shared_graphql_error(&e))?;
+    }
     let mut connection = Connection::with_additional_fields(
         listed.page.has_previous,
         listed.page.has_next,

@@ -91,12 +91,7 @@ impl AuthMutation {
         let new_password = Password::new(input.new_password)
             .map_err(|e| graphql_error(ServiceError::invalid("newPassword", e)))?;
         service::<AuthService>(ctx)?
-            .change_password(
-                &caller,
-                input.current_password,
-                new_password,
-                &client(ctx)?,
-            )
+            .change_password(&caller, input.current_password, new_password, &client(ctx)?)
             .await
             .map_err(graphql_error)?;
         Ok(true)

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::Context;
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use tokio::sync::OnceCell;
 
 use crate::application::{
@@ -20,7 +20,7 @@ pub struct RequestContext {
     authorization: Authorization,
     client: ClientInfo,
     caller: OnceCell<Caller>,
-    users: OnceCell<DataLoader<UserLoader>>,
+    users: OnceCell<DataLoader<UserLoader, HashMapCache>>,
 }
 
 enum Authorization {
@@ -87,19 +87,29 @@ pub fn client(ctx: &Context<'_>) -> async_graphql::Result<ClientInfo> {
 }
 
 /// A service the schema was built with.
-pub fn service<'a, S: Send + Sync + 'static>(ctx: &Context<'a>) -> async_graphql::Result<&'a Arc<S>> {
+pub fn service<'a, S: Send + Sync + 'static>(
+    ctx: &Context<'a>,
+) -> async_graphql::Result<&'a Arc<S>> {
     ctx.data::<Arc<S>>()
         .map_err(|e| graphql_error(ServiceError::internal(e.message)))
 }
 
 /// Loads users by id in one query per batch, showing the caller only the users they may see.
-pub async fn users<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a DataLoader<UserLoader>> {
+/// It caches for the request, so a list can load all its users at once up front and each
+/// item's field then finds its user in the cache.
+pub async fn users<'a>(
+    ctx: &Context<'a>,
+) -> async_graphql::Result<&'a DataLoader<UserLoader, HashMapCache>> {
     let caller = caller(ctx).await?;
     let users = service::<UserService>(ctx)?.clone();
     Ok(request(ctx)?
         .users
         .get_or_init(|| async move {
-            DataLoader::new(UserLoader { users, caller }, tokio::spawn)
+            DataLoader::with_cache(
+                UserLoader { users, caller },
+                tokio::spawn,
+                HashMapCache::default(),
+            )
         })
         .await)
 }
@@ -120,7 +130,11 @@ impl Loader<UserId> for UserLoader {
     type Error = Arc<ServiceError>;
 
     async fn load(&self, ids: &[UserId]) -> Result<HashMap<UserId, User>, Self::Error> {
-        let users = self.users.visible(&self.caller, ids).await.map_err(Arc::new)?;
+        let users = self
+            .users
+            .visible(&self.caller, ids)
+            .await
+            .map_err(Arc::new)?;
         Ok(users.into_iter().map(|user| (user.id, user)).collect())
     }
 }

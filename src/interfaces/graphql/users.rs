@@ -161,8 +161,8 @@ impl UserQuery {
         Ok(User(caller_account(ctx).await?))
     }
 
-    /// A user by id: any user for administrators, only themselves for anyone else
-    /// (`NOT_FOUND` otherwise).
+    /// A user by id: any user for administrators (`NOT_FOUND` when there is none), only
+    /// themselves for anyone else (`FORBIDDEN` for another id).
     async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<User> {
         let caller = caller(ctx).await?;
         let user = service::<UserService>(ctx)?
@@ -181,7 +181,7 @@ impl UserQuery {
         };
         match service::<UserService>(ctx)?.get(&caller, id).await {
             Ok(user) => Ok(Some(Node::User(User(user)))),
-            Err(ServiceError::NotFound(_)) => Ok(None),
+            Err(ServiceError::NotFound(_) | ServiceError::Forbidden(_)) => Ok(None),
             Err(other) => Err(graphql_error(other)),
         }
     }

@@ -1,0 +1,350 @@
+use chrono::Utc;
+use sea_orm::{ActiveValue::Set, EntityTrait};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{
+    PASSWORD, assert_no_errors, data_str, error_code, spawn_app, spawn_app_with, unique_email,
+};
+
+const EVENTS: &str = "query($first: Int, $after: String, $filter: AuditEventFilter) {
+  auditEvents(first: $first, after: $after, filter: $filter) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { node { id kind occurredAt actorId subjectId ip userAgent detail
+                   actor { id email } subject { id email } } }
+  }
+}";
+
+fn events(body: &Value) -> Vec<Value> {
+    body["data"]["auditEvents"]["edges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body:#}"))
+        .iter()
+        .map(|e| e["node"].clone())
+        .collect()
+}
+
+fn kinds(events: &[Value]) -> Vec<&str> {
+    events.iter().map(|e| e["kind"].as_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn every_security_flow_leaves_an_event_without_secrets() {
+    let app = spawn_app_with(|c| c.refresh_token_reuse_grace = std::time::Duration::ZERO).await;
+    let admin = app.admin().await;
+    let admin_token = admin["accessToken"].as_str().unwrap().to_owned();
+    let email = unique_email();
+    let mut secrets = vec![PASSWORD.to_owned(), "a wrong password".to_owned()];
+
+    let user = app.register(&email, PASSWORD).await;
+    let user_id = user["user"]["id"].as_str().unwrap().to_owned();
+    app.login(&email, "a wrong password").await;
+    app.login(&unique_email(), "a wrong password").await;
+    let login = app.login(&email, PASSWORD).await;
+    let token = data_str(&login, &["login", "accessToken"]).to_owned();
+    let refresh = data_str(&login, &["login", "refreshToken"]).to_owned();
+    let rotated = app.refresh(&refresh).await;
+    app.refresh(&refresh).await; // reuse: the session ends
+    secrets.extend([
+        token.clone(),
+        refresh.clone(),
+        data_str(&rotated, &["refreshToken", "refreshToken"]).to_owned(),
+    ]);
+    let token = access_of(&app.login(&email, PASSWORD).await);
+    let verification = app.link_token(&email, "verify-email");
+    app.graphql(
+        "mutation($i: VerifyEmailInput!) { verifyEmail(input: $i) { id } }",
+        json!({ "i": { "token": verification } }),
+    )
+    .await;
+    app.graphql_as(
+        &token,
+        "mutation($i: ChangePasswordInput!) { changePassword(input: $i) }",
+        json!({ "i": { "currentPassword": PASSWORD, "newPassword": "second password" } }),
+    )
+    .await;
+    app.graphql(
+        "mutation($i: RequestPasswordResetInput!) { requestPasswordReset(input: $i) }",
+        json!({ "i": { "email": email } }),
+    )
+    .await;
+    let reset_token = app.link_token(&email, "reset-password");
+    let reset = app.graphql("mutation($i: ResetPasswordInput!) { resetPassword(input: $i) { accessToken refreshToken } }",
+        json!({ "i": { "token": reset_token, "newPassword": "third password" } })).await;
+    let token = data_str(&reset, &["resetPassword", "accessToken"]).to_owned();
+    secrets.extend([
+        verification,
+        reset_token,
+        token.clone(),
+        "second password".into(),
+        "third password".into(),
+    ]);
+    app.graphql_as(
+        &token,
+        "mutation($i: UpdateProfileInput!) { updateProfile(input: $i) { id } }",
+        json!({ "i": { "displayName": "Ada" } }),
+    )
+    .await;
+    let new_email = unique_email();
+    app.graphql_as(
+        &token,
+        "mutation($i: ChangeEmailInput!) { changeEmail(input: $i) { id } }",
+        json!({ "i": { "newEmail": new_email, "password": "third password" } }),
+    )
+    .await;
+    app.graphql_as(
+        &admin_token,
+        "mutation($i: SetUserRoleInput!) { setUserRole(input: $i) { id } }",
+        json!({ "i": { "userId": user_id, "role": "ADMIN" } }),
+    )
+    .await;
+    app.graphql_as(
+        &admin_token,
+        "mutation($i: SetUserRoleInput!) { setUserRole(input: $i) { id } }",
+        json!({ "i": { "userId": user_id, "role": "USER" } }),
+    )
+    .await;
+    app.graphql_as(
+        &admin_token,
+        "mutation($i: SuspendUserInput!) { suspendUser(input: $i) { id } }",
+        json!({ "i": { "userId": user_id, "reason": "testing" } }),
+    )
+    .await;
+    app.graphql_as(
+        &admin_token,
+        "mutation($i: UnsuspendUserInput!) { unsuspendUser(input: $i) { id } }",
+        json!({ "i": { "userId": user_id } }),
+    )
+    .await;
+    let token = access_of(&app.login(&new_email, "third password").await);
+    app.graphql_as(&token, "mutation { logoutAll }", json!({}))
+        .await;
+    let last = app.login(&new_email, "third password").await;
+    app.logout(data_str(&last, &["login", "refreshToken"]))
+        .await;
+    let token = access_of(&app.login(&new_email, "third password").await);
+    app.graphql_as(
+        &token,
+        "mutation($i: DeleteAccountInput!) { deleteAccount(input: $i) }",
+        json!({ "i": { "password": "third password" } }),
+    )
+    .await;
+    app.flush_audit().await;
+
+    let body = app
+        .graphql_as(
+            &admin_token,
+            EVENTS,
+            json!({ "first": 100, "filter": { "userId": user_id } }),
+        )
+        .await;
+    assert_no_errors(&body);
+    let events = events(&body);
+    let seen = kinds(&events);
+    for kind in [
+        "REGISTERED",
+        "LOGIN_FAILED",
+        "LOGIN_SUCCEEDED",
+        "REFRESH_TOKEN_REUSED",
+        "EMAIL_VERIFIED",
+        "PASSWORD_CHANGED",
+        "PASSWORD_RESET_REQUESTED",
+        "PASSWORD_RESET",
+        "PROFILE_UPDATED",
+        "EMAIL_CHANGED",
+        "ROLE_CHANGED",
+        "SUSPENDED",
+        "UNSUSPENDED",
+        "LOGGED_OUT",
+        "ACCOUNT_DELETED",
+    ] {
+        assert!(seen.contains(&kind), "no {kind} event in {seen:?}");
+    }
+    // Newest first, with the request's origin.
+    assert_eq!(seen[0], "ACCOUNT_DELETED");
+    assert!(events.iter().all(|e| e["ip"] == "127.0.0.1"));
+    let role_change = events.iter().find(|e| e["kind"] == "ROLE_CHANGED").unwrap();
+    assert_eq!(role_change["actorId"], admin["user"]["id"]);
+    assert_eq!(role_change["actor"]["email"], admin["user"]["email"]);
+    assert!(
+        role_change["subject"].is_null(),
+        "the subject's account is deleted"
+    );
+    assert_eq!(role_change["subjectId"], user_id.as_str());
+    let suspension = events.iter().find(|e| e["kind"] == "SUSPENDED").unwrap();
+    assert_eq!(suspension["detail"], "testing");
+
+    let failed_unknown = app
+        .graphql_as(
+            &admin_token,
+            EVENTS,
+            json!({ "first": 100, "filter": { "kind": "LOGIN_FAILED" } }),
+        )
+        .await;
+    assert!(
+        events_of(&failed_unknown)
+            .iter()
+            .any(|e| e["subjectId"].is_null()),
+        "a failed sign-in of an unknown email"
+    );
+
+    let everything = app
+        .graphql_as(&admin_token, EVENTS, json!({ "first": 100 }))
+        .await
+        .to_string();
+    for secret in &secrets {
+        assert!(
+            !everything.contains(secret.as_str()),
+            "the audit trail holds a secret: {secret}"
+        );
+    }
+    assert!(!everything.contains("$argon2"));
+    assert!(
+        !everything.contains(&email),
+        "events name accounts by id, not email"
+    );
+}
+
+fn access_of(login: &Value) -> String {
+    data_str(login, &["login", "accessToken"]).to_owned()
+}
+
+fn events_of(body: &Value) -> Vec<Value> {
+    events(body)
+}
+
+#[tokio::test]
+async fn users_read_their_own_events_through_me() {
+    let app = spawn_app().await;
+    let email = unique_email();
+    let user = app.register(&email, PASSWORD).await;
+    let other = app.register(&unique_email(), PASSWORD).await;
+    app.login(&email, "a wrong password").await;
+    app.flush_audit().await;
+    let token = user["accessToken"].as_str().unwrap();
+
+    let body = app
+        .graphql_as(token, "{ me { auditEvents(first: 10) { totalCount edges { node { kind subject { id } } } } } }", json!({}))
+        .await;
+    assert_no_errors(&body);
+    let own = &body["data"]["me"]["auditEvents"];
+    assert_eq!(own["totalCount"], 2);
+    let kinds: Vec<&str> = own["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["LOGIN_FAILED", "REGISTERED"]);
+
+    // The top-level list shows a regular user the same: their own events only.
+    let body = app.graphql_as(token, EVENTS, json!({})).await;
+    assert_eq!(body["data"]["auditEvents"]["totalCount"], 2);
+    let _ = other;
+}
+
+#[tokio::test]
+async fn a_page_of_events_loads_its_users_in_a_constant_number_of_queries() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let token = admin["accessToken"].as_str().unwrap();
+    // 150 events between 30 users, written straight to the database.
+    let mut users = Vec::new();
+    for _ in 0..30 {
+        users.push(
+            app.register(&unique_email(), PASSWORD).await["user"]["id"]
+                .as_str()
+                .unwrap()
+                .parse::<Uuid>()
+                .unwrap(),
+        );
+    }
+    app.flush_audit().await;
+    let rows: Vec<_> = (0..150)
+        .map(|i| entity::audit_event::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            kind: Set("login_succeeded".into()),
+            occurred_at: Set(Utc::now()),
+            actor_id: Set(Some(users[i % 30])),
+            subject_id: Set(Some(users[(i + 7) % 30])),
+            ip: Set(None),
+            user_agent: Set(None),
+            detail: Set(None),
+        })
+        .collect();
+    entity::audit_event::Entity::insert_many(rows)
+        .exec_without_returning(&app.db().await)
+        .await
+        .unwrap();
+
+    let query = "query($first: Int) { auditEvents(first: $first) {
+        edges { node { actor { id email role } subject { id email } } } } }";
+    let mut costs = Vec::new();
+    for first in [10, 100] {
+        let before = app.queries.get();
+        let body = app
+            .graphql_as(token, query, json!({ "first": first }))
+            .await;
+        assert_no_errors(&body);
+        let loaded = events(&body);
+        assert_eq!(loaded.len(), first as usize);
+        assert!(
+            loaded
+                .iter()
+                .all(|e| e["actor"]["email"].is_string() && e["subject"]["email"].is_string())
+        );
+        costs.push(app.queries.get() - before);
+    }
+    // Session + account, the page, its count, one batch of users: the same for 10 or 100.
+    assert_eq!(
+        costs[0], costs[1],
+        "queries for 10 and 100 events: {costs:?}"
+    );
+    assert!(costs[1] <= 4, "queries for 100 events: {}", costs[1]);
+}
+
+#[tokio::test]
+async fn audit_pages_follow_on_and_bad_filters_are_handled() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let token = admin["accessToken"].as_str().unwrap();
+    for _ in 0..5 {
+        app.login(&unique_email(), "whatever-123").await;
+    }
+    app.flush_audit().await;
+    let first = app
+        .graphql_as(
+            token,
+            EVENTS,
+            json!({ "first": 3, "filter": { "kind": "LOGIN_FAILED" } }),
+        )
+        .await;
+    let info = &first["data"]["auditEvents"]["pageInfo"];
+    assert_eq!(info["hasNextPage"], true);
+    let rest = app
+        .graphql_as(
+            token,
+            EVENTS,
+            json!({ "first": 3, "after": info["endCursor"], "filter": { "kind": "LOGIN_FAILED" } }),
+        )
+        .await;
+    assert_eq!(events(&rest).len(), 2);
+    assert_eq!(
+        rest["data"]["auditEvents"]["pageInfo"]["hasNextPage"],
+        false
+    );
+
+    let nobody = app
+        .graphql_as(
+            token,
+            EVENTS,
+            json!({ "filter": { "userId": "not-a-uuid" } }),
+        )
+        .await;
+    assert_eq!(nobody["data"]["auditEvents"]["totalCount"], 0);
+    let bad = app
+        .graphql_as(token, EVENTS, json!({ "filter": { "kind": "NOT_A_KIND" } }))
+        .await;
+    assert_eq!(error_code(&bad), "GRAPHQL_VALIDATION_FAILED");
+}
