@@ -7,6 +7,7 @@ mod helpers;
 mod account;
 mod admin;
 mod audit;
+mod cli;
 mod errors;
 mod http;
 mod login;
