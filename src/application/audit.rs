@@ -1,5 +1,6 @@
 //! Recording security events, and reading them back.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use uuid::Uuid;
@@ -66,7 +67,7 @@ impl AuditTrail {
 }
 
 /// A page of audit events.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct AuditPage {
     pub page: Page<AuditEvent>,
     pub total: u64,
@@ -103,5 +104,34 @@ impl AuditService {
         let (page, total) =
             tokio::try_join!(self.events.list(&filter, page), self.events.count(&filter))?;
         Ok(AuditPage { page, total })
+    }
+
+    /// The first page of events of each of `users`, in one batch (for lists of users that
+    /// show each one's latest events).
+    pub async fn first_pages(
+        &self,
+        caller: &Principal,
+        users: &[UserId],
+        kind: Option<AuditKind>,
+        first: usize,
+    ) -> Result<HashMap<UserId, AuditPage>, ServiceError> {
+        if !caller.is_admin() && users.iter().any(|user| *user != caller.user_id) {
+            return Err(ServiceError::Forbidden(
+                "Only administrators may read other users' audit events.",
+            ));
+        }
+        let request = PageRequest::<Uuid>::Forward { after: None, first };
+        let mut found = self.events.latest_for_users(users, kind, first + 1).await?;
+        Ok(users
+            .iter()
+            .map(|user| {
+                let (events, total) = found.remove(user).unwrap_or_default();
+                let page = AuditPage {
+                    page: Page::from_probe(&request, events),
+                    total,
+                };
+                (*user, page)
+            })
+            .collect())
     }
 }

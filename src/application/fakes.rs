@@ -602,6 +602,27 @@ impl AuditRepository for InMemoryAudit {
     async fn count(&self, filter: &AuditFilter) -> Result<u64, RepositoryError> {
         Ok(self.matching(filter).len() as u64)
     }
+
+    async fn latest_for_users(
+        &self,
+        users: &[UserId],
+        kind: Option<crate::domain::AuditKind>,
+        limit: usize,
+    ) -> Result<HashMap<UserId, (Vec<AuditEvent>, u64)>, RepositoryError> {
+        Ok(users
+            .iter()
+            .map(|user| {
+                let mut events = self.matching(&AuditFilter {
+                    user: Some(*user),
+                    kind,
+                });
+                events.sort_by_key(|e| std::cmp::Reverse(e.id));
+                let total = events.len() as u64;
+                events.truncate(limit);
+                (*user, (events, total))
+            })
+            .collect())
+    }
 }
 
 impl InMemoryAudit {

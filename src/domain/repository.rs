@@ -195,4 +195,12 @@ pub trait AuditRepository: Send + Sync {
     ) -> Result<Page<AuditEvent>, RepositoryError>;
     /// How many events pass `filter`.
     async fn count(&self, filter: &AuditFilter) -> Result<u64, RepositoryError>;
+    /// For each of `users`, their newest `limit` events (by or about them) of `kind` if given,
+    /// newest first, and how many such events they have in all: one batch for many users.
+    async fn latest_for_users(
+        &self,
+        users: &[UserId],
+        kind: Option<super::AuditKind>,
+        limit: usize,
+    ) -> Result<std::collections::HashMap<UserId, (Vec<AuditEvent>, u64)>, RepositoryError>;
 }

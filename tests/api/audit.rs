@@ -348,3 +348,68 @@ async fn audit_pages_follow_on_and_bad_filters_are_handled() {
         .await;
     assert_eq!(error_code(&bad), "GRAPHQL_VALIDATION_FAILED");
 }
+
+#[tokio::test]
+async fn each_users_latest_events_in_a_user_list_load_in_one_batch() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let token = admin["accessToken"].as_str().unwrap();
+    let mut emails = Vec::new();
+    for i in 0..24 {
+        let email = unique_email();
+        app.register(&email, PASSWORD).await;
+        for _ in 0..(i % 4) {
+            app.login(&email, "a wrong password").await;
+        }
+        emails.push(email);
+    }
+    app.flush_audit().await;
+
+    let query =
+        "query($first: Int) { users(first: $first, orderBy: {field: CREATED_AT, direction: ASC}) {
+        edges { node { id auditEvents(first: 2) { totalCount pageInfo { hasNextPage }
+            edges { node { kind subject { id } } } } } } } }";
+    let mut costs = Vec::new();
+    for first in [5, 25] {
+        let before = app.queries.get();
+        let body = app
+            .graphql_as(token, query, json!({ "first": first }))
+            .await;
+        assert_no_errors(&body);
+        costs.push(app.queries.get() - before);
+        for edge in body["data"]["users"]["edges"].as_array().unwrap() {
+            let user = &edge["node"];
+            let events = &user["auditEvents"];
+            // Compare with the same user's events read on their own.
+            let alone = app
+                .graphql_as(
+                    token,
+                    EVENTS,
+                    json!({ "first": 2, "filter": { "userId": user["id"] } }),
+                )
+                .await;
+            assert_eq!(
+                events["totalCount"],
+                alone["data"]["auditEvents"]["totalCount"]
+            );
+            let kinds_batched: Vec<&Value> = events["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| &e["node"]["kind"])
+                .collect();
+            let kinds_alone: Vec<&Value> = alone["data"]["auditEvents"]["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| &e["node"]["kind"])
+                .collect();
+            assert_eq!(kinds_batched, kinds_alone);
+            assert_eq!(
+                events["pageInfo"]["hasNextPage"],
+                alone["data"]["auditEvents"]["pageInfo"]["hasNextPage"]
+            );
+        }
+    }
+    assert_eq!(costs[0], costs[1], "queries for 5 and 25 users: {costs:?}");
+}

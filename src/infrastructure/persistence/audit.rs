@@ -1,8 +1,12 @@
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use entity::audit_event;
+use sea_orm::sea_query::{Asterisk, Expr, Order, Query, SelectStatement, UnionType};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    ExprTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    Select,
 };
 use uuid::Uuid;
 
@@ -77,6 +81,90 @@ impl AuditRepository for SeaOrmAuditRepository {
             .await
             .map_err(repository_error)
     }
+
+    async fn latest_for_users(
+        &self,
+        users: &[UserId],
+        kind: Option<AuditKind>,
+        limit: usize,
+    ) -> Result<HashMap<UserId, (Vec<AuditEvent>, u64)>, RepositoryError> {
+        let mut found: HashMap<UserId, (Vec<AuditEvent>, u64)> = HashMap::new();
+        if users.is_empty() {
+            return Ok(found);
+        }
+        // A window function keeps the newest `limit` per owner: one query for any number of
+        // users (SQLite 3.25+, PostgreSQL, MySQL 8, MariaDB 10.2+ all have them).
+        let mut ranked = Query::select();
+        ranked
+            .column(Asterisk)
+            .expr_as(
+                Expr::cust("ROW_NUMBER() OVER (PARTITION BY owner ORDER BY id DESC)"),
+                "position",
+            )
+            .from_subquery(owned_events(users, kind), "owned");
+        let mut newest = Query::select();
+        newest
+            .column(Asterisk)
+            .from_subquery(ranked, "ranked")
+            .and_where(Expr::col("position").lte(limit as i64))
+            .order_by("id", Order::Desc);
+        let mut totals = Query::select();
+        totals
+            .column("owner")
+            .expr_as(Expr::cust("COUNT(*)"), "total")
+            .from_subquery(owned_events(users, kind), "owned")
+            .group_by_col("owner");
+
+        let (rows, counts) =
+            tokio::try_join!(self.db.query_all(&newest), self.db.query_all(&totals))
+                .map_err(repository_error)?;
+        for row in counts {
+            let owner: Uuid = row.try_get("", "owner").map_err(repository_error)?;
+            let total: i64 = row.try_get("", "total").map_err(repository_error)?;
+            found.entry(UserId::from_uuid(owner)).or_default().1 =
+                u64::try_from(total).unwrap_or(0);
+        }
+        for row in rows {
+            let owner: Uuid = row.try_get("", "owner").map_err(repository_error)?;
+            let event =
+                audit_event::Model::from_query_result(&row, "").map_err(repository_error)?;
+            found
+                .entry(UserId::from_uuid(owner))
+                .or_default()
+                .0
+                .push(to_domain(event)?);
+        }
+        Ok(found)
+    }
+}
+
+/// Events by or about any of `users`, each tagged with its `owner`: an event by one user
+/// about another appears once for each, and once for a user who did it to themselves.
+fn owned_events(users: &[UserId], kind: Option<AuditKind>) -> SelectStatement {
+    let by = |column: audit_event::Column| {
+        let mut query = Query::select();
+        query
+            .expr_as(Expr::col(column), "owner")
+            .columns([
+                audit_event::Column::Id,
+                audit_event::Column::Kind,
+                audit_event::Column::OccurredAt,
+                audit_event::Column::ActorId,
+                audit_event::Column::SubjectId,
+                audit_event::Column::Ip,
+                audit_event::Column::UserAgent,
+                audit_event::Column::Detail,
+            ])
+            .from(audit_event::Entity)
+            .and_where(Expr::col(column).is_in(users.iter().map(UserId::as_uuid)));
+        if let Some(kind) = kind {
+            query.and_where(Expr::col(audit_event::Column::Kind).eq(kind.as_str()));
+        }
+        query
+    };
+    let mut owned = by(audit_event::Column::ActorId);
+    owned.union(UnionType::Distinct, by(audit_event::Column::SubjectId));
+    owned
 }
 
 fn filtered(filter: &AuditFilter) -> Select<audit_event::Entity> {

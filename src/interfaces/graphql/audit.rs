@@ -3,7 +3,7 @@
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 
-use crate::application::AuditService;
+use crate::application::{AuditPage, AuditService};
 use crate::domain::{self, AuditFilter, UserId};
 
 use super::context::{caller, service, users};
@@ -216,6 +216,11 @@ pub async fn connection(
         .list(&caller, filter, &request)
         .await
         .map_err(graphql_error)?;
+    into_connection(ctx, listed).await
+}
+
+/// The connection of a page of events, with the accounts they mention loaded in one batch.
+pub async fn into_connection(ctx: &Context<'_>, listed: AuditPage) -> Result<AuditEventConnection> {
     // Load every account the page mentions in one batch, if the selection asks for them; the
     // items' `actor` and `subject` then come from the loader's cache.
     let node = ctx.look_ahead().field("edges").field("node");

@@ -9,9 +9,10 @@ use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use tokio::sync::OnceCell;
 
 use crate::application::{
-    AuthFailure, Caller, ClientInfo, Principal, ServiceError, SessionService, UserService,
+    AuditPage, AuditService, AuthFailure, Caller, ClientInfo, Principal, ServiceError,
+    SessionService, UserService,
 };
-use crate::domain::{User, UserId};
+use crate::domain::{AuditKind, User, UserId};
 
 use super::error::graphql_error;
 
@@ -21,6 +22,7 @@ pub struct RequestContext {
     client: ClientInfo,
     caller: OnceCell<Caller>,
     users: OnceCell<DataLoader<UserLoader, HashMapCache>>,
+    audit_pages: OnceCell<DataLoader<AuditPageLoader>>,
 }
 
 enum Authorization {
@@ -50,6 +52,7 @@ impl RequestContext {
             client,
             caller: OnceCell::new(),
             users: OnceCell::new(),
+            audit_pages: OnceCell::new(),
         }
     }
 }
@@ -114,6 +117,20 @@ pub async fn users<'a>(
         .await)
 }
 
+/// Loads the first page of audit events of many users in one batch.
+pub async fn audit_pages<'a>(
+    ctx: &Context<'a>,
+) -> async_graphql::Result<&'a DataLoader<AuditPageLoader>> {
+    let caller = caller(ctx).await?;
+    let audit = service::<AuditService>(ctx)?.clone();
+    Ok(request(ctx)?
+        .audit_pages
+        .get_or_init(
+            || async move { DataLoader::new(AuditPageLoader { audit, caller }, tokio::spawn) },
+        )
+        .await)
+}
+
 fn request<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a RequestContext> {
     ctx.data::<RequestContext>()
         .map_err(|e| graphql_error(ServiceError::internal(e.message)))
@@ -136,5 +153,50 @@ impl Loader<UserId> for UserLoader {
             .await
             .map_err(Arc::new)?;
         Ok(users.into_iter().map(|user| (user.id, user)).collect())
+    }
+}
+
+/// Which first page of audit events to load for a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AuditPageKey {
+    pub user: UserId,
+    pub kind: Option<AuditKind>,
+    pub first: usize,
+}
+
+/// The batch loader behind [`audit_pages`].
+pub struct AuditPageLoader {
+    audit: Arc<AuditService>,
+    caller: Principal,
+}
+
+impl Loader<AuditPageKey> for AuditPageLoader {
+    type Value = AuditPage;
+    type Error = Arc<ServiceError>;
+
+    async fn load(
+        &self,
+        keys: &[AuditPageKey],
+    ) -> Result<HashMap<AuditPageKey, AuditPage>, Self::Error> {
+        // One batch per page shape; a list of users asks for one shape.
+        let mut shapes: HashMap<(Option<AuditKind>, usize), Vec<UserId>> = HashMap::new();
+        for key in keys {
+            shapes
+                .entry((key.kind, key.first))
+                .or_default()
+                .push(key.user);
+        }
+        let mut loaded = HashMap::with_capacity(keys.len());
+        for ((kind, first), users) in shapes {
+            let pages = self
+                .audit
+                .first_pages(&self.caller, &users, kind, first)
+                .await
+                .map_err(Arc::new)?;
+            for (user, page) in pages {
+                loaded.insert(AuditPageKey { user, kind, first }, page);
+            }
+        }
+        Ok(loaded)
     }
 }

@@ -41,6 +41,14 @@ pub fn page_cost(first: Option<i32>, last: Option<i32>, child_complexity: usize)
     items.max(1).saturating_mul(child_complexity)
 }
 
+/// The size of a first page from `first`: [`DEFAULT_PAGE_SIZE`] when absent.
+pub fn first_page_size(first: Option<i32>) -> Result<usize, ServiceError> {
+    match page_request::<IdCursor, Uuid>(None, None, first, None, |c| c.0)? {
+        PageRequest::Forward { first, .. } => Ok(first),
+        PageRequest::Backward { last, .. } => Ok(last),
+    }
+}
+
 /// Validates Relay's `first`/`after`/`last`/`before`: one direction at a time, sizes from 0 to
 /// [`MAX_PAGE_SIZE`], cursors this server made.
 pub fn page_request<C: CursorType, T>(
