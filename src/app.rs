@@ -64,6 +64,7 @@ pub struct Application {
     router: Router,
     core: Core,
     cleanup_interval: Duration,
+    shutdown_timeout: Duration,
 }
 
 impl Application {
@@ -71,8 +72,9 @@ impl Application {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let core = Core::assemble(config).await?;
         let router = http::router(AppState {
-            schema: graphql::schema(&core.services),
+            schema: graphql::schema(&core.services, config.graphql_limits()),
             db: core.db.clone(),
+            settings: Arc::new(config.http()),
         });
         let listener = TcpListener::bind((config.host, config.port))
             .await
@@ -82,6 +84,7 @@ impl Application {
             router,
             core,
             cleanup_interval: config.session_cleanup_interval,
+            shutdown_timeout: config.shutdown_timeout,
         })
     }
 
@@ -95,7 +98,8 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    /// Serves until `shutdown` completes, then stops accepting and gives requests in flight
+    /// up to the shutdown timeout to finish.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -107,9 +111,26 @@ impl Application {
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            let _ = stopping.send(());
+        };
+        let serve = axum::serve(self.listener, service).with_graceful_shutdown(signal);
+        let deadline = async {
+            if stopped.await.is_ok() {
+                tokio::time::sleep(self.shutdown_timeout).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        let served = tokio::select! {
+            served = serve => served,
+            () = deadline => {
+                tracing::warn!("shutdown timeout reached: requests still running were dropped");
+                Ok(())
+            }
+        };
         cleanup.abort();
         // Events of the last requests are still queued; store them before exiting.
         self.core.audit.flush().await;

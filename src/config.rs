@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use ipnet::IpNet;
 
 use crate::infrastructure::persistence::{DatabaseSettings, sqlite_file};
 use crate::infrastructure::security::HashingSettings;
+use crate::interfaces::http::{CorsPolicy, HttpSettings, TrustedProxies, parse_network};
 
 /// Whether the service runs for a developer or for real users.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -165,6 +167,79 @@ pub struct Config {
     )]
     pub mail_from: String,
 
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "HTTP_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
+    pub http_max_body_bytes: usize,
+
+    /// Largest total size of a request's headers, in bytes.
+    #[arg(long, env = "HTTP_MAX_HEADER_BYTES", default_value_t = 32 * 1024, global = true)]
+    pub http_max_header_bytes: usize,
+
+    /// A request still running after this is answered 503 and abandoned.
+    #[arg(long, env = "REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub request_timeout: Duration,
+
+    /// On SIGTERM or Ctrl-C, requests in flight get this long to finish.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub shutdown_timeout: Duration,
+
+    /// Origins browsers may call the API from, comma-separated (`*` for any). Default: any
+    /// localhost origin in development, none in production.
+    #[arg(
+        long,
+        env = "CORS_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub cors_allowed_origins: Vec<String>,
+
+    /// Reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For is
+    /// believed. Default: none, so the client address is the TCP peer.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network, global = true)]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// Send Strict-Transport-Security (set it when clients reach the service over HTTPS).
+    #[arg(long, env = "HSTS", default_value_t = false, value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
+    pub hsts: bool,
+
+    /// Serve GraphiQL at GET /graphql. Default: on in development, off in production.
+    #[arg(long, env = "GRAPHIQL", value_parser = clap::builder::BoolishValueParser::new(), global = true)]
+    pub graphiql: Option<bool>,
+
+    /// Answer introspection queries. Default: on in development, off in production.
+    #[arg(long, env = "INTROSPECTION", value_parser = clap::builder::BoolishValueParser::new(), global = true)]
+    pub introspection: Option<bool>,
+
+    /// Deepest selection nesting accepted.
+    #[arg(long, env = "GRAPHQL_MAX_DEPTH", default_value_t = 16, global = true)]
+    pub graphql_max_depth: usize,
+
+    /// Highest query cost accepted (each field costs 1, lists multiply by their page size).
+    #[arg(
+        long,
+        env = "GRAPHQL_MAX_COMPLEXITY",
+        default_value_t = 20_000,
+        global = true
+    )]
+    pub graphql_max_complexity: usize,
+
+    /// Most aliases one document may use.
+    #[arg(long, env = "GRAPHQL_MAX_ALIASES", default_value_t = 30, global = true)]
+    pub graphql_max_aliases: usize,
+
+    /// Most top-level fields one operation may select.
+    #[arg(
+        long,
+        env = "GRAPHQL_MAX_ROOT_FIELDS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub graphql_max_root_fields: usize,
+
+    /// Queries remembered for automatic persisted queries (by SHA-256 hash); 0 turns APQ off.
+    #[arg(long, env = "APQ_CACHE_SIZE", default_value_t = 1024, global = true)]
+    pub apq_cache_size: usize,
+
     /// argon2id memory cost in KiB.
     #[arg(
         long,
@@ -221,6 +296,34 @@ impl Config {
             url: self.database_url.clone(),
             max_connections: self.database_max_connections,
             connect_timeout: self.database_connect_timeout,
+        }
+    }
+
+    pub fn http(&self) -> HttpSettings {
+        let cors = match self.cors_allowed_origins.as_slice() {
+            [] if self.is_production() => CorsPolicy::None,
+            [] => CorsPolicy::Localhost,
+            origins => CorsPolicy::Origins(origins.to_vec()),
+        };
+        HttpSettings {
+            max_body_bytes: self.http_max_body_bytes,
+            max_header_bytes: self.http_max_header_bytes,
+            request_timeout: self.request_timeout,
+            cors,
+            graphiql: self.graphiql.unwrap_or(!self.is_production()),
+            trusted_proxies: TrustedProxies(self.trusted_proxies.clone()),
+            hsts: self.hsts,
+        }
+    }
+
+    pub fn graphql_limits(&self) -> crate::interfaces::graphql::Limits {
+        crate::interfaces::graphql::Limits {
+            max_depth: self.graphql_max_depth,
+            max_complexity: self.graphql_max_complexity,
+            max_aliases: self.graphql_max_aliases,
+            max_root_fields: self.graphql_max_root_fields,
+            introspection: self.introspection.unwrap_or(!self.is_production()),
+            apq_cache_size: self.apq_cache_size,
         }
     }
 

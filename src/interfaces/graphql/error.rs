@@ -27,6 +27,9 @@ pub mod code {
     pub const GRAPHQL_PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
     pub const GRAPHQL_VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
     pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
+    /// Automatic persisted queries: the server does not know the hash; Apollo Client then
+    /// sends the full query (the name is the APQ protocol's).
+    pub const PERSISTED_QUERY_NOT_FOUND: &str = "PERSISTED_QUERY_NOT_FOUND";
 }
 
 /// What an unexpected failure tells the client; the details go to the log.
@@ -86,19 +89,31 @@ impl ExecutionMarker {
 
 /// Gives async-graphql's own errors the codes of the contract: parse failures, validation
 /// failures (including depth and complexity limits), and argument coercion during execution.
-/// It also refuses a request that leaves out a required variable before anything runs, which
-/// async-graphql would only notice in the middle of execution.
-pub struct RequestErrors;
+/// Before anything runs it also enforces the limits async-graphql lacks (aliases, root fields,
+/// introspection switched off) and refuses variables async-graphql would only find wrong in
+/// the middle of execution.
+pub struct RequestErrors {
+    limits: super::Limits,
+}
+
+impl RequestErrors {
+    pub fn new(limits: super::Limits) -> Self {
+        Self { limits }
+    }
+}
 
 impl ExtensionFactory for RequestErrors {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(RequestErrorsExtension::default())
+        Arc::new(RequestErrorsExtension {
+            limits: self.limits,
+            operation_name: Mutex::default(),
+        })
     }
 }
 
 /// One per request.
-#[derive(Default)]
 struct RequestErrorsExtension {
+    limits: super::Limits,
     operation_name: Mutex<Option<String>>,
 }
 
@@ -113,7 +128,14 @@ impl Extension for RequestErrorsExtension {
         if let Ok(mut name) = self.operation_name.lock() {
             name.clone_from(&request.operation_name);
         }
-        next.run(ctx, request).await
+        next.run(ctx, request).await.map_err(|error| {
+            let code = if error.message == "PersistedQueryNotFound" {
+                code::PERSISTED_QUERY_NOT_FOUND
+            } else {
+                code::GRAPHQL_VALIDATION_FAILED
+            };
+            with_code(error, code)
+        })
     }
 
     async fn parse_query(
@@ -128,6 +150,8 @@ impl Extension for RequestErrorsExtension {
             .await
             .map_err(|e| with_code(e, code::GRAPHQL_PARSE_FAILED))?;
         let operation_name = self.operation_name.lock().ok().and_then(|n| n.clone());
+        super::limits::check(&document, operation_name.as_deref(), &self.limits)
+            .map_err(|e| with_code(e, code::GRAPHQL_VALIDATION_FAILED))?;
         check_variables(
             &ctx.schema_env.registry,
             &document,

@@ -6,11 +6,17 @@ mod audit;
 mod auth;
 mod context;
 pub mod error;
+mod limits;
 mod pagination;
 mod sessions;
 mod types;
 mod users;
 
+use std::num::NonZeroUsize;
+
+use async_graphql::extensions::apollo_persisted_queries::{
+    ApolloPersistedQueries, LruCacheStorage,
+};
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
 use crate::application::Services;
@@ -35,19 +41,51 @@ pub struct Mutation(
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
-fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+/// What one request may ask for.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Deepest selection nesting (GraphiQL's own introspection query is 13 levels deep).
+    pub max_depth: usize,
+    /// Highest cost: each field costs 1, lists multiply by their page size.
+    pub max_complexity: usize,
+    pub max_aliases: usize,
+    pub max_root_fields: usize,
+    pub introspection: bool,
+    /// Queries remembered for automatic persisted queries; 0 turns them off.
+    pub apq_cache_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_depth: 16,
+            // A page of 100 items with a rich selection costs ~2,000; nested pages multiply.
+            max_complexity: 20_000,
+            max_aliases: 30,
+            max_root_fields: 10,
+            introspection: true,
+            apq_cache_size: 1024,
+        }
+    }
+}
+
+fn builder(limits: Limits) -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    let builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .register_output_type::<types::Node>()
-        // GraphiQL's own introspection query is 13 levels deep.
-        .limit_depth(16)
-        // A page of 100 items with a rich selection costs ~2,000; nested pages multiply.
-        .limit_complexity(20_000)
-        .extension(RequestErrors)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .extension(RequestErrors::new(limits));
+    match NonZeroUsize::new(limits.apq_cache_size) {
+        Some(size) => builder.extension(ApolloPersistedQueries::new(LruCacheStorage::new(
+            size.get(),
+        ))),
+        None => builder,
+    }
 }
 
 /// The schema wired to the services.
-pub fn schema(services: &Services) -> AppSchema {
-    builder()
+pub fn schema(services: &Services, limits: Limits) -> AppSchema {
+    builder(limits)
         .data(services.auth.clone())
         .data(services.sessions.clone())
         .data(services.account.clone())
@@ -58,5 +96,5 @@ pub fn schema(services: &Services) -> AppSchema {
 
 /// The SDL clients generate code from; `schema.graphql` at the repository root holds it.
 pub fn sdl() -> String {
-    builder().finish().sdl()
+    builder(Limits::default()).finish().sdl()
 }

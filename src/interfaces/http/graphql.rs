@@ -17,7 +17,7 @@ use crate::application::ClientInfo;
 use crate::interfaces::graphql::error::{code, finish_response};
 use crate::interfaces::graphql::{ExecutionMarker, RequestContext};
 
-use super::{AppState, MAX_BODY_BYTES, RequestId, graphiql};
+use super::{AppState, RequestId, graphiql};
 
 /// `POST /graphql` with `{query, variables, operationName}`.
 pub async fn post_graphql(
@@ -28,7 +28,16 @@ pub async fn post_graphql(
 ) -> Response {
     let headers = request.headers().clone();
     let format = ResponseFormat::negotiate(&headers);
-    let request = match read_body(request).await {
+    if !is_json(&headers) {
+        // Only JSON: a page on another site can make a browser POST text/plain or a form
+        // without asking first (CSRF), but not JSON.
+        return Rejection::unreadable(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Send the request body as JSON, with Content-Type: application/json.".to_owned(),
+        )
+        .into_response(format);
+    }
+    let request = match read_body(request, state.settings.max_body_bytes).await {
         Ok(request) => request,
         Err(rejection) => return rejection.into_response(format),
     };
@@ -44,7 +53,14 @@ pub async fn get_graphql(
     request: Result<GraphQLRequest, GraphQLRejection>,
 ) -> Response {
     if prefers_html(&headers) {
-        return graphiql::page();
+        if state.settings.graphiql {
+            return graphiql::page();
+        }
+        return (
+            StatusCode::NOT_FOUND,
+            "GraphiQL is turned off on this server.",
+        )
+            .into_response();
     }
     let format = ResponseFormat::negotiate(&headers);
     let mut request = match request {
@@ -99,7 +115,7 @@ async fn execute(
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
-        ip: Some(peer.ip()),
+        ip: Some(state.settings.trusted_proxies.client_ip(peer, headers)),
     };
     let context = RequestContext::new(
         headers
@@ -133,23 +149,18 @@ async fn execute(
     }
 }
 
-/// Reads a body of at most [`MAX_BODY_BYTES`] and parses it as a GraphQL request. Batches (a
-/// JSON array) are refused: they multiply the cost of one HTTP request past every per-request
+/// Reads a body of at most `limit` bytes and parses it as a GraphQL request. Batches (a JSON
+/// array) are refused: they multiply the cost of one HTTP request past every per-request
 /// limit.
-async fn read_body(request: Request) -> Result<async_graphql::Request, Rejection> {
+async fn read_body(request: Request, limit: usize) -> Result<async_graphql::Request, Rejection> {
     let (parts, body) = request.into_parts();
     // Buffer under a limit first, so an oversized body is refused before any parsing.
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| {
-            Rejection::unreadable(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "The request body is larger than {} KiB.",
-                    MAX_BODY_BYTES / 1024
-                ),
-            )
-        })?;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        Rejection::unreadable(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("The request body is larger than {} KiB.", limit / 1024),
+        )
+    })?;
     let request = Request::from_parts(parts, Body::from(bytes));
     let batch = GraphQLBatchRequest::<GraphQLRejection>::from_request(request, &())
         .await
@@ -252,6 +263,15 @@ impl ResponseFormat {
         )
             .into_response()
     }
+}
+
+/// Whether the body is declared JSON (`application/json`, with any parameters).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// A browser navigating to the endpoint asks for HTML before anything else.

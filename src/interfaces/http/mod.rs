@@ -1,10 +1,18 @@
-//! The HTTP surface: `/graphql` (API and GraphiQL), health checks, and the middleware that
-//! gives every request an id, a span and a log line.
+//! The HTTP surface: `/graphql` (API and GraphiQL), health checks, and the middleware every
+//! request passes: an id, a span and a log line (`observe`), limits, panic containment and
+//! security headers (`guard`), and CORS.
 
+mod client_ip;
+mod cors;
 mod graphiql;
 mod graphql;
+mod guard;
 mod health;
 mod observe;
+mod problem;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
@@ -12,29 +20,54 @@ use sea_orm::DatabaseConnection;
 
 use super::graphql::AppSchema;
 
+pub use client_ip::{TrustedProxies, parse_network};
+pub use cors::CorsPolicy;
 pub use observe::RequestId;
 
-/// Largest request body `/graphql` reads; a GraphQL document with variables is far smaller.
-/// The handler enforces it so that the refusal is a GraphQL error like any other.
-const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Limits and switches of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Largest request body `/graphql` reads; refused with 413 before any parsing.
+    pub max_body_bytes: usize,
+    /// Largest total size of a request's headers; refused with 431.
+    pub max_header_bytes: usize,
+    /// A request taking longer is answered 503 and abandoned.
+    pub request_timeout: Duration,
+    pub cors: CorsPolicy,
+    /// Whether `GET /graphql` from a browser serves GraphiQL.
+    pub graphiql: bool,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
+    /// Whether to send `Strict-Transport-Security` (behind HTTPS only).
+    pub hsts: bool,
+}
 
 /// Shared handles for the handlers; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub schema: AppSchema,
     pub db: DatabaseConnection,
+    pub settings: Arc<HttpSettings>,
 }
 
 /// Every route with its middleware.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route(
             "/graphql",
             get(graphql::get_graphql).post(graphql::post_graphql),
         )
         .route("/graphiql/{version}/{file}", get(graphiql::asset))
         .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
+        .route("/ready", get(health::ready));
+    #[cfg(feature = "test-hooks")]
+    let routes = routes.merge(guard::test_hooks());
+    routes
+        .layer(cors::layer(&state.settings.cors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.settings.clone(),
+            guard::guard,
+        ))
         .layer(axum::middleware::from_fn(observe::observe))
         .with_state(state)
 }

@@ -1,0 +1,143 @@
+//! Limits every request must pass, containment of panics, and the security headers of every
+//! response.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use futures_util::FutureExt;
+
+use crate::interfaces::graphql::error::code;
+
+use super::HttpSettings;
+use super::observe::RequestId;
+use super::problem::problem;
+
+/// Applies the header-size limit and the request timeout, turns a panic into an
+/// `INTERNAL_SERVER_ERROR` for this request alone, and adds the security headers.
+pub async fn guard(
+    State(settings): State<Arc<HttpSettings>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .map(|id| id.0.clone());
+    let header_bytes = header_size(request.headers());
+    let mut response = if header_bytes > settings.max_header_bytes {
+        problem(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            code::GRAPHQL_PARSE_FAILED,
+            format!(
+                "The request headers are {header_bytes} bytes long; at most {} are accepted.",
+                settings.max_header_bytes
+            ),
+            None,
+        )
+    } else {
+        let handled = AssertUnwindSafe(next.run(request)).catch_unwind();
+        match tokio::time::timeout(settings.request_timeout, handled).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(panic)) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(panic = %what, "a handler panicked; the request failed alone");
+                internal(
+                    request_id.as_deref(),
+                    "Something went wrong on our side. Quote the requestId when reporting it.",
+                )
+            }
+            Err(_) => {
+                tracing::error!(
+                    timeout_ms = settings.request_timeout.as_millis() as u64,
+                    "request timed out"
+                );
+                let mut response = internal(
+                    request_id.as_deref(),
+                    &format!(
+                        "The server did not finish this request within {} seconds; try again.",
+                        settings.request_timeout.as_secs_f32()
+                    ),
+                );
+                *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                response
+            }
+        }
+    };
+    secure(response.headers_mut(), settings.hsts);
+    response
+}
+
+fn internal(request_id: Option<&str>, message: &str) -> Response {
+    problem(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        code::INTERNAL_SERVER_ERROR,
+        message,
+        request_id,
+    )
+}
+
+fn header_size(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum()
+}
+
+/// Headers that make browsers treat responses as data only. Responses may hold tokens, so
+/// nothing is cached unless a handler says otherwise (GraphiQL's assets do).
+fn secure(headers: &mut HeaderMap, hsts: bool) {
+    let defaults: [(HeaderName, &str); 5] = [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    for (name, value) in defaults {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    }
+    if hsts {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
+}
+
+/// Routes that exist only in test builds (feature `test-hooks`): a handler that panics and
+/// one that is slow, to prove containment, timeouts and graceful shutdown.
+#[cfg(feature = "test-hooks")]
+pub fn test_hooks() -> axum::Router<super::AppState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route(
+            "/__test/panic",
+            get(|| async {
+                panic!("injected by a test");
+                #[allow(unreachable_code)]
+                ""
+            }),
+        )
+        .route(
+            "/__test/slow/{millis}",
+            get(
+                |axum::extract::Path(millis): axum::extract::Path<u64>| async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+                    "done"
+                },
+            ),
+        )
+}
