@@ -84,3 +84,72 @@ async fn create_admin_refuses_a_weak_password_or_a_bad_email() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--email"));
 }
+
+/// The real binary, on an ephemeral port, stopped the way an orchestrator stops it.
+#[tokio::test]
+async fn sigterm_lets_requests_in_flight_finish_then_exits() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_authgraph"))
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/db.sqlite?mode=rwc", dir.path().display()),
+        )
+        .env("PORT", "0")
+        .env("JWT_SECRET", JWT_SECRET)
+        .env("MAILER", "log")
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let address = loop {
+        let line = lines
+            .next()
+            .expect("the server logs where it listens")
+            .unwrap();
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+
+    let client = reqwest::Client::new();
+    let slow = tokio::spawn({
+        let url = format!("http://{address}/__test/slow/1500");
+        let client = client.clone();
+        async move { client.get(url).send().await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let pid = server.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    let response = slow
+        .await
+        .unwrap()
+        .expect("the request in flight is answered");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "done");
+    let exit = tokio::task::spawn_blocking(move || server.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        client
+            .get(format!("http://{address}/health"))
+            .send()
+            .await
+            .is_err(),
+        "no longer accepting"
+    );
+}

@@ -9,6 +9,7 @@ mod admin;
 mod audit;
 mod cli;
 mod errors;
+mod hardening;
 mod http;
 mod login;
 mod me;

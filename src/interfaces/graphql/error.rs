@@ -145,10 +145,13 @@ impl Extension for RequestErrorsExtension {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        let document = next
-            .run(ctx, query, variables)
-            .await
-            .map_err(|e| with_code(e, code::GRAPHQL_PARSE_FAILED))?;
+        let document = next.run(ctx, query, variables).await.map_err(|mut e| {
+            // The parser's own words for its stack guard are cryptic.
+            if e.message.contains("recursion") {
+                e.message = "The document is nested too deeply to be parsed.".into();
+            }
+            with_code(e, code::GRAPHQL_PARSE_FAILED)
+        })?;
         let operation_name = self.operation_name.lock().ok().and_then(|n| n.clone());
         super::limits::check(&document, operation_name.as_deref(), &self.limits)
             .map_err(|e| with_code(e, code::GRAPHQL_VALIDATION_FAILED))?;

@@ -73,6 +73,9 @@ fn builder(limits: Limits) -> SchemaBuilder<Query, Mutation, EmptySubscription> 
     let builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .register_output_type::<types::Node>()
         .limit_depth(limits.max_depth)
+        // The parser's own guard against stack exhaustion: far above `max_depth`, so a query
+        // merely too deep gets the clear validation error, and only absurd nesting stops here.
+        .limit_recursive_depth(limits.max_depth.saturating_mul(4).max(64))
         .limit_complexity(limits.max_complexity)
         .extension(RequestErrors::new(limits));
     match NonZeroUsize::new(limits.apq_cache_size) {
