@@ -11,18 +11,19 @@ use axum::Router;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
-use crate::application::ports::{Mailer, SystemClock};
+use crate::application::ports::{Mailer, RateLimiter, SystemClock};
 use crate::application::{
     AccountLinks, AccountService, AuditService, AuditTrail, AuthService, Services, SessionPolicy,
-    SessionService, UserService,
+    SessionService, Throttle, UserService,
 };
-use crate::config::{Config, MailerKind};
+use crate::config::{Config, MailerKind, RateLimitStore};
 use crate::infrastructure::audit::AuditWriter;
 use crate::infrastructure::mail::{LogMailer, SmtpMailer};
 use crate::infrastructure::persistence::{
     self, QueryCounter, SeaOrmAccountTokenRepository, SeaOrmAuditRepository,
     SeaOrmSessionRepository, SeaOrmUserRepository,
 };
+use crate::infrastructure::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
 use crate::infrastructure::security::{Argon2Hasher, JwtSettings, JwtTokens, resolve_jwt_secret};
 use crate::interfaces::graphql;
 use crate::interfaces::http::{self, AppState};
@@ -38,6 +39,8 @@ pub struct Core {
     pub audit: Arc<AuditWriter>,
     /// The statements sent to the database so far.
     pub queries: QueryCounter,
+    /// The password hasher, for its counters.
+    pub hasher: Arc<Argon2Hasher>,
 }
 
 impl Core {
@@ -47,13 +50,23 @@ impl Core {
         let db = connect_and_migrate_counted(config, &queries).await?;
         let mail = mail(config)?;
         let audit = AuditWriter::start(Arc::new(SeaOrmAuditRepository::new(db.clone())));
-        let services = services(config, db.clone(), mail.sender, audit.clone())?;
+        let throttle = Arc::new(Throttle::new(limiter(config).await?, config.throttle()));
+        let hasher = Arc::new(Argon2Hasher::new(&config.hashing()).map_err(anyhow::Error::msg)?);
+        let services = services(
+            config,
+            db.clone(),
+            mail.sender,
+            audit.clone(),
+            throttle,
+            hasher.clone(),
+        )?;
         Ok(Self {
             services,
             db,
             mailbox: mail.mailbox,
             audit,
             queries,
+            hasher,
         })
     }
 }
@@ -161,13 +174,14 @@ fn services(
     db: DatabaseConnection,
     mailer: Arc<dyn Mailer>,
     audit_log: Arc<AuditWriter>,
+    throttle: Arc<Throttle>,
+    hasher: Arc<Argon2Hasher>,
 ) -> anyhow::Result<Services> {
     let secret = resolve_jwt_secret(
         config.jwt_secret.as_deref(),
         config.dev_state_dir().as_deref(),
     )?;
     let users = Arc::new(SeaOrmUserRepository::new(db.clone()));
-    let hasher = Arc::new(Argon2Hasher::new(&config.hashing()).map_err(anyhow::Error::msg)?);
     let tokens = Arc::new(JwtTokens::new(JwtSettings {
         secret,
         previous_secrets: config
@@ -197,6 +211,7 @@ fn services(
         tokens,
         clock.clone(),
         audit.clone(),
+        throttle.clone(),
         policy,
     ));
     let account = Arc::new(AccountService::new(
@@ -207,6 +222,7 @@ fn services(
         mailer,
         clock.clone(),
         audit.clone(),
+        throttle.clone(),
         AccountLinks {
             public_url: config.public_url.clone(),
             password_reset_ttl: duration(config.password_reset_ttl, "PASSWORD_RESET_TTL")?,
@@ -223,6 +239,7 @@ fn services(
         account.clone(),
         clock.clone(),
         audit.clone(),
+        throttle,
     ));
     let user_service = Arc::new(UserService::new(
         users,
@@ -243,6 +260,26 @@ fn services(
 
 fn duration(value: Duration, name: &str) -> anyhow::Result<chrono::Duration> {
     chrono::Duration::from_std(value).with_context(|| format!("{name} is too large"))
+}
+
+/// The store of rate-limit counters.
+async fn limiter(config: &Config) -> anyhow::Result<Arc<dyn RateLimiter>> {
+    Ok(match config.rate_limit_store {
+        RateLimitStore::Memory => Arc::new(MemoryRateLimiter::default()),
+        RateLimitStore::Redis => {
+            let url = config
+                .redis_url
+                .as_deref()
+                .context("RATE_LIMIT_STORE=redis needs REDIS_URL")?;
+            Arc::new(
+                RedisRateLimiter::connect(url, &config.redis_key_prefix)
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!("cannot connect to Redis (check REDIS_URL): {e}")
+                    })?,
+            )
+        }
+    })
 }
 
 /// The configured mailer, and the in-memory mailbox when email goes to the log.

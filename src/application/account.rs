@@ -14,6 +14,7 @@ use super::audit::{AuditTrail, Record};
 use super::error::ServiceError;
 use super::ports::{Clock, Mailer, OutgoingEmail, PasswordHasher};
 use super::sessions::{ClientInfo, SessionService, SignedIn};
+use super::throttle::Throttle;
 
 /// Where the links in emails point and how long they work.
 #[derive(Debug, Clone)]
@@ -44,6 +45,7 @@ pub struct AccountService {
     mailer: Arc<dyn Mailer>,
     clock: Arc<dyn Clock>,
     audit: AuditTrail,
+    throttle: Arc<Throttle>,
     links: AccountLinks,
 }
 
@@ -57,6 +59,7 @@ impl AccountService {
         mailer: Arc<dyn Mailer>,
         clock: Arc<dyn Clock>,
         audit: AuditTrail,
+        throttle: Arc<Throttle>,
         links: AccountLinks,
     ) -> Self {
         Self {
@@ -67,6 +70,7 @@ impl AccountService {
             mailer,
             clock,
             audit,
+            throttle,
             links,
         }
     }
@@ -79,6 +83,8 @@ impl AccountService {
         email: Email,
         client: &ClientInfo,
     ) -> Result<(), ServiceError> {
+        // Limited the same whether or not the email has an account.
+        self.throttle.password_reset(client, Some(&email)).await?;
         let Some(user) = self.users.find_by_email(&email).await? else {
             return Ok(());
         };
@@ -122,6 +128,7 @@ impl AccountService {
         new_password: Password,
         client: &ClientInfo,
     ) -> Result<SignedIn, ServiceError> {
+        self.throttle.password_reset(client, None).await?;
         // Hash first: if hashing is saturated the link stays usable for another try.
         let hash = self.hasher.hash(new_password).await?;
         let now = self.clock.now();

@@ -11,6 +11,7 @@ use super::audit::{AuditTrail, Record};
 use super::error::{AuthFailure, ServiceError};
 use super::ports::{Clock, PasswordHasher};
 use super::sessions::{ClientInfo, Principal, SessionService, SignedIn};
+use super::throttle::Throttle;
 
 /// Sign-up, sign-in and password changes.
 pub struct AuthService {
@@ -20,6 +21,7 @@ pub struct AuthService {
     account: Arc<AccountService>,
     clock: Arc<dyn Clock>,
     audit: AuditTrail,
+    throttle: Arc<Throttle>,
 }
 
 impl AuthService {
@@ -30,6 +32,7 @@ impl AuthService {
         account: Arc<AccountService>,
         clock: Arc<dyn Clock>,
         audit: AuditTrail,
+        throttle: Arc<Throttle>,
     ) -> Self {
         Self {
             users,
@@ -38,6 +41,7 @@ impl AuthService {
             account,
             clock,
             audit,
+            throttle,
         }
     }
 
@@ -49,6 +53,7 @@ impl AuthService {
         new_user: NewUser,
         client: &ClientInfo,
     ) -> Result<SignedIn, ServiceError> {
+        self.throttle.register(client).await?;
         let password_hash = self.hasher.hash(new_user.password).await?;
         let now = self.clock.now();
         let user = User {
@@ -82,24 +87,30 @@ impl AuthService {
         password: String,
         client: &ClientInfo,
     ) -> Result<SignedIn, ServiceError> {
+        // Limits first: a refused attempt costs no password hash.
+        self.throttle.login(client, &email).await?;
         let user = self.users.find_by_email(&email).await?;
         // An over-long password matches no account; refuse it before spending a hash on it.
         let password = Password::candidate(password).ok_or(AuthFailure::InvalidCredentials)?;
         let user = match user {
             Some(user) => {
                 if !self.password_matches(&user, password).await? {
+                    self.throttle.login_failed(&email).await;
                     return Err(self.refuse_login(Some(user.id), client, "wrong password"));
                 }
                 user
             }
             None => {
-                // Unknown email and wrong password take the same path and the same time.
+                // Unknown email and wrong password take the same path and the same time, and
+                // count toward the same lockout.
                 self.hasher
                     .verify(password, self.hasher.dummy_hash())
                     .await?;
+                self.throttle.login_failed(&email).await;
                 return Err(self.refuse_login(None, client, "unknown email"));
             }
         };
+        self.throttle.login_succeeded(&email).await;
         let id = user.id;
         match self.sessions.open(user, client).await {
             Ok(signed_in) => {

@@ -38,6 +38,9 @@ pub enum ServiceError {
     /// The email is registered already.
     #[error("An account with this email already exists.")]
     EmailTaken,
+    /// Too many attempts from this address or at this account.
+    #[error("Too many attempts; try again in {retry_after_secs} seconds.")]
+    RateLimited { retry_after_secs: u64 },
     /// The service is shedding load; try again after `retry_after_secs`.
     #[error("The server is busy; try again in a moment.")]
     Overloaded { retry_after_secs: u64 },

@@ -19,10 +19,11 @@ use super::account::{AccountLinks, AccountService};
 use super::audit::{AuditService, AuditTrail};
 use super::auth::AuthService;
 use super::ports::{
-    AccessClaims, AccessTokens, AuditLog, Clock, HashError, IssuedAccessToken, Mailer,
-    OutgoingEmail, PasswordHasher, TokenError,
+    AccessClaims, AccessTokens, AuditLog, Clock, HashError, IssuedAccessToken, LimiterError,
+    Mailer, OutgoingEmail, PasswordHasher, Quota, RateLimiter, TokenError,
 };
 use super::sessions::{SessionPolicy, SessionService};
+use super::throttle::{Throttle, ThrottlePolicy};
 use super::{Services, UserService};
 
 pub const POLICY: SessionPolicy = SessionPolicy {
@@ -42,6 +43,8 @@ pub struct Fakes {
     pub mailer: Arc<RecordingMailer>,
     pub clock: Arc<ManualClock>,
     pub policy: SessionPolicy,
+    pub throttle: ThrottlePolicy,
+    pub limiter: Arc<CountingLimiter>,
 }
 
 impl Fakes {
@@ -63,18 +66,27 @@ impl Fakes {
             mailer: Arc::default(),
             clock: Arc::new(ManualClock::new()),
             policy,
+            throttle: ThrottlePolicy::default(),
+            limiter: Arc::default(),
         }
+    }
+
+    pub fn with_throttle(mut self, throttle: ThrottlePolicy) -> Self {
+        self.throttle = throttle;
+        self
     }
 
     /// The services wired to these fakes, as the composition root wires the real adapters.
     pub fn services(&self) -> Services {
         let audit = AuditTrail::new(self.audit.clone(), self.clock.clone());
+        let throttle = Arc::new(Throttle::new(self.limiter.clone(), self.throttle));
         let sessions = Arc::new(SessionService::new(
             self.sessions.clone(),
             self.users.clone(),
             Arc::new(FakeTokens),
             self.clock.clone(),
             audit.clone(),
+            throttle.clone(),
             self.policy,
         ));
         let account = Arc::new(AccountService::new(
@@ -85,6 +97,7 @@ impl Fakes {
             self.mailer.clone(),
             self.clock.clone(),
             audit.clone(),
+            throttle.clone(),
             AccountLinks {
                 public_url: "https://app.example.com/".into(),
                 password_reset_ttl: Duration::minutes(30),
@@ -98,6 +111,7 @@ impl Fakes {
             account.clone(),
             self.clock.clone(),
             audit.clone(),
+            throttle,
         ));
         Services {
             auth,
@@ -138,6 +152,15 @@ impl InMemoryUsers {
 
     pub fn is_empty(&self) -> bool {
         self.0.lock().unwrap().is_empty()
+    }
+
+    pub fn get_by_email(&self, email: &str) -> Option<User> {
+        self.0
+            .lock()
+            .unwrap()
+            .values()
+            .find(|u| u.email.as_str() == email)
+            .cloned()
     }
 
     fn update(&self, id: UserId, change: impl FnOnce(&mut User)) {
@@ -730,6 +753,57 @@ impl AccessTokens for FakeTokens {
             user_id: UserId::from_uuid(user.parse().map_err(|_| TokenError::Invalid)?),
             session_id: SessionId::from_uuid(session.parse().map_err(|_| TokenError::Invalid)?),
         })
+    }
+}
+
+/// Fixed windows that never refill (tests count attempts, not time); blocks never expire.
+#[derive(Default)]
+pub struct CountingLimiter {
+    taken: Mutex<HashMap<String, u32>>,
+    failures: Mutex<HashMap<String, u64>>,
+    blocks: Mutex<HashMap<String, std::time::Duration>>,
+}
+
+#[async_trait]
+impl RateLimiter for CountingLimiter {
+    async fn acquire(
+        &self,
+        key: &str,
+        quota: Quota,
+    ) -> Result<Option<std::time::Duration>, LimiterError> {
+        let mut taken = self.taken.lock().unwrap();
+        let count = taken.entry(key.to_owned()).or_default();
+        if *count >= quota.burst {
+            return Ok(Some(quota.period / quota.burst));
+        }
+        *count += 1;
+        Ok(None)
+    }
+
+    async fn count_failure(
+        &self,
+        key: &str,
+        _window: std::time::Duration,
+    ) -> Result<u64, LimiterError> {
+        let mut failures = self.failures.lock().unwrap();
+        let count = failures.entry(key.to_owned()).or_default();
+        *count += 1;
+        Ok(*count)
+    }
+
+    async fn block(&self, key: &str, duration: std::time::Duration) -> Result<(), LimiterError> {
+        self.blocks.lock().unwrap().insert(key.to_owned(), duration);
+        Ok(())
+    }
+
+    async fn blocked_for(&self, key: &str) -> Result<Option<std::time::Duration>, LimiterError> {
+        Ok(self.blocks.lock().unwrap().get(key).copied())
+    }
+
+    async fn clear(&self, key: &str) -> Result<(), LimiterError> {
+        self.failures.lock().unwrap().remove(key);
+        self.blocks.lock().unwrap().remove(key);
+        Ok(())
     }
 }
 

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod error;
 pub mod ports;
 pub mod sessions;
+pub mod throttle;
 pub mod users;
 
 #[cfg(test)]
@@ -19,6 +20,7 @@ pub use error::{AuthFailure, ServiceError};
 pub use sessions::{
     Caller, ClientInfo, Principal, SessionPage, SessionPolicy, SessionService, SignedIn,
 };
+pub use throttle::{Lockout, Throttle, ThrottlePolicy};
 pub use users::{UserPage, UserService};
 
 /// Every service, as the composition root wires them and the interfaces use them.

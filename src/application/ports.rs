@@ -102,3 +102,41 @@ pub trait Mailer: Send + Sync {
 pub trait AuditLog: Send + Sync {
     fn record(&self, event: crate::domain::AuditEvent);
 }
+
+/// An allowance: `burst` events at once, refilled evenly over `period` (a token bucket, in
+/// GCRA form).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Quota {
+    pub burst: u32,
+    pub period: std::time::Duration,
+}
+
+/// Why the rate-limit store did not answer.
+#[derive(Debug, thiserror::Error)]
+#[error("rate-limit store failure: {0}")]
+pub struct LimiterError(pub String);
+
+/// Counters shared by every instance that uses the same store.
+#[async_trait]
+pub trait RateLimiter: Send + Sync {
+    /// Takes one event from `key`'s allowance. `Ok(None)` if allowed; `Ok(Some(wait))` if the
+    /// allowance is used up, in which case nothing was taken.
+    async fn acquire(
+        &self,
+        key: &str,
+        quota: Quota,
+    ) -> Result<Option<std::time::Duration>, LimiterError>;
+    /// Counts a failure for `key`; failures older than `window` are forgotten. Returns the
+    /// count, this one included.
+    async fn count_failure(
+        &self,
+        key: &str,
+        window: std::time::Duration,
+    ) -> Result<u64, LimiterError>;
+    /// Blocks `key` for `duration`.
+    async fn block(&self, key: &str, duration: std::time::Duration) -> Result<(), LimiterError>;
+    /// How much longer `key` is blocked, if it is.
+    async fn blocked_for(&self, key: &str) -> Result<Option<std::time::Duration>, LimiterError>;
+    /// Forgets `key`'s failures and block.
+    async fn clear(&self, key: &str) -> Result<(), LimiterError>;
+}

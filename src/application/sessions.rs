@@ -14,6 +14,7 @@ use crate::domain::{
 use super::audit::{AuditTrail, Record};
 use super::error::{AuthFailure, ServiceError};
 use super::ports::{AccessClaims, AccessTokens, Clock, IssuedAccessToken, TokenError};
+use super::throttle::Throttle;
 
 /// How long sessions live and how refresh tokens are checked.
 #[derive(Debug, Clone, Copy)]
@@ -111,6 +112,7 @@ pub struct SessionService {
     tokens: Arc<dyn AccessTokens>,
     clock: Arc<dyn Clock>,
     audit: AuditTrail,
+    throttle: Arc<Throttle>,
     policy: SessionPolicy,
 }
 
@@ -121,6 +123,7 @@ impl SessionService {
         tokens: Arc<dyn AccessTokens>,
         clock: Arc<dyn Clock>,
         audit: AuditTrail,
+        throttle: Arc<Throttle>,
         policy: SessionPolicy,
     ) -> Self {
         Self {
@@ -129,6 +132,7 @@ impl SessionService {
             tokens,
             clock,
             audit,
+            throttle,
             policy,
         }
     }
@@ -196,6 +200,7 @@ impl SessionService {
         presented: OpaqueToken,
         client: &ClientInfo,
     ) -> Result<SignedIn, ServiceError> {
+        self.throttle.refresh(client).await?;
         let presented = presented.hash();
         let (session, used_at) = self
             .sessions

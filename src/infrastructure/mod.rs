@@ -3,4 +3,5 @@
 pub mod audit;
 pub mod mail;
 pub mod persistence;
+pub mod rate_limit;
 pub mod security;

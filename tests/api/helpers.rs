@@ -12,7 +12,7 @@ use authgraph::config::{AppEnv, Config, MailerKind};
 use authgraph::infrastructure::audit::AuditWriter;
 use authgraph::infrastructure::mail::LogMailer;
 use authgraph::infrastructure::persistence::QueryCounter;
-use authgraph::infrastructure::security::key_id;
+use authgraph::infrastructure::security::{Argon2Hasher, key_id};
 use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
@@ -35,6 +35,8 @@ pub struct TestApp {
     pub queries: QueryCounter,
     /// The app's services, to arrange what only the operator can (an administrator).
     pub services: Services,
+    /// The app's password hasher, to count hashes.
+    pub hasher: Arc<Argon2Hasher>,
     shutdown: Option<oneshot::Sender<()>>,
     _database: TestDatabase,
 }
@@ -63,6 +65,8 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     config.password_hash_workers = Some(2);
     config.password_hash_queue = 64;
     config.mailer = Some(MailerKind::Log);
+    // Limits are tested on their own (limits.rs); elsewhere they would only get in the way.
+    config.rate_limits = false;
     config.public_url = "https://app.example.com".into();
     configure(&mut config);
 
@@ -72,6 +76,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let mailbox = core.mailbox.clone();
     let audit = core.audit.clone();
     let services = core.services.clone();
+    let hasher = core.hasher.clone();
     let queries = core.queries.clone();
     let (shutdown, stop) = oneshot::channel();
     tokio::spawn(app.run_until(async {
@@ -85,6 +90,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
         audit,
         queries,
         services,
+        hasher,
         shutdown: Some(shutdown),
         _database: database,
     }

@@ -11,6 +11,7 @@ mod cli;
 mod errors;
 mod hardening;
 mod http;
+mod limits;
 mod login;
 mod me;
 mod register;

@@ -6,6 +6,7 @@
 //! length in front of them, and an immediate `Overloaded` when the queue is full.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -41,6 +42,18 @@ pub struct Argon2Hasher {
     params: Params,
     dummy: PasswordHash,
     pool: WorkerPool,
+}
+
+impl Argon2Hasher {
+    /// Hashes computed or verified since start (for metrics, and tests proving none was).
+    pub fn completed(&self) -> u64 {
+        self.pool.completed.load(Ordering::Relaxed)
+    }
+
+    /// Hashes waiting for a worker or running now.
+    pub fn in_flight(&self) -> u64 {
+        self.pool.in_flight.load(Ordering::Relaxed)
+    }
 }
 
 impl Argon2Hasher {
@@ -136,6 +149,8 @@ type Job = Box<dyn FnOnce() + Send>;
 /// Dedicated threads fed by a bounded queue. Dropping the pool lets the threads finish.
 struct WorkerPool {
     queue: SyncSender<Job>,
+    completed: Arc<AtomicU64>,
+    in_flight: Arc<AtomicU64>,
 }
 
 impl WorkerPool {
@@ -163,7 +178,11 @@ impl WorkerPool {
                     }
                 })?;
         }
-        Ok(Self { queue: sender })
+        Ok(Self {
+            queue: sender,
+            completed: Arc::default(),
+            in_flight: Arc::default(),
+        })
     }
 
     async fn run<T: Send + 'static>(
@@ -171,12 +190,21 @@ impl WorkerPool {
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HashError> {
         let (reply, answer) = oneshot::channel();
+        let (completed, in_flight) = (self.completed.clone(), self.in_flight.clone());
         let job: Job = Box::new(move || {
             let _ = reply.send(work());
+            completed.fetch_add(1, Ordering::Relaxed);
+            in_flight.fetch_sub(1, Ordering::Relaxed);
         });
-        self.queue.try_send(job).map_err(|e| match e {
-            TrySendError::Full(_) => HashError::Overloaded,
-            TrySendError::Disconnected(_) => HashError::Failed("hashing threads stopped".into()),
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.queue.try_send(job).map_err(|e| {
+            self.in_flight.fetch_sub(1, Ordering::Relaxed);
+            match e {
+                TrySendError::Full(_) => HashError::Overloaded,
+                TrySendError::Disconnected(_) => {
+                    HashError::Failed("hashing threads stopped".into())
+                }
+            }
         })?;
         answer
             .await

@@ -54,7 +54,9 @@ pub fn shared_graphql_error(error: &ServiceError) -> async_graphql::Error {
         | ServiceError::Forbidden(_) => (code::FORBIDDEN, message),
         ServiceError::NotFound(_) => (code::NOT_FOUND, message),
         ServiceError::EmailTaken | ServiceError::LastAdmin => (code::CONFLICT, message),
-        ServiceError::Overloaded { .. } => (code::RATE_LIMITED, message),
+        ServiceError::Overloaded { .. } | ServiceError::RateLimited { .. } => {
+            (code::RATE_LIMITED, message)
+        }
         ServiceError::Internal(source) => {
             tracing::error!(error = %source, "request failed unexpectedly");
             (code::INTERNAL_SERVER_ERROR, INTERNAL_MESSAGE.to_owned())
@@ -65,7 +67,8 @@ pub fn shared_graphql_error(error: &ServiceError) -> async_graphql::Error {
     extensions.set("code", code);
     match error {
         ServiceError::InvalidInput { field, .. } => extensions.set("field", *field),
-        ServiceError::Overloaded { retry_after_secs } => {
+        ServiceError::Overloaded { retry_after_secs }
+        | ServiceError::RateLimited { retry_after_secs } => {
             extensions.set("retryAfter", *retry_after_secs)
         }
         // Lets a frontend tell these refusals apart from other ones.

@@ -1,0 +1,416 @@
+//! Abuse limits: how often a client address or an account may try the operations attackers
+//! hammer, and a lockout that grows with repeated failed sign-ins to one account. Checked
+//! before any password is hashed, so a flood costs almost nothing.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::domain::Email;
+
+use super::error::ServiceError;
+use super::ports::{Quota, RateLimiter};
+use super::sessions::ClientInfo;
+
+/// After `after` failed sign-ins to one account within `window`, the account is locked for
+/// `base`, doubling with each further failure, up to `max`. A correct password ends it.
+#[derive(Debug, Clone, Copy)]
+pub struct Lockout {
+    pub after: u32,
+    pub window: Duration,
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl Lockout {
+    /// How long to lock after `failures` failures in a row.
+    pub fn duration(&self, failures: u64) -> Option<Duration> {
+        let beyond = failures.checked_sub(u64::from(self.after))?;
+        let factor = 2u32.saturating_pow(u32::try_from(beyond).unwrap_or(u32::MAX));
+        Some(self.base.saturating_mul(factor).min(self.max))
+    }
+}
+
+/// The limits; `None` turns one off.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ThrottlePolicy {
+    pub login_per_ip: Option<Quota>,
+    pub login_per_account: Option<Quota>,
+    pub register_per_ip: Option<Quota>,
+    pub refresh_per_ip: Option<Quota>,
+    pub password_reset_per_ip: Option<Quota>,
+    pub password_reset_per_account: Option<Quota>,
+    pub lockout: Option<Lockout>,
+}
+
+/// Applies [`ThrottlePolicy`] through a shared store.
+pub struct Throttle {
+    limiter: Arc<dyn RateLimiter>,
+    policy: ThrottlePolicy,
+}
+
+/// What is being limited; part of every store key.
+#[derive(Clone, Copy)]
+enum Action {
+    Login,
+    Register,
+    Refresh,
+    PasswordReset,
+}
+
+impl Action {
+    fn name(self) -> &'static str {
+        match self {
+            Action::Login => "login",
+            Action::Register => "register",
+            Action::Refresh => "refresh",
+            Action::PasswordReset => "password-reset",
+        }
+    }
+}
+
+impl Throttle {
+    pub fn new(limiter: Arc<dyn RateLimiter>, policy: ThrottlePolicy) -> Self {
+        Self { limiter, policy }
+    }
+
+    /// Before a sign-in: the address's and the account's allowance, and the account's lock.
+    pub async fn login(&self, client: &ClientInfo, email: &Email) -> Result<(), ServiceError> {
+        if self.policy.lockout.is_some() {
+            let key = account_key("lockout", email);
+            if let Some(wait) = self.guarded(self.limiter.blocked_for(&key).await).flatten() {
+                return Err(limited(wait));
+            }
+        }
+        self.per_ip(Action::Login, client, self.policy.login_per_ip)
+            .await?;
+        self.per_account(Action::Login, email, self.policy.login_per_account)
+            .await
+    }
+
+    /// After a wrong password: counts toward the account's lockout.
+    pub async fn login_failed(&self, email: &Email) {
+        let Some(lockout) = self.policy.lockout else {
+            return;
+        };
+        let key = account_key("lockout", email);
+        let failures = self.guarded(self.limiter.count_failure(&key, lockout.window).await);
+        if let Some(duration) = failures.and_then(|n| lockout.duration(n)) {
+            tracing::warn!(
+                failures,
+                lock_secs = duration.as_secs(),
+                "repeated failed sign-ins: account locked for a while"
+            );
+            self.guarded(self.limiter.block(&key, duration).await);
+        }
+    }
+
+    /// After a correct password: the failures so far are forgiven.
+    pub async fn login_succeeded(&self, email: &Email) {
+        if self.policy.lockout.is_some() {
+            self.guarded(self.limiter.clear(&account_key("lockout", email)).await);
+        }
+    }
+
+    pub async fn register(&self, client: &ClientInfo) -> Result<(), ServiceError> {
+        self.per_ip(Action::Register, client, self.policy.register_per_ip)
+            .await
+    }
+
+    pub async fn refresh(&self, client: &ClientInfo) -> Result<(), ServiceError> {
+        self.per_ip(Action::Refresh, client, self.policy.refresh_per_ip)
+            .await
+    }
+
+    /// Asking for a reset link, and using one.
+    pub async fn password_reset(
+        &self,
+        client: &ClientInfo,
+        email: Option<&Email>,
+    ) -> Result<(), ServiceError> {
+        self.per_ip(
+            Action::PasswordReset,
+            client,
+            self.policy.password_reset_per_ip,
+        )
+        .await?;
+        match email {
+            Some(email) => {
+                self.per_account(
+                    Action::PasswordReset,
+                    email,
+                    self.policy.password_reset_per_account,
+                )
+                .await
+            }
+            None => Ok(()),
+        }
+    }
+
+    async fn per_ip(
+        &self,
+        action: Action,
+        client: &ClientInfo,
+        quota: Option<Quota>,
+    ) -> Result<(), ServiceError> {
+        match (quota, client.ip) {
+            (Some(quota), Some(ip)) => self.take(&ip_key(action, ip), quota).await,
+            _ => Ok(()),
+        }
+    }
+
+    async fn per_account(
+        &self,
+        action: Action,
+        email: &Email,
+        quota: Option<Quota>,
+    ) -> Result<(), ServiceError> {
+        match quota {
+            Some(quota) => self.take(&account_key(action.name(), email), quota).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn take(&self, key: &str, quota: Quota) -> Result<(), ServiceError> {
+        match self
+            .guarded(self.limiter.acquire(key, quota).await)
+            .flatten()
+        {
+            Some(wait) => Err(limited(wait)),
+            None => Ok(()),
+        }
+    }
+
+    /// A store that cannot be reached must not take the service down with it: the limits are
+    /// skipped (with an error in the log) and password hashing stays bounded regardless.
+    fn guarded<T>(&self, result: Result<T, super::ports::LimiterError>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(error) => {
+                tracing::error!(%error, "rate limits skipped: the store failed");
+                None
+            }
+        }
+    }
+}
+
+fn limited(wait: Duration) -> ServiceError {
+    ServiceError::RateLimited {
+        retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+    }
+}
+
+fn ip_key(action: Action, ip: IpAddr) -> String {
+    format!("{}:ip:{ip}", action.name())
+}
+
+/// Emails are personal data: store keys carry a hash of them instead.
+fn account_key(scope: &str, email: &Email) -> String {
+    let digest = Sha256::digest(email.as_str().as_bytes());
+    let short: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{scope}:account:{short}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lockout_doubles_from_the_threshold_up_to_the_cap() {
+        let lockout = Lockout {
+            after: 5,
+            window: Duration::from_secs(900),
+            base: Duration::from_secs(60),
+            max: Duration::from_secs(3600),
+        };
+        assert_eq!(lockout.duration(4), None);
+        assert_eq!(lockout.duration(5), Some(Duration::from_secs(60)));
+        assert_eq!(lockout.duration(6), Some(Duration::from_secs(120)));
+        assert_eq!(lockout.duration(8), Some(Duration::from_secs(480)));
+        assert_eq!(lockout.duration(40), Some(Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        assert!(matches!(
+            limited(Duration::from_millis(1200)),
+            ServiceError::RateLimited {
+                retry_after_secs: 2
+            }
+        ));
+        assert!(matches!(
+            limited(Duration::from_secs(3)),
+            ServiceError::RateLimited {
+                retry_after_secs: 3
+            }
+        ));
+    }
+
+    use crate::application::ClientInfo;
+    use crate::application::fakes::Fakes;
+    use crate::domain::{NewUser, Password};
+
+    fn client() -> ClientInfo {
+        ClientInfo {
+            user_agent: None,
+            ip: Some("203.0.113.1".parse().unwrap()),
+        }
+    }
+
+    const EMAIL: &str = "ada@example.com";
+
+    async fn signed_up(policy: ThrottlePolicy) -> Fakes {
+        let fakes = Fakes::new().with_throttle(policy);
+        fakes
+            .services()
+            .auth
+            .register(
+                NewUser {
+                    email: Email::parse(EMAIL).unwrap(),
+                    password: Password::new("correct horse".into()).unwrap(),
+                    display_name: None,
+                },
+                &client(),
+            )
+            .await
+            .unwrap();
+        fakes
+    }
+
+    async fn login(fakes: &Fakes, email: &str, password: &str) -> Result<(), ServiceError> {
+        fakes
+            .services()
+            .auth
+            .login(Email::parse(email).unwrap(), password.into(), &client())
+            .await
+            .map(|_| ())
+    }
+
+    fn is_limited(result: &Result<(), ServiceError>) -> bool {
+        matches!(result, Err(ServiceError::RateLimited { .. }))
+    }
+
+    #[tokio::test]
+    async fn sign_ins_past_the_account_allowance_are_refused_without_hashing() {
+        let fakes = signed_up(ThrottlePolicy {
+            login_per_account: Some(Quota {
+                burst: 3,
+                period: Duration::from_secs(60),
+            }),
+            ..ThrottlePolicy::default()
+        })
+        .await;
+        for _ in 0..3 {
+            assert!(login(&fakes, EMAIL, "correct horse").await.is_ok());
+        }
+        let hashes_before = fakes.hasher.verifications();
+        assert!(is_limited(&login(&fakes, EMAIL, "correct horse").await));
+        assert_eq!(
+            fakes.hasher.verifications(),
+            hashes_before,
+            "no hash was spent"
+        );
+        assert!(login(&fakes, "bob@example.com", "whatever1").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn repeated_failures_lock_the_account_even_for_the_right_password() {
+        let lockout = Lockout {
+            after: 3,
+            window: Duration::from_secs(900),
+            base: Duration::from_secs(60),
+            max: Duration::from_secs(3600),
+        };
+        let fakes = signed_up(ThrottlePolicy {
+            lockout: Some(lockout),
+            ..ThrottlePolicy::default()
+        })
+        .await;
+        for _ in 0..2 {
+            assert!(!is_limited(&login(&fakes, EMAIL, "wrong horse").await));
+        }
+        // A success before the threshold forgives the failures.
+        assert!(login(&fakes, EMAIL, "correct horse").await.is_ok());
+        for _ in 0..3 {
+            assert!(!is_limited(&login(&fakes, EMAIL, "wrong horse").await));
+        }
+        let hashes_before = fakes.hasher.verifications();
+        let locked = login(&fakes, EMAIL, "correct horse").await;
+        assert!(
+            matches!(
+                locked,
+                Err(ServiceError::RateLimited {
+                    retry_after_secs: 60
+                })
+            ),
+            "{locked:?}"
+        );
+        assert_eq!(fakes.hasher.verifications(), hashes_before);
+    }
+
+    #[tokio::test]
+    async fn unknown_emails_are_locked_the_same_way_so_locks_reveal_nothing() {
+        let fakes = signed_up(ThrottlePolicy {
+            lockout: Some(Lockout {
+                after: 2,
+                window: Duration::from_secs(900),
+                base: Duration::from_secs(60),
+                max: Duration::from_secs(3600),
+            }),
+            ..ThrottlePolicy::default()
+        })
+        .await;
+        for _ in 0..2 {
+            login(&fakes, "nobody@example.com", "whatever1").await.ok();
+        }
+        assert!(is_limited(
+            &login(&fakes, "nobody@example.com", "whatever1").await
+        ));
+    }
+
+    #[tokio::test]
+    async fn registrations_are_limited_per_address() {
+        let fakes = Fakes::new().with_throttle(ThrottlePolicy {
+            register_per_ip: Some(Quota {
+                burst: 1,
+                period: Duration::from_secs(3600),
+            }),
+            ..ThrottlePolicy::default()
+        });
+        let register = |email: &str| {
+            let auth = fakes.services().auth;
+            let email = Email::parse(email).unwrap();
+            async move {
+                auth.register(
+                    NewUser {
+                        email,
+                        password: Password::new("correct horse".into()).unwrap(),
+                        display_name: None,
+                    },
+                    &client(),
+                )
+                .await
+                .map(|_| ())
+            }
+        };
+        assert!(register("a@example.com").await.is_ok());
+        assert!(is_limited(&register("b@example.com").await));
+        assert!(
+            fakes.users.get_by_email("b@example.com").is_none(),
+            "nothing stored"
+        );
+    }
+
+    #[test]
+    fn account_keys_do_not_contain_the_email() {
+        let email = Email::parse("ada@example.com").unwrap();
+        let key = account_key("login", &email);
+        assert!(!key.contains("ada"));
+        assert_eq!(
+            key,
+            account_key("login", &Email::parse("ADA@example.com").unwrap())
+        );
+    }
+}

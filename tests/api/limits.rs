@@ -1,0 +1,309 @@
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use authgraph::config::{Config, QuotaSetting, RateLimitStore};
+
+use crate::helpers::{
+    PASSWORD, REGISTER, TestApp, assert_no_errors, error_code, spawn_app_with, unique_email,
+};
+
+/// Limits on, with only what a test sets; everything else off.
+fn only(set: impl FnOnce(&mut Config)) -> impl FnOnce(&mut Config) {
+    move |c: &mut Config| {
+        c.rate_limits = true;
+        let off = QuotaSetting(None);
+        c.rate_limit_login = off;
+        c.rate_limit_login_account = off;
+        c.rate_limit_register = off;
+        c.rate_limit_refresh = off;
+        c.rate_limit_password_reset = off;
+        c.rate_limit_password_reset_account = off;
+        c.login_lockout_after = 0;
+        set(c);
+    }
+}
+
+fn quota(s: &str) -> QuotaSetting {
+    s.parse().unwrap()
+}
+
+fn assert_limited(body: &Value) -> u64 {
+    assert_eq!(error_code(body), "RATE_LIMITED", "{body}");
+    let retry = body["errors"][0]["extensions"]["retryAfter"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no retryAfter: {body}"));
+    assert!(retry > 0);
+    retry
+}
+
+async fn register(app: &TestApp, email: &str) -> Value {
+    app.graphql(
+        REGISTER,
+        json!({ "input": { "email": email, "password": PASSWORD } }),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_sign_in_past_an_accounts_allowance_is_refused_and_hashes_nothing() {
+    let app = spawn_app_with(only(|c| c.rate_limit_login_account = quota("3/1h"))).await;
+    let email = unique_email();
+    app.register(&email, PASSWORD).await;
+    for _ in 0..3 {
+        assert_no_errors(&app.login(&email, PASSWORD).await);
+    }
+    let hashed = app.hasher.completed();
+    let refused = app.login(&email, PASSWORD).await;
+    let retry = assert_limited(&refused);
+    assert!((1..=1200).contains(&retry), "{retry}");
+    assert_eq!(app.hasher.completed(), hashed, "no password was hashed");
+    // Another account is not affected.
+    let other = app.login(&unique_email(), PASSWORD).await;
+    assert_eq!(error_code(&other), "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn the_sign_in_past_an_addresss_allowance_is_refused_whatever_the_account() {
+    let app = spawn_app_with(only(|c| c.rate_limit_login = quota("3/1m"))).await;
+    for _ in 0..3 {
+        assert_eq!(
+            error_code(&app.login(&unique_email(), PASSWORD).await),
+            "UNAUTHENTICATED"
+        );
+    }
+    let hashed = app.hasher.completed();
+    assert_limited(&app.login(&unique_email(), PASSWORD).await);
+    assert_eq!(app.hasher.completed(), hashed);
+}
+
+#[tokio::test]
+async fn repeated_failed_sign_ins_lock_the_account_for_longer_each_time() {
+    let app = spawn_app_with(only(|c| {
+        c.login_lockout_after = 3;
+        c.login_lockout_base = Duration::from_secs(1);
+        c.login_lockout_max = Duration::from_secs(60);
+    }))
+    .await;
+    let email = unique_email();
+    app.register(&email, PASSWORD).await;
+    for _ in 0..3 {
+        assert_eq!(
+            error_code(&app.login(&email, "wrong password").await),
+            "UNAUTHENTICATED"
+        );
+    }
+    // Locked: even the right password is refused, before any hashing.
+    let hashed = app.hasher.completed();
+    assert_eq!(assert_limited(&app.login(&email, PASSWORD).await), 1);
+    assert_eq!(app.hasher.completed(), hashed);
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        error_code(&app.login(&email, "wrong password").await),
+        "UNAUTHENTICATED"
+    );
+    assert_eq!(
+        assert_limited(&app.login(&email, PASSWORD).await),
+        2,
+        "the lock doubled"
+    );
+
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_no_errors(&app.login(&email, PASSWORD).await);
+    // The success forgave the failures: one more mistake does not lock again.
+    assert_eq!(
+        error_code(&app.login(&email, "wrong password").await),
+        "UNAUTHENTICATED"
+    );
+    assert_no_errors(&app.login(&email, PASSWORD).await);
+}
+
+#[tokio::test]
+async fn registrations_refreshes_and_password_resets_are_limited_per_address() {
+    let app = spawn_app_with(only(|c| {
+        c.rate_limit_register = quota("2/1h");
+        c.rate_limit_refresh = quota("2/1m");
+        c.rate_limit_password_reset = quota("2/1h");
+    }))
+    .await;
+    let email = unique_email();
+    let first = register(&app, &email).await;
+    assert_no_errors(&register(&app, &unique_email()).await);
+    assert_limited(&register(&app, &unique_email()).await);
+
+    let refresh = first["data"]["register"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second = app.refresh(&refresh).await;
+    let third = app
+        .refresh(
+            second["data"]["refreshToken"]["refreshToken"]
+                .as_str()
+                .unwrap(),
+        )
+        .await;
+    assert_no_errors(&third);
+    assert_limited(
+        &app.refresh(
+            third["data"]["refreshToken"]["refreshToken"]
+                .as_str()
+                .unwrap(),
+        )
+        .await,
+    );
+
+    let request_reset =
+        "mutation($i: RequestPasswordResetInput!) { requestPasswordReset(input: $i) }";
+    assert_no_errors(
+        &app.graphql(request_reset, json!({ "i": { "email": email } }))
+            .await,
+    );
+    assert_no_errors(
+        &app.graphql(request_reset, json!({ "i": { "email": unique_email() } }))
+            .await,
+    );
+    assert_limited(
+        &app.graphql(request_reset, json!({ "i": { "email": email } }))
+            .await,
+    );
+    let reset = app
+        .graphql(
+            "mutation($i: ResetPasswordInput!) { resetPassword(input: $i) { accessToken } }",
+            json!({ "i": { "token": "whatever", "newPassword": PASSWORD } }),
+        )
+        .await;
+    assert_limited(&reset);
+}
+
+#[tokio::test]
+async fn reset_requests_for_one_account_are_limited_the_same_whether_it_exists_or_not() {
+    let app = spawn_app_with(only(|c| {
+        c.rate_limit_password_reset_account = quota("2/1h")
+    }))
+    .await;
+    let known = unique_email();
+    app.register(&known, PASSWORD).await;
+    let request_reset =
+        "mutation($i: RequestPasswordResetInput!) { requestPasswordReset(input: $i) }";
+    for email in [&known, &unique_email()] {
+        for _ in 0..2 {
+            assert_no_errors(
+                &app.graphql(request_reset, json!({ "i": { "email": email } }))
+                    .await,
+            );
+        }
+        assert_limited(
+            &app.graphql(request_reset, json!({ "i": { "email": email } }))
+                .await,
+        );
+    }
+    assert_eq!(
+        app.emails_to(&known)
+            .iter()
+            .filter(|m| m.subject == "Reset your password")
+            .count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_full_hashing_queue_sheds_sign_ins_with_rate_limited_not_errors() {
+    let app = spawn_app_with(|c| {
+        c.password_hash_workers = Some(1);
+        c.password_hash_queue = 1;
+    })
+    .await;
+    let email = unique_email();
+    app.register(&email, PASSWORD).await;
+    let attempts = (0..8).map(|_| app.login(&email, PASSWORD));
+    let bodies = futures_util::future::join_all(attempts).await;
+    let shed = bodies
+        .iter()
+        .filter(|b| b.get("errors").is_some())
+        .inspect(|b| {
+            assert_eq!(error_code(b), "RATE_LIMITED", "{b}");
+            assert_eq!(b["errors"][0]["extensions"]["retryAfter"], 1);
+        })
+        .count();
+    assert!(shed >= 1, "a queue of one cannot take eight at once");
+    assert!(bodies.len() - shed >= 1, "the ones that got in succeeded");
+}
+
+/// Redis is only there when `TEST_REDIS_URL` says so (`scripts/test.sh` sets it when Redis
+/// answers, and CI requires it); the in-memory store is the default and tested above.
+fn redis_url() -> Option<String> {
+    std::env::var("TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+#[tokio::test]
+async fn two_instances_on_one_redis_share_their_counts() {
+    let Some(url) = redis_url() else {
+        eprintln!("skipped: TEST_REDIS_URL is not set");
+        return;
+    };
+    let prefix = format!("authgraph-test-{}:", uuid::Uuid::new_v4().simple());
+    let shared = |c: &mut Config| {
+        c.rate_limit_store = RateLimitStore::Redis;
+        c.redis_url = Some(url.clone());
+        c.redis_key_prefix = prefix.clone();
+        c.rate_limit_login_account = quota("3/1h");
+    };
+    let a = spawn_app_with(only(shared.clone())).await;
+    let b = spawn_app_with(only(shared)).await;
+    let email = unique_email();
+    a.login(&email, PASSWORD).await;
+    b.login(&email, PASSWORD).await;
+    a.login(&email, PASSWORD).await;
+    let hashed = b.hasher.completed();
+    assert_limited(&b.login(&email, PASSWORD).await);
+    assert_eq!(b.hasher.completed(), hashed);
+}
+
+#[tokio::test]
+async fn the_redis_lockout_works_like_the_in_memory_one() {
+    let Some(url) = redis_url() else {
+        eprintln!("skipped: TEST_REDIS_URL is not set");
+        return;
+    };
+    let prefix = format!("authgraph-test-{}:", uuid::Uuid::new_v4().simple());
+    let app = spawn_app_with(only(|c| {
+        c.rate_limit_store = RateLimitStore::Redis;
+        c.redis_url = Some(url);
+        c.redis_key_prefix = prefix;
+        c.login_lockout_after = 2;
+        c.login_lockout_base = Duration::from_secs(30);
+    }))
+    .await;
+    let email = unique_email();
+    app.register(&email, PASSWORD).await;
+    for _ in 0..2 {
+        app.login(&email, "wrong password").await;
+    }
+    assert_eq!(assert_limited(&app.login(&email, PASSWORD).await), 30);
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_stops_startup_with_a_clear_message() {
+    let config = {
+        let mut c = Config::from_env().unwrap();
+        c.database_url = "sqlite::memory:".into();
+        c.jwt_secret = Some(crate::helpers::JWT_SECRET.into());
+        c.mailer = Some(authgraph::config::MailerKind::Log);
+        c.port = 0;
+        c.rate_limit_store = RateLimitStore::Redis;
+        c.redis_url = Some("redis://127.0.0.1:1".into());
+        c
+    };
+    let error = authgraph::app::Application::build(&config)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        format!("{error:#}").contains("cannot connect to Redis"),
+        "{error:#}"
+    );
+}
