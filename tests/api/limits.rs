@@ -252,7 +252,7 @@ async fn two_instances_on_one_redis_share_their_counts() {
         c.redis_key_prefix = prefix.clone();
         c.rate_limit_login_account = quota("3/1h");
     };
-    let a = spawn_app_with(only(shared.clone())).await;
+    let a = spawn_app_with(only(shared)).await;
     let b = spawn_app_with(only(shared)).await;
     let email = unique_email();
     a.login(&email, PASSWORD).await;

@@ -44,7 +44,11 @@ impl MemoryRateLimiter {
     }
 
     fn sweep_now_and_then(&self) {
-        if self.calls.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY != 0 {
+        if !self
+            .calls
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(SWEEP_EVERY)
+        {
             return;
         }
         let now = Instant::now();
