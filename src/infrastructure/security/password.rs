@@ -192,9 +192,11 @@ impl WorkerPool {
         let (reply, answer) = oneshot::channel();
         let (completed, in_flight) = (self.completed.clone(), self.in_flight.clone());
         let job: Job = Box::new(move || {
-            let _ = reply.send(work());
+            let outcome = work();
+            // Counted before the caller can see the result, so the counters never lag it.
             completed.fetch_add(1, Ordering::Relaxed);
             in_flight.fetch_sub(1, Ordering::Relaxed);
+            let _ = reply.send(outcome);
         });
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.queue.try_send(job).map_err(|e| {
