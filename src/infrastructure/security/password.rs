@@ -146,6 +146,15 @@ impl PasswordHasher for Argon2Hasher {
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// Leaves the in-flight count when the job ends, even by a panic.
+struct InFlight(Arc<AtomicU64>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Dedicated threads fed by a bounded queue. Dropping the pool lets the threads finish.
 struct WorkerPool {
     queue: SyncSender<Job>,
@@ -192,10 +201,11 @@ impl WorkerPool {
         let (reply, answer) = oneshot::channel();
         let (completed, in_flight) = (self.completed.clone(), self.in_flight.clone());
         let job: Job = Box::new(move || {
+            let running = InFlight(in_flight);
             let outcome = work();
             // Counted before the caller can see the result, so the counters never lag it.
             completed.fetch_add(1, Ordering::Relaxed);
-            in_flight.fetch_sub(1, Ordering::Relaxed);
+            drop(running);
             let _ = reply.send(outcome);
         });
         self.in_flight.fetch_add(1, Ordering::Relaxed);
