@@ -35,6 +35,13 @@ enum Command {
         #[arg(long)]
         email: String,
     },
+    /// Measure how many password verifications per second this machine does with the
+    /// configured argon2 parameters on PASSWORD_HASH_WORKERS threads (sign-ins cannot go faster).
+    HashRate {
+        /// How long to measure.
+        #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+    },
 }
 
 #[tokio::main]
@@ -53,6 +60,7 @@ async fn main() {
         _ => match command {
             Command::Migrate => migrate(cli.config).await,
             Command::CreateAdmin { email } => create_admin(cli.config, &email).await,
+            Command::HashRate { duration } => hash_rate(cli.config, duration).await,
             _ => serve(cli.config).await,
         },
     };
@@ -115,4 +123,36 @@ fn read_new_password() -> anyhow::Result<Password> {
         line.trim_end_matches(['\r', '\n']).to_owned()
     };
     Password::new(password).map_err(|e| anyhow::anyhow!("password: {e}"))
+}
+
+async fn hash_rate(config: Config, duration: std::time::Duration) -> anyhow::Result<()> {
+    use authgraph::application::ports::PasswordHasher;
+    use authgraph::infrastructure::security::Argon2Hasher;
+    use std::sync::Arc;
+
+    let settings = config.hashing();
+    let hasher = Arc::new(Argon2Hasher::new(&settings).map_err(anyhow::Error::msg)?);
+    let password = Password::new("correct horse battery staple".into())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let hash = hasher.hash(password.clone()).await?;
+    let started = std::time::Instant::now();
+    // Twice as many callers as workers keeps every worker busy.
+    let callers = (0..settings.workers * 2).map(|_| {
+        let (hasher, password, hash) = (hasher.clone(), password.clone(), hash.clone());
+        tokio::spawn(async move {
+            while started.elapsed() < duration {
+                hasher.verify(password.clone(), &hash).await?;
+            }
+            anyhow::Ok(())
+        })
+    });
+    for caller in futures_util::future::join_all(callers).await {
+        caller??;
+    }
+    let rate = (hasher.completed() - 1) as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "argon2id m={} t={} p={}: {rate:.1} verifications/s on {} threads",
+        settings.memory_kib, settings.iterations, settings.parallelism, settings.workers
+    );
+    Ok(())
 }

@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# The benchmark: builds the release server, starts it on a fresh SQLite database (and on
+# PostgreSQL when BENCH_DATABASE_URL is set), drives it over loopback with wrk, stops
+# everything it started, and prints a table.
+#
+#   scripts/bench.sh            about 2 minutes per database
+#   scripts/bench.sh --quick    a second or two per figure (CI runs this to keep it working)
+#   scripts/bench.sh --write    also writes the table to bench/RESULTS.md
+#
+# Rate limits are turned off (RATE_LIMITS=false): the figures measure the server, not its
+# abuse protection. A response other than 200, or one whose body has "errors", counts as a
+# failure, never as a served request. Traffic goes to 127.0.0.1 only, and every run is bounded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+QUICK=0 WRITE=0
+for arg in "$@"; do
+  case $arg in
+    --quick) QUICK=1 ;;
+    --write) WRITE=1 ;;
+    *) echo "usage: $0 [--quick] [--write]" >&2; exit 2 ;;
+  esac
+done
+SECONDS_PER=$([[ $QUICK == 1 ]] && echo 2 || echo 10)
+CORES=$(nproc)
+
+if ! command -v wrk >/dev/null; then
+  echo "== installing wrk (Debian package)"
+  if [[ $(id -u) == 0 ]]; then apt-get install -y -qq wrk >/dev/null; else sudo apt-get install -y -qq wrk >/dev/null; fi
+fi
+
+echo "== building the release server"
+cargo build --release --quiet
+BIN=target/release/authgraph
+WORK=$(mktemp -d)
+SERVER_PID=""
+cleanup() {
+  [[ -n $SERVER_PID ]] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+PASSWORD="correct horse battery staple"
+export JWT_SECRET=bench-secret-bench-secret-bench-secret-1234
+export MAILER=log RATE_LIMITS=false RUST_LOG=warn LOG_FORMAT=json
+export REFRESH_TOKEN_REUSE_GRACE=0s
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status"; }
+now_ms() { date +%s%3N; }
+
+# start DATABASE_URL -> sets SERVER_PID, URL and READY_MS (milliseconds from spawn to /ready).
+start() {
+  local port
+  port=$(free_port)
+  URL="http://127.0.0.1:$port"
+  local began
+  began=$(now_ms)
+  DATABASE_URL=$1 PORT=$port "$BIN" >>"$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 2000); do
+    if curl -sf -o /dev/null "$URL/ready"; then
+      READY_MS=$(($(now_ms) - began))
+      return
+    fi
+    sleep 0.002
+  done
+  echo "error: the server did not become ready; its log:" >&2
+  cat "$WORK/server.log" >&2
+  exit 1
+}
+
+stop() {
+  kill "$SERVER_PID"
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+}
+
+gql() { # query-json [token]
+  curl -sf "$URL/graphql" -H 'content-type: application/json' ${2:+-H "authorization: Bearer $2"} -d "$1"
+}
+
+register() { # email -> prints the AuthPayload JSON
+  gql "{\"query\":\"mutation(\$i: RegisterInput!) { register(input: \$i) { accessToken refreshToken } }\",\"variables\":{\"i\":{\"email\":\"$1\",\"password\":\"$PASSWORD\"}}}"
+}
+
+field() { python3 -c "import json,sys; print(json.load(sys.stdin)['data']['register']['$1'])"; }
+
+# wrk -> "RESULT ..." line
+load() { # script connections duration [env...]
+  local script=$1 connections=$2 duration=$3
+  shift 3
+  local threads=$((connections < CORES ? connections : CORES))
+  env "$@" wrk -t"$threads" -c"$connections" -d"${duration}s" --latency -s "bench/wrk/$script" "$URL/graphql" |
+    grep '^RESULT' || echo "RESULT requests=0 ok_rps=0 p50_us=0 p99_us=0 failures=0 errors=0"
+}
+
+get() { # result-line key
+  sed -E "s/.* $2=([0-9.]+).*/\1/" <<<"$1"
+}
+
+ROWS=()
+row() { # name result
+  ROWS+=("| $1 | $(get "$2" ok_rps) | $(get "$2" p50_us) | $(get "$2" p99_us) | $(get "$2" failures) |")
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f %%", 100 * a / b; else print "n/a" }'; }
+
+bench() { # label database-url
+  local label=$1 database=$2
+  echo "== $label: migrating"
+  start "$database"
+  stop
+  echo "== $label: start to /ready"
+  start "$database"
+  local ready_ms=$READY_MS
+  sleep 0.5
+  local rss_idle
+  rss_idle=$(rss_kib)
+
+  local me_token
+  me_token=$(register "me-$RANDOM$RANDOM@example.com" | field accessToken)
+  local login_email="login-$RANDOM$RANDOM@example.com"
+  register "$login_email" >/dev/null
+  local refresh_tokens=""
+  for i in $(seq 1 "$CORES"); do
+    refresh_tokens+=$(register "refresh-$i-$RANDOM$RANDOM@example.com" | field refreshToken),
+  done
+
+  echo "== $label: static query ceiling"
+  local static me me_idle login register_result refresh storm_me rss_me rss_storm
+  static=$(load post.lua 64 "$SECONDS_PER" BODY='{"query":"{ __typename }"}')
+  echo "== $label: me"
+  load post.lua 64 "$SECONDS_PER" BODY='{"query":"{ me { id email role } }"}' TOKEN="$me_token" >"$WORK/me" &
+  local loading=$!
+  sleep "$((SECONDS_PER / 2))"
+  rss_me=$(rss_kib)
+  wait "$loading"
+  me=$(cat "$WORK/me")
+  me_idle=$(load post.lua 1 "$SECONDS_PER" BODY='{"query":"{ me { id email role } }"}' TOKEN="$me_token")
+
+  local login_body="{\"query\":\"mutation(\$i: LoginInput!) { login(input: \$i) { accessToken } }\",\"variables\":{\"i\":{\"email\":\"$login_email\",\"password\":\"$PASSWORD\"}}}"
+  echo "== $label: login"
+  login=$(load post.lua $((CORES * 4)) "$SECONDS_PER" BODY="$login_body")
+  echo "== $label: register"
+  register_result=$(load register.lua $((CORES * 4)) "$SECONDS_PER" RUN="$RANDOM")
+  echo "== $label: refreshToken"
+  refresh=$(load refresh.lua "$CORES" "$SECONDS_PER" TOKENS="$refresh_tokens")
+
+  echo "== $label: me during a login storm"
+  load post.lua $((CORES * 8)) "$((SECONDS_PER + 2))" BODY="$login_body" >/dev/null &
+  local storm=$!
+  sleep 1
+  load post.lua 1 "$SECONDS_PER" BODY='{"query":"{ me { id email role } }"}' TOKEN="$me_token" >"$WORK/storm_me" &
+  local measuring=$!
+  sleep "$((SECONDS_PER / 2))"
+  rss_storm=$(rss_kib)
+  wait "$measuring" "$storm"
+  storm_me=$(cat "$WORK/storm_me")
+  stop
+
+  echo "== $label: raw argon2 verify rate"
+  local hash_rate
+  hash_rate=$("$BIN" hash-rate --duration "${SECONDS_PER}s" | sed -E 's/.*: ([0-9.]+) verifications.*/\1/')
+
+  ROWS=()
+  row "\`{ __typename }\` (64 connections)" "$static"
+  row "\`me\` (64 connections)" "$me"
+  row "\`me\` (1 connection, idle)" "$me_idle"
+  row "\`me\` (1 connection, during a login storm)" "$storm_me"
+  row "\`login\` ($((CORES * 4)) connections)" "$login"
+  row "\`register\` ($((CORES * 4)) connections)" "$register_result"
+  row "\`refreshToken\` ($CORES connections)" "$refresh"
+
+  {
+    echo
+    echo "### $label"
+    echo
+    echo "| operation | requests/s | p50 µs | p99 µs | failures |"
+    echo "|---|---:|---:|---:|---:|"
+    printf '%s\n' "${ROWS[@]}"
+    echo
+    echo "| figure | value |"
+    echo "|---|---:|"
+    echo "| \`me\` / \`{ __typename }\` | $(ratio "$(get "$me" ok_rps)" "$(get "$static" ok_rps)") |"
+    echo "| raw argon2id verify rate, $CORES threads | $hash_rate /s |"
+    echo "| \`login\` / raw argon2 rate | $(ratio "$(get "$login" ok_rps)" "$hash_rate") |"
+    echo "| \`me\` p99 during the storm / idle | $(ratio "$(get "$storm_me" p99_us)" "$(get "$me_idle" p99_us)") |"
+    echo "| RSS idle | $((rss_idle / 1024)) MiB |"
+    echo "| RSS under \`me\` load | $((rss_me / 1024)) MiB |"
+    echo "| RSS during the login storm | $((rss_storm / 1024)) MiB |"
+    echo "| start to \`/ready\` (migrations applied) | $ready_ms ms |"
+  } >>"$WORK/table"
+}
+
+bench "SQLite" "sqlite://$WORK/bench.db?mode=rwc"
+if [[ -n ${BENCH_DATABASE_URL:-} ]]; then
+  bench "PostgreSQL" "$BENCH_DATABASE_URL"
+fi
+
+{
+  echo "## Benchmark results"
+  echo
+  echo "$(date -u +%Y-%m-%d), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -g | awk '/Mem:/ {print $2}') GiB RAM,"
+  echo "$([[ $QUICK == 1 ]] && echo 'quick run (2 s per figure)' || echo "$SECONDS_PER s per figure"); wrk and the server share the machine."
+  cat "$WORK/table"
+} >"$WORK/results"
+cat "$WORK/results"
+if [[ $WRITE == 1 ]]; then
+  cp "$WORK/results" bench/RESULTS.md
+  echo "== written to bench/RESULTS.md"
+fi
