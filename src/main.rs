@@ -132,8 +132,8 @@ async fn hash_rate(config: Config, duration: std::time::Duration) -> anyhow::Res
 
     let settings = config.hashing();
     let hasher = Arc::new(Argon2Hasher::new(&settings).map_err(anyhow::Error::msg)?);
-    let password = Password::new("correct horse battery staple".into())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let password =
+        Password::new("correct horse battery staple".into()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let hash = hasher.hash(password.clone()).await?;
     let started = std::time::Instant::now();
     // Twice as many callers as workers keeps every worker busy.

@@ -1,14 +1,13 @@
 //! The audit trail: `auditEvents` (administrators) and the type of its entries.
 
-use async_graphql::connection::{Connection, Edge, EmptyFields};
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 
 use crate::application::{AuditPage, AuditService};
 use crate::domain::{self, AuditFilter, UserId};
 
 use super::context::{caller, service, users};
 use super::error::{graphql_error, shared_graphql_error};
-use super::pagination::{IdCursor, page_request};
+use super::pagination::{self, CountedConnection, IdCursor, page_request};
 use super::types::{DateTime, User};
 
 #[derive(Default)]
@@ -151,15 +150,7 @@ async fn load(ctx: &Context<'_>, id: Option<UserId>) -> Result<Option<User>> {
     Ok(user.map(User))
 }
 
-/// Extra fields of an audit event list.
-#[derive(SimpleObject)]
-pub struct AuditConnectionFields {
-    /// How many events pass the filter in all.
-    total_count: i64,
-}
-
-pub type AuditEventConnection =
-    Connection<IdCursor, AuditEvent, AuditConnectionFields, EmptyFields>;
+pub type AuditEventConnection = CountedConnection<IdCursor, AuditEvent>;
 
 /// Which audit events to list.
 #[derive(InputObject, Default)]
@@ -236,18 +227,7 @@ pub async fn into_connection(ctx: &Context<'_>, listed: AuditPage) -> Result<Aud
             .await
             .map_err(|e| shared_graphql_error(&e))?;
     }
-    let mut connection = Connection::with_additional_fields(
-        listed.page.has_previous,
-        listed.page.has_next,
-        AuditConnectionFields {
-            total_count: i64::try_from(listed.total).unwrap_or(i64::MAX),
-        },
-    );
-    connection.edges = listed
-        .page
-        .items
-        .into_iter()
-        .map(|event| Edge::new(IdCursor(event.id), AuditEvent(event)))
-        .collect();
-    Ok(connection)
+    Ok(pagination::connection(listed.page, listed.total, |event| {
+        (IdCursor(event.id), AuditEvent(event))
+    }))
 }

@@ -1,12 +1,13 @@
 //! Relay connection arguments → a domain `PageRequest`, and opaque cursors.
 
-use async_graphql::connection::CursorType;
+use async_graphql::connection::{Connection, CursorType, Edge, EmptyFields};
+use async_graphql::{OutputType, SimpleObject};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use uuid::Uuid;
 
 use crate::application::ServiceError;
-use crate::domain::PageRequest;
+use crate::domain::{Page, PageRequest};
 
 /// Items per page when the client gives neither `first` nor `last`.
 pub const DEFAULT_PAGE_SIZE: usize = 20;
@@ -30,6 +31,42 @@ impl CursorType for IdCursor {
     fn encode_cursor(&self) -> String {
         URL_SAFE_NO_PAD.encode(self.0.as_bytes())
     }
+}
+
+/// The field every list adds to Relay's connection.
+#[derive(SimpleObject)]
+pub struct TotalCount {
+    /// How many items the list holds in all (those that pass its filter), over every page.
+    total_count: i64,
+}
+
+/// A Relay connection with `totalCount`.
+pub type CountedConnection<C, N> = Connection<C, N, TotalCount, EmptyFields>;
+
+/// The connection of a page of `total` items; `edge` gives each item its cursor and node.
+pub fn connection<T, C, N>(
+    page: Page<T>,
+    total: u64,
+    edge: impl FnMut(T) -> (C, N),
+) -> CountedConnection<C, N>
+where
+    C: CursorType + Send + Sync,
+    N: OutputType,
+{
+    let mut connection = Connection::with_additional_fields(
+        page.has_previous,
+        page.has_next,
+        TotalCount {
+            total_count: i64::try_from(total).unwrap_or(i64::MAX),
+        },
+    );
+    connection.edges = page
+        .items
+        .into_iter()
+        .map(edge)
+        .map(|(cursor, node)| Edge::new(cursor, node))
+        .collect();
+    connection
 }
 
 /// The complexity of a connection field: each requested item costs what its selection costs,

@@ -1,14 +1,13 @@
 //! Sessions: `refreshToken`, `logout`, `logoutAll`, `revokeSession`, and the `sessions` list.
 
-use async_graphql::connection::{Connection, Edge};
-use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object, Result};
 
 use crate::application::{ServiceError, SessionService};
 use crate::domain::{OpaqueToken, SessionId};
 
 use super::context::{caller, client, service};
 use super::error::graphql_error;
-use super::pagination::{IdCursor, page_request};
+use super::pagination::{CountedConnection, IdCursor, connection, page_request};
 use super::types::{AuthPayload, Session};
 
 #[derive(Default)]
@@ -17,15 +16,7 @@ pub struct SessionQuery;
 #[derive(Default)]
 pub struct SessionMutation;
 
-/// Extra fields of a session list.
-#[derive(SimpleObject)]
-pub struct SessionConnectionFields {
-    /// How many active sessions there are in all.
-    total_count: i64,
-}
-
-pub type SessionConnection =
-    Connection<IdCursor, Session, SessionConnectionFields, async_graphql::connection::EmptyFields>;
+pub type SessionConnection = CountedConnection<IdCursor, Session>;
 
 /// A refresh token to exchange.
 #[derive(InputObject)]
@@ -69,23 +60,10 @@ impl SessionQuery {
             .list(&caller, &request)
             .await
             .map_err(graphql_error)?;
-        let mut connection = Connection::with_additional_fields(
-            listed.page.has_previous,
-            listed.page.has_next,
-            SessionConnectionFields {
-                total_count: i64::try_from(listed.total).unwrap_or(i64::MAX),
-            },
-        );
-        connection.edges = listed
-            .page
-            .items
-            .into_iter()
-            .map(|session| {
-                let current = session.id == caller.session_id;
-                Edge::new(IdCursor(session.id.as_uuid()), Session { session, current })
-            })
-            .collect();
-        Ok(connection)
+        Ok(connection(listed.page, listed.total, |session| {
+            let current = session.id == caller.session_id;
+            (IdCursor(session.id.as_uuid()), Session { session, current })
+        }))
     }
 }
 

@@ -1,7 +1,7 @@
 //! Accounts: `me`, `user`, `users`, `node`, and the profile and administration mutations.
 
-use async_graphql::connection::{Connection, CursorType, Edge, EmptyFields};
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::connection::CursorType;
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::SecondsFormat;
@@ -14,7 +14,7 @@ use crate::domain::{
 
 use super::context::{caller, caller_account, client, service};
 use super::error::graphql_error;
-use super::pagination::page_request;
+use super::pagination::{CountedConnection, connection, page_request};
 use super::types::{Node, Role, User};
 
 #[derive(Default)]
@@ -58,14 +58,7 @@ pub struct UserFilterInput {
     suspended: Option<bool>,
 }
 
-/// Extra fields of a user list.
-#[derive(SimpleObject)]
-pub struct UserConnectionFields {
-    /// How many users pass the filter in all.
-    total_count: i64,
-}
-
-pub type UserConnection = Connection<UserCursorToken, User, UserConnectionFields, EmptyFields>;
+pub type UserConnection = CountedConnection<UserCursorToken, User>;
 
 /// A position in a user list: the sort key and id of a user, opaque to clients.
 pub struct UserCursorToken(UserCursor);
@@ -225,23 +218,12 @@ impl UserQuery {
             .list(&caller, &filter, order, &request)
             .await
             .map_err(graphql_error)?;
-        let mut connection = Connection::with_additional_fields(
-            listed.page.has_previous,
-            listed.page.has_next,
-            UserConnectionFields {
-                total_count: i64::try_from(listed.total).unwrap_or(i64::MAX),
-            },
-        );
-        connection.edges = listed
-            .page
-            .items
-            .into_iter()
-            .map(|user| {
-                let cursor = UserCursorToken(UserCursor::of(&user, order.field));
-                Edge::new(cursor, User(user))
-            })
-            .collect();
-        Ok(connection)
+        Ok(connection(listed.page, listed.total, |user| {
+            (
+                UserCursorToken(UserCursor::of(&user, order.field)),
+                User(user),
+            )
+        }))
     }
 }
 
