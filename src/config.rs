@@ -399,6 +399,11 @@ pub struct Config {
     #[arg(long, env = "PASSWORD_HASH_QUEUE", default_value_t = 64, global = true)]
     pub password_hash_queue: usize,
 
+    /// Scheduling niceness of the password-hashing threads (0 to 19, Linux): higher leaves
+    /// more CPU to other requests while many people sign in at once.
+    #[arg(long, env = "PASSWORD_HASH_NICE", default_value_t = 19, value_parser = clap::value_parser!(i32).range(0..=19), global = true)]
+    pub password_hash_nice: i32,
+
     /// `pretty` or `json`.
     #[arg(
         long,
@@ -491,6 +496,7 @@ impl Config {
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
             }),
             queue: self.password_hash_queue,
+            nice: self.password_hash_nice,
         }
     }
 
