@@ -59,7 +59,10 @@ fn tune_allocator() {
 
 fn main() {
     tune_allocator();
-    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime.block_on(run()),
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");

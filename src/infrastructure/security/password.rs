@@ -65,8 +65,12 @@ impl Argon2Hasher {
         )
         .map_err(|e| format!("invalid argon2 parameters: {e}"))?;
         let dummy = phc_string(&params, &[0x5a; SALT_BYTES], &[0; OUTPUT_BYTES])?;
-        let pool = WorkerPool::start(settings.workers.max(1), settings.queue.max(1), settings.nice)
-            .map_err(|e| format!("cannot start the password hashing threads: {e}"))?;
+        let pool = WorkerPool::start(
+            settings.workers.max(1),
+            settings.queue.max(1),
+            settings.nice,
+        )
+        .map_err(|e| format!("cannot start the password hashing threads: {e}"))?;
         Ok(Self {
             params,
             dummy,
@@ -188,7 +192,11 @@ impl PasswordHasher for Argon2Hasher {
             || parsed.version != Some(Version::V0x13.into())
             || current.is_none_or(|p| {
                 (p.m_cost(), p.t_cost(), p.p_cost())
-                    != (self.params.m_cost(), self.params.t_cost(), self.params.p_cost())
+                    != (
+                        self.params.m_cost(),
+                        self.params.t_cost(),
+                        self.params.p_cost(),
+                    )
             })
     }
 }
@@ -410,8 +418,18 @@ mod tests {
             .to_string();
         let hasher = hasher(1, 4);
         let stored = PasswordHash::new(phc);
-        assert!(hasher.verify(password("correct horse"), &stored).await.unwrap());
-        assert!(!hasher.verify(password("wrong horse!"), &stored).await.unwrap());
+        assert!(
+            hasher
+                .verify(password("correct horse"), &stored)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !hasher
+                .verify(password("wrong horse!"), &stored)
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test]
