@@ -54,7 +54,7 @@ impl AccountMutation {
     async fn request_password_reset(
         &self,
         ctx: &Context<'_>,
-        input: RequestPasswordResetInput,
+        #[graphql(desc = "What the operation needs.")] input: RequestPasswordResetInput,
     ) -> Result<bool> {
         service::<AccountService>(ctx)?
             .request_password_reset(email(&input.email)?, &client(ctx)?)
@@ -68,7 +68,7 @@ impl AccountMutation {
     async fn reset_password(
         &self,
         ctx: &Context<'_>,
-        input: ResetPasswordInput,
+        #[graphql(desc = "What the operation needs.")] input: ResetPasswordInput,
     ) -> Result<AuthPayload> {
         let new_password = Password::new(input.new_password)
             .map_err(|e| graphql_error(ServiceError::invalid("newPassword", e)))?;
@@ -85,7 +85,11 @@ impl AccountMutation {
 
     /// Confirms the email address with the token of a verification link. An unknown, used or
     /// expired token is `BAD_USER_INPUT` on `token`.
-    async fn verify_email(&self, ctx: &Context<'_>, input: VerifyEmailInput) -> Result<User> {
+    async fn verify_email(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What the operation needs.")] input: VerifyEmailInput,
+    ) -> Result<User> {
         let user = service::<AccountService>(ctx)?
             .verify_email(OpaqueToken::from_client(input.token), &client(ctx)?)
             .await
@@ -98,7 +102,7 @@ impl AccountMutation {
     async fn resend_verification_email(
         &self,
         ctx: &Context<'_>,
-        input: ResendVerificationEmailInput,
+        #[graphql(desc = "What the operation needs.")] input: ResendVerificationEmailInput,
     ) -> Result<bool> {
         service::<AccountService>(ctx)?
             .resend_verification(email(&input.email)?)

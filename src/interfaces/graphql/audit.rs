@@ -7,7 +7,7 @@ use crate::domain::{self, AuditFilter, UserId};
 
 use super::context::{caller, service, users};
 use super::error::{graphql_error, shared_graphql_error};
-use super::pagination::{self, CountedConnection, IdCursor, page_request};
+use super::pagination::{self, Connection, IdCursor, page_request};
 use super::types::{DateTime, User};
 
 #[derive(Default)]
@@ -90,6 +90,7 @@ pub struct AuditEvent(domain::AuditEvent);
 /// accounts that still exist and that the caller may see.
 #[Object]
 impl AuditEvent {
+    /// Stable identifier (a UUIDv7: ids sort in the order events happened).
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
@@ -150,7 +151,7 @@ async fn load(ctx: &Context<'_>, id: Option<UserId>) -> Result<Option<User>> {
     Ok(user.map(User))
 }
 
-pub type AuditEventConnection = CountedConnection<IdCursor, AuditEvent>;
+pub type AuditEventConnection = Connection<AuditEvent>;
 
 /// Which audit events to list.
 #[derive(InputObject, Default)]
@@ -169,11 +170,21 @@ impl AuditQuery {
     async fn audit_events(
         &self,
         ctx: &Context<'_>,
-        after: Option<String>,
-        before: Option<String>,
+        #[graphql(desc = "Items after this cursor (page forwards, with `first`).")] after: Option<
+            String,
+        >,
+        #[graphql(desc = "Items before this cursor (page backwards, with `last`).")] before: Option<
+            String,
+        >,
+        #[graphql(
+            desc = "How many items from the start, or after `after` (0 to 100; 20 by default)."
+        )]
         first: Option<i32>,
+        #[graphql(desc = "How many items from the end, or before `before` (0 to 100).")]
         last: Option<i32>,
-        filter: Option<AuditEventFilter>,
+        #[graphql(desc = "Only the events that pass this filter.")] filter: Option<
+            AuditEventFilter,
+        >,
     ) -> Result<AuditEventConnection> {
         let filter = filter.unwrap_or_default();
         // An id that is no UUID names no user: nothing matches it.

@@ -63,7 +63,11 @@ impl AuthMutation {
     /// an input is invalid. When the server requires confirmed emails, the account is created
     /// but the call fails with `FORBIDDEN` (`extensions.reason: EMAIL_NOT_VERIFIED`): show
     /// "check your inbox".
-    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
+    async fn register(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What the operation needs.")] input: RegisterInput,
+    ) -> Result<AuthPayload> {
         let new_user = input.into_new_user().map_err(graphql_error)?;
         let signed_in = service::<AuthService>(ctx)?
             .register(new_user, &client(ctx)?)
@@ -74,7 +78,11 @@ impl AuthMutation {
 
     /// Signs in with email and password, opening a new session. A wrong password and an
     /// unknown email fail the same way, with `UNAUTHENTICATED`.
-    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What the operation needs.")] input: LoginInput,
+    ) -> Result<AuthPayload> {
         let email = Email::parse(&input.email)
             .map_err(|e| graphql_error(ServiceError::invalid("email", e)))?;
         let signed_in = service::<AuthService>(ctx)?
@@ -86,7 +94,11 @@ impl AuthMutation {
 
     /// Changes the signed-in user's password and signs out every other session (this one
     /// stays). A wrong current password is `BAD_USER_INPUT` on `currentPassword`.
-    async fn change_password(&self, ctx: &Context<'_>, input: ChangePasswordInput) -> Result<bool> {
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What the operation needs.")] input: ChangePasswordInput,
+    ) -> Result<bool> {
         let caller = caller(ctx).await?;
         let new_password = Password::new(input.new_password)
             .map_err(|e| graphql_error(ServiceError::invalid("newPassword", e)))?;

@@ -1,6 +1,6 @@
 //! Relay connection arguments → a domain `PageRequest`, and opaque cursors.
 
-use async_graphql::connection::{Connection, CursorType, Edge, EmptyFields};
+use async_graphql::connection::CursorType;
 use async_graphql::{OutputType, SimpleObject};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -8,6 +8,9 @@ use uuid::Uuid;
 
 use crate::application::ServiceError;
 use crate::domain::{Page, PageRequest};
+
+use super::audit::AuditEvent;
+use super::types::{Session, User};
 
 /// Items per page when the client gives neither `first` nor `last`.
 pub const DEFAULT_PAGE_SIZE: usize = 20;
@@ -33,40 +36,89 @@ impl CursorType for IdCursor {
     }
 }
 
-/// The field every list adds to Relay's connection.
+/// Where a page sits in its list.
 #[derive(SimpleObject)]
-pub struct TotalCount {
+pub struct PageInfo {
+    /// Whether there are items before this page (when paging backwards; paging forwards it is
+    /// true whenever an `after` cursor was given).
+    has_previous_page: bool,
+    /// Whether there are items after this page (when paging forwards; paging backwards it is
+    /// true whenever a `before` cursor was given).
+    has_next_page: bool,
+    /// The cursor of the first item: pass it as `before` for the previous page.
+    start_cursor: Option<String>,
+    /// The cursor of the last item: pass it as `after` for the next page.
+    end_cursor: Option<String>,
+}
+
+/// An item of a page, with its cursor.
+#[derive(SimpleObject)]
+#[graphql(
+    concrete(name = "UserEdge", params(User)),
+    concrete(name = "SessionEdge", params(Session)),
+    concrete(name = "AuditEventEdge", params(AuditEvent))
+)]
+pub struct Edge<N: OutputType> {
+    /// The item.
+    node: N,
+    /// The item's position: pass it as `after` or `before` to page from here. Opaque, and
+    /// stable while items are added or removed.
+    cursor: String,
+}
+
+/// A page of a list (a Relay connection): its items, where it sits, and how many items the
+/// list holds in all.
+#[derive(SimpleObject)]
+#[graphql(
+    concrete(name = "UserConnection", params(User)),
+    concrete(name = "SessionConnection", params(Session)),
+    concrete(name = "AuditEventConnection", params(AuditEvent))
+)]
+pub struct Connection<N>
+where
+    N: OutputType,
+    Edge<N>: OutputType,
+{
+    /// The items of this page, in list order.
+    edges: Vec<Edge<N>>,
+    /// Where this page sits in the list.
+    page_info: PageInfo,
     /// How many items the list holds in all (those that pass its filter), over every page.
     total_count: i64,
 }
-
-/// A Relay connection with `totalCount`.
-pub type CountedConnection<C, N> = Connection<C, N, TotalCount, EmptyFields>;
 
 /// The connection of a page of `total` items; `edge` gives each item its cursor and node.
 pub fn connection<T, C, N>(
     page: Page<T>,
     total: u64,
-    edge: impl FnMut(T) -> (C, N),
-) -> CountedConnection<C, N>
+    mut edge: impl FnMut(T) -> (C, N),
+) -> Connection<N>
 where
-    C: CursorType + Send + Sync,
+    C: CursorType,
     N: OutputType,
+    Edge<N>: OutputType,
 {
-    let mut connection = Connection::with_additional_fields(
-        page.has_previous,
-        page.has_next,
-        TotalCount {
-            total_count: i64::try_from(total).unwrap_or(i64::MAX),
-        },
-    );
-    connection.edges = page
+    let edges: Vec<Edge<N>> = page
         .items
         .into_iter()
-        .map(edge)
-        .map(|(cursor, node)| Edge::new(cursor, node))
+        .map(|item| {
+            let (cursor, node) = edge(item);
+            Edge {
+                node,
+                cursor: cursor.encode_cursor(),
+            }
+        })
         .collect();
-    connection
+    Connection {
+        page_info: PageInfo {
+            has_previous_page: page.has_previous,
+            has_next_page: page.has_next,
+            start_cursor: edges.first().map(|e| e.cursor.clone()),
+            end_cursor: edges.last().map(|e| e.cursor.clone()),
+        },
+        edges,
+        total_count: i64::try_from(total).unwrap_or(i64::MAX),
+    }
 }
 
 /// The complexity of a connection field: each requested item costs what its selection costs,

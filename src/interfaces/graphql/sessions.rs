@@ -7,7 +7,7 @@ use crate::domain::{OpaqueToken, SessionId};
 
 use super::context::{caller, client, service};
 use super::error::graphql_error;
-use super::pagination::{CountedConnection, IdCursor, connection, page_request};
+use super::pagination::{Connection, IdCursor, connection, page_request};
 use super::types::{AuthPayload, Session};
 
 #[derive(Default)]
@@ -16,7 +16,7 @@ pub struct SessionQuery;
 #[derive(Default)]
 pub struct SessionMutation;
 
-pub type SessionConnection = CountedConnection<IdCursor, Session>;
+pub type SessionConnection = Connection<Session>;
 
 /// A refresh token to exchange.
 #[derive(InputObject)]
@@ -47,9 +47,17 @@ impl SessionQuery {
     async fn sessions(
         &self,
         ctx: &Context<'_>,
-        after: Option<String>,
-        before: Option<String>,
+        #[graphql(desc = "Items after this cursor (page forwards, with `first`).")] after: Option<
+            String,
+        >,
+        #[graphql(desc = "Items before this cursor (page backwards, with `last`).")] before: Option<
+            String,
+        >,
+        #[graphql(
+            desc = "How many items from the start, or after `after` (0 to 100; 20 by default)."
+        )]
         first: Option<i32>,
+        #[graphql(desc = "How many items from the end, or before `before` (0 to 100).")]
         last: Option<i32>,
     ) -> Result<SessionConnection> {
         let caller = caller(ctx).await?;
@@ -76,7 +84,7 @@ impl SessionMutation {
     async fn refresh_token(
         &self,
         ctx: &Context<'_>,
-        input: RefreshTokenInput,
+        #[graphql(desc = "What the operation needs.")] input: RefreshTokenInput,
     ) -> Result<AuthPayload> {
         let signed_in = service::<SessionService>(ctx)?
             .refresh(OpaqueToken::from_client(input.refresh_token), &client(ctx)?)
@@ -87,7 +95,11 @@ impl SessionMutation {
 
     /// Signs out the session of a refresh token: its refresh and access tokens stop working
     /// at once. Needs no access token.
-    async fn logout(&self, ctx: &Context<'_>, input: LogoutInput) -> Result<bool> {
+    async fn logout(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What the operation needs.")] input: LogoutInput,
+    ) -> Result<bool> {
         service::<SessionService>(ctx)?
             .logout(OpaqueToken::from_client(input.refresh_token), &client(ctx)?)
             .await
@@ -108,7 +120,11 @@ impl SessionMutation {
 
     /// Ends one of the signed-in user's sessions, e.g. a lost phone. `NOT_FOUND` when the
     /// user has no active session with that id.
-    async fn revoke_session(&self, ctx: &Context<'_>, input: RevokeSessionInput) -> Result<bool> {
+    async fn revoke_session(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What the operation needs.")] input: RevokeSessionInput,
+    ) -> Result<bool> {
         let caller = caller(ctx).await?;
         let id = input
             .id

@@ -62,11 +62,19 @@ impl User {
     async fn audit_events(
         &self,
         ctx: &Context<'_>,
-        after: Option<String>,
-        before: Option<String>,
+        #[graphql(desc = "Items after this cursor (page forwards, with `first`).")] after: Option<
+            String,
+        >,
+        #[graphql(desc = "Items before this cursor (page backwards, with `last`).")] before: Option<
+            String,
+        >,
+        #[graphql(
+            desc = "How many items from the start, or after `after` (0 to 100; 20 by default)."
+        )]
         first: Option<i32>,
+        #[graphql(desc = "How many items from the end, or before `before` (0 to 100).")]
         last: Option<i32>,
-        kind: Option<super::audit::AuditEventKind>,
+        #[graphql(desc = "Only events of this kind.")] kind: Option<super::audit::AuditEventKind>,
     ) -> Result<super::audit::AuditEventConnection> {
         let kind = kind.map(Into::into);
         // The first page goes through a batch loader, so a list of users showing each one's

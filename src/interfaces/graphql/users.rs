@@ -14,7 +14,7 @@ use crate::domain::{
 
 use super::context::{caller, caller_account, client, service};
 use super::error::graphql_error;
-use super::pagination::{CountedConnection, connection, page_request};
+use super::pagination::{Connection, connection, page_request};
 use super::types::{Node, Role, User};
 
 #[derive(Default)]
@@ -35,14 +35,18 @@ pub enum UserOrderBy {
 /// Sort direction.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum OrderDirection {
+    /// Smallest first: oldest, or A to Z.
     Asc,
+    /// Largest first: newest, or Z to A.
     Desc,
 }
 
 /// The order of a user list; ties are broken by id, so every ordering is total and stable.
 #[derive(InputObject)]
 pub struct UserOrderInput {
+    /// What to sort by.
     field: UserOrderBy,
+    /// Which way.
     direction: OrderDirection,
 }
 
@@ -51,6 +55,7 @@ pub struct UserOrderInput {
 pub struct UserFilterInput {
     /// A part of the email, case-insensitive.
     email_contains: Option<String>,
+    /// Users with this role.
     role: Option<Role>,
     /// Whether the email is confirmed.
     verified: Option<bool>,
@@ -58,7 +63,7 @@ pub struct UserFilterInput {
     suspended: Option<bool>,
 }
 
-pub type UserConnection = CountedConnection<UserCursorToken, User>;
+pub type UserConnection = Connection<User>;
 
 /// A position in a user list: the sort key and id of a user, opaque to clients.
 pub struct UserCursorToken(UserCursor);
@@ -121,13 +126,16 @@ pub struct DeleteAccountInput {
 /// A role to give a user.
 #[derive(InputObject)]
 pub struct SetUserRoleInput {
+    /// The user's id.
     user_id: ID,
+    /// The role to give.
     role: Role,
 }
 
 /// A user to suspend.
 #[derive(InputObject)]
 pub struct SuspendUserInput {
+    /// The user's id.
     user_id: ID,
     /// Why; shown to administrators and to the user.
     reason: String,
@@ -136,6 +144,7 @@ pub struct SuspendUserInput {
 /// A user to reinstate.
 #[derive(InputObject)]
 pub struct UnsuspendUserInput {
+    /// The user's id.
     user_id: ID,
 }
 
@@ -156,7 +165,11 @@ impl UserQuery {
 
     /// A user by id: any user for administrators (`NOT_FOUND` when there is none), only
     /// themselves for anyone else (`FORBIDDEN` for another id).
-    async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<User> {
+    async fn user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The user's id.")] id: ID,
+    ) -> Result<User> {
         let caller = caller(ctx).await?;
         let user = service::<UserService>(ctx)?
             .get(&caller, user_id(&id)?)
@@ -167,7 +180,11 @@ impl UserQuery {
 
     /// Fetches any object by its global id (Relay). Null when nothing with that id exists or
     /// the caller may not see it.
-    async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
+    async fn node(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A global id, as any `Node.id`.")] id: ID,
+    ) -> Result<Option<Node>> {
         let caller = caller(ctx).await?;
         let Ok(id) = user_id(&id) else {
             return Ok(None);
@@ -187,12 +204,20 @@ impl UserQuery {
     async fn users(
         &self,
         ctx: &Context<'_>,
-        after: Option<String>,
-        before: Option<String>,
+        #[graphql(desc = "Items after this cursor (page forwards, with `first`).")] after: Option<
+            String,
+        >,
+        #[graphql(desc = "Items before this cursor (page backwards, with `last`).")] before: Option<
+            String,
+        >,
+        #[graphql(
+            desc = "How many items from the start, or after `after` (0 to 100; 20 by default)."
+        )]
         first: Option<i32>,
+        #[graphql(desc = "How many items from the end, or before `before` (0 to 100).")]
         last: Option<i32>,
-        filter: Option<UserFilterInput>,
-        order_by: Option<UserOrderInput>,
+        #[graphql(desc = "Only the users that pass this filter.")] filter: Option<UserFilterInput>,
+        #[graphql(desc = "The order (newest first by default).")] order_by: Option<UserOrderInput>,
     ) -> Result<UserConnection> {
         let caller = caller(ctx).await?;
         let request = page_request::<UserCursorToken, _>(after, before, first, last, |c| c.0)
@@ -230,7 +255,11 @@ impl UserQuery {
 #[Object]
 impl UserMutation {
     /// Changes the signed-in user's display name.
-    async fn update_profile(&self, ctx: &Context<'_>, input: UpdateProfileInput) -> Result<User> {
+    async fn update_profile(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What the operation needs.")] input: UpdateProfileInput,
+    ) -> Result<User> {
         let caller = caller(ctx).await?;
         let display_name = match input.display_name {
             Some(name) => DisplayName::parse(&name)
@@ -247,7 +276,11 @@ impl UserMutation {
     /// Moves the signed-in user to another email, which must then be confirmed through the
     /// link sent to it; the old address is told. A wrong password is `BAD_USER_INPUT` on
     /// `password`, a taken email `CONFLICT`.
-    async fn change_email(&self, ctx: &Context<'_>, input: ChangeEmailInput) -> Result<User> {
+    async fn change_email(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What the operation needs.")] input: ChangeEmailInput,
+    ) -> Result<User> {
         let caller = caller(ctx).await?;
         let email = Email::parse(&input.new_email)
             .map_err(|e| graphql_error(ServiceError::invalid("newEmail", e)))?;
@@ -261,7 +294,11 @@ impl UserMutation {
     /// Deletes the signed-in user's account, its sessions and tokens, for good. The audit
     /// trail keeps the account's id (not its email). The last active administrator cannot
     /// delete themselves (`CONFLICT`).
-    async fn delete_account(&self, ctx: &Context<'_>, input: DeleteAccountInput) -> Result<bool> {
+    async fn delete_account(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What the operation needs.")] input: DeleteAccountInput,
+    ) -> Result<bool> {
         let caller = caller(ctx).await?;
         service::<UserService>(ctx)?
             .delete_account(&caller, input.password, &client(ctx)?)
@@ -272,7 +309,11 @@ impl UserMutation {
 
     /// Gives a user a role (administrators only). The last active administrator cannot be
     /// demoted (`CONFLICT`).
-    async fn set_user_role(&self, ctx: &Context<'_>, input: SetUserRoleInput) -> Result<User> {
+    async fn set_user_role(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What the operation needs.")] input: SetUserRoleInput,
+    ) -> Result<User> {
         let caller = caller(ctx).await?;
         let user = service::<UserService>(ctx)?
             .set_role(
@@ -288,7 +329,11 @@ impl UserMutation {
 
     /// Suspends a user (administrators only): they cannot sign in or refresh, and their
     /// sessions end at once. The last active administrator cannot be suspended (`CONFLICT`).
-    async fn suspend_user(&self, ctx: &Context<'_>, input: SuspendUserInput) -> Result<User> {
+    async fn suspend_user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What the operation needs.")] input: SuspendUserInput,
+    ) -> Result<User> {
         let caller = caller(ctx).await?;
         let reason = SuspensionReason::parse(&input.reason)
             .map_err(|e| graphql_error(ServiceError::invalid("reason", e)))?;
@@ -300,7 +345,11 @@ impl UserMutation {
     }
 
     /// Lifts a suspension (administrators only).
-    async fn unsuspend_user(&self, ctx: &Context<'_>, input: UnsuspendUserInput) -> Result<User> {
+    async fn unsuspend_user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What the operation needs.")] input: UnsuspendUserInput,
+    ) -> Result<User> {
         let caller = caller(ctx).await?;
         let user = service::<UserService>(ctx)?
             .unsuspend(&caller, user_id(&input.user_id)?, &client(ctx)?)
