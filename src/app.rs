@@ -163,7 +163,7 @@ async fn connect_and_migrate_counted(
     let db = persistence::connect(&config.database(), queries)
         .await
         .context("cannot connect to the database (check DATABASE_URL)")?;
-    persistence::migrate(&db)
+    persistence::migrate(&db, &config.database_url)
         .await
         .context("cannot apply database migrations")?;
     Ok(db)

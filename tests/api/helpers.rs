@@ -38,7 +38,7 @@ pub struct TestApp {
     /// The app's password hasher, to count hashes.
     pub hasher: Arc<Argon2Hasher>,
     shutdown: Option<oneshot::Sender<()>>,
-    _database: TestDatabase,
+    _database: Option<TestDatabase>,
 }
 
 /// The app with the default test configuration.
@@ -50,11 +50,17 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     init_test_logging();
     let database = TestDatabase::create().await;
+    let config = test_config(&database.url, configure);
+    start(config, Some(database)).await
+}
+
+/// The configuration of a test app on `database_url`.
+pub fn test_config(database_url: &str, configure: impl FnOnce(&mut Config)) -> Config {
     let mut config = Config::from_env().expect("the test environment parses as config");
     config.app_env = AppEnv::Development;
     config.host = "127.0.0.1".parse().unwrap();
     config.port = 0;
-    config.database_url = database.url.clone();
+    config.database_url = database_url.to_owned();
     config.jwt_secret = Some(JWT_SECRET.to_owned());
     config.jwt_issuer = "authgraph".into();
     config.jwt_audience = "authgraph".into();
@@ -69,7 +75,10 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     config.rate_limits = false;
     config.public_url = "https://app.example.com".into();
     configure(&mut config);
+    config
+}
 
+async fn start(config: Config, database: Option<TestDatabase>) -> TestApp {
     let app = Application::build(&config).await.expect("the app starts");
     let address = format!("http://{}", app.local_addr().unwrap());
     let core = app.core();
@@ -105,6 +114,12 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
+    /// Another instance of the service on the same database and configuration, as behind a
+    /// load balancer.
+    pub async fn another_instance(&self) -> TestApp {
+        start(self.config.clone(), None).await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
@@ -298,8 +313,8 @@ fn init_test_logging() {
 
 /// A database of the test's own: a file in a temporary folder for SQLite, or a new database
 /// on the server `TEST_DATABASE_URL` names, dropped when the test ends.
-struct TestDatabase {
-    url: String,
+pub struct TestDatabase {
+    pub url: String,
     server: Option<ServerDatabase>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -310,7 +325,8 @@ struct ServerDatabase {
 }
 
 impl TestDatabase {
-    async fn create() -> Self {
+    /// A fresh, empty database.
+    pub async fn create() -> Self {
         match std::env::var("TEST_DATABASE_URL")
             .ok()
             .filter(|u| !u.is_empty())

@@ -11,6 +11,7 @@ mod cli;
 mod errors;
 mod hardening;
 mod http;
+mod instances;
 mod limits;
 mod login;
 mod me;

@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement,
+    TransactionTrait,
+};
 
 use crate::domain::RepositoryError;
 
@@ -77,8 +80,86 @@ pub async fn connect(
 }
 
 /// Applies pending migrations.
-pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    Migrator::up(db, None).await
+/// Applies pending migrations. Instances starting together take turns: one applies them,
+/// the others wait and then find nothing left to do.
+pub async fn migrate(db: &DatabaseConnection, url: &str) -> Result<(), DbErr> {
+    match db.get_database_backend() {
+        // A lock held by a transaction's connection while the migrations run on the pool.
+        DbBackend::Postgres => {
+            let lock = db.begin().await?;
+            lock.execute_unprepared(&format!(
+                "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})"
+            ))
+            .await?;
+            let applied = Migrator::up(db, None).await;
+            lock.commit().await?;
+            applied
+        }
+        DbBackend::MySql => {
+            let lock = db.begin().await?;
+            let held = lock
+                .query_one_raw(Statement::from_string(
+                    DbBackend::MySql,
+                    format!("SELECT GET_LOCK('{MIGRATION_LOCK_NAME}', 300) AS held"),
+                ))
+                .await?
+                .and_then(|row| row.try_get::<Option<i64>>("", "held").ok().flatten());
+            if held != Some(1) {
+                return Err(DbErr::Migration(
+                    "timed out waiting for the migration lock".into(),
+                ));
+            }
+            let applied = Migrator::up(db, None).await;
+            lock.execute_unprepared(&format!("DO RELEASE_LOCK('{MIGRATION_LOCK_NAME}')"))
+                .await?;
+            lock.commit().await?;
+            applied
+        }
+        _ => {
+            let _lock = match sqlite_file(url) {
+                Some(file) => Some(FileLock::acquire(format!("{file}.migrate-lock")).await?),
+                None => None,
+            };
+            Migrator::up(db, None).await
+        }
+    }
+}
+
+/// Keys of the migration lock; any value unlikely to clash with an application's own.
+const MIGRATION_LOCK_ID: i64 = 0x6175_7468_6772_6170; // "authgrap"
+const MIGRATION_LOCK_NAME: &str = "authgraph-migrations";
+
+/// An exclusive `flock` on a file beside a SQLite database, released when dropped (also by
+/// the kernel if the process dies).
+struct FileLock {
+    _held: std::fs::File,
+}
+
+impl FileLock {
+    async fn acquire(path: String) -> Result<Self, DbErr> {
+        tokio::task::spawn_blocking(move || {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|e| DbErr::Custom(format!("cannot open {path}: {e}")))?;
+            #[cfg(unix)]
+            {
+                use std::os::fd::AsRawFd;
+                // SAFETY: flock only reads the descriptor, which `file` keeps open.
+                if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+                    return Err(DbErr::Custom(format!(
+                        "cannot lock {path}: {}",
+                        std::io::Error::last_os_error()
+                    )));
+                }
+            }
+            Ok(Self { _held: file })
+        })
+        .await
+        .map_err(|e| DbErr::Custom(format!("the migration lock task failed: {e}")))?
+    }
 }
 
 /// The file path of a `sqlite:` URL, if it names a file (not `:memory:`).
