@@ -88,50 +88,17 @@ async fn create_admin_refuses_a_weak_password_or_a_bad_email() {
 /// The real binary, on an ephemeral port, stopped the way an orchestrator stops it.
 #[tokio::test]
 async fn sigterm_lets_requests_in_flight_finish_then_exits() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_authgraph"))
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}/db.sqlite?mode=rwc", dir.path().display()),
-        )
-        .env("PORT", "0")
-        .env("JWT_SECRET", JWT_SECRET)
-        .env("MAILER", "log")
-        .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
-    let address = loop {
-        let line = lines
-            .next()
-            .expect("the server logs where it listens")
-            .unwrap();
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-
+    let url = format!("sqlite://{}/db.sqlite?mode=rwc", dir.path().display());
+    let mut server = ServerProcess::start(&url, &[]);
     let client = reqwest::Client::new();
     let slow = tokio::spawn({
-        let url = format!("http://{address}/__test/slow/1500");
+        let url = server.url("/__test/slow/1500");
         let client = client.clone();
         async move { client.get(url).send().await }
     });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let pid = server.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    server.signal("-TERM");
 
     let response = slow
         .await
@@ -139,17 +106,85 @@ async fn sigterm_lets_requests_in_flight_finish_then_exits() {
         .expect("the request in flight is answered");
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), "done");
-    let exit = tokio::task::spawn_blocking(move || server.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let exit = server.wait().await;
     assert!(exit.success(), "{exit:?}");
     assert!(
-        client
-            .get(format!("http://{address}/health"))
-            .send()
-            .await
-            .is_err(),
+        client.get(server.url("/health")).send().await.is_err(),
         "no longer accepting"
     );
+}
+
+/// The server binary as a child process on an ephemeral port.
+pub struct ServerProcess {
+    child: Option<std::process::Child>,
+    pub address: String,
+}
+
+impl ServerProcess {
+    /// Starts it on `database_url` and waits until it listens.
+    pub fn start(database_url: &str, env: &[(&str, &str)]) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_authgraph"))
+            .env("DATABASE_URL", database_url)
+            .env("PORT", "0")
+            .env("JWT_SECRET", JWT_SECRET)
+            .env("MAILER", "log")
+            .env("RATE_LIMITS", "false")
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let address = loop {
+            let line = lines
+                .next()
+                .expect("the server logs where it listens")
+                .unwrap();
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_owned();
+            }
+        };
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Self {
+            child: Some(child),
+            address,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Sends a signal (`-TERM`, `-KILL`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
+    /// Waits for the process to exit.
+    pub async fn wait(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        tokio::task::spawn_blocking(move || child.wait().unwrap())
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }

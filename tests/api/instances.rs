@@ -88,3 +88,140 @@ async fn a_suspension_by_an_admin_on_one_instance_applies_on_the_other() {
     assert_no_errors(&suspended);
     assert_eq!(error_code(&b.me(token).await), "UNAUTHENTICATED");
 }
+
+/// PostgreSQL only: SQLite cannot be taken away from a running process.
+#[tokio::test]
+async fn a_database_outage_is_reported_clearly_and_the_service_recovers_by_itself() {
+    let Some(admin_url) = std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|url| url.starts_with("postgres"))
+    else {
+        eprintln!("skipped: needs TEST_DATABASE_URL=postgres://…");
+        return;
+    };
+    let app = spawn_app_with(|c| {
+        c.database_connect_timeout = std::time::Duration::from_millis(500);
+    })
+    .await;
+    let token = app.register(&unique_email(), PASSWORD).await["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let name = app
+        .config
+        .database_url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let admin = Database::connect(&admin_url).await.unwrap();
+    let cut = |allow: bool| {
+        let admin = &admin;
+        let name = name.clone();
+        async move {
+            admin
+                .execute_unprepared(&format!(
+                    r#"ALTER DATABASE "{name}" ALLOW_CONNECTIONS {allow}"#
+                ))
+                .await
+                .unwrap();
+            if !allow {
+                admin
+                    .execute_unprepared(&format!(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+                    ))
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+
+    cut(false).await;
+    let ready = app.client.get(app.url("/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body = app.me(&token).await;
+    assert_eq!(error_code(&body), "INTERNAL_SERVER_ERROR");
+    assert!(body["errors"][0]["extensions"]["requestId"].is_string());
+    let health = app.client.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200, "the process itself is fine");
+
+    cut(true).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let ready = app.client.get(app.url("/ready")).send().await.unwrap();
+        if ready.status() == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the service did not recover"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_no_errors(&app.me(&token).await);
+}
+
+/// Registrations the client saw acknowledged survive the process being killed outright.
+#[tokio::test]
+async fn every_acknowledged_registration_survives_sigkill() {
+    use std::sync::{Arc, Mutex};
+
+    use crate::cli::ServerProcess;
+
+    let database = TestDatabase::create().await;
+    // Cheap hashing: this is about durability, not cost.
+    let env = [("ARGON2_MEMORY_KIB", "1024"), ("ARGON2_ITERATIONS", "1")];
+    let mut server = ServerProcess::start(&database.url, &env);
+    let client = reqwest::Client::new();
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let writers: Vec<_> = (0..6)
+        .map(|_| {
+            let (client, url, acknowledged) =
+                (client.clone(), server.url("/graphql"), acknowledged.clone());
+            tokio::spawn(async move {
+                loop {
+                    let email = unique_email();
+                    let request = client.post(&url).json(&json!({
+                        "query": "mutation($i: RegisterInput!) { register(input: $i) { accessToken } }",
+                        "variables": { "i": { "email": email, "password": PASSWORD } },
+                    }));
+                    let Ok(response) = request.send().await else { break };
+                    assert!(!response.status().is_server_error());
+                    let Ok(body) = response.json::<serde_json::Value>().await else { break };
+                    if body["data"]["register"]["accessToken"].is_string() {
+                        acknowledged.lock().unwrap().push(email);
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    server.signal("-KILL");
+    server.wait().await;
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.len() >= 10, "load ran: {}", acknowledged.len());
+
+    let restarted = ServerProcess::start(&database.url, &env);
+    for email in &acknowledged {
+        let body: serde_json::Value = client
+            .post(restarted.url("/graphql"))
+            .json(&json!({
+                "query": "mutation($i: LoginInput!) { login(input: $i) { user { email } } }",
+                "variables": { "i": { "email": email, "password": PASSWORD } },
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            body["data"]["login"]["user"]["email"],
+            email.as_str(),
+            "{body}"
+        );
+    }
+}
