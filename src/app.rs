@@ -26,7 +26,7 @@ use crate::infrastructure::persistence::{
 use crate::infrastructure::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
 use crate::infrastructure::security::{Argon2Hasher, JwtSettings, JwtTokens, resolve_jwt_secret};
 use crate::interfaces::graphql;
-use crate::interfaces::http::{self, AppState};
+use crate::interfaces::http::{self, AppState, MetricSources, Metrics};
 
 /// Everything behind the interfaces: the database, the services and their background parts.
 /// The server and the command line build it the same way.
@@ -84,10 +84,19 @@ impl Application {
     /// Assembles the core and binds the listener.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let core = Core::assemble(config).await?;
+        let metrics = config.metrics.then(|| {
+            Arc::new(Metrics::new(MetricSources {
+                hasher: core.hasher.clone(),
+                audit: core.audit.clone(),
+                queries: core.queries.clone(),
+                db: core.db.clone(),
+            }))
+        });
         let router = http::router(AppState {
             schema: graphql::schema(&core.services, config.graphql_limits()),
             db: core.db.clone(),
             settings: Arc::new(config.http()),
+            metrics,
         });
         let listener = TcpListener::bind((config.host, config.port))
             .await

@@ -276,6 +276,11 @@ pub struct Config {
     )]
     pub graphql_max_root_fields: usize,
 
+    /// Serve Prometheus metrics at GET /metrics (keep it off the public internet, e.g. at the
+    /// proxy).
+    #[arg(long, env = "METRICS", default_value_t = true, value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
+    pub metrics: bool,
+
     /// Queries remembered for automatic persisted queries (by SHA-256 hash); 0 turns APQ off.
     #[arg(long, env = "APQ_CACHE_SIZE", default_value_t = 1024, global = true)]
     pub apq_cache_size: usize,

@@ -15,6 +15,7 @@ mod instances;
 mod limits;
 mod login;
 mod me;
+mod metrics;
 mod register;
 mod schema;
 mod sessions;

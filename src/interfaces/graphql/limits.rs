@@ -110,3 +110,40 @@ fn root_fields(document: &ExecutableDocument, set: &Positioned<SelectionSet>) ->
         })
         .sum()
 }
+
+/// The distinct root field names of the selected operation, or `None` when no operation is
+/// selected.
+pub fn root_field_names(
+    document: &ExecutableDocument,
+    operation_name: Option<&str>,
+) -> Option<Vec<String>> {
+    fn collect(
+        document: &ExecutableDocument,
+        set: &Positioned<SelectionSet>,
+        names: &mut Vec<String>,
+    ) {
+        for item in &set.node.items {
+            match &item.node {
+                Selection::Field(field) => {
+                    let name = field.node.name.node.to_string();
+                    if !names.contains(&name) {
+                        names.push(name);
+                    }
+                }
+                Selection::InlineFragment(fragment) => {
+                    collect(document, &fragment.node.selection_set, names)
+                }
+                Selection::FragmentSpread(spread) => {
+                    if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node)
+                    {
+                        collect(document, &fragment.node.selection_set, names);
+                    }
+                }
+            }
+        }
+    }
+    let operation = selected(document, operation_name)?;
+    let mut names = Vec::new();
+    collect(document, &operation.selection_set, &mut names);
+    Some(names)
+}

@@ -97,6 +97,25 @@ pub fn schema(services: &Services, limits: Limits) -> AppSchema {
         .finish()
 }
 
+/// A name for the operation a request runs, fit for a metric label: its root field (`login`,
+/// `me`, …) when it selects one, `multiple` for several, `invalid` when the document does not
+/// parse or name an operation. Unlike the client's `operationName`, it cannot grow without
+/// bound.
+pub fn operation_label(request: &mut async_graphql::Request) -> String {
+    let name = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else {
+        return "invalid".into();
+    };
+    limits::root_field_names(document, name.as_deref()).map_or_else(
+        || "invalid".into(),
+        |roots| match roots.as_slice() {
+            [single] => single.clone(),
+            [] => "invalid".into(),
+            _ => "multiple".into(),
+        },
+    )
+}
+
 /// The SDL clients generate code from; `schema.graphql` at the repository root holds it.
 pub fn sdl() -> String {
     builder(Limits::default()).finish().sdl()

@@ -14,7 +14,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::application::ClientInfo;
-use crate::interfaces::graphql::error::{code, finish_response};
+use crate::interfaces::graphql::error::{code, error_code, finish_response};
+use crate::interfaces::graphql::operation_label;
 use crate::interfaces::graphql::{ExecutionMarker, RequestContext};
 
 use super::{AppState, RequestId, graphiql};
@@ -39,7 +40,12 @@ pub async fn post_graphql(
     }
     let request = match read_body(request, state.settings.max_body_bytes).await {
         Ok(request) => request,
-        Err(rejection) => return rejection.into_response(format),
+        Err(rejection) => {
+            if let Some(metrics) = &state.metrics {
+                metrics.observe("unreadable", rejection.code, std::time::Duration::ZERO);
+            }
+            return rejection.into_response(format);
+        }
     };
     execute(&state, request, &headers, peer, &request_id, format).await
 }
@@ -101,15 +107,18 @@ pub async fn get_graphql(
 
 async fn execute(
     state: &AppState,
-    request: async_graphql::Request,
+    mut request: async_graphql::Request,
     headers: &HeaderMap,
     peer: SocketAddr,
     request_id: &RequestId,
     format: ResponseFormat,
 ) -> Response {
-    if let Some(operation) = &request.operation_name {
-        tracing::Span::current().record("operation", operation.as_str());
-    }
+    let started = std::time::Instant::now();
+    let operation = operation_label(&mut request);
+    tracing::Span::current().record(
+        "operation",
+        request.operation_name.as_deref().unwrap_or(&operation),
+    );
     let client = ClientInfo {
         user_agent: headers
             .get(header::USER_AGENT)
@@ -129,6 +138,13 @@ async fn execute(
         .execute(request.data(context).data(marker.clone()))
         .await;
     finish_response(&mut response, &request_id.0);
+    if let Some(metrics) = &state.metrics {
+        let outcome = response
+            .errors
+            .first()
+            .map_or("ok", |e| error_code(e).unwrap_or("unknown"));
+        metrics.observe(&operation, outcome, started.elapsed());
+    }
 
     // A request error (the document or variables were rejected; nothing ran) has no `data`
     // and, for clients that understand the GraphQL response media type, a 4xx status.

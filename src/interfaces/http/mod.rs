@@ -8,6 +8,7 @@ mod graphiql;
 mod graphql;
 mod guard;
 mod health;
+mod metrics;
 mod observe;
 mod problem;
 
@@ -22,6 +23,7 @@ use super::graphql::AppSchema;
 
 pub use client_ip::{TrustedProxies, parse_network};
 pub use cors::CorsPolicy;
+pub use metrics::{Metrics, Sources as MetricSources};
 pub use observe::RequestId;
 
 /// Limits and switches of the HTTP layer.
@@ -48,6 +50,8 @@ pub struct AppState {
     pub schema: AppSchema,
     pub db: DatabaseConnection,
     pub settings: Arc<HttpSettings>,
+    /// `None` when `/metrics` is turned off.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// Every route with its middleware.
@@ -59,7 +63,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/graphiql/{version}/{file}", get(graphiql::asset))
         .route("/health", get(health::health))
-        .route("/ready", get(health::ready));
+        .route("/ready", get(health::ready))
+        .route("/metrics", get(metrics::metrics));
     #[cfg(feature = "test-hooks")]
     let routes = routes.merge(guard::test_hooks());
     routes

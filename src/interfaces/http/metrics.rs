@@ -1,0 +1,212 @@
+//! `/metrics` in Prometheus (OpenMetrics) text: requests and their latency by operation and
+//! outcome, sign-in outcomes, the password-hash queue, the database pool and the audit queue.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use sea_orm::{DatabaseConnection, DbBackend};
+
+use crate::infrastructure::audit::AuditWriter;
+use crate::infrastructure::persistence::QueryCounter;
+use crate::infrastructure::security::Argon2Hasher;
+
+use super::AppState;
+
+/// Where scrape-time figures come from.
+pub struct Sources {
+    pub hasher: Arc<Argon2Hasher>,
+    pub audit: Arc<AuditWriter>,
+    pub queries: QueryCounter,
+    pub db: DatabaseConnection,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Request {
+    /// The root field of the operation (bounded by the schema), not the client's name for it.
+    operation: String,
+    /// `ok`, or the code of the first error.
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Operation {
+    operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Login {
+    result: &'static str,
+}
+
+/// The registry and the series the handlers update.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<Request, Counter>,
+    latency: Family<Operation, Histogram>,
+    logins: Family<Login, Counter>,
+    hashes_in_flight: Gauge,
+    hashes: Gauge,
+    db_connections: Gauge,
+    db_idle_connections: Gauge,
+    db_statements: Gauge,
+    audit_dropped: Gauge,
+    sources: Sources,
+}
+
+impl Metrics {
+    pub fn new(sources: Sources) -> Self {
+        let mut registry = Registry::with_prefix("authgraph");
+        let requests = Family::<Request, Counter>::default();
+        registry.register(
+            "graphql_requests",
+            "GraphQL requests by operation and outcome",
+            requests.clone(),
+        );
+        let latency = Family::<Operation, Histogram>::new_with_constructor(|| {
+            // 100 µs to ~13 s.
+            Histogram::new(exponential_buckets(0.0001, 2.5, 14))
+        });
+        registry.register(
+            "graphql_request_duration_seconds",
+            "Time to answer a GraphQL request, by operation",
+            latency.clone(),
+        );
+        let logins = Family::<Login, Counter>::default();
+        registry.register(
+            "logins",
+            "Sign-in attempts by result: success, failure (wrong credentials), limited, error",
+            logins.clone(),
+        );
+        let gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let gauge = Gauge::default();
+            registry.register(name, help, gauge.clone());
+            gauge
+        };
+        let hashes_in_flight = gauge(
+            &mut registry,
+            "password_hash_queue_depth",
+            "Password hashes waiting for a worker or running",
+        );
+        let hashes = gauge(
+            &mut registry,
+            "password_hashes_completed",
+            "Password hashes computed or verified since start",
+        );
+        let db_connections = gauge(
+            &mut registry,
+            "db_pool_connections",
+            "Open database connections",
+        );
+        let db_idle_connections = gauge(
+            &mut registry,
+            "db_pool_idle_connections",
+            "Open database connections not in use",
+        );
+        let db_statements = gauge(
+            &mut registry,
+            "db_statements_executed",
+            "Statements sent to the database since start",
+        );
+        let audit_dropped = gauge(
+            &mut registry,
+            "audit_events_dropped",
+            "Audit events dropped because their queue was full",
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            logins,
+            hashes_in_flight,
+            hashes,
+            db_connections,
+            db_idle_connections,
+            db_statements,
+            audit_dropped,
+            sources,
+        }
+    }
+
+    /// Counts one answered request.
+    pub fn observe(&self, operation: &str, outcome: &str, elapsed: Duration) {
+        self.requests
+            .get_or_create(&Request {
+                operation: operation.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        self.latency
+            .get_or_create(&Operation {
+                operation: operation.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+        if operation == "login" {
+            let result = match outcome {
+                "ok" => "success",
+                "UNAUTHENTICATED" => "failure",
+                "RATE_LIMITED" => "limited",
+                _ => "error",
+            };
+            self.logins.get_or_create(&Login { result }).inc();
+        }
+    }
+
+    fn refresh(&self) {
+        let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.hashes_in_flight
+            .set(as_i64(self.sources.hasher.in_flight()));
+        self.hashes.set(as_i64(self.sources.hasher.completed()));
+        self.db_statements.set(as_i64(self.sources.queries.get()));
+        self.audit_dropped.set(as_i64(self.sources.audit.dropped()));
+        let (size, idle) = pool_usage(&self.sources.db);
+        self.db_connections.set(i64::from(size));
+        self.db_idle_connections.set(as_i64(idle as u64));
+    }
+}
+
+fn pool_usage(db: &DatabaseConnection) -> (u32, usize) {
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        DbBackend::MySql => {
+            let pool = db.get_mysql_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        _ => {
+            let pool = db.get_sqlite_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+    }
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let Some(metrics) = &state.metrics else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    metrics.refresh();
+    let mut text = String::new();
+    if encode(&mut text, &metrics.registry).is_err() {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response()
+}
