@@ -79,7 +79,7 @@ async fn run() {
         print!("{}", graphql::sdl());
         return;
     }
-    authgraph::telemetry::init(cli.config.log_format);
+    let _telemetry = authgraph::telemetry::init(cli.config.log_format);
     let result = match dotenv {
         // A missing .env is normal; a broken one is worth stopping for.
         Err(e) if !e.not_found() => Err(anyhow::anyhow!("cannot read .env: {e}")),

@@ -306,7 +306,9 @@ fn init_test_logging() {
     static INIT: OnceLock<()> = OnceLock::new();
     INIT.get_or_init(|| {
         if std::env::var_os("TEST_LOG").is_some() {
-            authgraph::telemetry::init(authgraph::config::LogFormat::Pretty);
+            std::mem::forget(authgraph::telemetry::init(
+                authgraph::config::LogFormat::Pretty,
+            ));
         }
     });
 }
