@@ -225,3 +225,59 @@ async fn every_acknowledged_registration_survives_sigkill() {
         );
     }
 }
+
+/// Two real server processes on one database, as two containers behind a load balancer.
+#[tokio::test]
+async fn two_server_processes_share_sessions_and_their_ending() {
+    use crate::cli::ServerProcess;
+
+    let database = TestDatabase::create().await;
+    let a = ServerProcess::start(&database.url, &[]);
+    let b = ServerProcess::start(&database.url, &[]);
+    let client = reqwest::Client::new();
+    let post =
+        |server: &ServerProcess, token: Option<&str>, query: &str, variables: serde_json::Value| {
+            let mut request = client
+                .post(server.url("/graphql"))
+                .json(&json!({ "query": query, "variables": variables }));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            async move {
+                request
+                    .send()
+                    .await
+                    .unwrap()
+                    .json::<serde_json::Value>()
+                    .await
+                    .unwrap()
+            }
+        };
+    let registered = post(
+        &a,
+        None,
+        "mutation($i: RegisterInput!) { register(input: $i) { accessToken refreshToken } }",
+        json!({ "i": { "email": unique_email(), "password": PASSWORD } }),
+    )
+    .await;
+    let token = registered["data"]["register"]["accessToken"]
+        .as_str()
+        .unwrap();
+    let refresh = registered["data"]["register"]["refreshToken"]
+        .as_str()
+        .unwrap();
+    let me = "{ me { id } }";
+    assert_no_errors(&post(&b, Some(token), me, json!({})).await);
+
+    post(
+        &a,
+        None,
+        "mutation($i: LogoutInput!) { logout(input: $i) }",
+        json!({ "i": { "refreshToken": refresh } }),
+    )
+    .await;
+    assert_eq!(
+        error_code(&post(&b, Some(token), me, json!({})).await),
+        "UNAUTHENTICATED"
+    );
+}
