@@ -6,6 +6,8 @@
 #   MYSQL_TEST_URL     admin URL of a MySQL/MariaDB server (default mysql://root@127.0.0.1:3306/test)
 #   REDIS_TEST_URL     Redis for the shared rate-limit tests (default redis://127.0.0.1:6379)
 #   REQUIRE_ALL_DATABASES=1  fail instead of skipping a server that is unreachable (CI)
+#   REQUIRE_FRONTEND=1       fail instead of skipping the frontend checks when Node.js or
+#                            Chromium is missing (CI)
 #
 # Each test creates its own database on the server and drops it afterwards.
 set -euo pipefail
@@ -61,3 +63,45 @@ for backend in "PostgreSQL $POSTGRES_TEST_URL 5432" "MySQL/MariaDB $MYSQL_TEST_U
     echo "== skipping $name: nothing answers at $(address "$url" "$port")"
   fi
 done
+
+# The frontend's view: typed client code generated from schema.graphql, a real session with
+# urql, the GraphQL-over-HTTP audit, and GraphiQL in headless Chromium, against the server
+# binary the tests just built.
+if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
+  if [[ ${REQUIRE_FRONTEND:-} == 1 ]]; then
+    echo "error: Node.js and npm are needed for the frontend checks" >&2
+    exit 1
+  fi
+  echo "== skipping the frontend checks: no Node.js/npm"
+  exit 0
+fi
+echo "== frontend checks (examples/web-client)"
+# The binary the integration tests built (with their test hooks, which change nothing here).
+[[ -x target/debug/authgraph ]] || cargo build --quiet --bin authgraph
+work=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+DATABASE_URL="sqlite://$work/db.sqlite?mode=rwc" PORT=$port JWT_SECRET=frontend-checks-secret-frontend-checks-1 \
+  MAILER=log RATE_LIMITS=false RUST_LOG=warn target/debug/authgraph >"$work/server.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/ready" && break; sleep 0.1; done
+export AUTHGRAPH_URL="http://127.0.0.1:$port/graphql"
+(
+  cd examples/web-client
+  npm ci --no-audit --no-fund --loglevel=error
+  npm run --silent codegen >/dev/null
+  npm run --silent typecheck
+  echo "-- a session with the generated client"
+  npm run --silent flow
+  echo "-- GraphQL-over-HTTP audit"
+  npm run --silent audit
+  if [[ -x ${CHROMIUM:-/usr/bin/chromium} ]]; then
+    echo "-- GraphiQL in headless Chromium"
+    OUT_DIR=${OUT_DIR:-test-output} npm run --silent graphiql
+  elif [[ ${REQUIRE_FRONTEND:-} == 1 ]]; then
+    echo "error: Chromium is needed for the GraphiQL check" >&2
+    exit 1
+  else
+    echo "-- skipping GraphiQL in Chromium: no /usr/bin/chromium"
+  fi
+)
