@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::domain::{
-    AuditKind, Email, NewUser, Password, RepositoryError, Role, User, UserId, UserRepository,
-};
+use crate::domain::{AuditKind, Email, NewUser, Password, Role, User, UserId, UserRepository};
 
 use super::account::AccountService;
 use super::audit::{AuditTrail, Record};
@@ -56,22 +54,19 @@ impl AuthService {
         self.throttle.register(client).await?;
         let password_hash = self.hasher.hash(new_user.password).await?;
         let now = self.clock.now();
-        let user = User {
-            id: UserId::generate(),
-            email: new_user.email,
-            display_name: new_user.display_name,
-            role: Role::User,
+        let user = User::new(
+            new_user.email,
+            new_user.display_name,
+            Role::User,
             password_hash,
-            email_verified_at: None,
-            suspension: None,
-            created_at: now,
-            updated_at: now,
-        };
+            None,
+            now,
+        );
         // The unique index decides, so concurrent sign-ups with one email cannot both win.
-        self.users.insert(&user).await.map_err(|e| match e {
-            RepositoryError::Conflict => ServiceError::EmailTaken,
-            other => other.into(),
-        })?;
+        self.users
+            .insert(&user)
+            .await
+            .map_err(ServiceError::email_conflict)?;
         tracing::info!(user_id = %user.id, "account registered");
         self.audit
             .record(Record::own(AuditKind::Registered, user.id, client));

@@ -85,6 +85,14 @@ impl ServiceError {
         }
     }
 
+    /// A write that may hit the unique email: that conflict is `EmailTaken`.
+    pub fn email_conflict(error: RepositoryError) -> Self {
+        match error {
+            RepositoryError::Conflict => Self::EmailTaken,
+            other => other.into(),
+        }
+    }
+
     /// Wraps an unexpected failure.
     pub fn internal(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self::Internal(error.into())

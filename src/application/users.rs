@@ -4,9 +4,8 @@
 use std::sync::Arc;
 
 use crate::domain::{
-    AuditKind, DisplayName, Email, GuardedChange, Page, PageRequest, Password, RepositoryError,
-    Role, Suspension, SuspensionReason, User, UserCursor, UserFilter, UserId, UserOrder,
-    UserRepository,
+    AuditKind, DisplayName, Email, GuardedChange, Page, PageRequest, Password, Role, Suspension,
+    SuspensionReason, User, UserCursor, UserFilter, UserId, UserOrder, UserRepository,
 };
 
 use super::account::AccountService;
@@ -90,10 +89,7 @@ impl UserService {
         self.users
             .change_email(user.id, &new_email, self.clock.now())
             .await
-            .map_err(|e| match e {
-                RepositoryError::Conflict => ServiceError::EmailTaken,
-                other => other.into(),
-            })?;
+            .map_err(ServiceError::email_conflict)?;
         let changed = self.existing(user.id).await?;
         self.account.send_verification(&changed).await?;
         self.account
@@ -285,21 +281,12 @@ impl UserService {
         password: Password,
     ) -> Result<User, ServiceError> {
         let now = self.clock.now();
-        let user = User {
-            id: UserId::generate(),
-            email,
-            display_name: None,
-            role: Role::Admin,
-            password_hash: self.hasher.hash(password).await?,
-            email_verified_at: Some(now),
-            suspension: None,
-            created_at: now,
-            updated_at: now,
-        };
-        self.users.insert(&user).await.map_err(|e| match e {
-            RepositoryError::Conflict => ServiceError::EmailTaken,
-            other => other.into(),
-        })?;
+        let password_hash = self.hasher.hash(password).await?;
+        let user = User::new(email, None, Role::Admin, password_hash, Some(now), now);
+        self.users
+            .insert(&user)
+            .await
+            .map_err(ServiceError::email_conflict)?;
         self.audit.record(Record {
             kind: AuditKind::Registered,
             actor: None,

@@ -241,6 +241,28 @@ pub struct User {
 }
 
 impl User {
+    /// A new account, created at `now`.
+    pub fn new(
+        email: Email,
+        display_name: Option<DisplayName>,
+        role: Role,
+        password_hash: PasswordHash,
+        email_verified_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: UserId::generate(),
+            email,
+            display_name,
+            role,
+            password_hash,
+            email_verified_at,
+            suspension: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// An administrator who is not suspended: one who can administer right now.
     pub fn is_active_admin(&self) -> bool {
         self.role == Role::Admin && self.suspension.is_none()
