@@ -21,7 +21,7 @@ use crate::infrastructure::audit::AuditWriter;
 use crate::infrastructure::mail::{LogMailer, SmtpMailer};
 use crate::infrastructure::persistence::{
     self, QueryCounter, SeaOrmAccountTokenRepository, SeaOrmAuditRepository,
-    SeaOrmSessionRepository, SeaOrmUserRepository,
+    SeaOrmSessionRepository, SeaOrmUserRepository, SqliteReads,
 };
 use crate::infrastructure::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
 use crate::infrastructure::security::{Argon2Hasher, JwtSettings, JwtTokens, resolve_jwt_secret};
@@ -215,7 +215,10 @@ fn services(
         require_verified_email: config.require_verified_email,
     };
     let sessions = Arc::new(SessionService::new(
-        Arc::new(SeaOrmSessionRepository::new(db.clone())),
+        Arc::new(SeaOrmSessionRepository::new(
+            db.clone(),
+            persistence::sqlite_file(&config.database_url).map(SqliteReads::new),
+        )),
         users.clone(),
         tokens,
         clock.clone(),

@@ -3,6 +3,7 @@
 mod account_tokens;
 mod audit;
 mod sessions;
+mod sqlite_reads;
 mod users;
 
 use std::path::Path;
@@ -22,6 +23,7 @@ use crate::domain::RepositoryError;
 pub use account_tokens::SeaOrmAccountTokenRepository;
 pub use audit::SeaOrmAuditRepository;
 pub use sessions::SeaOrmSessionRepository;
+pub use sqlite_reads::SqliteReads;
 pub use users::SeaOrmUserRepository;
 
 /// Pool settings.
@@ -79,7 +81,6 @@ pub async fn connect(
     Ok(db)
 }
 
-/// Applies pending migrations.
 /// Applies pending migrations. Instances starting together take turns: one applies them,
 /// the others wait and then find nothing left to do.
 pub async fn migrate(db: &DatabaseConnection, url: &str) -> Result<(), DbErr> {

@@ -13,15 +13,18 @@ use crate::domain::{
 };
 
 use super::repository_error;
+use super::sqlite_reads::{ReadError, SqliteReads};
 
 /// Sessions in `sessions`, their refresh-token hashes in `refresh_tokens`.
 pub struct SeaOrmSessionRepository {
     db: DatabaseConnection,
+    /// On SQLite, the per-request session lookup skips the pool (see `sqlite_reads`).
+    direct: Option<SqliteReads>,
 }
 
 impl SeaOrmSessionRepository {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    pub fn new(db: DatabaseConnection, direct: Option<SqliteReads>) -> Self {
+        Self { db, direct }
     }
 }
 
@@ -62,16 +65,25 @@ impl SessionRepository for SeaOrmSessionRepository {
         &self,
         id: SessionId,
     ) -> Result<Option<(Session, User)>, RepositoryError> {
-        let row = session::Entity::find_by_id(id.as_uuid())
-            .find_also_related(user::Entity)
-            .one(&self.db)
-            .await
-            .map_err(repository_error)?;
-        match row {
-            Some((session, Some(user))) => {
-                Ok(Some((to_domain(session), super::users::to_domain(user)?)))
+        let direct = match &self.direct {
+            Some(reads) => reads.session_with_user(id.as_uuid()),
+            None => Err(ReadError::Busy),
+        };
+        let row = match direct {
+            Ok(row) => row,
+            Err(ReadError::Failed(error)) => {
+                return Err(RepositoryError::Unavailable(Box::new(error)));
             }
-            _ => Ok(None),
+            Err(ReadError::Busy) => session::Entity::find_by_id(id.as_uuid())
+                .find_also_related(user::Entity)
+                .one(&self.db)
+                .await
+                .map_err(repository_error)?
+                .and_then(|(session, user)| Some((session, user?))),
+        };
+        match row {
+            Some((session, user)) => Ok(Some((to_domain(session), super::users::to_domain(user)?))),
+            None => Ok(None),
         }
     }
 
