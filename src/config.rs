@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use crate::application::ports::Quota;
 use crate::application::{Lockout, ThrottlePolicy};
 use crate::infrastructure::persistence::{DatabaseSettings, sqlite_file};
-use crate::infrastructure::security::HashingSettings;
+use crate::infrastructure::security::{HashPriority, HashingSettings};
 use crate::interfaces::http::{CorsPolicy, HttpSettings, TrustedProxies, parse_network};
 
 /// Whether the service runs for a developer or for real users.
@@ -404,10 +404,16 @@ pub struct Config {
     #[arg(long, env = "PASSWORD_HASH_QUEUE", default_value_t = 64, global = true)]
     pub password_hash_queue: usize,
 
-    /// Scheduling niceness of the password-hashing threads (0 to 19, Linux): higher leaves
-    /// more CPU to other requests while many people sign in at once.
-    #[arg(long, env = "PASSWORD_HASH_NICE", default_value_t = 19, value_parser = clap::value_parser!(i32).range(0..=19), global = true)]
-    pub password_hash_nice: i32,
+    /// Scheduling priority of the password-hashing threads: `background` (Linux: below every
+    /// other thread, so requests stay fast while many people sign in at once) or `normal`.
+    #[arg(
+        long,
+        env = "PASSWORD_HASH_PRIORITY",
+        value_enum,
+        default_value = "background",
+        global = true
+    )]
+    pub password_hash_priority: HashPriority,
 
     /// `pretty` or `json`.
     #[arg(
@@ -501,7 +507,7 @@ impl Config {
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
             }),
             queue: self.password_hash_queue,
-            nice: self.password_hash_nice,
+            priority: self.password_hash_priority,
         }
     }
 

@@ -21,6 +21,7 @@ use base64::engine::general_purpose::STANDARD_NO_PAD;
 use crossbeam_channel::{RecvTimeoutError, Sender, TrySendError};
 use tokio::sync::oneshot;
 
+use super::background_priority::BackgroundPriority;
 use crate::application::ports::{HashError, PasswordHasher};
 use crate::domain::{Password, PasswordHash};
 
@@ -42,9 +43,18 @@ pub struct HashingSettings {
     pub workers: usize,
     /// Hashes allowed to wait for a worker before new ones are refused.
     pub queue: usize,
-    /// Scheduling niceness of the hashing threads (0–19; Linux). Above 0 the scheduler favours
-    /// the request threads, so a login storm uses the spare CPU without delaying other requests.
-    pub nice: i32,
+    /// Whether the hashing threads give way to the request threads.
+    pub priority: HashPriority,
+}
+
+/// The scheduling priority of the hashing threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HashPriority {
+    /// Below every other thread, yielding often (see `background_priority`): a login storm
+    /// uses the spare CPU without delaying other requests.
+    Background,
+    /// Like any other thread: hashing competes with requests for the cores.
+    Normal,
 }
 
 /// The argon2id adapter of the `PasswordHasher` port.
@@ -68,7 +78,7 @@ impl Argon2Hasher {
         let pool = WorkerPool::start(
             settings.workers.max(1),
             settings.queue.max(1),
-            settings.nice,
+            settings.priority,
         )
         .map_err(|e| format!("cannot start the password hashing threads: {e}"))?;
         Ok(Self {
@@ -220,20 +230,6 @@ impl Scratch {
 
 type Job = Box<dyn FnOnce(&mut Scratch) + Send>;
 
-/// Makes the calling thread nicer. On Linux, niceness is per thread; elsewhere this does nothing.
-fn lower_priority(nice: i32) {
-    #[cfg(target_os = "linux")]
-    if nice > 0 {
-        // SAFETY: setpriority only reads its arguments; `who = 0` is the calling thread.
-        let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
-        if result != 0 {
-            tracing::warn!(nice, "cannot lower the priority of a hashing thread");
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = nice;
-}
-
 /// Leaves the in-flight count when the job ends, even by a panic.
 struct InFlight(Arc<AtomicU64>);
 
@@ -251,22 +247,29 @@ struct WorkerPool {
 }
 
 impl WorkerPool {
-    fn start(workers: usize, queue: usize, nice: i32) -> std::io::Result<Self> {
+    fn start(workers: usize, queue: usize, priority: HashPriority) -> std::io::Result<Self> {
         let (sender, receiver) = crossbeam_channel::bounded::<Job>(queue);
         for i in 0..workers {
             let receiver = receiver.clone();
             thread::Builder::new()
                 .name(format!("password-hash-{i}"))
                 .spawn(move || {
-                    lower_priority(nice);
+                    let background = (priority == HashPriority::Background)
+                        .then(BackgroundPriority::for_this_thread);
                     let mut scratch = Scratch::default();
                     loop {
                         match receiver.recv_timeout(KEEP_MEMORY_FOR) {
                             // A panicking job drops its reply channel; the caller sees an error.
                             Ok(job) => {
-                                let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                                    job(&mut scratch)
-                                }));
+                                let _ =
+                                    std::panic::catch_unwind(AssertUnwindSafe(
+                                        || match &background {
+                                            Some(background) => {
+                                                background.run(|| job(&mut scratch))
+                                            }
+                                            None => job(&mut scratch),
+                                        },
+                                    ));
                             }
                             Err(RecvTimeoutError::Timeout) => scratch.release(),
                             Err(RecvTimeoutError::Disconnected) => return,
@@ -323,7 +326,7 @@ mod tests {
             parallelism: 1,
             workers,
             queue,
-            nice: 10,
+            priority: HashPriority::Background,
         })
         .unwrap()
     }
@@ -394,7 +397,7 @@ mod tests {
             parallelism: 1,
             workers: 1,
             queue: 4,
-            nice: 0,
+            priority: HashPriority::Normal,
         })
         .unwrap();
         let old = weaker.hash(password("correct horse")).await.unwrap();
