@@ -26,7 +26,8 @@ CORES=$(nproc)
 
 if ! command -v wrk >/dev/null; then
   echo "== installing wrk (Debian package)"
-  if [[ $(id -u) == 0 ]]; then apt-get install -y -qq wrk >/dev/null; else sudo apt-get install -y -qq wrk >/dev/null; fi
+  sudo=$([[ $(id -u) == 0 ]] || echo sudo)
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq wrk >/dev/null
 fi
 
 echo "== building the release server"
@@ -100,8 +101,14 @@ get() { # result-line key
 }
 
 ROWS=()
+BROKEN=()
 row() { # name result
   ROWS+=("| $1 | $(get "$2" ok_rps) | $(get "$2" p50_us) | $(get "$2" p99_us) | $(get "$2" failures) |")
+  # Speed is never asserted, but a figure with no successful request or with failures means
+  # the benchmark (or the server) is broken.
+  if [[ $(get "$2" failures) != 0 ]] || awk -v r="$(get "$2" ok_rps)" 'BEGIN { exit !(r <= 0) }'; then
+    BROKEN+=("$1")
+  fi
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f %%", 100 * a / b; else print "n/a" }'; }
@@ -207,6 +214,11 @@ fi
   cat "$WORK/table"
 } >"$WORK/results"
 cat "$WORK/results"
+if [[ ${#BROKEN[@]} -gt 0 ]]; then
+  echo "error: failed requests or none served in: ${BROKEN[*]}; the server log:" >&2
+  tail -n 50 "$WORK/server.log" >&2
+  exit 1
+fi
 if [[ $WRITE == 1 ]]; then
   cp "$WORK/results" bench/RESULTS.md
   echo "== written to bench/RESULTS.md"
