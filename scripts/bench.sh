@@ -7,6 +7,9 @@
 #   scripts/bench.sh --quick    a second or two per figure (CI runs this to keep it working)
 #   scripts/bench.sh --write    also writes the table to bench/RESULTS.md
 #
+# BENCH_PROFILE=dev benchmarks the debug build instead: CI does that with --quick, to prove the
+# script works without a second, ten-minute build; its figures mean nothing.
+#
 # Rate limits are turned off (RATE_LIMITS=false): the figures measure the server, not its
 # abuse protection. A response other than 200, or one whose body has "errors", counts as a
 # failure, never as a served request. Traffic goes to 127.0.0.1 only, and every run is bounded.
@@ -30,9 +33,10 @@ if ! command -v wrk >/dev/null; then
   $sudo apt-get update -qq && $sudo apt-get install -y -qq wrk >/dev/null
 fi
 
-echo "== building the release server"
-cargo build --release --quiet
-BIN=target/release/authgraph
+PROFILE=${BENCH_PROFILE:-release}
+echo "== building the server ($PROFILE profile)"
+cargo build --profile "$PROFILE" --quiet
+BIN=target/$([[ $PROFILE == dev ]] && echo debug || echo "$PROFILE")/authgraph
 WORK=$(mktemp -d)
 SERVER_PID=""
 cleanup() {
@@ -210,7 +214,7 @@ fi
   echo "## Benchmark results"
   echo
   echo "$(date -u +%Y-%m-%d), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -g | awk '/Mem:/ {print $2}') GiB RAM,"
-  echo "$([[ $QUICK == 1 ]] && echo 'quick run (2 s per figure)' || echo "$SECONDS_PER s per figure"); wrk and the server share the machine."
+  echo "$([[ $QUICK == 1 ]] && echo 'quick run (2 s per figure)' || echo "$SECONDS_PER s per figure"), $PROFILE build; wrk and the server share the machine."
   cat "$WORK/table"
 } >"$WORK/results"
 cat "$WORK/results"
