@@ -11,7 +11,7 @@ pub mod throttle;
 pub mod users;
 
 #[cfg(test)]
-mod fakes;
+pub(crate) mod fakes;
 
 pub use account::{AccountLinks, AccountService};
 pub use audit::{AuditPage, AuditService, AuditTrail};

@@ -97,49 +97,9 @@ async fn write_batches(events: Arc<dyn AuditRepository>, mut queue: mpsc::Receiv
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-    use std::sync::Mutex;
-
-    use async_trait::async_trait;
-
     use super::*;
-    use crate::domain::{AuditFilter, AuditKind, Page, PageRequest, RepositoryError, UserId};
-
-    /// Remembers the size of every batch written.
-    #[derive(Default)]
-    struct Batches(Mutex<Vec<usize>>);
-
-    impl Batches {
-        fn sizes(&self) -> Vec<usize> {
-            self.0.lock().unwrap().clone()
-        }
-    }
-
-    #[async_trait]
-    impl AuditRepository for Batches {
-        async fn insert(&self, events: &[AuditEvent]) -> Result<(), RepositoryError> {
-            self.0.lock().unwrap().push(events.len());
-            Ok(())
-        }
-        async fn list(
-            &self,
-            _: &AuditFilter,
-            _: &PageRequest<uuid::Uuid>,
-        ) -> Result<Page<AuditEvent>, RepositoryError> {
-            unreachable!("the writer only inserts")
-        }
-        async fn count(&self, _: &AuditFilter) -> Result<u64, RepositoryError> {
-            unreachable!("the writer only inserts")
-        }
-        async fn latest_for_users(
-            &self,
-            _: &[UserId],
-            _: Option<AuditKind>,
-            _: usize,
-        ) -> Result<HashMap<UserId, (Vec<AuditEvent>, u64)>, RepositoryError> {
-            unreachable!("the writer only inserts")
-        }
-    }
+    use crate::application::fakes::InMemoryAudit;
+    use crate::domain::{AuditFilter, AuditKind};
 
     fn event() -> AuditEvent {
         AuditEvent {
@@ -154,40 +114,41 @@ mod tests {
         }
     }
 
+    async fn written(events: &InMemoryAudit) -> u64 {
+        events.count(&AuditFilter::default()).await.unwrap()
+    }
+
     #[tokio::test(start_paused = true)]
     async fn events_recorded_within_the_linger_share_one_write() {
-        let batches = Arc::new(Batches::default());
-        let writer = AuditWriter::start(batches.clone());
+        let events = Arc::new(InMemoryAudit::default());
+        let writer = AuditWriter::start(events.clone());
         writer.record(event());
         tokio::time::sleep(LINGER / 5).await;
         writer.record(event());
         writer.record(event());
-        assert!(
-            batches.sizes().is_empty(),
-            "written before the linger ended"
-        );
+        assert_eq!(written(&events).await, 0, "written before the linger ended");
 
         tokio::time::sleep(LINGER).await;
-        assert_eq!(batches.sizes(), [3]);
+        assert_eq!(written(&events).await, 3);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_lone_event_is_written_when_the_linger_ends() {
-        let batches = Arc::new(Batches::default());
-        let writer = AuditWriter::start(batches.clone());
+        let events = Arc::new(InMemoryAudit::default());
+        let writer = AuditWriter::start(events.clone());
         writer.record(event());
         tokio::time::sleep(LINGER * 2).await;
-        assert_eq!(batches.sizes(), [1]);
+        assert_eq!(written(&events).await, 1);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_flush_writes_at_once() {
-        let batches = Arc::new(Batches::default());
-        let writer = AuditWriter::start(batches.clone());
+        let events = Arc::new(InMemoryAudit::default());
+        let writer = AuditWriter::start(events.clone());
         writer.record(event());
         let started = Instant::now();
         writer.flush().await;
-        assert_eq!(batches.sizes(), [1]);
+        assert_eq!(written(&events).await, 1);
         assert!(
             started.elapsed() < LINGER,
             "the flush waited for the linger"
