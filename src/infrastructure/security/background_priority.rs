@@ -105,9 +105,6 @@ mod linux {
     /// clock would be simpler but fire only at ticks, which is the wait this is meant to cut.)
     pub struct YieldTimer(libc::timer_t);
 
-    // SAFETY: a timer id is a plain handle; it is only armed, disarmed and deleted.
-    unsafe impl Send for YieldTimer {}
-
     impl YieldTimer {
         pub fn new() -> io::Result<Self> {
             let signal = yield_signal()?;
