@@ -1,21 +1,24 @@
 //! Running CPU-bound work on a thread that gives way to the request threads at once.
 //!
 //! A password hash is ~50 ms of CPU with no point where it could pause. The hashing threads run
-//! under `SCHED_IDLE`, so the kernel should hand a core to any request thread that wakes — and
-//! on the 2-core CI machine (Linux 6.18, HZ=250, a VM) it often did not: `perf sched` showed a
-//! woken request thread (or the client's) waiting up to the next tick, 4 ms, behind a busy
-//! hashing thread, and `me` p99 during a login storm was 10× its idle p99. Busy threads that
-//! called `sched_yield` in a loop caused no such wait. So while a job runs, a timer interrupts
-//! its thread every [`YIELD_EVERY`] and the signal handler calls `sched_yield`, which returns at
+//! under `SCHED_IDLE`, so the kernel should hand a core to any request thread that wants one —
+//! and on the 2-core CI machine (Linux 6.18, HZ=250, a VM) it often did not. A `perf sched`
+//! trace shows how: a request thread preempted by `ksoftirqd` stays runnable, and when
+//! `ksoftirqd` is done the scheduler picks the `SCHED_IDLE` hashing thread over it (it is the
+//! one the fair scheduler deems eligible), which then runs until the next tick, 4 ms later.
+//! `me` p99 during a login storm was 7–10× its idle p99. Busy threads that called
+//! `sched_yield` in a loop caused no such wait. So while a job runs, a timer interrupts its
+//! thread every [`YIELD_EVERY`] and the signal handler calls `sched_yield`, which returns at
 //! once when nothing else wants the core.
 
 use std::time::Duration;
 
-/// How long a woken request thread can wait behind a hashing thread at most. Each tick costs
-/// the hashing thread a signal delivery (~7 µs in that VM, saving the vector registers), ~1.4 %
-/// of a hash at this period. Measured: 200 µs made `me` p99 during a storm no better than
-/// 500 µs (the rest of the tail is the logins' own database work) and cost 3.5 %.
-pub const YIELD_EVERY: Duration = Duration::from_micros(500);
+/// How long a request thread can wait behind a hashing thread at most. Each tick costs the
+/// hashing thread ~50 µs in that VM, the same with an empty handler: the interrupt costs, not
+/// the yield. Measured with `scripts/bench.sh` and `hash-rate`: at 500 µs the ticks cost
+/// 10 % of the hashing rate, at 1 ms 5 %, at 2 ms 4 %; `me` p99 during a storm was 0.7–0.9× its
+/// idle p99 at 500 µs, 0.9–1.1× at 1 ms, and 1.8–2.3× from 1.5 ms on.
+pub const YIELD_EVERY: Duration = Duration::from_millis(1);
 
 /// Makes the calling thread's CPU-bound jobs yield to every other thread (Linux); elsewhere a
 /// no-op. Created on the thread it governs.
