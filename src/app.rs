@@ -190,7 +190,10 @@ fn services(
         config.jwt_secret.as_deref(),
         config.dev_state_dir().as_deref(),
     )?;
-    let users = Arc::new(SeaOrmUserRepository::new(db.clone()));
+    // One set of read connections for both repositories' direct SQLite reads.
+    let direct_reads =
+        persistence::sqlite_file(&config.database_url).map(|file| Arc::new(SqliteReads::new(file)));
+    let users = Arc::new(SeaOrmUserRepository::new(db.clone(), direct_reads.clone()));
     let tokens = Arc::new(JwtTokens::new(JwtSettings {
         secret,
         previous_secrets: config
@@ -215,10 +218,7 @@ fn services(
         require_verified_email: config.require_verified_email,
     };
     let sessions = Arc::new(SessionService::new(
-        Arc::new(SeaOrmSessionRepository::new(
-            db.clone(),
-            persistence::sqlite_file(&config.database_url).map(SqliteReads::new),
-        )),
+        Arc::new(SeaOrmSessionRepository::new(db.clone(), direct_reads)),
         users.clone(),
         tokens,
         clock.clone(),

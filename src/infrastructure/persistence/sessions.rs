@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use entity::{refresh_token, session, user};
@@ -13,17 +15,17 @@ use crate::domain::{
 };
 
 use super::repository_error;
-use super::sqlite_reads::{ReadError, SqliteReads};
+use super::sqlite_reads::{SqliteReads, read_directly};
 
 /// Sessions in `sessions`, their refresh-token hashes in `refresh_tokens`.
 pub struct SeaOrmSessionRepository {
     db: DatabaseConnection,
     /// On SQLite, the per-request session lookup skips the pool (see `sqlite_reads`).
-    direct: Option<SqliteReads>,
+    direct: Option<Arc<SqliteReads>>,
 }
 
 impl SeaOrmSessionRepository {
-    pub fn new(db: DatabaseConnection, direct: Option<SqliteReads>) -> Self {
+    pub fn new(db: DatabaseConnection, direct: Option<Arc<SqliteReads>>) -> Self {
         Self { db, direct }
     }
 }
@@ -65,16 +67,12 @@ impl SessionRepository for SeaOrmSessionRepository {
         &self,
         id: SessionId,
     ) -> Result<Option<(Session, User)>, RepositoryError> {
-        let direct = match &self.direct {
-            Some(reads) => reads.session_with_user(id.as_uuid()),
-            None => Err(ReadError::Busy),
-        };
+        let direct = read_directly(self.direct.as_deref(), |reads| {
+            reads.session_with_user(id.as_uuid())
+        })?;
         let row = match direct {
-            Ok(row) => row,
-            Err(ReadError::Failed(error)) => {
-                return Err(RepositoryError::Unavailable(Box::new(error)));
-            }
-            Err(ReadError::Busy) => session::Entity::find_by_id(id.as_uuid())
+            Some(row) => row,
+            None => session::Entity::find_by_id(id.as_uuid())
                 .find_also_related(user::Entity)
                 .one(&self.db)
                 .await

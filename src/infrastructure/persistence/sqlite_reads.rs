@@ -1,4 +1,5 @@
-//! The one read on every authenticated request, served from SQLite on the calling thread.
+//! The reads on every authenticated request and every sign-in, served from SQLite on the
+//! calling thread.
 //!
 //! Through sqlx, each statement is handed to the connection's worker thread and the answer
 //! handed back: two thread wake-ups that cost more than the query itself (profiled: the
@@ -16,6 +17,8 @@ use chrono::{DateTime, Utc};
 use entity::{session, user};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode, OpenFlags, Row};
+
+use crate::domain::RepositoryError;
 
 /// Read-only connections to one SQLite file, opened on first use and reused. At most one per
 /// thread is ever in use at once, since nothing awaits while holding one.
@@ -41,11 +44,28 @@ impl From<rusqlite::Error> for ReadError {
     }
 }
 
+/// Runs `read` on the direct connections when there are some and SQLite is not busy; `None`
+/// tells the caller to ask the pool instead.
+pub fn read_directly<T>(
+    reads: Option<&SqliteReads>,
+    read: impl FnOnce(&SqliteReads) -> Result<T, ReadError>,
+) -> Result<Option<T>, RepositoryError> {
+    match reads.map(read) {
+        Some(Ok(found)) => Ok(Some(found)),
+        Some(Err(ReadError::Failed(error))) => Err(RepositoryError::Unavailable(Box::new(error))),
+        Some(Err(ReadError::Busy)) | None => Ok(None),
+    }
+}
+
 const SESSION_WITH_USER: &str = "SELECT s.id, s.user_id, s.created_at, s.last_used_at, \
      s.expires_at, s.revoked_at, s.user_agent, s.ip, u.id, u.email, u.password_hash, \
      u.display_name, u.role, u.email_verified_at, u.suspended_at, u.suspension_reason, \
      u.created_at, u.updated_at \
      FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?1";
+
+const USER_BY_EMAIL: &str = "SELECT id, email, password_hash, display_name, role, \
+     email_verified_at, suspended_at, suspension_reason, created_at, updated_at \
+     FROM users WHERE email = ?1";
 
 impl SqliteReads {
     pub fn new(path: impl Into<String>) -> Self {
@@ -67,6 +87,18 @@ impl SqliteReads {
                 return Ok(None);
             };
             Ok(Some((session_at(row, 0)?, user_at(row, 8)?)))
+        })
+    }
+
+    /// A user, by email address (stored normalised, as the pool compares it).
+    pub fn user_by_email(&self, email: &str) -> Result<Option<user::Model>, ReadError> {
+        self.with_connection(|connection| {
+            let mut statement = connection.prepare_cached(USER_BY_EMAIL)?;
+            let mut rows = statement.query([email])?;
+            match rows.next()? {
+                Some(row) => Ok(Some(user_at(row, 0)?)),
+                None => Ok(None),
+            }
         })
     }
 
@@ -153,10 +185,14 @@ mod tests {
 
     use chrono::{TimeZone, Utc};
     use entity::{session, user};
-    use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, IntoActiveModel};
+    use sea_orm::{
+        ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel,
+        QueryFilter,
+    };
     use uuid::Uuid;
 
-    use super::{ReadError, SqliteReads};
+    use super::{ReadError, SqliteReads, read_directly};
+    use crate::domain::RepositoryError;
     use crate::infrastructure::persistence::{DatabaseSettings, QueryCounter, connect, migrate};
 
     async fn database(dir: &tempfile::TempDir) -> (DatabaseConnection, String) {
@@ -247,10 +283,20 @@ mod tests {
 
         for (session, user) in [(full_session, full_user), (bare_session, bare_user)] {
             let direct = reads.session_with_user(session.id).unwrap();
-            assert_eq!(direct, Some((session.clone(), user)));
+            assert_eq!(direct, Some((session.clone(), user.clone())));
             assert_eq!(direct, through_the_pool(&db, session.id).await);
+
+            let by_email = reads.user_by_email(&user.email).unwrap();
+            assert_eq!(by_email.as_ref(), Some(&user));
+            let pool = user::Entity::find()
+                .filter(user::Column::Email.eq(user.email.as_str()))
+                .one(&db)
+                .await
+                .unwrap();
+            assert_eq!(by_email, pool);
         }
         assert_eq!(reads.session_with_user(Uuid::new_v4()).unwrap(), None);
+        assert_eq!(reads.user_by_email("nobody@example.com").unwrap(), None);
     }
 
     #[tokio::test]
@@ -337,6 +383,22 @@ mod tests {
         let began = Instant::now();
         let read = reads.session_with_user(Uuid::new_v4());
         assert!(matches!(read, Err(ReadError::Busy)), "{read:?}");
+        let read = reads.user_by_email("ada@example.com");
+        assert!(matches!(read, Err(ReadError::Busy)), "{read:?}");
         assert!(began.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_busy_database_or_none_at_all_sends_the_read_to_the_pool() {
+        let reads = SqliteReads::new("unused.db");
+        let answered = read_directly(Some(&reads), |_| Ok(7)).unwrap();
+        assert_eq!(answered, Some(7));
+        let busy = read_directly(Some(&reads), |_| Err::<i32, _>(ReadError::Busy)).unwrap();
+        assert_eq!(busy, None);
+        assert_eq!(read_directly(None, |_| Ok(7)).unwrap(), None);
+        let failed = read_directly(Some(&reads), |_| {
+            Err::<i32, _>(ReadError::Failed(rusqlite::Error::InvalidQuery))
+        });
+        assert!(matches!(failed, Err(RepositoryError::Unavailable(_))));
     }
 }

@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use entity::user;
@@ -15,15 +17,18 @@ use crate::domain::{
 };
 
 use super::repository_error;
+use super::sqlite_reads::{SqliteReads, read_directly};
 
 /// Users in the `users` table.
 pub struct SeaOrmUserRepository {
     db: DatabaseConnection,
+    /// On SQLite, the lookup by email of every sign-in skips the pool (see `sqlite_reads`).
+    direct: Option<Arc<SqliteReads>>,
 }
 
 impl SeaOrmUserRepository {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    pub fn new(db: DatabaseConnection, direct: Option<Arc<SqliteReads>>) -> Self {
+        Self { db, direct }
     }
 }
 
@@ -69,13 +74,18 @@ impl UserRepository for SeaOrmUserRepository {
     }
 
     async fn find_by_email(&self, email: &Email) -> Result<Option<User>, RepositoryError> {
-        user::Entity::find()
-            .filter(user::Column::Email.eq(email.as_str()))
-            .one(&self.db)
-            .await
-            .map_err(repository_error)?
-            .map(to_domain)
-            .transpose()
+        let direct = read_directly(self.direct.as_deref(), |reads| {
+            reads.user_by_email(email.as_str())
+        })?;
+        let row = match direct {
+            Some(row) => row,
+            None => user::Entity::find()
+                .filter(user::Column::Email.eq(email.as_str()))
+                .one(&self.db)
+                .await
+                .map_err(repository_error)?,
+        };
+        row.map(to_domain).transpose()
     }
 
     async fn set_password_hash(
