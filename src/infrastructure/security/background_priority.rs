@@ -15,9 +15,9 @@ use std::time::Duration;
 
 /// How long a request thread can wait behind a hashing thread at most. Each tick costs the
 /// hashing thread ~50 µs in that VM, the same with an empty handler: the interrupt costs, not
-/// the yield. Measured with `scripts/bench.sh` and `hash-rate`: at 500 µs the ticks cost
-/// 10 % of the hashing rate, at 1 ms 5 %, at 2 ms 4 %; `me` p99 during a storm was 0.7–0.9× its
-/// idle p99 at 500 µs, 0.9–1.1× at 1 ms, and 1.8–2.3× from 1.5 ms on.
+/// the yield. Measured with `hash-rate` and paired storm runs: at 500 µs the ticks cost 10 %
+/// of the hashing rate, at 1 ms 5 %, at 2 ms 4 %; `me` p99 during a storm was 0.7–0.9× its idle
+/// p99 at 500 µs, 0.9–1.1× at 1 ms, 0.9–2.3× at 1.5 ms and 1.8–2.0× at 2 ms.
 pub const YIELD_EVERY: Duration = Duration::from_millis(1);
 
 /// Makes the calling thread's CPU-bound jobs yield to every other thread (Linux); elsewhere a
