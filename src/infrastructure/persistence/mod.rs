@@ -4,6 +4,7 @@ mod account_tokens;
 mod audit;
 mod sessions;
 mod sqlite_reads;
+mod sqlite_writes;
 mod users;
 
 use std::path::Path;
@@ -45,6 +46,9 @@ impl QueryCounter {
     }
 }
 
+/// A pooled connection to a database server idle this long is pinged before it is used.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(5);
+
 /// Opens a pool. For SQLite the file and its folder are created if missing, and the
 /// connection is set up for a server: WAL so readers never block the writer, a busy timeout
 /// so concurrent writers wait instead of failing, foreign keys on, and `synchronous = FULL`
@@ -66,13 +70,21 @@ pub async fn connect(
         .max_connections(settings.max_connections)
         .connect_timeout(settings.connect_timeout)
         .acquire_timeout(settings.connect_timeout)
-        .sqlx_logging(false)
-        .map_sqlx_sqlite_opts(|opts: SqliteConnectOptions| {
-            opts.journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Full)
-                .busy_timeout(Duration::from_secs(5))
-                .foreign_keys(true)
-        });
+        .sqlx_logging(false);
+    // By default every checkout pings the connection first: a second round trip for every
+    // statement (on SQLite, two more thread hand-offs). A file cannot hang up; a server can,
+    // but a connection used within the last seconds almost surely still works.
+    if settings.url.starts_with("sqlite:") {
+        options.test_before_acquire(false);
+    } else {
+        options.test_before_acquire_if_idle_for(PING_IF_IDLE_FOR);
+    }
+    options.map_sqlx_sqlite_opts(|opts: SqliteConnectOptions| {
+        opts.journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true)
+    });
     let mut db = Database::connect(options).await?;
     let counter = counter.clone();
     db.set_metric_callback(move |_| {

@@ -5,8 +5,9 @@ use chrono::{DateTime, Utc};
 use entity::{refresh_token, session, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, DbBackend,
+    EntityTrait, Insert, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    TransactionTrait,
 };
 
 use crate::domain::{
@@ -14,8 +15,8 @@ use crate::domain::{
     SessionRepository, TokenHash, User, UserId,
 };
 
-use super::repository_error;
 use super::sqlite_reads::{SqliteReads, read_directly};
+use super::{repository_error, sqlite_writes};
 
 /// Sessions in `sessions`, their refresh-token hashes in `refresh_tokens`.
 pub struct SeaOrmSessionRepository {
@@ -37,8 +38,7 @@ impl SessionRepository for SeaOrmSessionRepository {
         session: &Session,
         refresh_token: &TokenHash,
     ) -> Result<(), RepositoryError> {
-        let txn = self.db.begin().await.map_err(repository_error)?;
-        session::Entity::insert(session::ActiveModel {
+        let session_row = session::Entity::insert(session::ActiveModel {
             id: Set(session.id.as_uuid()),
             user_id: Set(session.user_id.as_uuid()),
             created_at: Set(session.created_at),
@@ -47,11 +47,29 @@ impl SessionRepository for SeaOrmSessionRepository {
             revoked_at: Set(session.revoked_at),
             user_agent: Set(session.user_agent.clone()),
             ip: Set(session.ip.clone()),
-        })
-        .exec_without_returning(&txn)
-        .await
-        .map_err(repository_error)?;
-        insert_refresh_token(&txn, session.id, refresh_token, session.created_at).await?;
+        });
+        let token_row = refresh_token_row(session.id, refresh_token, session.created_at);
+        if self.db.get_database_backend() == DbBackend::Sqlite {
+            // Every sign-in comes here: one trip to the connection's thread, not five.
+            return sqlite_writes::in_one_transaction(
+                &self.db,
+                [
+                    session_row.build(DbBackend::Sqlite),
+                    token_row.build(DbBackend::Sqlite),
+                ],
+            )
+            .await
+            .map_err(repository_error);
+        }
+        let txn = self.db.begin().await.map_err(repository_error)?;
+        session_row
+            .exec_without_returning(&txn)
+            .await
+            .map_err(repository_error)?;
+        token_row
+            .exec_without_returning(&txn)
+            .await
+            .map_err(repository_error)?;
         txn.commit().await.map_err(repository_error)
     }
 
@@ -218,22 +236,18 @@ fn active_sessions(user: UserId, now: DateTime<Utc>) -> sea_orm::Select<session:
         .filter(session::Column::ExpiresAt.gt(now))
 }
 
-async fn insert_refresh_token(
-    txn: &DatabaseTransaction,
+/// The insert of a session's new, unused refresh token.
+fn refresh_token_row(
     session: SessionId,
     token: &TokenHash,
     issued_at: DateTime<Utc>,
-) -> Result<(), RepositoryError> {
+) -> Insert<refresh_token::ActiveModel> {
     refresh_token::Entity::insert(refresh_token::ActiveModel {
         token_hash: Set(token.as_str().to_owned()),
         session_id: Set(session.as_uuid()),
         issued_at: Set(issued_at),
         used_at: Set(None),
     })
-    .exec_without_returning(txn)
-    .await
-    .map_err(repository_error)?;
-    Ok(())
 }
 
 /// Stores the successor token and moves the session's last use and expiry.
@@ -241,7 +255,10 @@ async fn record_use(
     txn: &DatabaseTransaction,
     exchange: &RefreshTokenExchange<'_>,
 ) -> Result<(), RepositoryError> {
-    insert_refresh_token(txn, exchange.session, exchange.successor, exchange.now).await?;
+    refresh_token_row(exchange.session, exchange.successor, exchange.now)
+        .exec_without_returning(txn)
+        .await
+        .map_err(repository_error)?;
     session::Entity::update_many()
         .col_expr(session::Column::LastUsedAt, Expr::value(exchange.now))
         .col_expr(session::Column::ExpiresAt, Expr::value(exchange.expires_at))
