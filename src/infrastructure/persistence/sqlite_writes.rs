@@ -7,9 +7,10 @@
 //! SQLite runs a script of statements in one call and sqlx binds the values of all of them in
 //! order, so `BEGIN IMMEDIATE; …; COMMIT` is one round trip. A failing statement stops the
 //! script inside its transaction: that connection is then closed rather than handed back,
-//! which rolls the transaction back.
+//! which rolls the transaction back; so is one whose caller gave up before the answer.
 
-use sea_orm::sqlx::{self, AssertSqlSafe};
+use sea_orm::sqlx::pool::PoolConnection;
+use sea_orm::sqlx::{self, AssertSqlSafe, Sqlite};
 use sea_orm::{DatabaseConnection, DbErr, RuntimeErr, Statement, Value, Values};
 use sea_query_sqlx::SqlxValues;
 
@@ -27,20 +28,37 @@ pub async fn in_one_transaction(
     }
     script.push_str("COMMIT;");
 
-    let mut connection = db
+    let connection = db
         .get_sqlite_connection_pool()
         .acquire()
         .await
         .map_err(|e| DbErr::Conn(RuntimeErr::SqlxError(e.into())))?;
-    let outcome = sqlx::query_with(AssertSqlSafe(script), SqlxValues(Values(values)))
-        .execute(&mut *connection)
-        .await;
-    if outcome.is_err() {
-        connection.close_on_drop();
+    let mut connection = ClosedUnlessCommitted {
+        connection,
+        committed: false,
+    };
+    sqlx::query_with(AssertSqlSafe(script), SqlxValues(Values(values)))
+        .execute(&mut *connection.connection)
+        .await
+        .map_err(|e| DbErr::Exec(RuntimeErr::SqlxError(e.into())))?;
+    connection.committed = true;
+    Ok(())
+}
+
+/// A connection whose script failed, or whose caller stopped waiting for it (a request that
+/// timed out), may be inside the script's transaction: it is closed, never handed back, or
+/// the next statements on it would join a transaction no one commits.
+struct ClosedUnlessCommitted {
+    connection: PoolConnection<Sqlite>,
+    committed: bool,
+}
+
+impl Drop for ClosedUnlessCommitted {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.connection.close_on_drop();
+        }
     }
-    outcome
-        .map(drop)
-        .map_err(|e| DbErr::Exec(RuntimeErr::SqlxError(e.into())))
 }
 
 #[cfg(test)]
