@@ -192,6 +192,20 @@ fn repository_error(error: DbErr) -> RepositoryError {
     }
 }
 
+/// A migrated SQLite database in `file`, for the tests of the SQLite-only paths.
+#[cfg(test)]
+async fn migrated_sqlite(file: &Path, max_connections: u32) -> DatabaseConnection {
+    let url = format!("sqlite://{}?mode=rwc", file.display());
+    let settings = DatabaseSettings {
+        url: url.clone(),
+        max_connections,
+        connect_timeout: Duration::from_secs(5),
+    };
+    let db = connect(&settings, &QueryCounter::default()).await.unwrap();
+    migrate(&db, &url).await.unwrap();
+    db
+}
+
 #[cfg(test)]
 mod tests {
     use super::sqlite_file;

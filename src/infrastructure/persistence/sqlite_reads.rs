@@ -193,19 +193,11 @@ mod tests {
 
     use super::{ReadError, SqliteReads, read_directly};
     use crate::domain::RepositoryError;
-    use crate::infrastructure::persistence::{DatabaseSettings, QueryCounter, connect, migrate};
+    use crate::infrastructure::persistence::migrated_sqlite;
 
     async fn database(dir: &tempfile::TempDir) -> (DatabaseConnection, String) {
-        let path = dir.path().join("reads.db").display().to_string();
-        let url = format!("sqlite://{path}?mode=rwc");
-        let settings = DatabaseSettings {
-            url: url.clone(),
-            max_connections: 2,
-            connect_timeout: Duration::from_secs(5),
-        };
-        let db = connect(&settings, &QueryCounter::default()).await.unwrap();
-        migrate(&db, &url).await.unwrap();
-        (db, path)
+        let path = dir.path().join("reads.db");
+        (migrated_sqlite(&path, 2).await, path.display().to_string())
     }
 
     fn at(micros: i64) -> chrono::DateTime<Utc> {

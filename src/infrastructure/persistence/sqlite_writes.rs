@@ -63,8 +63,6 @@ impl Drop for ClosedUnlessCommitted {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use chrono::{TimeZone, Utc};
     use entity::{refresh_token, session, user};
     use sea_orm::{
@@ -73,24 +71,14 @@ mod tests {
     use uuid::Uuid;
 
     use super::in_one_transaction;
-    use crate::infrastructure::persistence::{DatabaseSettings, QueryCounter, connect, migrate};
+    use crate::infrastructure::persistence::migrated_sqlite;
 
     #[tokio::test]
     async fn a_transaction_stores_all_its_rows_exactly_or_none_and_the_pool_stays_usable() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("writes.db").display()
-        );
         // One connection: a connection handed back inside a failed transaction would be the
         // one the next transaction gets.
-        let settings = DatabaseSettings {
-            url: url.clone(),
-            max_connections: 1,
-            connect_timeout: Duration::from_secs(5),
-        };
-        let db = connect(&settings, &QueryCounter::default()).await.unwrap();
-        migrate(&db, &url).await.unwrap();
+        let db = migrated_sqlite(&dir.path().join("writes.db"), 1).await;
         let at = Utc.timestamp_micros(1_790_000_000_123_456).unwrap();
         let ada = user::Model {
             id: Uuid::new_v4(),
@@ -130,11 +118,8 @@ mod tests {
             ]
         };
 
-        let (first, first_token) = (session(Uuid::new_v4()), token("first", Uuid::nil()));
-        let first_token = refresh_token::Model {
-            session_id: first.id,
-            ..first_token
-        };
+        let first = session(Uuid::new_v4());
+        let first_token = token("first", first.id);
         in_one_transaction(&db, rows(&first, &first_token))
             .await
             .unwrap();
