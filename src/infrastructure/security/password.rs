@@ -114,7 +114,7 @@ fn phc_string(params: &Params, salt: &[u8], output: &[u8]) -> Result<PasswordHas
     Ok(PasswordHash::new(phc))
 }
 
-/// Runs argon2 in the worker's memory.
+/// Runs argon2 in the worker's memory, passing its yield points.
 fn compute(
     algorithm: Algorithm,
     version: Version,
@@ -122,11 +122,27 @@ fn compute(
     password: &[u8],
     salt: &[u8],
     output: &mut [u8],
-    scratch: &mut Scratch,
+    worker: &mut Worker,
 ) -> Result<(), HashError> {
-    let blocks = scratch.blocks(params.block_count());
+    let Worker { memory, background } = worker;
+    let count = params.block_count();
+    if memory.len() < count {
+        *memory = vec![Block::default(); count];
+    }
+    let background = background.as_ref();
+    let yield_point = || {
+        if let Some(background) = background {
+            background.yield_point();
+        }
+    };
     Argon2::new(algorithm, version, params)
-        .hash_password_into_with_memory(password, salt, output, blocks)
+        .hash_password_into_with_memory_and_pauses(
+            password,
+            salt,
+            output,
+            &mut memory[..count],
+            &yield_point,
+        )
         .map_err(|e| HashError::Failed(e.to_string()))
 }
 
@@ -135,7 +151,7 @@ impl PasswordHasher for Argon2Hasher {
     async fn hash(&self, password: Password) -> Result<PasswordHash, HashError> {
         let params = self.params.clone();
         self.pool
-            .run(move |scratch| {
+            .run(move |worker| {
                 let mut salt = [0u8; SALT_BYTES];
                 getrandom::fill(&mut salt).map_err(|e| HashError::Failed(e.to_string()))?;
                 let mut output = [0u8; OUTPUT_BYTES];
@@ -146,7 +162,7 @@ impl PasswordHasher for Argon2Hasher {
                     password.expose().as_bytes(),
                     &salt,
                     &mut output,
-                    scratch,
+                    worker,
                 )?;
                 phc_string(&params, &salt, &output).map_err(HashError::Failed)
             })
@@ -156,7 +172,7 @@ impl PasswordHasher for Argon2Hasher {
     async fn verify(&self, password: Password, hash: &PasswordHash) -> Result<bool, HashError> {
         let hash = hash.clone();
         self.pool
-            .run(move |scratch| {
+            .run(move |worker| {
                 let unreadable = |e: &dyn std::fmt::Display| {
                     HashError::Failed(format!("unreadable password hash: {e}"))
                 };
@@ -180,7 +196,7 @@ impl PasswordHasher for Argon2Hasher {
                     password.expose().as_bytes(),
                     salt.as_ref(),
                     &mut output,
-                    scratch,
+                    worker,
                 )?;
                 // `Output`'s equality is constant-time.
                 let computed = phc::Output::new(&output).map_err(|e| unreadable(&e))?;
@@ -211,24 +227,15 @@ impl PasswordHasher for Argon2Hasher {
     }
 }
 
-/// A worker's argon2 memory, kept between hashes.
-#[derive(Default)]
-struct Scratch(Vec<Block>);
-
-impl Scratch {
-    fn blocks(&mut self, count: usize) -> &mut [Block] {
-        if self.0.len() < count {
-            self.0 = vec![Block::default(); count];
-        }
-        &mut self.0[..count]
-    }
-
-    fn release(&mut self) {
-        self.0 = Vec::new();
-    }
+/// What a hashing thread keeps between jobs.
+struct Worker {
+    /// Its argon2 memory.
+    memory: Vec<Block>,
+    /// Set when it runs below the request threads.
+    background: Option<BackgroundPriority>,
 }
 
-type Job = Box<dyn FnOnce(&mut Scratch) + Send>;
+type Job = Box<dyn FnOnce(&mut Worker) + Send>;
 
 /// Leaves the in-flight count when the job ends, even by a panic.
 struct InFlight(Arc<AtomicU64>);
@@ -254,24 +261,19 @@ impl WorkerPool {
             thread::Builder::new()
                 .name(format!("password-hash-{i}"))
                 .spawn(move || {
-                    let background = (priority == HashPriority::Background)
-                        .then(BackgroundPriority::for_this_thread);
-                    let mut scratch = Scratch::default();
+                    let mut worker = Worker {
+                        memory: Vec::new(),
+                        background: (priority == HashPriority::Background)
+                            .then(BackgroundPriority::for_this_thread),
+                    };
                     loop {
                         match receiver.recv_timeout(KEEP_MEMORY_FOR) {
                             // A panicking job drops its reply channel; the caller sees an error.
                             Ok(job) => {
                                 let _ =
-                                    std::panic::catch_unwind(AssertUnwindSafe(
-                                        || match &background {
-                                            Some(background) => {
-                                                background.run(|| job(&mut scratch))
-                                            }
-                                            None => job(&mut scratch),
-                                        },
-                                    ));
+                                    std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut worker)));
                             }
-                            Err(RecvTimeoutError::Timeout) => scratch.release(),
+                            Err(RecvTimeoutError::Timeout) => worker.memory = Vec::new(),
                             Err(RecvTimeoutError::Disconnected) => return,
                         }
                     }
@@ -286,13 +288,13 @@ impl WorkerPool {
 
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&mut Scratch) -> T + Send + 'static,
+        work: impl FnOnce(&mut Worker) -> T + Send + 'static,
     ) -> Result<T, HashError> {
         let (reply, answer) = oneshot::channel();
         let (completed, in_flight) = (self.completed.clone(), self.in_flight.clone());
-        let job: Job = Box::new(move |scratch| {
+        let job: Job = Box::new(move |worker| {
             let running = InFlight(in_flight);
-            let outcome = work(scratch);
+            let outcome = work(worker);
             // Counted before the caller can see the result, so the counters never lag it.
             completed.fetch_add(1, Ordering::Relaxed);
             drop(running);
@@ -433,6 +435,56 @@ mod tests {
                 .await
                 .unwrap()
         );
+    }
+
+    /// Made by the C reference implementation (argon2-cffi's `PasswordHasher`): the argon2 we
+    /// build (vendor/argon2, with yield points) computes the same argon2id, with one lane and
+    /// with several.
+    #[tokio::test]
+    async fn hashes_made_by_the_reference_implementation_verify() {
+        let hasher = hasher(1, 4);
+        for phc in [
+            "$argon2id$v=19$m=19456,t=2,p=1$Rd29kZE7h3a7Gl7ic1VhAA$b8ga3uVrP4dU553lx6vdiLZBBieL7WD2GUFnFRTMe2U",
+            "$argon2id$v=19$m=65536,t=3,p=4$NBenXujH8W/T4hVSt6K6ow$/o9XJ/nXI9BMw175DhlNaLsnPFe/RBD2UwW/J2YakYg",
+        ] {
+            let stored = PasswordHash::new(phc.into());
+            let verify = |p| hasher.verify(password(p), &stored);
+            assert!(
+                verify("correct horse battery staple").await.unwrap(),
+                "{phc}"
+            );
+            assert!(
+                !verify("correct horse battery stapler").await.unwrap(),
+                "{phc}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_background_hash_yields_while_it_runs() {
+        let hasher = hasher(1, 4);
+        let params = hasher.params.clone();
+        let yielded = hasher
+            .pool
+            .run(move |worker| {
+                let mut output = [0; OUTPUT_BYTES];
+                let (password, salt) = (b"correct horse", [7; SALT_BYTES]);
+                compute(
+                    Algorithm::Argon2id,
+                    Version::V0x13,
+                    params,
+                    password,
+                    &salt,
+                    &mut output,
+                    worker,
+                )
+                .unwrap();
+                worker.background.as_ref().unwrap().has_yielded()
+            })
+            .await
+            .unwrap();
+        // A hash at these parameters is ~20 ms of work (argon2 is optimised in test builds too).
+        assert!(yielded);
     }
 
     #[tokio::test]
