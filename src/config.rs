@@ -109,7 +109,8 @@ pub struct Config {
     )]
     pub database_url: String,
 
-    /// Most connections the pool opens.
+    /// Most connections the pool opens (PostgreSQL and MySQL; on SQLite the pool has one:
+    /// SQLite takes one writer at a time, and its hot-path reads bypass the pool).
     #[arg(
         long,
         env = "DATABASE_MAX_CONNECTIONS",

@@ -197,7 +197,7 @@ mod tests {
 
     async fn database(dir: &tempfile::TempDir) -> (DatabaseConnection, String) {
         let path = dir.path().join("reads.db");
-        (migrated_sqlite(&path, 2).await, path.display().to_string())
+        (migrated_sqlite(&path).await, path.display().to_string())
     }
 
     fn at(micros: i64) -> chrono::DateTime<Utc> {

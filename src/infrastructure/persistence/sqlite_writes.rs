@@ -78,7 +78,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // One connection: a connection handed back inside a failed transaction would be the
         // one the next transaction gets.
-        let db = migrated_sqlite(&dir.path().join("writes.db"), 1).await;
+        let db = migrated_sqlite(&dir.path().join("writes.db")).await;
         let at = Utc.timestamp_micros(1_790_000_000_123_456).unwrap();
         let ada = user::Model {
             id: Uuid::new_v4(),
