@@ -12,8 +12,8 @@
 //! [`YIELD_EVERY`] at the yield points it passes (argon2 offers one every few dozen blocks; see
 //! `vendor/README.md`). A yield returns at once when nothing else wants the core. The first
 //! version interrupted the job with a timer signal instead: each interrupt cost ~40 µs of
-//! hashing in these VMs, 4–8 % of the hashing rate at one per millisecond; a yield point costs
-//! a clock read.
+//! hashing in these VMs, 2.4–8 % of the hashing rate at one per millisecond (by machine); a
+//! yield point costs a clock read.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
