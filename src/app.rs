@@ -20,8 +20,8 @@ use crate::config::{Config, MailerKind, RateLimitStore};
 use crate::infrastructure::audit::AuditWriter;
 use crate::infrastructure::mail::{LogMailer, SmtpMailer};
 use crate::infrastructure::persistence::{
-    self, QueryCounter, SeaOrmAccountTokenRepository, SeaOrmAuditRepository,
-    SeaOrmSessionRepository, SeaOrmUserRepository, SqliteReads,
+    self, QueryCounter, RetryCounter, SeaOrmAccountTokenRepository, SeaOrmAuditRepository,
+    SeaOrmSessionRepository, SeaOrmUserRepository, SqliteReads, Transactions,
 };
 use crate::infrastructure::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
 use crate::infrastructure::security::{Argon2Hasher, JwtSettings, JwtTokens, resolve_jwt_secret};
@@ -39,6 +39,8 @@ pub struct Core {
     pub audit: Arc<AuditWriter>,
     /// The statements sent to the database so far.
     pub queries: QueryCounter,
+    /// The transactions repeated after contention so far.
+    pub retries: RetryCounter,
     /// The password hasher, for its counters.
     pub hasher: Arc<Argon2Hasher>,
 }
@@ -48,13 +50,15 @@ impl Core {
     pub async fn assemble(config: &Config) -> anyhow::Result<Self> {
         let queries = QueryCounter::default();
         let db = connect_and_migrate_counted(config, &queries).await?;
+        let retries = RetryCounter::default();
+        let writes = Transactions::new(db.clone(), retries.clone());
         let mail = mail(config)?;
-        let audit = AuditWriter::start(Arc::new(SeaOrmAuditRepository::new(db.clone())));
+        let audit = AuditWriter::start(Arc::new(SeaOrmAuditRepository::new(writes.clone())));
         let throttle = Arc::new(Throttle::new(limiter(config).await?, config.throttle()));
         let hasher = Arc::new(Argon2Hasher::new(&config.hashing()).map_err(anyhow::Error::msg)?);
         let services = services(
             config,
-            db.clone(),
+            writes,
             mail.sender,
             audit.clone(),
             throttle,
@@ -66,6 +70,7 @@ impl Core {
             mailbox: mail.mailbox,
             audit,
             queries,
+            retries,
             hasher,
         })
     }
@@ -89,6 +94,7 @@ impl Application {
                 hasher: core.hasher.clone(),
                 audit: core.audit.clone(),
                 queries: core.queries.clone(),
+                retries: core.retries.clone(),
                 db: core.db.clone(),
             }))
         });
@@ -180,7 +186,7 @@ async fn connect_and_migrate_counted(
 
 fn services(
     config: &Config,
-    db: DatabaseConnection,
+    writes: Transactions,
     mailer: Arc<dyn Mailer>,
     audit_log: Arc<AuditWriter>,
     throttle: Arc<Throttle>,
@@ -193,7 +199,10 @@ fn services(
     // One set of read connections for both repositories' direct SQLite reads.
     let direct_reads =
         persistence::sqlite_file(&config.database_url).map(|file| Arc::new(SqliteReads::new(file)));
-    let users = Arc::new(SeaOrmUserRepository::new(db.clone(), direct_reads.clone()));
+    let users = Arc::new(SeaOrmUserRepository::new(
+        writes.clone(),
+        direct_reads.clone(),
+    ));
     let tokens = Arc::new(JwtTokens::new(JwtSettings {
         secret,
         previous_secrets: config
@@ -218,7 +227,7 @@ fn services(
         require_verified_email: config.require_verified_email,
     };
     let sessions = Arc::new(SessionService::new(
-        Arc::new(SeaOrmSessionRepository::new(db.clone(), direct_reads)),
+        Arc::new(SeaOrmSessionRepository::new(writes.clone(), direct_reads)),
         users.clone(),
         tokens,
         clock.clone(),
@@ -228,7 +237,7 @@ fn services(
     ));
     let account = Arc::new(AccountService::new(
         users.clone(),
-        Arc::new(SeaOrmAccountTokenRepository::new(db.clone())),
+        Arc::new(SeaOrmAccountTokenRepository::new(writes.clone())),
         hasher.clone(),
         sessions.clone(),
         mailer,
@@ -266,7 +275,9 @@ fn services(
         sessions,
         account,
         users: user_service,
-        audit: Arc::new(AuditService::new(Arc::new(SeaOrmAuditRepository::new(db)))),
+        audit: Arc::new(AuditService::new(Arc::new(SeaOrmAuditRepository::new(
+            writes,
+        )))),
     })
 }
 

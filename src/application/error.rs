@@ -44,6 +44,14 @@ pub enum ServiceError {
     /// The service is shedding load; try again after `retry_after_secs`.
     #[error("The server is busy; try again in a moment.")]
     Overloaded { retry_after_secs: u64 },
+    /// The database cannot be reached or stayed too busy; the same request may well succeed
+    /// after `retry_after_secs`. The source is for the log, never for the client.
+    #[error("The service is briefly unavailable; try again in {retry_after_secs} seconds.")]
+    Unavailable {
+        retry_after_secs: u64,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Anything unexpected. The source is for the log, never for the client.
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -99,11 +107,21 @@ impl ServiceError {
     }
 }
 
+/// How long a client should wait before trying again when the database is unavailable: long
+/// enough for a pool to reconnect or a failover to finish, short enough not to lose the user.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
+
 impl From<RepositoryError> for ServiceError {
     /// Conflicts a use case expects are matched where they happen; any that reaches this
     /// conversion is a bug, reported as internal.
     fn from(error: RepositoryError) -> Self {
-        Self::internal(error)
+        match error {
+            RepositoryError::Unavailable(source) => Self::Unavailable {
+                retry_after_secs: UNAVAILABLE_RETRY_AFTER_SECS,
+                source,
+            },
+            other => Self::internal(other),
+        }
     }
 }
 

@@ -15,9 +15,13 @@ pub enum RepositoryError {
     /// A uniqueness rule of the store rejected the write (e.g. the email is taken).
     #[error("the record conflicts with an existing one")]
     Conflict,
-    /// The store failed or could not be reached; details are for the log only.
-    #[error("storage failure: {0}")]
+    /// The store cannot be reached right now (no connection, connection lost, still busy
+    /// after retrying): the same call may well succeed in a moment. Details are for the log.
+    #[error("storage unavailable: {0}")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The store failed otherwise (a bug, corrupt data); details are for the log only.
+    #[error("storage failure: {0}")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Stores user accounts.

@@ -142,6 +142,18 @@ impl TestApp {
         query: &str,
         variables: Value,
     ) -> Value {
+        let response = self.graphql_response(authorization, query, variables).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.expect("a JSON body")
+    }
+
+    /// POSTs a GraphQL request and returns the HTTP response, whatever its status.
+    pub async fn graphql_response(
+        &self,
+        authorization: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> reqwest::Response {
         let mut request = self
             .client
             .post(self.url("/graphql"))
@@ -149,9 +161,7 @@ impl TestApp {
         if let Some(value) = authorization {
             request = request.header("authorization", value);
         }
-        let response = request.send().await.expect("the server answers");
-        assert_eq!(response.status(), StatusCode::OK);
-        response.json().await.expect("a JSON body")
+        request.send().await.expect("the server answers")
     }
 
     /// Registers an account; returns the `AuthPayload`.

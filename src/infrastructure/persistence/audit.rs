@@ -15,15 +15,21 @@ use crate::domain::{
 };
 
 use super::repository_error;
+use super::transactions::Transactions;
 
 /// The audit trail in `audit_events`.
 pub struct SeaOrmAuditRepository {
     db: DatabaseConnection,
+    /// Every write goes through it (retries on contention).
+    writes: Transactions,
 }
 
 impl SeaOrmAuditRepository {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    pub fn new(writes: Transactions) -> Self {
+        Self {
+            db: writes.db().clone(),
+            writes,
+        }
     }
 }
 
@@ -43,10 +49,8 @@ impl AuditRepository for SeaOrmAuditRepository {
             user_agent: Set(event.user_agent.clone()),
             detail: Set(event.detail.clone()),
         });
-        audit_event::Entity::insert_many(rows)
-            .exec_without_returning(&self.db)
-            .await
-            .map_err(repository_error)?;
+        let insert = audit_event::Entity::insert_many(rows).build(self.db.get_database_backend());
+        self.writes.execute(insert).await?;
         Ok(())
     }
 
@@ -183,7 +187,7 @@ fn filtered(filter: &AuditFilter) -> Select<audit_event::Entity> {
 
 fn to_domain(row: audit_event::Model) -> Result<AuditEvent, RepositoryError> {
     let kind = AuditKind::from_stored(&row.kind).ok_or_else(|| {
-        RepositoryError::Unavailable(format!("audit event {} has an unknown kind", row.id).into())
+        RepositoryError::Internal(format!("audit event {} has an unknown kind", row.id).into())
     })?;
     Ok(AuditEvent {
         id: row.id,

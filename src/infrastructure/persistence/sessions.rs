@@ -5,9 +5,8 @@ use chrono::{DateTime, Utc};
 use entity::{refresh_token, session, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, DbBackend,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
     EntityTrait, Insert, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
-    TransactionTrait,
 };
 
 use crate::domain::{
@@ -16,18 +15,34 @@ use crate::domain::{
 };
 
 use super::sqlite_reads::{SqliteReads, read_directly};
+use super::transactions::{Finish, Transactions};
 use super::{repository_error, sqlite_writes};
 
 /// Sessions in `sessions`, their refresh-token hashes in `refresh_tokens`.
+///
+/// Transactions that touch both lock the session row before its tokens, the order in which
+/// deleting an account cascades (user, sessions, tokens). Inserting a token first would take
+/// a shared lock on its session (InnoDB's foreign-key check), and two transactions each
+/// holding one and then updating the session wait for each other: a deadlock.
 pub struct SeaOrmSessionRepository {
     db: DatabaseConnection,
+    /// Every write goes through it (retries on contention).
+    writes: Transactions,
     /// On SQLite, the per-request session lookup skips the pool (see `sqlite_reads`).
     direct: Option<Arc<SqliteReads>>,
 }
 
 impl SeaOrmSessionRepository {
-    pub fn new(db: DatabaseConnection, direct: Option<Arc<SqliteReads>>) -> Self {
-        Self { db, direct }
+    pub fn new(writes: Transactions, direct: Option<Arc<SqliteReads>>) -> Self {
+        Self {
+            db: writes.db().clone(),
+            writes,
+            direct,
+        }
+    }
+
+    fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
     }
 }
 
@@ -49,28 +64,29 @@ impl SessionRepository for SeaOrmSessionRepository {
             ip: Set(session.ip.clone()),
         });
         let token_row = refresh_token_row(session.id, refresh_token, session.created_at);
-        if self.db.get_database_backend() == DbBackend::Sqlite {
-            // Every sign-in comes here: one trip to the connection's thread, not five.
-            return sqlite_writes::in_one_transaction(
-                &self.db,
-                [
-                    session_row.build(DbBackend::Sqlite),
-                    token_row.build(DbBackend::Sqlite),
-                ],
-            )
-            .await
-            .map_err(repository_error);
+        let statements = [
+            session_row.build(self.backend()),
+            token_row.build(self.backend()),
+        ];
+        if self.backend() == DbBackend::Sqlite {
+            // Every sign-in comes here: one trip to the connection's thread, not five. The
+            // script is a whole transaction, rolled back when it fails: safe to repeat.
+            return self
+                .writes
+                .retry(|| sqlite_writes::in_one_transaction(&self.db, statements.clone()))
+                .await;
         }
-        let txn = self.db.begin().await.map_err(repository_error)?;
-        session_row
-            .exec_without_returning(&txn)
+        self.writes
+            .run(|txn| {
+                let statements = statements.clone();
+                Box::pin(async move {
+                    for statement in statements {
+                        txn.execute_raw(statement).await?;
+                    }
+                    Ok(Finish::Commit(()))
+                })
+            })
             .await
-            .map_err(repository_error)?;
-        token_row
-            .exec_without_returning(&txn)
-            .await
-            .map_err(repository_error)?;
-        txn.commit().await.map_err(repository_error)
     }
 
     async fn find(&self, id: SessionId) -> Result<Option<Session>, RepositoryError> {
@@ -119,43 +135,59 @@ impl SessionRepository for SeaOrmSessionRepository {
         &self,
         exchange: &RefreshTokenExchange<'_>,
     ) -> Result<bool, RepositoryError> {
-        // The conditional update comes first: it takes the write lock, so of two concurrent
-        // exchanges of one token exactly one sees the token unused.
-        let txn = self.db.begin().await.map_err(repository_error)?;
-        let claimed = refresh_token::Entity::update_many()
+        // The session is locked first (see the type's comment), then the conditional update
+        // claims the token: of two concurrent exchanges of one token, the second waits for
+        // the first and then finds the token used.
+        let touch = touch_session(exchange).build(self.backend());
+        let claim = refresh_token::Entity::update_many()
             .col_expr(refresh_token::Column::UsedAt, Expr::value(exchange.now))
             .filter(refresh_token::Column::TokenHash.eq(exchange.presented.as_str()))
             .filter(refresh_token::Column::UsedAt.is_null())
-            .exec(&txn)
+            .build(self.backend());
+        let successor = successor_row(exchange).build(self.backend());
+        self.writes
+            .run(|txn| {
+                let (touch, claim, successor) = (touch.clone(), claim.clone(), successor.clone());
+                Box::pin(async move {
+                    txn.execute_raw(touch).await?;
+                    if txn.execute_raw(claim).await?.rows_affected() != 1 {
+                        return Ok(Finish::Rollback(false));
+                    }
+                    txn.execute_raw(successor).await?;
+                    Ok(Finish::Commit(true))
+                })
+            })
             .await
-            .map_err(repository_error)?;
-        if claimed.rows_affected != 1 {
-            txn.rollback().await.map_err(repository_error)?;
-            return Ok(false);
-        }
-        record_use(&txn, exchange).await?;
-        txn.commit().await.map_err(repository_error)?;
-        Ok(true)
     }
 
     async fn add_refresh_token(
         &self,
         exchange: &RefreshTokenExchange<'_>,
     ) -> Result<(), RepositoryError> {
-        let txn = self.db.begin().await.map_err(repository_error)?;
-        record_use(&txn, exchange).await?;
-        txn.commit().await.map_err(repository_error)
+        let statements = [
+            touch_session(exchange).build(self.backend()),
+            successor_row(exchange).build(self.backend()),
+        ];
+        self.writes
+            .run(|txn| {
+                let statements = statements.clone();
+                Box::pin(async move {
+                    for statement in statements {
+                        txn.execute_raw(statement).await?;
+                    }
+                    Ok(Finish::Commit(()))
+                })
+            })
+            .await
     }
 
     async fn revoke(&self, id: SessionId, now: DateTime<Utc>) -> Result<bool, RepositoryError> {
-        let result = session::Entity::update_many()
+        let update = session::Entity::update_many()
             .col_expr(session::Column::RevokedAt, Expr::value(now))
             .filter(session::Column::Id.eq(id.as_uuid()))
             .filter(session::Column::RevokedAt.is_null())
-            .exec(&self.db)
-            .await
-            .map_err(repository_error)?;
-        Ok(result.rows_affected == 1)
+            .build(self.backend());
+        Ok(self.writes.execute(update).await?.rows_affected() == 1)
     }
 
     async fn revoke_all(
@@ -164,7 +196,7 @@ impl SessionRepository for SeaOrmSessionRepository {
         except: Option<SessionId>,
         now: DateTime<Utc>,
     ) -> Result<u64, RepositoryError> {
-        let result = session::Entity::update_many()
+        let update = session::Entity::update_many()
             .col_expr(session::Column::RevokedAt, Expr::value(now))
             .filter(session::Column::UserId.eq(user.as_uuid()))
             .filter(session::Column::RevokedAt.is_null())
@@ -172,10 +204,8 @@ impl SessionRepository for SeaOrmSessionRepository {
             .apply_if(except, |query, keep| {
                 query.filter(session::Column::Id.ne(keep.as_uuid()))
             })
-            .exec(&self.db)
-            .await
-            .map_err(repository_error)?;
-        Ok(result.rows_affected)
+            .build(self.backend());
+        Ok(self.writes.execute(update).await?.rows_affected())
     }
 
     async fn list_active(
@@ -216,16 +246,14 @@ impl SessionRepository for SeaOrmSessionRepository {
     }
 
     async fn delete_ended(&self, now: DateTime<Utc>) -> Result<u64, RepositoryError> {
-        let result = session::Entity::delete_many()
+        let delete = session::Entity::delete_many()
             .filter(
                 Condition::any()
                     .add(session::Column::ExpiresAt.lte(now))
                     .add(session::Column::RevokedAt.is_not_null()),
             )
-            .exec(&self.db)
-            .await
-            .map_err(repository_error)?;
-        Ok(result.rows_affected)
+            .build(self.backend());
+        Ok(self.writes.execute(delete).await?.rows_affected())
     }
 }
 
@@ -250,23 +278,17 @@ fn refresh_token_row(
     })
 }
 
-/// Stores the successor token and moves the session's last use and expiry.
-async fn record_use(
-    txn: &DatabaseTransaction,
-    exchange: &RefreshTokenExchange<'_>,
-) -> Result<(), RepositoryError> {
-    refresh_token_row(exchange.session, exchange.successor, exchange.now)
-        .exec_without_returning(txn)
-        .await
-        .map_err(repository_error)?;
+/// Moves the session's last use and expiry (and locks its row).
+fn touch_session(exchange: &RefreshTokenExchange<'_>) -> sea_orm::UpdateMany<session::Entity> {
     session::Entity::update_many()
         .col_expr(session::Column::LastUsedAt, Expr::value(exchange.now))
         .col_expr(session::Column::ExpiresAt, Expr::value(exchange.expires_at))
         .filter(session::Column::Id.eq(exchange.session.as_uuid()))
-        .exec(txn)
-        .await
-        .map_err(repository_error)?;
-    Ok(())
+}
+
+/// The insert of the token that succeeds the presented one.
+fn successor_row(exchange: &RefreshTokenExchange<'_>) -> Insert<refresh_token::ActiveModel> {
+    refresh_token_row(exchange.session, exchange.successor, exchange.now)
 }
 
 fn to_domain(row: session::Model) -> Session {

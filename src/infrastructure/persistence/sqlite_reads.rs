@@ -52,7 +52,7 @@ pub fn read_directly<T>(
 ) -> Result<Option<T>, RepositoryError> {
     match reads.map(read) {
         Some(Ok(found)) => Ok(Some(found)),
-        Some(Err(ReadError::Failed(error))) => Err(RepositoryError::Unavailable(Box::new(error))),
+        Some(Err(ReadError::Failed(error))) => Err(RepositoryError::Internal(Box::new(error))),
         Some(Err(ReadError::Busy)) | None => Ok(None),
     }
 }
@@ -391,6 +391,6 @@ mod tests {
         let failed = read_directly(Some(&reads), |_| {
             Err::<i32, _>(ReadError::Failed(rusqlite::Error::InvalidQuery))
         });
-        assert!(matches!(failed, Err(RepositoryError::Unavailable(_))));
+        assert!(matches!(failed, Err(RepositoryError::Internal(_))));
     }
 }

@@ -7,7 +7,7 @@ use sea_orm::sea_query::{Expr, LikeExpr};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
     DatabaseTransaction, DbBackend, DbErr, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Select, TransactionTrait,
+    QueryOrder, QuerySelect, QueryTrait, Select,
 };
 
 use crate::domain::{
@@ -18,24 +18,32 @@ use crate::domain::{
 
 use super::repository_error;
 use super::sqlite_reads::{SqliteReads, read_directly};
+use super::transactions::{Finish, Transactions};
 
 /// Users in the `users` table.
 pub struct SeaOrmUserRepository {
     db: DatabaseConnection,
+    /// Every write goes through it (retries on contention).
+    writes: Transactions,
     /// On SQLite, the lookup by email of every sign-in skips the pool (see `sqlite_reads`).
     direct: Option<Arc<SqliteReads>>,
 }
 
 impl SeaOrmUserRepository {
-    pub fn new(db: DatabaseConnection, direct: Option<Arc<SqliteReads>>) -> Self {
-        Self { db, direct }
+    pub fn new(writes: Transactions, direct: Option<Arc<SqliteReads>>) -> Self {
+        Self {
+            db: writes.db().clone(),
+            writes,
+            direct,
+        }
     }
 }
 
 /// A change that must leave an active administrator.
-enum AdminSensitive<'a> {
+#[derive(Clone)]
+enum AdminSensitive {
     Role(Role),
-    Suspension(Option<&'a Suspension>),
+    Suspension(Option<Suspension>),
     Delete,
 }
 
@@ -57,10 +65,8 @@ impl UserRepository for SeaOrmUserRepository {
             created_at: Set(user.created_at),
             updated_at: Set(user.updated_at),
         };
-        user::Entity::insert(row)
-            .exec_without_returning(&self.db)
-            .await
-            .map_err(repository_error)?;
+        let insert = user::Entity::insert(row).build(self.db.get_database_backend());
+        self.writes.execute(insert).await?;
         Ok(())
     }
 
@@ -105,14 +111,13 @@ impl UserRepository for SeaOrmUserRepository {
         id: UserId,
         now: DateTime<Utc>,
     ) -> Result<(), RepositoryError> {
-        user::Entity::update_many()
+        let update = user::Entity::update_many()
             .col_expr(user::Column::EmailVerifiedAt, Expr::value(now))
             .col_expr(user::Column::UpdatedAt, Expr::value(now))
             .filter(user::Column::Id.eq(id.as_uuid()))
             .filter(user::Column::EmailVerifiedAt.is_null())
-            .exec(&self.db)
-            .await
-            .map_err(repository_error)?;
+            .build(self.db.get_database_backend());
+        self.writes.execute(update).await?;
         Ok(())
     }
 
@@ -174,7 +179,7 @@ impl UserRepository for SeaOrmUserRepository {
         suspension: Option<&Suspension>,
         now: DateTime<Utc>,
     ) -> Result<GuardedChange, RepositoryError> {
-        self.guarded(id, AdminSensitive::Suspension(suspension), now)
+        self.guarded(id, AdminSensitive::Suspension(suspension.cloned()), now)
             .await
     }
 
@@ -233,12 +238,11 @@ impl SeaOrmUserRepository {
         now: DateTime<Utc>,
         columns: impl FnOnce(sea_orm::UpdateMany<user::Entity>) -> sea_orm::UpdateMany<user::Entity>,
     ) -> Result<(), RepositoryError> {
-        columns(user::Entity::update_many())
+        let update = columns(user::Entity::update_many())
             .col_expr(user::Column::UpdatedAt, Expr::value(now))
             .filter(user::Column::Id.eq(id.as_uuid()))
-            .exec(&self.db)
-            .await
-            .map_err(repository_error)?;
+            .build(self.db.get_database_backend());
+        self.writes.execute(update).await?;
         Ok(())
     }
 
@@ -246,32 +250,27 @@ impl SeaOrmUserRepository {
     async fn guarded(
         &self,
         id: UserId,
-        change: AdminSensitive<'_>,
+        change: AdminSensitive,
         now: DateTime<Utc>,
     ) -> Result<GuardedChange, RepositoryError> {
-        let txn = self.db.begin().await.map_err(repository_error)?;
-        let outcome = guarded_in(&txn, id, change, now).await;
-        match outcome {
-            Ok(GuardedChange::Applied) => {
-                txn.commit().await.map_err(repository_error)?;
-                Ok(GuardedChange::Applied)
-            }
-            Ok(refused) => {
-                txn.rollback().await.map_err(repository_error)?;
-                Ok(refused)
-            }
-            Err(error) => {
-                let _ = txn.rollback().await;
-                Err(repository_error(error))
-            }
-        }
+        self.writes
+            .run(|txn| {
+                let change = change.clone();
+                Box::pin(async move {
+                    Ok(match guarded_in(txn, id, change, now).await? {
+                        GuardedChange::Applied => Finish::Commit(GuardedChange::Applied),
+                        refused => Finish::Rollback(refused),
+                    })
+                })
+            })
+            .await
     }
 }
 
 async fn guarded_in(
     txn: &DatabaseTransaction,
     id: UserId,
-    change: AdminSensitive<'_>,
+    change: AdminSensitive,
     now: DateTime<Utc>,
 ) -> Result<GuardedChange, DbErr> {
     // Serialise changes of administrators, so two admins demoting each other at the same
@@ -303,7 +302,7 @@ async fn guarded_in(
             user::Entity::update_many()
                 .col_expr(
                     user::Column::SuspendedAt,
-                    Expr::value(suspension.map(|s| s.since)),
+                    Expr::value(suspension.as_ref().map(|s| s.since)),
                 )
                 .col_expr(
                     user::Column::SuspensionReason,
@@ -407,7 +406,7 @@ fn reverse(direction: Direction) -> Direction {
 /// data was changed behind the service's back: report it rather than guess.
 pub(super) fn to_domain(row: user::Model) -> Result<User, RepositoryError> {
     let corrupt = |what: &str| {
-        RepositoryError::Unavailable(format!("user {} has an invalid {what}", row.id).into())
+        RepositoryError::Internal(format!("user {} has an invalid {what}", row.id).into())
     };
     let email = Email::parse(&row.email).map_err(|_| corrupt("email"))?;
     let display_name = match &row.display_name {

@@ -27,6 +27,9 @@ pub mod code {
     pub const GRAPHQL_PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
     pub const GRAPHQL_VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
     pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
+    /// The database cannot be reached or is too busy right now: try again after
+    /// `extensions.retryAfter` seconds (HTTP 503).
+    pub const SERVICE_UNAVAILABLE: &str = "SERVICE_UNAVAILABLE";
     /// Automatic persisted queries: the server does not know the hash; Apollo Client then
     /// sends the full query (the name is the APQ protocol's).
     pub const PERSISTED_QUERY_NOT_FOUND: &str = "PERSISTED_QUERY_NOT_FOUND";
@@ -57,6 +60,10 @@ pub fn shared_graphql_error(error: &ServiceError) -> async_graphql::Error {
         ServiceError::Overloaded { .. } | ServiceError::RateLimited { .. } => {
             (code::RATE_LIMITED, message)
         }
+        ServiceError::Unavailable { source, .. } => {
+            tracing::warn!(error = %source, "request failed: the database is unavailable");
+            (code::SERVICE_UNAVAILABLE, message)
+        }
         ServiceError::Internal(source) => {
             tracing::error!(error = %source, "request failed unexpectedly");
             (code::INTERNAL_SERVER_ERROR, INTERNAL_MESSAGE.to_owned())
@@ -68,9 +75,10 @@ pub fn shared_graphql_error(error: &ServiceError) -> async_graphql::Error {
     match error {
         ServiceError::InvalidInput { field, .. } => extensions.set("field", *field),
         ServiceError::Overloaded { retry_after_secs }
-        | ServiceError::RateLimited { retry_after_secs } => {
-            extensions.set("retryAfter", *retry_after_secs)
-        }
+        | ServiceError::RateLimited { retry_after_secs }
+        | ServiceError::Unavailable {
+            retry_after_secs, ..
+        } => extensions.set("retryAfter", *retry_after_secs),
         // Lets a frontend tell these refusals apart from other ones.
         ServiceError::EmailNotVerified => extensions.set("reason", "EMAIL_NOT_VERIFIED"),
         ServiceError::AccountSuspended => extensions.set("reason", "ACCOUNT_SUSPENDED"),
@@ -200,18 +208,37 @@ impl Extension for RequestErrorsExtension {
 }
 
 /// Finishes a response for the wire: request errors that reached no stage with a code (an
-/// unknown `operationName`, say) become validation failures, and internal errors carry the
-/// request id so a report can be matched to the log.
+/// unknown `operationName`, say) become validation failures, and internal errors and
+/// unavailability carry the request id so a report can be matched to the log.
 pub fn finish_response(response: &mut Response, request_id: &str) {
     for error in &mut response.errors {
         set_code_if_missing(error, code::GRAPHQL_VALIDATION_FAILED);
-        if error_code(error) == Some(code::INTERNAL_SERVER_ERROR) {
+        if matches!(
+            error_code(error),
+            Some(code::INTERNAL_SERVER_ERROR | code::SERVICE_UNAVAILABLE)
+        ) {
             error
                 .extensions
                 .get_or_insert_with(Default::default)
                 .set("requestId", request_id);
         }
     }
+}
+
+/// The longest `extensions.retryAfter` of the response's `SERVICE_UNAVAILABLE` errors, if it
+/// has any: the HTTP layer answers such a response with 503 and `Retry-After`.
+pub fn unavailable_retry_after(response: &Response) -> Option<u64> {
+    response
+        .errors
+        .iter()
+        .filter(|error| error_code(error) == Some(code::SERVICE_UNAVAILABLE))
+        .map(
+            |error| match error.extensions.as_ref().and_then(|e| e.get("retryAfter")) {
+                Some(Value::Number(seconds)) => seconds.as_u64().unwrap_or(1),
+                _ => 1,
+            },
+        )
+        .max()
 }
 
 /// The `extensions.code` of an error, if set.

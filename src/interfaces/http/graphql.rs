@@ -14,7 +14,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::application::ClientInfo;
-use crate::interfaces::graphql::error::{code, error_code, finish_response};
+use crate::interfaces::graphql::error::{
+    code, error_code, finish_response, unavailable_retry_after,
+};
 use crate::interfaces::graphql::operation_label;
 use crate::interfaces::graphql::{ExecutionMarker, RequestContext};
 
@@ -156,8 +158,12 @@ async fn execute(
             serde_json::to_vec(&json!({ "errors": response.errors })),
         )
     };
+    // The database could not serve it: 503 and Retry-After in either format, so clients,
+    // proxies and load balancers take it for "try again", not for a bug.
+    let retry_after = unavailable_retry_after(&response);
+    let status = retry_after.map_or(status, |_| StatusCode::SERVICE_UNAVAILABLE);
     match body {
-        Ok(body) => format.respond(status, body),
+        Ok(body) => with_retry_after(format.respond(status, body), retry_after),
         Err(error) => {
             tracing::error!(%error, "cannot serialise a GraphQL response");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
@@ -297,4 +303,14 @@ fn prefers_html(headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|accept| accept.split(',').next())
         .is_some_and(|first| first.trim().starts_with("text/html"))
+}
+
+/// Adds `Retry-After` (seconds) when there is one.
+fn with_retry_after(mut response: Response, seconds: Option<u64>) -> Response {
+    if let Some(seconds) = seconds {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
 }

@@ -17,7 +17,7 @@ use prometheus_client::registry::Registry;
 use sea_orm::{DatabaseConnection, DbBackend};
 
 use crate::infrastructure::audit::AuditWriter;
-use crate::infrastructure::persistence::QueryCounter;
+use crate::infrastructure::persistence::{Contention, QueryCounter, RetryCounter};
 use crate::infrastructure::security::Argon2Hasher;
 
 use super::AppState;
@@ -27,6 +27,7 @@ pub struct Sources {
     pub hasher: Arc<Argon2Hasher>,
     pub audit: Arc<AuditWriter>,
     pub queries: QueryCounter,
+    pub retries: RetryCounter,
     pub db: DatabaseConnection,
 }
 
@@ -41,6 +42,12 @@ struct Request {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Operation {
     operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Retry {
+    /// `deadlock`, `serialization_failure`, `lock_timeout` or `busy`.
+    reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -59,6 +66,8 @@ pub struct Metrics {
     db_connections: Gauge,
     db_idle_connections: Gauge,
     db_statements: Gauge,
+    db_retries: Family<Retry, Gauge>,
+    db_retries_exhausted: Gauge,
     audit_dropped: Gauge,
     sources: Sources,
 }
@@ -117,6 +126,17 @@ impl Metrics {
             "db_statements_executed",
             "Statements sent to the database since start",
         );
+        let db_retries = Family::<Retry, Gauge>::default();
+        registry.register(
+            "db_transaction_retries",
+            "Transactions run again after losing a race for locks, by reason, since start",
+            db_retries.clone(),
+        );
+        let db_retries_exhausted = gauge(
+            &mut registry,
+            "db_transaction_retries_exhausted",
+            "Transactions still failing on contention after their last attempt, since start",
+        );
         let audit_dropped = gauge(
             &mut registry,
             "audit_events_dropped",
@@ -132,6 +152,8 @@ impl Metrics {
             db_connections,
             db_idle_connections,
             db_statements,
+            db_retries,
+            db_retries_exhausted,
             audit_dropped,
             sources,
         }
@@ -167,6 +189,20 @@ impl Metrics {
             .set(as_i64(self.sources.hasher.in_flight()));
         self.hashes.set(as_i64(self.sources.hasher.completed()));
         self.db_statements.set(as_i64(self.sources.queries.get()));
+        for reason in [
+            Contention::Deadlock,
+            Contention::SerializationFailure,
+            Contention::LockTimeout,
+            Contention::Busy,
+        ] {
+            self.db_retries
+                .get_or_create(&Retry {
+                    reason: reason.as_str(),
+                })
+                .set(as_i64(self.sources.retries.retried(reason)));
+        }
+        self.db_retries_exhausted
+            .set(as_i64(self.sources.retries.exhausted()));
         self.audit_dropped.set(as_i64(self.sources.audit.dropped()));
         let (size, idle) = pool_usage(&self.sources.db);
         self.db_connections.set(i64::from(size));
