@@ -477,9 +477,12 @@ impl SessionRepository for InMemorySessions {
     async fn add_refresh_token(
         &self,
         exchange: &RefreshTokenExchange<'_>,
-    ) -> Result<(), RepositoryError> {
+    ) -> Result<bool, RepositoryError> {
+        if self.get(exchange.session).is_none() {
+            return Ok(false);
+        }
         self.record_use(exchange);
-        Ok(())
+        Ok(true)
     }
 
     async fn revoke(&self, id: SessionId, now: DateTime<Utc>) -> Result<bool, RepositoryError> {

@@ -233,7 +233,11 @@ impl SessionService {
             // thief (or by the client after a thief). Inside the grace window it is the former.
             let first_used = match used_at {
                 Some(at) => at,
-                None => self.first_use(&presented).await?,
+                // Gone since it was read: the account was deleted or the session cleaned up.
+                None => self
+                    .first_use(&presented)
+                    .await?
+                    .ok_or(AuthFailure::SessionEnded)?,
             };
             if now - first_used > self.policy.reuse_grace {
                 self.sessions.revoke(session.id, now).await?;
@@ -251,7 +255,9 @@ impl SessionService {
                 });
                 return Err(AuthFailure::RefreshTokenReused.into());
             }
-            self.sessions.add_refresh_token(&exchange).await?;
+            if !self.sessions.add_refresh_token(&exchange).await? {
+                return Err(AuthFailure::SessionEnded.into());
+            }
         }
         self.signed_in(user, session.id, successor, now)
     }
@@ -347,15 +353,17 @@ impl SessionService {
         Ok(self.sessions.delete_ended(self.clock.now()).await?)
     }
 
+    /// When a token that could not be exchanged was first used; `None` if it no longer
+    /// exists.
     async fn first_use(
         &self,
         token: &crate::domain::TokenHash,
-    ) -> Result<DateTime<Utc>, ServiceError> {
-        self.sessions
+    ) -> Result<Option<DateTime<Utc>>, ServiceError> {
+        Ok(self
+            .sessions
             .find_by_refresh_token(token)
             .await?
-            .and_then(|(_, used_at)| used_at)
-            .ok_or_else(|| ServiceError::internal("a refresh token lost its use while exchanged"))
+            .and_then(|(_, used_at)| used_at))
     }
 
     fn signed_in(

@@ -142,11 +142,12 @@ pub trait SessionRepository: Send + Sync {
         exchange: &RefreshTokenExchange<'_>,
     ) -> Result<bool, RepositoryError>;
     /// Adds another refresh token to a session without consuming one (a legitimate concurrent
-    /// double-submit), moving the session's last use and expiry.
+    /// double-submit), moving the session's last use and expiry. Returns `false`, changing
+    /// nothing, if the session no longer exists (its account was deleted meanwhile).
     async fn add_refresh_token(
         &self,
         exchange: &RefreshTokenExchange<'_>,
-    ) -> Result<(), RepositoryError>;
+    ) -> Result<bool, RepositoryError>;
     /// Ends a session; `false` if it was not active.
     async fn revoke(&self, id: SessionId, now: DateTime<Utc>) -> Result<bool, RepositoryError>;
     /// Ends every active session of a user but `except`; returns how many ended.

@@ -8,6 +8,7 @@ mod account;
 mod admin;
 mod audit;
 mod cli;
+mod contention;
 mod errors;
 mod hardening;
 mod http;

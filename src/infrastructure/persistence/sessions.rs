@@ -149,8 +149,10 @@ impl SessionRepository for SeaOrmSessionRepository {
             .run(|txn| {
                 let (touch, claim, successor) = (touch.clone(), claim.clone(), successor.clone());
                 Box::pin(async move {
-                    txn.execute_raw(touch).await?;
-                    if txn.execute_raw(claim).await?.rows_affected() != 1 {
+                    // No session (deleted meanwhile): nothing to claim either.
+                    if txn.execute_raw(touch).await?.rows_affected() != 1
+                        || txn.execute_raw(claim).await?.rows_affected() != 1
+                    {
                         return Ok(Finish::Rollback(false));
                     }
                     txn.execute_raw(successor).await?;
@@ -163,19 +165,19 @@ impl SessionRepository for SeaOrmSessionRepository {
     async fn add_refresh_token(
         &self,
         exchange: &RefreshTokenExchange<'_>,
-    ) -> Result<(), RepositoryError> {
-        let statements = [
-            touch_session(exchange).build(self.backend()),
-            successor_row(exchange).build(self.backend()),
-        ];
+    ) -> Result<bool, RepositoryError> {
+        let touch = touch_session(exchange).build(self.backend());
+        let successor = successor_row(exchange).build(self.backend());
         self.writes
             .run(|txn| {
-                let statements = statements.clone();
+                let (touch, successor) = (touch.clone(), successor.clone());
                 Box::pin(async move {
-                    for statement in statements {
-                        txn.execute_raw(statement).await?;
+                    // The session's row lock keeps it from being deleted until the commit.
+                    if txn.execute_raw(touch).await?.rows_affected() != 1 {
+                        return Ok(Finish::Rollback(false));
                     }
-                    Ok(Finish::Commit(()))
+                    txn.execute_raw(successor).await?;
+                    Ok(Finish::Commit(true))
                 })
             })
             .await
