@@ -1,5 +1,5 @@
 //! A busy deployment: many clients at once registering, signing in, refreshing (alone and as
-//! two tabs racing with one token), changing passwords, signing out, deleting their account
+//! three tabs racing with one token), changing passwords, signing out, deleting their account
 //! while another tab refreshes, and two administrators changing the same accounts, for a few
 //! seconds. Every request gets its answer or the documented domain error for what it raced
 //! with; none reaches a client as an internal error or as "unavailable" (the database is
@@ -150,7 +150,7 @@ async fn registrations(client: Client, until: Instant) {
     }
 }
 
-/// One account's life in a loop: sign in, refresh twice (once as two tabs racing with the
+/// One account's life in a loop: sign in, refresh twice (once as three tabs racing with the
 /// same token), change the password, sign out.
 async fn sessions(client: Client, until: Instant) {
     let email = unique_email();
@@ -167,10 +167,14 @@ async fn sessions(client: Client, until: Instant) {
         let Some(refreshed) = client.refresh(&refresh, &[]).await else {
             break;
         };
-        // Two tabs waking up together: within the reuse grace, both get a pair.
+        // Three tabs waking up together: within the reuse grace, each gets a pair.
         let (_, refresh) = tokens(&refreshed);
-        let (a, b) = tokio::join!(client.refresh(&refresh, &[]), client.refresh(&refresh, &[]));
-        let (Some(a), Some(_)) = (a, b) else {
+        let (a, b, c) = tokio::join!(
+            client.refresh(&refresh, &[]),
+            client.refresh(&refresh, &[]),
+            client.refresh(&refresh, &[])
+        );
+        let (Some(a), Some(_), Some(_)) = (a, b, c) else {
             break;
         };
         let (access, refresh) = tokens(&a);
