@@ -54,6 +54,12 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     start(config, Some(database)).await
 }
 
+/// The app with `config` on `database` (a test that arranged both itself).
+pub async fn spawn_on(config: Config, database: TestDatabase) -> TestApp {
+    init_test_logging();
+    start(config, Some(database)).await
+}
+
 /// The configuration of a test app on `database_url`.
 pub fn test_config(database_url: &str, configure: impl FnOnce(&mut Config)) -> Config {
     let mut config = Config::from_env().expect("the test environment parses as config");

@@ -17,6 +17,7 @@ mod limits;
 mod login;
 mod me;
 mod metrics;
+mod outage;
 mod register;
 mod schema;
 mod sessions;
