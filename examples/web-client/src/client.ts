@@ -1,6 +1,14 @@
-// A small authgraph client on urql: keeps the tokens, sends the access token, and on
-// UNAUTHENTICATED refreshes once and retries — the pattern the README recommends.
-import { Client, fetchExchange, type AnyVariables, type TypedDocumentNode } from "@urql/core";
+// A small authgraph client on urql: keeps the tokens, sends the access token, on
+// UNAUTHENTICATED refreshes once and retries, and on SERVICE_UNAVAILABLE waits retryAfter
+// seconds and sends the operation again — the patterns the README recommends.
+import {
+  Client,
+  fetchExchange,
+  type AnyVariables,
+  type CombinedError,
+  type OperationResult,
+  type TypedDocumentNode,
+} from "@urql/core";
 
 import type { TokenFieldsFragment } from "./gql/graphql.js";
 import { Login, RefreshToken, Register } from "./operations.js";
@@ -11,16 +19,29 @@ export class AuthgraphError extends Error {
   constructor(
     message: string,
     readonly code: string | undefined,
+    /** For RATE_LIMITED and SERVICE_UNAVAILABLE: seconds to wait before trying again. */
+    readonly retryAfter?: number,
   ) {
     super(message);
   }
 }
 
+export type Options = {
+  /** Times an operation is sent again after SERVICE_UNAVAILABLE (default 3). */
+  unavailableRetries?: number;
+  /** The longest wait before sending it again, whatever retryAfter says (default 10 s). */
+  maxRetryAfterSeconds?: number;
+};
+
 export class Authgraph {
   tokens: Tokens | null = null;
   private readonly client: Client;
+  private readonly unavailableRetries: number;
+  private readonly maxRetryAfterSeconds: number;
 
-  constructor(url: string) {
+  constructor(url: string, options: Options = {}) {
+    this.unavailableRetries = options.unavailableRetries ?? 3;
+    this.maxRetryAfterSeconds = options.maxRetryAfterSeconds ?? 10;
     this.client = new Client({
       url,
       exchanges: [fetchExchange],
@@ -36,18 +57,14 @@ export class Authgraph {
     variables: Variables,
     retry = true,
   ): Promise<Data> {
-    const definition = document.definitions.find((d) => d.kind === "OperationDefinition");
-    const isMutation = definition?.kind === "OperationDefinition" && definition.operation === "mutation";
-    const result = await (
-      isMutation ? this.client.mutation(document, variables) : this.client.query(document, variables)
-    ).toPromise();
+    const result = await this.send(document, variables);
     const error = result.error?.graphQLErrors[0];
     if (error) {
       const code = error.extensions["code"] as string | undefined;
       if (code === "UNAUTHENTICATED" && retry && this.tokens && (await this.refresh())) {
         return this.run(document, variables, false);
       }
-      throw new AuthgraphError(error.message, code);
+      throw toError(result.error!);
     }
     if (result.error) throw new AuthgraphError(result.error.message, undefined);
     if (!result.data) throw new AuthgraphError("no data", undefined);
@@ -64,13 +81,21 @@ export class Authgraph {
     return this.keep(data.login);
   }
 
-  /** Exchanges the refresh token; false when the session has ended. */
+  /**
+   * Exchanges the refresh token; false when the session has ended. A server that stays
+   * unavailable throws instead: the session may well be alive, so the tokens are kept.
+   */
   async refresh(): Promise<boolean> {
     if (!this.tokens) return false;
-    const result = await this.client
-      .mutation(RefreshToken, { input: { refreshToken: this.tokens.refreshToken } })
-      .toPromise();
+    const result = await this.send(RefreshToken, {
+      input: { refreshToken: this.tokens.refreshToken },
+    });
     if (!result.data) {
+      const error = result.error && toError(result.error);
+      // Unreachable or unavailable is not "signed out": keep the tokens for later.
+      if (error && (error.code === undefined || error.code === "SERVICE_UNAVAILABLE")) {
+        throw error;
+      }
       this.tokens = null;
       return false;
     }
@@ -78,8 +103,47 @@ export class Authgraph {
     return true;
   }
 
+  /**
+   * Sends an operation, and sends it again after `retryAfter` while the server answers
+   * SERVICE_UNAVAILABLE (HTTP 503: its database could not be reached). Safe for every
+   * operation of this API: an operation answered so did not happen, except in the rare
+   * case of a connection lost exactly as it committed, and then repeating it gets the
+   * documented answer (CONFLICT for a repeated register; a repeated refreshToken falls in
+   * the reuse grace and gets a pair of its own).
+   */
+  private async send<Data, Variables extends AnyVariables>(
+    document: TypedDocumentNode<Data, Variables>,
+    variables: Variables,
+  ): Promise<OperationResult<Data, Variables>> {
+    const definition = document.definitions.find((d) => d.kind === "OperationDefinition");
+    const isMutation =
+      definition?.kind === "OperationDefinition" && definition.operation === "mutation";
+    for (let attempt = 0; ; attempt++) {
+      const result = await (
+        isMutation ? this.client.mutation(document, variables) : this.client.query(document, variables)
+      ).toPromise();
+      const error = result.error && toError(result.error);
+      if (error?.code !== "SERVICE_UNAVAILABLE" || attempt >= this.unavailableRetries) {
+        return result;
+      }
+      const seconds = Math.min(error.retryAfter ?? 1, this.maxRetryAfterSeconds);
+      await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+    }
+  }
+
   private keep(payload: TokenFieldsFragment) {
     this.tokens = { accessToken: payload.accessToken, refreshToken: payload.refreshToken };
     return payload;
   }
+}
+
+function toError(error: CombinedError): AuthgraphError {
+  const first = error.graphQLErrors[0];
+  if (!first) return new AuthgraphError(error.message, undefined);
+  const retryAfter = first.extensions["retryAfter"];
+  return new AuthgraphError(
+    first.message,
+    first.extensions["code"] as string | undefined,
+    typeof retryAfter === "number" ? retryAfter : undefined,
+  );
 }
