@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# The benchmark: builds the release server, starts it on a fresh SQLite database (and on
-# PostgreSQL when BENCH_DATABASE_URL is set), drives it over loopback with wrk, stops
-# everything it started, and prints a table.
+# The benchmark: builds the release server, starts it on a fresh SQLite database (and on each
+# server database BENCH_DATABASE_URL names), drives it over loopback with wrk, stops
+# everything it started, and prints a table per database.
 #
 #   scripts/bench.sh            about 2 minutes per database
 #   scripts/bench.sh --quick    a second or two per figure (CI runs this to keep it working)
-#   scripts/bench.sh --write    also writes the table to bench/RESULTS.md
+#   scripts/bench.sh --write    also writes the tables to bench/RESULTS.md
+#
+# BENCH_DATABASE_URL: one or more postgres://… or mysql://… URLs (MySQL or MariaDB),
+# separated by spaces; an empty database each is best, as registrations accumulate.
 #
 # BENCH_PROFILE=dev benchmarks the debug build instead: CI does that with --quick, to prove the
 # script works without a second, ten-minute build; its figures mean nothing.
 #
 # Rate limits are turned off (RATE_LIMITS=false): the figures measure the server, not its
 # abuse protection. A response other than 200, or one whose body has "errors", counts as a
-# failure, never as a served request. Traffic goes to 127.0.0.1 only, and every run is bounded.
+# failure, never as a served request; each table lists the failed answers by operation and
+# code (from the server's /metrics). Traffic goes to 127.0.0.1 only, and every run is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,7 +40,7 @@ fi
 PROFILE=${BENCH_PROFILE:-release}
 echo "== building the server ($PROFILE profile)"
 cargo build --profile "$PROFILE" --quiet
-BIN=target/$([[ $PROFILE == dev ]] && echo debug || echo "$PROFILE")/authgraph
+BIN=${CARGO_TARGET_DIR:-target}/$([[ $PROFILE == dev ]] && echo debug || echo "$PROFILE")/authgraph
 WORK=$(mktemp -d)
 SERVER_PID=""
 cleanup() {
@@ -91,13 +95,21 @@ register() { # email -> prints the AuthPayload JSON
 
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)['data']['register']['$1'])"; }
 
-# wrk -> "RESULT ..." line
+# wrk -> "RESULT ..." line. THREADS overrides the number of wrk threads (one per core by
+# default); refresh.lua needs one per connection, as each thread keeps one rotation chain.
 load() { # script connections duration [env...]
   local script=$1 connections=$2 duration=$3
   shift 3
-  local threads=$((connections < CORES ? connections : CORES))
+  local threads=${THREADS:-$((connections < CORES ? connections : CORES))}
   env "$@" wrk -t"$threads" -c"$connections" -d"${duration}s" --latency -s "bench/wrk/$script" "$URL/graphql" |
     grep '^RESULT' || echo "RESULT requests=0 ok_rps=0 p50_us=0 p99_us=0 failures=0 errors=0"
+}
+
+# The answers the server counted as failed, by operation and code: "operation code count" lines.
+failed_answers() {
+  curl -sf "$URL/metrics" |
+    sed -nE 's/^authgraph_graphql_requests_total\{operation="([^"]*)",outcome="([^"]*)"\} ([0-9]+).*/\1 \2 \3/p' |
+    awk '$2 != "ok" && $3 > 0' || true
 }
 
 # Slices of one load -> one "RESULT ..." line: requests/s over all of them, the median slice's
@@ -120,12 +132,13 @@ get() { # result-line key
 
 ROWS=()
 BROKEN=()
+CURRENT=""
 row() { # name result
   ROWS+=("| $1 | $(get "$2" ok_rps) | $(get "$2" p50_us) | $(get "$2" p99_us) | $(get "$2" failures) |")
   # Speed is never asserted, but a figure with no successful request or with failures means
   # the benchmark (or the server) is broken.
   if [[ $(get "$2" failures) != 0 ]] || awk -v r="$(get "$2" ok_rps)" 'BEGIN { exit !(r <= 0) }'; then
-    BROKEN+=("$1")
+    BROKEN+=("$CURRENT: $1")
   fi
 }
 
@@ -140,6 +153,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f %%", 100 * a 
 
 bench() { # label database-url
   local label=$1 database=$2
+  CURRENT=$label
   echo "== $label: migrating"
   start "$database"
   stop
@@ -154,13 +168,18 @@ bench() { # label database-url
   me_token=$(register "me-$RANDOM$RANDOM@example.com" | field accessToken)
   local login_email="login-$RANDOM$RANDOM@example.com"
   register "$login_email" >/dev/null
-  local refresh_tokens=""
+  # One session per refreshing connection: $CORES for the plain figure, $((CORES * 4)) for
+  # the one under contention.
+  local refresh_tokens="" busy_refresh_tokens=""
   for i in $(seq 1 "$CORES"); do
     refresh_tokens+=$(register "refresh-$i-$RANDOM$RANDOM@example.com" | field refreshToken),
   done
+  for i in $(seq 1 $((CORES * 4))); do
+    busy_refresh_tokens+=$(register "busy-refresh-$i-$RANDOM$RANDOM@example.com" | field refreshToken),
+  done
 
   echo "== $label: static query ceiling"
-  local static me me_idle login register_result refresh storm_me rss_me rss_storm
+  local static me me_idle login register_result refresh busy_refresh storm_me rss_me rss_storm
   static=$(load post.lua 64 "$SECONDS_PER" BODY='{"query":"{ __typename }"}')
   echo "== $label: me"
   load post.lua 64 "$SECONDS_PER" BODY='{"query":"{ me { id email role } }"}' TOKEN="$me_token" >"$WORK/me" &
@@ -191,7 +210,9 @@ bench() { # label database-url
   echo "== $label: register"
   register_result=$(load register.lua $((CORES * 4)) "$SECONDS_PER" RUN="$RANDOM")
   echo "== $label: refreshToken"
-  refresh=$(load refresh.lua "$CORES" "$SECONDS_PER" TOKENS="$refresh_tokens")
+  refresh=$(THREADS=$CORES load refresh.lua "$CORES" "$SECONDS_PER" TOKENS="$refresh_tokens")
+  echo "== $label: refreshToken, $((CORES * 4)) sessions at once"
+  busy_refresh=$(THREADS=$((CORES * 4)) load refresh.lua $((CORES * 4)) "$SECONDS_PER" TOKENS="$busy_refresh_tokens")
 
   echo "== $label: me during a login storm"
   load post.lua $((CORES * 8)) "$((SECONDS_PER + 2))" BODY="$login_body" >/dev/null &
@@ -203,6 +224,8 @@ bench() { # label database-url
   rss_storm=$(rss_kib)
   wait "$measuring" "$storm"
   storm_me=$(cat "$WORK/storm_me")
+  local failed
+  failed=$(failed_answers)
   stop
 
   ROWS=()
@@ -213,6 +236,7 @@ bench() { # label database-url
   row "\`login\` ($((CORES * 4)) connections)" "$login"
   row "\`register\` ($((CORES * 4)) connections)" "$register_result"
   row "\`refreshToken\` ($CORES connections)" "$refresh"
+  row "\`refreshToken\` ($((CORES * 4)) connections)" "$busy_refresh"
 
   {
     echo
@@ -232,13 +256,35 @@ bench() { # label database-url
     echo "| RSS under \`me\` load | $((rss_me / 1024)) MiB |"
     echo "| RSS during the login storm | $((rss_storm / 1024)) MiB |"
     echo "| start to \`/ready\` (migrations applied) | $ready_ms ms |"
+    echo
+    if [[ -n $failed ]]; then
+      echo "Failed answers by operation and code (the server's count):"
+      echo
+      echo "| operation | code | answers |"
+      echo "|---|---|---:|"
+      awk '{ printf "| `%s` | `%s` | %s |\n", $1, $2, $3 }' <<<"$failed"
+    else
+      echo "Failed answers by operation and code (the server's count): none."
+    fi
   } >>"$WORK/table"
 }
 
+# The section title of a database URL.
+backend() {
+  case $1 in
+    postgres:* | postgresql:*) echo "PostgreSQL" ;;
+    mysql:* | mariadb:*) echo "MySQL/MariaDB" ;;
+    *) echo "error: BENCH_DATABASE_URL must hold postgres:// or mysql:// URLs, not $1" >&2; exit 2 ;;
+  esac
+}
+
+for url in ${BENCH_DATABASE_URL:-}; do
+  backend "$url" >/dev/null
+done
 bench "SQLite" "sqlite://$WORK/bench.db?mode=rwc"
-if [[ -n ${BENCH_DATABASE_URL:-} ]]; then
-  bench "PostgreSQL" "$BENCH_DATABASE_URL"
-fi
+for url in ${BENCH_DATABASE_URL:-}; do
+  bench "$(backend "$url")" "$url"
+done
 
 {
   echo "## Benchmark results"

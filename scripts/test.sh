@@ -77,11 +77,12 @@ if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
 fi
 echo "== frontend checks (examples/web-client)"
 # The binary the integration tests built (with their test hooks, which change nothing here).
-[[ -x target/debug/authgraph ]] || cargo build --quiet --bin authgraph
+server_bin=${CARGO_TARGET_DIR:-target}/debug/authgraph
+[[ -x $server_bin ]] || cargo build --quiet --bin authgraph
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 DATABASE_URL="sqlite://$work/db.sqlite?mode=rwc" PORT=$port JWT_SECRET=frontend-checks-secret-frontend-checks-1 \
-  MAILER=log RATE_LIMITS=false RUST_LOG=warn target/debug/authgraph >"$work/server.log" 2>&1 &
+  MAILER=log RATE_LIMITS=false RUST_LOG=warn "$server_bin" >"$work/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/ready" && break; sleep 0.1; done
