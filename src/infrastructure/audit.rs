@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, timeout_at};
 
 use crate::application::ports::AuditLog;
-use crate::domain::{AuditEvent, AuditRepository};
+use crate::domain::{AuditEvent, AuditRepository, RepositoryError};
 
 /// Events waiting to be written beyond this are dropped (and counted) rather than piling up.
 const QUEUE: usize = 4096;
@@ -19,6 +19,13 @@ const BATCH: usize = 256;
 /// every event was a transaction (and on SQLite an fsync) of its own beside each sign-in's
 /// session write; a database on tmpfs showed those syncs in the `me` tail.
 const LINGER: Duration = Duration::from_millis(50);
+
+/// How long a batch is kept and tried again while the database is unavailable (a restart, a
+/// failover) before it is given up: the events of requests already answered are not lost to a
+/// short outage, and shutdown is not held up for long by a long one.
+const KEEP_WHILE_UNAVAILABLE: Duration = Duration::from_secs(15);
+/// The first pause before trying an unavailable database again; it doubles, up to 2 s.
+const FIRST_PAUSE: Duration = Duration::from_millis(100);
 
 enum Message {
     Event(AuditEvent),
@@ -84,13 +91,36 @@ async fn write_batches(events: Arc<dyn AuditRepository>, mut queue: mpsc::Receiv
             };
         }
         if !batch.is_empty() {
-            if let Err(error) = events.insert(&batch).await {
-                tracing::error!(%error, lost = batch.len(), "cannot write audit events");
-            }
+            store(events.as_ref(), &batch).await;
             batch.clear();
         }
         for done in waiting.drain(..) {
             let _ = done.send(());
+        }
+    }
+}
+
+/// Writes one batch, waiting out an unavailable database for a while.
+async fn store(events: &dyn AuditRepository, batch: &[AuditEvent]) {
+    let give_up = Instant::now() + KEEP_WHILE_UNAVAILABLE;
+    let mut pause = FIRST_PAUSE;
+    let mut tried_before = false;
+    loop {
+        match events.insert(batch).await {
+            Ok(()) => return,
+            // The attempt before may have committed without an answer (the connection broke):
+            // its events are in, and they are the same events.
+            Err(RepositoryError::Conflict) if tried_before => return,
+            Err(RepositoryError::Unavailable(error)) if Instant::now() + pause < give_up => {
+                tracing::warn!(%error, waiting = batch.len(), "audit events kept until the database is back");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+                tried_before = true;
+            }
+            Err(error) => {
+                tracing::error!(%error, lost = batch.len(), "cannot write audit events");
+                return;
+            }
         }
     }
 }
@@ -139,6 +169,94 @@ mod tests {
         writer.record(event());
         tokio::time::sleep(LINGER * 2).await;
         assert_eq!(written(&events).await, 1);
+    }
+
+    /// Fails its first `failures` inserts with `failure`, then stores like the fake it wraps.
+    struct Flaky {
+        events: InMemoryAudit,
+        failures: std::sync::atomic::AtomicU32,
+        failure: fn() -> RepositoryError,
+        attempts: std::sync::atomic::AtomicU32,
+    }
+
+    impl Flaky {
+        fn new(failures: u32, failure: fn() -> RepositoryError) -> Arc<Self> {
+            Arc::new(Self {
+                events: InMemoryAudit::default(),
+                failures: failures.into(),
+                failure,
+                attempts: 0.into(),
+            })
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl AuditRepository for Flaky {
+        async fn insert(&self, events: &[AuditEvent]) -> Result<(), RepositoryError> {
+            self.attempts.fetch_add(1, Ordering::Relaxed);
+            let left = self.failures.load(Ordering::Relaxed);
+            if left > 0 {
+                self.failures.store(left - 1, Ordering::Relaxed);
+                return Err((self.failure)());
+            }
+            self.events.insert(events).await
+        }
+        async fn list(
+            &self,
+            filter: &AuditFilter,
+            page: &crate::domain::PageRequest<uuid::Uuid>,
+        ) -> Result<crate::domain::Page<AuditEvent>, RepositoryError> {
+            self.events.list(filter, page).await
+        }
+        async fn count(&self, filter: &AuditFilter) -> Result<u64, RepositoryError> {
+            self.events.count(filter).await
+        }
+        async fn latest_for_users(
+            &self,
+            users: &[crate::domain::UserId],
+            kind: Option<AuditKind>,
+            limit: usize,
+        ) -> Result<
+            std::collections::HashMap<crate::domain::UserId, (Vec<AuditEvent>, u64)>,
+            RepositoryError,
+        > {
+            self.events.latest_for_users(users, kind, limit).await
+        }
+    }
+
+    fn unavailable() -> RepositoryError {
+        RepositoryError::Unavailable("connection refused".into())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn events_wait_out_a_short_outage_and_are_written_once() {
+        let events = Flaky::new(4, unavailable);
+        let writer = AuditWriter::start(events.clone());
+        writer.record(event());
+        writer.record(event());
+        writer.flush().await;
+        assert_eq!(events.attempts.load(Ordering::Relaxed), 5);
+        assert_eq!(written(&events.events).await, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_outage_gives_the_batch_up_in_bounded_time() {
+        let events = Flaky::new(u32::MAX, unavailable);
+        let writer = AuditWriter::start(events.clone());
+        writer.record(event());
+        let started = Instant::now();
+        writer.flush().await;
+        assert!(started.elapsed() <= KEEP_WHILE_UNAVAILABLE + LINGER);
+        assert_eq!(written(&events.events).await, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn other_failures_are_not_retried() {
+        let events = Flaky::new(1, || RepositoryError::Internal("a bug".into()));
+        let writer = AuditWriter::start(events.clone());
+        writer.record(event());
+        writer.flush().await;
+        assert_eq!(events.attempts.load(Ordering::Relaxed), 1);
     }
 
     #[tokio::test(start_paused = true)]

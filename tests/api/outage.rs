@@ -116,8 +116,8 @@ struct Seen {
     /// The longest any request took.
     slowest: Duration,
     violations: Vec<String>,
-    /// Accounts whose registration was acknowledged.
-    registered: Vec<String>,
+    /// Accounts whose registration was acknowledged: email and id.
+    registered: Vec<(String, uuid::Uuid)>,
 }
 
 /// Sends one request and checks its answer is a success or a well-formed "unavailable".
@@ -166,8 +166,13 @@ async fn registering(app: Arc<TestApp>, seen: Arc<Mutex<Seen>>, until: Instant) 
     while Instant::now() < until {
         let email = unique_email();
         let variables = json!({ "input": { "email": email, "password": PASSWORD } });
-        if send(&app, &seen, None, REGISTER, variables).await.is_some() {
-            seen.lock().unwrap().registered.push(email);
+        if let Some(data) = send(&app, &seen, None, REGISTER, variables).await {
+            let id = data["register"]["user"]["id"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            seen.lock().unwrap().registered.push((email, id));
         }
     }
 }
@@ -286,7 +291,7 @@ async fn an_outage_answers_unavailable_then_the_server_recovers_and_keeps_what_i
         "{} registered",
         seen.registered.len()
     );
-    for email in &seen.registered {
+    for (email, _) in &seen.registered {
         let body = app.login(email, PASSWORD).await;
         assert_eq!(
             body["data"]["login"]["user"]["email"],
@@ -298,6 +303,21 @@ async fn an_outage_answers_unavailable_then_the_server_recovers_and_keeps_what_i
         let body = app.refresh(refresh).await;
         assert!(body.get("errors").is_none(), "{body}");
     }
+    // Nor their audit trail: events queued when the database went away waited for it.
+    app.flush_audit().await;
+    use entity::audit_event;
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let recorded = audit_event::Entity::find()
+        .filter(audit_event::Column::Kind.eq("registered"))
+        .filter(audit_event::Column::SubjectId.is_in(seen.registered.iter().map(|(_, id)| *id)))
+        .count(&app.db().await)
+        .await
+        .unwrap();
+    assert_eq!(
+        recorded,
+        seen.registered.len() as u64,
+        "acknowledged registrations missing from the audit trail"
+    );
 }
 
 #[test]
