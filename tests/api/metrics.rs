@@ -73,6 +73,15 @@ async fn metrics_count_requests_sign_ins_and_report_the_pools() {
     assert!(value(&text, "authgraph_db_pool_connections") >= 1.0);
     assert!(value(&text, "authgraph_db_statements_executed") > 0.0);
     assert_eq!(value(&text, "authgraph_audit_events_dropped"), 0.0);
+    // One request at a time: nothing raced, nothing was run again.
+    for reason in ["deadlock", "serialization_failure", "lock_timeout", "busy"] {
+        let series = format!(r#"authgraph_db_transaction_retries{{reason="{reason}"}}"#);
+        assert_eq!(value(&text, &series), 0.0, "{series}");
+    }
+    assert_eq!(
+        value(&text, "authgraph_db_transaction_retries_exhausted"),
+        0.0
+    );
 }
 
 #[tokio::test]

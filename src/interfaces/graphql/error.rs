@@ -326,3 +326,53 @@ fn set_code_if_missing(error: &mut ServerError, code: &str) {
         extensions.set("code", code);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::RepositoryError;
+
+    #[test]
+    fn an_unavailable_database_is_service_unavailable_with_retry_after_never_internal() {
+        let error: ServiceError =
+            RepositoryError::Unavailable("Connection refused (os error 111)".into()).into();
+        let graphql = graphql_error(error);
+        let extensions = graphql.extensions.unwrap();
+        assert_eq!(
+            extensions.get("code"),
+            Some(&Value::from(code::SERVICE_UNAVAILABLE))
+        );
+        assert_eq!(extensions.get("retryAfter"), Some(&Value::from(2)));
+        assert!(!graphql.message.contains("refused"), "{}", graphql.message);
+
+        let internal: ServiceError = RepositoryError::Internal("corrupt row".into()).into();
+        let extensions = graphql_error(internal).extensions.unwrap();
+        assert_eq!(
+            extensions.get("code"),
+            Some(&Value::from(code::INTERNAL_SERVER_ERROR))
+        );
+    }
+
+    #[test]
+    fn a_response_is_unavailable_when_any_error_says_so() {
+        let error = |code: &str, retry_after: Option<u64>| {
+            let mut error = ServerError::new("x", None);
+            let extensions = error.extensions.get_or_insert_with(Default::default);
+            extensions.set("code", code);
+            if let Some(seconds) = retry_after {
+                extensions.set("retryAfter", seconds);
+            }
+            error
+        };
+        let mut response = Response::new(Value::Null);
+        assert_eq!(unavailable_retry_after(&response), None);
+        response.errors = vec![error(code::NOT_FOUND, None)];
+        assert_eq!(unavailable_retry_after(&response), None);
+        response.errors = vec![
+            error(code::NOT_FOUND, None),
+            error(code::SERVICE_UNAVAILABLE, Some(2)),
+            error(code::SERVICE_UNAVAILABLE, Some(5)),
+        ];
+        assert_eq!(unavailable_retry_after(&response), Some(5));
+    }
+}
