@@ -73,7 +73,7 @@ impl SessionRepository for SeaOrmSessionRepository {
             // script is a whole transaction, rolled back when it fails: safe to repeat.
             return self
                 .writes
-                .retry(|| sqlite_writes::in_one_transaction(&self.db, statements.clone()))
+                .retry(|| sqlite_writes::in_one_transaction(&self.db, &statements))
                 .await;
         }
         self.writes

@@ -14,17 +14,20 @@ use sea_orm::sqlx::{self, AssertSqlSafe, Sqlite};
 use sea_orm::{DatabaseConnection, DbErr, RuntimeErr, Statement, Value, Values};
 use sea_query_sqlx::SqlxValues;
 
-/// Runs `statements` (built for SQLite) as one transaction, all or nothing.
+/// Runs `statements` (built for SQLite) as one transaction, all or nothing. A failed one
+/// kept nothing, so the caller may run it again (the retry policy does, when SQLite is busy).
 pub async fn in_one_transaction(
     db: &DatabaseConnection,
-    statements: impl IntoIterator<Item = Statement>,
+    statements: &[Statement],
 ) -> Result<(), DbErr> {
     let mut script = String::from("BEGIN IMMEDIATE;");
     let mut values: Vec<Value> = Vec::new();
     for statement in statements {
         script.push_str(&statement.sql);
         script.push(';');
-        values.extend(statement.values.map(|Values(v)| v).unwrap_or_default());
+        if let Some(Values(bound)) = &statement.values {
+            values.extend_from_slice(bound);
+        }
     }
     script.push_str("COMMIT;");
 
@@ -120,7 +123,7 @@ mod tests {
 
         let first = session(Uuid::new_v4());
         let first_token = token("first", first.id);
-        in_one_transaction(&db, rows(&first, &first_token))
+        in_one_transaction(&db, &rows(&first, &first_token))
             .await
             .unwrap();
         let stored = session::Entity::find_by_id(first.id)
@@ -134,7 +137,7 @@ mod tests {
         // The second insert collides with the first token: the session before it must go too.
         let doomed = session(Uuid::new_v4());
         let collision = token("first", doomed.id);
-        let failed = in_one_transaction(&db, rows(&doomed, &collision)).await;
+        let failed = in_one_transaction(&db, &rows(&doomed, &collision)).await;
         assert!(matches!(
             failed.unwrap_err().sql_err(),
             Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
@@ -146,7 +149,7 @@ mod tests {
 
         let last = session(Uuid::new_v4());
         let last_token = token("last", last.id);
-        in_one_transaction(&db, rows(&last, &last_token))
+        in_one_transaction(&db, &rows(&last, &last_token))
             .await
             .expect("the next transaction starts on a clean connection");
         assert_eq!(session::Entity::find().count(&db).await, Ok(2));
