@@ -16,9 +16,11 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use entity::{session, user};
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, ErrorCode, OpenFlags, Row};
+use rusqlite::{Connection, OpenFlags, Row};
 
 use crate::domain::RepositoryError;
+
+use super::failure::{Failure, sqlite_code};
 
 /// Read-only connections to one SQLite file, opened on first use and reused. At most one per
 /// thread is ever in use at once, since nothing awaits while holding one.
@@ -36,9 +38,13 @@ pub enum ReadError {
 }
 
 impl From<rusqlite::Error> for ReadError {
+    /// Busy is what the retry policy calls contention on SQLite (`failure::sqlite_code`): a
+    /// read is always safe to repeat, and it is repeated once, through the pool, whose busy
+    /// timeout waits.
     fn from(error: rusqlite::Error) -> Self {
-        match error.sqlite_error_code() {
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Self::Busy,
+        let primary = error.sqlite_error().map(|e| e.extended_code & 0xff);
+        match primary.map(sqlite_code) {
+            Some(Failure::Contention(_)) => Self::Busy,
             _ => Self::Failed(error),
         }
     }
