@@ -11,7 +11,8 @@
 # separated by spaces; an empty database each is best, as registrations accumulate.
 #
 # BENCH_PROFILE=dev benchmarks the debug build instead: CI does that with --quick, to prove the
-# script works without a second, ten-minute build; its figures mean nothing.
+# script works without a second, ten-minute build; its figures mean nothing. BENCH_BIN=path
+# benchmarks that binary instead of building one (to compare two builds with one script).
 #
 # Rate limits are turned off (RATE_LIMITS=false): the figures measure the server, not its
 # abuse protection. A response other than 200, or one whose body has "errors", counts as a
@@ -38,9 +39,15 @@ if ! command -v wrk >/dev/null; then
 fi
 
 PROFILE=${BENCH_PROFILE:-release}
-echo "== building the server ($PROFILE profile)"
-cargo build --profile "$PROFILE" --quiet
-BIN=${CARGO_TARGET_DIR:-target}/$([[ $PROFILE == dev ]] && echo debug || echo "$PROFILE")/authgraph
+if [[ -n ${BENCH_BIN:-} ]]; then
+  # Another build of the server, e.g. an earlier commit's, to compare with the same script.
+  BIN=$BENCH_BIN
+  PROFILE="$PROFILE ($BIN)"
+else
+  echo "== building the server ($PROFILE profile)"
+  cargo build --profile "$PROFILE" --quiet
+  BIN=${CARGO_TARGET_DIR:-target}/$([[ $PROFILE == dev ]] && echo debug || echo "$PROFILE")/authgraph
+fi
 WORK=$(mktemp -d)
 SERVER_PID=""
 cleanup() {
