@@ -84,16 +84,20 @@ impl Application {
     /// Assembles the core and binds the listener.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let core = Core::assemble(config).await?;
+        let limits = config.graphql_limits();
+        let admission = Arc::new(graphql::Admission::new(limits));
         let metrics = config.metrics.then(|| {
             Arc::new(Metrics::new(MetricSources {
                 hasher: core.hasher.clone(),
                 audit: core.audit.clone(),
                 queries: core.queries.clone(),
                 db: core.db.clone(),
+                admission: admission.clone(),
             }))
         });
         let router = http::router(AppState {
-            schema: graphql::schema(&core.services, config.graphql_limits()),
+            schema: graphql::schema(&core.services, limits),
+            admission,
             db: core.db.clone(),
             settings: Arc::new(config.http()),
             metrics,

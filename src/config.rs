@@ -264,6 +264,26 @@ pub struct Config {
     )]
     pub graphql_max_complexity: usize,
 
+    /// Most lexical tokens (names, numbers, strings, punctuation) in a document; checked
+    /// before parsing.
+    #[arg(
+        long,
+        env = "GRAPHQL_MAX_TOKENS",
+        default_value_t = 15_000,
+        global = true
+    )]
+    pub graphql_max_tokens: usize,
+
+    /// Deepest nesting of brackets (`{`, `[`, `(` together) in a document; checked before
+    /// parsing.
+    #[arg(
+        long,
+        env = "GRAPHQL_MAX_NESTING",
+        default_value_t = 128,
+        global = true
+    )]
+    pub graphql_max_nesting: usize,
+
     /// Most aliases one document may use.
     #[arg(long, env = "GRAPHQL_MAX_ALIASES", default_value_t = 30, global = true)]
     pub graphql_max_aliases: usize,
@@ -277,14 +297,28 @@ pub struct Config {
     )]
     pub graphql_max_root_fields: usize,
 
+    /// Most directives on one field, fragment spread or inline fragment.
+    #[arg(
+        long,
+        env = "GRAPHQL_MAX_DIRECTIVES",
+        default_value_t = 10,
+        global = true
+    )]
+    pub graphql_max_directives: usize,
+
     /// Serve Prometheus metrics at GET /metrics (keep it off the public internet, e.g. at the
     /// proxy).
     #[arg(long, env = "METRICS", default_value_t = true, value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
     pub metrics: bool,
 
-    /// Queries remembered for automatic persisted queries (by SHA-256 hash); 0 turns APQ off.
+    /// Most documents remembered for automatic persisted queries (by SHA-256 hash); 0 turns
+    /// APQ off. Only documents that passed validation are remembered.
     #[arg(long, env = "APQ_CACHE_SIZE", default_value_t = 1024, global = true)]
     pub apq_cache_size: usize,
+
+    /// Most bytes of document text remembered for automatic persisted queries.
+    #[arg(long, env = "APQ_CACHE_BYTES", default_value_t = 2 * 1024 * 1024, global = true)]
+    pub apq_cache_bytes: usize,
 
     /// Rate limits and the sign-in lockout: on, or `false` to turn them all off (benchmarks).
     #[arg(long, env = "RATE_LIMITS", default_value_t = true, value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
@@ -469,12 +503,20 @@ impl Config {
 
     pub fn graphql_limits(&self) -> crate::interfaces::graphql::Limits {
         crate::interfaces::graphql::Limits {
+            size: crate::interfaces::graphql::SizeLimits {
+                max_tokens: self.graphql_max_tokens,
+                max_nesting: self.graphql_max_nesting,
+            },
             max_depth: self.graphql_max_depth,
             max_complexity: self.graphql_max_complexity,
             max_aliases: self.graphql_max_aliases,
             max_root_fields: self.graphql_max_root_fields,
+            max_directives: self.graphql_max_directives,
             introspection: self.introspection.unwrap_or(!self.is_production()),
-            apq_cache_size: self.apq_cache_size,
+            persisted: crate::interfaces::graphql::PersistedLimits {
+                entries: self.apq_cache_size,
+                bytes: self.apq_cache_bytes,
+            },
         }
     }
 

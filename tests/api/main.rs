@@ -10,6 +10,7 @@ mod audit;
 mod cli;
 mod errors;
 mod hardening;
+mod hostile;
 mod http;
 mod instances;
 mod limits;

@@ -19,7 +19,7 @@ use axum::Router;
 use axum::routing::get;
 use sea_orm::DatabaseConnection;
 
-use super::graphql::AppSchema;
+use super::graphql::{Admission, AppSchema};
 
 pub use client_ip::{TrustedProxies, parse_network};
 pub use cors::CorsPolicy;
@@ -48,6 +48,8 @@ pub struct HttpSettings {
 #[derive(Clone)]
 pub struct AppState {
     pub schema: AppSchema,
+    /// Every document passes it before the schema sees it.
+    pub admission: Arc<Admission>,
     pub db: DatabaseConnection,
     pub settings: Arc<HttpSettings>,
     /// `None` when `/metrics` is turned off.
