@@ -75,6 +75,7 @@ impl Core {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    connections: http::ConnectionLimits,
     core: Core,
     cleanup_interval: Duration,
     shutdown_timeout: Duration,
@@ -101,6 +102,7 @@ impl Application {
             db: core.db.clone(),
             settings: Arc::new(config.http()),
             metrics,
+            load: Arc::new(http::Load::new(config.load_limits())),
         });
         let listener = TcpListener::bind((config.host, config.port))
             .await
@@ -108,6 +110,7 @@ impl Application {
         Ok(Self {
             listener,
             router,
+            connections: config.connection_limits(),
             core,
             cleanup_interval: config.session_cleanup_interval,
             shutdown_timeout: config.shutdown_timeout,
@@ -134,15 +137,12 @@ impl Application {
             self.core.services.clone(),
             self.cleanup_interval,
         ));
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
         let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
             let _ = stopping.send(());
         };
-        let serve = axum::serve(self.listener, service).with_graceful_shutdown(signal);
+        let serve = http::serve(self.listener, self.router, self.connections, signal);
         let deadline = async {
             if stopped.await.is_ok() {
                 tokio::time::sleep(self.shutdown_timeout).await;

@@ -216,6 +216,31 @@ pub struct Config {
     #[arg(long, env = "HTTP_MAX_HEADER_BYTES", default_value_t = 32 * 1024, global = true)]
     pub http_max_header_bytes: usize,
 
+    /// Most connections served at once; past them a few more get 503 (the probes still
+    /// answer) and the rest are closed.
+    #[arg(
+        long,
+        env = "HTTP_MAX_CONNECTIONS",
+        default_value_t = 1024,
+        global = true
+    )]
+    pub http_max_connections: usize,
+
+    /// A connection must send a request's headers within this (idle keep-alive connections
+    /// included), or it is closed.
+    #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub http_header_read_timeout: Duration,
+
+    /// Most requests answered at once (health probes and metrics aside); more get 503 with
+    /// Retry-After.
+    #[arg(long, env = "HTTP_MAX_IN_FLIGHT", default_value_t = 512, global = true)]
+    pub http_max_in_flight: usize,
+
+    /// Most bytes of request bodies held in memory at once; a body that does not fit gets
+    /// 503 with Retry-After.
+    #[arg(long, env = "HTTP_BODY_BUDGET_BYTES", default_value_t = 16 * 1024 * 1024, global = true)]
+    pub http_body_budget_bytes: usize,
+
     /// A request still running after this is answered 503 and abandoned.
     #[arg(long, env = "REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
     pub request_timeout: Duration,
@@ -498,6 +523,20 @@ impl Config {
             graphiql: self.graphiql.unwrap_or(!self.is_production()),
             trusted_proxies: TrustedProxies(self.trusted_proxies.clone()),
             hsts: self.hsts,
+        }
+    }
+
+    pub fn connection_limits(&self) -> crate::interfaces::http::ConnectionLimits {
+        crate::interfaces::http::ConnectionLimits {
+            max_connections: self.http_max_connections,
+            header_read_timeout: self.http_header_read_timeout,
+        }
+    }
+
+    pub fn load_limits(&self) -> crate::interfaces::http::LoadLimits {
+        crate::interfaces::http::LoadLimits {
+            max_in_flight: self.http_max_in_flight,
+            body_budget_bytes: self.http_body_budget_bytes,
         }
     }
 

@@ -14,6 +14,7 @@ mod hostile;
 mod http;
 mod instances;
 mod limits;
+mod load;
 mod login;
 mod me;
 mod metrics;

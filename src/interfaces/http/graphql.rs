@@ -37,7 +37,18 @@ pub async fn post_graphql(
         )
         .into_response(format);
     }
-    let request = match read_body(request, state.settings.max_body_bytes).await {
+    // The whole body is reserved before a byte of it is read, and held until the answer.
+    let limit = state.settings.max_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let Some(_reservation) = state
+        .load
+        .reserve_body(declared.unwrap_or(limit).min(limit))
+    else {
+        return super::load::busy();
+    };
+    let request = match read_body(request, limit).await {
         Ok(request) => request,
         Err(rejection) => {
             if let Some(metrics) = &state.metrics {
