@@ -255,7 +255,7 @@ fn services(
         account.clone(),
         clock.clone(),
         audit.clone(),
-        throttle,
+        throttle.clone(),
     ));
     let user_service = Arc::new(UserService::new(
         users,
@@ -264,6 +264,7 @@ fn services(
         account.clone(),
         clock,
         audit,
+        throttle,
     ));
     Ok(Services {
         auth,
@@ -281,7 +282,10 @@ fn duration(value: Duration, name: &str) -> anyhow::Result<chrono::Duration> {
 /// The store of rate-limit counters.
 async fn limiter(config: &Config) -> anyhow::Result<Arc<dyn RateLimiter>> {
     Ok(match config.rate_limit_store {
-        RateLimitStore::Memory => Arc::new(MemoryRateLimiter::default()),
+        RateLimitStore::Memory => Arc::new(MemoryRateLimiter::new(
+            config.rate_limit_memory_keys,
+            Arc::new(SystemClock),
+        )),
         RateLimitStore::Redis => {
             let url = config
                 .redis_url

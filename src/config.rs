@@ -422,6 +422,62 @@ pub struct Config {
     )]
     pub rate_limit_password_reset_account: QuotaSetting,
 
+    /// Password confirmations (changing the password or the email, deleting the account) per
+    /// session.
+    #[arg(
+        long,
+        env = "RATE_LIMIT_PASSWORD_CONFIRM",
+        default_value = "5/15m",
+        global = true
+    )]
+    pub rate_limit_password_confirm: QuotaSetting,
+
+    /// Password confirmations per account, over all its sessions.
+    #[arg(
+        long,
+        env = "RATE_LIMIT_PASSWORD_CONFIRM_ACCOUNT",
+        default_value = "10/1h",
+        global = true
+    )]
+    pub rate_limit_password_confirm_account: QuotaSetting,
+
+    /// Emails sent on a client's request (verification links, email changes) per client
+    /// address.
+    #[arg(long, env = "RATE_LIMIT_EMAIL", default_value = "10/1h", global = true)]
+    pub rate_limit_email: QuotaSetting,
+
+    /// Emails sent on a client's request per recipient address.
+    #[arg(
+        long,
+        env = "RATE_LIMIT_EMAIL_RECIPIENT",
+        default_value = "3/1h",
+        global = true
+    )]
+    pub rate_limit_email_recipient: QuotaSetting,
+
+    /// Password hashes one account may have queued or running at once.
+    #[arg(
+        long,
+        env = "PASSWORD_HASHES_PER_ACCOUNT",
+        default_value_t = 2,
+        global = true
+    )]
+    pub password_hashes_per_account: usize,
+
+    /// IPv6 clients are limited by this prefix of their address (IPv4 ones by address).
+    #[arg(long, env = "RATE_LIMIT_IPV6_PREFIX", default_value_t = 64, value_parser = clap::value_parser!(u8).range(1..=128), global = true)]
+    pub rate_limit_ipv6_prefix: u8,
+
+    /// Keys the in-memory rate-limit store keeps (addresses, accounts, sessions); past it the
+    /// least recently used is forgotten.
+    #[arg(
+        long,
+        env = "RATE_LIMIT_MEMORY_KEYS",
+        default_value_t = 50_000,
+        global = true
+    )]
+    pub rate_limit_memory_keys: usize,
+
     /// Failed sign-ins to one account (within LOGIN_LOCKOUT_WINDOW) before it is locked; 0
     /// turns the lockout off.
     #[arg(long, env = "LOGIN_LOCKOUT_AFTER", default_value_t = 5, global = true)]
@@ -571,6 +627,12 @@ impl Config {
             refresh_per_ip: self.rate_limit_refresh.0,
             password_reset_per_ip: self.rate_limit_password_reset.0,
             password_reset_per_account: self.rate_limit_password_reset_account.0,
+            confirm_per_session: self.rate_limit_password_confirm.0,
+            confirm_per_account: self.rate_limit_password_confirm_account.0,
+            email_per_ip: self.rate_limit_email.0,
+            email_per_recipient: self.rate_limit_email_recipient.0,
+            hashes_per_account: Some(self.password_hashes_per_account.max(1)),
+            ipv6_prefix: self.rate_limit_ipv6_prefix,
             lockout: (self.login_lockout_after > 0).then_some(Lockout {
                 after: self.login_lockout_after,
                 window: self.login_lockout_window,

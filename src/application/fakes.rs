@@ -111,7 +111,7 @@ impl Fakes {
             account.clone(),
             self.clock.clone(),
             audit.clone(),
-            throttle,
+            throttle.clone(),
         ));
         Services {
             auth,
@@ -122,6 +122,7 @@ impl Fakes {
                 account.clone(),
                 self.clock.clone(),
                 audit,
+                throttle,
             )),
             sessions,
             account,
@@ -824,7 +825,7 @@ impl Mailer for RecordingMailer {
 pub struct ManualClock(Mutex<DateTime<Utc>>);
 
 impl ManualClock {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Self(Mutex::new(
             Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap(),
         ))

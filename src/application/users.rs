@@ -14,6 +14,7 @@ use super::auth::confirm_password;
 use super::error::ServiceError;
 use super::ports::{Clock, PasswordHasher};
 use super::sessions::{ClientInfo, Principal, SessionService};
+use super::throttle::Throttle;
 
 /// A page of users.
 #[derive(Debug)]
@@ -30,6 +31,7 @@ pub struct UserService {
     account: Arc<AccountService>,
     clock: Arc<dyn Clock>,
     audit: AuditTrail,
+    throttle: Arc<Throttle>,
 }
 
 const ADMINS_ONLY: &str = "Only administrators may do this.";
@@ -43,6 +45,7 @@ impl UserService {
         account: Arc<AccountService>,
         clock: Arc<dyn Clock>,
         audit: AuditTrail,
+        throttle: Arc<Throttle>,
     ) -> Self {
         Self {
             users,
@@ -51,6 +54,7 @@ impl UserService {
             account,
             clock,
             audit,
+            throttle,
         }
     }
 
@@ -82,7 +86,14 @@ impl UserService {
         client: &ClientInfo,
     ) -> Result<User, ServiceError> {
         let user = self.existing(caller.user_id).await?;
-        confirm_password(self.hasher.as_ref(), &user, password).await?;
+        confirm_password(
+            self.hasher.as_ref(),
+            &self.throttle,
+            caller,
+            &user,
+            password,
+        )
+        .await?;
         if new_email == user.email {
             return Ok(user);
         }
@@ -109,7 +120,14 @@ impl UserService {
         client: &ClientInfo,
     ) -> Result<(), ServiceError> {
         let user = self.existing(caller.user_id).await?;
-        confirm_password(self.hasher.as_ref(), &user, password).await?;
+        confirm_password(
+            self.hasher.as_ref(),
+            &self.throttle,
+            caller,
+            &user,
+            password,
+        )
+        .await?;
         self.guarded(self.users.delete(user.id).await?)?;
         tracing::info!(user_id = %user.id, "account deleted");
         self.audit
