@@ -87,13 +87,16 @@ pub struct Throttle {
     limiter: Arc<dyn RateLimiter>,
     policy: ThrottlePolicy,
     /// Hashes queued or running, by account key (this instance's own queue).
-    hashing: Arc<Mutex<HashMap<String, usize>>>,
+    hashing: Arc<HashesInFlight>,
 }
+
+/// How many hashes each account has queued or running.
+type HashesInFlight = Mutex<HashMap<String, usize>>;
 
 /// An account's place in the hashing queue, given back when dropped.
 #[must_use = "the turn ends when it is dropped"]
 pub struct HashingTurn {
-    held: Option<(Arc<Mutex<HashMap<String, usize>>>, String)>,
+    held: Option<(Arc<HashesInFlight>, String)>,
 }
 
 impl Drop for HashingTurn {
