@@ -27,9 +27,10 @@ enum Command {
     Migrate,
     /// Print the GraphQL schema (SDL) that clients generate code from.
     Schema,
-    /// Make an account an administrator, creating it if there is none. The password of a new
-    /// account is read from the terminal (hidden) or from standard input, never from the
-    /// command line, where other users of the machine could see it.
+    /// Make an account an administrator, creating it if there is none. An existing account is
+    /// promoted only with its own password (and its sessions end). The password is read from
+    /// the terminal (hidden) or from standard input, never from the command line, where other
+    /// users of the machine could see it.
     CreateAdmin {
         /// The administrator's email.
         #[arg(long)]
@@ -115,30 +116,48 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 async fn create_admin(config: Config, email: &str) -> anyhow::Result<()> {
+    use authgraph::application::AdminMade;
     let email = Email::parse(email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
     let core = Core::assemble(&config).await?;
     let users = &core.services.users;
-    if users.promote_to_admin(&email).await? {
-        tracing::info!(
+    let exists = users.exists(&email).await?;
+    let password = read_password(
+        if exists {
+            "Password of the existing account: "
+        } else {
+            "Password for the new administrator: "
+        },
+        !exists,
+    )?;
+    match users.make_admin(email.clone(), password).await? {
+        AdminMade::Created => {
+            tracing::info!(email = email.as_str(), "administrator account created")
+        }
+        AdminMade::Promoted { sessions_ended } => tracing::info!(
             email = email.as_str(),
-            "the account is now an administrator"
-        );
-    } else {
-        let password = read_new_password()?;
-        users.create_admin(email.clone(), password).await?;
-        tracing::info!(email = email.as_str(), "administrator account created");
+            sessions_ended,
+            "the account is now an administrator; its sessions were ended"
+        ),
+        AdminMade::AlreadyAdmin => {
+            tracing::info!(
+                email = email.as_str(),
+                "the account is an administrator already"
+            )
+        }
     }
     core.audit.flush().await;
     Ok(())
 }
 
-/// A new password: typed twice at a terminal, or the first line of standard input (for
-/// scripts: `printf '%s\n' "$PASSWORD" | authgraph create-admin --email …`).
-fn read_new_password() -> anyhow::Result<Password> {
+/// A password: typed at a terminal (twice when it is a new one), or the first line of standard
+/// input (for scripts: `printf '%s\n' "$PASSWORD" | authgraph create-admin --email …`).
+fn read_password(prompt: &str, new: bool) -> anyhow::Result<Password> {
     let password = if std::io::stdin().is_terminal() {
-        let first = rpassword::prompt_password("Password for the new administrator: ")?;
-        let second = rpassword::prompt_password("The same password again: ")?;
-        anyhow::ensure!(first == second, "the two passwords differ");
+        let first = rpassword::prompt_password(prompt)?;
+        if new {
+            let second = rpassword::prompt_password("The same password again: ")?;
+            anyhow::ensure!(first == second, "the two passwords differ");
+        }
         first
     } else {
         let mut line = String::new();

@@ -220,18 +220,28 @@ impl TestApp {
             .unwrap_or_else(|| panic!("no email to {to} links to /{path}"))
     }
 
-    /// Registers an account and makes it an administrator; returns its `AuthPayload`.
+    /// Registers an account and makes it an administrator; returns the `AuthPayload` of a
+    /// sign-in after the promotion.
     pub async fn admin(&self) -> Value {
         let email = unique_email();
-        let payload = self.register(&email, PASSWORD).await;
+        self.register(&email, PASSWORD).await;
         let promoted = self
             .services
             .users
-            .promote_to_admin(&authgraph::domain::Email::parse(&email).unwrap())
+            .make_admin(
+                authgraph::domain::Email::parse(&email).unwrap(),
+                authgraph::domain::Password::new(PASSWORD.into()).unwrap(),
+            )
             .await
             .unwrap();
-        assert!(promoted);
-        payload
+        assert!(matches!(
+            promoted,
+            authgraph::application::AdminMade::Promoted { .. }
+        ));
+        // Promotion ends the account's sessions: sign in again.
+        let login = self.login(&email, PASSWORD).await;
+        assert_no_errors(&login);
+        login["data"]["login"].clone()
     }
 
     /// Waits until every audit event recorded so far is stored.
