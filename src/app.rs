@@ -18,6 +18,7 @@ use crate::application::{
 };
 use crate::config::{Config, MailerKind, RateLimitStore};
 use crate::infrastructure::audit::AuditWriter;
+use crate::infrastructure::deferred::DeferredQueue;
 use crate::infrastructure::mail::{LogMailer, SmtpMailer};
 use crate::infrastructure::persistence::{
     self, QueryCounter, SeaOrmAccountTokenRepository, SeaOrmAuditRepository,
@@ -41,6 +42,8 @@ pub struct Core {
     pub queries: QueryCounter,
     /// The password hasher, for its counters.
     pub hasher: Arc<Argon2Hasher>,
+    /// Work handed off by requests (emails with links), to wait for it at shutdown.
+    pub deferred: Arc<DeferredQueue>,
 }
 
 impl Core {
@@ -52,10 +55,12 @@ impl Core {
         let audit = AuditWriter::start(Arc::new(SeaOrmAuditRepository::new(db.clone())));
         let throttle = Arc::new(Throttle::new(limiter(config).await?, config.throttle()));
         let hasher = Arc::new(Argon2Hasher::new(&config.hashing()).map_err(anyhow::Error::msg)?);
+        let deferred = DeferredQueue::start(config.mail_senders, config.mail_queue_size);
         let services = services(
             config,
             db.clone(),
             mail.sender,
+            deferred.clone(),
             audit.clone(),
             throttle,
             hasher.clone(),
@@ -67,6 +72,7 @@ impl Core {
             audit,
             queries,
             hasher,
+            deferred,
         })
     }
 }
@@ -158,7 +164,13 @@ impl Application {
             }
         };
         cleanup.abort();
-        // Events of the last requests are still queued; store them before exiting.
+        // Emails of the last requests are still queued; send them, then store the events.
+        if tokio::time::timeout(self.shutdown_timeout, self.core.deferred.idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown timeout reached: queued emails were not all sent");
+        }
         self.core.audit.flush().await;
         served
     }
@@ -186,6 +198,7 @@ fn services(
     config: &Config,
     db: DatabaseConnection,
     mailer: Arc<dyn Mailer>,
+    deferred: Arc<DeferredQueue>,
     audit_log: Arc<AuditWriter>,
     throttle: Arc<Throttle>,
     hasher: Arc<Argon2Hasher>,
@@ -236,6 +249,7 @@ fn services(
         hasher.clone(),
         sessions.clone(),
         mailer,
+        deferred,
         clock.clone(),
         audit.clone(),
         throttle.clone(),

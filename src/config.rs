@@ -208,6 +208,15 @@ pub struct Config {
     )]
     pub mail_from: String,
 
+    /// Emails (with their links) waiting to be sent; past it new ones are dropped, logged and
+    /// counted, and never hold up a request.
+    #[arg(long, env = "MAIL_QUEUE_SIZE", default_value_t = 1000, global = true)]
+    pub mail_queue_size: usize,
+
+    /// Emails sent at once.
+    #[arg(long, env = "MAIL_SENDERS", default_value_t = 4, global = true)]
+    pub mail_senders: usize,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "HTTP_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
     pub http_max_body_bytes: usize,

@@ -70,7 +70,7 @@ impl AuthService {
         tracing::info!(user_id = %user.id, "account registered");
         self.audit
             .record(Record::own(AuditKind::Registered, user.id, client));
-        self.account.send_verification(&user).await?;
+        self.account.send_verification(user.clone());
         self.sessions.open(user, client).await
     }
 
@@ -297,6 +297,11 @@ mod tests {
     async fn register_emails_a_verification_link() {
         let fakes = Fakes::new();
         registered(&fakes).await;
+        assert!(
+            fakes.mailer.sent.lock().unwrap().is_empty(),
+            "sent later, not on the request"
+        );
+        fakes.settle().await;
         let sent = fakes.mailer.sent.lock().unwrap().clone();
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].to, "ada@example.com");

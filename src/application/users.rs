@@ -93,6 +93,7 @@ impl UserService {
         password: String,
         client: &ClientInfo,
     ) -> Result<User, ServiceError> {
+        self.throttle.email(client, &new_email).await?;
         let user = self.existing(caller.user_id).await?;
         confirm_password(
             self.hasher.as_ref(),
@@ -110,10 +111,9 @@ impl UserService {
             .await
             .map_err(ServiceError::email_conflict)?;
         let changed = self.existing(user.id).await?;
-        self.account.send_verification(&changed).await?;
+        self.account.send_verification(changed.clone());
         self.account
-            .notify_email_changed(&user.email, &changed.email)
-            .await;
+            .notify_email_changed(&user.email, &changed.email);
         self.audit
             .record(Record::own(AuditKind::EmailChanged, user.id, client));
         Ok(changed)

@@ -573,10 +573,11 @@ async fn profile_email_and_deletion_are_self_service() {
     assert_eq!(changed["data"]["changeEmail"]["emailVerified"], false);
     assert!(
         app.emails_to(&email)
+            .await
             .iter()
             .any(|m| m.subject == "Your email address was changed")
     );
-    let link = app.link_token(&new_email, "verify-email");
+    let link = app.link_token(&new_email, "verify-email").await;
     assert_no_errors(
         &app.graphql(
             "mutation($input: VerifyEmailInput!) { verifyEmail(input: $input) { id } }",

@@ -52,7 +52,7 @@ async fn every_security_flow_leaves_an_event_without_secrets() {
         data_str(&rotated, &["refreshToken", "refreshToken"]).to_owned(),
     ]);
     let token = access_of(&app.login(&email, PASSWORD).await);
-    let verification = app.link_token(&email, "verify-email");
+    let verification = app.link_token(&email, "verify-email").await;
     app.graphql(
         "mutation($i: VerifyEmailInput!) { verifyEmail(input: $i) { id } }",
         json!({ "i": { "token": verification } }),
@@ -69,7 +69,7 @@ async fn every_security_flow_leaves_an_event_without_secrets() {
         json!({ "i": { "email": email } }),
     )
     .await;
-    let reset_token = app.link_token(&email, "reset-password");
+    let reset_token = app.link_token(&email, "reset-password").await;
     let reset = app.graphql("mutation($i: ResetPasswordInput!) { resetPassword(input: $i) { accessToken refreshToken } }",
         json!({ "i": { "token": reset_token, "newPassword": "third password" } })).await;
     let token = data_str(&reset, &["resetPassword", "accessToken"]).to_owned();

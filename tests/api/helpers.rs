@@ -10,6 +10,7 @@ use authgraph::application::Services;
 use authgraph::application::ports::OutgoingEmail;
 use authgraph::config::{AppEnv, Config, MailerKind};
 use authgraph::infrastructure::audit::AuditWriter;
+use authgraph::infrastructure::deferred::DeferredQueue;
 use authgraph::infrastructure::mail::LogMailer;
 use authgraph::infrastructure::persistence::QueryCounter;
 use authgraph::infrastructure::security::{Argon2Hasher, key_id};
@@ -37,6 +38,8 @@ pub struct TestApp {
     pub services: Services,
     /// The app's password hasher, to count hashes.
     pub hasher: Arc<Argon2Hasher>,
+    /// The app's deferred work (emails with links), to wait until it is done.
+    pub deferred: Arc<DeferredQueue>,
     shutdown: Option<oneshot::Sender<()>>,
     _database: Option<TestDatabase>,
 }
@@ -86,6 +89,7 @@ async fn start(config: Config, database: Option<TestDatabase>) -> TestApp {
     let audit = core.audit.clone();
     let services = core.services.clone();
     let hasher = core.hasher.clone();
+    let deferred = core.deferred.clone();
     let queries = core.queries.clone();
     let (shutdown, stop) = oneshot::channel();
     tokio::spawn(app.run_until(async {
@@ -100,6 +104,7 @@ async fn start(config: Config, database: Option<TestDatabase>) -> TestApp {
         queries,
         services,
         hasher,
+        deferred,
         shutdown: Some(shutdown),
         _database: database,
     }
@@ -193,8 +198,9 @@ impl TestApp {
         .await
     }
 
-    /// The emails sent to `to`, oldest first.
-    pub fn emails_to(&self, to: &str) -> Vec<OutgoingEmail> {
+    /// The emails sent to `to`, oldest first, once the emails queued so far are sent.
+    pub async fn emails_to(&self, to: &str) -> Vec<OutgoingEmail> {
+        self.deferred.idle().await;
         self.mailbox
             .as_ref()
             .expect("this app writes emails to the log")
@@ -205,9 +211,10 @@ impl TestApp {
     }
 
     /// The token of the link in the last email to `to` whose link goes to `path`.
-    pub fn link_token(&self, to: &str, path: &str) -> String {
+    pub async fn link_token(&self, to: &str, path: &str) -> String {
         let prefix = format!("https://app.example.com/{path}?token=");
         self.emails_to(to)
+            .await
             .iter()
             .rev()
             .find_map(|email| {

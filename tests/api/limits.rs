@@ -205,6 +205,7 @@ async fn reset_requests_for_one_account_are_limited_the_same_whether_it_exists_o
     }
     assert_eq!(
         app.emails_to(&known)
+            .await
             .iter()
             .filter(|m| m.subject == "Reset your password")
             .count(),
