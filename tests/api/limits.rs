@@ -407,6 +407,42 @@ async fn ipv6_clients_share_the_allowance_of_their_64() {
     );
 }
 
+#[tokio::test]
+async fn verification_emails_are_limited_per_recipient_and_per_address_so_no_mailbox_is_flooded() {
+    let app = spawn_app_with(only(|c| {
+        c.rate_limit_email_recipient = quota("2/1h");
+        c.rate_limit_email = quota("4/1h");
+    }))
+    .await;
+    let resend =
+        "mutation($i: ResendVerificationEmailInput!) { resendVerificationEmail(input: $i) }";
+    let victim = unique_email();
+    app.register(&victim, PASSWORD).await;
+    for _ in 0..2 {
+        assert_no_errors(
+            &app.graphql(resend, json!({ "i": { "email": victim } }))
+                .await,
+        );
+    }
+    assert_limited(
+        &app.graphql(resend, json!({ "i": { "email": victim } }))
+            .await,
+    );
+    // One verification email at sign-up and two resent; the third request sent nothing.
+    assert_eq!(app.emails_to(&victim).await.len(), 3);
+    // Other addresses from the same client, unknown ones included, count toward its own limit.
+    for _ in 0..2 {
+        assert_no_errors(
+            &app.graphql(resend, json!({ "i": { "email": unique_email() } }))
+                .await,
+        );
+    }
+    assert_limited(
+        &app.graphql(resend, json!({ "i": { "email": unique_email() } }))
+            .await,
+    );
+}
+
 /// Redis is only there when `TEST_REDIS_URL` says so (`scripts/test.sh` sets it when Redis
 /// answers, and CI requires it); the in-memory store is the default and tested above.
 fn redis_url() -> Option<String> {
