@@ -49,6 +49,7 @@ pub struct Core {
 impl Core {
     /// Connects to the database, applies migrations and wires the services.
     pub async fn assemble(config: &Config) -> anyhow::Result<Self> {
+        config.check()?;
         let queries = QueryCounter::default();
         let db = connect_and_migrate_counted(config, &queries).await?;
         let mail = mail(config)?;
@@ -90,6 +91,7 @@ pub struct Application {
 impl Application {
     /// Assembles the core and binds the listener.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        config.check_listen_address()?;
         let core = Core::assemble(config).await?;
         let limits = config.graphql_limits();
         let admission = Arc::new(graphql::Admission::new(limits));
@@ -348,7 +350,8 @@ fn mail(config: &Config) -> anyhow::Result<Mail> {
             if config.is_production() {
                 tracing::warn!("MAILER=log: emails, with their links, go to the log, not to users");
             }
-            let mailbox = Arc::new(LogMailer::default());
+            // In production the log must not hold links anyone reading it could use.
+            let mailbox = Arc::new(LogMailer::new(config.is_production()));
             Ok(Mail {
                 sender: mailbox.clone(),
                 mailbox: Some(mailbox),

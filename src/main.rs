@@ -36,6 +36,9 @@ enum Command {
         #[arg(long)]
         email: String,
     },
+    /// Exit 0 if the server on HOST:PORT answers /ready with 200, 1 otherwise: a health check
+    /// for container runtimes, with nothing but this binary in the image.
+    Healthcheck,
     /// Measure how many password verifications per second this machine does with the
     /// configured argon2 parameters on PASSWORD_HASH_WORKERS threads (sign-ins cannot go faster).
     HashRate {
@@ -80,6 +83,13 @@ async fn run() {
         print!("{}", graphql::sdl());
         return;
     }
+    if let Command::Healthcheck = command {
+        let ready = healthcheck(&cli.config).await;
+        if let Err(error) = &ready {
+            eprintln!("not ready: {error:#}");
+        }
+        std::process::exit(i32::from(ready.is_err()));
+    }
     let _telemetry = authgraph::telemetry::init(cli.config.log_format);
     let result = match dotenv {
         // A missing .env is normal; a broken one is worth stopping for.
@@ -98,6 +108,32 @@ async fn run() {
     }
 }
 
+/// GETs `/ready` from the server this configuration describes, over plain HTTP/1.1.
+async fn healthcheck(config: &Config) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = match config.host {
+        std::net::IpAddr::V4(v4) if v4.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        host => host,
+    };
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect((host, config.port)).await?;
+        stream
+            .write_all(b"GET /ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        anyhow::Ok(answer)
+    };
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(5), exchange)
+        .await
+        .context("no answer within 5 s")??;
+    let status = String::from_utf8_lossy(&answer);
+    let status = status.lines().next().unwrap_or_default();
+    anyhow::ensure!(status.starts_with("HTTP/1.1 200"), "{status}");
+    Ok(())
+}
+
 async fn migrate(config: Config) -> anyhow::Result<()> {
     app::connect_and_migrate(&config).await?;
     tracing::info!("migrations applied");
@@ -107,10 +143,8 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let application = Application::build(&config).await?;
     let address = application.local_addr()?;
-    tracing::info!(
-        env = ?config.app_env,
-        "listening on http://{address} (GraphiQL: http://{address}/graphql)"
-    );
+    tracing::info!("mode {}", config.mode());
+    tracing::info!("listening on http://{address} (GraphiQL: http://{address}/graphql)");
     application.run_until(app::shutdown_signal()).await?;
     Ok(())
 }

@@ -60,7 +60,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
 /// The configuration of a test app on `database_url`.
 pub fn test_config(database_url: &str, configure: impl FnOnce(&mut Config)) -> Config {
     let mut config = Config::from_env().expect("the test environment parses as config");
-    config.app_env = AppEnv::Development;
+    config.app_env = Some(AppEnv::Development);
     config.host = "127.0.0.1".parse().unwrap();
     config.port = 0;
     config.database_url = database_url.to_owned();

@@ -21,3 +21,4 @@ mod metrics;
 mod register;
 mod schema;
 mod sessions;
+mod startup;

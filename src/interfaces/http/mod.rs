@@ -23,7 +23,7 @@ use sea_orm::DatabaseConnection;
 
 use super::graphql::{Admission, AppSchema};
 
-pub use client_ip::{TrustedProxies, parse_network};
+pub use client_ip::{ForwardedHeader, TrustedProxies, parse_network};
 pub use cors::CorsPolicy;
 pub use load::{Load, LoadLimits};
 pub use metrics::{Metrics, Sources as MetricSources};

@@ -1,5 +1,8 @@
 //! Typed configuration, read once at startup from environment variables (and an optional
 //! `.env`), each also settable as a command-line flag. Nothing else reads the environment.
+//! What production refuses is in `production.rs`.
+
+mod production;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -12,7 +15,9 @@ use crate::application::ports::Quota;
 use crate::application::{Lockout, ThrottlePolicy};
 use crate::infrastructure::persistence::{DatabaseSettings, sqlite_file};
 use crate::infrastructure::security::{HashPriority, HashingSettings};
-use crate::interfaces::http::{CorsPolicy, HttpSettings, TrustedProxies, parse_network};
+use crate::interfaces::http::{
+    CorsPolicy, ForwardedHeader, HttpSettings, TrustedProxies, parse_network,
+};
 
 /// Whether the service runs for a developer or for real users.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -82,15 +87,10 @@ impl std::str::FromStr for QuotaSetting {
 /// Everything the server can be told. The README's configuration table lists the same.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
-    /// `development` or `production`.
-    #[arg(
-        long,
-        env = "APP_ENV",
-        value_enum,
-        default_value = "development",
-        global = true
-    )]
-    pub app_env: AppEnv,
+    /// `development` or `production`. Unset, the server runs in development on a loopback
+    /// address only: listening anywhere else needs APP_ENV said out loud.
+    #[arg(long, env = "APP_ENV", value_enum, global = true)]
+    pub app_env: Option<AppEnv>,
 
     /// Address to listen on.
     #[arg(long, env = "HOST", default_value = "127.0.0.1", global = true)]
@@ -104,6 +104,7 @@ pub struct Config {
     #[arg(
         long,
         env = "DATABASE_URL",
+        hide_env_values = true,
         default_value = "sqlite://data/authgraph.db?mode=rwc",
         global = true
     )]
@@ -199,6 +200,11 @@ pub struct Config {
     #[arg(long, env = "SMTP_URL", hide_env_values = true, global = true)]
     pub smtp_url: Option<String>,
 
+    /// Allow an SMTP_URL without TLS (a relay on a trusted network), which production
+    /// otherwise refuses.
+    #[arg(long, env = "SMTP_ALLOW_PLAINTEXT", default_value_t = false, value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
+    pub smtp_allow_plaintext: bool,
+
     /// Sender of emails.
     #[arg(
         long,
@@ -272,6 +278,22 @@ pub struct Config {
     /// believed. Default: none, so the client address is the TCP peer.
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network, global = true)]
     pub trusted_proxies: Vec<IpNet>,
+
+    /// Allow TRUSTED_PROXIES to name networks wider than /8 (IPv4) or /7 (IPv6), which
+    /// production otherwise refuses.
+    #[arg(long, env = "TRUSTED_PROXIES_ALLOW_WIDE", default_value_t = false, value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
+    pub trusted_proxies_allow_wide: bool,
+
+    /// The header in which the trusted proxies name the client: `x-forwarded-for` or the
+    /// standard `forwarded` (RFC 7239). The other one is ignored, since a client can send it.
+    #[arg(
+        long,
+        env = "TRUSTED_PROXY_HEADER",
+        value_enum,
+        default_value = "x-forwarded-for",
+        global = true
+    )]
+    pub trusted_proxy_header: ForwardedHeader,
 
     /// Send Strict-Transport-Security (set it when clients reach the service over HTTPS).
     #[arg(long, env = "HSTS", default_value_t = false, value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
@@ -563,7 +585,69 @@ impl Config {
     }
 
     pub fn is_production(&self) -> bool {
-        self.app_env == AppEnv::Production
+        self.app_env == Some(AppEnv::Production)
+    }
+
+    /// Refuses, with every reason at once, a configuration production must not run with;
+    /// in development the same findings are warnings.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let findings = production::findings(self);
+        if !self.is_production() {
+            for finding in &findings {
+                tracing::warn!("{finding} (production refuses this)");
+            }
+            return Ok(());
+        }
+        anyhow::ensure!(
+            findings.is_empty(),
+            "this configuration is refused in production:\n- {}",
+            findings.join("\n- ")
+        );
+        Ok(())
+    }
+
+    /// One line for the startup log: the mode and what it turns on.
+    pub fn mode(&self) -> String {
+        let on_off = |on: bool| if on { "on" } else { "off" };
+        let limits = self.graphql_limits();
+        let http = self.http();
+        let mail = match (self.mailer, &self.smtp_url) {
+            (Some(MailerKind::Log), _) | (None, None) => "written to the log",
+            _ => "sent by SMTP",
+        };
+        let cors = match &http.cors {
+            CorsPolicy::None => "no browser origins".to_owned(),
+            CorsPolicy::Localhost => "any localhost origin".to_owned(),
+            CorsPolicy::Origins(origins) => origins.join(", "),
+        };
+        let mode = match self.app_env {
+            Some(AppEnv::Production) => "production",
+            Some(AppEnv::Development) => "development",
+            None => "development (APP_ENV not set: loopback only)",
+        };
+        format!(
+            "{mode}: GraphiQL {}, introspection {}, emails {mail}, CORS {cors}, JWT secret {}",
+            on_off(http.graphiql),
+            on_off(limits.introspection),
+            if self.jwt_secret.is_some() {
+                "from JWT_SECRET"
+            } else {
+                "generated and kept beside the database"
+            },
+        )
+    }
+
+    /// Refuses to serve beyond loopback in a mode nobody chose: a development server on a
+    /// public address hands out a generated secret, logs links and answers introspection.
+    pub fn check_listen_address(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.app_env.is_some() || self.host.is_loopback(),
+            "HOST={} is not a loopback address and APP_ENV is not set. Set APP_ENV=production \
+             for a real deployment (or APP_ENV=development to run a development server there \
+             on purpose).",
+            self.host
+        );
+        Ok(())
     }
 
     pub fn database(&self) -> DatabaseSettings {
@@ -586,7 +670,10 @@ impl Config {
             request_timeout: self.request_timeout,
             cors,
             graphiql: self.graphiql.unwrap_or(!self.is_production()),
-            trusted_proxies: TrustedProxies(self.trusted_proxies.clone()),
+            trusted_proxies: TrustedProxies {
+                networks: self.trusted_proxies.clone(),
+                header: self.trusted_proxy_header,
+            },
             hsts: self.hsts,
         }
     }
