@@ -3,7 +3,9 @@
 # alone, as an unprivileged user.
 #
 #   docker build -t authgraph .
-#   docker run -p 8000:8000 -e JWT_SECRET=$(openssl rand -base64 48) -e MAILER=log authgraph
+#   docker run -p 8000:8000 -e JWT_SECRET=$(openssl rand -base64 48) \
+#     -e PUBLIC_URL=https://app.example.com -e SMTP_URL=smtps://user:pass@smtp.example.com:465 \
+#     -e MAIL_FROM='Example <no-reply@example.com>' authgraph
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
@@ -30,6 +32,9 @@ ENV APP_ENV=production \
     DATABASE_URL=sqlite:///data/authgraph.db?mode=rwc
 EXPOSE 8000
 VOLUME ["/data"]
+# The binary checks itself: no curl in the image.
+HEALTHCHECK --interval=10s --timeout=6s --start-period=10s --retries=3 \
+  CMD ["authgraph", "healthcheck"]
 # tini forwards SIGTERM, so in-flight requests finish before the container stops.
 ENTRYPOINT ["/usr/bin/tini", "--", "authgraph"]
 CMD ["serve"]

@@ -18,6 +18,7 @@ use crate::application::{
 };
 use crate::config::{Config, MailerKind, RateLimitStore};
 use crate::infrastructure::audit::AuditWriter;
+use crate::infrastructure::deferred::DeferredQueue;
 use crate::infrastructure::mail::{LogMailer, SmtpMailer};
 use crate::infrastructure::persistence::{
     self, QueryCounter, RetryCounter, SeaOrmAccountTokenRepository, SeaOrmAuditRepository,
@@ -43,11 +44,14 @@ pub struct Core {
     pub retries: RetryCounter,
     /// The password hasher, for its counters.
     pub hasher: Arc<Argon2Hasher>,
+    /// Work handed off by requests (emails with links), to wait for it at shutdown.
+    pub deferred: Arc<DeferredQueue>,
 }
 
 impl Core {
     /// Connects to the database, applies migrations and wires the services.
     pub async fn assemble(config: &Config) -> anyhow::Result<Self> {
+        config.check()?;
         let queries = QueryCounter::default();
         let db = connect_and_migrate_counted(config, &queries).await?;
         let retries = RetryCounter::default();
@@ -56,10 +60,12 @@ impl Core {
         let audit = AuditWriter::start(Arc::new(SeaOrmAuditRepository::new(writes.clone())));
         let throttle = Arc::new(Throttle::new(limiter(config).await?, config.throttle()));
         let hasher = Arc::new(Argon2Hasher::new(&config.hashing()).map_err(anyhow::Error::msg)?);
+        let deferred = DeferredQueue::start(config.mail_senders, config.mail_queue_size);
         let services = services(
             config,
             writes,
             mail.sender,
+            deferred.clone(),
             audit.clone(),
             throttle,
             hasher.clone(),
@@ -72,6 +78,7 @@ impl Core {
             queries,
             retries,
             hasher,
+            deferred,
         })
     }
 }
@@ -80,6 +87,7 @@ impl Core {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    connections: http::ConnectionLimits,
     core: Core,
     cleanup_interval: Duration,
     shutdown_timeout: Duration,
@@ -88,7 +96,10 @@ pub struct Application {
 impl Application {
     /// Assembles the core and binds the listener.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        config.check_listen_address()?;
         let core = Core::assemble(config).await?;
+        let limits = config.graphql_limits();
+        let admission = Arc::new(graphql::Admission::new(limits));
         let metrics = config.metrics.then(|| {
             Arc::new(Metrics::new(MetricSources {
                 hasher: core.hasher.clone(),
@@ -96,13 +107,16 @@ impl Application {
                 queries: core.queries.clone(),
                 retries: core.retries.clone(),
                 db: core.db.clone(),
+                admission: admission.clone(),
             }))
         });
         let router = http::router(AppState {
-            schema: graphql::schema(&core.services, config.graphql_limits()),
+            schema: graphql::schema(&core.services, limits),
+            admission,
             db: core.db.clone(),
             settings: Arc::new(config.http()),
             metrics,
+            load: Arc::new(http::Load::new(config.load_limits())),
         });
         let listener = TcpListener::bind((config.host, config.port))
             .await
@@ -110,6 +124,7 @@ impl Application {
         Ok(Self {
             listener,
             router,
+            connections: config.connection_limits(),
             core,
             cleanup_interval: config.session_cleanup_interval,
             shutdown_timeout: config.shutdown_timeout,
@@ -136,15 +151,12 @@ impl Application {
             self.core.services.clone(),
             self.cleanup_interval,
         ));
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
         let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
             let _ = stopping.send(());
         };
-        let serve = axum::serve(self.listener, service).with_graceful_shutdown(signal);
+        let serve = http::serve(self.listener, self.router, self.connections, signal);
         let deadline = async {
             if stopped.await.is_ok() {
                 tokio::time::sleep(self.shutdown_timeout).await;
@@ -160,7 +172,13 @@ impl Application {
             }
         };
         cleanup.abort();
-        // Events of the last requests are still queued; store them before exiting.
+        // Emails of the last requests are still queued; send them, then store the events.
+        if tokio::time::timeout(self.shutdown_timeout, self.core.deferred.idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown timeout reached: queued emails were not all sent");
+        }
         self.core.audit.flush().await;
         served
     }
@@ -188,6 +206,7 @@ fn services(
     config: &Config,
     writes: Transactions,
     mailer: Arc<dyn Mailer>,
+    deferred: Arc<DeferredQueue>,
     audit_log: Arc<AuditWriter>,
     throttle: Arc<Throttle>,
     hasher: Arc<Argon2Hasher>,
@@ -241,6 +260,7 @@ fn services(
         hasher.clone(),
         sessions.clone(),
         mailer,
+        deferred,
         clock.clone(),
         audit.clone(),
         throttle.clone(),
@@ -260,7 +280,7 @@ fn services(
         account.clone(),
         clock.clone(),
         audit.clone(),
-        throttle,
+        throttle.clone(),
     ));
     let user_service = Arc::new(UserService::new(
         users,
@@ -269,6 +289,7 @@ fn services(
         account.clone(),
         clock,
         audit,
+        throttle,
     ));
     Ok(Services {
         auth,
@@ -288,7 +309,10 @@ fn duration(value: Duration, name: &str) -> anyhow::Result<chrono::Duration> {
 /// The store of rate-limit counters.
 async fn limiter(config: &Config) -> anyhow::Result<Arc<dyn RateLimiter>> {
     Ok(match config.rate_limit_store {
-        RateLimitStore::Memory => Arc::new(MemoryRateLimiter::default()),
+        RateLimitStore::Memory => Arc::new(MemoryRateLimiter::new(
+            config.rate_limit_memory_keys,
+            Arc::new(SystemClock),
+        )),
         RateLimitStore::Redis => {
             let url = config
                 .redis_url
@@ -337,7 +361,8 @@ fn mail(config: &Config) -> anyhow::Result<Mail> {
             if config.is_production() {
                 tracing::warn!("MAILER=log: emails, with their links, go to the log, not to users");
             }
-            let mailbox = Arc::new(LogMailer::default());
+            // In production the log must not hold links anyone reading it could use.
+            let mailbox = Arc::new(LogMailer::new(config.is_production()));
             Ok(Mail {
                 sender: mailbox.clone(),
                 mailbox: Some(mailbox),

@@ -27,14 +27,18 @@ enum Command {
     Migrate,
     /// Print the GraphQL schema (SDL) that clients generate code from.
     Schema,
-    /// Make an account an administrator, creating it if there is none. The password of a new
-    /// account is read from the terminal (hidden) or from standard input, never from the
-    /// command line, where other users of the machine could see it.
+    /// Make an account an administrator, creating it if there is none. An existing account is
+    /// promoted only with its own password (and its sessions end). The password is read from
+    /// the terminal (hidden) or from standard input, never from the command line, where other
+    /// users of the machine could see it.
     CreateAdmin {
         /// The administrator's email.
         #[arg(long)]
         email: String,
     },
+    /// Exit 0 if the server on HOST:PORT answers /ready with 200, 1 otherwise: a health check
+    /// for container runtimes, with nothing but this binary in the image.
+    Healthcheck,
     /// Measure how many password verifications per second this machine does with the
     /// configured argon2 parameters on PASSWORD_HASH_WORKERS threads (sign-ins cannot go faster).
     HashRate {
@@ -79,6 +83,13 @@ async fn run() {
         print!("{}", graphql::sdl());
         return;
     }
+    if let Command::Healthcheck = command {
+        let ready = healthcheck(&cli.config).await;
+        if let Err(error) = &ready {
+            eprintln!("not ready: {error:#}");
+        }
+        std::process::exit(i32::from(ready.is_err()));
+    }
     let _telemetry = authgraph::telemetry::init(cli.config.log_format);
     let result = match dotenv {
         // A missing .env is normal; a broken one is worth stopping for.
@@ -97,6 +108,32 @@ async fn run() {
     }
 }
 
+/// GETs `/ready` from the server this configuration describes, over plain HTTP/1.1.
+async fn healthcheck(config: &Config) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = match config.host {
+        std::net::IpAddr::V4(v4) if v4.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        host => host,
+    };
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect((host, config.port)).await?;
+        stream
+            .write_all(b"GET /ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        anyhow::Ok(answer)
+    };
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(5), exchange)
+        .await
+        .context("no answer within 5 s")??;
+    let status = String::from_utf8_lossy(&answer);
+    let status = status.lines().next().unwrap_or_default();
+    anyhow::ensure!(status.starts_with("HTTP/1.1 200"), "{status}");
+    Ok(())
+}
+
 async fn migrate(config: Config) -> anyhow::Result<()> {
     app::connect_and_migrate(&config).await?;
     tracing::info!("migrations applied");
@@ -106,39 +143,55 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let application = Application::build(&config).await?;
     let address = application.local_addr()?;
-    tracing::info!(
-        env = ?config.app_env,
-        "listening on http://{address} (GraphiQL: http://{address}/graphql)"
-    );
+    tracing::info!("mode {}", config.mode());
+    tracing::info!("listening on http://{address} (GraphiQL: http://{address}/graphql)");
     application.run_until(app::shutdown_signal()).await?;
     Ok(())
 }
 
 async fn create_admin(config: Config, email: &str) -> anyhow::Result<()> {
+    use authgraph::application::AdminMade;
     let email = Email::parse(email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
     let core = Core::assemble(&config).await?;
     let users = &core.services.users;
-    if users.promote_to_admin(&email).await? {
-        tracing::info!(
+    let exists = users.exists(&email).await?;
+    let password = read_password(
+        if exists {
+            "Password of the existing account: "
+        } else {
+            "Password for the new administrator: "
+        },
+        !exists,
+    )?;
+    match users.make_admin(email.clone(), password).await? {
+        AdminMade::Created => {
+            tracing::info!(email = email.as_str(), "administrator account created")
+        }
+        AdminMade::Promoted { sessions_ended } => tracing::info!(
             email = email.as_str(),
-            "the account is now an administrator"
-        );
-    } else {
-        let password = read_new_password()?;
-        users.create_admin(email.clone(), password).await?;
-        tracing::info!(email = email.as_str(), "administrator account created");
+            sessions_ended,
+            "the account is now an administrator; its sessions were ended"
+        ),
+        AdminMade::AlreadyAdmin => {
+            tracing::info!(
+                email = email.as_str(),
+                "the account is an administrator already"
+            )
+        }
     }
     core.audit.flush().await;
     Ok(())
 }
 
-/// A new password: typed twice at a terminal, or the first line of standard input (for
-/// scripts: `printf '%s\n' "$PASSWORD" | authgraph create-admin --email …`).
-fn read_new_password() -> anyhow::Result<Password> {
+/// A password: typed at a terminal (twice when it is a new one), or the first line of standard
+/// input (for scripts: `printf '%s\n' "$PASSWORD" | authgraph create-admin --email …`).
+fn read_password(prompt: &str, new: bool) -> anyhow::Result<Password> {
     let password = if std::io::stdin().is_terminal() {
-        let first = rpassword::prompt_password("Password for the new administrator: ")?;
-        let second = rpassword::prompt_password("The same password again: ")?;
-        anyhow::ensure!(first == second, "the two passwords differ");
+        let first = rpassword::prompt_password(prompt)?;
+        if new {
+            let second = rpassword::prompt_password("The same password again: ")?;
+            anyhow::ensure!(first == second, "the two passwords differ");
+        }
         first
     } else {
         let mut line = String::new();

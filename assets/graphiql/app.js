@@ -1,9 +1,22 @@
 // GraphiQL for authgraph: the endpoint is this server, and the access token returned by
 // register, login or refreshToken is sent automatically on later requests (unless the Headers
 // tab sets Authorization itself), so "Register, then Me" works with no copying.
+//
+// Nothing is written to the browser's storage: not the token, not the Headers tab (where a
+// pasted bearer token would sit), not the Variables tab (where passwords sit). GraphiQL's own
+// state lives in memory for as long as the page is open.
 (function () {
-  var TOKEN_KEY = "authgraph:accessToken";
   var endpoint = window.location.origin + "/graphql";
+  var accessToken = null;
+
+  var memory = {};
+  var storage = {
+    getItem: function (key) { return Object.prototype.hasOwnProperty.call(memory, key) ? memory[key] : null; },
+    setItem: function (key, value) { memory[key] = String(value); },
+    removeItem: function (key) { delete memory[key]; },
+    clear: function () { memory = {}; },
+    get length() { return Object.keys(memory).length; },
+  };
 
   var starter = [
     "# Welcome to authgraph. Pick an operation with the play button.",
@@ -13,13 +26,13 @@
     "#    Register or Login is sent for you. To send another,",
     "#    set it in the Headers tab below:",
     '#    { "Authorization": "Bearer <accessToken>" }',
+    "#",
+    "# Passwords go in the Variables tab, never in the document",
+    "# (documents end up in logs and caches). Nothing you type",
+    "# here is saved in the browser.",
     "",
-    "mutation Register {",
-    "  register(input: {",
-    '    email: "ada@example.com"',
-    '    password: "correct horse battery staple"',
-    '    displayName: "Ada"',
-    "  }) {",
+    "mutation Register($register: RegisterInput!) {",
+    "  register(input: $register) {",
     "    accessToken",
     "    refreshToken",
     "    expiresIn",
@@ -27,11 +40,8 @@
     "  }",
     "}",
     "",
-    "mutation Login {",
-    "  login(input: {",
-    '    email: "ada@example.com"',
-    '    password: "correct horse battery staple"',
-    "  }) {",
+    "mutation Login($login: LoginInput!) {",
+    "  login(input: $login) {",
     "    accessToken",
     "    refreshToken",
     "    expiresIn",
@@ -44,6 +54,15 @@
     "",
   ].join("\n");
 
+  var starterVariables = JSON.stringify(
+    {
+      register: { email: "ada@example.com", password: "correct horse battery staple", displayName: "Ada" },
+      login: { email: "ada@example.com", password: "correct horse battery staple" },
+    },
+    null,
+    2
+  );
+
   function hasAuthorization(headers) {
     return Object.keys(headers).some(function (name) {
       return name.toLowerCase() === "authorization";
@@ -55,7 +74,7 @@
     if (!data) return;
     ["register", "login", "refreshToken"].forEach(function (field) {
       if (data[field] && data[field].accessToken) {
-        window.sessionStorage.setItem(TOKEN_KEY, data[field].accessToken);
+        accessToken = data[field].accessToken;
       }
     });
   }
@@ -65,8 +84,7 @@
       { "Content-Type": "application/json", Accept: "application/graphql-response+json, application/json" },
       (options && options.headers) || {}
     );
-    var token = window.sessionStorage.getItem(TOKEN_KEY);
-    if (token && !hasAuthorization(headers)) headers.Authorization = "Bearer " + token;
+    if (accessToken && !hasAuthorization(headers)) headers.Authorization = "Bearer " + accessToken;
     return fetch(endpoint, { method: "POST", headers: headers, body: JSON.stringify(params) })
       .then(function (response) { return response.json(); })
       .then(function (result) { rememberToken(result); return result; });
@@ -77,8 +95,10 @@
     React.createElement(GraphiQL, {
       fetcher: fetcher,
       defaultQuery: starter,
+      variables: starterVariables,
+      storage: storage,
       isHeadersEditorEnabled: true,
-      shouldPersistHeaders: true,
+      shouldPersistHeaders: false,
       defaultEditorToolsVisibility: true,
     })
   );

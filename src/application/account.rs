@@ -12,7 +12,7 @@ use crate::domain::{
 
 use super::audit::{AuditTrail, Record};
 use super::error::ServiceError;
-use super::ports::{Clock, Mailer, OutgoingEmail, PasswordHasher};
+use super::ports::{Clock, Deferred, Mailer, OutgoingEmail, PasswordHasher};
 use super::sessions::{ClientInfo, SessionService, SignedIn};
 use super::throttle::Throttle;
 
@@ -36,17 +36,89 @@ impl AccountLinks {
     }
 }
 
+/// Issues links and emails them; what deferred jobs run, so it owns what they need.
+#[derive(Clone)]
+struct LinkMail {
+    tokens: Arc<dyn AccountTokenRepository>,
+    mailer: Arc<dyn Mailer>,
+    clock: Arc<dyn Clock>,
+    links: Arc<AccountLinks>,
+}
+
+impl LinkMail {
+    async fn password_reset(self, user: User) -> Result<(), ServiceError> {
+        let ttl = self.links.password_reset_ttl;
+        let token = self.issue(&user, TokenPurpose::PasswordReset, ttl).await?;
+        let link = self.links.link("reset-password", &token);
+        self.mailer
+            .send(OutgoingEmail {
+                to: user.email.as_str().to_owned(),
+                subject: "Reset your password".into(),
+                text: format!(
+                    "Someone asked to reset the password of your account.\n\n\
+                     To choose a new password, open this link within {} minutes:\n\n{link}\n\n\
+                     If it was not you, ignore this email: your password stays as it is.\n",
+                    ttl.num_minutes()
+                ),
+            })
+            .await;
+        tracing::info!(user_id = %user.id, "password reset link sent");
+        Ok(())
+    }
+
+    async fn verification(self, user: User) -> Result<(), ServiceError> {
+        let ttl = self.links.email_verification_ttl;
+        let token = self
+            .issue(&user, TokenPurpose::EmailVerification, ttl)
+            .await?;
+        let link = self.links.link("verify-email", &token);
+        self.mailer
+            .send(OutgoingEmail {
+                to: user.email.as_str().to_owned(),
+                subject: "Confirm your email address".into(),
+                text: format!(
+                    "Welcome! Confirm that this is your email address by opening this link \
+                     within {} hours:\n\n{link}\n\nIf you did not create an account, ignore \
+                     this email.\n",
+                    ttl.num_hours()
+                ),
+            })
+            .await;
+        Ok(())
+    }
+
+    async fn issue(
+        &self,
+        user: &User,
+        purpose: TokenPurpose,
+        ttl: Duration,
+    ) -> Result<OpaqueToken, ServiceError> {
+        let token = OpaqueToken::generate()?;
+        let now = self.clock.now();
+        self.tokens
+            .replace(&AccountToken {
+                hash: token.hash(),
+                user_id: user.id,
+                purpose,
+                created_at: now,
+                expires_at: now + ttl,
+            })
+            .await?;
+        Ok(token)
+    }
+}
+
 /// Password reset and email verification.
 pub struct AccountService {
     users: Arc<dyn UserRepository>,
     tokens: Arc<dyn AccountTokenRepository>,
     hasher: Arc<dyn PasswordHasher>,
     sessions: Arc<SessionService>,
-    mailer: Arc<dyn Mailer>,
     clock: Arc<dyn Clock>,
     audit: AuditTrail,
     throttle: Arc<Throttle>,
-    links: AccountLinks,
+    mail: LinkMail,
+    deferred: Arc<dyn Deferred>,
 }
 
 impl AccountService {
@@ -57,26 +129,33 @@ impl AccountService {
         hasher: Arc<dyn PasswordHasher>,
         sessions: Arc<SessionService>,
         mailer: Arc<dyn Mailer>,
+        deferred: Arc<dyn Deferred>,
         clock: Arc<dyn Clock>,
         audit: AuditTrail,
         throttle: Arc<Throttle>,
         links: AccountLinks,
     ) -> Self {
         Self {
+            mail: LinkMail {
+                tokens: tokens.clone(),
+                mailer,
+                clock: clock.clone(),
+                links: Arc::new(links),
+            },
             users,
             tokens,
             hasher,
             sessions,
-            mailer,
             clock,
             audit,
             throttle,
-            links,
+            deferred,
         }
     }
 
     /// Emails a password-reset link if an account has this email. The answer is the same
-    /// either way, so nobody learns which emails have accounts.
+    /// either way, and so is the work on the request's path: the link is stored and sent
+    /// later, so neither the answer nor its timing tells which emails have accounts.
     #[tracing::instrument(skip_all)]
     pub async fn request_password_reset(
         &self,
@@ -88,27 +167,6 @@ impl AccountService {
         let Some(user) = self.users.find_by_email(&email).await? else {
             return Ok(());
         };
-        let token = self
-            .issue(
-                &user,
-                TokenPurpose::PasswordReset,
-                self.links.password_reset_ttl,
-            )
-            .await?;
-        let link = self.links.link("reset-password", &token);
-        self.mailer
-            .send(OutgoingEmail {
-                to: user.email.as_str().to_owned(),
-                subject: "Reset your password".into(),
-                text: format!(
-                    "Someone asked to reset the password of your account.\n\n\
-                     To choose a new password, open this link within {} minutes:\n\n{link}\n\n\
-                     If it was not you, ignore this email: your password stays as it is.\n",
-                    self.links.password_reset_ttl.num_minutes()
-                ),
-            })
-            .await;
-        tracing::info!(user_id = %user.id, "password reset link sent");
         self.audit.record(Record {
             kind: AuditKind::PasswordResetRequested,
             actor: None,
@@ -116,6 +174,10 @@ impl AccountService {
             client: Some(client),
             detail: None,
         });
+        self.defer(
+            "password-reset link",
+            self.mail.clone().password_reset(user),
+        );
         Ok(())
     }
 
@@ -177,53 +239,44 @@ impl AccountService {
     }
 
     /// Emails a new verification link if an account has this email and has not confirmed it.
-    /// The answer is the same either way.
-    pub async fn resend_verification(&self, email: Email) -> Result<(), ServiceError> {
+    /// The answer is the same either way; limited per client address and per recipient.
+    pub async fn resend_verification(
+        &self,
+        email: Email,
+        client: &ClientInfo,
+    ) -> Result<(), ServiceError> {
+        self.throttle.email(client, &email).await?;
         match self.users.find_by_email(&email).await? {
-            Some(user) if user.email_verified_at.is_none() => self.send_verification(&user).await,
+            Some(user) if user.email_verified_at.is_none() => {
+                self.send_verification(user);
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
 
-    /// Emails a link that confirms the user's address; earlier links stop working.
-    pub async fn send_verification(&self, user: &User) -> Result<(), ServiceError> {
-        let token = self
-            .issue(
-                user,
-                TokenPurpose::EmailVerification,
-                self.links.email_verification_ttl,
-            )
-            .await?;
-        let link = self.links.link("verify-email", &token);
-        self.mailer
-            .send(OutgoingEmail {
-                to: user.email.as_str().to_owned(),
-                subject: "Confirm your email address".into(),
-                text: format!(
-                    "Welcome! Confirm that this is your email address by opening this link \
-                     within {} hours:\n\n{link}\n\nIf you did not create an account, ignore \
-                     this email.\n",
-                    self.links.email_verification_ttl.num_hours()
-                ),
-            })
-            .await;
-        Ok(())
+    /// Emails (later) a link that confirms the user's address; earlier links stop working.
+    pub fn send_verification(&self, user: User) {
+        self.defer("verification link", self.mail.clone().verification(user));
     }
 
     /// Tells the old address that the account moved to another one, so a hijack does not go
     /// unnoticed.
-    pub async fn notify_email_changed(&self, old: &Email, new: &Email) {
-        self.mailer
-            .send(OutgoingEmail {
-                to: old.as_str().to_owned(),
-                subject: "Your email address was changed".into(),
-                text: format!(
-                    "The email address of your account was changed to {}.\n\nIf you did not do \
-                     this, reset your password and contact us at once.\n",
-                    new.as_str()
-                ),
-            })
-            .await;
+    pub fn notify_email_changed(&self, old: &Email, new: &Email) {
+        let mailer = self.mail.mailer.clone();
+        let email = OutgoingEmail {
+            to: old.as_str().to_owned(),
+            subject: "Your email address was changed".into(),
+            text: format!(
+                "The email address of your account was changed to {}.\n\nIf you did not do \
+                 this, reset your password and contact us at once.\n",
+                new.as_str()
+            ),
+        };
+        self.deferred.defer(
+            "email-change notice",
+            Box::pin(async move { mailer.send(email).await }),
+        );
     }
 
     /// Deletes used and expired links; returns how many.
@@ -231,24 +284,19 @@ impl AccountService {
         Ok(self.tokens.delete_spent(self.clock.now()).await?)
     }
 
-    async fn issue(
+    fn defer(
         &self,
-        user: &User,
-        purpose: TokenPurpose,
-        ttl: Duration,
-    ) -> Result<OpaqueToken, ServiceError> {
-        let token = OpaqueToken::generate()?;
-        let now = self.clock.now();
-        self.tokens
-            .replace(&AccountToken {
-                hash: token.hash(),
-                user_id: user.id,
-                purpose,
-                created_at: now,
-                expires_at: now + ttl,
-            })
-            .await?;
-        Ok(token)
+        what: &'static str,
+        job: impl std::future::Future<Output = Result<(), ServiceError>> + Send + 'static,
+    ) {
+        self.deferred.defer(
+            what,
+            Box::pin(async move {
+                if let Err(error) = job.await {
+                    tracing::error!(%error, job = what, "a deferred job failed");
+                }
+            }),
+        );
     }
 }
 
@@ -304,7 +352,7 @@ mod tests {
             .request_password_reset(Email::parse(EMAIL).unwrap(), &ClientInfo::default())
             .await
             .unwrap();
-        OpaqueToken::from_client(fakes.last_link_token(EMAIL))
+        OpaqueToken::from_client(fakes.last_link_token(EMAIL).await)
     }
 
     #[tokio::test]
@@ -405,6 +453,7 @@ mod tests {
             )
             .await;
         assert!(result.is_ok());
+        fakes.settle().await;
         assert!(fakes.mailer.sent.lock().unwrap().is_empty());
     }
 
@@ -413,7 +462,7 @@ mod tests {
         let fakes = Fakes::new();
         let account = fakes.services().account;
         let user = sign_up(&fakes).await.user;
-        let token = fakes.last_link_token(EMAIL);
+        let token = fakes.last_link_token(EMAIL).await;
 
         let verified = account
             .verify_email(
@@ -435,12 +484,12 @@ mod tests {
         let fakes = Fakes::new();
         let account = fakes.services().account;
         sign_up(&fakes).await;
-        let first = fakes.last_link_token(EMAIL);
+        let first = fakes.last_link_token(EMAIL).await;
         account
-            .resend_verification(Email::parse(EMAIL).unwrap())
+            .resend_verification(Email::parse(EMAIL).unwrap(), &ClientInfo::default())
             .await
             .unwrap();
-        let second = fakes.last_link_token(EMAIL);
+        let second = fakes.last_link_token(EMAIL).await;
         assert_ne!(first, second);
         assert!(is_invalid_token(
             &account
@@ -454,9 +503,10 @@ mod tests {
 
         let sent = fakes.mailer.sent.lock().unwrap().len();
         account
-            .resend_verification(Email::parse(EMAIL).unwrap())
+            .resend_verification(Email::parse(EMAIL).unwrap(), &ClientInfo::default())
             .await
             .unwrap();
+        fakes.settle().await;
         assert_eq!(
             fakes.mailer.sent.lock().unwrap().len(),
             sent,

@@ -103,7 +103,10 @@ impl AuditService {
         }
         let (page, total) =
             tokio::try_join!(self.events.list(&filter, page), self.events.count(&filter))?;
-        Ok(AuditPage { page, total })
+        Ok(AuditPage {
+            page: page.map(|event| as_seen_by(caller, event)),
+            total,
+        })
     }
 
     /// The first page of events of each of `users`, in one batch (for lists of users that
@@ -126,6 +129,7 @@ impl AuditService {
             .iter()
             .map(|user| {
                 let (events, total) = found.remove(user).unwrap_or_default();
+                let events = events.into_iter().map(|e| as_seen_by(caller, e)).collect();
                 let page = AuditPage {
                     page: Page::from_probe(&request, events),
                     total,
@@ -133,5 +137,19 @@ impl AuditService {
                 (*user, page)
             })
             .collect())
+    }
+}
+
+/// An event as `caller` may see it. A user who is not an administrator sees that someone else
+/// acted on their account (the kind says it was an administrator), not who or from where.
+fn as_seen_by(caller: &Principal, event: AuditEvent) -> AuditEvent {
+    if caller.is_admin() || event.actor.is_none_or(|actor| actor == caller.user_id) {
+        return event;
+    }
+    AuditEvent {
+        actor: None,
+        ip: None,
+        user_agent: None,
+        ..event
     }
 }

@@ -70,7 +70,7 @@ impl AuthService {
         tracing::info!(user_id = %user.id, "account registered");
         self.audit
             .record(Record::own(AuditKind::Registered, user.id, client));
-        self.account.send_verification(&user).await?;
+        self.account.send_verification(user.clone());
         self.sessions.open(user, client).await
     }
 
@@ -83,14 +83,14 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<SignedIn, ServiceError> {
         // Limits first: a refused attempt costs no password hash.
-        self.throttle.login(client, &email).await?;
+        let _turn = self.throttle.login(client, &email).await?;
         let user = self.users.find_by_email(&email).await?;
         // An over-long password matches no account; refuse it before spending a hash on it.
         let password = Password::candidate(password).ok_or(AuthFailure::InvalidCredentials)?;
         let user = match user {
             Some(user) => {
                 if !self.password_matches(&user, password).await? {
-                    self.throttle.login_failed(&email).await;
+                    self.throttle.password_failed(&email).await;
                     return Err(self.refuse_login(Some(user.id), client, "wrong password"));
                 }
                 user
@@ -101,11 +101,11 @@ impl AuthService {
                 self.hasher
                     .verify(password, self.hasher.dummy_hash())
                     .await?;
-                self.throttle.login_failed(&email).await;
+                self.throttle.password_failed(&email).await;
                 return Err(self.refuse_login(None, client, "unknown email"));
             }
         };
-        self.throttle.login_succeeded(&email).await;
+        self.throttle.password_succeeded(&email).await;
         let id = user.id;
         match self.sessions.open(user, client).await {
             Ok(signed_in) => {
@@ -141,7 +141,7 @@ impl AuthService {
             .find_by_id(caller.user_id)
             .await?
             .ok_or(AuthFailure::SessionEnded)?;
-        confirm_password(self.hasher.as_ref(), &user, current)
+        confirm_password(self.hasher.as_ref(), &self.throttle, caller, &user, current)
             .await
             .map_err(|e| match e {
                 ServiceError::InvalidInput { message, .. } => ServiceError::InvalidInput {
@@ -216,19 +216,27 @@ impl AuthService {
 }
 
 /// Checks that the signed-in user typed their own password before a sensitive change; a
-/// wrong one is an input error on `password`.
+/// wrong one is an input error on `password`. Throttled like a sign-in, before any hashing:
+/// a stolen session is no oracle for guessing the password.
 pub(super) async fn confirm_password(
     hasher: &dyn PasswordHasher,
+    throttle: &Throttle,
+    caller: &Principal,
     user: &User,
     password: String,
 ) -> Result<(), ServiceError> {
+    let _turn = throttle
+        .password_confirmation(caller.session_id, &user.email)
+        .await?;
     let matches = match Password::candidate(password) {
         Some(password) => hasher.verify(password, &user.password_hash).await?,
         None => false,
     };
     if matches {
+        throttle.password_succeeded(&user.email).await;
         Ok(())
     } else {
+        throttle.password_failed(&user.email).await;
         Err(ServiceError::InvalidInput {
             field: "password",
             message: "The password is incorrect.".into(),
@@ -289,6 +297,11 @@ mod tests {
     async fn register_emails_a_verification_link() {
         let fakes = Fakes::new();
         registered(&fakes).await;
+        assert!(
+            fakes.mailer.sent.lock().unwrap().is_empty(),
+            "sent later, not on the request"
+        );
+        fakes.settle().await;
         let sent = fakes.mailer.sent.lock().unwrap().clone();
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].to, "ada@example.com");

@@ -19,8 +19,8 @@ use super::account::{AccountLinks, AccountService};
 use super::audit::{AuditService, AuditTrail};
 use super::auth::AuthService;
 use super::ports::{
-    AccessClaims, AccessTokens, AuditLog, Clock, HashError, IssuedAccessToken, LimiterError,
-    Mailer, OutgoingEmail, PasswordHasher, Quota, RateLimiter, TokenError,
+    AccessClaims, AccessTokens, AuditLog, Clock, Deferred, HashError, IssuedAccessToken,
+    LimiterError, Mailer, OutgoingEmail, PasswordHasher, Quota, RateLimiter, TokenError,
 };
 use super::sessions::{SessionPolicy, SessionService};
 use super::throttle::{Throttle, ThrottlePolicy};
@@ -41,6 +41,7 @@ pub struct Fakes {
     pub account_tokens: Arc<InMemoryAccountTokens>,
     pub hasher: Arc<FakeHasher>,
     pub mailer: Arc<RecordingMailer>,
+    pub deferred: Arc<HeldJobs>,
     pub clock: Arc<ManualClock>,
     pub policy: SessionPolicy,
     pub throttle: ThrottlePolicy,
@@ -64,6 +65,7 @@ impl Fakes {
             account_tokens: Arc::default(),
             hasher: Arc::new(FakeHasher::default()),
             mailer: Arc::default(),
+            deferred: Arc::default(),
             clock: Arc::new(ManualClock::new()),
             policy,
             throttle: ThrottlePolicy::default(),
@@ -95,6 +97,7 @@ impl Fakes {
             self.hasher.clone(),
             sessions.clone(),
             self.mailer.clone(),
+            self.deferred.clone(),
             self.clock.clone(),
             audit.clone(),
             throttle.clone(),
@@ -111,7 +114,7 @@ impl Fakes {
             account.clone(),
             self.clock.clone(),
             audit.clone(),
-            throttle,
+            throttle.clone(),
         ));
         Services {
             auth,
@@ -122,6 +125,7 @@ impl Fakes {
                 account.clone(),
                 self.clock.clone(),
                 audit,
+                throttle,
             )),
             sessions,
             account,
@@ -129,8 +133,14 @@ impl Fakes {
         }
     }
 
-    /// The token in the link of the last email sent to `to`.
-    pub fn last_link_token(&self, to: &str) -> String {
+    /// Runs the jobs deferred so far (the emails with links), as the queue would.
+    pub async fn settle(&self) {
+        self.deferred.run_pending().await;
+    }
+
+    /// The token in the link of the last email sent to `to` (deferred jobs run first).
+    pub async fn last_link_token(&self, to: &str) -> String {
+        self.settle().await;
         let emails = self.mailer.sent.lock().unwrap();
         let email = emails
             .iter()
@@ -810,6 +820,30 @@ impl RateLimiter for CountingLimiter {
     }
 }
 
+/// Holds deferred jobs until a test runs them, in order.
+#[derive(Default)]
+pub struct HeldJobs(Mutex<Vec<futures_util::future::BoxFuture<'static, ()>>>);
+
+impl HeldJobs {
+    pub async fn run_pending(&self) {
+        loop {
+            let jobs = std::mem::take(&mut *self.0.lock().unwrap());
+            if jobs.is_empty() {
+                return;
+            }
+            for job in jobs {
+                job.await;
+            }
+        }
+    }
+}
+
+impl Deferred for HeldJobs {
+    fn defer(&self, _what: &'static str, job: futures_util::future::BoxFuture<'static, ()>) {
+        self.0.lock().unwrap().push(job);
+    }
+}
+
 /// Keeps every email.
 #[derive(Default)]
 pub struct RecordingMailer {
@@ -827,7 +861,7 @@ impl Mailer for RecordingMailer {
 pub struct ManualClock(Mutex<DateTime<Utc>>);
 
 impl ManualClock {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Self(Mutex::new(
             Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap(),
         ))

@@ -21,7 +21,7 @@ pub use sessions::{
     Caller, ClientInfo, Principal, SessionPage, SessionPolicy, SessionService, SignedIn,
 };
 pub use throttle::{Lockout, Throttle, ThrottlePolicy};
-pub use users::{UserPage, UserService};
+pub use users::{AdminMade, UserPage, UserService};
 
 /// Every service, as the composition root wires them and the interfaces use them.
 #[derive(Clone)]

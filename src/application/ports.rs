@@ -90,11 +90,20 @@ pub struct OutgoingEmail {
     pub text: String,
 }
 
-/// Sends email. `send` hands the message over for delivery and returns; delivery failures are
-/// the adapter's to log, so no caller's answer depends on (or reveals) the mail system.
+/// Sends email. `send` returns once the message is delivered to the mail system or has
+/// failed; failures are the adapter's to log. Services send from deferred jobs, so no
+/// caller's answer waits for (or reveals) the mail system.
 #[async_trait]
 pub trait Mailer: Send + Sync {
     async fn send(&self, email: OutgoingEmail);
+}
+
+/// Work a request hands off instead of waiting for: emailing a link (its durable write and
+/// the email). The answer, and how long it takes, are then the same whether or not there was
+/// a link to send. `defer` returns at once; a job that cannot be queued is dropped by the
+/// adapter, logged and counted.
+pub trait Deferred: Send + Sync {
+    fn defer(&self, what: &'static str, job: futures_util::future::BoxFuture<'static, ()>);
 }
 
 /// Takes audit events. `record` must return at once and never fail: the audit trail must not

@@ -1,14 +1,17 @@
-//! Abuse limits: how often a client address or an account may try the operations attackers
-//! hammer, and a lockout that grows with repeated failed sign-ins to one account. Checked
-//! before any password is hashed, so a flood costs almost nothing.
+//! Abuse limits: how often a client address, an account or a session may try the operations
+//! attackers hammer, a lockout that grows with repeated wrong passwords for one account, and
+//! a cap on the password hashes one account may have queued at once. All checked before any
+//! password is hashed, so a flood costs almost nothing and no one account can take the
+//! hashing queue from everyone else's sign-ins.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::domain::Email;
+use crate::domain::{Email, SessionId};
 
 use super::error::ServiceError;
 use super::ports::{Quota, RateLimiter};
@@ -34,7 +37,7 @@ impl Lockout {
 }
 
 /// The limits; `None` turns one off.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct ThrottlePolicy {
     pub login_per_ip: Option<Quota>,
     pub login_per_account: Option<Quota>,
@@ -42,13 +45,73 @@ pub struct ThrottlePolicy {
     pub refresh_per_ip: Option<Quota>,
     pub password_reset_per_ip: Option<Quota>,
     pub password_reset_per_account: Option<Quota>,
+    /// A signed-in user typing their password again (to change it or the email, or to delete
+    /// the account), per session and per account.
+    pub confirm_per_session: Option<Quota>,
+    pub confirm_per_account: Option<Quota>,
+    /// Emails sent on a client's request (verification links, email changes), per address
+    /// and per recipient.
+    pub email_per_ip: Option<Quota>,
+    pub email_per_recipient: Option<Quota>,
     pub lockout: Option<Lockout>,
+    /// Password hashes one account may have queued or running at once.
+    pub hashes_per_account: Option<usize>,
+    /// IPv6 clients are limited by this prefix of their address (one subscriber usually holds
+    /// a whole /64); IPv4 clients by their address.
+    pub ipv6_prefix: u8,
+}
+
+impl Default for ThrottlePolicy {
+    /// Every limit off.
+    fn default() -> Self {
+        Self {
+            login_per_ip: None,
+            login_per_account: None,
+            register_per_ip: None,
+            refresh_per_ip: None,
+            password_reset_per_ip: None,
+            password_reset_per_account: None,
+            confirm_per_session: None,
+            confirm_per_account: None,
+            email_per_ip: None,
+            email_per_recipient: None,
+            lockout: None,
+            hashes_per_account: None,
+            ipv6_prefix: 64,
+        }
+    }
 }
 
 /// Applies [`ThrottlePolicy`] through a shared store.
 pub struct Throttle {
     limiter: Arc<dyn RateLimiter>,
     policy: ThrottlePolicy,
+    /// Hashes queued or running, by account key (this instance's own queue).
+    hashing: Arc<HashesInFlight>,
+}
+
+/// How many hashes each account has queued or running.
+type HashesInFlight = Mutex<HashMap<String, usize>>;
+
+/// An account's place in the hashing queue, given back when dropped.
+#[must_use = "the turn ends when it is dropped"]
+pub struct HashingTurn {
+    held: Option<(Arc<HashesInFlight>, String)>,
+}
+
+impl Drop for HashingTurn {
+    fn drop(&mut self) {
+        let Some((hashing, key)) = self.held.take() else {
+            return;
+        };
+        let mut hashing = hashing.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = hashing.get_mut(&key) {
+            *count -= 1;
+            if *count == 0 {
+                hashing.remove(&key);
+            }
+        }
+    }
 }
 
 /// What is being limited; part of every store key.
@@ -58,6 +121,8 @@ enum Action {
     Register,
     Refresh,
     PasswordReset,
+    Confirm,
+    Email,
 }
 
 impl Action {
@@ -67,31 +132,96 @@ impl Action {
             Action::Register => "register",
             Action::Refresh => "refresh",
             Action::PasswordReset => "password-reset",
+            Action::Confirm => "confirm",
+            Action::Email => "email",
         }
     }
 }
 
 impl Throttle {
     pub fn new(limiter: Arc<dyn RateLimiter>, policy: ThrottlePolicy) -> Self {
-        Self { limiter, policy }
+        Self {
+            limiter,
+            policy,
+            hashing: Arc::default(),
+        }
     }
 
-    /// Before a sign-in: the address's and the account's allowance, and the account's lock.
-    pub async fn login(&self, client: &ClientInfo, email: &Email) -> Result<(), ServiceError> {
+    /// Before a sign-in: the account's lock, the address's and the account's allowance, and
+    /// a turn at hashing.
+    pub async fn login(
+        &self,
+        client: &ClientInfo,
+        email: &Email,
+    ) -> Result<HashingTurn, ServiceError> {
+        self.not_locked(email).await?;
+        self.per_ip(Action::Login, client, self.policy.login_per_ip)
+            .await?;
+        self.per_account(Action::Login, email, self.policy.login_per_account)
+            .await?;
+        self.hashing_turn(email)
+    }
+
+    /// Before checking the password of a signed-in user (who means to change the password or
+    /// the email, or delete the account): the account's lock, the session's and the account's
+    /// allowance, and a turn at hashing. A wrong password then counts toward the lockout like
+    /// a failed sign-in (`password_failed`), a right one clears it (`password_succeeded`).
+    pub async fn password_confirmation(
+        &self,
+        session: SessionId,
+        email: &Email,
+    ) -> Result<HashingTurn, ServiceError> {
+        self.not_locked(email).await?;
+        if let Some(quota) = self.policy.confirm_per_session {
+            let key = format!("{}:session:{session}", Action::Confirm.name());
+            self.take(&key, quota).await?;
+        }
+        self.per_account(Action::Confirm, email, self.policy.confirm_per_account)
+            .await?;
+        self.hashing_turn(email)
+    }
+
+    /// Before emailing `recipient` on a client's request: the address's and the recipient's
+    /// allowance, so no one can flood a mailbox or send mail to any address without bound.
+    pub async fn email(&self, client: &ClientInfo, recipient: &Email) -> Result<(), ServiceError> {
+        self.per_ip(Action::Email, client, self.policy.email_per_ip)
+            .await?;
+        self.per_account(Action::Email, recipient, self.policy.email_per_recipient)
+            .await
+    }
+
+    async fn not_locked(&self, email: &Email) -> Result<(), ServiceError> {
         if self.policy.lockout.is_some() {
             let key = account_key("lockout", email);
             if let Some(wait) = self.guarded(self.limiter.blocked_for(&key).await).flatten() {
                 return Err(limited(wait));
             }
         }
-        self.per_ip(Action::Login, client, self.policy.login_per_ip)
-            .await?;
-        self.per_account(Action::Login, email, self.policy.login_per_account)
-            .await
+        Ok(())
     }
 
-    /// After a wrong password: counts toward the account's lockout.
-    pub async fn login_failed(&self, email: &Email) {
+    /// A place in the hashing queue for this account, unless it holds its share already.
+    fn hashing_turn(&self, email: &Email) -> Result<HashingTurn, ServiceError> {
+        let Some(share) = self.policy.hashes_per_account else {
+            return Ok(HashingTurn { held: None });
+        };
+        let key = account_key("hashing", email);
+        let mut hashing = self.hashing.lock().unwrap_or_else(|p| p.into_inner());
+        let count = hashing.entry(key.clone()).or_insert(0);
+        if *count >= share {
+            return Err(ServiceError::RateLimited {
+                retry_after_secs: 1,
+            });
+        }
+        *count += 1;
+        Ok(HashingTurn {
+            held: Some((self.hashing.clone(), key)),
+        })
+    }
+
+    /// After a wrong password (at sign-in or confirming one): counts toward the account's
+    /// lockout.
+    pub async fn password_failed(&self, email: &Email) {
         let Some(lockout) = self.policy.lockout else {
             return;
         };
@@ -107,8 +237,9 @@ impl Throttle {
         }
     }
 
-    /// After a correct password: the failures so far are forgiven.
-    pub async fn login_succeeded(&self, email: &Email) {
+    /// After a correct password (at sign-in or confirming one): the failures so far are
+    /// forgiven.
+    pub async fn password_succeeded(&self, email: &Email) {
         if self.policy.lockout.is_some() {
             self.guarded(self.limiter.clear(&account_key("lockout", email)).await);
         }
@@ -156,7 +287,10 @@ impl Throttle {
         quota: Option<Quota>,
     ) -> Result<(), ServiceError> {
         match (quota, client.ip) {
-            (Some(quota), Some(ip)) => self.take(&ip_key(action, ip), quota).await,
+            (Some(quota), Some(ip)) => {
+                let key = ip_key(action, ip, self.policy.ipv6_prefix);
+                self.take(&key, quota).await
+            }
             _ => Ok(()),
         }
     }
@@ -202,8 +336,18 @@ fn limited(wait: Duration) -> ServiceError {
     }
 }
 
-fn ip_key(action: Action, ip: IpAddr) -> String {
-    format!("{}:ip:{ip}", action.name())
+/// The key of a client's network: an IPv4 address (also when it arrives IPv4-mapped), or
+/// the IPv6 prefix of `ipv6_prefix` bits, since one subscriber holds a whole /64 and could
+/// otherwise take a fresh key per request.
+fn ip_key(action: Action, ip: IpAddr, ipv6_prefix: u8) -> String {
+    let network = match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match ipnet::Ipv6Net::new(v6, ipv6_prefix.min(128)) {
+            Ok(net) => net.trunc().to_string(),
+            Err(_) => v6.to_string(),
+        },
+    };
+    format!("{}:ip:{network}", action.name())
 }
 
 /// Emails are personal data: store keys carry a hash of them instead.
@@ -400,6 +544,47 @@ mod tests {
         assert!(
             fakes.users.get_by_email("b@example.com").is_none(),
             "nothing stored"
+        );
+    }
+
+    #[test]
+    fn addresses_are_keyed_by_network() {
+        let key = |ip: &str| ip_key(Action::Login, ip.parse().unwrap(), 64);
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:ffff:1:2:3"));
+        assert_eq!(key("2001:db8:1:2::1"), "login:ip:2001:db8:1:2::/64");
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:203.0.113.7"), key("203.0.113.7"));
+        assert_ne!(key("203.0.113.7"), key("203.0.113.8"));
+        assert_eq!(
+            ip_key(Action::Login, "2001:db8:1:2::1".parse().unwrap(), 48),
+            "login:ip:2001:db8:1::/48"
+        );
+    }
+
+    #[test]
+    fn one_account_holds_at_most_its_share_of_the_hashing_queue() {
+        let throttle = Throttle::new(
+            Arc::new(crate::application::fakes::CountingLimiter::default()),
+            ThrottlePolicy {
+                hashes_per_account: Some(2),
+                ..ThrottlePolicy::default()
+            },
+        );
+        let ada = Email::parse("ada@example.com").unwrap();
+        let first = throttle.hashing_turn(&ada).unwrap();
+        let second = throttle.hashing_turn(&ada).unwrap();
+        assert!(matches!(
+            throttle.hashing_turn(&ada),
+            Err(ServiceError::RateLimited { .. })
+        ));
+        let bob = throttle.hashing_turn(&Email::parse("bob@example.com").unwrap());
+        assert!(bob.is_ok(), "other accounts are not held up");
+        drop(first);
+        assert!(throttle.hashing_turn(&ada).is_ok());
+        drop((second, bob));
+        assert!(
+            throttle.hashing.lock().unwrap().is_empty(),
+            "no key outlives its turns"
         );
     }
 

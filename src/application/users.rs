@@ -14,6 +14,15 @@ use super::auth::confirm_password;
 use super::error::ServiceError;
 use super::ports::{Clock, PasswordHasher};
 use super::sessions::{ClientInfo, Principal, SessionService};
+use super::throttle::Throttle;
+
+/// What `make_admin` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminMade {
+    Created,
+    Promoted { sessions_ended: u64 },
+    AlreadyAdmin,
+}
 
 /// A page of users.
 #[derive(Debug)]
@@ -30,6 +39,7 @@ pub struct UserService {
     account: Arc<AccountService>,
     clock: Arc<dyn Clock>,
     audit: AuditTrail,
+    throttle: Arc<Throttle>,
 }
 
 const ADMINS_ONLY: &str = "Only administrators may do this.";
@@ -43,6 +53,7 @@ impl UserService {
         account: Arc<AccountService>,
         clock: Arc<dyn Clock>,
         audit: AuditTrail,
+        throttle: Arc<Throttle>,
     ) -> Self {
         Self {
             users,
@@ -51,6 +62,7 @@ impl UserService {
             account,
             clock,
             audit,
+            throttle,
         }
     }
 
@@ -81,8 +93,16 @@ impl UserService {
         password: String,
         client: &ClientInfo,
     ) -> Result<User, ServiceError> {
+        self.throttle.email(client, &new_email).await?;
         let user = self.existing(caller.user_id).await?;
-        confirm_password(self.hasher.as_ref(), &user, password).await?;
+        confirm_password(
+            self.hasher.as_ref(),
+            &self.throttle,
+            caller,
+            &user,
+            password,
+        )
+        .await?;
         if new_email == user.email {
             return Ok(user);
         }
@@ -91,10 +111,9 @@ impl UserService {
             .await
             .map_err(ServiceError::email_conflict)?;
         let changed = self.existing(user.id).await?;
-        self.account.send_verification(&changed).await?;
+        self.account.send_verification(changed.clone());
         self.account
-            .notify_email_changed(&user.email, &changed.email)
-            .await;
+            .notify_email_changed(&user.email, &changed.email);
         self.audit
             .record(Record::own(AuditKind::EmailChanged, user.id, client));
         Ok(changed)
@@ -109,7 +128,14 @@ impl UserService {
         client: &ClientInfo,
     ) -> Result<(), ServiceError> {
         let user = self.existing(caller.user_id).await?;
-        confirm_password(self.hasher.as_ref(), &user, password).await?;
+        confirm_password(
+            self.hasher.as_ref(),
+            &self.throttle,
+            caller,
+            &user,
+            password,
+        )
+        .await?;
         self.guarded(self.users.delete(user.id).await?)?;
         tracing::info!(user_id = %user.id, "account deleted");
         self.audit
@@ -248,38 +274,57 @@ impl UserService {
         self.existing(id).await
     }
 
-    /// For the operator at the command line, who is trusted: makes the account with this
-    /// email an administrator. `false` when there is no such account.
-    pub async fn promote_to_admin(&self, email: &Email) -> Result<bool, ServiceError> {
-        let Some(user) = self.users.find_by_email(email).await? else {
-            return Ok(false);
+    /// For the operator at the command line: makes the account with this email an
+    /// administrator, creating it (its email taken as confirmed) if there is none. An existing
+    /// account is promoted only when `password` is its password: whoever registered the
+    /// address first must not become an administrator through the operator's command.
+    /// Promoting ends the account's sessions, so every later token carries the new role from
+    /// a sign-in with the proven password.
+    pub async fn make_admin(
+        &self,
+        email: Email,
+        password: Password,
+    ) -> Result<AdminMade, ServiceError> {
+        let Some(user) = self.users.find_by_email(&email).await? else {
+            return self
+                .create_admin(email, password)
+                .await
+                .map(|_| AdminMade::Created);
         };
-        let before = user.role;
-        if before == Role::Admin {
-            return Ok(true);
+        if !self.hasher.verify(password, &user.password_hash).await? {
+            return Err(ServiceError::Forbidden(
+                "An account with this email already exists and the password given is not its \
+                 password, so it was not made an administrator. Give that account's password, \
+                 or choose another email.",
+            ));
         }
-        self.guarded(
-            self.users
-                .set_role(user.id, Role::Admin, self.clock.now())
-                .await?,
-        )?;
+        if user.role == Role::Admin {
+            return Ok(AdminMade::AlreadyAdmin);
+        }
+        let now = self.clock.now();
+        self.guarded(self.users.set_role(user.id, Role::Admin, now).await?)?;
+        let ended = self.sessions.end_other_sessions(user.id, None).await?;
         self.audit.record(Record {
             kind: AuditKind::RoleChanged,
             actor: None,
             subject: Some(user.id),
             client: None,
-            detail: Some(format!("{} -> admin (command line)", before.as_str())),
+            detail: Some(format!(
+                "{} -> admin (command line); sessions ended: {ended}",
+                user.role.as_str()
+            )),
         });
-        Ok(true)
+        Ok(AdminMade::Promoted {
+            sessions_ended: ended,
+        })
     }
 
-    /// For the operator at the command line: creates an administrator account, its email
-    /// taken as confirmed.
-    pub async fn create_admin(
-        &self,
-        email: Email,
-        password: Password,
-    ) -> Result<User, ServiceError> {
+    /// For the operator at the command line: whether an account has this email.
+    pub async fn exists(&self, email: &Email) -> Result<bool, ServiceError> {
+        Ok(self.users.find_by_email(email).await?.is_some())
+    }
+
+    async fn create_admin(&self, email: Email, password: Password) -> Result<User, ServiceError> {
         let now = self.clock.now();
         let password_hash = self.hasher.hash(password).await?;
         let user = User::new(email, None, Role::Admin, password_hash, Some(now), now);

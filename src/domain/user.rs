@@ -171,9 +171,16 @@ impl DisplayName {
     /// More characters than this is rejected.
     pub const MAX_CHARS: usize = 100;
 
-    /// Trims the name; a blank name means "no display name".
+    /// Normalises the name (NFC, trimmed); a blank name means "no display name". Names are
+    /// shown to other people, so characters that change how the text around them reads are
+    /// refused: control and format characters (bidirectional overrides such as U+202E,
+    /// zero-width characters, U+FEFF) and line or paragraph separators. A name must show at
+    /// least one letter, digit, punctuation mark or symbol.
     pub fn parse(raw: &str) -> Result<Option<Self>, ValidationError> {
-        let name = raw.trim();
+        use unicode_general_category::{GeneralCategory as Category, get_general_category};
+        use unicode_normalization::UnicodeNormalization;
+
+        let name: String = raw.trim().nfc().collect();
         if name.is_empty() {
             return Ok(None);
         }
@@ -183,12 +190,39 @@ impl DisplayName {
                 Self::MAX_CHARS
             )));
         }
-        if name.chars().any(char::is_control) {
+        let category = |c: char| get_general_category(c);
+        if name.chars().any(|c| {
+            matches!(
+                category(c),
+                Category::Control
+                    | Category::Format
+                    | Category::LineSeparator
+                    | Category::ParagraphSeparator
+            )
+        }) {
             return Err(ValidationError::new(
-                "A display name cannot contain control characters.",
+                "A display name cannot contain control, format (such as direction overrides or \
+                 zero-width characters) or line-separator characters.",
             ));
         }
-        Ok(Some(Self(name.to_owned())))
+        let visible = |c: char| {
+            !matches!(
+                category(c),
+                Category::SpaceSeparator
+                    | Category::NonspacingMark
+                    | Category::EnclosingMark
+                    | Category::SpacingMark
+                    | Category::Unassigned
+                    | Category::PrivateUse
+                    | Category::Surrogate
+            )
+        };
+        if !name.chars().any(visible) {
+            return Err(ValidationError::new(
+                "A display name must contain a visible character.",
+            ));
+        }
+        Ok(Some(Self(name)))
     }
 
     /// The name.
@@ -392,6 +426,42 @@ mod tests {
         assert_eq!(DisplayName::parse("   ").unwrap(), None);
         assert!(DisplayName::parse("a\u{0007}b").is_err());
         assert!(DisplayName::parse(&"n".repeat(101)).is_err());
+    }
+
+    #[test]
+    fn display_names_cannot_reorder_or_hide_text_and_must_show_something() {
+        for spoof in [
+            "admin\u{202E}txt.exe", // right-to-left override
+            "Ad\u{200B}a",          // zero-width space
+            "Ada\u{2066}x\u{2069}", // isolates
+            "\u{FEFF}Ada",          // byte-order mark
+            "Ada\u{2028}Admin",     // line separator
+            "Ada\u{2029}Admin",     // paragraph separator
+            "Ada\u{200D}",          // zero-width joiner
+        ] {
+            assert!(DisplayName::parse(spoof).is_err(), "{spoof:?}");
+        }
+        for invisible in ["\u{0301}\u{0301}", "\u{3000}\u{0301}", "\u{E000}"] {
+            assert!(DisplayName::parse(invisible).is_err(), "{invisible:?}");
+        }
+        assert_eq!(
+            DisplayName::parse("Zoe\u{0301}").unwrap().unwrap().as_str(),
+            "Zo\u{00E9}",
+            "NFC: e and a combining acute become é"
+        );
+        assert_eq!(
+            DisplayName::parse(&"é".repeat(100))
+                .unwrap()
+                .unwrap()
+                .as_str()
+                .chars()
+                .count(),
+            100,
+            "length is counted in characters, not bytes"
+        );
+        for fine in ["Ada Lovelace", "李小龍", "Ada 🚀", "محمد"] {
+            assert!(DisplayName::parse(fine).unwrap().is_some(), "{fine}");
+        }
     }
 
     #[test]

@@ -87,11 +87,11 @@ async fn a_reset_link_sets_a_new_password_signs_out_everywhere_and_signs_in() {
         )
         .await;
     assert_eq!(body["data"]["requestPasswordReset"], true);
-    let emails = app.emails_to(&email);
+    let emails = app.emails_to(&email).await;
     let reset_email = emails.last().unwrap();
     assert_eq!(reset_email.subject, "Reset your password");
     assert!(reset_email.text.contains("within 30 minutes"));
-    let token = app.link_token(&email, "reset-password");
+    let token = app.link_token(&email, "reset-password").await;
 
     let body = app
         .graphql(
@@ -118,7 +118,7 @@ async fn a_reset_link_sets_a_new_password_signs_out_everywhere_and_signs_in() {
 async fn request_reset(app: &TestApp, email: &str) -> String {
     app.graphql(REQUEST_RESET, json!({ "input": { "email": email } }))
         .await;
-    app.link_token(email, "reset-password")
+    app.link_token(email, "reset-password").await
 }
 
 async fn reset(app: &TestApp, token: &str) -> Value {
@@ -190,7 +190,7 @@ async fn a_reset_request_for_an_unknown_email_is_indistinguishable_and_sends_not
         known_response.text().await.unwrap(),
         unknown_response.text().await.unwrap()
     );
-    assert!(app.emails_to(&unknown).is_empty());
+    assert!(app.emails_to(&unknown).await.is_empty());
 }
 
 #[tokio::test]
@@ -200,10 +200,10 @@ async fn the_emailed_link_verifies_the_address_once() {
     let token = access(&app.register(&email, PASSWORD).await);
     assert_eq!(app.me(&token).await["data"]["me"]["emailVerified"], false);
     assert_eq!(
-        app.emails_to(&email)[0].subject,
+        app.emails_to(&email).await[0].subject,
         "Confirm your email address"
     );
-    let link = app.link_token(&email, "verify-email");
+    let link = app.link_token(&email, "verify-email").await;
 
     let body = app
         .graphql(VERIFY, json!({ "input": { "token": link } }))
@@ -224,13 +224,13 @@ async fn resending_the_verification_email_replaces_the_link() {
     let app = spawn_app().await;
     let email = unique_email();
     app.register(&email, PASSWORD).await;
-    let first = app.link_token(&email, "verify-email");
+    let first = app.link_token(&email, "verify-email").await;
 
     let body = app
         .graphql(RESEND, json!({ "input": { "email": email } }))
         .await;
     assert_eq!(body["data"]["resendVerificationEmail"], true);
-    let second = app.link_token(&email, "verify-email");
+    let second = app.link_token(&email, "verify-email").await;
     assert_ne!(first, second);
     assert_eq!(
         error_code(
@@ -269,7 +269,7 @@ async fn when_required_an_unverified_account_cannot_sign_in_until_it_verifies() 
     let login = app.login(&email, PASSWORD).await;
     assert_eq!(error_code(&login), "FORBIDDEN");
 
-    let link = app.link_token(&email, "verify-email");
+    let link = app.link_token(&email, "verify-email").await;
     assert_no_errors(
         &app.graphql(VERIFY, json!({ "input": { "token": link } }))
             .await,

@@ -573,10 +573,11 @@ async fn profile_email_and_deletion_are_self_service() {
     assert_eq!(changed["data"]["changeEmail"]["emailVerified"], false);
     assert!(
         app.emails_to(&email)
+            .await
             .iter()
             .any(|m| m.subject == "Your email address was changed")
     );
-    let link = app.link_token(&new_email, "verify-email");
+    let link = app.link_token(&new_email, "verify-email").await;
     assert_no_errors(
         &app.graphql(
             "mutation($input: VerifyEmailInput!) { verifyEmail(input: $input) { id } }",
@@ -614,4 +615,32 @@ async fn profile_email_and_deletion_are_self_service() {
         )
         .await,
     );
+}
+
+#[tokio::test]
+async fn display_names_that_spoof_or_hide_text_are_refused_and_names_are_normalised() {
+    let app = spawn_app().await;
+    let token = access(&app.register(&unique_email(), PASSWORD).await);
+    let update =
+        "mutation($input: UpdateProfileInput!) { updateProfile(input: $input) { displayName } }";
+    for spoof in [
+        "admin\u{202E}gpj.exe",
+        "Ad\u{200B}min",
+        "A\u{2028}B",
+        "\u{200B}\u{200B}",
+    ] {
+        let body = app
+            .graphql_as(&token, update, json!({ "input": { "displayName": spoof } }))
+            .await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{spoof:?}: {body}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], "displayName");
+    }
+    let body = app
+        .graphql_as(
+            &token,
+            update,
+            json!({ "input": { "displayName": "Zoe\u{0301}" } }),
+        )
+        .await;
+    assert_eq!(body["data"]["updateProfile"]["displayName"], "Zo\u{00E9}");
 }

@@ -52,7 +52,7 @@ async fn every_security_flow_leaves_an_event_without_secrets() {
         data_str(&rotated, &["refreshToken", "refreshToken"]).to_owned(),
     ]);
     let token = access_of(&app.login(&email, PASSWORD).await);
-    let verification = app.link_token(&email, "verify-email");
+    let verification = app.link_token(&email, "verify-email").await;
     app.graphql(
         "mutation($i: VerifyEmailInput!) { verifyEmail(input: $i) { id } }",
         json!({ "i": { "token": verification } }),
@@ -69,7 +69,7 @@ async fn every_security_flow_leaves_an_event_without_secrets() {
         json!({ "i": { "email": email } }),
     )
     .await;
-    let reset_token = app.link_token(&email, "reset-password");
+    let reset_token = app.link_token(&email, "reset-password").await;
     let reset = app.graphql("mutation($i: ResetPasswordInput!) { resetPassword(input: $i) { accessToken refreshToken } }",
         json!({ "i": { "token": reset_token, "newPassword": "third password" } })).await;
     let token = data_str(&reset, &["resetPassword", "accessToken"]).to_owned();
@@ -412,4 +412,74 @@ async fn each_users_latest_events_in_a_user_list_load_in_one_batch() {
         }
     }
     assert_eq!(costs[0], costs[1], "queries for 5 and 25 users: {costs:?}");
+}
+
+#[tokio::test]
+async fn a_user_sees_that_an_administrator_acted_on_them_but_not_who_or_from_where() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let admin_token = admin["accessToken"].as_str().unwrap().to_owned();
+    let email = unique_email();
+    let user = app.register(&email, PASSWORD).await;
+    let user_id = user["user"]["id"].as_str().unwrap().to_owned();
+    app.graphql_as(
+        &admin_token,
+        "mutation($i: SetUserRoleInput!) { setUserRole(input: $i) { id } }",
+        json!({ "i": { "userId": user_id, "role": "ADMIN" } }),
+    )
+    .await;
+    app.graphql_as(
+        &admin_token,
+        "mutation($i: SetUserRoleInput!) { setUserRole(input: $i) { id } }",
+        json!({ "i": { "userId": user_id, "role": "USER" } }),
+    )
+    .await;
+    app.flush_audit().await;
+
+    let token = access_of(&app.login(&email, PASSWORD).await);
+    for query in [
+        EVENTS,
+        "query($first: Int) { me { auditEvents(first: $first, kind: ROLE_CHANGED) { edges { node { kind actorId ip userAgent actor { id } } } } } }",
+    ] {
+        let body = app
+            .graphql_as(
+                &token,
+                query,
+                json!({ "first": 10, "filter": { "kind": "ROLE_CHANGED" } }),
+            )
+            .await;
+        assert_no_errors(&body);
+        let connection = body["data"]
+            .get("auditEvents")
+            .unwrap_or_else(|| &body["data"]["me"]["auditEvents"]);
+        let seen: Vec<&Value> = connection["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| &e["node"])
+            .collect();
+        assert_eq!(seen.len(), 2, "{body}");
+        for event in seen {
+            assert_eq!(event["kind"], "ROLE_CHANGED");
+            assert!(event["actorId"].is_null(), "{event}");
+            assert!(event["actor"].is_null(), "{event}");
+            assert!(
+                event["ip"].is_null() && event["userAgent"].is_null(),
+                "{event}"
+            );
+        }
+    }
+    // The administrators see it all.
+    let body = app
+        .graphql_as(
+            &admin_token,
+            EVENTS,
+            json!({ "first": 10, "filter": { "userId": user_id, "kind": "ROLE_CHANGED" } }),
+        )
+        .await;
+    let seen = events(&body);
+    assert!(
+        seen.iter()
+            .all(|e| e["actorId"] == admin["user"]["id"] && e["ip"] == "127.0.0.1")
+    );
 }

@@ -46,32 +46,57 @@ async fn create_admin_makes_a_new_administrator_with_a_password_from_stdin() {
 }
 
 #[tokio::test]
-async fn create_admin_promotes_an_existing_account_without_asking_a_password() {
+async fn create_admin_promotes_an_existing_account_only_with_its_password_and_ends_its_sessions() {
     let app = spawn_app().await;
+    // Someone registered the operator's address first.
     let email = unique_email();
-    let token = app.register(&email, PASSWORD).await["accessToken"]
+    let squatter = app.register(&email, PASSWORD).await["accessToken"]
         .as_str()
         .unwrap()
         .to_owned();
-    assert_eq!(
-        error_code(
-            &app.graphql_as(&token, "{ users { totalCount } }", serde_json::json!({}))
-                .await
-        ),
-        "FORBIDDEN"
-    );
 
-    let output = create_admin(&app, &email.to_uppercase(), "");
+    let refused = create_admin(&app, &email.to_uppercase(), "the operator's own password\n");
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("not its password"), "{said}");
+    let body = app
+        .graphql_as(&squatter, "{ users { totalCount } }", serde_json::json!({}))
+        .await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "not promoted");
+
+    let output = create_admin(&app, &email, &format!("{PASSWORD}\n"));
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    // The role applies to the token already issued.
-    let body = app
-        .graphql_as(&token, "{ users { totalCount } }", serde_json::json!({}))
+    assert_eq!(
+        error_code(&app.me(&squatter).await),
+        "UNAUTHENTICATED",
+        "promotion ended the account's sessions"
+    );
+    let login = app.login(&email, PASSWORD).await;
+    let admin = data_str(&login, &["login", "accessToken"]).to_owned();
+    assert_no_errors(
+        &app.graphql_as(&admin, "{ users { totalCount } }", serde_json::json!({}))
+            .await,
+    );
+    app.flush_audit().await;
+    let events = app
+        .graphql_as(
+            &admin,
+            "{ auditEvents(first: 10, filter: { kind: ROLE_CHANGED }) { edges { node { detail } } } }",
+            serde_json::json!({}),
+        )
         .await;
-    assert_no_errors(&body);
+    assert_no_errors(&events);
+    let detail = events["data"]["auditEvents"]["edges"][0]["node"]["detail"]
+        .as_str()
+        .unwrap();
+    assert!(
+        detail.contains("command line") && detail.contains("sessions ended: 1"),
+        "{detail}"
+    );
 }
 
 #[tokio::test]

@@ -289,7 +289,8 @@ async fn cors_allows_localhost_in_development_and_only_the_configured_origins_ot
     let local = preflight(&configured, "http://localhost:3000").await;
     assert!(!local.headers().contains_key("access-control-allow-origin"));
 
-    let production = spawn_app_with(|c| c.app_env = authgraph::config::AppEnv::Production).await;
+    let production =
+        spawn_app_with(|c| c.app_env = Some(authgraph::config::AppEnv::Production)).await;
     let none = preflight(&production, "http://localhost:3000").await;
     assert!(!none.headers().contains_key("access-control-allow-origin"));
     let _ = JWT_SECRET;
@@ -324,7 +325,8 @@ async fn introspection_and_graphiql_can_be_turned_off() {
         .unwrap();
     assert_eq!(page.status(), StatusCode::NOT_FOUND);
 
-    let production = spawn_app_with(|c| c.app_env = authgraph::config::AppEnv::Production).await;
+    let production =
+        spawn_app_with(|c| c.app_env = Some(authgraph::config::AppEnv::Production)).await;
     let (_, body) = post_json(
         &production,
         &json!({ "query": "{ __type(name: \"User\") { name } }" }),

@@ -10,6 +10,7 @@ use authgraph::application::Services;
 use authgraph::application::ports::OutgoingEmail;
 use authgraph::config::{AppEnv, Config, MailerKind};
 use authgraph::infrastructure::audit::AuditWriter;
+use authgraph::infrastructure::deferred::DeferredQueue;
 use authgraph::infrastructure::mail::LogMailer;
 use authgraph::infrastructure::persistence::QueryCounter;
 use authgraph::infrastructure::security::{Argon2Hasher, key_id};
@@ -37,6 +38,8 @@ pub struct TestApp {
     pub services: Services,
     /// The app's password hasher, to count hashes.
     pub hasher: Arc<Argon2Hasher>,
+    /// The app's deferred work (emails with links), to wait until it is done.
+    pub deferred: Arc<DeferredQueue>,
     shutdown: Option<oneshot::Sender<()>>,
     _database: Option<TestDatabase>,
 }
@@ -63,7 +66,7 @@ pub async fn spawn_on(config: Config, database: TestDatabase) -> TestApp {
 /// The configuration of a test app on `database_url`.
 pub fn test_config(database_url: &str, configure: impl FnOnce(&mut Config)) -> Config {
     let mut config = Config::from_env().expect("the test environment parses as config");
-    config.app_env = AppEnv::Development;
+    config.app_env = Some(AppEnv::Development);
     config.host = "127.0.0.1".parse().unwrap();
     config.port = 0;
     config.database_url = database_url.to_owned();
@@ -92,6 +95,7 @@ async fn start(config: Config, database: Option<TestDatabase>) -> TestApp {
     let audit = core.audit.clone();
     let services = core.services.clone();
     let hasher = core.hasher.clone();
+    let deferred = core.deferred.clone();
     let queries = core.queries.clone();
     let (shutdown, stop) = oneshot::channel();
     tokio::spawn(app.run_until(async {
@@ -106,6 +110,7 @@ async fn start(config: Config, database: Option<TestDatabase>) -> TestApp {
         queries,
         services,
         hasher,
+        deferred,
         shutdown: Some(shutdown),
         _database: database,
     }
@@ -209,8 +214,9 @@ impl TestApp {
         .await
     }
 
-    /// The emails sent to `to`, oldest first.
-    pub fn emails_to(&self, to: &str) -> Vec<OutgoingEmail> {
+    /// The emails sent to `to`, oldest first, once the emails queued so far are sent.
+    pub async fn emails_to(&self, to: &str) -> Vec<OutgoingEmail> {
+        self.deferred.idle().await;
         self.mailbox
             .as_ref()
             .expect("this app writes emails to the log")
@@ -221,9 +227,10 @@ impl TestApp {
     }
 
     /// The token of the link in the last email to `to` whose link goes to `path`.
-    pub fn link_token(&self, to: &str, path: &str) -> String {
+    pub async fn link_token(&self, to: &str, path: &str) -> String {
         let prefix = format!("https://app.example.com/{path}?token=");
         self.emails_to(to)
+            .await
             .iter()
             .rev()
             .find_map(|email| {
@@ -236,18 +243,28 @@ impl TestApp {
             .unwrap_or_else(|| panic!("no email to {to} links to /{path}"))
     }
 
-    /// Registers an account and makes it an administrator; returns its `AuthPayload`.
+    /// Registers an account and makes it an administrator; returns the `AuthPayload` of a
+    /// sign-in after the promotion.
     pub async fn admin(&self) -> Value {
         let email = unique_email();
-        let payload = self.register(&email, PASSWORD).await;
+        self.register(&email, PASSWORD).await;
         let promoted = self
             .services
             .users
-            .promote_to_admin(&authgraph::domain::Email::parse(&email).unwrap())
+            .make_admin(
+                authgraph::domain::Email::parse(&email).unwrap(),
+                authgraph::domain::Password::new(PASSWORD.into()).unwrap(),
+            )
             .await
             .unwrap();
-        assert!(promoted);
-        payload
+        assert!(matches!(
+            promoted,
+            authgraph::application::AdminMade::Promoted { .. }
+        ));
+        // Promotion ends the account's sessions: sign in again.
+        let login = self.login(&email, PASSWORD).await;
+        assert_no_errors(&login);
+        login["data"]["login"].clone()
     }
 
     /// Waits until every audit event recorded so far is stored.

@@ -19,6 +19,10 @@ fn only(set: impl FnOnce(&mut Config)) -> impl FnOnce(&mut Config) {
         c.rate_limit_refresh = off;
         c.rate_limit_password_reset = off;
         c.rate_limit_password_reset_account = off;
+        c.rate_limit_password_confirm = off;
+        c.rate_limit_password_confirm_account = off;
+        c.rate_limit_email = off;
+        c.rate_limit_email_recipient = off;
         c.login_lockout_after = 0;
         set(c);
     }
@@ -201,6 +205,7 @@ async fn reset_requests_for_one_account_are_limited_the_same_whether_it_exists_o
     }
     assert_eq!(
         app.emails_to(&known)
+            .await
             .iter()
             .filter(|m| m.subject == "Reset your password")
             .count(),
@@ -229,6 +234,212 @@ async fn a_full_hashing_queue_sheds_sign_ins_with_rate_limited_not_errors() {
         .count();
     assert!(shed >= 1, "a queue of one cannot take eight at once");
     assert!(bodies.len() - shed >= 1, "the ones that got in succeeded");
+}
+
+const CHANGE_PASSWORD: &str = "mutation($i: ChangePasswordInput!) { changePassword(input: $i) }";
+
+/// `count` wrong guesses at the caller's password in one request, as aliases.
+fn guesses(count: usize) -> String {
+    let fields: Vec<String> = (0..count)
+        .map(|i| {
+            format!(
+                "g{i}: changePassword(input: {{ currentPassword: \"guess number {i}\", newPassword: \"{PASSWORD} 2\" }})"
+            )
+        })
+        .collect();
+    format!("mutation {{ {} }}", fields.join(" "))
+}
+
+#[tokio::test]
+async fn password_confirmations_are_throttled_so_a_stolen_session_is_no_oracle() {
+    let app = spawn_app_with(only(|c| {
+        c.rate_limit_password_confirm = quota("5/15m");
+        c.login_lockout_after = 8;
+        c.login_lockout_base = Duration::from_secs(600);
+    }))
+    .await;
+    let email = unique_email();
+    let stolen = app.register(&email, PASSWORD).await["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Sixty guesses in six requests of ten aliases each.
+    let hashed = app.hasher.completed();
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        let body = app.graphql_as(&stolen, &guesses(10), json!({})).await;
+        for error in body["errors"].as_array().unwrap() {
+            codes.push(error["extensions"]["code"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(codes.len(), 60);
+    assert_eq!(codes.iter().filter(|c| *c == "BAD_USER_INPUT").count(), 5);
+    assert_eq!(codes.iter().filter(|c| *c == "RATE_LIMITED").count(), 55);
+    assert_eq!(
+        app.hasher.completed() - hashed,
+        5,
+        "refused guesses cost no hash"
+    );
+    // The right password is refused too: the attempts are spent.
+    let right = app
+        .graphql_as(
+            &stolen,
+            CHANGE_PASSWORD,
+            json!({ "i": { "currentPassword": PASSWORD, "newPassword": "a whole new password" } }),
+        )
+        .await;
+    assert_limited(&right);
+    // Deleting the account or changing its email checks the same allowance.
+    let delete = app
+        .graphql_as(
+            &stolen,
+            "mutation($i: DeleteAccountInput!) { deleteAccount(input: $i) }",
+            json!({ "i": { "password": PASSWORD } }),
+        )
+        .await;
+    assert_limited(&delete);
+}
+
+#[tokio::test]
+async fn wrong_confirmations_count_toward_the_accounts_lockout() {
+    let app = spawn_app_with(only(|c| {
+        c.login_lockout_after = 3;
+        c.login_lockout_base = Duration::from_secs(600);
+    }))
+    .await;
+    let email = unique_email();
+    let stolen = app.register(&email, PASSWORD).await["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = app.graphql_as(&stolen, &guesses(3), json!({})).await;
+    assert!(
+        body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["extensions"]["code"] == "BAD_USER_INPUT")
+    );
+    // Locked: neither a sign-in nor a confirmation gets a hash now.
+    let hashed = app.hasher.completed();
+    assert_limited(&app.login(&email, PASSWORD).await);
+    let right = app
+        .graphql_as(
+            &stolen,
+            CHANGE_PASSWORD,
+            json!({ "i": { "currentPassword": PASSWORD, "newPassword": "a whole new password" } }),
+        )
+        .await;
+    assert_limited(&right);
+    assert_eq!(app.hasher.completed(), hashed);
+}
+
+#[tokio::test]
+async fn one_account_cannot_take_the_hashing_queue_from_everyone_elses_sign_ins() {
+    let app = spawn_app_with(only(|c| {
+        c.password_hash_workers = Some(1);
+        c.password_hash_queue = 4;
+        c.password_hashes_per_account = 1;
+    }))
+    .await;
+    let (hog, other) = (unique_email(), unique_email());
+    let token = app.register(&hog, PASSWORD).await["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.register(&other, PASSWORD).await;
+    // Twenty concurrent password checks by one signed-in user, and one sign-in by someone else.
+    let delete = "mutation($i: DeleteAccountInput!) { deleteAccount(input: $i) }";
+    let flood = (0..20).map(|_| {
+        app.graphql_as(
+            &token,
+            delete,
+            json!({ "i": { "password": "not the password" } }),
+        )
+    });
+    let (flood, sign_in) = tokio::join!(
+        futures_util::future::join_all(flood),
+        app.login(&other, PASSWORD)
+    );
+    assert_no_errors(&sign_in);
+    let limited = flood
+        .iter()
+        .filter(|b| error_code(b) == "RATE_LIMITED")
+        .count();
+    assert!(
+        limited >= 15,
+        "one account holds one place in the queue: {limited}"
+    );
+}
+
+#[tokio::test]
+async fn ipv6_clients_share_the_allowance_of_their_64() {
+    let app = spawn_app_with(only(|c| {
+        c.rate_limit_login = quota("2/1m");
+        c.trusted_proxies = vec![authgraph::interfaces::http::parse_network("127.0.0.1").unwrap()];
+    }))
+    .await;
+    let login_from = |address: &'static str| {
+        let request = app
+            .client
+            .post(app.url("/graphql"))
+            .header("x-forwarded-for", address)
+            .json(&json!({
+                "query": crate::helpers::LOGIN,
+                "variables": { "input": { "email": unique_email(), "password": PASSWORD } },
+            }))
+            .send();
+        async move { request.await.unwrap().json::<Value>().await.unwrap() }
+    };
+    assert_eq!(
+        error_code(&login_from("2001:db8:7:1::1").await),
+        "UNAUTHENTICATED"
+    );
+    assert_eq!(
+        error_code(&login_from("2001:db8:7:1:ffff::2").await),
+        "UNAUTHENTICATED"
+    );
+    assert_limited(&login_from("2001:db8:7:1:1234:5678:9abc:def0").await);
+    assert_eq!(
+        error_code(&login_from("2001:db8:7:2::1").await),
+        "UNAUTHENTICATED",
+        "the next /64 is someone else"
+    );
+}
+
+#[tokio::test]
+async fn verification_emails_are_limited_per_recipient_and_per_address_so_no_mailbox_is_flooded() {
+    let app = spawn_app_with(only(|c| {
+        c.rate_limit_email_recipient = quota("2/1h");
+        c.rate_limit_email = quota("4/1h");
+    }))
+    .await;
+    let resend =
+        "mutation($i: ResendVerificationEmailInput!) { resendVerificationEmail(input: $i) }";
+    let victim = unique_email();
+    app.register(&victim, PASSWORD).await;
+    for _ in 0..2 {
+        assert_no_errors(
+            &app.graphql(resend, json!({ "i": { "email": victim } }))
+                .await,
+        );
+    }
+    assert_limited(
+        &app.graphql(resend, json!({ "i": { "email": victim } }))
+            .await,
+    );
+    // One verification email at sign-up and two resent; the third request sent nothing.
+    assert_eq!(app.emails_to(&victim).await.len(), 3);
+    // Every request from the client counts toward its address's limit (three so far), unknown
+    // recipients included.
+    assert_no_errors(
+        &app.graphql(resend, json!({ "i": { "email": unique_email() } }))
+            .await,
+    );
+    assert_limited(
+        &app.graphql(resend, json!({ "i": { "email": unique_email() } }))
+            .await,
+    );
 }
 
 /// Redis is only there when `TEST_REDIS_URL` says so (`scripts/test.sh` sets it when Redis

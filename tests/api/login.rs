@@ -1,5 +1,3 @@
-use std::time::{Duration, Instant};
-
 use serde_json::json;
 
 use crate::helpers::{
@@ -47,33 +45,19 @@ async fn wrong_password_and_unknown_email_fail_identically() {
     assert!(wrong_password["data"].is_null() && unknown_email["data"].is_null());
 }
 
-/// Not a benchmark: it only catches an unknown email skipping the password hash, which would
-/// make it ~40x faster than a wrong password and let anyone probe which emails have accounts.
+/// An unknown email must cost a password hash like a wrong password: skipping it would make
+/// the answer ~40x faster and let anyone probe which emails have accounts. Counted, not timed
+/// (the benchmark measures time; a timed test flakes on a shared machine).
 #[tokio::test]
 async fn unknown_email_costs_a_password_hash_like_a_wrong_password() {
     let app = spawn_app().await;
     let email = unique_email();
     app.register(&email, PASSWORD).await;
-
-    async fn median(samples: &mut [Duration]) -> Duration {
-        samples.sort();
-        samples[samples.len() / 2]
+    for attempt in [email.as_str(), "nobody@example.com"] {
+        let before = app.hasher.completed();
+        app.login(attempt, "not the password").await;
+        assert_eq!(app.hasher.completed() - before, 1, "{attempt}");
     }
-    let mut wrong = Vec::new();
-    let mut unknown = Vec::new();
-    for _ in 0..5 {
-        let started = Instant::now();
-        app.login(&email, "not the password").await;
-        wrong.push(started.elapsed());
-        let started = Instant::now();
-        app.login("nobody@example.com", "not the password").await;
-        unknown.push(started.elapsed());
-    }
-    let (wrong, unknown) = (median(&mut wrong).await, median(&mut unknown).await);
-    assert!(
-        unknown * 2 >= wrong && wrong * 2 >= unknown,
-        "wrong password {wrong:?} vs unknown email {unknown:?}"
-    );
 }
 
 #[tokio::test]

@@ -59,6 +59,12 @@ try {
   const headers = page.getByText("Headers", { exact: true });
   if ((await headers.count()) === 0) failures.push("no Headers tab to set Authorization");
 
+  // Nothing of the session may stay in the browser: no token, no password, no headers.
+  const stored = await page.evaluate(() => JSON.stringify({ ...localStorage, ...sessionStorage }));
+  for (const secret of ["correct horse battery staple", "Bearer", "eyJ"]) {
+    if (stored.includes(secret)) failures.push(`the browser's storage holds ${secret}: ${stored}`);
+  }
+
   await page.screenshot({ path: join(outDir, "graphiql.png") });
   console.log(`screenshot: ${join(outDir, "graphiql.png")}`);
 } finally {

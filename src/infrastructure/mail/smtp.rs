@@ -5,8 +5,8 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::application::ports::{Mailer, OutgoingEmail};
 
-/// Sends email through an SMTP server, in the background: a slow or failing mail server never
-/// slows a request down, and delivery failures are logged.
+/// Sends email through an SMTP server; delivery failures are logged. Services send from the
+/// deferred-work queue, whose few workers bound how many messages are in flight.
 pub struct SmtpMailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
@@ -49,11 +49,8 @@ impl Mailer for SmtpMailer {
                 return;
             }
         };
-        let transport = self.transport.clone();
-        tokio::spawn(async move {
-            if let Err(error) = transport.send(message).await {
-                tracing::error!(%error, "email delivery failed");
-            }
-        });
+        if let Err(error) = self.transport.send(message).await {
+            tracing::error!(%error, "email delivery failed");
+        }
     }
 }

@@ -1,113 +1,127 @@
-use std::collections::HashMap;
-use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, RateLimiter as Governor};
+use chrono::{DateTime, Utc};
+use lru::LruCache;
 
-use crate::application::ports::{LimiterError, Quota, RateLimiter};
+use crate::application::ports::{Clock, LimiterError, Quota, RateLimiter};
 
-/// Allowances in governor's keyed GCRA limiters (one per quota), failures and blocks in a map
-/// with expiry. Stale entries are swept every few thousand calls, so memory follows the
-/// number of recently active keys.
-#[derive(Default)]
+/// Allowances (GCRA), failure counts and blocks of one instance, in a map of at most
+/// `capacity` keys: past it the least recently used key is forgotten. Every call is O(1) and
+/// nothing is swept, so a flood of new keys (addresses, accounts) costs bounded memory and no
+/// pauses; its only effect is to forget the quietest keys first.
 pub struct MemoryRateLimiter {
-    limiters: Mutex<HashMap<Quota, Arc<DefaultKeyedRateLimiter<String>>>>,
-    failures: Mutex<HashMap<String, (u64, Instant)>>,
-    blocks: Mutex<HashMap<String, Instant>>,
-    calls: AtomicU64,
+    keys: Mutex<LruCache<String, KeyState>>,
+    clock: Arc<dyn Clock>,
 }
 
-const SWEEP_EVERY: u64 = 4096;
-
-fn poisoned<T>(_: T) -> LimiterError {
-    LimiterError("a lock was poisoned".into())
+/// What is known about one key.
+#[derive(Debug, Default, Clone, Copy)]
+struct KeyState {
+    /// GCRA's theoretical arrival time: allowance is left while it is within the burst.
+    allowance_until: Option<DateTime<Utc>>,
+    /// Failures, and when the count is forgotten.
+    failures: Option<(u64, DateTime<Utc>)>,
+    blocked_until: Option<DateTime<Utc>>,
 }
 
 impl MemoryRateLimiter {
-    fn limiter(&self, quota: Quota) -> Result<Arc<DefaultKeyedRateLimiter<String>>, LimiterError> {
-        let mut limiters = self.limiters.lock().map_err(poisoned)?;
-        if let Some(limiter) = limiters.get(&quota) {
-            return Ok(limiter.clone());
+    pub fn new(capacity: usize, clock: Arc<dyn Clock>) -> Self {
+        let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            keys: Mutex::new(LruCache::new(capacity)),
+            clock,
         }
-        let burst = NonZeroU32::new(quota.burst.max(1)).unwrap_or(NonZeroU32::MIN);
-        let interval = (quota.period / burst.get()).max(Duration::from_nanos(1));
-        let gcra = governor::Quota::with_period(interval)
-            .ok_or_else(|| LimiterError("a quota with no period".into()))?
-            .allow_burst(burst);
-        let limiter = Arc::new(Governor::keyed(gcra));
-        limiters.insert(quota, limiter.clone());
-        Ok(limiter)
     }
 
-    fn sweep_now_and_then(&self) {
-        if !self
-            .calls
-            .fetch_add(1, Ordering::Relaxed)
-            .is_multiple_of(SWEEP_EVERY)
-        {
-            return;
-        }
-        let now = Instant::now();
-        if let Ok(limiters) = self.limiters.lock() {
-            for limiter in limiters.values() {
-                limiter.retain_recent();
-                limiter.shrink_to_fit();
-            }
-        }
-        if let Ok(mut failures) = self.failures.lock() {
-            failures.retain(|_, (_, expires)| *expires > now);
-        }
-        if let Ok(mut blocks) = self.blocks.lock() {
-            blocks.retain(|_, until| *until > now);
-        }
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, LruCache<String, KeyState>>, LimiterError> {
+        self.keys
+            .lock()
+            .map_err(|_| LimiterError("a lock was poisoned".into()))
     }
+
+    /// Runs `f` on the key's state, adding the key (and forgetting the oldest) if it is new.
+    fn with_key<T>(
+        &self,
+        key: &str,
+        f: impl FnOnce(&mut KeyState) -> T,
+    ) -> Result<T, LimiterError> {
+        let mut keys = self.lock()?;
+        if let Some(state) = keys.get_mut(key) {
+            return Ok(f(state));
+        }
+        let mut state = KeyState::default();
+        let result = f(&mut state);
+        keys.push(key.to_owned(), state);
+        Ok(result)
+    }
+}
+
+fn chrono(duration: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+}
+
+fn std(duration: chrono::Duration) -> Duration {
+    duration.to_std().unwrap_or_default()
 }
 
 #[async_trait]
 impl RateLimiter for MemoryRateLimiter {
     async fn acquire(&self, key: &str, quota: Quota) -> Result<Option<Duration>, LimiterError> {
-        self.sweep_now_and_then();
-        let limiter = self.limiter(quota)?;
-        Ok(match limiter.check_key(&key.to_owned()) {
-            Ok(()) => None,
-            Err(not_until) => Some(not_until.wait_time_from(DefaultClock::default().now())),
+        let now = self.clock.now();
+        // GCRA: each event moves the arrival time on by one interval; a burst may run ahead
+        // of now by the whole period less one interval.
+        let interval = chrono(quota.period) / i32::try_from(quota.burst.max(1)).unwrap_or(i32::MAX);
+        let tolerance = chrono(quota.period) - interval;
+        self.with_key(key, |state| {
+            let arrival = state.allowance_until.map_or(now, |at| at.max(now));
+            let ahead = arrival - now;
+            if ahead > tolerance {
+                return Some(std(ahead - tolerance));
+            }
+            state.allowance_until = Some(arrival + interval);
+            None
         })
     }
 
     async fn count_failure(&self, key: &str, window: Duration) -> Result<u64, LimiterError> {
-        self.sweep_now_and_then();
-        let now = Instant::now();
-        let mut failures = self.failures.lock().map_err(poisoned)?;
-        let entry = failures.entry(key.to_owned()).or_insert((0, now + window));
-        if entry.1 <= now {
-            *entry = (0, now + window);
-        }
-        entry.0 += 1;
-        Ok(entry.0)
+        let now = self.clock.now();
+        self.with_key(key, |state| {
+            let count = match state.failures {
+                Some((count, forgotten_at)) if forgotten_at > now => count + 1,
+                _ => 1,
+            };
+            let forgotten_at = state
+                .failures
+                .filter(|(_, at)| *at > now)
+                .map_or(now + chrono(window), |(_, at)| at);
+            state.failures = Some((count, forgotten_at));
+            count
+        })
     }
 
     async fn block(&self, key: &str, duration: Duration) -> Result<(), LimiterError> {
-        let mut blocks = self.blocks.lock().map_err(poisoned)?;
-        blocks.insert(key.to_owned(), Instant::now() + duration);
-        Ok(())
+        let until = self.clock.now() + chrono(duration);
+        self.with_key(key, |state| state.blocked_until = Some(until))
     }
 
     async fn blocked_for(&self, key: &str) -> Result<Option<Duration>, LimiterError> {
-        let blocks = self.blocks.lock().map_err(poisoned)?;
-        let now = Instant::now();
-        Ok(blocks
-            .get(key)
-            .filter(|until| **until > now)
-            .map(|until| *until - now))
+        let now = self.clock.now();
+        Ok(self.lock()?.get(key).and_then(|state| {
+            state
+                .blocked_until
+                .filter(|until| *until > now)
+                .map(|until| std(until - now))
+        }))
     }
 
     async fn clear(&self, key: &str) -> Result<(), LimiterError> {
-        self.failures.lock().map_err(poisoned)?.remove(key);
-        self.blocks.lock().map_err(poisoned)?.remove(key);
+        if let Some(state) = self.lock()?.get_mut(key) {
+            state.failures = None;
+            state.blocked_until = None;
+        }
         Ok(())
     }
 }
@@ -115,74 +129,86 @@ impl RateLimiter for MemoryRateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::application::fakes::ManualClock;
 
     const QUOTA: Quota = Quota {
         burst: 3,
         period: Duration::from_secs(60),
     };
 
+    fn limiter(capacity: usize) -> (MemoryRateLimiter, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new());
+        (MemoryRateLimiter::new(capacity, clock.clone()), clock)
+    }
+
     #[tokio::test]
-    async fn a_burst_is_allowed_then_the_wait_is_told() {
-        let limiter = MemoryRateLimiter::default();
+    async fn a_burst_is_allowed_then_the_wait_is_told_and_allowance_returns_with_time() {
+        let (limiter, clock) = limiter(100);
         for _ in 0..3 {
             assert_eq!(limiter.acquire("k", QUOTA).await.unwrap(), None);
         }
-        let wait = limiter.acquire("k", QUOTA).await.unwrap().unwrap();
-        assert!(
-            wait > Duration::from_secs(15) && wait <= Duration::from_secs(20),
-            "{wait:?}"
+        assert_eq!(
+            limiter.acquire("k", QUOTA).await.unwrap(),
+            Some(Duration::from_secs(20))
         );
         assert_eq!(
             limiter.acquire("other", QUOTA).await.unwrap(),
             None,
             "keys are separate"
         );
+        clock.advance(chrono::Duration::seconds(20));
+        assert_eq!(limiter.acquire("k", QUOTA).await.unwrap(), None);
+        assert!(limiter.acquire("k", QUOTA).await.unwrap().is_some());
     }
 
     #[tokio::test]
     async fn failures_count_within_their_window_and_blocks_expire() {
-        let limiter = MemoryRateLimiter::default();
+        let (limiter, clock) = limiter(100);
+        let minute = Duration::from_secs(60);
+        assert_eq!(limiter.count_failure("a", minute).await.unwrap(), 1);
+        assert_eq!(limiter.count_failure("a", minute).await.unwrap(), 2);
+        clock.advance(chrono::Duration::seconds(61));
         assert_eq!(
-            limiter
-                .count_failure("a", Duration::from_secs(60))
-                .await
-                .unwrap(),
-            1
-        );
-        assert_eq!(
-            limiter
-                .count_failure("a", Duration::from_secs(60))
-                .await
-                .unwrap(),
-            2
-        );
-        assert_eq!(
-            limiter
-                .count_failure("b", Duration::from_millis(1))
-                .await
-                .unwrap(),
-            1
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        assert_eq!(
-            limiter
-                .count_failure("b", Duration::from_millis(1))
-                .await
-                .unwrap(),
-            1
+            limiter.count_failure("a", minute).await.unwrap(),
+            1,
+            "forgotten"
         );
 
         limiter.block("a", Duration::from_secs(30)).await.unwrap();
-        let left = limiter.blocked_for("a").await.unwrap().unwrap();
-        assert!(left > Duration::from_secs(29));
+        assert_eq!(
+            limiter.blocked_for("a").await.unwrap(),
+            Some(Duration::from_secs(30))
+        );
+        clock.advance(chrono::Duration::seconds(30));
+        assert_eq!(limiter.blocked_for("a").await.unwrap(), None);
+        limiter.block("a", Duration::from_secs(30)).await.unwrap();
         limiter.clear("a").await.unwrap();
         assert_eq!(limiter.blocked_for("a").await.unwrap(), None);
+        assert_eq!(limiter.count_failure("a", minute).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_keys_keeps_the_most_recent_within_capacity() {
+        let (limiter, _) = limiter(1000);
+        limiter
+            .block("victim", Duration::from_secs(600))
+            .await
+            .unwrap();
+        for i in 0..999 {
+            limiter.acquire(&format!("flood-{i}"), QUOTA).await.unwrap();
+        }
+        assert!(
+            limiter.blocked_for("victim").await.unwrap().is_some(),
+            "still within capacity"
+        );
+        for i in 999..100_000 {
+            limiter.acquire(&format!("flood-{i}"), QUOTA).await.unwrap();
+        }
+        assert_eq!(limiter.keys.lock().unwrap().len(), 1000);
         assert_eq!(
-            limiter
-                .count_failure("a", Duration::from_secs(60))
-                .await
-                .unwrap(),
-            1
+            limiter.blocked_for("victim").await.unwrap(),
+            None,
+            "the oldest was forgotten"
         );
     }
 }

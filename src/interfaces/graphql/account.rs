@@ -105,7 +105,7 @@ impl AccountMutation {
         #[graphql(desc = "What the operation needs.")] input: ResendVerificationEmailInput,
     ) -> Result<bool> {
         service::<AccountService>(ctx)?
-            .resend_verification(email(&input.email)?)
+            .resend_verification(email(&input.email)?, &client(ctx)?)
             .await
             .map_err(graphql_error)?;
         Ok(true)

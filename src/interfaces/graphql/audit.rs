@@ -105,7 +105,9 @@ impl AuditEvent {
         DateTime(self.0.occurred_at)
     }
 
-    /// Id of the account that did it; null for an anonymous caller or the command line.
+    /// Id of the account that did it; null for an anonymous caller or the command line, and,
+    /// for a user who is not an administrator, for an administrator acting on their account
+    /// (the kind tells that one did; who and from where is theirs to know).
     async fn actor_id(&self) -> Option<ID> {
         self.0.actor.map(|id| ID(id.to_string()))
     }

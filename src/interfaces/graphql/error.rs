@@ -27,12 +27,14 @@ pub mod code {
     pub const GRAPHQL_PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
     pub const GRAPHQL_VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
     pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
-    /// The database cannot be reached or is too busy right now: try again after
-    /// `extensions.retryAfter` seconds (HTTP 503).
+    /// The server is overloaded, or its database cannot be reached or stayed too busy: try
+    /// again after `extensions.retryAfter` seconds (HTTP 503).
     pub const SERVICE_UNAVAILABLE: &str = "SERVICE_UNAVAILABLE";
     /// Automatic persisted queries: the server does not know the hash; Apollo Client then
     /// sends the full query (the name is the APQ protocol's).
     pub const PERSISTED_QUERY_NOT_FOUND: &str = "PERSISTED_QUERY_NOT_FOUND";
+    /// Automatic persisted queries are turned off; the client should send whole queries.
+    pub const PERSISTED_QUERY_NOT_SUPPORTED: &str = "PERSISTED_QUERY_NOT_SUPPORTED";
 }
 
 /// What an unexpected failure tells the client; the details go to the log.
@@ -100,23 +102,13 @@ impl ExecutionMarker {
 
 /// Gives async-graphql's own errors the codes of the contract: parse failures, validation
 /// failures (including depth and complexity limits), and argument coercion during execution.
-/// Before anything runs it also enforces the limits async-graphql lacks (aliases, root fields,
-/// introspection switched off) and refuses variables async-graphql would only find wrong in
-/// the middle of execution.
-pub struct RequestErrors {
-    limits: super::Limits,
-}
-
-impl RequestErrors {
-    pub fn new(limits: super::Limits) -> Self {
-        Self { limits }
-    }
-}
+/// Before anything runs it also refuses variables async-graphql would only find wrong in the
+/// middle of execution. (The limits async-graphql lacks are checked earlier, by `Admission`.)
+pub struct RequestErrors;
 
 impl ExtensionFactory for RequestErrors {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(RequestErrorsExtension {
-            limits: self.limits,
             operation_name: Mutex::default(),
         })
     }
@@ -124,7 +116,6 @@ impl ExtensionFactory for RequestErrors {
 
 /// One per request.
 struct RequestErrorsExtension {
-    limits: super::Limits,
     operation_name: Mutex<Option<String>>,
 }
 
@@ -139,14 +130,9 @@ impl Extension for RequestErrorsExtension {
         if let Ok(mut name) = self.operation_name.lock() {
             name.clone_from(&request.operation_name);
         }
-        next.run(ctx, request).await.map_err(|error| {
-            let code = if error.message == "PersistedQueryNotFound" {
-                code::PERSISTED_QUERY_NOT_FOUND
-            } else {
-                code::GRAPHQL_VALIDATION_FAILED
-            };
-            with_code(error, code)
-        })
+        next.run(ctx, request)
+            .await
+            .map_err(|error| with_code(error, code::GRAPHQL_VALIDATION_FAILED))
     }
 
     async fn parse_query(
@@ -156,16 +142,11 @@ impl Extension for RequestErrorsExtension {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await.map_err(|mut e| {
-            // The parser's own words for its stack guard are cryptic.
-            if e.message.contains("recursion") {
-                e.message = "The document is nested too deeply to be parsed.".into();
-            }
-            with_code(e, code::GRAPHQL_PARSE_FAILED)
-        })?;
+        let document = next
+            .run(ctx, query, variables)
+            .await
+            .map_err(parse_failed)?;
         let operation_name = self.operation_name.lock().ok().and_then(|n| n.clone());
-        super::limits::check(&document, operation_name.as_deref(), &self.limits)
-            .map_err(|e| with_code(e, code::GRAPHQL_VALIDATION_FAILED))?;
         check_variables(
             &ctx.schema_env.registry,
             &document,
@@ -313,7 +294,16 @@ fn misplaced_scalar(registry: &Registry, type_name: &str, value: &Value) -> Opti
     }
 }
 
-fn with_code(mut error: ServerError, code: &str) -> ServerError {
+/// A document that cannot be parsed (or nests past the parser's guard).
+pub(super) fn parse_failed(mut error: ServerError) -> ServerError {
+    // The parser's own words for its recursion guards are cryptic.
+    if error.message.contains("recursion") {
+        error.message = "The document is nested too deeply to be parsed.".into();
+    }
+    with_code(error, code::GRAPHQL_PARSE_FAILED)
+}
+
+pub(super) fn with_code(mut error: ServerError, code: &str) -> ServerError {
     set_code_if_missing(&mut error, code);
     error
 }

@@ -2,25 +2,21 @@
 //! method, and map its error once (`error.rs`).
 
 mod account;
+mod admission;
 mod audit;
 mod auth;
 mod context;
 pub mod error;
-mod limits;
 mod pagination;
 mod sessions;
 mod types;
 mod users;
 
-use std::num::NonZeroUsize;
-
-use async_graphql::extensions::apollo_persisted_queries::{
-    ApolloPersistedQueries, LruCacheStorage,
-};
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
 use crate::application::Services;
 
+pub use admission::{Admission, Admitted, PersistedLimits, SizeLimits};
 pub use context::RequestContext;
 pub use error::{ExecutionMarker, RequestErrors};
 
@@ -44,49 +40,59 @@ pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 /// What one request may ask for.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// Checked on the text, before parsing.
+    pub size: SizeLimits,
     /// Deepest selection nesting (GraphiQL's own introspection query is 13 levels deep).
     pub max_depth: usize,
-    /// Highest cost: each field costs 1, lists multiply by their page size.
+    /// Highest cost: each field costs 1, lists multiply by their page size. It also bounds
+    /// the fields a document expands to once its fragments are inlined.
     pub max_complexity: usize,
     pub max_aliases: usize,
     pub max_root_fields: usize,
+    /// Most directives on one field, fragment spread or inline fragment.
+    pub max_directives: usize,
     pub introspection: bool,
-    /// Queries remembered for automatic persisted queries; 0 turns them off.
-    pub apq_cache_size: usize,
+    /// Automatic persisted queries: what the store of documents may hold.
+    pub persisted: PersistedLimits,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
+            // GraphiQL's introspection query is ~400 tokens and 13 levels deep; Apollo Router
+            // also refuses past 15,000 tokens by default.
+            size: SizeLimits {
+                max_tokens: 15_000,
+                max_nesting: 128,
+            },
             max_depth: 16,
             // A page of 100 items with a rich selection costs ~2,000; nested pages multiply.
             max_complexity: 20_000,
             max_aliases: 30,
             max_root_fields: 10,
+            max_directives: 10,
             introspection: true,
-            apq_cache_size: 1024,
+            persisted: PersistedLimits {
+                entries: 1024,
+                bytes: 2 * 1024 * 1024,
+            },
         }
     }
 }
 
 fn builder(limits: Limits) -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    let builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .register_output_type::<types::Node>()
         .limit_depth(limits.max_depth)
-        // The parser's own guard against stack exhaustion: far above `max_depth`, so a query
-        // merely too deep gets the clear validation error, and only absurd nesting stops here.
+        // async-graphql's recursion check on the parsed document (fragment spreads included):
+        // far above `max_depth`, so a query merely too deep gets the clear validation error.
         .limit_recursive_depth(limits.max_depth.saturating_mul(4).max(64))
         .limit_complexity(limits.max_complexity)
-        .extension(RequestErrors::new(limits));
-    match NonZeroUsize::new(limits.apq_cache_size) {
-        Some(size) => builder.extension(ApolloPersistedQueries::new(LruCacheStorage::new(
-            size.get(),
-        ))),
-        None => builder,
-    }
+        .extension(RequestErrors)
 }
 
-/// The schema wired to the services.
+/// The schema wired to the services. Every document it executes must first pass
+/// [`Admission`].
 pub fn schema(services: &Services, limits: Limits) -> AppSchema {
     builder(limits)
         .data(services.auth.clone())
@@ -95,25 +101,6 @@ pub fn schema(services: &Services, limits: Limits) -> AppSchema {
         .data(services.users.clone())
         .data(services.audit.clone())
         .finish()
-}
-
-/// A name for the operation a request runs, fit for a metric label: its root field (`login`,
-/// `me`, …) when it selects one, `multiple` for several, `invalid` when the document does not
-/// parse or name an operation. Unlike the client's `operationName`, it cannot grow without
-/// bound.
-pub fn operation_label(request: &mut async_graphql::Request) -> String {
-    let name = request.operation_name.clone();
-    let Ok(document) = request.parsed_query() else {
-        return "invalid".into();
-    };
-    limits::root_field_names(document, name.as_deref()).map_or_else(
-        || "invalid".into(),
-        |roots| match roots.as_slice() {
-            [single] => single.clone(),
-            [] => "invalid".into(),
-            _ => "multiple".into(),
-        },
-    )
 }
 
 /// The SDL clients generate code from; `schema.graphql` at the repository root holds it.

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use async_graphql::ParseRequestError;
-use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::parser::types::OperationType;
 use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::{GraphQLBatchRequest, GraphQLRequest};
 use axum::body::Body;
@@ -17,7 +17,6 @@ use crate::application::ClientInfo;
 use crate::interfaces::graphql::error::{
     code, error_code, finish_response, unavailable_retry_after,
 };
-use crate::interfaces::graphql::operation_label;
 use crate::interfaces::graphql::{ExecutionMarker, RequestContext};
 
 use super::{AppState, RequestId, graphiql};
@@ -40,7 +39,18 @@ pub async fn post_graphql(
         )
         .into_response(format);
     }
-    let request = match read_body(request, state.settings.max_body_bytes).await {
+    // The whole body is reserved before a byte of it is read, and held until the answer.
+    let limit = state.settings.max_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let Some(_reservation) = state
+        .load
+        .reserve_body(declared.unwrap_or(limit).min(limit))
+    else {
+        return super::load::busy();
+    };
+    let request = match read_body(request, limit).await {
         Ok(request) => request,
         Err(rejection) => {
             if let Some(metrics) = &state.metrics {
@@ -49,7 +59,16 @@ pub async fn post_graphql(
             return rejection.into_response(format);
         }
     };
-    execute(&state, request, &headers, peer, &request_id, format).await
+    execute(
+        &state,
+        request,
+        &headers,
+        peer,
+        &request_id,
+        format,
+        Method::Post,
+    )
+    .await
 }
 
 /// `GET /graphql`: GraphiQL for a browser, otherwise a query from the URL.
@@ -71,7 +90,7 @@ pub async fn get_graphql(
             .into_response();
     }
     let format = ResponseFormat::negotiate(&headers);
-    let mut request = match request {
+    let request = match request {
         Ok(request) => request.into_inner(),
         Err(GraphQLRejection(error)) => {
             return Rejection::unreadable(
@@ -81,30 +100,23 @@ pub async fn get_graphql(
             .into_response(format);
         }
     };
-    // GET must never change anything (a link or an <img> could trigger it). A document that
-    // does not parse is left for execution to report.
-    let operation_name = request.operation_name.clone();
-    if let Ok(document) = request.parsed_query() {
-        let operation = match (&document.operations, &operation_name) {
-            (DocumentOperations::Single(op), _) => Some(op),
-            (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name.as_str()),
-            (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
-            _ => None,
-        };
-        if operation.is_some_and(|op| op.node.ty != OperationType::Query) {
-            let mut response = Rejection {
-                status: StatusCode::METHOD_NOT_ALLOWED,
-                code: code::GRAPHQL_VALIDATION_FAILED,
-                message: "Mutations must be sent with POST.".to_owned(),
-            }
-            .into_response(format);
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
-            return response;
-        }
-    }
-    execute(&state, request, &headers, peer, &request_id, format).await
+    execute(
+        &state,
+        request,
+        &headers,
+        peer,
+        &request_id,
+        format,
+        Method::Get,
+    )
+    .await
+}
+
+/// How the request came: GET may only run queries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
 }
 
 async fn execute(
@@ -114,13 +126,32 @@ async fn execute(
     peer: SocketAddr,
     request_id: &RequestId,
     format: ResponseFormat,
+    method: Method,
 ) -> Response {
     let started = std::time::Instant::now();
-    let operation = operation_label(&mut request);
-    tracing::Span::current().record(
-        "operation",
-        request.operation_name.as_deref().unwrap_or(&operation),
-    );
+    let admitted = match state.admission.admit(&mut request) {
+        Ok(admitted) => admitted,
+        Err(error) => {
+            if let Some(metrics) = &state.metrics {
+                let outcome = error_code(&error).unwrap_or("unknown");
+                metrics.observe("invalid", outcome, started.elapsed());
+            }
+            return request_error(format, vec![error]);
+        }
+    };
+    // GET must never change anything (a link or an <img> could trigger it).
+    if method == Method::Get && admitted.operation_type == Some(OperationType::Mutation) {
+        let mut response = Rejection {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            code: code::GRAPHQL_VALIDATION_FAILED,
+            message: "Mutations must be sent with POST.".to_owned(),
+        }
+        .into_response(format);
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+        return response;
+    }
     let client = ClientInfo {
         user_agent: headers
             .get(header::USER_AGENT)
@@ -140,6 +171,9 @@ async fn execute(
         .execute(request.data(context).data(marker.clone()))
         .await;
     finish_response(&mut response, &request_id.0);
+    // The schema's name for what ran, never the client's `operationName` (unbounded text).
+    let operation = state.admission.finish(admitted, marker.executed());
+    tracing::Span::current().record("operation", operation.as_str());
     if let Some(metrics) = &state.metrics {
         let outcome = response
             .errors
@@ -150,25 +184,27 @@ async fn execute(
 
     // A request error (the document or variables were rejected; nothing ran) has no `data`
     // and, for clients that understand the GraphQL response media type, a 4xx status.
-    let (status, body) = if marker.executed() {
-        (StatusCode::OK, serde_json::to_vec(&response))
-    } else {
-        (
-            format.request_error_status(),
-            serde_json::to_vec(&json!({ "errors": response.errors })),
-        )
-    };
+    if !marker.executed() {
+        return request_error(format, response.errors);
+    }
     // The database could not serve it: 503 and Retry-After in either format, so clients,
     // proxies and load balancers take it for "try again", not for a bug.
     let retry_after = unavailable_retry_after(&response);
-    let status = retry_after.map_or(status, |_| StatusCode::SERVICE_UNAVAILABLE);
-    match body {
+    let status = retry_after.map_or(StatusCode::OK, |_| StatusCode::SERVICE_UNAVAILABLE);
+    match serde_json::to_vec(&response) {
         Ok(body) => with_retry_after(format.respond(status, body), retry_after),
         Err(error) => {
             tracing::error!(%error, "cannot serialise a GraphQL response");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
+}
+
+/// Errors of a request that never ran: no `data`, and a 4xx for clients that understand the
+/// GraphQL response media type.
+fn request_error(format: ResponseFormat, errors: Vec<async_graphql::ServerError>) -> Response {
+    let body = json!({ "errors": errors }).to_string().into_bytes();
+    format.respond(format.request_error_status(), body)
 }
 
 /// Reads a body of at most `limit` bytes and parses it as a GraphQL request. Batches (a JSON

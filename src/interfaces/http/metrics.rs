@@ -19,6 +19,7 @@ use sea_orm::{DatabaseConnection, DbBackend};
 use crate::infrastructure::audit::AuditWriter;
 use crate::infrastructure::persistence::{Contention, QueryCounter, RetryCounter};
 use crate::infrastructure::security::Argon2Hasher;
+use crate::interfaces::graphql::Admission;
 
 use super::AppState;
 
@@ -29,6 +30,7 @@ pub struct Sources {
     pub queries: QueryCounter,
     pub retries: RetryCounter,
     pub db: DatabaseConnection,
+    pub admission: Arc<Admission>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -69,6 +71,8 @@ pub struct Metrics {
     db_retries: Family<Retry, Gauge>,
     db_retries_exhausted: Gauge,
     audit_dropped: Gauge,
+    persisted_queries: Gauge,
+    persisted_query_bytes: Gauge,
     sources: Sources,
 }
 
@@ -142,6 +146,16 @@ impl Metrics {
             "audit_events_dropped",
             "Audit events dropped because their queue was full",
         );
+        let persisted_queries = gauge(
+            &mut registry,
+            "persisted_queries",
+            "Documents held for automatic persisted queries",
+        );
+        let persisted_query_bytes = gauge(
+            &mut registry,
+            "persisted_query_bytes",
+            "Bytes of the documents held for automatic persisted queries",
+        );
         Self {
             registry,
             requests,
@@ -155,6 +169,8 @@ impl Metrics {
             db_retries,
             db_retries_exhausted,
             audit_dropped,
+            persisted_queries,
+            persisted_query_bytes,
             sources,
         }
     }
@@ -204,6 +220,9 @@ impl Metrics {
         self.db_retries_exhausted
             .set(as_i64(self.sources.retries.exhausted()));
         self.audit_dropped.set(as_i64(self.sources.audit.dropped()));
+        let (documents, bytes) = self.sources.admission.persisted_usage();
+        self.persisted_queries.set(as_i64(documents as u64));
+        self.persisted_query_bytes.set(as_i64(bytes as u64));
         let (size, idle) = pool_usage(&self.sources.db);
         self.db_connections.set(i64::from(size));
         self.db_idle_connections.set(as_i64(idle as u64));

@@ -8,9 +8,11 @@ mod graphiql;
 mod graphql;
 mod guard;
 mod health;
+mod load;
 mod metrics;
 mod observe;
 mod problem;
+mod server;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,12 +21,14 @@ use axum::Router;
 use axum::routing::get;
 use sea_orm::DatabaseConnection;
 
-use super::graphql::AppSchema;
+use super::graphql::{Admission, AppSchema};
 
-pub use client_ip::{TrustedProxies, parse_network};
+pub use client_ip::{ForwardedHeader, TrustedProxies, parse_network};
 pub use cors::CorsPolicy;
+pub use load::{Load, LoadLimits};
 pub use metrics::{Metrics, Sources as MetricSources};
 pub use observe::RequestId;
+pub use server::{ConnectionLimits, serve};
 
 /// Limits and switches of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -48,25 +52,35 @@ pub struct HttpSettings {
 #[derive(Clone)]
 pub struct AppState {
     pub schema: AppSchema,
+    /// Every document passes it before the schema sees it.
+    pub admission: Arc<Admission>,
     pub db: DatabaseConnection,
     pub settings: Arc<HttpSettings>,
     /// `None` when `/metrics` is turned off.
     pub metrics: Option<Arc<Metrics>>,
+    /// Work in progress, to shed load past the limits.
+    pub load: Arc<Load>,
 }
 
 /// Every route with its middleware.
 pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
+    let work = Router::new()
         .route(
             "/graphql",
             get(graphql::get_graphql).post(graphql::post_graphql),
         )
-        .route("/graphiql/{version}/{file}", get(graphiql::asset))
+        .route("/graphiql/{version}/{file}", get(graphiql::asset));
+    #[cfg(feature = "test-hooks")]
+    let work = work.merge(guard::test_hooks());
+    // The probes and the scrape answer however busy the server is.
+    let routes = work
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.load.clone(),
+            load::shed,
+        ))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(metrics::metrics));
-    #[cfg(feature = "test-hooks")]
-    let routes = routes.merge(guard::test_hooks());
     routes
         .layer(cors::layer(&state.settings.cors))
         .layer(axum::middleware::from_fn_with_state(

@@ -4,6 +4,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::interfaces::graphql::error::code;
+
 /// A response `{"errors": [{"message", "extensions": {"code", "requestId"?}}]}`.
 pub fn problem(
     status: StatusCode,
@@ -22,6 +24,27 @@ pub fn problem(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json; charset=utf-8"),
         )],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// 503 with `Retry-After`: the server is busy or a dependency is down, and the client should
+/// try again after `retry_after_secs`.
+pub fn unavailable(message: &str, retry_after_secs: u64) -> Response {
+    let body = json!({ "errors": [{
+        "message": message,
+        "extensions": { "code": code::SERVICE_UNAVAILABLE, "retryAfter": retry_after_secs },
+    }] });
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json; charset=utf-8"),
+            ),
+            (header::RETRY_AFTER, HeaderValue::from(retry_after_secs)),
+        ],
         body.to_string(),
     )
         .into_response()

@@ -1,5 +1,8 @@
 //! Typed configuration, read once at startup from environment variables (and an optional
 //! `.env`), each also settable as a command-line flag. Nothing else reads the environment.
+//! What production refuses is in `production.rs`.
+
+mod production;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -12,7 +15,9 @@ use crate::application::ports::Quota;
 use crate::application::{Lockout, ThrottlePolicy};
 use crate::infrastructure::persistence::{DatabaseSettings, sqlite_file};
 use crate::infrastructure::security::{HashPriority, HashingSettings};
-use crate::interfaces::http::{CorsPolicy, HttpSettings, TrustedProxies, parse_network};
+use crate::interfaces::http::{
+    CorsPolicy, ForwardedHeader, HttpSettings, TrustedProxies, parse_network,
+};
 
 /// Whether the service runs for a developer or for real users.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -82,15 +87,10 @@ impl std::str::FromStr for QuotaSetting {
 /// Everything the server can be told. The README's configuration table lists the same.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
-    /// `development` or `production`.
-    #[arg(
-        long,
-        env = "APP_ENV",
-        value_enum,
-        default_value = "development",
-        global = true
-    )]
-    pub app_env: AppEnv,
+    /// `development` or `production`. Unset, the server runs in development on a loopback
+    /// address only: listening anywhere else needs APP_ENV said out loud.
+    #[arg(long, env = "APP_ENV", value_enum, global = true)]
+    pub app_env: Option<AppEnv>,
 
     /// Address to listen on.
     #[arg(long, env = "HOST", default_value = "127.0.0.1", global = true)]
@@ -104,6 +104,7 @@ pub struct Config {
     #[arg(
         long,
         env = "DATABASE_URL",
+        hide_env_values = true,
         default_value = "sqlite://data/authgraph.db?mode=rwc",
         global = true
     )]
@@ -199,6 +200,11 @@ pub struct Config {
     #[arg(long, env = "SMTP_URL", hide_env_values = true, global = true)]
     pub smtp_url: Option<String>,
 
+    /// Allow an SMTP_URL without TLS (a relay on a trusted network), which production
+    /// otherwise refuses.
+    #[arg(long, env = "SMTP_ALLOW_PLAINTEXT", default_value_t = false, value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
+    pub smtp_allow_plaintext: bool,
+
     /// Sender of emails.
     #[arg(
         long,
@@ -208,6 +214,15 @@ pub struct Config {
     )]
     pub mail_from: String,
 
+    /// Emails (with their links) waiting to be sent; past it new ones are dropped, logged and
+    /// counted, and never hold up a request.
+    #[arg(long, env = "MAIL_QUEUE_SIZE", default_value_t = 1000, global = true)]
+    pub mail_queue_size: usize,
+
+    /// Emails sent at once.
+    #[arg(long, env = "MAIL_SENDERS", default_value_t = 4, global = true)]
+    pub mail_senders: usize,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "HTTP_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
     pub http_max_body_bytes: usize,
@@ -215,6 +230,31 @@ pub struct Config {
     /// Largest total size of a request's headers, in bytes.
     #[arg(long, env = "HTTP_MAX_HEADER_BYTES", default_value_t = 32 * 1024, global = true)]
     pub http_max_header_bytes: usize,
+
+    /// Most connections served at once; past them a few more get 503 (the probes still
+    /// answer) and the rest are closed.
+    #[arg(
+        long,
+        env = "HTTP_MAX_CONNECTIONS",
+        default_value_t = 1024,
+        global = true
+    )]
+    pub http_max_connections: usize,
+
+    /// A connection must send a request's headers within this (idle keep-alive connections
+    /// included), or it is closed.
+    #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub http_header_read_timeout: Duration,
+
+    /// Most requests answered at once (health probes and metrics aside); more get 503 with
+    /// Retry-After.
+    #[arg(long, env = "HTTP_MAX_IN_FLIGHT", default_value_t = 512, global = true)]
+    pub http_max_in_flight: usize,
+
+    /// Most bytes of request bodies held in memory at once; a body that does not fit gets
+    /// 503 with Retry-After.
+    #[arg(long, env = "HTTP_BODY_BUDGET_BYTES", default_value_t = 16 * 1024 * 1024, global = true)]
+    pub http_body_budget_bytes: usize,
 
     /// A request still running after this is answered 503 and abandoned.
     #[arg(long, env = "REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
@@ -238,6 +278,22 @@ pub struct Config {
     /// believed. Default: none, so the client address is the TCP peer.
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network, global = true)]
     pub trusted_proxies: Vec<IpNet>,
+
+    /// Allow TRUSTED_PROXIES to name networks wider than /8 (IPv4) or /7 (IPv6), which
+    /// production otherwise refuses.
+    #[arg(long, env = "TRUSTED_PROXIES_ALLOW_WIDE", default_value_t = false, value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
+    pub trusted_proxies_allow_wide: bool,
+
+    /// The header in which the trusted proxies name the client: `x-forwarded-for` or the
+    /// standard `forwarded` (RFC 7239). The other one is ignored, since a client can send it.
+    #[arg(
+        long,
+        env = "TRUSTED_PROXY_HEADER",
+        value_enum,
+        default_value = "x-forwarded-for",
+        global = true
+    )]
+    pub trusted_proxy_header: ForwardedHeader,
 
     /// Send Strict-Transport-Security (set it when clients reach the service over HTTPS).
     #[arg(long, env = "HSTS", default_value_t = false, value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
@@ -264,6 +320,26 @@ pub struct Config {
     )]
     pub graphql_max_complexity: usize,
 
+    /// Most lexical tokens (names, numbers, strings, punctuation) in a document; checked
+    /// before parsing.
+    #[arg(
+        long,
+        env = "GRAPHQL_MAX_TOKENS",
+        default_value_t = 15_000,
+        global = true
+    )]
+    pub graphql_max_tokens: usize,
+
+    /// Deepest nesting of brackets (`{`, `[`, `(` together) in a document; checked before
+    /// parsing.
+    #[arg(
+        long,
+        env = "GRAPHQL_MAX_NESTING",
+        default_value_t = 128,
+        global = true
+    )]
+    pub graphql_max_nesting: usize,
+
     /// Most aliases one document may use.
     #[arg(long, env = "GRAPHQL_MAX_ALIASES", default_value_t = 30, global = true)]
     pub graphql_max_aliases: usize,
@@ -277,14 +353,28 @@ pub struct Config {
     )]
     pub graphql_max_root_fields: usize,
 
+    /// Most directives on one field, fragment spread or inline fragment.
+    #[arg(
+        long,
+        env = "GRAPHQL_MAX_DIRECTIVES",
+        default_value_t = 10,
+        global = true
+    )]
+    pub graphql_max_directives: usize,
+
     /// Serve Prometheus metrics at GET /metrics (keep it off the public internet, e.g. at the
     /// proxy).
     #[arg(long, env = "METRICS", default_value_t = true, value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
     pub metrics: bool,
 
-    /// Queries remembered for automatic persisted queries (by SHA-256 hash); 0 turns APQ off.
+    /// Most documents remembered for automatic persisted queries (by SHA-256 hash); 0 turns
+    /// APQ off. Only documents that passed validation are remembered.
     #[arg(long, env = "APQ_CACHE_SIZE", default_value_t = 1024, global = true)]
     pub apq_cache_size: usize,
+
+    /// Most bytes of document text remembered for automatic persisted queries.
+    #[arg(long, env = "APQ_CACHE_BYTES", default_value_t = 2 * 1024 * 1024, global = true)]
+    pub apq_cache_bytes: usize,
 
     /// Rate limits and the sign-in lockout: on, or `false` to turn them all off (benchmarks).
     #[arg(long, env = "RATE_LIMITS", default_value_t = true, value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
@@ -363,6 +453,62 @@ pub struct Config {
     )]
     pub rate_limit_password_reset_account: QuotaSetting,
 
+    /// Password confirmations (changing the password or the email, deleting the account) per
+    /// session.
+    #[arg(
+        long,
+        env = "RATE_LIMIT_PASSWORD_CONFIRM",
+        default_value = "5/15m",
+        global = true
+    )]
+    pub rate_limit_password_confirm: QuotaSetting,
+
+    /// Password confirmations per account, over all its sessions.
+    #[arg(
+        long,
+        env = "RATE_LIMIT_PASSWORD_CONFIRM_ACCOUNT",
+        default_value = "10/1h",
+        global = true
+    )]
+    pub rate_limit_password_confirm_account: QuotaSetting,
+
+    /// Emails sent on a client's request (verification links, email changes) per client
+    /// address.
+    #[arg(long, env = "RATE_LIMIT_EMAIL", default_value = "10/1h", global = true)]
+    pub rate_limit_email: QuotaSetting,
+
+    /// Emails sent on a client's request per recipient address.
+    #[arg(
+        long,
+        env = "RATE_LIMIT_EMAIL_RECIPIENT",
+        default_value = "3/1h",
+        global = true
+    )]
+    pub rate_limit_email_recipient: QuotaSetting,
+
+    /// Password hashes one account may have queued or running at once.
+    #[arg(
+        long,
+        env = "PASSWORD_HASHES_PER_ACCOUNT",
+        default_value_t = 2,
+        global = true
+    )]
+    pub password_hashes_per_account: usize,
+
+    /// IPv6 clients are limited by this prefix of their address (IPv4 ones by address).
+    #[arg(long, env = "RATE_LIMIT_IPV6_PREFIX", default_value_t = 64, value_parser = clap::value_parser!(u8).range(1..=128), global = true)]
+    pub rate_limit_ipv6_prefix: u8,
+
+    /// Keys the in-memory rate-limit store keeps (addresses, accounts, sessions); past it the
+    /// least recently used is forgotten.
+    #[arg(
+        long,
+        env = "RATE_LIMIT_MEMORY_KEYS",
+        default_value_t = 50_000,
+        global = true
+    )]
+    pub rate_limit_memory_keys: usize,
+
     /// Failed sign-ins to one account (within LOGIN_LOCKOUT_WINDOW) before it is locked; 0
     /// turns the lockout off.
     #[arg(long, env = "LOGIN_LOCKOUT_AFTER", default_value_t = 5, global = true)]
@@ -439,7 +585,69 @@ impl Config {
     }
 
     pub fn is_production(&self) -> bool {
-        self.app_env == AppEnv::Production
+        self.app_env == Some(AppEnv::Production)
+    }
+
+    /// Refuses, with every reason at once, a configuration production must not run with;
+    /// in development the same findings are warnings.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let findings = production::findings(self);
+        if !self.is_production() {
+            for finding in &findings {
+                tracing::warn!("{finding} (production refuses this)");
+            }
+            return Ok(());
+        }
+        anyhow::ensure!(
+            findings.is_empty(),
+            "this configuration is refused in production:\n- {}",
+            findings.join("\n- ")
+        );
+        Ok(())
+    }
+
+    /// One line for the startup log: the mode and what it turns on.
+    pub fn mode(&self) -> String {
+        let on_off = |on: bool| if on { "on" } else { "off" };
+        let limits = self.graphql_limits();
+        let http = self.http();
+        let mail = match (self.mailer, &self.smtp_url) {
+            (Some(MailerKind::Log), _) | (None, None) => "written to the log",
+            _ => "sent by SMTP",
+        };
+        let cors = match &http.cors {
+            CorsPolicy::None => "no browser origins".to_owned(),
+            CorsPolicy::Localhost => "any localhost origin".to_owned(),
+            CorsPolicy::Origins(origins) => origins.join(", "),
+        };
+        let mode = match self.app_env {
+            Some(AppEnv::Production) => "production",
+            Some(AppEnv::Development) => "development",
+            None => "development (APP_ENV not set: loopback only)",
+        };
+        format!(
+            "{mode}: GraphiQL {}, introspection {}, emails {mail}, CORS {cors}, JWT secret {}",
+            on_off(http.graphiql),
+            on_off(limits.introspection),
+            if self.jwt_secret.is_some() {
+                "from JWT_SECRET"
+            } else {
+                "generated and kept beside the database"
+            },
+        )
+    }
+
+    /// Refuses to serve beyond loopback in a mode nobody chose: a development server on a
+    /// public address hands out a generated secret, logs links and answers introspection.
+    pub fn check_listen_address(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.app_env.is_some() || self.host.is_loopback(),
+            "HOST={} is not a loopback address and APP_ENV is not set. Set APP_ENV=production \
+             for a real deployment (or APP_ENV=development to run a development server there \
+             on purpose).",
+            self.host
+        );
+        Ok(())
     }
 
     pub fn database(&self) -> DatabaseSettings {
@@ -462,19 +670,44 @@ impl Config {
             request_timeout: self.request_timeout,
             cors,
             graphiql: self.graphiql.unwrap_or(!self.is_production()),
-            trusted_proxies: TrustedProxies(self.trusted_proxies.clone()),
+            trusted_proxies: TrustedProxies {
+                networks: self.trusted_proxies.clone(),
+                header: self.trusted_proxy_header,
+            },
             hsts: self.hsts,
+        }
+    }
+
+    pub fn connection_limits(&self) -> crate::interfaces::http::ConnectionLimits {
+        crate::interfaces::http::ConnectionLimits {
+            max_connections: self.http_max_connections,
+            header_read_timeout: self.http_header_read_timeout,
+        }
+    }
+
+    pub fn load_limits(&self) -> crate::interfaces::http::LoadLimits {
+        crate::interfaces::http::LoadLimits {
+            max_in_flight: self.http_max_in_flight,
+            body_budget_bytes: self.http_body_budget_bytes,
         }
     }
 
     pub fn graphql_limits(&self) -> crate::interfaces::graphql::Limits {
         crate::interfaces::graphql::Limits {
+            size: crate::interfaces::graphql::SizeLimits {
+                max_tokens: self.graphql_max_tokens,
+                max_nesting: self.graphql_max_nesting,
+            },
             max_depth: self.graphql_max_depth,
             max_complexity: self.graphql_max_complexity,
             max_aliases: self.graphql_max_aliases,
             max_root_fields: self.graphql_max_root_fields,
+            max_directives: self.graphql_max_directives,
             introspection: self.introspection.unwrap_or(!self.is_production()),
-            apq_cache_size: self.apq_cache_size,
+            persisted: crate::interfaces::graphql::PersistedLimits {
+                entries: self.apq_cache_size,
+                bytes: self.apq_cache_bytes,
+            },
         }
     }
 
@@ -490,6 +723,12 @@ impl Config {
             refresh_per_ip: self.rate_limit_refresh.0,
             password_reset_per_ip: self.rate_limit_password_reset.0,
             password_reset_per_account: self.rate_limit_password_reset_account.0,
+            confirm_per_session: self.rate_limit_password_confirm.0,
+            confirm_per_account: self.rate_limit_password_confirm_account.0,
+            email_per_ip: self.rate_limit_email.0,
+            email_per_recipient: self.rate_limit_email_recipient.0,
+            hashes_per_account: Some(self.password_hashes_per_account.max(1)),
+            ipv6_prefix: self.rate_limit_ipv6_prefix,
             lockout: (self.login_lockout_after > 0).then_some(Lockout {
                 after: self.login_lockout_after,
                 window: self.login_lockout_window,

@@ -1,0 +1,456 @@
+//! Hostile documents and requests, one at a time, against the real server: each is answered
+//! with a 4xx or a GraphQL error with a code, the server stays healthy, and nothing of what
+//! was sent is kept (persisted queries, metric series).
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+
+const PARSE: &[&str] = &["GRAPHQL_PARSE_FAILED"];
+const VALIDATION: &[&str] = &["GRAPHQL_VALIDATION_FAILED"];
+/// Anything a client may be told, short of an internal error.
+const ANY_CLIENT_ERROR: &[&str] = &[
+    "GRAPHQL_PARSE_FAILED",
+    "GRAPHQL_VALIDATION_FAILED",
+    "BAD_USER_INPUT",
+    "UNAUTHENTICATED",
+];
+
+/// Posts `body` (any JSON, or raw text) and returns the status and the JSON answer. A server
+/// that hangs fails the test instead of stalling it.
+async fn post(app: &TestApp, body: String) -> (StatusCode, Value) {
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .header(CONTENT_TYPE, "application/json")
+        .header(ACCEPT, "application/graphql-response+json")
+        .timeout(Duration::from_secs(120))
+        .body(body)
+        .send()
+        .await
+        .expect("the server answers");
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| {
+        panic!(
+            "a JSON answer, got {status}: {}",
+            &text[..text.len().min(300)]
+        )
+    });
+    (status, body)
+}
+
+fn query(document: &str) -> String {
+    json!({ "query": document }).to_string()
+}
+
+/// The codes of the answer's errors; every error has one.
+fn codes(body: &Value) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("expected errors: {body:.300}"))
+        .iter()
+        .map(|e| {
+            e["extensions"]["code"]
+                .as_str()
+                .unwrap_or_else(|| panic!("an error without a code: {e}"))
+                .to_owned()
+        })
+        .collect()
+}
+
+async fn assert_healthy(app: &TestApp) {
+    let health = app.client.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let (status, body) = post(app, query("{ __typename }")).await;
+    assert_eq!(
+        (status, &body["data"]["__typename"]),
+        (StatusCode::OK, &json!("Query"))
+    );
+}
+
+/// `count` fragments, each spreading the next one twice: 2^count fields once expanded.
+fn fan_out(count: usize) -> String {
+    let mut document = String::from("query { ...F0 }");
+    for i in 0..count {
+        document += &format!(
+            " fragment F{i} on Query {{ __typename ...F{n} ...F{n} }}",
+            n = i + 1
+        );
+    }
+    document + &format!(" fragment F{count} on Query {{ __typename }}")
+}
+
+fn nested(open: &str, middle: &str, close: &str, depth: usize) -> String {
+    format!("{}{middle}{}", open.repeat(depth), close.repeat(depth))
+}
+
+/// Each attack, what it sends, and the codes it may be answered with.
+fn corpus() -> Vec<(&'static str, String, &'static [&'static str])> {
+    let distinct_fields: Vec<String> = (0..90_000).map(|i| format!("f{i}")).collect();
+    vec![
+        (
+            "a fragment spreading itself",
+            query("query { ...A } fragment A on Query { __typename ...A }"),
+            VALIDATION,
+        ),
+        (
+            "two fragments spreading each other",
+            query(
+                "query { ...A } fragment A on Query { __typename ...B } fragment B on Query { ...A }",
+            ),
+            VALIDATION,
+        ),
+        (
+            "a cycle inside introspection",
+            query("{ __schema { types { ...T } } } fragment T on __Type { name ofType { ...T } }"),
+            VALIDATION,
+        ),
+        (
+            "a cycle in a fragment no operation uses",
+            query("{ __typename } fragment A on Query { ...B } fragment B on Query { ...A }"),
+            VALIDATION,
+        ),
+        (
+            "exponential fragment fan-out",
+            query(&fan_out(40)),
+            VALIDATION,
+        ),
+        (
+            "fan-out just past the field limit",
+            query(&fan_out(15)),
+            VALIDATION,
+        ),
+        (
+            "a megabyte of distinct root fields",
+            query(&format!("{{ {} }}", distinct_fields[..90_000].join(" "))),
+            PARSE,
+        ),
+        (
+            "ninety thousand repeated fields",
+            query(&format!("{{ {} }}", "__typename ".repeat(90_000))),
+            PARSE,
+        ),
+        (
+            "thousands of repeated fields under the token limit",
+            query(&format!("{{ me {{ {} }} }}", "id ".repeat(14_000))),
+            ANY_CLIENT_ERROR,
+        ),
+        (
+            "deep selection nesting",
+            query(&nested("{ me ", "", " }", 10_000)),
+            PARSE,
+        ),
+        (
+            "a deep list literal",
+            query(&format!(
+                "{{ user(id: {}) {{ id }} }}",
+                nested("[", "1", "]", 100_000)
+            )),
+            PARSE,
+        ),
+        (
+            "a deep object literal",
+            query(&format!(
+                "{{ user(id: {}) {{ id }} }}",
+                nested("{a: ", "1", "}", 50_000)
+            )),
+            PARSE,
+        ),
+        (
+            "a deep list type in a variable definition",
+            query(&format!(
+                "query($v: {}) {{ __typename }}",
+                nested("[", "Int", "]", 50_000)
+            )),
+            PARSE,
+        ),
+        (
+            "deeply nested JSON variables",
+            format!(
+                r#"{{"query":"query($v: ID!) {{ user(id: $v) {{ id }} }}","variables":{{"v":{}}}}}"#,
+                nested("[", "1", "]", 10_000)
+            ),
+            PARSE,
+        ),
+        (
+            "thousands of directives on one field",
+            query(&format!(
+                "{{ __typename {} }}",
+                "@skip(if: false) ".repeat(2_000)
+            )),
+            VALIDATION,
+        ),
+        (
+            "thousands of operations in one document",
+            query(
+                &(0..5_000)
+                    .map(|i| format!("query Q{i} {{ __typename }} "))
+                    .collect::<String>(),
+            ),
+            PARSE,
+        ),
+        (
+            "a huge string",
+            query(&format!(
+                "{{ user(id: \"{}\") {{ id }} }}",
+                "x".repeat(900_000)
+            )),
+            ANY_CLIENT_ERROR,
+        ),
+        (
+            "a huge number",
+            query(&format!(
+                "{{ users(first: 1{}) {{ totalCount }} }}",
+                "0".repeat(900_000)
+            )),
+            ANY_CLIENT_ERROR,
+        ),
+        (
+            "control characters and broken escapes",
+            query("{ user(id: \"\\uD800\u{0}\") { id } } \u{0} \"\\q"),
+            PARSE,
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn every_hostile_document_is_refused_with_a_code_and_the_server_stays_healthy() {
+    let app = spawn_app().await;
+    for (attack, body, expected) in corpus() {
+        let (status, answer) = post(&app, body).await;
+        assert!(
+            status.is_client_error() || status == StatusCode::OK,
+            "{attack}: status {status}"
+        );
+        assert!(answer["errors"].is_array(), "{attack}: {answer:.300}");
+        for code in codes(&answer) {
+            assert!(
+                expected.contains(&code.as_str()),
+                "{attack}: {code} in {answer:.500}"
+            );
+        }
+        assert_healthy(&app).await;
+    }
+}
+
+#[tokio::test]
+async fn each_limit_names_itself() {
+    let app = spawn_app().await;
+    let (_, tokens) = post(
+        &app,
+        query(&format!("{{ {} }}", "__typename ".repeat(20_000))),
+    )
+    .await;
+    assert_eq!(
+        tokens["errors"][0]["message"],
+        "The document has more than 15000 tokens; at most 15000 are allowed."
+    );
+    let (_, nesting) = post(
+        &app,
+        query(&format!("{{ user(id: {}) }}", nested("[", "1", "]", 200))),
+    )
+    .await;
+    assert_eq!(
+        nesting["errors"][0]["message"],
+        "The document nests brackets more than 128 deep; at most 128 levels are allowed."
+    );
+    let (_, directives) = post(
+        &app,
+        query(&format!(
+            "{{ __typename {} }}",
+            "@skip(if: false) ".repeat(11)
+        )),
+    )
+    .await;
+    assert_eq!(
+        directives["errors"][0]["message"],
+        "A selection carries 11 directives; at most 10 are allowed."
+    );
+    let (_, cycle) = post(&app, query("query { ...A } fragment A on Query { ...A }")).await;
+    assert_eq!(
+        cycle["errors"][0]["message"],
+        "Cannot spread fragment \"A\" within itself."
+    );
+    let (_, fan) = post(&app, query(&fan_out(40))).await;
+    assert_eq!(
+        fan["errors"][0]["message"],
+        "The document selects more than 20000 fields once its fragments are expanded; at most \
+         20000 are allowed."
+    );
+}
+
+#[tokio::test]
+async fn the_parser_limits_are_configurable_and_graphiqls_introspection_fits_the_defaults() {
+    let app = spawn_app_with(|config| {
+        config.graphql_max_tokens = 5;
+        config.graphql_max_nesting = 2;
+    })
+    .await;
+    let (status, body) = post(&app, query("{ me { id email } }")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(codes(&body), ["GRAPHQL_PARSE_FAILED"]);
+
+    let app = spawn_app().await;
+    let (status, body) = post(&app, query(GRAPHIQL_INTROSPECTION)).await;
+    assert_eq!(status, StatusCode::OK, "{body:.500}");
+    assert!(body["data"]["__schema"]["types"].as_array().unwrap().len() > 10);
+}
+
+async fn metric_series(app: &TestApp) -> Vec<String> {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|line| line.starts_with("authgraph_graphql_requests_total{"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn metric_labels_come_from_the_schema_never_from_the_client() {
+    let app = spawn_app().await;
+    post(&app, query("{ __typename }")).await;
+    for i in 0..300 {
+        let body = json!({ "query": format!("query Name{i} {{ field{i} }}"), "operationName": format!("Name{i}") });
+        let (_, answer) = post(&app, body.to_string()).await;
+        assert_eq!(codes(&answer), ["GRAPHQL_VALIDATION_FAILED"]);
+    }
+    let series = metric_series(&app).await;
+    assert!(
+        series
+            .iter()
+            .all(|s| !s.contains("field") && !s.contains("Name")),
+        "{series:#?}"
+    );
+    assert!(
+        series.iter().any(|s| s.contains(r#"operation="invalid""#)),
+        "{series:#?}"
+    );
+    assert!(series.len() <= 3, "{series:#?}");
+}
+
+fn persisted(document: &str) -> String {
+    let hash = format!("{:x}", Sha256::digest(document.as_bytes()));
+    json!({
+        "query": document,
+        "extensions": { "persistedQuery": { "version": 1, "sha256Hash": hash } },
+    })
+    .to_string()
+}
+
+fn by_hash(document: &str) -> String {
+    let hash = format!("{:x}", Sha256::digest(document.as_bytes()));
+    json!({ "extensions": { "persistedQuery": { "version": 1, "sha256Hash": hash } } }).to_string()
+}
+
+async fn gauge(app: &TestApp, name: &str) -> f64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name}"))
+}
+
+#[tokio::test]
+async fn persisted_queries_keep_only_documents_that_validated() {
+    let app = spawn_app().await;
+    // Thirty 900 KB documents that parse but never validate, each sent with its hash.
+    for i in 0..30 {
+        let document = format!("{{ nothing{i}(s: \"{}\") }}", "x".repeat(900_000));
+        let (_, answer) = post(&app, persisted(&document)).await;
+        assert_eq!(codes(&answer), ["GRAPHQL_VALIDATION_FAILED"]);
+        let (_, again) = post(&app, by_hash(&document)).await;
+        assert_eq!(codes(&again), ["PERSISTED_QUERY_NOT_FOUND"]);
+    }
+    assert_eq!(gauge(&app, "authgraph_persisted_query_bytes").await, 0.0);
+
+    // A hash that does not match its document is refused, and nothing is kept.
+    let body = json!({
+        "query": "{ __typename }",
+        "extensions": { "persistedQuery": { "version": 1, "sha256Hash": "0".repeat(64) } },
+    });
+    let (_, answer) = post(&app, body.to_string()).await;
+    assert_eq!(codes(&answer), ["GRAPHQL_VALIDATION_FAILED"]);
+    assert_eq!(gauge(&app, "authgraph_persisted_queries").await, 0.0);
+}
+
+#[tokio::test]
+async fn the_persisted_query_store_is_bounded_in_bytes() {
+    let app = spawn_app_with(|config| config.apq_cache_bytes = 10_000).await;
+    for i in 0..20 {
+        // Valid documents of ~3 KB each (a comment makes them long).
+        let document = format!("{{ __typename }} # {i} {}", "x".repeat(3_000));
+        let (status, _) = post(&app, persisted(&document)).await;
+        assert_eq!(status, StatusCode::OK);
+        let (_, by_hash) = post(&app, by_hash(&document)).await;
+        assert_eq!(by_hash["data"]["__typename"], "Query");
+    }
+    let bytes = gauge(&app, "authgraph_persisted_query_bytes").await;
+    assert!(bytes > 0.0 && bytes <= 10_000.0, "{bytes}");
+    assert_eq!(gauge(&app, "authgraph_persisted_queries").await, 3.0);
+}
+
+#[tokio::test]
+async fn without_persisted_queries_a_hash_alone_is_told_they_are_not_supported() {
+    let app = spawn_app_with(|config| config.apq_cache_size = 0).await;
+    let (_, answer) = post(&app, by_hash("{ __typename }")).await;
+    assert_eq!(codes(&answer), ["PERSISTED_QUERY_NOT_SUPPORTED"]);
+    let (status, answer) = post(&app, persisted("{ __typename }")).await;
+    assert_eq!(
+        (status, &answer["data"]["__typename"]),
+        (StatusCode::OK, &json!("Query"))
+    );
+}
+
+/// What GraphiQL sends when it opens (graphiql 3, with descriptions and repeatable directives).
+const GRAPHIQL_INTROSPECTION: &str = r#"
+query IntrospectionQuery {
+  __schema {
+    queryType { name }
+    mutationType { name }
+    subscriptionType { name }
+    types { ...FullType }
+    directives { name description locations isRepeatable args(includeDeprecated: true) { ...InputValue } }
+  }
+}
+fragment FullType on __Type {
+  kind name description specifiedByURL
+  fields(includeDeprecated: true) {
+    name description
+    args(includeDeprecated: true) { ...InputValue }
+    type { ...TypeRef }
+    isDeprecated deprecationReason
+  }
+  inputFields(includeDeprecated: true) { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue {
+  name description type { ...TypeRef } defaultValue isDeprecated deprecationReason
+}
+fragment TypeRef on __Type {
+  kind name
+  ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name
+    ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } } }
+}
+"#;

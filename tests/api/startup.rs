@@ -1,0 +1,178 @@
+//! The real binary, in production, refusing each setting that would open a hole: every bad
+//! setting alone on top of a valid production configuration, a non-zero exit and a message
+//! naming the setting. And the settings that relax a refusal on purpose.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::cli::ServerProcess;
+
+const STRONG_SECRET: &str = "pYyU3mZ0c7mNnY5wZ3Nw2hQ0zvJc5F0b6wqQm1o4J9k5TqW8nVbR2xXl3sA7eD1g";
+
+/// A valid production configuration on a database of its own.
+fn production(dir: &tempfile::TempDir) -> Vec<(&'static str, String)> {
+    vec![
+        ("APP_ENV", "production".into()),
+        ("HOST", "127.0.0.1".into()),
+        ("PORT", "0".into()),
+        (
+            "DATABASE_URL",
+            format!("sqlite://{}/db.sqlite?mode=rwc", dir.path().display()),
+        ),
+        ("JWT_SECRET", STRONG_SECRET.into()),
+        ("PUBLIC_URL", "https://app.example.com".into()),
+        ("MAILER", "log".into()),
+    ]
+}
+
+/// Runs the binary with `changes` applied (an empty value removes the variable) and waits
+/// for it to exit; returns what it logged. A server that keeps running fails the test.
+fn refused(changes: &[(&'static str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = production(&dir);
+    for (name, value) in changes {
+        env.retain(|(n, _)| n != name);
+        if !value.is_empty() {
+            env.push((name, (*value).to_owned()));
+        }
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_authgraph"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(n, v)| (*n, v.as_str())))
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("the server started with {changes:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let output = child.wait_with_output().unwrap();
+    assert!(!status.success(), "{changes:?} exited with {status}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn production_refuses_each_setting_that_would_open_a_hole() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("JWT_SECRET", "")], "JWT_SECRET is not set"),
+        (&[("JWT_SECRET", &"a".repeat(64))], "JWT_SECRET"),
+        (&[("JWT_SECRET", "short-but-random-9f$Kq!")], "JWT_SECRET"),
+        (
+            &[("JWT_PREVIOUS_SECRETS", "old-secret")],
+            "JWT_PREVIOUS_SECRETS",
+        ),
+        (&[("TRUSTED_PROXIES", "0.0.0.0/0")], "TRUSTED_PROXIES"),
+        (&[("TRUSTED_PROXIES", "10.0.0.1,::/0")], "TRUSTED_PROXIES"),
+        (&[("PUBLIC_URL", "http://app.example.com")], "PUBLIC_URL"),
+        (&[("PUBLIC_URL", "https://localhost:3000")], "PUBLIC_URL"),
+        (
+            &[
+                ("MAILER", ""),
+                ("SMTP_URL", "smtp://user:pw@mail.example.com:587"),
+            ],
+            "SMTP_URL",
+        ),
+        (&[("MAILER", "")], "SMTP_URL"),
+        (&[("APP_ENV", ""), ("HOST", "0.0.0.0")], "APP_ENV"),
+    ];
+    for (changes, named) in cases {
+        let said = refused(changes);
+        assert!(
+            said.contains(named),
+            "{changes:?} should name {named}: {said}"
+        );
+        assert!(
+            !said.contains(STRONG_SECRET),
+            "the message leaks the secret: {said}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_valid_production_configuration_starts_and_the_relaxations_are_honoured() {
+    for relaxed in [
+        vec![],
+        vec![
+            ("TRUSTED_PROXIES", "0.0.0.0/0"),
+            ("TRUSTED_PROXIES_ALLOW_WIDE", "true"),
+        ],
+        vec![
+            ("MAILER", "smtp"),
+            ("SMTP_URL", "smtp://127.0.0.1:2525"),
+            ("SMTP_ALLOW_PLAINTEXT", "true"),
+        ],
+        vec![("APP_ENV", "development"), ("HOST", "0.0.0.0")],
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut env = production(&dir);
+        for (name, value) in &relaxed {
+            env.retain(|(n, _)| n != name);
+            env.push((name, (*value).to_owned()));
+        }
+        let database = env
+            .iter()
+            .find(|(n, _)| *n == "DATABASE_URL")
+            .unwrap()
+            .1
+            .clone();
+        let env: Vec<(&str, &str)> = env.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let server = ServerProcess::start(&database, &env);
+        let ready = reqwest::get(server.url("/ready")).await.unwrap();
+        assert_eq!(ready.status(), 200, "{relaxed:?}");
+        // The image's health check is the binary itself.
+        let port = server.address.rsplit(':').next().unwrap();
+        let check = Command::new(env!("CARGO_BIN_EXE_authgraph"))
+            .arg("healthcheck")
+            .env("PORT", port)
+            .env("HOST", "127.0.0.1")
+            .status()
+            .unwrap();
+        assert!(check.success());
+    }
+}
+
+#[test]
+fn the_health_check_fails_when_nothing_answers() {
+    let status = Command::new(env!("CARGO_BIN_EXE_authgraph"))
+        .arg("healthcheck")
+        .env("PORT", "1")
+        .env("HOST", "127.0.0.1")
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success());
+}
+
+#[test]
+fn help_never_shows_secret_values() {
+    let output = Command::new(env!("CARGO_BIN_EXE_authgraph"))
+        .arg("--help")
+        .env("DATABASE_URL", "postgres://app:db-password-123@db/app")
+        .env("JWT_SECRET", STRONG_SECRET)
+        .env("SMTP_URL", "smtps://u:smtp-password-456@mail.example.com")
+        .env("REDIS_URL", "redis://:redis-password-789@cache:6379")
+        .env("JWT_PREVIOUS_SECRETS", "previous-secret-000")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(help.contains("DATABASE_URL"), "{help}");
+    for secret in [
+        "db-password-123",
+        STRONG_SECRET,
+        "smtp-password-456",
+        "redis-password-789",
+        "previous-secret-000",
+    ] {
+        assert!(!help.contains(secret), "--help shows {secret}");
+    }
+}
