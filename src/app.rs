@@ -193,10 +193,13 @@ async fn connect_and_migrate_counted(
     config: &Config,
     queries: &QueryCounter,
 ) -> anyhow::Result<DatabaseConnection> {
+    let _turn = persistence::startup_turn(&config.database_url)
+        .await
+        .context("cannot take the migration lock beside the SQLite database")?;
     let db = persistence::connect(&config.database(), queries)
         .await
         .context("cannot connect to the database (check DATABASE_URL)")?;
-    persistence::migrate(&db, &config.database_url)
+    persistence::migrate(&db)
         .await
         .context("cannot apply database migrations")?;
     Ok(db)

@@ -8,8 +8,10 @@ pub struct Model {
     pub token_hash: String,
     pub session_id: Uuid,
     pub issued_at: DateTimeUtc,
-    /// Set when the token is exchanged; a second use is a sign of theft.
+    /// Set when the token is exchanged.
     pub used_at: Option<DateTimeUtc>,
+    /// The generation of its session's chain it belongs to.
+    pub generation: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

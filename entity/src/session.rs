@@ -12,6 +12,11 @@ pub struct Model {
     pub revoked_at: Option<DateTimeUtc>,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    /// The generation of refresh tokens that is current; the previous one may be exchanged
+    /// again only briefly after `rotated_at`, and only `siblings` times in all.
+    pub generation: i64,
+    pub rotated_at: Option<DateTimeUtc>,
+    pub siblings: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -18,6 +18,9 @@ pub struct Model {
     pub suspension_reason: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Moves on when the password, the email or a suspension changes: emailed links carry
+    /// the version they were issued for and die with it.
+    pub credential_version: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

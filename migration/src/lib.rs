@@ -6,6 +6,7 @@ mod columns;
 mod m20261125_000001_create_accounts;
 mod m20261125_000002_account_tokens;
 mod m20261125_000003_admin_and_audit;
+mod m20261129_000004_credential_binding;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_accounts::Migration),
             Box::new(m20261125_000002_account_tokens::Migration),
             Box::new(m20261125_000003_admin_and_audit::Migration),
+            Box::new(m20261129_000004_credential_binding::Migration),
         ]
     }
 }

@@ -48,7 +48,9 @@ struct LinkMail {
 impl LinkMail {
     async fn password_reset(self, user: User) -> Result<(), ServiceError> {
         let ttl = self.links.password_reset_ttl;
-        let token = self.issue(&user, TokenPurpose::PasswordReset, ttl).await?;
+        let Some(token) = self.issue(&user, TokenPurpose::PasswordReset, ttl).await? else {
+            return Ok(());
+        };
         let link = self.links.link("reset-password", &token);
         self.mailer
             .send(OutgoingEmail {
@@ -68,9 +70,12 @@ impl LinkMail {
 
     async fn verification(self, user: User) -> Result<(), ServiceError> {
         let ttl = self.links.email_verification_ttl;
-        let token = self
+        let Some(token) = self
             .issue(&user, TokenPurpose::EmailVerification, ttl)
-            .await?;
+            .await?
+        else {
+            return Ok(());
+        };
         let link = self.links.link("verify-email", &token);
         self.mailer
             .send(OutgoingEmail {
@@ -87,24 +92,32 @@ impl LinkMail {
         Ok(())
     }
 
+    /// A link for `user` as read, bound to its address and credential version; `None` when
+    /// the account changed since it was read (the link would be void: nothing is sent).
     async fn issue(
         &self,
         user: &User,
         purpose: TokenPurpose,
         ttl: Duration,
-    ) -> Result<OpaqueToken, ServiceError> {
+    ) -> Result<Option<OpaqueToken>, ServiceError> {
         let token = OpaqueToken::generate()?;
         let now = self.clock.now();
-        self.tokens
-            .replace(&AccountToken {
+        let issued = self
+            .tokens
+            .issue(&AccountToken {
                 hash: token.hash(),
                 user_id: user.id,
                 purpose,
+                email: user.email.clone(),
+                credential_version: user.credential_version,
                 created_at: now,
                 expires_at: now + ttl,
             })
             .await?;
-        Ok(token)
+        if !issued {
+            tracing::info!(user_id = %user.id, "the account changed before its link was issued: none sent");
+        }
+        Ok(issued.then_some(token))
     }
 }
 
@@ -194,13 +207,18 @@ impl AccountService {
         // Hash first: if hashing is saturated the link stays usable for another try.
         let hash = self.hasher.hash(new_password).await?;
         let now = self.clock.now();
-        let user_id = self
+        let used = self
             .tokens
             .consume(&token.hash(), TokenPurpose::PasswordReset, now)
             .await?
             .ok_or_else(|| invalid_link("password-reset"))?;
+        let user_id = used.user_id;
+        // The new password moves the credential version on: every other link dies.
         self.users.set_password_hash(user_id, &hash, now).await?;
-        self.users.mark_email_verified(user_id, now).await?;
+        // The link proved the address it was sent to, and only that one.
+        self.users
+            .mark_email_verified(user_id, &used.email, now)
+            .await?;
         let ended = self.sessions.end_other_sessions(user_id, None).await?;
         let user = self
             .users
@@ -223,12 +241,19 @@ impl AccountService {
         client: &ClientInfo,
     ) -> Result<User, ServiceError> {
         let now = self.clock.now();
-        let user_id = self
+        let used = self
             .tokens
             .consume(&token.hash(), TokenPurpose::EmailVerification, now)
             .await?
             .ok_or_else(|| invalid_link("verification"))?;
-        self.users.mark_email_verified(user_id, now).await?;
+        let user_id = used.user_id;
+        if !self
+            .users
+            .mark_email_verified(user_id, &used.email, now)
+            .await?
+        {
+            return Err(invalid_link("verification"));
+        }
         tracing::info!(%user_id, "email verified");
         self.audit
             .record(Record::own(AuditKind::EmailVerified, user_id, client));

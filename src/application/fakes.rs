@@ -11,8 +11,9 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use crate::domain::{
     AccountToken, AccountTokenRepository, AuditEvent, AuditFilter, AuditRepository, Direction,
     DisplayName, Email, GuardedChange, Page, PageRequest, Password, PasswordHash,
-    RefreshTokenExchange, RepositoryError, Role, Session, SessionId, SessionRepository, Suspension,
-    TokenHash, TokenPurpose, User, UserCursor, UserFilter, UserId, UserOrder, UserRepository,
+    PresentedRefreshToken, RefreshChain, RefreshTokenExchange, RepositoryError, Role, Session,
+    SessionId, SessionRepository, SiblingAdded, Suspension, TokenHash, TokenPurpose, UsedToken,
+    User, UserCursor, UserFilter, UserId, UserOrder, UserRepository,
 };
 
 use super::account::{AccountLinks, AccountService};
@@ -60,9 +61,9 @@ impl Fakes {
                 users: users.clone(),
                 ..InMemorySessions::default()
             }),
+            account_tokens: Arc::new(InMemoryAccountTokens::new(users.clone())),
             users,
             audit: Arc::default(),
-            account_tokens: Arc::default(),
             hasher: Arc::new(FakeHasher::default()),
             mailer: Arc::default(),
             deferred: Arc::default(),
@@ -209,6 +210,7 @@ impl UserRepository for InMemoryUsers {
         self.update(id, |user| {
             user.password_hash = hash.clone();
             user.updated_at = now;
+            user.credential_version += 1;
         });
         Ok(())
     }
@@ -216,12 +218,17 @@ impl UserRepository for InMemoryUsers {
     async fn mark_email_verified(
         &self,
         id: UserId,
+        email: &Email,
         now: DateTime<Utc>,
-    ) -> Result<(), RepositoryError> {
+    ) -> Result<bool, RepositoryError> {
+        let mut marked = false;
         self.update(id, |user| {
-            user.email_verified_at.get_or_insert(now);
+            if &user.email == email {
+                user.email_verified_at.get_or_insert(now);
+                marked = true;
+            }
         });
-        Ok(())
+        Ok(marked)
     }
 
     async fn find_many(&self, ids: &[UserId]) -> Result<Vec<User>, RepositoryError> {
@@ -255,6 +262,7 @@ impl UserRepository for InMemoryUsers {
             user.email = email.clone();
             user.email_verified_at = None;
             user.updated_at = now;
+            user.credential_version += 1;
         }
         Ok(())
     }
@@ -283,6 +291,7 @@ impl UserRepository for InMemoryUsers {
             if let Some(user) = users.get_mut(&id) {
                 user.suspension = suspension.cloned();
                 user.updated_at = now;
+                user.credential_version += i64::from(suspension.is_some());
             }
         }))
     }
@@ -390,12 +399,13 @@ impl InMemoryUsers {
     }
 }
 
-/// Refresh-token hash → (session, first use).
-type RefreshTokens = HashMap<TokenHash, (SessionId, Option<DateTime<Utc>>)>;
+/// Refresh-token hash → (session, generation).
+type RefreshTokens = HashMap<TokenHash, (SessionId, i64)>;
 
 #[derive(Default)]
 pub struct InMemorySessions {
     sessions: Mutex<HashMap<SessionId, Session>>,
+    chains: Mutex<HashMap<SessionId, RefreshChain>>,
     tokens: Mutex<RefreshTokens>,
     users: Arc<InMemoryUsers>,
 }
@@ -405,11 +415,12 @@ impl InMemorySessions {
         self.sessions.lock().unwrap().get(&id).cloned()
     }
 
-    fn record_use(&self, exchange: &RefreshTokenExchange<'_>) {
+    /// Stores a token of `generation` and moves the session's last use and expiry.
+    fn record_use(&self, exchange: &RefreshTokenExchange<'_>, generation: i64) {
         self.tokens
             .lock()
             .unwrap()
-            .insert(exchange.successor.clone(), (exchange.session, None));
+            .insert(exchange.successor.clone(), (exchange.session, generation));
         if let Some(session) = self.sessions.lock().unwrap().get_mut(&exchange.session) {
             session.last_used_at = exchange.now;
             session.expires_at = exchange.expires_at;
@@ -441,10 +452,18 @@ impl SessionRepository for InMemorySessions {
             .lock()
             .unwrap()
             .insert(session.id, session.clone());
+        self.chains.lock().unwrap().insert(
+            session.id,
+            RefreshChain {
+                generation: 0,
+                rotated_at: session.created_at,
+                siblings: 0,
+            },
+        );
         self.tokens
             .lock()
             .unwrap()
-            .insert(refresh_token.clone(), (session.id, None));
+            .insert(refresh_token.clone(), (session.id, 0));
         Ok(())
     }
 
@@ -464,35 +483,58 @@ impl SessionRepository for InMemorySessions {
     async fn find_by_refresh_token(
         &self,
         token: &TokenHash,
-    ) -> Result<Option<(Session, Option<DateTime<Utc>>)>, RepositoryError> {
+    ) -> Result<Option<PresentedRefreshToken>, RepositoryError> {
         let found = self.tokens.lock().unwrap().get(token).copied();
-        Ok(found.and_then(|(id, used)| Some((self.get(id)?, used))))
+        Ok(found.and_then(|(id, generation)| {
+            Some(PresentedRefreshToken {
+                session: self.get(id)?,
+                generation,
+                chain: *self.chains.lock().unwrap().get(&id)?,
+            })
+        }))
     }
 
-    async fn exchange_refresh_token(
+    async fn rotate_refresh_token(
         &self,
         exchange: &RefreshTokenExchange<'_>,
     ) -> Result<bool, RepositoryError> {
         {
-            let mut tokens = self.tokens.lock().unwrap();
-            match tokens.get_mut(exchange.presented) {
-                Some((_, used @ None)) => *used = Some(exchange.now),
+            let mut chains = self.chains.lock().unwrap();
+            match chains.get_mut(&exchange.session) {
+                Some(chain) if chain.generation == exchange.generation => {
+                    *chain = RefreshChain {
+                        generation: exchange.generation + 1,
+                        rotated_at: exchange.now,
+                        siblings: 0,
+                    };
+                }
                 _ => return Ok(false),
             }
         }
-        self.record_use(exchange);
+        self.record_use(exchange, exchange.generation + 1);
         Ok(true)
     }
 
-    async fn add_refresh_token(
+    async fn add_sibling(
         &self,
         exchange: &RefreshTokenExchange<'_>,
-    ) -> Result<bool, RepositoryError> {
-        if self.get(exchange.session).is_none() {
-            return Ok(false);
+        max_siblings: u32,
+    ) -> Result<SiblingAdded, RepositoryError> {
+        {
+            let mut chains = self.chains.lock().unwrap();
+            match chains.get_mut(&exchange.session) {
+                Some(chain) if chain.generation != exchange.generation => {
+                    return Ok(SiblingAdded::Moved);
+                }
+                None => return Ok(SiblingAdded::Moved),
+                Some(chain) if chain.siblings >= max_siblings => {
+                    return Ok(SiblingAdded::Exhausted);
+                }
+                Some(chain) => chain.siblings += 1,
+            }
         }
-        self.record_use(exchange);
-        Ok(true)
+        self.record_use(exchange, exchange.generation);
+        Ok(SiblingAdded::Added)
     }
 
     async fn revoke(&self, id: SessionId, now: DateTime<Utc>) -> Result<bool, RepositoryError> {
@@ -557,16 +599,37 @@ impl SessionRepository for InMemorySessions {
     }
 }
 
-#[derive(Default)]
-pub struct InMemoryAccountTokens(Mutex<Vec<(AccountToken, Option<DateTime<Utc>>)>>);
+pub struct InMemoryAccountTokens {
+    tokens: Mutex<Vec<(AccountToken, Option<DateTime<Utc>>)>>,
+    users: Arc<InMemoryUsers>,
+}
+
+impl InMemoryAccountTokens {
+    pub fn new(users: Arc<InMemoryUsers>) -> Self {
+        Self {
+            tokens: Mutex::default(),
+            users,
+        }
+    }
+
+    /// Whether the token's account still has the address and version it was issued for.
+    fn bound(&self, token: &AccountToken) -> bool {
+        self.users.get(token.user_id).is_some_and(|user| {
+            user.email == token.email && user.credential_version == token.credential_version
+        })
+    }
+}
 
 #[async_trait]
 impl AccountTokenRepository for InMemoryAccountTokens {
-    async fn replace(&self, token: &AccountToken) -> Result<(), RepositoryError> {
-        let mut tokens = self.0.lock().unwrap();
+    async fn issue(&self, token: &AccountToken) -> Result<bool, RepositoryError> {
+        if !self.bound(token) {
+            return Ok(false);
+        }
+        let mut tokens = self.tokens.lock().unwrap();
         tokens.retain(|(t, _)| !(t.user_id == token.user_id && t.purpose == token.purpose));
         tokens.push((token.clone(), None));
-        Ok(())
+        Ok(true)
     }
 
     async fn consume(
@@ -574,21 +637,28 @@ impl AccountTokenRepository for InMemoryAccountTokens {
         token: &TokenHash,
         purpose: TokenPurpose,
         now: DateTime<Utc>,
-    ) -> Result<Option<UserId>, RepositoryError> {
-        let mut tokens = self.0.lock().unwrap();
+    ) -> Result<Option<UsedToken>, RepositoryError> {
+        let mut tokens = self.tokens.lock().unwrap();
         Ok(tokens
             .iter_mut()
             .find(|(t, used)| {
-                &t.hash == token && t.purpose == purpose && used.is_none() && now < t.expires_at
+                &t.hash == token
+                    && t.purpose == purpose
+                    && used.is_none()
+                    && now < t.expires_at
+                    && self.bound(t)
             })
             .map(|(t, used)| {
                 *used = Some(now);
-                t.user_id
+                UsedToken {
+                    user_id: t.user_id,
+                    email: t.email.clone(),
+                }
             }))
     }
 
     async fn delete_spent(&self, now: DateTime<Utc>) -> Result<u64, RepositoryError> {
-        let mut tokens = self.0.lock().unwrap();
+        let mut tokens = self.tokens.lock().unwrap();
         let before = tokens.len();
         tokens.retain(|(t, used)| used.is_none() && now < t.expires_at);
         Ok((before - tokens.len()) as u64)

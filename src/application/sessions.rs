@@ -7,8 +7,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    AuditKind, OpaqueToken, Page, PageRequest, RefreshTokenExchange, Role, Session, SessionId,
-    SessionRepository, User, UserId, UserRepository,
+    AuditKind, OpaqueToken, Page, PageRequest, RefreshChain, RefreshTokenExchange, RefreshVerdict,
+    Role, Session, SessionId, SessionRepository, SiblingAdded, User, UserId, UserRepository,
 };
 
 use super::audit::{AuditTrail, Record};
@@ -192,8 +192,10 @@ impl SessionService {
         })
     }
 
-    /// Exchanges a refresh token for new tokens. Each token works once; presenting one again
-    /// after the grace window ends its whole session.
+    /// Exchanges a refresh token for new tokens, by the rule of [`RefreshChain::judge`]: a
+    /// current token moves the chain on; the immediate predecessor, within the grace window,
+    /// gets a sibling of the current token (two tabs raced), a bounded number of times;
+    /// anything else is reuse, and ends the session.
     #[tracing::instrument(skip_all)]
     pub async fn refresh(
         &self,
@@ -202,64 +204,87 @@ impl SessionService {
     ) -> Result<SignedIn, ServiceError> {
         self.throttle.refresh(client).await?;
         let presented = presented.hash();
-        let (session, used_at) = self
-            .sessions
-            .find_by_refresh_token(&presented)
-            .await?
-            .ok_or(AuthFailure::InvalidRefreshToken)?;
-        let now = self.clock.now();
-        if !session.is_active_at(now) {
-            return Err(AuthFailure::SessionEnded.into());
-        }
-        let user = self
-            .users
-            .find_by_id(session.user_id)
-            .await?
-            .ok_or(AuthFailure::SessionEnded)?;
-        self.policy.admit(&user)?;
-
         let successor = OpaqueToken::generate()?;
-        let exchange = RefreshTokenExchange {
-            session: session.id,
-            presented: &presented,
-            successor: &successor.hash(),
-            now,
-            expires_at: self.policy.expiry(session.created_at, now),
-        };
-        let exchanged =
-            used_at.is_none() && self.sessions.exchange_refresh_token(&exchange).await?;
-        if !exchanged {
-            // Used before: a moment ago by a concurrent request of the same client, or by a
-            // thief (or by the client after a thief). Inside the grace window it is the former.
-            let first_used = match used_at {
-                Some(at) => at,
-                // Gone since it was read: the account was deleted or the session cleaned up.
-                None => self
-                    .first_use(&presented)
-                    .await?
-                    .ok_or(AuthFailure::SessionEnded)?,
-            };
-            if now - first_used > self.policy.reuse_grace {
-                self.sessions.revoke(session.id, now).await?;
-                tracing::warn!(
-                    user_id = %session.user_id,
-                    session_id = %session.id,
-                    "refresh token reused: session ended"
-                );
-                self.audit.record(Record {
-                    kind: AuditKind::RefreshTokenReused,
-                    actor: None,
-                    subject: Some(session.user_id),
-                    client: Some(client),
-                    detail: Some(format!("session {} ended", session.id)),
-                });
-                return Err(AuthFailure::RefreshTokenReused.into());
-            }
-            if !self.sessions.add_refresh_token(&exchange).await? {
+        // Each lost race means the chain moved; a few rounds settle any honest race.
+        for _ in 0..4 {
+            let found = self
+                .sessions
+                .find_by_refresh_token(&presented)
+                .await?
+                .ok_or(AuthFailure::InvalidRefreshToken)?;
+            let session = &found.session;
+            let now = self.clock.now();
+            if !session.is_active_at(now) {
                 return Err(AuthFailure::SessionEnded.into());
             }
+            let user = self
+                .users
+                .find_by_id(session.user_id)
+                .await?
+                .ok_or(AuthFailure::SessionEnded)?;
+            self.policy.admit(&user)?;
+            let exchange = RefreshTokenExchange {
+                session: session.id,
+                presented: &presented,
+                successor: &successor.hash(),
+                generation: found.chain.generation,
+                now,
+                expires_at: self.policy.expiry(session.created_at, now),
+            };
+            let verdict = found
+                .chain
+                .judge(found.generation, now, self.policy.reuse_grace);
+            match verdict {
+                RefreshVerdict::Rotate => {
+                    if self.sessions.rotate_refresh_token(&exchange).await? {
+                        return self.signed_in(user, session.id, successor, now);
+                    }
+                }
+                RefreshVerdict::Sibling => {
+                    match self
+                        .sessions
+                        .add_sibling(&exchange, RefreshChain::MAX_SIBLINGS)
+                        .await?
+                    {
+                        SiblingAdded::Added => {
+                            return self.signed_in(user, session.id, successor, now);
+                        }
+                        SiblingAdded::Moved => {}
+                        SiblingAdded::Exhausted => {
+                            return Err(self.reused(session, client).await?);
+                        }
+                    }
+                }
+                RefreshVerdict::Reuse => return Err(self.reused(session, client).await?),
+            }
         }
-        self.signed_in(user, session.id, successor, now)
+        // The chain kept moving under this request: its session is being refreshed from
+        // several places at once, faster than any honest client does.
+        Err(ServiceError::RateLimited {
+            retry_after_secs: 1,
+        })
+    }
+
+    /// A refresh token was presented that its chain no longer allows: the session ends.
+    async fn reused(
+        &self,
+        session: &Session,
+        client: &ClientInfo,
+    ) -> Result<ServiceError, ServiceError> {
+        self.sessions.revoke(session.id, self.clock.now()).await?;
+        tracing::warn!(
+            user_id = %session.user_id,
+            session_id = %session.id,
+            "refresh token reused: session ended"
+        );
+        self.audit.record(Record {
+            kind: AuditKind::RefreshTokenReused,
+            actor: None,
+            subject: Some(session.user_id),
+            client: Some(client),
+            detail: Some(format!("session {} ended", session.id)),
+        });
+        Ok(AuthFailure::RefreshTokenReused.into())
     }
 
     /// Ends the session a refresh token belongs to.
@@ -268,11 +293,12 @@ impl SessionService {
         token: OpaqueToken,
         client: &ClientInfo,
     ) -> Result<(), ServiceError> {
-        let (session, _) = self
+        let session = self
             .sessions
             .find_by_refresh_token(&token.hash())
             .await?
-            .ok_or(AuthFailure::InvalidRefreshToken)?;
+            .ok_or(AuthFailure::InvalidRefreshToken)?
+            .session;
         if self.sessions.revoke(session.id, self.clock.now()).await? {
             self.audit
                 .record(Record::own(AuditKind::LoggedOut, session.user_id, client));
@@ -355,17 +381,6 @@ impl SessionService {
 
     /// When a token that could not be exchanged was first used; `None` if it no longer
     /// exists.
-    async fn first_use(
-        &self,
-        token: &crate::domain::TokenHash,
-    ) -> Result<Option<DateTime<Utc>>, ServiceError> {
-        Ok(self
-            .sessions
-            .find_by_refresh_token(token)
-            .await?
-            .and_then(|(_, used_at)| used_at))
-    }
-
     fn signed_in(
         &self,
         user: User,

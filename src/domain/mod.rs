@@ -10,14 +10,14 @@ pub mod token;
 pub mod user;
 pub mod user_query;
 
-pub use account_token::{AccountToken, TokenPurpose};
+pub use account_token::{AccountToken, TokenPurpose, UsedToken};
 pub use audit::{AuditEvent, AuditFilter, AuditKind};
 pub use page::{Page, PageRequest};
 pub use repository::{
-    AccountTokenRepository, AuditRepository, GuardedChange, RefreshTokenExchange, RepositoryError,
-    SessionRepository, UserRepository,
+    AccountTokenRepository, AuditRepository, GuardedChange, PresentedRefreshToken,
+    RefreshTokenExchange, RepositoryError, SessionRepository, SiblingAdded, UserRepository,
 };
-pub use session::{Session, SessionId};
+pub use session::{RefreshChain, RefreshVerdict, Session, SessionId};
 pub use token::{OpaqueToken, TokenHash};
 pub use user::{
     DisplayName, Email, NewUser, Password, PasswordHash, Role, Suspension, SuspensionReason, User,

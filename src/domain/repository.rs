@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 
 use super::{
     AccountToken, AuditEvent, AuditFilter, DisplayName, Email, Page, PageRequest, PasswordHash,
-    Role, Session, SessionId, Suspension, TokenHash, TokenPurpose, User, UserCursor, UserFilter,
-    UserId, UserOrder,
+    RefreshChain, Role, Session, SessionId, Suspension, TokenHash, TokenPurpose, UsedToken, User,
+    UserCursor, UserFilter, UserId, UserOrder,
 };
 
 /// Why a repository call failed.
@@ -33,19 +33,21 @@ pub trait UserRepository: Send + Sync {
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, RepositoryError>;
     /// The user with this (normalised) email, if any.
     async fn find_by_email(&self, email: &Email) -> Result<Option<User>, RepositoryError>;
-    /// Replaces a user's password hash.
+    /// Replaces a user's password hash, moving the credential version on.
     async fn set_password_hash(
         &self,
         id: UserId,
         hash: &PasswordHash,
         now: DateTime<Utc>,
     ) -> Result<(), RepositoryError>;
-    /// Records that the user proved they own their email (keeps an earlier date).
+    /// Records that the user proved they own `email` (keeps an earlier date), if that is
+    /// still the account's address; `false` otherwise.
     async fn mark_email_verified(
         &self,
         id: UserId,
+        email: &Email,
         now: DateTime<Utc>,
-    ) -> Result<(), RepositoryError>;
+    ) -> Result<bool, RepositoryError>;
     /// The users with these ids that exist, in any order.
     async fn find_many(&self, ids: &[UserId]) -> Result<Vec<User>, RepositoryError>;
     /// Replaces the display name.
@@ -55,7 +57,8 @@ pub trait UserRepository: Send + Sync {
         name: Option<&DisplayName>,
         now: DateTime<Utc>,
     ) -> Result<(), RepositoryError>;
-    /// Replaces the email and marks it unverified; `Conflict` when another account has it.
+    /// Replaces the email and marks it unverified, moving the credential version on;
+    /// `Conflict` when another account has it.
     async fn change_email(
         &self,
         id: UserId,
@@ -69,8 +72,8 @@ pub trait UserRepository: Send + Sync {
         role: Role,
         now: DateTime<Utc>,
     ) -> Result<GuardedChange, RepositoryError>;
-    /// Suspends (`Some`) or reinstates (`None`) the account, unless suspending would leave no
-    /// active administrator.
+    /// Suspends (`Some`, moving the credential version on) or reinstates (`None`) the
+    /// account, unless suspending would leave no active administrator.
     async fn set_suspension(
         &self,
         id: UserId,
@@ -102,15 +105,37 @@ pub enum GuardedChange {
     LastAdmin,
 }
 
-/// Exchanging a refresh token for its successor.
+/// Exchanging a refresh token for a new one.
 #[derive(Debug, Clone)]
 pub struct RefreshTokenExchange<'a> {
     pub session: SessionId,
     pub presented: &'a TokenHash,
     pub successor: &'a TokenHash,
+    /// The chain's current generation, as the caller found it: the change applies only if
+    /// the chain is still there.
+    pub generation: i64,
     pub now: DateTime<Utc>,
     /// The session's new expiry.
     pub expires_at: DateTime<Utc>,
+}
+
+/// A refresh token as found: its session, the generation it belongs to, and where the
+/// session's chain stands.
+#[derive(Debug, Clone)]
+pub struct PresentedRefreshToken {
+    pub session: Session,
+    pub generation: i64,
+    pub chain: RefreshChain,
+}
+
+/// What adding a sibling did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SiblingAdded {
+    Added,
+    /// The chain moved on (or the session is gone) meanwhile: judge the token again.
+    Moved,
+    /// The generation gave out its siblings already.
+    Exhausted,
 }
 
 /// Stores sessions and the hashes of their refresh tokens.
@@ -129,25 +154,27 @@ pub trait SessionRepository: Send + Sync {
         &self,
         id: SessionId,
     ) -> Result<Option<(Session, User)>, RepositoryError>;
-    /// The session a refresh token belongs to, and when that token was first exchanged.
+    /// The session a refresh token belongs to, with the token's generation and the chain's.
     async fn find_by_refresh_token(
         &self,
         token: &TokenHash,
-    ) -> Result<Option<(Session, Option<DateTime<Utc>>)>, RepositoryError>;
-    /// Atomically marks the presented token used, stores its successor and moves the session's
-    /// last use and expiry. Returns `false`, changing nothing, if the presented token had been
-    /// used already (another exchange won the race).
-    async fn exchange_refresh_token(
+    ) -> Result<Option<PresentedRefreshToken>, RepositoryError>;
+    /// Atomically, if the session's chain is still at `exchange.generation`: moves it to the
+    /// next generation (now, no siblings), marks the presented token used, stores the
+    /// successor as the new generation's, and moves the session's last use and expiry.
+    /// Returns `false`, changing nothing, if the chain had moved on or the session is gone.
+    async fn rotate_refresh_token(
         &self,
         exchange: &RefreshTokenExchange<'_>,
     ) -> Result<bool, RepositoryError>;
-    /// Adds another refresh token to a session without consuming one (a legitimate concurrent
-    /// double-submit), moving the session's last use and expiry. Returns `false`, changing
-    /// nothing, if the session no longer exists (its account was deleted meanwhile).
-    async fn add_refresh_token(
+    /// Atomically, if the chain is still at `exchange.generation` and has given fewer than
+    /// `max_siblings` siblings since it moved on: stores the successor as one more token of
+    /// that generation, counts it, and moves the session's last use and expiry.
+    async fn add_sibling(
         &self,
         exchange: &RefreshTokenExchange<'_>,
-    ) -> Result<bool, RepositoryError>;
+        max_siblings: u32,
+    ) -> Result<SiblingAdded, RepositoryError>;
     /// Ends a session; `false` if it was not active.
     async fn revoke(&self, id: SessionId, now: DateTime<Utc>) -> Result<bool, RepositoryError>;
     /// Ends every active session of a user but `except`; returns how many ended.
@@ -173,16 +200,20 @@ pub trait SessionRepository: Send + Sync {
 /// Stores one-time email tokens.
 #[async_trait]
 pub trait AccountTokenRepository: Send + Sync {
-    /// Stores a token and invalidates the user's earlier tokens of the same purpose.
-    async fn replace(&self, token: &AccountToken) -> Result<(), RepositoryError>;
-    /// Uses a token once: if it exists for this purpose, unused and unexpired, marks it used
-    /// and returns its user. Concurrent uses of one token: exactly one succeeds.
+    /// Stores a token and invalidates the user's earlier tokens of the same purpose, if the
+    /// account still has the token's address and credential version (checked in the same
+    /// write); `false`, storing nothing, when it has not: then the link must not be sent.
+    async fn issue(&self, token: &AccountToken) -> Result<bool, RepositoryError>;
+    /// Uses a token once: if it exists for this purpose, unused and unexpired, and its
+    /// account still has the address and credential version it was issued for, marks it used
+    /// and returns its account and address. Concurrent uses of one token: exactly one
+    /// succeeds.
     async fn consume(
         &self,
         token: &TokenHash,
         purpose: TokenPurpose,
         now: DateTime<Utc>,
-    ) -> Result<Option<UserId>, RepositoryError>;
+    ) -> Result<Option<UsedToken>, RepositoryError>;
     /// Deletes used and expired tokens; returns how many.
     async fn delete_spent(&self, now: DateTime<Utc>) -> Result<u64, RepositoryError>;
 }

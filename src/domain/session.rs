@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use super::UserId;
@@ -56,10 +56,51 @@ impl Session {
     }
 }
 
+/// Where a session's chain of refresh tokens stands. Every exchange of a current token moves
+/// the chain to the next generation; the tokens of the generation before are superseded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshChain {
+    /// The generation whose tokens are current.
+    pub generation: i64,
+    /// When the chain last moved on.
+    pub rotated_at: DateTime<Utc>,
+    /// Siblings of the current generation given out since then.
+    pub siblings: u32,
+}
+
+/// What presenting a refresh token of some generation should do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshVerdict {
+    /// A current token: exchange it, moving the chain on (and superseding its siblings).
+    Rotate,
+    /// The immediate predecessor, within the grace window after the chain moved on: two tabs
+    /// or a retried request raced. It gets a sibling of the current token, up to a bound.
+    Sibling,
+    /// Anything older, or a predecessor after the window: the token was stolen and replayed,
+    /// or its owner kept a copy the thief had rotated. The session ends.
+    Reuse,
+}
+
+impl RefreshChain {
+    /// Most siblings a generation gives out before a further double submit counts as reuse.
+    pub const MAX_SIBLINGS: u32 = 3;
+
+    /// The rule, for a token of `generation` presented at `now`. A thief's replay either
+    /// comes after the window (the session ends) or within it, when the owner's next
+    /// exchange supersedes the sibling the thief got: so the chain never forks.
+    pub fn judge(&self, generation: i64, now: DateTime<Utc>, grace: Duration) -> RefreshVerdict {
+        if generation == self.generation {
+            RefreshVerdict::Rotate
+        } else if generation == self.generation - 1 && now - self.rotated_at <= grace {
+            RefreshVerdict::Sibling
+        } else {
+            RefreshVerdict::Reuse
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use chrono::Duration;
-
     use super::*;
 
     fn session(expires_in: Duration, revoked: bool) -> Session {
@@ -82,5 +123,33 @@ mod tests {
         assert!(session(Duration::minutes(5), false).is_active_at(now));
         assert!(!session(Duration::minutes(-1), false).is_active_at(now));
         assert!(!session(Duration::minutes(5), true).is_active_at(now));
+    }
+
+    #[test]
+    fn only_the_current_generation_rotates_and_only_its_predecessor_gets_a_brief_grace() {
+        let now = Utc::now();
+        let chain = RefreshChain {
+            generation: 7,
+            rotated_at: now,
+            siblings: 0,
+        };
+        let grace = Duration::seconds(10);
+        assert_eq!(chain.judge(7, now, grace), RefreshVerdict::Rotate);
+        assert_eq!(chain.judge(6, now + grace, grace), RefreshVerdict::Sibling);
+        assert_eq!(
+            chain.judge(6, now + grace + Duration::milliseconds(1), grace),
+            RefreshVerdict::Reuse,
+            "a superseded token after the window"
+        );
+        assert_eq!(
+            chain.judge(5, now, grace),
+            RefreshVerdict::Reuse,
+            "two generations old"
+        );
+        assert_eq!(
+            chain.judge(8, now, grace),
+            RefreshVerdict::Reuse,
+            "from the future"
+        );
     }
 }

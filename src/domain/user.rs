@@ -225,6 +225,12 @@ impl DisplayName {
         Ok(Some(Self(name)))
     }
 
+    /// A name as it was stored, accepted as it is: names saved under earlier, looser rules
+    /// must still read back (they are replaced when the user next changes theirs).
+    pub fn from_stored(name: String) -> Self {
+        Self(name)
+    }
+
     /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -272,6 +278,9 @@ pub struct User {
     pub suspension: Option<Suspension>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Moves on whenever the password, the email or a suspension changes (the stores do it
+    /// in the same write); credentials issued for an earlier version are void.
+    pub credential_version: i64,
 }
 
 impl User {
@@ -294,6 +303,7 @@ impl User {
             suspension: None,
             created_at: now,
             updated_at: now,
+            credential_version: 0,
         }
     }
 

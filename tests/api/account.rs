@@ -353,3 +353,161 @@ async fn the_smtp_mailer_delivers_the_verification_link() {
         "{message}"
     );
 }
+
+const CHANGE_EMAIL: &str =
+    "mutation($input: ChangeEmailInput!) { changeEmail(input: $input) { email emailVerified } }";
+
+#[tokio::test]
+async fn a_reset_link_cannot_verify_an_address_its_holder_never_controlled() {
+    let app = spawn_app().await;
+    let attacker = unique_email();
+    let token = access(&app.register(&attacker, PASSWORD).await);
+    let link = request_reset(&app, &attacker).await;
+    let victim = unique_email();
+    let moved = app
+        .graphql_as(
+            &token,
+            CHANGE_EMAIL,
+            json!({ "input": { "newEmail": victim, "password": PASSWORD } }),
+        )
+        .await;
+    assert_no_errors(&moved);
+    // The link was sent to the attacker's own address, which the account no longer has.
+    assert_refused(reset(&app, &link).await);
+    let login = app.login(&victim, PASSWORD).await;
+    let me = app.me(data_str(&login, &["login", "accessToken"])).await;
+    assert_eq!(me["data"]["me"]["emailVerified"], false, "{me}");
+}
+
+/// A reset link and a verification link, both outstanding.
+async fn outstanding_links(app: &TestApp, email: &str) -> (String, String) {
+    let reset = request_reset(app, email).await;
+    app.graphql(RESEND, json!({ "input": { "email": email } }))
+        .await;
+    (reset, app.link_token(email, "verify-email").await)
+}
+
+async fn assert_both_void(
+    app: &TestApp,
+    (reset_link, verify_link): (String, String),
+    change: &str,
+) {
+    let body = reset(app, &reset_link).await;
+    assert_eq!(
+        error_code(&body),
+        "BAD_USER_INPUT",
+        "after {change}: {body}"
+    );
+    let body = app
+        .graphql(VERIFY, json!({ "input": { "token": verify_link } }))
+        .await;
+    assert_eq!(
+        error_code(&body),
+        "BAD_USER_INPUT",
+        "after {change}: {body}"
+    );
+}
+
+#[tokio::test]
+async fn every_change_of_password_email_or_suspension_voids_outstanding_links() {
+    let app = spawn_app().await;
+
+    // A password change.
+    let email = unique_email();
+    let token = access(&app.register(&email, PASSWORD).await);
+    let links = outstanding_links(&app, &email).await;
+    let changed = app
+        .graphql_as(
+            &token,
+            CHANGE_PASSWORD,
+            json!({ "input": { "currentPassword": PASSWORD, "newPassword": NEW_PASSWORD } }),
+        )
+        .await;
+    assert_no_errors(&changed);
+    assert_both_void(&app, links, "a password change").await;
+
+    // An email change (the old address's links).
+    let email = unique_email();
+    let token = access(&app.register(&email, PASSWORD).await);
+    let links = outstanding_links(&app, &email).await;
+    let moved = app
+        .graphql_as(
+            &token,
+            CHANGE_EMAIL,
+            json!({ "input": { "newEmail": unique_email(), "password": PASSWORD } }),
+        )
+        .await;
+    assert_no_errors(&moved);
+    assert_both_void(&app, links, "an email change").await;
+
+    // A suspension, lifted again: the links issued before it stay void.
+    let admin = access(&app.admin().await);
+    let email = unique_email();
+    let user = app.register(&email, PASSWORD).await;
+    let links = outstanding_links(&app, &email).await;
+    for (mutation, input) in [
+        (
+            "mutation($i: SuspendUserInput!) { suspendUser(input: $i) { id } }",
+            json!({ "userId": user["user"]["id"], "reason": "investigating" }),
+        ),
+        (
+            "mutation($i: UnsuspendUserInput!) { unsuspendUser(input: $i) { id } }",
+            json!({ "userId": user["user"]["id"] }),
+        ),
+    ] {
+        assert_no_errors(
+            &app.graphql_as(&admin, mutation, json!({ "i": input }))
+                .await,
+        );
+    }
+    assert_both_void(&app, links, "a suspension").await;
+
+    // A reset with one link voids the verification link.
+    let email = unique_email();
+    app.register(&email, PASSWORD).await;
+    let (reset_link, verify_link) = outstanding_links(&app, &email).await;
+    assert_no_errors(&reset(&app, &reset_link).await);
+    let body = app
+        .graphql(VERIFY, json!({ "input": { "token": verify_link } }))
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "after a reset: {body}");
+
+    // Deleting the account voids them too.
+    let email = unique_email();
+    let token = access(&app.register(&email, PASSWORD).await);
+    let links = outstanding_links(&app, &email).await;
+    let deleted = app
+        .graphql_as(
+            &token,
+            "mutation($i: DeleteAccountInput!) { deleteAccount(input: $i) }",
+            json!({ "i": { "password": PASSWORD } }),
+        )
+        .await;
+    assert_no_errors(&deleted);
+    assert_both_void(&app, links, "deletion").await;
+}
+
+#[tokio::test]
+async fn a_verification_link_proves_only_the_address_it_was_sent_to() {
+    let app = spawn_app().await;
+    let first = unique_email();
+    let token = access(&app.register(&first, PASSWORD).await);
+    let old_link = app.link_token(&first, "verify-email").await;
+    let second = unique_email();
+    app.graphql_as(
+        &token,
+        CHANGE_EMAIL,
+        json!({ "input": { "newEmail": second, "password": PASSWORD } }),
+    )
+    .await;
+    let body = app
+        .graphql(VERIFY, json!({ "input": { "token": old_link } }))
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    let new_link = app.link_token(&second, "verify-email").await;
+    let body = app
+        .graphql(VERIFY, json!({ "input": { "token": new_link } }))
+        .await;
+    assert_no_errors(&body);
+    assert_eq!(body["data"]["verifyEmail"]["email"], second.as_str());
+}

@@ -145,6 +145,7 @@ async fn seed_users(app: &TestApp, count: usize) -> Vec<(String, String)> {
                 suspension_reason: Set((i % 50 == 1).then(|| "seeded".to_owned())),
                 created_at: Set(at),
                 updated_at: Set(at),
+                credential_version: Set(0),
             }
         })
         .collect();
@@ -169,6 +170,7 @@ async fn insert_user(app: &TestApp, email: &str, created_at: chrono::DateTime<Ut
         suspension_reason: Set(None),
         created_at: Set(created_at),
         updated_at: Set(created_at),
+        credential_version: Set(0),
     })
     .exec_without_returning(&app.db().await)
     .await

@@ -87,6 +87,13 @@ pub fn test_config(database_url: &str, configure: impl FnOnce(&mut Config)) -> C
     config
 }
 
+/// The app on a database a test prepared (an older schema to upgrade, say).
+pub async fn spawn_app_on(database: TestDatabase) -> TestApp {
+    init_test_logging();
+    let config = test_config(&database.url, |_| {});
+    start(config, Some(database)).await
+}
+
 async fn start(config: Config, database: Option<TestDatabase>) -> TestApp {
     let app = Application::build(&config).await.expect("the app starts");
     let address = format!("http://{}", app.local_addr().unwrap());

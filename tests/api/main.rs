@@ -24,3 +24,4 @@ mod register;
 mod schema;
 mod sessions;
 mod startup;
+mod upgrade;

@@ -297,3 +297,74 @@ async fn ended_sessions_are_cleaned_up_in_the_background() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn a_token_two_generations_old_ends_the_session_even_within_the_grace_window() {
+    let app = spawn_app().await;
+    let (_, first) = tokens(&app.register(&unique_email(), PASSWORD).await);
+    let (_, second) = tokens(&app.refresh(&first).await["data"]["refreshToken"]);
+    let (access, third) = tokens(&app.refresh(&second).await["data"]["refreshToken"]);
+    let replay = app.refresh(&first).await;
+    assert_eq!(error_code(&replay), "UNAUTHENTICATED");
+    assert_eq!(error_code(&app.me(&access).await), "UNAUTHENTICATED");
+    assert_eq!(error_code(&app.refresh(&third).await), "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn a_thiefs_replay_within_the_window_never_forks_the_session() {
+    // The thief replays the owner's previous token at once and gets a sibling; whoever then
+    // presents a superseded token after the window ends the session for both.
+    let app = spawn_app_with(|c| c.refresh_token_reuse_grace = Duration::from_millis(300)).await;
+    let (_, stolen) = tokens(&app.register(&unique_email(), PASSWORD).await);
+    let (_, owners) = tokens(&app.refresh(&stolen).await["data"]["refreshToken"]);
+    let thief = app.refresh(&stolen).await;
+    assert_no_errors(&thief);
+    let (_, thiefs) = tokens(&thief["data"]["refreshToken"]);
+    // The thief moves on to make the chain theirs...
+    let (thief_access, thief_next) = tokens(&app.refresh(&thiefs).await["data"]["refreshToken"]);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // ...and the owner's next refresh, with a superseded token after the window, ends it.
+    assert_eq!(error_code(&app.refresh(&owners).await), "UNAUTHENTICATED");
+    assert_eq!(error_code(&app.me(&thief_access).await), "UNAUTHENTICATED");
+    assert_eq!(
+        error_code(&app.refresh(&thief_next).await),
+        "UNAUTHENTICATED"
+    );
+}
+
+#[tokio::test]
+async fn replaying_one_token_gets_only_a_bounded_number_of_siblings() {
+    let app = spawn_app().await;
+    let (_, token) = tokens(&app.register(&unique_email(), PASSWORD).await);
+    let (access, _) = tokens(&app.refresh(&token).await["data"]["refreshToken"]);
+    // Three siblings, then the fourth replay is theft.
+    for _ in 0..3 {
+        assert_no_errors(&app.refresh(&token).await);
+    }
+    assert_eq!(error_code(&app.refresh(&token).await), "UNAUTHENTICATED");
+    assert_eq!(
+        error_code(&app.me(&access).await),
+        "UNAUTHENTICATED",
+        "the session ended"
+    );
+}
+
+#[tokio::test]
+async fn racing_tabs_stay_signed_in_and_reuse_detection_still_bites_afterwards() {
+    let app = spawn_app().await;
+    let (_, shared) = tokens(&app.register(&unique_email(), PASSWORD).await);
+    // Four tabs refresh with the cookie they share, at once.
+    let raced = futures_util::future::join_all((0..4).map(|_| app.refresh(&shared))).await;
+    let mut latest = Vec::new();
+    for body in &raced {
+        assert_no_errors(body);
+        latest.push(tokens(&body["data"]["refreshToken"]).1);
+    }
+    // Each tab's own token works; the first to move on supersedes the others', which still
+    // get a sibling within the window.
+    for token in &latest {
+        assert_no_errors(&app.refresh(token).await);
+    }
+    // The original token is now two generations old: theft.
+    assert_eq!(error_code(&app.refresh(&shared).await), "UNAUTHENTICATED");
+}

@@ -1,14 +1,16 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use entity::account_token;
-use sea_orm::sea_query::Expr;
+use entity::{account_token, user};
+use sea_orm::ExprTrait;
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QuerySelect, QueryTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QuerySelect, QueryTrait,
 };
 
 use crate::domain::{
-    AccountToken, AccountTokenRepository, RepositoryError, TokenHash, TokenPurpose, UserId,
+    AccountToken, AccountTokenRepository, Email, RepositoryError, TokenHash, TokenPurpose,
+    UsedToken, UserId,
 };
 
 use super::repository_error;
@@ -32,34 +34,56 @@ impl SeaOrmAccountTokenRepository {
 
 #[async_trait]
 impl AccountTokenRepository for SeaOrmAccountTokenRepository {
-    async fn replace(&self, token: &AccountToken) -> Result<(), RepositoryError> {
+    async fn issue(&self, token: &AccountToken) -> Result<bool, RepositoryError> {
         let backend = self.db.get_database_backend();
-        // On MariaDB this delete, finding nothing for a new account, used to lock the gap at
-        // the end of the index (REPEATABLE READ) and deadlock concurrent sign-ups; connections
-        // now run at READ COMMITTED (see `connect`).
+        // The new row is selected from the account's row, so it is stored only if the account
+        // still has the address the link goes to and the credential version it was read at:
+        // a link cannot be bound to a state that changed while it was being issued.
+        let bound = Query::select()
+            .exprs([
+                Expr::val(token.hash.as_str()),
+                Expr::val(token.user_id.as_uuid()),
+                Expr::val(token.purpose.as_str()),
+                Expr::val(token.created_at),
+                Expr::val(token.expires_at),
+                Expr::val(token.email.as_str()),
+                Expr::val(token.credential_version),
+            ])
+            .from(user::Entity)
+            .and_where(user::Column::Id.eq(token.user_id.as_uuid()))
+            .and_where(user::Column::Email.eq(token.email.as_str()))
+            .and_where(user::Column::CredentialVersion.eq(token.credential_version))
+            .to_owned();
+        let insert = Query::insert()
+            .into_table(account_token::Entity)
+            .columns([
+                account_token::Column::TokenHash,
+                account_token::Column::UserId,
+                account_token::Column::Purpose,
+                account_token::Column::CreatedAt,
+                account_token::Column::ExpiresAt,
+                account_token::Column::Email,
+                account_token::Column::CredentialVersion,
+            ])
+            .select_from(bound)
+            .map_err(|e| RepositoryError::Internal(Box::new(e)))?
+            .to_owned();
         let statements = [
             account_token::Entity::delete_many()
                 .filter(account_token::Column::UserId.eq(token.user_id.as_uuid()))
                 .filter(account_token::Column::Purpose.eq(token.purpose.as_str()))
                 .build(backend),
-            account_token::Entity::insert(account_token::ActiveModel {
-                token_hash: Set(token.hash.as_str().to_owned()),
-                user_id: Set(token.user_id.as_uuid()),
-                purpose: Set(token.purpose.as_str().to_owned()),
-                created_at: Set(token.created_at),
-                expires_at: Set(token.expires_at),
-                used_at: Set(None),
-            })
-            .build(backend),
+            backend.build(&insert),
         ];
         self.writes
             .run(|txn| {
-                let statements = statements.clone();
+                let [replace, insert] = statements.clone();
                 Box::pin(async move {
-                    for statement in statements {
-                        txn.execute_raw(statement).await?;
-                    }
-                    Ok(Finish::Commit(()))
+                    txn.execute_raw(replace).await?;
+                    Ok(match txn.execute_raw(insert).await?.rows_affected() {
+                        1 => Finish::Commit(true),
+                        _ => Finish::Rollback(false),
+                    })
                 })
             })
             .await
@@ -70,7 +94,27 @@ impl AccountTokenRepository for SeaOrmAccountTokenRepository {
         token: &TokenHash,
         purpose: TokenPurpose,
         now: DateTime<Utc>,
-    ) -> Result<Option<UserId>, RepositoryError> {
+    ) -> Result<Option<UsedToken>, RepositoryError> {
+        // The account still has the address and the credential version the link was issued
+        // for, checked in the same statement as the claim.
+        let bound = Query::select()
+            .expr(Expr::val(1))
+            .from(user::Entity)
+            .and_where(
+                Expr::col((user::Entity, user::Column::Id))
+                    .equals((account_token::Entity, account_token::Column::UserId)),
+            )
+            .and_where(
+                Expr::col((user::Entity, user::Column::Email))
+                    .equals((account_token::Entity, account_token::Column::Email)),
+            )
+            .and_where(
+                Expr::col((user::Entity, user::Column::CredentialVersion)).equals((
+                    account_token::Entity,
+                    account_token::Column::CredentialVersion,
+                )),
+            )
+            .to_owned();
         // The conditional update is the claim: of concurrent uses, one changes the row.
         let claim = account_token::Entity::update_many()
             .col_expr(account_token::Column::UsedAt, Expr::value(now))
@@ -78,18 +122,26 @@ impl AccountTokenRepository for SeaOrmAccountTokenRepository {
             .filter(account_token::Column::Purpose.eq(purpose.as_str()))
             .filter(account_token::Column::UsedAt.is_null())
             .filter(account_token::Column::ExpiresAt.gt(now))
+            .filter(Expr::exists(bound))
             .build(self.db.get_database_backend());
         if self.writes.execute(claim).await?.rows_affected() != 1 {
             return Ok(None);
         }
-        let user_id: Option<uuid::Uuid> = account_token::Entity::find_by_id(token.as_str())
-            .select_only()
-            .column(account_token::Column::UserId)
-            .into_tuple()
-            .one(&self.db)
-            .await
-            .map_err(repository_error)?;
-        Ok(user_id.map(UserId::from_uuid))
+        let row: Option<(uuid::Uuid, Option<String>)> =
+            account_token::Entity::find_by_id(token.as_str())
+                .select_only()
+                .column(account_token::Column::UserId)
+                .column(account_token::Column::Email)
+                .into_tuple()
+                .one(&self.db)
+                .await
+                .map_err(repository_error)?;
+        Ok(row.and_then(|(user_id, email)| {
+            Some(UsedToken {
+                user_id: UserId::from_uuid(user_id),
+                email: Email::parse(&email?).ok()?,
+            })
+        }))
     }
 
     async fn delete_spent(&self, now: DateTime<Utc>) -> Result<u64, RepositoryError> {

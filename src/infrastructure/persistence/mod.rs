@@ -121,8 +121,9 @@ pub async fn connect(
 }
 
 /// Applies pending migrations. Instances starting together take turns: one applies them,
-/// the others wait and then find nothing left to do.
-pub async fn migrate(db: &DatabaseConnection, url: &str) -> Result<(), DbErr> {
+/// the others wait and then find nothing left to do. On SQLite the caller holds its
+/// [`startup_turn`] through connecting and migrating.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     match db.get_database_backend() {
         // A lock held by a transaction's connection while the migrations run on the pool.
         DbBackend::Postgres => {
@@ -155,13 +156,8 @@ pub async fn migrate(db: &DatabaseConnection, url: &str) -> Result<(), DbErr> {
             lock.commit().await?;
             applied
         }
-        _ => {
-            let _lock = match sqlite_file(url) {
-                Some(file) => Some(FileLock::acquire(format!("{file}.migrate-lock")).await?),
-                None => None,
-            };
-            Migrator::up(db, None).await
-        }
+        // SQLite: the caller holds the `startup_turn`.
+        _ => Migrator::up(db, None).await,
     }
 }
 
@@ -169,9 +165,28 @@ pub async fn migrate(db: &DatabaseConnection, url: &str) -> Result<(), DbErr> {
 const MIGRATION_LOCK_ID: i64 = 0x6175_7468_6772_6170; // "authgrap"
 const MIGRATION_LOCK_NAME: &str = "authgraph-migrations";
 
+/// For SQLite, instances starting together take turns from before they connect until they
+/// have migrated: setting up a connection (WAL) needs the file while another instance may be
+/// migrating it. `None` for a server database, whose turns `migrate` takes itself.
+pub async fn startup_turn(url: &str) -> Result<Option<FileLock>, DbErr> {
+    let Some(file) = sqlite_file(url) else {
+        return Ok(None);
+    };
+    if let Some(dir) = Path::new(file).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            DbErr::Custom(format!("cannot create the folder {}: {e}", dir.display()))
+        })?;
+    }
+    FileLock::acquire(format!("{file}.migrate-lock"))
+        .await
+        .map(Some)
+}
+
 /// An exclusive `flock` on a file beside a SQLite database, released when dropped (also by
 /// the kernel if the process dies).
-struct FileLock {
+pub struct FileLock {
     _held: std::fs::File,
 }
 
@@ -220,7 +235,7 @@ async fn migrated_sqlite(file: &Path) -> DatabaseConnection {
         connect_timeout: Duration::from_secs(5),
     };
     let db = connect(&settings, &QueryCounter::default()).await.unwrap();
-    migrate(&db, &url).await.unwrap();
+    migrate(&db).await.unwrap();
     db
 }
 

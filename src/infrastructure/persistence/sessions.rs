@@ -6,12 +6,13 @@ use entity::{refresh_token, session, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
-    EntityTrait, Insert, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    EntityTrait, ExprTrait, Insert, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait,
 };
 
 use crate::domain::{
-    Page, PageRequest, RefreshTokenExchange, RepositoryError, Session, SessionId,
-    SessionRepository, TokenHash, User, UserId,
+    Page, PageRequest, PresentedRefreshToken, RefreshChain, RefreshTokenExchange, RepositoryError,
+    Session, SessionId, SessionRepository, SiblingAdded, TokenHash, User, UserId,
 };
 
 use super::sqlite_reads::{SqliteReads, read_directly};
@@ -62,8 +63,11 @@ impl SessionRepository for SeaOrmSessionRepository {
             revoked_at: Set(session.revoked_at),
             user_agent: Set(session.user_agent.clone()),
             ip: Set(session.ip.clone()),
+            generation: Set(0),
+            rotated_at: Set(Some(session.created_at)),
+            siblings: Set(0),
         });
-        let token_row = refresh_token_row(session.id, refresh_token, session.created_at);
+        let token_row = refresh_token_row(session.id, refresh_token, session.created_at, 0);
         let statements = [
             session_row.build(self.backend()),
             token_row.build(self.backend()),
@@ -122,39 +126,65 @@ impl SessionRepository for SeaOrmSessionRepository {
     async fn find_by_refresh_token(
         &self,
         token: &TokenHash,
-    ) -> Result<Option<(Session, Option<DateTime<Utc>>)>, RepositoryError> {
+    ) -> Result<Option<PresentedRefreshToken>, RepositoryError> {
         let row = refresh_token::Entity::find_by_id(token.as_str())
             .find_also_related(session::Entity)
             .one(&self.db)
             .await
             .map_err(repository_error)?;
-        Ok(row.and_then(|(token, session)| Some((to_domain(session?), token.used_at))))
+        Ok(row.and_then(|(token, session)| {
+            let session = session?;
+            let chain = RefreshChain {
+                generation: session.generation,
+                rotated_at: session.rotated_at.unwrap_or(session.last_used_at),
+                siblings: u32::try_from(session.siblings).unwrap_or(u32::MAX),
+            };
+            Some(PresentedRefreshToken {
+                session: to_domain(session),
+                generation: token.generation,
+                chain,
+            })
+        }))
     }
 
-    async fn exchange_refresh_token(
+    async fn rotate_refresh_token(
         &self,
         exchange: &RefreshTokenExchange<'_>,
     ) -> Result<bool, RepositoryError> {
-        // The session is locked first (see the type's comment), then the conditional update
-        // claims the token: of two concurrent exchanges of one token, the second waits for
-        // the first and then finds the token used.
-        let touch = touch_session(exchange).build(self.backend());
-        let claim = refresh_token::Entity::update_many()
+        // The session is locked first (see the type's comment), by the conditional update
+        // that moves its chain on: of two concurrent exchanges of the current generation,
+        // the second waits for the first and then finds the chain moved.
+        let advance = touch_session(exchange)
+            .col_expr(
+                session::Column::Generation,
+                Expr::col(session::Column::Generation).add(1),
+            )
+            .col_expr(session::Column::RotatedAt, Expr::value(exchange.now))
+            .col_expr(session::Column::Siblings, Expr::value(0))
+            .filter(session::Column::Generation.eq(exchange.generation))
+            .build(self.backend());
+        let spend = refresh_token::Entity::update_many()
             .col_expr(refresh_token::Column::UsedAt, Expr::value(exchange.now))
             .filter(refresh_token::Column::TokenHash.eq(exchange.presented.as_str()))
             .filter(refresh_token::Column::UsedAt.is_null())
             .build(self.backend());
-        let successor = successor_row(exchange).build(self.backend());
+        let successor = refresh_token_row(
+            exchange.session,
+            exchange.successor,
+            exchange.now,
+            exchange.generation + 1,
+        )
+        .build(self.backend());
         self.writes
             .run(|txn| {
-                let (touch, claim, successor) = (touch.clone(), claim.clone(), successor.clone());
+                let (advance, spend, successor) =
+                    (advance.clone(), spend.clone(), successor.clone());
                 Box::pin(async move {
-                    // No session (deleted meanwhile): nothing to claim either.
-                    if txn.execute_raw(touch).await?.rows_affected() != 1
-                        || txn.execute_raw(claim).await?.rows_affected() != 1
-                    {
+                    // Moved on meanwhile, or no session (deleted): nothing changes.
+                    if txn.execute_raw(advance).await?.rows_affected() != 1 {
                         return Ok(Finish::Rollback(false));
                     }
+                    txn.execute_raw(spend).await?;
                     txn.execute_raw(successor).await?;
                     Ok(Finish::Commit(true))
                 })
@@ -162,22 +192,50 @@ impl SessionRepository for SeaOrmSessionRepository {
             .await
     }
 
-    async fn add_refresh_token(
+    async fn add_sibling(
         &self,
         exchange: &RefreshTokenExchange<'_>,
-    ) -> Result<bool, RepositoryError> {
-        let touch = touch_session(exchange).build(self.backend());
-        let successor = successor_row(exchange).build(self.backend());
+        max_siblings: u32,
+    ) -> Result<SiblingAdded, RepositoryError> {
+        let count = touch_session(exchange)
+            .col_expr(
+                session::Column::Siblings,
+                Expr::col(session::Column::Siblings).add(1),
+            )
+            .filter(session::Column::Generation.eq(exchange.generation))
+            .filter(session::Column::Siblings.lt(i64::from(max_siblings)))
+            .build(self.backend());
+        let sibling = refresh_token_row(
+            exchange.session,
+            exchange.successor,
+            exchange.now,
+            exchange.generation,
+        )
+        .build(self.backend());
+        let generation = session::Entity::find_by_id(exchange.session.as_uuid())
+            .select_only()
+            .column(session::Column::Generation)
+            .build(self.backend());
         self.writes
             .run(|txn| {
-                let (touch, successor) = (touch.clone(), successor.clone());
+                let (count, sibling, generation) =
+                    (count.clone(), sibling.clone(), generation.clone());
+                let expected = exchange.generation;
                 Box::pin(async move {
                     // The session's row lock keeps it from being deleted until the commit.
-                    if txn.execute_raw(touch).await?.rows_affected() != 1 {
-                        return Ok(Finish::Rollback(false));
+                    if txn.execute_raw(count).await?.rows_affected() == 1 {
+                        txn.execute_raw(sibling).await?;
+                        return Ok(Finish::Commit(SiblingAdded::Added));
                     }
-                    txn.execute_raw(successor).await?;
-                    Ok(Finish::Commit(true))
+                    let now_at: Option<i64> = match txn.query_one_raw(generation).await? {
+                        Some(row) => Some(row.try_get_by_index(0)?),
+                        None => None,
+                    };
+                    Ok(Finish::Rollback(if now_at == Some(expected) {
+                        SiblingAdded::Exhausted
+                    } else {
+                        SiblingAdded::Moved
+                    }))
                 })
             })
             .await
@@ -266,17 +324,19 @@ fn active_sessions(user: UserId, now: DateTime<Utc>) -> sea_orm::Select<session:
         .filter(session::Column::ExpiresAt.gt(now))
 }
 
-/// The insert of a session's new, unused refresh token.
+/// The insert of a session's new, unused refresh token of `generation`.
 fn refresh_token_row(
     session: SessionId,
     token: &TokenHash,
     issued_at: DateTime<Utc>,
+    generation: i64,
 ) -> Insert<refresh_token::ActiveModel> {
     refresh_token::Entity::insert(refresh_token::ActiveModel {
         token_hash: Set(token.as_str().to_owned()),
         session_id: Set(session.as_uuid()),
         issued_at: Set(issued_at),
         used_at: Set(None),
+        generation: Set(generation),
     })
 }
 
@@ -286,11 +346,6 @@ fn touch_session(exchange: &RefreshTokenExchange<'_>) -> sea_orm::UpdateMany<ses
         .col_expr(session::Column::LastUsedAt, Expr::value(exchange.now))
         .col_expr(session::Column::ExpiresAt, Expr::value(exchange.expires_at))
         .filter(session::Column::Id.eq(exchange.session.as_uuid()))
-}
-
-/// The insert of the token that succeeds the presented one.
-fn successor_row(exchange: &RefreshTokenExchange<'_>) -> Insert<refresh_token::ActiveModel> {
-    refresh_token_row(exchange.session, exchange.successor, exchange.now)
 }
 
 fn to_domain(row: session::Model) -> Session {

@@ -64,14 +64,14 @@ pub fn read_directly<T>(
 }
 
 const SESSION_WITH_USER: &str = "SELECT s.id, s.user_id, s.created_at, s.last_used_at, \
-     s.expires_at, s.revoked_at, s.user_agent, s.ip, u.id, u.email, u.password_hash, \
-     u.display_name, u.role, u.email_verified_at, u.suspended_at, u.suspension_reason, \
-     u.created_at, u.updated_at \
+     s.expires_at, s.revoked_at, s.user_agent, s.ip, s.generation, s.rotated_at, s.siblings, \
+     u.id, u.email, u.password_hash, u.display_name, u.role, u.email_verified_at, \
+     u.suspended_at, u.suspension_reason, u.created_at, u.updated_at, u.credential_version \
      FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?1";
 
 const USER_BY_EMAIL: &str = "SELECT id, email, password_hash, display_name, role, \
-     email_verified_at, suspended_at, suspension_reason, created_at, updated_at \
-     FROM users WHERE email = ?1";
+     email_verified_at, suspended_at, suspension_reason, created_at, updated_at, \
+     credential_version FROM users WHERE email = ?1";
 
 impl SqliteReads {
     pub fn new(path: impl Into<String>) -> Self {
@@ -92,7 +92,7 @@ impl SqliteReads {
             let Some(row) = rows.next()? else {
                 return Ok(None);
             };
-            Ok(Some((session_at(row, 0)?, user_at(row, 8)?)))
+            Ok(Some((session_at(row, 0)?, user_at(row, 11)?)))
         })
     }
 
@@ -145,6 +145,9 @@ fn session_at(row: &Row<'_>, first: usize) -> Result<session::Model, rusqlite::E
         revoked_at: optional_timestamp(row, first + 5)?,
         user_agent: row.get(first + 6)?,
         ip: row.get(first + 7)?,
+        generation: row.get(first + 8)?,
+        rotated_at: optional_timestamp(row, first + 9)?,
+        siblings: row.get(first + 10)?,
     })
 }
 
@@ -160,6 +163,7 @@ fn user_at(row: &Row<'_>, first: usize) -> Result<user::Model, rusqlite::Error> 
         suspension_reason: row.get(first + 7)?,
         created_at: timestamp(row, first + 8)?,
         updated_at: timestamp(row, first + 9)?,
+        credential_version: row.get(first + 10)?,
     })
 }
 
@@ -244,6 +248,7 @@ mod tests {
             suspension_reason: Some("abuse".into()),
             created_at: at(3),
             updated_at: at(999_999),
+            credential_version: 42,
         };
         let full_session = session::Model {
             id: Uuid::new_v4(),
@@ -254,6 +259,9 @@ mod tests {
             revoked_at: Some(at(6)),
             user_agent: Some("Mozilla/5.0 (X11; Linux x86_64)".into()),
             ip: Some("2001:db8::1".into()),
+            generation: 7,
+            rotated_at: Some(at(7)),
+            siblings: 2,
         };
         let bare_user = user::Model {
             id: Uuid::new_v4(),
@@ -342,6 +350,7 @@ mod tests {
             suspension_reason: None,
             created_at: at(0),
             updated_at: at(0),
+            credential_version: 0,
         };
         let session = session::Model {
             id: Uuid::new_v4(),
@@ -352,6 +361,9 @@ mod tests {
             revoked_at: None,
             user_agent: None,
             ip: None,
+            generation: 0,
+            rotated_at: None,
+            siblings: 0,
         };
         // A connection already open and used keeps no stale snapshot between reads.
         assert_eq!(reads.session_with_user(session.id).unwrap(), None);

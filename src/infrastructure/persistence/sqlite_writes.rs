@@ -94,6 +94,7 @@ mod tests {
             suspension_reason: None,
             created_at: at,
             updated_at: at,
+            credential_version: 0,
         };
         ada.clone().into_active_model().insert(&db).await.unwrap();
         let session = |id: Uuid| session::Model {
@@ -105,12 +106,16 @@ mod tests {
             revoked_at: None,
             user_agent: Some("Mozilla/5.0".into()),
             ip: Some("2001:db8::1".into()),
+            generation: 0,
+            rotated_at: Some(at),
+            siblings: 0,
         };
         let token = |hash: &str, session: Uuid| refresh_token::Model {
             token_hash: hash.into(),
             session_id: session,
             issued_at: at,
             used_at: None,
+            generation: 0,
         };
         let rows = |session: &session::Model, token: &refresh_token::Model| {
             [

@@ -372,6 +372,7 @@ mod tests {
             suspension_reason: Set(None),
             created_at: Set(at),
             updated_at: Set(at),
+            credential_version: Set(0),
         })
         .build(sea_orm::DbBackend::Sqlite)
     }

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use entity::user;
-use sea_orm::sea_query::{Expr, LikeExpr};
+use sea_orm::sea_query::{Expr, Func, LikeExpr};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
     DatabaseTransaction, DbBackend, DbErr, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter,
@@ -64,6 +64,7 @@ impl UserRepository for SeaOrmUserRepository {
                 .map(|s| s.reason.as_str().to_owned())),
             created_at: Set(user.created_at),
             updated_at: Set(user.updated_at),
+            credential_version: Set(user.credential_version),
         };
         let insert = user::Entity::insert(row).build(self.db.get_database_backend());
         self.writes.execute(insert).await?;
@@ -101,7 +102,9 @@ impl UserRepository for SeaOrmUserRepository {
         now: DateTime<Utc>,
     ) -> Result<(), RepositoryError> {
         self.update(id, now, |q| {
-            q.col_expr(user::Column::PasswordHash, Expr::value(hash.as_str()))
+            next_credential_version(
+                q.col_expr(user::Column::PasswordHash, Expr::value(hash.as_str())),
+            )
         })
         .await
     }
@@ -109,16 +112,25 @@ impl UserRepository for SeaOrmUserRepository {
     async fn mark_email_verified(
         &self,
         id: UserId,
+        email: &Email,
         now: DateTime<Utc>,
-    ) -> Result<(), RepositoryError> {
+    ) -> Result<bool, RepositoryError> {
+        // Only the address that was proven: if the account moved to another one meanwhile,
+        // nothing is marked.
         let update = user::Entity::update_many()
-            .col_expr(user::Column::EmailVerifiedAt, Expr::value(now))
+            .col_expr(
+                user::Column::EmailVerifiedAt,
+                Func::coalesce([
+                    Expr::col(user::Column::EmailVerifiedAt),
+                    Expr::value(now),
+                ])
+                .into(),
+            )
             .col_expr(user::Column::UpdatedAt, Expr::value(now))
             .filter(user::Column::Id.eq(id.as_uuid()))
-            .filter(user::Column::EmailVerifiedAt.is_null())
+            .filter(user::Column::Email.eq(email.as_str()))
             .build(self.db.get_database_backend());
-        self.writes.execute(update).await?;
-        Ok(())
+        Ok(self.writes.execute(update).await?.rows_affected() == 1)
     }
 
     async fn find_many(&self, ids: &[UserId]) -> Result<Vec<User>, RepositoryError> {
@@ -155,11 +167,13 @@ impl UserRepository for SeaOrmUserRepository {
         now: DateTime<Utc>,
     ) -> Result<(), RepositoryError> {
         self.update(id, now, |q| {
-            q.col_expr(user::Column::Email, Expr::value(email.as_str()))
-                .col_expr(
-                    user::Column::EmailVerifiedAt,
-                    Expr::value(Option::<DateTime<Utc>>::None),
-                )
+            next_credential_version(
+                q.col_expr(user::Column::Email, Expr::value(email.as_str()))
+                    .col_expr(
+                        user::Column::EmailVerifiedAt,
+                        Expr::value(Option::<DateTime<Utc>>::None),
+                    ),
+            )
         })
         .await
     }
@@ -299,7 +313,9 @@ async fn guarded_in(
                 .await?;
         }
         AdminSensitive::Suspension(suspension) => {
+            let suspending = suspension.is_some();
             user::Entity::update_many()
+                .apply_if(suspending.then_some(()), |q, ()| next_credential_version(q))
                 .col_expr(
                     user::Column::SuspendedAt,
                     Expr::value(suspension.as_ref().map(|s| s.since)),
@@ -324,6 +340,16 @@ async fn guarded_in(
         return Ok(GuardedChange::LastAdmin);
     }
     Ok(GuardedChange::Applied)
+}
+
+/// Moves the account's credential version on, voiding every link issued before.
+fn next_credential_version(
+    update: sea_orm::UpdateMany<user::Entity>,
+) -> sea_orm::UpdateMany<user::Entity> {
+    update.col_expr(
+        user::Column::CredentialVersion,
+        Expr::col(user::Column::CredentialVersion).add(1),
+    )
 }
 
 fn active_admins() -> Select<user::Entity> {
@@ -409,10 +435,8 @@ pub(super) fn to_domain(row: user::Model) -> Result<User, RepositoryError> {
         RepositoryError::Internal(format!("user {} has an invalid {what}", row.id).into())
     };
     let email = Email::parse(&row.email).map_err(|_| corrupt("email"))?;
-    let display_name = match &row.display_name {
-        Some(name) => DisplayName::parse(name).map_err(|_| corrupt("display name"))?,
-        None => None,
-    };
+    // As stored: a name saved before today's rules were stricter still reads back.
+    let display_name = row.display_name.clone().map(DisplayName::from_stored);
     let role = Role::from_stored(&row.role).ok_or_else(|| corrupt("role"))?;
     let suspension = match (row.suspended_at, &row.suspension_reason) {
         (Some(since), Some(reason)) => Some(Suspension {
@@ -432,5 +456,6 @@ pub(super) fn to_domain(row: user::Model) -> Result<User, RepositoryError> {
         suspension,
         created_at: row.created_at,
         updated_at: row.updated_at,
+        credential_version: row.credential_version,
     })
 }

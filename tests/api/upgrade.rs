@@ -1,0 +1,146 @@
+//! A database made by the previous release upgrades in place: its schema is the migrations
+//! that release shipped, its rows are written as that release wrote them, and after the new
+//! server starts on it every account signs in, every session keeps working (its access token
+//! and its refresh token), and an outstanding emailed link still works.
+
+use chrono::{Duration, Utc};
+use migration::MigratorTrait;
+use sea_orm::sea_query::{Alias, Query};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Value};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use authgraph::application::ports::PasswordHasher;
+use authgraph::domain::Password;
+use authgraph::infrastructure::security::Argon2Hasher;
+
+use crate::helpers::{
+    JWT_SECRET, PASSWORD, TestDatabase, assert_no_errors, data_str, error_code, forge_token,
+    spawn_app_on, test_config,
+};
+
+/// The migrations the previous release shipped.
+const SHIPPED: u32 = 3;
+
+fn sha256(token: &str) -> String {
+    format!("{:x}", Sha256::digest(token.as_bytes()))
+}
+
+async fn insert(db: &DatabaseConnection, table: &str, row: Vec<(&str, Value)>) {
+    let (columns, values): (Vec<_>, Vec<_>) = row.into_iter().unzip();
+    let statement = Query::insert()
+        .into_table(Alias::new(table))
+        .columns(columns.into_iter().map(Alias::new))
+        .values_panic(values.into_iter().map(Into::into))
+        .to_owned();
+    db.execute(&statement).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_database_of_the_previous_release_upgrades_with_every_account_and_session_intact() {
+    let database = TestDatabase::create().await;
+    let db = Database::connect(&database.url).await.unwrap();
+    migration::Migrator::up(&db, Some(SHIPPED)).await.unwrap();
+
+    let hasher = Argon2Hasher::new(&test_config(&database.url, |_| {}).hashing()).unwrap();
+    let hash = hasher
+        .hash(Password::new(PASSWORD.into()).unwrap())
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let (user_id, session_id) = (Uuid::now_v7(), Uuid::now_v7());
+    let email = format!("old-{}@example.com", user_id.simple());
+    insert(
+        &db,
+        "users",
+        vec![
+            ("id", user_id.into()),
+            ("email", email.clone().into()),
+            ("password_hash", hash.as_str().into()),
+            ("display_name", "Ada\u{200D}Lovelace".into()),
+            ("role", "user".into()),
+            ("created_at", (now - Duration::days(3)).into()),
+            ("updated_at", (now - Duration::days(3)).into()),
+        ],
+    )
+    .await;
+    insert(
+        &db,
+        "sessions",
+        vec![
+            ("id", session_id.into()),
+            ("user_id", user_id.into()),
+            ("created_at", (now - Duration::days(2)).into()),
+            ("last_used_at", (now - Duration::hours(1)).into()),
+            ("expires_at", (now + Duration::days(20)).into()),
+        ],
+    )
+    .await;
+    for (token, used) in [
+        ("old-used", Some(now - Duration::hours(1))),
+        ("old-current", None),
+    ] {
+        insert(
+            &db,
+            "refresh_tokens",
+            vec![
+                ("token_hash", sha256(token).into()),
+                ("session_id", session_id.into()),
+                ("issued_at", (now - Duration::hours(2)).into()),
+                ("used_at", used.into()),
+            ],
+        )
+        .await;
+    }
+    insert(
+        &db,
+        "account_tokens",
+        vec![
+            ("token_hash", sha256("old-reset-link").into()),
+            ("user_id", user_id.into()),
+            ("purpose", "password_reset".into()),
+            ("created_at", (now - Duration::minutes(5)).into()),
+            ("expires_at", (now + Duration::minutes(25)).into()),
+        ],
+    )
+    .await;
+    db.close().await.unwrap();
+
+    // The new release starts on it and applies the rest.
+    let app = spawn_app_on(database).await;
+
+    // The session's access token, as the old release issued it, still works.
+    let claims = json!({
+        "iss": "authgraph", "aud": "authgraph", "sub": user_id, "sid": session_id,
+        "iat": now.timestamp(), "exp": now.timestamp() + 600,
+    });
+    let me = app.me(&forge_token(&claims, JWT_SECRET.as_bytes())).await;
+    assert_no_errors(&me);
+    assert_eq!(me["data"]["me"]["email"], email.as_str());
+    assert_eq!(
+        me["data"]["me"]["displayName"], "Ada\u{200D}Lovelace",
+        "a name stored under the old rules still reads back"
+    );
+    // Its refresh token rotates as ever.
+    let refreshed = app.refresh("old-current").await;
+    assert_no_errors(&refreshed);
+    let next = data_str(&refreshed, &["refreshToken", "refreshToken"]).to_owned();
+    assert_no_errors(&app.refresh(&next).await);
+    // The token used before the upgrade is as old as ever: presenting it is theft.
+    assert_eq!(
+        error_code(&app.refresh("old-used").await),
+        "UNAUTHENTICATED"
+    );
+    // The account signs in with its password.
+    assert_no_errors(&app.login(&email, PASSWORD).await);
+    // The reset link emailed before the upgrade works, once.
+    let reset = "mutation($i: ResetPasswordInput!) { resetPassword(input: $i) { accessToken } }";
+    let new_password =
+        json!({ "i": { "token": "old-reset-link", "newPassword": "a new passphrase" } });
+    assert_no_errors(&app.graphql(reset, new_password.clone()).await);
+    assert_eq!(
+        error_code(&app.graphql(reset, new_password).await),
+        "BAD_USER_INPUT"
+    );
+}
