@@ -58,7 +58,7 @@ trap cleanup EXIT
 
 PASSWORD="correct horse battery staple"
 export JWT_SECRET=bench-secret-bench-secret-bench-secret-1234
-export MAILER=log RATE_LIMITS=false RUST_LOG=warn LOG_FORMAT=json
+export MAILER=log METRICS_ADDR=127.0.0.1:0 RATE_LIMITS=false RUST_LOG=warn LOG_FORMAT=json
 export REFRESH_TOKEN_REUSE_GRACE=0s
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

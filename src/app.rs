@@ -87,6 +87,8 @@ impl Core {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    /// `/metrics` on a listener of its own, when metrics are on.
+    metrics_server: Option<(TcpListener, Router)>,
     connections: http::ConnectionLimits,
     core: Core,
     cleanup_interval: Duration,
@@ -110,6 +112,17 @@ impl Application {
                 admission: admission.clone(),
             }))
         });
+        let metrics_server = match &metrics {
+            Some(metrics) => Some((
+                TcpListener::bind(config.metrics_addr)
+                    .await
+                    .with_context(|| {
+                        format!("cannot listen for metrics on {}", config.metrics_addr)
+                    })?,
+                http::metrics_router(metrics.clone()),
+            )),
+            None => None,
+        };
         let router = http::router(AppState {
             schema: graphql::schema(&core.services, limits),
             admission,
@@ -124,6 +137,7 @@ impl Application {
         Ok(Self {
             listener,
             router,
+            metrics_server,
             connections: config.connection_limits(),
             core,
             cleanup_interval: config.session_cleanup_interval,
@@ -141,6 +155,13 @@ impl Application {
         self.listener.local_addr()
     }
 
+    /// Where `/metrics` is served, when metrics are on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_server
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
+    }
+
     /// Serves until `shutdown` completes, then stops accepting and gives requests in flight
     /// up to the shutdown timeout to finish.
     pub async fn run_until(
@@ -152,10 +173,18 @@ impl Application {
             self.cleanup_interval,
         ));
         let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
             let _ = stopping.send(());
+            let _ = metrics_stop.send(());
         };
+        let metrics = self.metrics_server.map(|(listener, router)| {
+            let stop = async {
+                let _ = metrics_stopped.await;
+            };
+            tokio::spawn(http::serve(listener, router, self.connections, stop))
+        });
         let serve = http::serve(self.listener, self.router, self.connections, signal);
         let deadline = async {
             if stopped.await.is_ok() {
@@ -172,6 +201,9 @@ impl Application {
             }
         };
         cleanup.abort();
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         // Emails of the last requests are still queued; send them, then store the events.
         if tokio::time::timeout(self.shutdown_timeout, self.core.deferred.idle())
             .await

@@ -145,6 +145,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let address = application.local_addr()?;
     tracing::info!("mode {}", config.mode());
     tracing::info!("listening on http://{address} (GraphiQL: http://{address}/graphql)");
+    if let Some(metrics) = application.metrics_addr() {
+        tracing::info!("metrics on http://{metrics}/metrics");
+    }
     application.run_until(app::shutdown_signal()).await?;
     Ok(())
 }

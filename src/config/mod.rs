@@ -362,10 +362,19 @@ pub struct Config {
     )]
     pub graphql_max_directives: usize,
 
-    /// Serve Prometheus metrics at GET /metrics (keep it off the public internet, e.g. at the
-    /// proxy).
+    /// Serve Prometheus metrics at GET /metrics on METRICS_ADDR.
     #[arg(long, env = "METRICS", default_value_t = true, value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
     pub metrics: bool,
+
+    /// Where `/metrics` listens: its own address, off the API's port, so only the operator's
+    /// network reaches it (in a container, `0.0.0.0:9464` and an unpublished port).
+    #[arg(
+        long,
+        env = "METRICS_ADDR",
+        default_value = "127.0.0.1:9464",
+        global = true
+    )]
+    pub metrics_addr: std::net::SocketAddr,
 
     /// Most documents remembered for automatic persisted queries (by SHA-256 hash); 0 turns
     /// APQ off. Only documents that passed validation are remembered.

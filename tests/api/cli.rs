@@ -155,6 +155,7 @@ impl ServerProcess {
             .env("JWT_SECRET", JWT_SECRET)
             .env("MAILER", "log")
             .env("RATE_LIMITS", "false")
+            .env("METRICS_ADDR", "127.0.0.1:0")
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())

@@ -26,6 +26,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestApp {
     pub address: String,
+    /// Where `/metrics` listens, when metrics are on.
+    pub metrics_address: Option<String>,
     pub config: Config,
     pub client: reqwest::Client,
     /// Every email the app "sent" (unless a test chose SMTP).
@@ -83,6 +85,7 @@ pub fn test_config(database_url: &str, configure: impl FnOnce(&mut Config)) -> C
     // Limits are tested on their own (limits.rs); elsewhere they would only get in the way.
     config.rate_limits = false;
     config.public_url = "https://app.example.com".into();
+    config.metrics_addr = "127.0.0.1:0".parse().unwrap();
     configure(&mut config);
     config
 }
@@ -97,6 +100,7 @@ pub async fn spawn_app_on(database: TestDatabase) -> TestApp {
 async fn start(config: Config, database: Option<TestDatabase>) -> TestApp {
     let app = Application::build(&config).await.expect("the app starts");
     let address = format!("http://{}", app.local_addr().unwrap());
+    let metrics_address = app.metrics_addr().map(|a| format!("http://{a}"));
     let core = app.core();
     let mailbox = core.mailbox.clone();
     let audit = core.audit.clone();
@@ -110,6 +114,7 @@ async fn start(config: Config, database: Option<TestDatabase>) -> TestApp {
     }));
     TestApp {
         address,
+        metrics_address,
         config,
         client: reqwest::Client::new(),
         mailbox,
@@ -140,6 +145,12 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    /// The metrics listener's `/metrics`.
+    pub fn metrics_url(&self) -> String {
+        let address = self.metrics_address.as_ref().expect("metrics are on");
+        format!("{address}/metrics")
     }
 
     /// POSTs a GraphQL request and returns the JSON body; the status must be 200.

@@ -305,7 +305,7 @@ async fn the_parser_limits_are_configurable_and_graphiqls_introspection_fits_the
 async fn metric_series(app: &TestApp) -> Vec<String> {
     let text = app
         .client
-        .get(app.url("/metrics"))
+        .get(app.metrics_url())
         .send()
         .await
         .unwrap()
@@ -358,7 +358,7 @@ fn by_hash(document: &str) -> String {
 async fn gauge(app: &TestApp, name: &str) -> f64 {
     let text = app
         .client
-        .get(app.url("/metrics"))
+        .get(app.metrics_url())
         .send()
         .await
         .unwrap()

@@ -3,7 +3,7 @@ use serde_json::json;
 use crate::helpers::{PASSWORD, TestApp, spawn_app, spawn_app_with, unique_email};
 
 async fn scrape(app: &TestApp) -> String {
-    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let response = app.client.get(app.metrics_url()).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert!(
         response.headers()["content-type"]
@@ -85,8 +85,10 @@ async fn metrics_count_requests_sign_ins_and_report_the_pools() {
 }
 
 #[tokio::test]
-async fn metrics_can_be_turned_off() {
+async fn metrics_are_served_only_on_their_own_listener_and_can_be_turned_off() {
+    let app = spawn_app().await;
+    let public = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(public.status(), 404, "not on the API's port");
     let app = spawn_app_with(|c| c.metrics = false).await;
-    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
-    assert_eq!(response.status(), 404);
+    assert!(app.metrics_address.is_none(), "no listener at all");
 }

@@ -22,6 +22,7 @@ fn production(dir: &tempfile::TempDir) -> Vec<(&'static str, String)> {
         ("JWT_SECRET", STRONG_SECRET.into()),
         ("PUBLIC_URL", "https://app.example.com".into()),
         ("MAILER", "log".into()),
+        ("METRICS_ADDR", "127.0.0.1:0".into()),
     ]
 }
 

@@ -120,11 +120,7 @@ impl UserRepository for SeaOrmUserRepository {
         let update = user::Entity::update_many()
             .col_expr(
                 user::Column::EmailVerifiedAt,
-                Func::coalesce([
-                    Expr::col(user::Column::EmailVerifiedAt),
-                    Expr::value(now),
-                ])
-                .into(),
+                Func::coalesce([Expr::col(user::Column::EmailVerifiedAt), Expr::value(now)]).into(),
             )
             .col_expr(user::Column::UpdatedAt, Expr::value(now))
             .filter(user::Column::Id.eq(id.as_uuid()))

@@ -21,8 +21,6 @@ use crate::infrastructure::persistence::{Contention, QueryCounter, RetryCounter}
 use crate::infrastructure::security::Argon2Hasher;
 use crate::interfaces::graphql::Admission;
 
-use super::AppState;
-
 /// Where scrape-time figures come from.
 pub struct Sources {
     pub hasher: Arc<Argon2Hasher>,
@@ -247,10 +245,7 @@ fn pool_usage(db: &DatabaseConnection) -> (u32, usize) {
 }
 
 /// `GET /metrics`.
-pub async fn metrics(State(state): State<AppState>) -> Response {
-    let Some(metrics) = &state.metrics else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
+pub async fn metrics(State(metrics): State<Arc<Metrics>>) -> Response {
     metrics.refresh();
     let mut text = String::new();
     if encode(&mut text, &metrics.registry).is_err() {

@@ -62,7 +62,15 @@ pub struct AppState {
     pub load: Arc<Load>,
 }
 
-/// Every route with its middleware.
+/// `/metrics`, for a listener of its own (`METRICS_ADDR`): what it tells (request rates,
+/// pool and queue sizes) is for the operator, not for the public API port.
+pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .with_state(metrics)
+}
+
+/// Every route of the API with its middleware.
 pub fn router(state: AppState) -> Router {
     let work = Router::new()
         .route(
@@ -72,15 +80,14 @@ pub fn router(state: AppState) -> Router {
         .route("/graphiql/{version}/{file}", get(graphiql::asset));
     #[cfg(feature = "test-hooks")]
     let work = work.merge(guard::test_hooks());
-    // The probes and the scrape answer however busy the server is.
+    // The probes answer however busy the server is.
     let routes = work
         .route_layer(axum::middleware::from_fn_with_state(
             state.load.clone(),
             load::shed,
         ))
         .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
-        .route("/metrics", get(metrics::metrics));
+        .route("/ready", get(health::ready));
     routes
         .layer(cors::layer(&state.settings.cors))
         .layer(axum::middleware::from_fn_with_state(
