@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use sea_orm::DatabaseConnection;
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::application::ports::{Mailer, RateLimiter, SystemClock};
@@ -225,7 +226,7 @@ async fn connect_and_migrate_counted(
     config: &Config,
     queries: &QueryCounter,
 ) -> anyhow::Result<DatabaseConnection> {
-    let _turn = persistence::startup_turn(&config.database_url)
+    let _turn = persistence::startup_turn(config.database_url.expose_secret())
         .await
         .context("cannot take the migration lock beside the SQLite database")?;
     let db = persistence::connect(&config.database(), queries)
@@ -247,12 +248,12 @@ fn services(
     hasher: Arc<Argon2Hasher>,
 ) -> anyhow::Result<Services> {
     let secret = resolve_jwt_secret(
-        config.jwt_secret.as_deref(),
+        config.jwt_secret.as_ref().map(ExposeSecret::expose_secret),
         config.dev_state_dir().as_deref(),
     )?;
     // One set of read connections for both repositories' direct SQLite reads.
-    let direct_reads =
-        persistence::sqlite_file(&config.database_url).map(|file| Arc::new(SqliteReads::new(file)));
+    let direct_reads = persistence::sqlite_file(config.database_url.expose_secret())
+        .map(|file| Arc::new(SqliteReads::new(file)));
     let users = Arc::new(SeaOrmUserRepository::new(
         writes.clone(),
         direct_reads.clone(),
@@ -262,6 +263,7 @@ fn services(
         previous_secrets: config
             .jwt_previous_secrets
             .iter()
+            .map(ExposeSecret::expose_secret)
             .filter(|s| !s.is_empty())
             .map(|s| s.as_bytes().to_vec())
             .collect(),
@@ -351,7 +353,8 @@ async fn limiter(config: &Config) -> anyhow::Result<Arc<dyn RateLimiter>> {
         RateLimitStore::Redis => {
             let url = config
                 .redis_url
-                .as_deref()
+                .as_ref()
+                .map(ExposeSecret::expose_secret)
                 .context("RATE_LIMIT_STORE=redis needs REDIS_URL")?;
             Arc::new(
                 RedisRateLimiter::connect(url, &config.redis_key_prefix)
@@ -384,7 +387,8 @@ fn mail(config: &Config) -> anyhow::Result<Mail> {
         MailerKind::Smtp => {
             let url = config
                 .smtp_url
-                .as_deref()
+                .as_ref()
+                .map(ExposeSecret::expose_secret)
                 .context("MAILER=smtp needs SMTP_URL")?;
             let smtp = SmtpMailer::new(url, &config.mail_from).map_err(anyhow::Error::msg)?;
             Ok(Mail {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use ipnet::IpNet;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::application::ports::Quota;
 use crate::application::{Lockout, ThrottlePolicy};
@@ -53,6 +54,12 @@ pub enum RateLimitStore {
     Memory,
     /// In Redis: shared by every instance.
     Redis,
+}
+
+/// A setting that holds a secret (a password in a URL, a signing key): never shown by
+/// `--help` or `Debug`, read only through `expose_secret`.
+fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(value.into())
 }
 
 /// A rate limit as configured: `count/period` (`30/1m`, `3/1h`) or `off`.
@@ -106,9 +113,10 @@ pub struct Config {
         env = "DATABASE_URL",
         hide_env_values = true,
         default_value = "sqlite://data/authgraph.db?mode=rwc",
+        value_parser = secret,
         global = true
     )]
-    pub database_url: String,
+    pub database_url: SecretString,
 
     /// Most connections the pool opens (PostgreSQL and MySQL; on SQLite the pool has one:
     /// SQLite takes one writer at a time, and its hot-path reads bypass the pool).
@@ -125,8 +133,14 @@ pub struct Config {
     pub database_connect_timeout: Duration,
 
     /// Secret that signs access tokens (≥ 32 bytes). Required in production.
-    #[arg(long, env = "JWT_SECRET", hide_env_values = true, global = true)]
-    pub jwt_secret: Option<String>,
+    #[arg(
+        long,
+        env = "JWT_SECRET",
+        hide_env_values = true,
+        value_parser = secret,
+        global = true
+    )]
+    pub jwt_secret: Option<SecretString>,
 
     /// Retired signing secrets, comma-separated: tokens they signed still verify until they
     /// expire. Put the old JWT_SECRET here when you set a new one.
@@ -135,9 +149,10 @@ pub struct Config {
         env = "JWT_PREVIOUS_SECRETS",
         value_delimiter = ',',
         hide_env_values = true,
+        value_parser = secret,
         global = true
     )]
-    pub jwt_previous_secrets: Vec<String>,
+    pub jwt_previous_secrets: Vec<SecretString>,
 
     /// `iss` claim of access tokens.
     #[arg(long, env = "JWT_ISSUER", default_value = "authgraph", global = true)]
@@ -197,8 +212,14 @@ pub struct Config {
 
     /// SMTP server, e.g. `smtp://user:password@smtp.example.com:587?tls=required` or
     /// `smtps://user:password@smtp.example.com:465`.
-    #[arg(long, env = "SMTP_URL", hide_env_values = true, global = true)]
-    pub smtp_url: Option<String>,
+    #[arg(
+        long,
+        env = "SMTP_URL",
+        hide_env_values = true,
+        value_parser = secret,
+        global = true
+    )]
+    pub smtp_url: Option<SecretString>,
 
     /// Allow an SMTP_URL without TLS (a relay on a trusted network), which production
     /// otherwise refuses.
@@ -401,8 +422,14 @@ pub struct Config {
     pub rate_limit_store: RateLimitStore,
 
     /// Redis for shared rate limits, e.g. `redis://127.0.0.1:6379`.
-    #[arg(long, env = "REDIS_URL", hide_env_values = true, global = true)]
-    pub redis_url: Option<String>,
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        hide_env_values = true,
+        value_parser = secret,
+        global = true
+    )]
+    pub redis_url: Option<SecretString>,
 
     /// Prefix of this deployment's Redis keys.
     #[arg(
@@ -661,7 +688,7 @@ impl Config {
 
     pub fn database(&self) -> DatabaseSettings {
         DatabaseSettings {
-            url: self.database_url.clone(),
+            url: self.database_url.expose_secret().to_owned(),
             max_connections: self.database_max_connections,
             connect_timeout: self.database_connect_timeout,
         }
@@ -766,7 +793,7 @@ impl Config {
         if self.is_production() {
             return None;
         }
-        let dir = match sqlite_file(&self.database_url) {
+        let dir = match sqlite_file(self.database_url.expose_secret()) {
             Some(file) => std::path::Path::new(file)
                 .parent()
                 .filter(|dir| !dir.as_os_str().is_empty())
@@ -780,6 +807,43 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            config: Config,
+        }
+        let cli = <Cli as clap::Parser>::try_parse_from([
+            "authgraph",
+            "--database-url",
+            "postgres://app:db-password@db/app",
+            "--jwt-secret",
+            "signing-secret-signing-secret-signing",
+            "--jwt-previous-secrets",
+            "old-secret-one,old-secret-two",
+            "--smtp-url",
+            "smtps://u:smtp-password@mail.example.com",
+            "--redis-url",
+            "redis://:redis-password@cache",
+        ])
+        .unwrap();
+        let shown = format!("{:?}", cli.config);
+        for secret in [
+            "db-password",
+            "signing-secret",
+            "old-secret",
+            "smtp-password",
+            "redis-password",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert_eq!(
+            cli.config.database_url.expose_secret(),
+            "postgres://app:db-password@db/app"
+        );
+    }
 
     #[test]
     fn quotas_parse_from_count_and_period() {

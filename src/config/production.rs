@@ -2,6 +2,7 @@
 //! mistake turns into a hole for every account. Each finding names the setting and the fix.
 
 use ipnet::IpNet;
+use secrecy::ExposeSecret;
 
 use super::{Config, MailerKind};
 
@@ -17,13 +18,11 @@ const MIN_SECRET_BITS: f64 = 128.0;
 pub(super) fn findings(config: &Config) -> Vec<String> {
     let mut found = Vec::new();
     if let Some(secret) = &config.jwt_secret {
-        found.extend(weak_secret("JWT_SECRET", secret));
+        found.extend(weak_secret("JWT_SECRET", secret.expose_secret()));
     }
     for (i, secret) in config.jwt_previous_secrets.iter().enumerate() {
-        found.extend(weak_secret(
-            &format!("JWT_PREVIOUS_SECRETS (entry {})", i + 1),
-            secret,
-        ));
+        let name = format!("JWT_PREVIOUS_SECRETS (entry {})", i + 1);
+        found.extend(weak_secret(&name, secret.expose_secret()));
     }
     if !config.trusted_proxies_allow_wide {
         found.extend(config.trusted_proxies.iter().filter_map(too_wide));
@@ -32,7 +31,7 @@ pub(super) fn findings(config: &Config) -> Vec<String> {
     if let Some(url) = &config.smtp_url
         && config.mailer != Some(MailerKind::Log)
         && !config.smtp_allow_plaintext
-        && !smtp_uses_tls(url)
+        && !smtp_uses_tls(url.expose_secret())
     {
         found.push(
             "SMTP_URL sends mail (and the SMTP password) without TLS: use `smtps://…:465` or \

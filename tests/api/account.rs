@@ -326,7 +326,7 @@ async fn the_smtp_mailer_delivers_the_verification_link() {
     let (port, server) = one_message_smtp_server().await;
     let app = spawn_app_with(|c| {
         c.mailer = Some(MailerKind::Smtp);
-        c.smtp_url = Some(format!("smtp://127.0.0.1:{port}"));
+        c.smtp_url = Some(format!("smtp://127.0.0.1:{port}").into());
         c.mail_from = "Accounts <accounts@example.com>".into();
     })
     .await;

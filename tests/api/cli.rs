@@ -1,3 +1,4 @@
+use secrecy::ExposeSecret;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -9,7 +10,7 @@ use crate::helpers::{
 fn create_admin(app: &TestApp, email: &str, stdin: &str) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_authgraph"))
         .args(["create-admin", "--email", email])
-        .env("DATABASE_URL", &app.config.database_url)
+        .env("DATABASE_URL", app.config.database_url.expose_secret())
         .env("JWT_SECRET", JWT_SECRET)
         .env("MAILER", "log")
         .env("RUST_LOG", "warn")

@@ -1,3 +1,4 @@
+use secrecy::ExposeSecret;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
@@ -12,7 +13,9 @@ async fn an_unexpected_failure_is_generic_for_the_client_and_quotes_the_request_
     let email = unique_email();
     app.register(&email, PASSWORD).await;
     // Break storage behind the service's back: sign-in can no longer record a session.
-    let db = Database::connect(&app.config.database_url).await.unwrap();
+    let db = Database::connect(app.config.database_url.expose_secret())
+        .await
+        .unwrap();
     db.execute_unprepared("DROP TABLE refresh_tokens")
         .await
         .unwrap();

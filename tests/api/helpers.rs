@@ -1,6 +1,7 @@
 //! `spawn_app()`: the real server on an ephemeral port with a fresh database, and a small
 //! client for it.
 
+use secrecy::ExposeSecret;
 use std::sync::OnceLock;
 
 use std::sync::Arc;
@@ -71,8 +72,8 @@ pub fn test_config(database_url: &str, configure: impl FnOnce(&mut Config)) -> C
     config.app_env = Some(AppEnv::Development);
     config.host = "127.0.0.1".parse().unwrap();
     config.port = 0;
-    config.database_url = database_url.to_owned();
-    config.jwt_secret = Some(JWT_SECRET.to_owned());
+    config.database_url = database_url.into();
+    config.jwt_secret = Some(JWT_SECRET.into());
     config.jwt_issuer = "authgraph".into();
     config.jwt_audience = "authgraph".into();
     config.access_token_ttl = std::time::Duration::from_secs(900);
@@ -292,7 +293,9 @@ impl TestApp {
 
     /// A connection of the test's own to the app's database, to arrange what no API does.
     pub async fn db(&self) -> sea_orm::DatabaseConnection {
-        Database::connect(&self.config.database_url).await.unwrap()
+        Database::connect(self.config.database_url.expose_secret())
+            .await
+            .unwrap()
     }
 
     /// `me` with a bearer token; returns the whole response body.

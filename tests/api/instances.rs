@@ -1,6 +1,7 @@
 //! Several instances of the service on one database, as behind a load balancer.
 
 use sea_orm::{ConnectionTrait, Database, Statement};
+use secrecy::ExposeSecret;
 use serde_json::json;
 
 use crate::helpers::{
@@ -110,6 +111,7 @@ async fn a_database_outage_is_reported_clearly_and_the_service_recovers_by_itsel
     let name = app
         .config
         .database_url
+        .expose_secret()
         .rsplit('/')
         .next()
         .unwrap()

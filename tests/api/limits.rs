@@ -459,7 +459,7 @@ async fn two_instances_on_one_redis_share_their_counts() {
     let prefix = format!("authgraph-test-{}:", uuid::Uuid::new_v4().simple());
     let shared = |c: &mut Config| {
         c.rate_limit_store = RateLimitStore::Redis;
-        c.redis_url = Some(url.clone());
+        c.redis_url = Some(url.clone().into());
         c.redis_key_prefix = prefix.clone();
         c.rate_limit_login_account = quota("3/1h");
     };
@@ -483,7 +483,7 @@ async fn the_redis_lockout_works_like_the_in_memory_one() {
     let prefix = format!("authgraph-test-{}:", uuid::Uuid::new_v4().simple());
     let app = spawn_app_with(only(|c| {
         c.rate_limit_store = RateLimitStore::Redis;
-        c.redis_url = Some(url);
+        c.redis_url = Some(url.into());
         c.redis_key_prefix = prefix;
         c.login_lockout_after = 2;
         c.login_lockout_base = Duration::from_secs(30);
