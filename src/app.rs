@@ -308,6 +308,10 @@ fn services(
                 config.email_verification_ttl,
                 "EMAIL_VERIFICATION_TTL",
             )?,
+            email_change_revert_window: duration(
+                config.email_change_revert_window,
+                "EMAIL_CHANGE_REVERT_WINDOW",
+            )?,
         },
     ));
     let auth = Arc::new(AuthService::new(

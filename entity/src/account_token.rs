@@ -7,7 +7,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub token_hash: String,
     pub user_id: Uuid,
-    /// `password_reset` or `email_verification`.
+    /// `password_reset`, `email_verification`, `email_change` or `email_change_cancel`.
     pub purpose: String,
     pub created_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,
@@ -16,6 +16,8 @@ pub struct Model {
     pub email: Option<String>,
     /// The account's `credential_version` when the link was issued.
     pub credential_version: i64,
+    /// For the links of an email change: the address the account moves to.
+    pub target_email: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -21,6 +21,8 @@ pub struct Model {
     /// Moves on when the password, the email or a suspension changes: emailed links carry
     /// the version they were issued for and die with it.
     pub credential_version: i64,
+    /// An address the user asked to move to, until the link sent to it is used.
+    pub pending_email: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

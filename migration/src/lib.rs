@@ -7,6 +7,7 @@ mod m20261125_000001_create_accounts;
 mod m20261125_000002_account_tokens;
 mod m20261125_000003_admin_and_audit;
 mod m20261129_000004_credential_binding;
+mod m20261129_000005_pending_email_change;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_account_tokens::Migration),
             Box::new(m20261125_000003_admin_and_audit::Migration),
             Box::new(m20261129_000004_credential_binding::Migration),
+            Box::new(m20261129_000005_pending_email_change::Migration),
         ]
     }
 }

@@ -24,6 +24,8 @@ pub struct AccountLinks {
     pub public_url: String,
     pub password_reset_ttl: Duration,
     pub email_verification_ttl: Duration,
+    /// How long after an email change its old address may still undo it.
+    pub email_change_revert_window: Duration,
 }
 
 impl AccountLinks {
@@ -39,6 +41,7 @@ impl AccountLinks {
 /// Issues links and emails them; what deferred jobs run, so it owns what they need.
 #[derive(Clone)]
 struct LinkMail {
+    users: Arc<dyn UserRepository>,
     tokens: Arc<dyn AccountTokenRepository>,
     mailer: Arc<dyn Mailer>,
     clock: Arc<dyn Clock>,
@@ -48,7 +51,10 @@ struct LinkMail {
 impl LinkMail {
     async fn password_reset(self, user: User) -> Result<(), ServiceError> {
         let ttl = self.links.password_reset_ttl;
-        let Some(token) = self.issue(&user, TokenPurpose::PasswordReset, ttl).await? else {
+        let Some(token) = self
+            .issue(&user, TokenPurpose::PasswordReset, ttl, None)
+            .await?
+        else {
             return Ok(());
         };
         let link = self.links.link("reset-password", &token);
@@ -71,7 +77,7 @@ impl LinkMail {
     async fn verification(self, user: User) -> Result<(), ServiceError> {
         let ttl = self.links.email_verification_ttl;
         let Some(token) = self
-            .issue(&user, TokenPurpose::EmailVerification, ttl)
+            .issue(&user, TokenPurpose::EmailVerification, ttl, None)
             .await?
         else {
             return Ok(());
@@ -92,6 +98,71 @@ impl LinkMail {
         Ok(())
     }
 
+    /// The links of an email change: to the new address, one that completes it (or, when
+    /// that address has an account already, a notice and nothing else, so the answer to the
+    /// request told nobody which addresses are taken); to the old address, one that cancels
+    /// it, or undoes it for a while after it completed.
+    async fn email_change(self, user: User, new: Email) -> Result<(), ServiceError> {
+        let taken = self.users.find_by_email(&new).await?.is_some();
+        if taken {
+            self.mailer
+                .send(OutgoingEmail {
+                    to: new.as_str().to_owned(),
+                    subject: "Someone tried to use your address".into(),
+                    text: "Someone asked to move another account to this email address, which \
+                           already has an account. Nothing was changed, and you need not do \
+                           anything.\n"
+                        .into(),
+                })
+                .await;
+        } else {
+            let ttl = self.links.email_verification_ttl;
+            let Some(token) = self
+                .issue(&user, TokenPurpose::EmailChange, ttl, Some(&new))
+                .await?
+            else {
+                return Ok(());
+            };
+            let link = self.links.link("confirm-email-change", &token);
+            self.mailer
+                .send(OutgoingEmail {
+                    to: new.as_str().to_owned(),
+                    subject: "Confirm your new email address".into(),
+                    text: format!(
+                        "To make this the email address of your account, open this link within \
+                         {} hours:\n\n{link}\n\nIf you did not ask for this, ignore this email: \
+                         nothing changes.\n",
+                        ttl.num_hours()
+                    ),
+                })
+                .await;
+        }
+        let window = self.links.email_change_revert_window;
+        let Some(token) = self
+            .issue(&user, TokenPurpose::EmailChangeCancel, window, Some(&new))
+            .await?
+        else {
+            return Ok(());
+        };
+        let link = self.links.link("cancel-email-change", &token);
+        self.mailer
+            .send(OutgoingEmail {
+                to: user.email.as_str().to_owned(),
+                subject: "Your email address is being changed".into(),
+                text: format!(
+                    "Someone signed in to your account asked to change its email address to \
+                     {new}. It changes once that address confirms it.\n\nIf it was not you, \
+                     open this link: it cancels the change, or undoes it if it already \
+                     happened, and signs the account out everywhere. It works for {} hours.\n\n\
+                     {link}\n\nThen choose a new password: whoever asked knew yours.\n",
+                    window.num_hours(),
+                    new = new.as_str(),
+                ),
+            })
+            .await;
+        Ok(())
+    }
+
     /// A link for `user` as read, bound to its address and credential version; `None` when
     /// the account changed since it was read (the link would be void: nothing is sent).
     async fn issue(
@@ -99,6 +170,7 @@ impl LinkMail {
         user: &User,
         purpose: TokenPurpose,
         ttl: Duration,
+        target: Option<&Email>,
     ) -> Result<Option<OpaqueToken>, ServiceError> {
         let token = OpaqueToken::generate()?;
         let now = self.clock.now();
@@ -110,6 +182,7 @@ impl LinkMail {
                 purpose,
                 email: user.email.clone(),
                 credential_version: user.credential_version,
+                target_email: target.cloned(),
                 created_at: now,
                 expires_at: now + ttl,
             })
@@ -150,6 +223,7 @@ impl AccountService {
     ) -> Self {
         Self {
             mail: LinkMail {
+                users: users.clone(),
                 tokens: tokens.clone(),
                 mailer,
                 clock: clock.clone(),
@@ -285,23 +359,81 @@ impl AccountService {
         self.defer("verification link", self.mail.clone().verification(user));
     }
 
-    /// Tells the old address that the account moved to another one, so a hijack does not go
-    /// unnoticed.
-    pub fn notify_email_changed(&self, old: &Email, new: &Email) {
-        let mailer = self.mail.mailer.clone();
-        let email = OutgoingEmail {
-            to: old.as_str().to_owned(),
-            subject: "Your email address was changed".into(),
-            text: format!(
-                "The email address of your account was changed to {}.\n\nIf you did not do \
-                 this, reset your password and contact us at once.\n",
-                new.as_str()
-            ),
-        };
-        self.deferred.defer(
-            "email-change notice",
-            Box::pin(async move { mailer.send(email).await }),
+    /// Emails (later) the links of a change of `user`'s address to `new`.
+    pub fn send_email_change(&self, user: User, new: Email) {
+        self.defer(
+            "email-change links",
+            self.mail.clone().email_change(user, new),
         );
+    }
+
+    /// Completes an email change with the link sent to the new address: the account moves
+    /// there, confirmed, and every link issued before dies.
+    #[tracing::instrument(skip_all)]
+    pub async fn confirm_email_change(
+        &self,
+        token: OpaqueToken,
+        client: &ClientInfo,
+    ) -> Result<User, ServiceError> {
+        let now = self.clock.now();
+        let used = self
+            .tokens
+            .consume(&token.hash(), TokenPurpose::EmailChange, now)
+            .await?
+            .ok_or_else(|| invalid_link("email-change"))?;
+        let target = used
+            .target_email
+            .ok_or_else(|| invalid_link("email-change"))?;
+        self.users
+            .change_email(used.user_id, &target, now)
+            .await
+            .map_err(ServiceError::email_conflict)?;
+        tracing::info!(user_id = %used.user_id, "email changed");
+        self.audit
+            .record(Record::own(AuditKind::EmailChanged, used.user_id, client));
+        self.users
+            .find_by_id(used.user_id)
+            .await?
+            .ok_or_else(|| invalid_link("email-change"))
+    }
+
+    /// With the link sent to the old address: cancels a pending email change, or undoes one
+    /// that completed (the account moves back, confirmed). Either way every session ends:
+    /// whoever asked for the change had signed in with the password.
+    #[tracing::instrument(skip_all)]
+    pub async fn cancel_email_change(
+        &self,
+        token: OpaqueToken,
+        client: &ClientInfo,
+    ) -> Result<(), ServiceError> {
+        let now = self.clock.now();
+        let used = self
+            .tokens
+            .consume(&token.hash(), TokenPurpose::EmailChangeCancel, now)
+            .await?
+            .ok_or_else(|| invalid_link("cancellation"))?;
+        let user = self
+            .users
+            .find_by_id(used.user_id)
+            .await?
+            .ok_or_else(|| invalid_link("cancellation"))?;
+        let undone = if user.email == used.email {
+            self.users.cancel_email_change(user.id, now).await?;
+            "pending change cancelled"
+        } else {
+            self.users
+                .change_email(user.id, &used.email, now)
+                .await
+                .map_err(ServiceError::email_conflict)?;
+            "completed change undone"
+        };
+        let ended = self.sessions.end_other_sessions(user.id, None).await?;
+        tracing::warn!(user_id = %user.id, ended_sessions = ended, "{undone}");
+        self.audit.record(
+            Record::own(AuditKind::EmailChangeCancelled, user.id, client)
+                .detail(format!("{undone}; sessions ended: {ended}")),
+        );
+        Ok(())
     }
 
     /// Deletes used and expired links; returns how many.

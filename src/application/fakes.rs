@@ -106,6 +106,7 @@ impl Fakes {
                 public_url: "https://app.example.com/".into(),
                 password_reset_ttl: Duration::minutes(30),
                 email_verification_ttl: Duration::hours(24),
+                email_change_revert_window: Duration::hours(72),
             },
         ));
         let auth = Arc::new(AuthService::new(
@@ -248,6 +249,19 @@ impl UserRepository for InMemoryUsers {
         Ok(())
     }
 
+    async fn request_email_change(
+        &self,
+        id: UserId,
+        email: &Email,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
+        self.update(id, |user| {
+            user.pending_email = Some(email.clone());
+            user.updated_at = now;
+        });
+        Ok(())
+    }
+
     async fn change_email(
         &self,
         id: UserId,
@@ -260,10 +274,24 @@ impl UserRepository for InMemoryUsers {
         }
         if let Some(user) = users.get_mut(&id) {
             user.email = email.clone();
-            user.email_verified_at = None;
+            user.email_verified_at = Some(now);
+            user.pending_email = None;
             user.updated_at = now;
             user.credential_version += 1;
         }
+        Ok(())
+    }
+
+    async fn cancel_email_change(
+        &self,
+        id: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
+        self.update(id, |user| {
+            user.pending_email = None;
+            user.updated_at = now;
+            user.credential_version += 1;
+        });
         Ok(())
     }
 
@@ -612,8 +640,26 @@ impl InMemoryAccountTokens {
         }
     }
 
-    /// Whether the token's account still has the address and version it was issued for.
+    /// Whether the token's account is still in the state it was issued for (see
+    /// `AccountTokenRepository::consume`).
     fn bound(&self, token: &AccountToken) -> bool {
+        self.users
+            .get(token.user_id)
+            .is_some_and(|user| match token.purpose {
+                TokenPurpose::EmailChangeCancel => {
+                    user.email == token.email || Some(&user.email) == token.target_email.as_ref()
+                }
+                purpose => {
+                    user.email == token.email
+                        && user.credential_version == token.credential_version
+                        && (purpose != TokenPurpose::EmailChange
+                            || user.pending_email == token.target_email)
+                }
+            })
+    }
+
+    /// The issue-time check: the account has the address and version the token was made with.
+    fn as_read(&self, token: &AccountToken) -> bool {
         self.users.get(token.user_id).is_some_and(|user| {
             user.email == token.email && user.credential_version == token.credential_version
         })
@@ -623,11 +669,13 @@ impl InMemoryAccountTokens {
 #[async_trait]
 impl AccountTokenRepository for InMemoryAccountTokens {
     async fn issue(&self, token: &AccountToken) -> Result<bool, RepositoryError> {
-        if !self.bound(token) {
+        if !self.as_read(token) {
             return Ok(false);
         }
         let mut tokens = self.tokens.lock().unwrap();
-        tokens.retain(|(t, _)| !(t.user_id == token.user_id && t.purpose == token.purpose));
+        if token.purpose.replaces_earlier() {
+            tokens.retain(|(t, _)| !(t.user_id == token.user_id && t.purpose == token.purpose));
+        }
         tokens.push((token.clone(), None));
         Ok(true)
     }
@@ -653,6 +701,7 @@ impl AccountTokenRepository for InMemoryAccountTokens {
                 UsedToken {
                     user_id: t.user_id,
                     email: t.email.clone(),
+                    target_email: t.target_email.clone(),
                 }
             }))
     }

@@ -84,8 +84,9 @@ impl UserService {
         self.existing(caller.user_id).await
     }
 
-    /// Moves the caller's account to another email, which must then be confirmed; the old
-    /// address is told. Needs the password: a stolen session alone cannot take the account.
+    /// Asks to move the caller's account to another email: nothing changes until the link
+    /// sent there is used, and the old address gets a link that cancels (or undoes) it. Needs
+    /// the password. The answer is the same whether or not the address has an account.
     pub async fn change_email(
         &self,
         caller: &Principal,
@@ -107,16 +108,15 @@ impl UserService {
             return Ok(user);
         }
         self.users
-            .change_email(user.id, &new_email, self.clock.now())
-            .await
-            .map_err(ServiceError::email_conflict)?;
-        let changed = self.existing(user.id).await?;
-        self.account.send_verification(changed.clone());
-        self.account
-            .notify_email_changed(&user.email, &changed.email);
-        self.audit
-            .record(Record::own(AuditKind::EmailChanged, user.id, client));
-        Ok(changed)
+            .request_email_change(user.id, &new_email, self.clock.now())
+            .await?;
+        self.account.send_email_change(user.clone(), new_email);
+        self.audit.record(Record::own(
+            AuditKind::EmailChangeRequested,
+            user.id,
+            client,
+        ));
+        self.existing(user.id).await
     }
 
     /// Deletes the caller's account with its sessions and tokens. Needs the password. The

@@ -195,6 +195,11 @@ pub struct Config {
     #[arg(long, env = "EMAIL_VERIFICATION_TTL", default_value = "24h", value_parser = humantime::parse_duration, global = true)]
     pub email_verification_ttl: Duration,
 
+    /// How long the old address's link may still undo an email change after it completed
+    /// (it cancels a pending one until then too).
+    #[arg(long, env = "EMAIL_CHANGE_REVERT_WINDOW", default_value = "72h", value_parser = humantime::parse_duration, global = true)]
+    pub email_change_revert_window: Duration,
+
     /// The frontend's base URL; emailed links are `{PUBLIC_URL}/reset-password?token=…` and
     /// `{PUBLIC_URL}/verify-email?token=…`.
     #[arg(

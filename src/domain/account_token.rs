@@ -9,6 +9,13 @@ use super::{Email, TokenHash, UserId};
 pub enum TokenPurpose {
     PasswordReset,
     EmailVerification,
+    /// Sent to the address an account asked to move to: using it completes the move.
+    EmailChange,
+    /// Sent to the address an account asked to move from: using it cancels the move, or
+    /// undoes it for a while after it completed. It survives later changes of the password
+    /// (a hijacker's first move), so it is bound to the move alone: it works while the
+    /// account has either address of it.
+    EmailChangeCancel,
 }
 
 impl TokenPurpose {
@@ -17,7 +24,15 @@ impl TokenPurpose {
         match self {
             TokenPurpose::PasswordReset => "password_reset",
             TokenPurpose::EmailVerification => "email_verification",
+            TokenPurpose::EmailChange => "email_change",
+            TokenPurpose::EmailChangeCancel => "email_change_cancel",
         }
+    }
+
+    /// Whether a newer token of this purpose voids the account's earlier ones. Not a cancel
+    /// link: a hijacker asking for another change must not void the owner's.
+    pub fn replaces_earlier(self) -> bool {
+        self != TokenPurpose::EmailChangeCancel
     }
 }
 
@@ -30,17 +45,21 @@ pub struct AccountToken {
     pub hash: TokenHash,
     pub user_id: UserId,
     pub purpose: TokenPurpose,
-    /// The address the link is sent to.
+    /// The account's address when the link was issued (for the links of a change, the one it
+    /// moves from); the link is void once the account's address differs.
     pub email: Email,
     pub credential_version: i64,
+    /// For the links of an email change: the address it moves to.
+    pub target_email: Option<Email>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }
 
-/// A link that was just used: its account and the address it was sent to (which the
-/// account still has).
+/// A link that was just used: its account and the addresses it was issued with (which the
+/// account still has, as its purpose requires).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsedToken {
     pub user_id: UserId,
     pub email: Email,
+    pub target_email: Option<Email>,
 }

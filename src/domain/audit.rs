@@ -26,10 +26,12 @@ pub enum AuditKind {
     Suspended,
     Unsuspended,
     AccountDeleted,
+    EmailChangeRequested,
+    EmailChangeCancelled,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 16] = [
+    pub const ALL: [AuditKind; 18] = [
         AuditKind::Registered,
         AuditKind::LoginSucceeded,
         AuditKind::LoginFailed,
@@ -46,6 +48,8 @@ impl AuditKind {
         AuditKind::Suspended,
         AuditKind::Unsuspended,
         AuditKind::AccountDeleted,
+        AuditKind::EmailChangeRequested,
+        AuditKind::EmailChangeCancelled,
     ];
 
     /// The stable name stored in the database.
@@ -67,6 +71,8 @@ impl AuditKind {
             AuditKind::Suspended => "suspended",
             AuditKind::Unsuspended => "unsuspended",
             AuditKind::AccountDeleted => "account_deleted",
+            AuditKind::EmailChangeRequested => "email_change_requested",
+            AuditKind::EmailChangeCancelled => "email_change_cancelled",
         }
     }
 

@@ -57,12 +57,25 @@ pub trait UserRepository: Send + Sync {
         name: Option<&DisplayName>,
         now: DateTime<Utc>,
     ) -> Result<(), RepositoryError>;
-    /// Replaces the email and marks it unverified, moving the credential version on;
-    /// `Conflict` when another account has it.
+    /// Records that the user asked to move to `email` (which waits for its link).
+    async fn request_email_change(
+        &self,
+        id: UserId,
+        email: &Email,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError>;
+    /// Moves the account to `email`, proven by a link sent there: confirmed, no pending
+    /// address, the credential version moved on. `Conflict` when another account has it.
     async fn change_email(
         &self,
         id: UserId,
         email: &Email,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError>;
+    /// Drops the pending address, moving the credential version on.
+    async fn cancel_email_change(
+        &self,
+        id: UserId,
         now: DateTime<Utc>,
     ) -> Result<(), RepositoryError>;
     /// Sets the role, unless that would leave no active administrator.
@@ -200,14 +213,17 @@ pub trait SessionRepository: Send + Sync {
 /// Stores one-time email tokens.
 #[async_trait]
 pub trait AccountTokenRepository: Send + Sync {
-    /// Stores a token and invalidates the user's earlier tokens of the same purpose, if the
-    /// account still has the token's address and credential version (checked in the same
-    /// write); `false`, storing nothing, when it has not: then the link must not be sent.
+    /// Stores a token (voiding the user's earlier tokens of the same purpose, if it
+    /// `replaces_earlier`), if the account still has the token's address and credential
+    /// version (checked in the same write); `false`, storing nothing, when it has not: then
+    /// the link must not be sent.
     async fn issue(&self, token: &AccountToken) -> Result<bool, RepositoryError>;
     /// Uses a token once: if it exists for this purpose, unused and unexpired, and its
-    /// account still has the address and credential version it was issued for, marks it used
-    /// and returns its account and address. Concurrent uses of one token: exactly one
-    /// succeeds.
+    /// account is still in the state it was issued for, marks it used and returns its
+    /// account and addresses. Concurrent uses of one token: exactly one succeeds. The state:
+    /// the address and credential version it was issued with; for an email change's link,
+    /// also the pending address it moves to; for a cancel link, only that the account has
+    /// either address of its move.
     async fn consume(
         &self,
         token: &TokenHash,

@@ -281,6 +281,8 @@ pub struct User {
     /// Moves on whenever the password, the email or a suspension changes (the stores do it
     /// in the same write); credentials issued for an earlier version are void.
     pub credential_version: i64,
+    /// An address the user asked to move to, until the link sent there is used.
+    pub pending_email: Option<Email>,
 }
 
 impl User {
@@ -304,6 +306,7 @@ impl User {
             created_at: now,
             updated_at: now,
             credential_version: 0,
+            pending_email: None,
         }
     }
 

@@ -354,8 +354,34 @@ async fn the_smtp_mailer_delivers_the_verification_link() {
     );
 }
 
-const CHANGE_EMAIL: &str =
-    "mutation($input: ChangeEmailInput!) { changeEmail(input: $input) { email emailVerified } }";
+const CHANGE_EMAIL: &str = "mutation($input: ChangeEmailInput!) {
+  changeEmail(input: $input) { email emailVerified pendingEmail }
+}";
+const CONFIRM_CHANGE: &str = "mutation($input: EmailChangeLinkInput!) {
+  confirmEmailChange(input: $input) { email emailVerified pendingEmail }
+}";
+const CANCEL_CHANGE: &str =
+    "mutation($input: EmailChangeLinkInput!) { cancelEmailChange(input: $input) }";
+
+/// Asks to move the account of `token` to `new`; returns the answer.
+async fn change_email(app: &TestApp, token: &str, new: &str) -> Value {
+    app.graphql_as(
+        token,
+        CHANGE_EMAIL,
+        json!({ "input": { "newEmail": new, "password": PASSWORD } }),
+    )
+    .await
+}
+
+/// Asks to move the account and confirms from the new address.
+async fn move_account(app: &TestApp, token: &str, new: &str) {
+    assert_no_errors(&change_email(app, token, new).await);
+    let link = app.link_token(new, "confirm-email-change").await;
+    assert_no_errors(
+        &app.graphql(CONFIRM_CHANGE, json!({ "input": { "token": link } }))
+            .await,
+    );
+}
 
 #[tokio::test]
 async fn a_reset_link_cannot_verify_an_address_its_holder_never_controlled() {
@@ -364,19 +390,32 @@ async fn a_reset_link_cannot_verify_an_address_its_holder_never_controlled() {
     let token = access(&app.register(&attacker, PASSWORD).await);
     let link = request_reset(&app, &attacker).await;
     let victim = unique_email();
-    let moved = app
+    let asked = change_email(&app, &token, &victim).await;
+    assert_no_errors(&asked);
+    // The account does not move to an address that did not confirm: the reset link proves
+    // the attacker's own address, nothing more.
+    assert_no_errors(&reset(&app, &link).await);
+    let login = app.login(&attacker, NEW_PASSWORD).await;
+    let me = app
         .graphql_as(
-            &token,
-            CHANGE_EMAIL,
-            json!({ "input": { "newEmail": victim, "password": PASSWORD } }),
+            data_str(&login, &["login", "accessToken"]),
+            "{ me { email emailVerified pendingEmail } }",
+            json!({}),
         )
         .await;
-    assert_no_errors(&moved);
-    // The link was sent to the attacker's own address, which the account no longer has.
+    assert_eq!(me["data"]["me"]["email"], attacker.as_str());
+    assert_eq!(me["data"]["me"]["pendingEmail"], victim.as_str());
+    assert_eq!(
+        error_code(&app.login(&victim, NEW_PASSWORD).await),
+        "UNAUTHENTICATED"
+    );
+
+    // And once an account does move, a link sent to its old address is void.
+    let owner = unique_email();
+    let token = access(&app.register(&owner, PASSWORD).await);
+    let link = request_reset(&app, &owner).await;
+    move_account(&app, &token, &unique_email()).await;
     assert_refused(reset(&app, &link).await);
-    let login = app.login(&victim, PASSWORD).await;
-    let me = app.me(data_str(&login, &["login", "accessToken"])).await;
-    assert_eq!(me["data"]["me"]["emailVerified"], false, "{me}");
 }
 
 /// A reset link and a verification link, both outstanding.
@@ -430,14 +469,7 @@ async fn every_change_of_password_email_or_suspension_voids_outstanding_links() 
     let email = unique_email();
     let token = access(&app.register(&email, PASSWORD).await);
     let links = outstanding_links(&app, &email).await;
-    let moved = app
-        .graphql_as(
-            &token,
-            CHANGE_EMAIL,
-            json!({ "input": { "newEmail": unique_email(), "password": PASSWORD } }),
-        )
-        .await;
-    assert_no_errors(&moved);
+    move_account(&app, &token, &unique_email()).await;
     assert_both_void(&app, links, "an email change").await;
 
     // A suspension, lifted again: the links issued before it stay void.
@@ -488,26 +520,147 @@ async fn every_change_of_password_email_or_suspension_voids_outstanding_links() 
 }
 
 #[tokio::test]
-async fn a_verification_link_proves_only_the_address_it_was_sent_to() {
+async fn an_email_change_waits_for_the_new_address_and_each_link_works_once() {
     let app = spawn_app().await;
-    let first = unique_email();
-    let token = access(&app.register(&first, PASSWORD).await);
-    let old_link = app.link_token(&first, "verify-email").await;
-    let second = unique_email();
-    app.graphql_as(
-        &token,
-        CHANGE_EMAIL,
-        json!({ "input": { "newEmail": second, "password": PASSWORD } }),
-    )
-    .await;
-    let body = app
-        .graphql(VERIFY, json!({ "input": { "token": old_link } }))
+    let old = unique_email();
+    let token = access(&app.register(&old, PASSWORD).await);
+    let verify_old = app.link_token(&old, "verify-email").await;
+    let new = unique_email();
+    let asked = change_email(&app, &token, &new).await;
+    assert_eq!(asked["data"]["changeEmail"]["email"], old.as_str());
+    assert_eq!(asked["data"]["changeEmail"]["pendingEmail"], new.as_str());
+    assert_no_errors(&app.login(&old, PASSWORD).await);
+
+    let link = app.link_token(&new, "confirm-email-change").await;
+    let confirmed = app
+        .graphql(CONFIRM_CHANGE, json!({ "input": { "token": link } }))
         .await;
-    assert_eq!(error_code(&body), "BAD_USER_INPUT");
-    let new_link = app.link_token(&second, "verify-email").await;
-    let body = app
-        .graphql(VERIFY, json!({ "input": { "token": new_link } }))
+    assert_no_errors(&confirmed);
+    let user = &confirmed["data"]["confirmEmailChange"];
+    assert_eq!(user["email"], new.as_str());
+    assert_eq!(
+        user["emailVerified"], true,
+        "the link proved the new address"
+    );
+    assert!(user["pendingEmail"].is_null());
+    let again = app
+        .graphql(CONFIRM_CHANGE, json!({ "input": { "token": link } }))
         .await;
-    assert_no_errors(&body);
-    assert_eq!(body["data"]["verifyEmail"]["email"], second.as_str());
+    assert_eq!(error_code(&again), "BAD_USER_INPUT");
+    // The old address's verification link proves nothing any more.
+    let verify = app
+        .graphql(VERIFY, json!({ "input": { "token": verify_old } }))
+        .await;
+    assert_eq!(error_code(&verify), "BAD_USER_INPUT");
+    assert_no_errors(&app.login(&new, PASSWORD).await);
+}
+
+#[tokio::test]
+async fn the_old_address_cancels_a_pending_change_and_ends_every_session() {
+    let app = spawn_app().await;
+    let old = unique_email();
+    let token = access(&app.register(&old, PASSWORD).await);
+    let new = unique_email();
+    assert_no_errors(&change_email(&app, &token, &new).await);
+    let cancel = app.link_token(&old, "cancel-email-change").await;
+    let confirm = app.link_token(&new, "confirm-email-change").await;
+
+    assert_no_errors(
+        &app.graphql(CANCEL_CHANGE, json!({ "input": { "token": cancel } }))
+            .await,
+    );
+    assert_eq!(
+        error_code(&app.me(&token).await),
+        "UNAUTHENTICATED",
+        "signed out"
+    );
+    let late = app
+        .graphql(CONFIRM_CHANGE, json!({ "input": { "token": confirm } }))
+        .await;
+    assert_eq!(
+        error_code(&late),
+        "BAD_USER_INPUT",
+        "the confirmation died with the change"
+    );
+    let again = app
+        .graphql(CANCEL_CHANGE, json!({ "input": { "token": cancel } }))
+        .await;
+    assert_eq!(error_code(&again), "BAD_USER_INPUT");
+    let login = app.login(&old, PASSWORD).await;
+    let me = app
+        .graphql_as(
+            data_str(&login, &["login", "accessToken"]),
+            "{ me { email pendingEmail } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(me["data"]["me"]["email"], old.as_str());
+    assert!(me["data"]["me"]["pendingEmail"].is_null());
+}
+
+#[tokio::test]
+async fn the_old_address_undoes_a_completed_change_even_after_the_hijacker_changed_the_password() {
+    let app = spawn_app().await;
+    let old = unique_email();
+    let token = access(&app.register(&old, PASSWORD).await);
+    // A hijacker with the password moves the account to their address...
+    let hijacker = unique_email();
+    move_account(&app, &token, &hijacker).await;
+    let cancel = app.link_token(&old, "cancel-email-change").await;
+    // ...changes the password, and asks for yet another change to bury the first.
+    let login = app.login(&hijacker, PASSWORD).await;
+    let theirs = data_str(&login, &["login", "accessToken"]).to_owned();
+    assert_no_errors(
+        &app.graphql_as(
+            &theirs,
+            CHANGE_PASSWORD,
+            json!({ "input": { "currentPassword": PASSWORD, "newPassword": NEW_PASSWORD } }),
+        )
+        .await,
+    );
+    assert_no_errors(
+        &app.graphql_as(
+            &theirs,
+            CHANGE_EMAIL,
+            json!({ "input": { "newEmail": unique_email(), "password": NEW_PASSWORD } }),
+        )
+        .await,
+    );
+
+    assert_no_errors(
+        &app.graphql(CANCEL_CHANGE, json!({ "input": { "token": cancel } }))
+            .await,
+    );
+    assert_eq!(
+        error_code(&app.me(&theirs).await),
+        "UNAUTHENTICATED",
+        "the hijacker is out"
+    );
+    // The account is back at the old address, which can take it back by a reset.
+    let link = request_reset(&app, &old).await;
+    assert_no_errors(&reset(&app, &link).await);
+    assert_no_errors(&app.login(&old, NEW_PASSWORD).await);
+}
+
+#[tokio::test]
+async fn asking_for_a_taken_address_looks_the_same_and_changes_nothing() {
+    let app = spawn_app().await;
+    let owner = unique_email();
+    app.register(&owner, PASSWORD).await;
+    let prober = unique_email();
+    let token = access(&app.register(&prober, PASSWORD).await);
+    let free = change_email(&app, &token, &unique_email()).await;
+    let taken = change_email(&app, &token, &owner).await;
+    assert_no_errors(&taken);
+    assert_eq!(
+        taken["data"]["changeEmail"]["email"],
+        free["data"]["changeEmail"]["email"]
+    );
+    assert_eq!(taken["data"]["changeEmail"]["pendingEmail"], owner.as_str());
+    // The owner hears of it, with no link to use.
+    let told = app.emails_to(&owner).await;
+    let notice = told.last().unwrap();
+    assert_eq!(notice.subject, "Someone tried to use your address");
+    assert!(!notice.text.contains("token="));
+    assert_no_errors(&app.login(&owner, PASSWORD).await);
 }

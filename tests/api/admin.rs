@@ -146,6 +146,7 @@ async fn seed_users(app: &TestApp, count: usize) -> Vec<(String, String)> {
                 created_at: Set(at),
                 updated_at: Set(at),
                 credential_version: Set(0),
+                pending_email: Set(None),
             }
         })
         .collect();
@@ -171,6 +172,7 @@ async fn insert_user(app: &TestApp, email: &str, created_at: chrono::DateTime<Ut
         created_at: Set(created_at),
         updated_at: Set(created_at),
         credential_version: Set(0),
+        pending_email: Set(None),
     })
     .exec_without_returning(&app.db().await)
     .await
@@ -544,16 +546,7 @@ async fn profile_email_and_deletion_are_self_service() {
         "Grace Hopper"
     );
 
-    let change_email = "mutation($input: ChangeEmailInput!) { changeEmail(input: $input) { email emailVerified } }";
-    let taken = app.register(&unique_email(), PASSWORD).await;
-    let conflict = app
-        .graphql_as(
-            &token,
-            change_email,
-            json!({ "input": { "newEmail": taken["user"]["email"], "password": PASSWORD } }),
-        )
-        .await;
-    assert_eq!(error_code(&conflict), "CONFLICT");
+    let change_email = "mutation($input: ChangeEmailInput!) { changeEmail(input: $input) { email emailVerified pendingEmail } }";
     let wrong = app
         .graphql_as(
             &token,
@@ -571,22 +564,35 @@ async fn profile_email_and_deletion_are_self_service() {
             json!({ "input": { "newEmail": new_email.to_uppercase(), "password": PASSWORD } }),
         )
         .await;
-    assert_eq!(changed["data"]["changeEmail"]["email"], new_email.as_str());
-    assert_eq!(changed["data"]["changeEmail"]["emailVerified"], false);
+    // Nothing changes until the new address confirms.
+    assert_eq!(changed["data"]["changeEmail"]["email"], email.as_str());
+    assert_eq!(
+        changed["data"]["changeEmail"]["pendingEmail"],
+        new_email.as_str()
+    );
     assert!(
         app.emails_to(&email)
             .await
             .iter()
-            .any(|m| m.subject == "Your email address was changed")
+            .any(|m| m.subject == "Your email address is being changed")
     );
-    let link = app.link_token(&new_email, "verify-email").await;
-    assert_no_errors(
-        &app.graphql(
-            "mutation($input: VerifyEmailInput!) { verifyEmail(input: $input) { id } }",
+    let link = app.link_token(&new_email, "confirm-email-change").await;
+    let confirmed = app
+        .graphql(
+            "mutation($input: EmailChangeLinkInput!) { confirmEmailChange(input: $input) { email emailVerified pendingEmail } }",
             json!({ "input": { "token": link } }),
         )
-        .await,
+        .await;
+    assert_no_errors(&confirmed);
+    assert_eq!(
+        confirmed["data"]["confirmEmailChange"]["email"],
+        new_email.as_str()
     );
+    assert_eq!(
+        confirmed["data"]["confirmEmailChange"]["emailVerified"],
+        true
+    );
+    assert!(confirmed["data"]["confirmEmailChange"]["pendingEmail"].is_null());
     assert_no_errors(&app.login(&new_email, PASSWORD).await);
     assert_eq!(
         error_code(&app.login(&email, PASSWORD).await),

@@ -93,6 +93,12 @@ async fn every_security_flow_leaves_an_event_without_secrets() {
         json!({ "i": { "newEmail": new_email, "password": "third password" } }),
     )
     .await;
+    let confirm = app.link_token(&new_email, "confirm-email-change").await;
+    app.graphql(
+        "mutation($i: EmailChangeLinkInput!) { confirmEmailChange(input: $i) { id } }",
+        json!({ "i": { "token": confirm } }),
+    )
+    .await;
     app.graphql_as(
         &admin_token,
         "mutation($i: SetUserRoleInput!) { setUserRole(input: $i) { id } }",
@@ -152,6 +158,7 @@ async fn every_security_flow_leaves_an_event_without_secrets() {
         "PASSWORD_RESET_REQUESTED",
         "PASSWORD_RESET",
         "PROFILE_UPDATED",
+        "EMAIL_CHANGE_REQUESTED",
         "EMAIL_CHANGED",
         "ROLE_CHANGED",
         "SUSPENDED",

@@ -7,6 +7,7 @@ export const UserFields = graphql(`
     id
     email
     emailVerified
+    pendingEmail
     displayName
     role
     suspended
@@ -148,6 +149,20 @@ export const ChangeEmail = graphql(`
     changeEmail(input: $input) {
       ...UserFields
     }
+  }
+`);
+
+export const ConfirmEmailChange = graphql(`
+  mutation ConfirmEmailChange($input: EmailChangeLinkInput!) {
+    confirmEmailChange(input: $input) {
+      ...UserFields
+    }
+  }
+`);
+
+export const CancelEmailChange = graphql(`
+  mutation CancelEmailChange($input: EmailChangeLinkInput!) {
+    cancelEmailChange(input: $input)
   }
 `);
 

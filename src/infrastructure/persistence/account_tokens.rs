@@ -2,7 +2,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use entity::{account_token, user};
 use sea_orm::ExprTrait;
-use sea_orm::sea_query::{Expr, Query};
+use sea_orm::sea_query::{Expr, Query, SelectStatement};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     QuerySelect, QueryTrait,
@@ -48,6 +48,7 @@ impl AccountTokenRepository for SeaOrmAccountTokenRepository {
                 Expr::val(token.expires_at),
                 Expr::val(token.email.as_str()),
                 Expr::val(token.credential_version),
+                Expr::val(token.target_email.as_ref().map(|e| e.as_str().to_owned())),
             ])
             .from(user::Entity)
             .and_where(user::Column::Id.eq(token.user_id.as_uuid()))
@@ -64,22 +65,25 @@ impl AccountTokenRepository for SeaOrmAccountTokenRepository {
                 account_token::Column::ExpiresAt,
                 account_token::Column::Email,
                 account_token::Column::CredentialVersion,
+                account_token::Column::TargetEmail,
             ])
             .select_from(bound)
             .map_err(|e| RepositoryError::Internal(Box::new(e)))?
             .to_owned();
-        let statements = [
+        let earlier = token.purpose.replaces_earlier().then(|| {
             account_token::Entity::delete_many()
                 .filter(account_token::Column::UserId.eq(token.user_id.as_uuid()))
                 .filter(account_token::Column::Purpose.eq(token.purpose.as_str()))
-                .build(backend),
-            backend.build(&insert),
-        ];
+                .build(backend)
+        });
+        let insert = backend.build(&insert);
         self.writes
             .run(|txn| {
-                let [replace, insert] = statements.clone();
+                let (earlier, insert) = (earlier.clone(), insert.clone());
                 Box::pin(async move {
-                    txn.execute_raw(replace).await?;
+                    if let Some(earlier) = earlier {
+                        txn.execute_raw(earlier).await?;
+                    }
                     Ok(match txn.execute_raw(insert).await?.rows_affected() {
                         1 => Finish::Commit(true),
                         _ => Finish::Rollback(false),
@@ -95,26 +99,7 @@ impl AccountTokenRepository for SeaOrmAccountTokenRepository {
         purpose: TokenPurpose,
         now: DateTime<Utc>,
     ) -> Result<Option<UsedToken>, RepositoryError> {
-        // The account still has the address and the credential version the link was issued
-        // for, checked in the same statement as the claim.
-        let bound = Query::select()
-            .expr(Expr::val(1))
-            .from(user::Entity)
-            .and_where(
-                Expr::col((user::Entity, user::Column::Id))
-                    .equals((account_token::Entity, account_token::Column::UserId)),
-            )
-            .and_where(
-                Expr::col((user::Entity, user::Column::Email))
-                    .equals((account_token::Entity, account_token::Column::Email)),
-            )
-            .and_where(
-                Expr::col((user::Entity, user::Column::CredentialVersion)).equals((
-                    account_token::Entity,
-                    account_token::Column::CredentialVersion,
-                )),
-            )
-            .to_owned();
+        let bound = state_it_was_issued_for(purpose);
         // The conditional update is the claim: of concurrent uses, one changes the row.
         let claim = account_token::Entity::update_many()
             .col_expr(account_token::Column::UsedAt, Expr::value(now))
@@ -127,19 +112,21 @@ impl AccountTokenRepository for SeaOrmAccountTokenRepository {
         if self.writes.execute(claim).await?.rows_affected() != 1 {
             return Ok(None);
         }
-        let row: Option<(uuid::Uuid, Option<String>)> =
+        let row: Option<(uuid::Uuid, Option<String>, Option<String>)> =
             account_token::Entity::find_by_id(token.as_str())
                 .select_only()
                 .column(account_token::Column::UserId)
                 .column(account_token::Column::Email)
+                .column(account_token::Column::TargetEmail)
                 .into_tuple()
                 .one(&self.db)
                 .await
                 .map_err(repository_error)?;
-        Ok(row.and_then(|(user_id, email)| {
+        Ok(row.and_then(|(user_id, email, target)| {
             Some(UsedToken {
                 user_id: UserId::from_uuid(user_id),
                 email: Email::parse(&email?).ok()?,
+                target_email: target.and_then(|t| Email::parse(&t).ok()),
             })
         }))
     }
@@ -154,4 +141,36 @@ impl AccountTokenRepository for SeaOrmAccountTokenRepository {
             .build(self.db.get_database_backend());
         Ok(self.writes.execute(delete).await?.rows_affected())
     }
+}
+
+/// The condition, on the token's row, that its account is still in the state it was issued
+/// for (see `AccountTokenRepository::consume`).
+fn state_it_was_issued_for(purpose: TokenPurpose) -> SelectStatement {
+    let user = |column| Expr::col((user::Entity, column));
+    let token = |column| (account_token::Entity, column);
+    let mut state = Query::select()
+        .expr(Expr::val(1))
+        .from(user::Entity)
+        .and_where(user(user::Column::Id).equals(token(account_token::Column::UserId)))
+        .to_owned();
+    if purpose == TokenPurpose::EmailChangeCancel {
+        state.cond_where(
+            Condition::any()
+                .add(user(user::Column::Email).equals(token(account_token::Column::Email)))
+                .add(user(user::Column::Email).equals(token(account_token::Column::TargetEmail))),
+        );
+        return state;
+    }
+    state
+        .and_where(user(user::Column::Email).equals(token(account_token::Column::Email)))
+        .and_where(
+            user(user::Column::CredentialVersion)
+                .equals(token(account_token::Column::CredentialVersion)),
+        );
+    if purpose == TokenPurpose::EmailChange {
+        state.and_where(
+            user(user::Column::PendingEmail).equals(token(account_token::Column::TargetEmail)),
+        );
+    }
+    state
 }

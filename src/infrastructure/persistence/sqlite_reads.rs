@@ -66,12 +66,12 @@ pub fn read_directly<T>(
 const SESSION_WITH_USER: &str = "SELECT s.id, s.user_id, s.created_at, s.last_used_at, \
      s.expires_at, s.revoked_at, s.user_agent, s.ip, s.generation, s.rotated_at, s.siblings, \
      u.id, u.email, u.password_hash, u.display_name, u.role, u.email_verified_at, \
-     u.suspended_at, u.suspension_reason, u.created_at, u.updated_at, u.credential_version \
-     FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?1";
+     u.suspended_at, u.suspension_reason, u.created_at, u.updated_at, u.credential_version, \
+     u.pending_email FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?1";
 
 const USER_BY_EMAIL: &str = "SELECT id, email, password_hash, display_name, role, \
      email_verified_at, suspended_at, suspension_reason, created_at, updated_at, \
-     credential_version FROM users WHERE email = ?1";
+     credential_version, pending_email FROM users WHERE email = ?1";
 
 impl SqliteReads {
     pub fn new(path: impl Into<String>) -> Self {
@@ -164,6 +164,7 @@ fn user_at(row: &Row<'_>, first: usize) -> Result<user::Model, rusqlite::Error> 
         created_at: timestamp(row, first + 8)?,
         updated_at: timestamp(row, first + 9)?,
         credential_version: row.get(first + 10)?,
+        pending_email: row.get(first + 11)?,
     })
 }
 
@@ -249,6 +250,7 @@ mod tests {
             created_at: at(3),
             updated_at: at(999_999),
             credential_version: 42,
+            pending_email: Some("ada@new.example.com".into()),
         };
         let full_session = session::Model {
             id: Uuid::new_v4(),
@@ -273,6 +275,7 @@ mod tests {
             suspension_reason: None,
             created_at: at(0),
             updated_at: at(0),
+            pending_email: None,
             ..full_user.clone()
         };
         let bare_session = session::Model {
@@ -351,6 +354,7 @@ mod tests {
             created_at: at(0),
             updated_at: at(0),
             credential_version: 0,
+            pending_email: None,
         };
         let session = session::Model {
             id: Uuid::new_v4(),

@@ -95,6 +95,7 @@ mod tests {
             created_at: at,
             updated_at: at,
             credential_version: 0,
+            pending_email: None,
         };
         ada.clone().into_active_model().insert(&db).await.unwrap();
         let session = |id: Uuid| session::Model {

@@ -373,6 +373,7 @@ mod tests {
             created_at: Set(at),
             updated_at: Set(at),
             credential_version: Set(0),
+            pending_email: Set(None),
         })
         .build(sea_orm::DbBackend::Sqlite)
     }

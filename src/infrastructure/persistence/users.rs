@@ -65,6 +65,7 @@ impl UserRepository for SeaOrmUserRepository {
             created_at: Set(user.created_at),
             updated_at: Set(user.updated_at),
             credential_version: Set(user.credential_version),
+            pending_email: Set(user.pending_email.as_ref().map(|e| e.as_str().to_owned())),
         };
         let insert = user::Entity::insert(row).build(self.db.get_database_backend());
         self.writes.execute(insert).await?;
@@ -156,6 +157,18 @@ impl UserRepository for SeaOrmUserRepository {
         .await
     }
 
+    async fn request_email_change(
+        &self,
+        id: UserId,
+        email: &Email,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
+        self.update(id, now, |q| {
+            q.col_expr(user::Column::PendingEmail, Expr::value(email.as_str()))
+        })
+        .await
+    }
+
     async fn change_email(
         &self,
         id: UserId,
@@ -165,11 +178,26 @@ impl UserRepository for SeaOrmUserRepository {
         self.update(id, now, |q| {
             next_credential_version(
                 q.col_expr(user::Column::Email, Expr::value(email.as_str()))
+                    .col_expr(user::Column::EmailVerifiedAt, Expr::value(now))
                     .col_expr(
-                        user::Column::EmailVerifiedAt,
-                        Expr::value(Option::<DateTime<Utc>>::None),
+                        user::Column::PendingEmail,
+                        Expr::value(Option::<String>::None),
                     ),
             )
+        })
+        .await
+    }
+
+    async fn cancel_email_change(
+        &self,
+        id: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
+        self.update(id, now, |q| {
+            next_credential_version(q.col_expr(
+                user::Column::PendingEmail,
+                Expr::value(Option::<String>::None),
+            ))
         })
         .await
     }
@@ -453,5 +481,9 @@ pub(super) fn to_domain(row: user::Model) -> Result<User, RepositoryError> {
         created_at: row.created_at,
         updated_at: row.updated_at,
         credential_version: row.credential_version,
+        pending_email: match &row.pending_email {
+            Some(email) => Some(Email::parse(email).map_err(|_| corrupt("pending email"))?),
+            None => None,
+        },
     })
 }

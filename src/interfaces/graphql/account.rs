@@ -1,5 +1,5 @@
 //! Email-link flows: `requestPasswordReset`, `resetPassword`, `verifyEmail`,
-//! `resendVerificationEmail`.
+//! `resendVerificationEmail`, `confirmEmailChange`, `cancelEmailChange`.
 
 use async_graphql::{Context, InputObject, Object, Result};
 
@@ -32,6 +32,13 @@ pub struct ResetPasswordInput {
 /// Proof of an email address.
 #[derive(InputObject)]
 pub struct VerifyEmailInput {
+    /// The `token` parameter of the emailed link.
+    token: String,
+}
+
+/// The link of an email change.
+#[derive(InputObject)]
+pub struct EmailChangeLinkInput {
     /// The `token` parameter of the emailed link.
     token: String,
 }
@@ -95,6 +102,37 @@ impl AccountMutation {
             .await
             .map_err(graphql_error)?;
         Ok(User(user))
+    }
+
+    /// Completes an email change with the token of the link sent to the new address: the
+    /// account moves there (confirmed), and links issued before stop working. An unknown,
+    /// used or expired token is `BAD_USER_INPUT` on `token`; an address another account took
+    /// meanwhile is `CONFLICT`.
+    async fn confirm_email_change(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What the operation needs.")] input: EmailChangeLinkInput,
+    ) -> Result<User> {
+        let user = service::<AccountService>(ctx)?
+            .confirm_email_change(OpaqueToken::from_client(input.token), &client(ctx)?)
+            .await
+            .map_err(graphql_error)?;
+        Ok(User(user))
+    }
+
+    /// With the token of the link sent to the old address: cancels a pending email change, or
+    /// undoes a completed one (the account moves back), and ends every session of the
+    /// account. An unknown, used or expired token is `BAD_USER_INPUT` on `token`.
+    async fn cancel_email_change(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What the operation needs.")] input: EmailChangeLinkInput,
+    ) -> Result<bool> {
+        service::<AccountService>(ctx)?
+            .cancel_email_change(OpaqueToken::from_client(input.token), &client(ctx)?)
+            .await
+            .map_err(graphql_error)?;
+        Ok(true)
     }
 
     /// Emails a new verification link (earlier ones stop working). Always returns `true`,

@@ -34,7 +34,7 @@ pub enum AuditEventKind {
     PasswordResetRequested,
     /// The password was set through a reset link.
     PasswordReset,
-    /// The account moved to another email.
+    /// The account moved to another email (its link was used).
     EmailChanged,
     /// The email was confirmed.
     EmailVerified,
@@ -48,6 +48,11 @@ pub enum AuditEventKind {
     Unsuspended,
     /// The user deleted their account.
     AccountDeleted,
+    /// The user asked to move the account to another email, which must confirm it.
+    EmailChangeRequested,
+    /// The old address's link cancelled an email change, or undid a completed one; every
+    /// session ended.
+    EmailChangeCancelled,
 }
 
 macro_rules! kinds {
@@ -82,6 +87,8 @@ kinds!(
     Suspended,
     Unsuspended,
     AccountDeleted,
+    EmailChangeRequested,
+    EmailChangeCancelled,
 );
 
 pub struct AuditEvent(domain::AuditEvent);

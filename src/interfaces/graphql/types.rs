@@ -8,6 +8,7 @@ use chrono::{SecondsFormat, Utc};
 
 use crate::application::SignedIn;
 use crate::domain;
+use crate::domain::Email;
 
 use super::error::{graphql_error, shared_graphql_error};
 
@@ -34,6 +35,13 @@ impl User {
     /// Whether the user has confirmed they own the email (by a link sent to it).
     async fn email_verified(&self) -> bool {
         self.0.email_verified_at.is_some()
+    }
+
+    /// An address the user asked to move to (`changeEmail`), until the link sent there is
+    /// used (`confirmEmailChange`) or the change is cancelled; the email stays as it is
+    /// until then.
+    async fn pending_email(&self) -> Option<&str> {
+        self.0.pending_email.as_ref().map(Email::as_str)
     }
 
     /// What the user is allowed to do.

@@ -273,9 +273,12 @@ impl UserMutation {
         Ok(User(user))
     }
 
-    /// Moves the signed-in user to another email, which must then be confirmed through the
-    /// link sent to it; the old address is told. A wrong password is `BAD_USER_INPUT` on
-    /// `password`, a taken email `CONFLICT`.
+    /// Asks to move the signed-in user to another email. Nothing changes until the link
+    /// sent to that address is used (`confirmEmailChange`); until then `pendingEmail` shows
+    /// it. The old address gets a link that cancels the change, or undoes it for
+    /// `EMAIL_CHANGE_REVERT_WINDOW` after it completed (`cancelEmailChange`). The answer is the
+    /// same whether or not the new address has an account (if it has, its owner is told and
+    /// nothing changes). A wrong password is `BAD_USER_INPUT` on `password`.
     async fn change_email(
         &self,
         ctx: &Context<'_>,
