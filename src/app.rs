@@ -14,8 +14,8 @@ use tokio::net::TcpListener;
 
 use crate::application::ports::{Mailer, RateLimiter, SystemClock};
 use crate::application::{
-    AccountLinks, AccountService, AuditService, AuditTrail, AuthService, Services, SessionPolicy,
-    SessionService, Throttle, UserService,
+    AccountLinks, AccountService, AuditRetention, AuditService, AuditTrail, AuthService, Services,
+    SessionPolicy, SessionService, Throttle, UserService,
 };
 use crate::config::{Config, MailerKind, RateLimitStore};
 use crate::infrastructure::audit::AuditWriter;
@@ -109,6 +109,7 @@ impl Application {
                 audit: core.audit.clone(),
                 queries: core.queries.clone(),
                 retries: core.retries.clone(),
+                deferred: core.deferred.clone(),
                 db: core.db.clone(),
                 admission: admission.clone(),
             }))
@@ -337,9 +338,14 @@ fn services(
         sessions,
         account,
         users: user_service,
-        audit: Arc::new(AuditService::new(Arc::new(SeaOrmAuditRepository::new(
-            writes,
-        )))),
+        audit: Arc::new(AuditService::new(
+            Arc::new(SeaOrmAuditRepository::new(writes)),
+            Arc::new(SystemClock),
+            AuditRetention {
+                events: duration(config.audit_retention, "AUDIT_RETENTION")?,
+                clients: duration(config.audit_client_retention, "AUDIT_CLIENT_RETENTION")?,
+            },
+        )),
     })
 }
 
@@ -414,18 +420,27 @@ fn mail(config: &Config) -> anyhow::Result<Mail> {
     }
 }
 
-/// Deletes ended sessions and spent email links now and then, off the request path.
+/// Deletes ended sessions, spent email links and audit events past their retention now and
+/// then, off the request path.
 async fn clean_up_periodically(services: Services, every: Duration) {
-    let mut ticks = tokio::time::interval(every.max(Duration::from_secs(1)));
+    let every = every.max(Duration::from_secs(1));
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
         match tokio::try_join!(
             services.sessions.delete_ended(),
-            services.account.delete_spent_tokens()
+            services.account.delete_spent_tokens(),
+            services.audit.apply_retention(),
         ) {
-            Ok((sessions, links)) if sessions + links > 0 => {
-                tracing::info!(sessions, links, "deleted ended sessions and spent links");
+            Ok((sessions, links, (events, clients))) if sessions + links + events + clients > 0 => {
+                tracing::info!(
+                    sessions,
+                    links,
+                    audit_events = events,
+                    audit_clients_forgotten = clients,
+                    "deleted ended sessions, spent links and audit events past their retention"
+                );
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "cleanup failed; will retry"),

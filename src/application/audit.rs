@@ -73,14 +73,45 @@ pub struct AuditPage {
     pub total: u64,
 }
 
-/// Reading the audit trail: administrators read all of it, users their own.
+/// How long the audit trail keeps what.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditRetention {
+    /// Events older than this are deleted.
+    pub events: chrono::Duration,
+    /// The IP address and user agent of events older than this are forgotten (personal
+    /// data kept no longer than a security review needs it).
+    pub clients: chrono::Duration,
+}
+
+/// Reading the audit trail (administrators read all of it, users their own), and keeping it
+/// within its retention.
 pub struct AuditService {
     events: Arc<dyn AuditRepository>,
+    clock: Arc<dyn Clock>,
+    retention: AuditRetention,
 }
 
 impl AuditService {
-    pub fn new(events: Arc<dyn AuditRepository>) -> Self {
-        Self { events }
+    pub fn new(
+        events: Arc<dyn AuditRepository>,
+        clock: Arc<dyn Clock>,
+        retention: AuditRetention,
+    ) -> Self {
+        Self {
+            events,
+            clock,
+            retention,
+        }
+    }
+
+    /// Deletes events past their retention and forgets old events' client details; returns
+    /// how many of each.
+    pub async fn apply_retention(&self) -> Result<(u64, u64), ServiceError> {
+        let now = self.clock.now();
+        Ok(self
+            .events
+            .apply_retention(now - self.retention.events, now - self.retention.clients)
+            .await?)
     }
 
     /// Events that pass `filter`, newest first. A user who is not an administrator sees only

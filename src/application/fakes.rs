@@ -17,7 +17,7 @@ use crate::domain::{
 };
 
 use super::account::{AccountLinks, AccountService};
-use super::audit::{AuditService, AuditTrail};
+use super::audit::{AuditRetention, AuditService, AuditTrail};
 use super::auth::AuthService;
 use super::ports::{
     AccessClaims, AccessTokens, AuditLog, Clock, Deferred, HashError, IssuedAccessToken,
@@ -131,7 +131,14 @@ impl Fakes {
             )),
             sessions,
             account,
-            audit: Arc::new(AuditService::new(self.audit.clone())),
+            audit: Arc::new(AuditService::new(
+                self.audit.clone(),
+                self.clock.clone(),
+                AuditRetention {
+                    events: Duration::days(365),
+                    clients: Duration::days(90),
+                },
+            )),
         }
     }
 
@@ -729,6 +736,27 @@ impl AuditRepository for InMemoryAudit {
     async fn insert(&self, events: &[AuditEvent]) -> Result<(), RepositoryError> {
         self.0.lock().unwrap().extend_from_slice(events);
         Ok(())
+    }
+
+    async fn apply_retention(
+        &self,
+        delete_before: DateTime<Utc>,
+        forget_client_before: DateTime<Utc>,
+    ) -> Result<(u64, u64), RepositoryError> {
+        let mut events = self.0.lock().unwrap();
+        let before = events.len();
+        events.retain(|e| e.occurred_at >= delete_before);
+        let mut forgotten = 0;
+        for event in events.iter_mut() {
+            if event.occurred_at < forget_client_before
+                && (event.ip.is_some() || event.user_agent.is_some())
+            {
+                event.ip = None;
+                event.user_agent = None;
+                forgotten += 1;
+            }
+        }
+        Ok(((before - events.len()) as u64, forgotten))
     }
 
     async fn list(

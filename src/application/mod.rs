@@ -14,7 +14,7 @@ pub mod users;
 pub(crate) mod fakes;
 
 pub use account::{AccountLinks, AccountService};
-pub use audit::{AuditPage, AuditService, AuditTrail};
+pub use audit::{AuditPage, AuditRetention, AuditService, AuditTrail};
 pub use auth::AuthService;
 pub use error::{AuthFailure, ServiceError};
 pub use sessions::{

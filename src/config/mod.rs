@@ -179,6 +179,14 @@ pub struct Config {
     #[arg(long, env = "REFRESH_TOKEN_REUSE_GRACE", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub refresh_token_reuse_grace: Duration,
 
+    /// Audit events older than this are deleted (by the periodic cleanup).
+    #[arg(long, env = "AUDIT_RETENTION", default_value = "365days", value_parser = humantime::parse_duration, global = true)]
+    pub audit_retention: Duration,
+
+    /// The IP address and user agent of audit events older than this are forgotten.
+    #[arg(long, env = "AUDIT_CLIENT_RETENTION", default_value = "90days", value_parser = humantime::parse_duration, global = true)]
+    pub audit_client_retention: Duration,
+
     /// How often ended sessions and spent email links are deleted.
     #[arg(long, env = "SESSION_CLEANUP_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration, global = true)]
     pub session_cleanup_interval: Duration,

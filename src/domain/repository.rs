@@ -239,6 +239,14 @@ pub trait AccountTokenRepository: Send + Sync {
 pub trait AuditRepository: Send + Sync {
     /// Adds events.
     async fn insert(&self, events: &[AuditEvent]) -> Result<(), RepositoryError>;
+    /// Deletes the events that occurred before `delete_before`, and forgets the IP address
+    /// and user agent of those that occurred before `forget_client_before`; returns how many
+    /// of each.
+    async fn apply_retention(
+        &self,
+        delete_before: DateTime<Utc>,
+        forget_client_before: DateTime<Utc>,
+    ) -> Result<(u64, u64), RepositoryError>;
     /// A window of the events that pass `filter`, newest first.
     async fn list(
         &self,

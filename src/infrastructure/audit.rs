@@ -201,6 +201,15 @@ mod tests {
             }
             self.events.insert(events).await
         }
+        async fn apply_retention(
+            &self,
+            delete_before: chrono::DateTime<chrono::Utc>,
+            forget_client_before: chrono::DateTime<chrono::Utc>,
+        ) -> Result<(u64, u64), RepositoryError> {
+            self.events
+                .apply_retention(delete_before, forget_client_before)
+                .await
+        }
         async fn list(
             &self,
             filter: &AuditFilter,

@@ -664,3 +664,55 @@ async fn asking_for_a_taken_address_looks_the_same_and_changes_nothing() {
     assert!(!notice.text.contains("token="));
     assert_no_errors(&app.login(&owner, PASSWORD).await);
 }
+
+#[tokio::test]
+async fn a_mail_server_that_hangs_fills_a_bounded_queue_and_never_holds_up_a_request() {
+    // A server that accepts connections and never says a word.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            open.push(stream);
+        }
+    });
+    let app = spawn_app_with(|c| {
+        c.mailer = Some(MailerKind::Smtp);
+        c.smtp_url = Some(format!("smtp://127.0.0.1:{port}").into());
+        c.mail_senders = 1;
+        c.mail_queue_size = 2;
+    })
+    .await;
+    // Sign-ups email a verification link each: the first is stuck with the server, two wait,
+    // and the rest are dropped, counted, while every request is answered at once.
+    for _ in 0..8 {
+        // The mail client gives up on a silent server after a minute: a request that
+        // waited for it would not be answered within 30 s.
+        tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            app.register(&unique_email(), PASSWORD),
+        )
+        .await
+        .expect("answered without waiting for the mail server");
+    }
+    let metrics = app
+        .client
+        .get(app.metrics_url())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let dropped: f64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("authgraph_mail_dropped ")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap();
+    assert!(dropped >= 5.0, "{dropped}");
+    held.abort();
+}

@@ -490,3 +490,52 @@ async fn a_user_sees_that_an_administrator_acted_on_them_but_not_who_or_from_whe
             .all(|e| e["actorId"] == admin["user"]["id"] && e["ip"] == "127.0.0.1")
     );
 }
+
+#[tokio::test]
+async fn the_background_cleanup_deletes_old_events_and_forgets_older_client_details() {
+    let app = spawn_app_with(|c| {
+        c.audit_retention = std::time::Duration::from_secs(365 * 86_400);
+        c.audit_client_retention = std::time::Duration::from_secs(30 * 86_400);
+        c.session_cleanup_interval = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let db = app.db().await;
+    let event = |days_ago: i64| entity::audit_event::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        kind: Set("login_succeeded".into()),
+        occurred_at: Set(Utc::now() - chrono::Duration::days(days_ago)),
+        actor_id: Set(None),
+        subject_id: Set(None),
+        ip: Set(Some("198.51.100.7".into())),
+        user_agent: Set(Some("Mozilla/5.0".into())),
+        detail: Set(Some(format!("{days_ago} days ago"))),
+    };
+    entity::audit_event::Entity::insert_many([event(400), event(100), event(1)])
+        .exec_without_returning(&db)
+        .await
+        .unwrap();
+
+    let by_age = |left: &[entity::audit_event::Model], days: &str| {
+        left.iter()
+            .find(|e| e.detail.as_deref() == Some(&format!("{days} days ago")))
+            .cloned()
+    };
+    // The cleanup runs every second; wait (at most a minute) until it has.
+    let mut left = Vec::new();
+    for _ in 0..600 {
+        left = entity::audit_event::Entity::find().all(&db).await.unwrap();
+        if by_age(&left, "400").is_none() && by_age(&left, "100").is_some_and(|e| e.ip.is_none()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(by_age(&left, "400").is_none(), "past the retention");
+    let middle = by_age(&left, "100").unwrap();
+    assert!(
+        middle.ip.is_none() && middle.user_agent.is_none(),
+        "kept, anonymous"
+    );
+    let recent = by_age(&left, "1").unwrap();
+    assert_eq!(recent.ip.as_deref(), Some("198.51.100.7"));
+    assert_eq!(recent.user_agent.as_deref(), Some("Mozilla/5.0"));
+}

@@ -1,6 +1,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use entity::audit_event;
 use sea_orm::sea_query::{Asterisk, Expr, Order, Query, SelectStatement, UnionType};
 use sea_orm::{
@@ -52,6 +53,33 @@ impl AuditRepository for SeaOrmAuditRepository {
         let insert = audit_event::Entity::insert_many(rows).build(self.db.get_database_backend());
         self.writes.execute(insert).await?;
         Ok(())
+    }
+
+    async fn apply_retention(
+        &self,
+        delete_before: DateTime<Utc>,
+        forget_client_before: DateTime<Utc>,
+    ) -> Result<(u64, u64), RepositoryError> {
+        let backend = self.db.get_database_backend();
+        let delete = audit_event::Entity::delete_many()
+            .filter(audit_event::Column::OccurredAt.lt(delete_before))
+            .build(backend);
+        let forget = audit_event::Entity::update_many()
+            .col_expr(audit_event::Column::Ip, Expr::value(Option::<String>::None))
+            .col_expr(
+                audit_event::Column::UserAgent,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(audit_event::Column::OccurredAt.lt(forget_client_before))
+            .filter(
+                Condition::any()
+                    .add(audit_event::Column::Ip.is_not_null())
+                    .add(audit_event::Column::UserAgent.is_not_null()),
+            )
+            .build(backend);
+        let deleted = self.writes.execute(delete).await?.rows_affected();
+        let forgotten = self.writes.execute(forget).await?.rows_affected();
+        Ok((deleted, forgotten))
     }
 
     async fn list(

@@ -17,6 +17,7 @@ use prometheus_client::registry::Registry;
 use sea_orm::{DatabaseConnection, DbBackend};
 
 use crate::infrastructure::audit::AuditWriter;
+use crate::infrastructure::deferred::DeferredQueue;
 use crate::infrastructure::persistence::{Contention, QueryCounter, RetryCounter};
 use crate::infrastructure::security::Argon2Hasher;
 use crate::interfaces::graphql::Admission;
@@ -29,6 +30,7 @@ pub struct Sources {
     pub retries: RetryCounter,
     pub db: DatabaseConnection,
     pub admission: Arc<Admission>,
+    pub deferred: Arc<DeferredQueue>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -69,6 +71,7 @@ pub struct Metrics {
     db_retries: Family<Retry, Gauge>,
     db_retries_exhausted: Gauge,
     audit_dropped: Gauge,
+    mail_dropped: Gauge,
     persisted_queries: Gauge,
     persisted_query_bytes: Gauge,
     sources: Sources,
@@ -139,6 +142,11 @@ impl Metrics {
             "db_transaction_retries_exhausted",
             "Transactions still failing on contention after their last attempt, since start",
         );
+        let mail_dropped = gauge(
+            &mut registry,
+            "mail_dropped",
+            "Emails (with their links) dropped because the mail queue was full",
+        );
         let audit_dropped = gauge(
             &mut registry,
             "audit_events_dropped",
@@ -167,6 +175,7 @@ impl Metrics {
             db_retries,
             db_retries_exhausted,
             audit_dropped,
+            mail_dropped,
             persisted_queries,
             persisted_query_bytes,
             sources,
@@ -218,6 +227,8 @@ impl Metrics {
         self.db_retries_exhausted
             .set(as_i64(self.sources.retries.exhausted()));
         self.audit_dropped.set(as_i64(self.sources.audit.dropped()));
+        self.mail_dropped
+            .set(as_i64(self.sources.deferred.dropped()));
         let (documents, bytes) = self.sources.admission.persisted_usage();
         self.persisted_queries.set(as_i64(documents as u64));
         self.persisted_query_bytes.set(as_i64(bytes as u64));
