@@ -7,10 +7,23 @@ use crate::helpers::{
 };
 
 /// Runs `authgraph create-admin` against the test app's database, the password on stdin.
-fn create_admin(app: &TestApp, email: &str, stdin: &str) -> std::process::Output {
+/// The wait happens off the test's runtime, so the app (on that runtime) goes on working
+/// meanwhile: its background writes must finish for the command's to get their turn.
+async fn create_admin(app: &TestApp, email: &str, stdin: &str) -> std::process::Output {
+    let (url, email, stdin) = (
+        app.config.database_url.expose_secret().to_owned(),
+        email.to_owned(),
+        stdin.to_owned(),
+    );
+    tokio::task::spawn_blocking(move || run_create_admin(&url, &email, &stdin))
+        .await
+        .unwrap()
+}
+
+fn run_create_admin(database_url: &str, email: &str, stdin: &str) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_authgraph"))
         .args(["create-admin", "--email", email])
-        .env("DATABASE_URL", app.config.database_url.expose_secret())
+        .env("DATABASE_URL", database_url)
         .env("JWT_SECRET", JWT_SECRET)
         .env("MAILER", "log")
         .env("RUST_LOG", "warn")
@@ -32,7 +45,7 @@ fn create_admin(app: &TestApp, email: &str, stdin: &str) -> std::process::Output
 async fn create_admin_makes_a_new_administrator_with_a_password_from_stdin() {
     let app = spawn_app().await;
     let email = unique_email();
-    let output = create_admin(&app, &email, &format!("{PASSWORD}\n"));
+    let output = create_admin(&app, &email, &format!("{PASSWORD}\n")).await;
     assert!(
         output.status.success(),
         "{}",
@@ -56,7 +69,7 @@ async fn create_admin_promotes_an_existing_account_only_with_its_password_and_en
         .unwrap()
         .to_owned();
 
-    let refused = create_admin(&app, &email.to_uppercase(), "the operator's own password\n");
+    let refused = create_admin(&app, &email.to_uppercase(), "the operator's own password\n").await;
     assert!(!refused.status.success());
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("not its password"), "{said}");
@@ -65,7 +78,7 @@ async fn create_admin_promotes_an_existing_account_only_with_its_password_and_en
         .await;
     assert_eq!(error_code(&body), "FORBIDDEN", "not promoted");
 
-    let output = create_admin(&app, &email, &format!("{PASSWORD}\n"));
+    let output = create_admin(&app, &email, &format!("{PASSWORD}\n")).await;
     assert!(
         output.status.success(),
         "{}",
@@ -103,10 +116,10 @@ async fn create_admin_promotes_an_existing_account_only_with_its_password_and_en
 #[tokio::test]
 async fn create_admin_refuses_a_weak_password_or_a_bad_email() {
     let app = spawn_app().await;
-    let weak = create_admin(&app, &unique_email(), "short\n");
+    let weak = create_admin(&app, &unique_email(), "short\n").await;
     assert!(!weak.status.success());
     assert!(String::from_utf8_lossy(&weak.stderr).contains("Use at least 8 characters"));
-    let bad = create_admin(&app, "not-an-email", &format!("{PASSWORD}\n"));
+    let bad = create_admin(&app, "not-an-email", &format!("{PASSWORD}\n")).await;
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--email"));
 }
