@@ -67,7 +67,10 @@ impl AuditLog for AuditWriter {
     fn record(&self, event: AuditEvent) {
         if self.queue.try_send(Message::Event(event)).is_err() {
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::warn!(dropped, "audit queue full: an audit event was dropped");
+            // At the 1st, 2nd, 4th… drop only: a flood must not flood the log as well.
+            if dropped.is_power_of_two() {
+                tracing::warn!(dropped, "audit queue full: audit events are being dropped");
+            }
         }
     }
 }

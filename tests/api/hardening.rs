@@ -401,3 +401,66 @@ async fn behind_a_trusted_proxy_the_forwarded_client_address_is_recorded() {
     .await;
     assert_eq!(session_ip(&proxied).await, "198.51.100.23");
 }
+
+#[tokio::test]
+async fn forwarded_addresses_are_normalised_before_they_are_recorded() {
+    async fn recorded(app: &crate::helpers::TestApp, header: (&str, &str)) -> Value {
+        let email = unique_email();
+        app.register(&email, PASSWORD).await;
+        let login: Value = app
+            .client
+            .post(app.url("/graphql"))
+            .header(header.0, header.1)
+            .json(&json!({
+                "query": "mutation($i: LoginInput!) { login(input: $i) { accessToken } }",
+                "variables": { "i": { "email": email, "password": PASSWORD } },
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = login["data"]["login"]["accessToken"].as_str().unwrap();
+        let sessions = app
+            .graphql_as(
+                token,
+                "{ sessions(first: 1) { edges { node { ip } } } }",
+                json!({}),
+            )
+            .await;
+        sessions["data"]["sessions"]["edges"][0]["node"]["ip"].clone()
+    }
+    let proxy = || vec![authgraph::interfaces::http::parse_network("127.0.0.1").unwrap()];
+    let app = spawn_app_with(|c| c.trusted_proxies = proxy()).await;
+    for (hops, client) in [
+        ("198.51.100.23:4711", "198.51.100.23"),
+        ("[2001:db8::23]:4711", "2001:db8::23"),
+        ("::ffff:198.51.100.24", "198.51.100.24"),
+    ] {
+        assert_eq!(
+            recorded(&app, ("x-forwarded-for", hops)).await,
+            client,
+            "{hops}"
+        );
+    }
+    // The standard header, when the proxies are said to use it; then X-Forwarded-For is the
+    // client's word and means nothing.
+    let app = spawn_app_with(|c| {
+        c.trusted_proxies = proxy();
+        c.trusted_proxy_header = authgraph::interfaces::http::ForwardedHeader::Forwarded;
+    })
+    .await;
+    assert_eq!(
+        recorded(
+            &app,
+            ("forwarded", r#"for="[2001:db8::25]:4711";proto=https"#)
+        )
+        .await,
+        "2001:db8::25"
+    );
+    assert_eq!(
+        recorded(&app, ("x-forwarded-for", "198.51.100.26")).await,
+        "127.0.0.1"
+    );
+}
