@@ -51,40 +51,40 @@ struct LinkMail {
 impl LinkMail {
     async fn password_reset(self, user: User) -> Result<(), ServiceError> {
         let ttl = self.links.password_reset_ttl;
-        let Some(token) = self
-            .issue(&user, TokenPurpose::PasswordReset, ttl, None)
-            .await?
-        else {
-            return Ok(());
-        };
-        let link = self.links.link("reset-password", &token);
-        self.mailer
-            .send(OutgoingEmail {
-                to: user.email.as_str().to_owned(),
-                subject: "Reset your password".into(),
-                text: format!(
-                    "Someone asked to reset the password of your account.\n\n\
-                     To choose a new password, open this link within {} minutes:\n\n{link}\n\n\
-                     If it was not you, ignore this email: your password stays as it is.\n",
-                    ttl.num_minutes()
-                ),
-            })
-            .await;
-        tracing::info!(user_id = %user.id, "password reset link sent");
+        let sent = self
+            .send_link(
+                &user,
+                TokenPurpose::PasswordReset,
+                ttl,
+                None,
+                "reset-password",
+                |link| OutgoingEmail {
+                    to: user.email.as_str().to_owned(),
+                    subject: "Reset your password".into(),
+                    text: format!(
+                        "Someone asked to reset the password of your account.\n\n\
+                         To choose a new password, open this link within {} minutes:\n\n{link}\n\n\
+                         If it was not you, ignore this email: your password stays as it is.\n",
+                        ttl.num_minutes()
+                    ),
+                },
+            )
+            .await?;
+        if sent {
+            tracing::info!(user_id = %user.id, "password reset link sent");
+        }
         Ok(())
     }
 
     async fn verification(self, user: User) -> Result<(), ServiceError> {
         let ttl = self.links.email_verification_ttl;
-        let Some(token) = self
-            .issue(&user, TokenPurpose::EmailVerification, ttl, None)
-            .await?
-        else {
-            return Ok(());
-        };
-        let link = self.links.link("verify-email", &token);
-        self.mailer
-            .send(OutgoingEmail {
+        self.send_link(
+            &user,
+            TokenPurpose::EmailVerification,
+            ttl,
+            None,
+            "verify-email",
+            |link| OutgoingEmail {
                 to: user.email.as_str().to_owned(),
                 subject: "Confirm your email address".into(),
                 text: format!(
@@ -93,8 +93,9 @@ impl LinkMail {
                      this email.\n",
                     ttl.num_hours()
                 ),
-            })
-            .await;
+            },
+        )
+        .await?;
         Ok(())
     }
 
@@ -117,50 +118,72 @@ impl LinkMail {
                 .await;
         } else {
             let ttl = self.links.email_verification_ttl;
-            let Some(token) = self
-                .issue(&user, TokenPurpose::EmailChange, ttl, Some(&new))
-                .await?
-            else {
-                return Ok(());
+            let confirm = |link: &str| OutgoingEmail {
+                to: new.as_str().to_owned(),
+                subject: "Confirm your new email address".into(),
+                text: format!(
+                    "To make this the email address of your account, open this link within {} \
+                     hours:\n\n{link}\n\nIf you did not ask for this, ignore this email: \
+                     nothing changes.\n",
+                    ttl.num_hours()
+                ),
             };
-            let link = self.links.link("confirm-email-change", &token);
-            self.mailer
-                .send(OutgoingEmail {
-                    to: new.as_str().to_owned(),
-                    subject: "Confirm your new email address".into(),
-                    text: format!(
-                        "To make this the email address of your account, open this link within \
-                         {} hours:\n\n{link}\n\nIf you did not ask for this, ignore this email: \
-                         nothing changes.\n",
-                        ttl.num_hours()
-                    ),
-                })
-                .await;
+            let path = "confirm-email-change";
+            self.send_link(
+                &user,
+                TokenPurpose::EmailChange,
+                ttl,
+                Some(&new),
+                path,
+                confirm,
+            )
+            .await?;
         }
         let window = self.links.email_change_revert_window;
-        let Some(token) = self
-            .issue(&user, TokenPurpose::EmailChangeCancel, window, Some(&new))
-            .await?
-        else {
-            return Ok(());
+        let cancel = |link: &str| OutgoingEmail {
+            to: user.email.as_str().to_owned(),
+            subject: "Your email address is being changed".into(),
+            text: format!(
+                "Someone signed in to your account asked to change its email address to \
+                 {new}. It changes once that address confirms it.\n\nIf it was not you, \
+                 open this link: it cancels the change, or undoes it if it already \
+                 happened, and signs the account out everywhere. It works for {} hours.\n\n\
+                 {link}\n\nThen choose a new password: whoever asked knew yours.\n",
+                window.num_hours(),
+                new = new.as_str(),
+            ),
         };
-        let link = self.links.link("cancel-email-change", &token);
-        self.mailer
-            .send(OutgoingEmail {
-                to: user.email.as_str().to_owned(),
-                subject: "Your email address is being changed".into(),
-                text: format!(
-                    "Someone signed in to your account asked to change its email address to \
-                     {new}. It changes once that address confirms it.\n\nIf it was not you, \
-                     open this link: it cancels the change, or undoes it if it already \
-                     happened, and signs the account out everywhere. It works for {} hours.\n\n\
-                     {link}\n\nThen choose a new password: whoever asked knew yours.\n",
-                    window.num_hours(),
-                    new = new.as_str(),
-                ),
-            })
-            .await;
+        let purpose = TokenPurpose::EmailChangeCancel;
+        self.send_link(
+            &user,
+            purpose,
+            window,
+            Some(&new),
+            "cancel-email-change",
+            cancel,
+        )
+        .await?;
         Ok(())
+    }
+
+    /// Issues a link for `user` (see `issue`) and emails it as `email` writes it; `false`,
+    /// sending nothing, when the account changed meanwhile.
+    async fn send_link(
+        &self,
+        user: &User,
+        purpose: TokenPurpose,
+        ttl: Duration,
+        target: Option<&Email>,
+        path: &str,
+        email: impl FnOnce(&str) -> OutgoingEmail,
+    ) -> Result<bool, ServiceError> {
+        let Some(token) = self.issue(user, purpose, ttl, target).await? else {
+            return Ok(false);
+        };
+        self.mailer
+            .send(email(&self.links.link(path, &token)))
+            .await;
+        Ok(true)
     }
 
     /// A link for `user` as read, bound to its address and credential version; `None` when

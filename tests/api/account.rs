@@ -4,8 +4,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use authgraph::config::MailerKind;
 
 use crate::helpers::{
-    PASSWORD, TestApp, assert_no_errors, data_str, error_code, spawn_app, spawn_app_with,
-    unique_email,
+    PASSWORD, TestApp, assert_no_errors, data_str, error_code, metric_value, spawn_app,
+    spawn_app_with, unique_email,
 };
 
 const CHANGE_PASSWORD: &str =
@@ -695,24 +695,7 @@ async fn a_mail_server_that_hangs_fills_a_bounded_queue_and_never_holds_up_a_req
         .await
         .expect("answered without waiting for the mail server");
     }
-    let metrics = app
-        .client
-        .get(app.metrics_url())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let dropped: f64 = metrics
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("authgraph_mail_dropped ")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap();
+    let dropped = metric_value(&app.metrics_text().await, "authgraph_mail_dropped");
     assert!(dropped >= 5.0, "{dropped}");
     held.abort();
 }

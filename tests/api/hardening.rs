@@ -360,38 +360,40 @@ async fn automatic_persisted_queries_round_trip_by_hash() {
     assert_eq!(by_hash["data"]["__typename"], "Query");
 }
 
+/// Signs in through the app with one extra header; returns the address its session recorded.
+async fn session_ip(app: &crate::helpers::TestApp, header: (&str, &str)) -> Value {
+    let email = unique_email();
+    app.register(&email, PASSWORD).await;
+    let login: Value = app
+        .client
+        .post(app.url("/graphql"))
+        .header(header.0, header.1)
+        .json(&json!({
+            "query": "mutation($i: LoginInput!) { login(input: $i) { accessToken } }",
+            "variables": { "i": { "email": email, "password": PASSWORD } },
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["data"]["login"]["accessToken"].as_str().unwrap();
+    let sessions = app
+        .graphql_as(
+            token,
+            "{ sessions(first: 1) { edges { node { ip } } } }",
+            json!({}),
+        )
+        .await;
+    sessions["data"]["sessions"]["edges"][0]["node"]["ip"].clone()
+}
+
 #[tokio::test]
 async fn behind_a_trusted_proxy_the_forwarded_client_address_is_recorded() {
-    async fn session_ip(app: &crate::helpers::TestApp) -> Value {
-        let email = unique_email();
-        app.register(&email, PASSWORD).await;
-        let login: Value = app
-            .client
-            .post(app.url("/graphql"))
-            .header("x-forwarded-for", "198.51.100.23")
-            .json(&json!({
-                "query": "mutation($i: LoginInput!) { login(input: $i) { accessToken } }",
-                "variables": { "i": { "email": email, "password": PASSWORD } },
-            }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = login["data"]["login"]["accessToken"].as_str().unwrap();
-        let sessions = app
-            .graphql_as(
-                token,
-                "{ sessions(first: 1) { edges { node { ip } } } }",
-                json!({}),
-            )
-            .await;
-        sessions["data"]["sessions"]["edges"][0]["node"]["ip"].clone()
-    }
     let direct = spawn_app().await;
     assert_eq!(
-        session_ip(&direct).await,
+        session_ip(&direct, ("x-forwarded-for", "198.51.100.23")).await,
         "127.0.0.1",
         "untrusted peers cannot claim an address"
     );
@@ -399,38 +401,14 @@ async fn behind_a_trusted_proxy_the_forwarded_client_address_is_recorded() {
         c.trusted_proxies = vec![authgraph::interfaces::http::parse_network("127.0.0.1").unwrap()]
     })
     .await;
-    assert_eq!(session_ip(&proxied).await, "198.51.100.23");
+    assert_eq!(
+        session_ip(&proxied, ("x-forwarded-for", "198.51.100.23")).await,
+        "198.51.100.23"
+    );
 }
 
 #[tokio::test]
 async fn forwarded_addresses_are_normalised_before_they_are_recorded() {
-    async fn recorded(app: &crate::helpers::TestApp, header: (&str, &str)) -> Value {
-        let email = unique_email();
-        app.register(&email, PASSWORD).await;
-        let login: Value = app
-            .client
-            .post(app.url("/graphql"))
-            .header(header.0, header.1)
-            .json(&json!({
-                "query": "mutation($i: LoginInput!) { login(input: $i) { accessToken } }",
-                "variables": { "i": { "email": email, "password": PASSWORD } },
-            }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = login["data"]["login"]["accessToken"].as_str().unwrap();
-        let sessions = app
-            .graphql_as(
-                token,
-                "{ sessions(first: 1) { edges { node { ip } } } }",
-                json!({}),
-            )
-            .await;
-        sessions["data"]["sessions"]["edges"][0]["node"]["ip"].clone()
-    }
     let proxy = || vec![authgraph::interfaces::http::parse_network("127.0.0.1").unwrap()];
     let app = spawn_app_with(|c| c.trusted_proxies = proxy()).await;
     for (hops, client) in [
@@ -439,7 +417,7 @@ async fn forwarded_addresses_are_normalised_before_they_are_recorded() {
         ("::ffff:198.51.100.24", "198.51.100.24"),
     ] {
         assert_eq!(
-            recorded(&app, ("x-forwarded-for", hops)).await,
+            session_ip(&app, ("x-forwarded-for", hops)).await,
             client,
             "{hops}"
         );
@@ -452,7 +430,7 @@ async fn forwarded_addresses_are_normalised_before_they_are_recorded() {
     })
     .await;
     assert_eq!(
-        recorded(
+        session_ip(
             &app,
             ("forwarded", r#"for="[2001:db8::25]:4711";proto=https"#)
         )
@@ -460,7 +438,7 @@ async fn forwarded_addresses_are_normalised_before_they_are_recorded() {
         "2001:db8::25"
     );
     assert_eq!(
-        recorded(&app, ("x-forwarded-for", "198.51.100.26")).await,
+        session_ip(&app, ("x-forwarded-for", "198.51.100.26")).await,
         "127.0.0.1"
     );
 }

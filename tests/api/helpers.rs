@@ -154,6 +154,13 @@ impl TestApp {
         format!("{address}/metrics")
     }
 
+    /// What `/metrics` says now.
+    pub async fn metrics_text(&self) -> String {
+        let response = self.client.get(self.metrics_url()).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.unwrap()
+    }
+
     /// POSTs a GraphQL request and returns the JSON body; the status must be 200.
     pub async fn graphql(&self, query: &str, variables: Value) -> Value {
         self.graphql_with(None, query, variables).await
@@ -349,6 +356,19 @@ pub fn error_code(body: &Value) -> &str {
     errors[0]["extensions"]["code"]
         .as_str()
         .unwrap_or_else(|| panic!("error without a code: {body:#}"))
+}
+
+/// The value of one series (a metric's name, with its labels if any) in `/metrics` text.
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
 }
 
 /// A fresh, unique email.

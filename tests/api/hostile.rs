@@ -9,7 +9,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, metric_value, spawn_app, spawn_app_with};
 
 const PARSE: &[&str] = &["GRAPHQL_PARSE_FAILED"];
 const VALIDATION: &[&str] = &["GRAPHQL_VALIDATION_FAILED"];
@@ -303,15 +303,7 @@ async fn the_parser_limits_are_configurable_and_graphiqls_introspection_fits_the
 }
 
 async fn metric_series(app: &TestApp) -> Vec<String> {
-    let text = app
-        .client
-        .get(app.metrics_url())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     text.lines()
         .filter(|line| line.starts_with("authgraph_graphql_requests_total{"))
         .map(str::to_owned)
@@ -356,18 +348,7 @@ fn by_hash(document: &str) -> String {
 }
 
 async fn gauge(app: &TestApp, name: &str) -> f64 {
-    let text = app
-        .client
-        .get(app.metrics_url())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name}"))
+    metric_value(&app.metrics_text().await, name)
 }
 
 #[tokio::test]

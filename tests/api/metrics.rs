@@ -1,6 +1,8 @@
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp, spawn_app, spawn_app_with, unique_email};
+use crate::helpers::{
+    PASSWORD, TestApp, metric_value as value, spawn_app, spawn_app_with, unique_email,
+};
 
 async fn scrape(app: &TestApp) -> String {
     let response = app.client.get(app.metrics_url()).send().await.unwrap();
@@ -12,12 +14,6 @@ async fn scrape(app: &TestApp) -> String {
             .starts_with("application/openmetrics-text")
     );
     response.text().await.unwrap()
-}
-
-fn value(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
 }
 
 #[tokio::test]
