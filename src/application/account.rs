@@ -7,7 +7,7 @@ use chrono::Duration;
 
 use crate::domain::{
     AccountToken, AccountTokenRepository, AuditKind, Email, OpaqueToken, Password, TokenPurpose,
-    User, UserRepository,
+    UsedToken, User, UserRepository,
 };
 
 use super::audit::{AuditTrail, Record};
@@ -305,10 +305,8 @@ impl AccountService {
         let hash = self.hasher.hash(new_password).await?;
         let now = self.clock.now();
         let used = self
-            .tokens
-            .consume(&token.hash(), TokenPurpose::PasswordReset, now)
-            .await?
-            .ok_or_else(|| invalid_link("password-reset"))?;
+            .use_link(&token, TokenPurpose::PasswordReset, now)
+            .await?;
         let user_id = used.user_id;
         // The new password moves the credential version on: every other link dies.
         self.users.set_password_hash(user_id, &hash, now).await?;
@@ -321,7 +319,7 @@ impl AccountService {
             .users
             .find_by_id(user_id)
             .await?
-            .ok_or_else(|| invalid_link("password-reset"))?;
+            .ok_or_else(|| invalid_link(TokenPurpose::PasswordReset))?;
         tracing::info!(user_id = %user.id, ended_sessions = ended, "password reset");
         self.audit.record(
             Record::own(AuditKind::PasswordReset, user.id, client)
@@ -339,17 +337,15 @@ impl AccountService {
     ) -> Result<User, ServiceError> {
         let now = self.clock.now();
         let used = self
-            .tokens
-            .consume(&token.hash(), TokenPurpose::EmailVerification, now)
-            .await?
-            .ok_or_else(|| invalid_link("verification"))?;
+            .use_link(&token, TokenPurpose::EmailVerification, now)
+            .await?;
         let user_id = used.user_id;
         if !self
             .users
             .mark_email_verified(user_id, &used.email, now)
             .await?
         {
-            return Err(invalid_link("verification"));
+            return Err(invalid_link(TokenPurpose::EmailVerification));
         }
         tracing::info!(%user_id, "email verified");
         self.audit
@@ -357,7 +353,7 @@ impl AccountService {
         self.users
             .find_by_id(user_id)
             .await?
-            .ok_or_else(|| invalid_link("verification"))
+            .ok_or_else(|| invalid_link(TokenPurpose::EmailVerification))
     }
 
     /// Emails a new verification link if an account has this email and has not confirmed it.
@@ -400,13 +396,11 @@ impl AccountService {
     ) -> Result<User, ServiceError> {
         let now = self.clock.now();
         let used = self
-            .tokens
-            .consume(&token.hash(), TokenPurpose::EmailChange, now)
-            .await?
-            .ok_or_else(|| invalid_link("email-change"))?;
+            .use_link(&token, TokenPurpose::EmailChange, now)
+            .await?;
         let target = used
             .target_email
-            .ok_or_else(|| invalid_link("email-change"))?;
+            .ok_or_else(|| invalid_link(TokenPurpose::EmailChange))?;
         self.users
             .change_email(used.user_id, &target, now)
             .await
@@ -417,7 +411,7 @@ impl AccountService {
         self.users
             .find_by_id(used.user_id)
             .await?
-            .ok_or_else(|| invalid_link("email-change"))
+            .ok_or_else(|| invalid_link(TokenPurpose::EmailChange))
     }
 
     /// With the link sent to the old address: cancels a pending email change, or undoes one
@@ -431,15 +425,13 @@ impl AccountService {
     ) -> Result<(), ServiceError> {
         let now = self.clock.now();
         let used = self
-            .tokens
-            .consume(&token.hash(), TokenPurpose::EmailChangeCancel, now)
-            .await?
-            .ok_or_else(|| invalid_link("cancellation"))?;
+            .use_link(&token, TokenPurpose::EmailChangeCancel, now)
+            .await?;
         let user = self
             .users
             .find_by_id(used.user_id)
             .await?
-            .ok_or_else(|| invalid_link("cancellation"))?;
+            .ok_or_else(|| invalid_link(TokenPurpose::EmailChangeCancel))?;
         let undone = if user.email == used.email {
             self.users.cancel_email_change(user.id, now).await?;
             "pending change cancelled"
@@ -464,6 +456,19 @@ impl AccountService {
         Ok(self.tokens.delete_spent(self.clock.now()).await?)
     }
 
+    /// Uses a link once (see `AccountTokenRepository::consume`), or refuses it.
+    async fn use_link(
+        &self,
+        token: &OpaqueToken,
+        purpose: TokenPurpose,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<UsedToken, ServiceError> {
+        self.tokens
+            .consume(&token.hash(), purpose, now)
+            .await?
+            .ok_or_else(|| invalid_link(purpose))
+    }
+
     fn defer(
         &self,
         what: &'static str,
@@ -480,7 +485,15 @@ impl AccountService {
     }
 }
 
-fn invalid_link(kind: &str) -> ServiceError {
+/// The refusal of a link that cannot be used, whatever the reason (the answer does not say
+/// which: unknown, used, expired, or issued for an account state that has changed).
+fn invalid_link(purpose: TokenPurpose) -> ServiceError {
+    let kind = match purpose {
+        TokenPurpose::PasswordReset => "password-reset",
+        TokenPurpose::EmailVerification => "verification",
+        TokenPurpose::EmailChange => "email-change",
+        TokenPurpose::EmailChangeCancel => "cancellation",
+    };
     ServiceError::InvalidInput {
         field: "token",
         message: format!(
