@@ -5,4 +5,5 @@ pub mod deferred;
 pub mod mail;
 pub mod persistence;
 pub mod rate_limit;
+pub mod scheduling;
 pub mod security;

@@ -73,10 +73,10 @@ pub async fn connect(
     let mut options = ConnectOptions::new(settings.url.clone());
     options
         // SQLite lets one writer in at a time. With more connections, a writer that finds
-        // another one writing waits in SQLite's busy handler, which sleeps in growing steps
-        // (1, 2, 5, 10, … ms): two clients refreshing tokens made a p99 of 55 ms against
-        // 1.6 ms for one. With one connection, statements queue in the pool, first come first
-        // served. The reads on the hot paths do not use the pool (sqlite_reads.rs).
+        // another one writing waits in SQLite's busy handler, which sleeps in growing steps,
+        // and the tail of every write grows with them (bench/RESULTS.md has the figures).
+        // With one connection, statements queue in the pool, first come first served. The
+        // reads on the hot paths do not use the pool (sqlite_reads.rs).
         .max_connections(if sqlite { 1 } else { settings.max_connections })
         .connect_timeout(settings.connect_timeout)
         .acquire_timeout(settings.connect_timeout)

@@ -1,6 +1,5 @@
 //! Password hashing, access-token signing and secret handling.
 
-mod background_priority;
 mod jwt;
 mod password;
 mod secret;

@@ -1,6 +1,6 @@
 //! argon2id on a small pool of dedicated threads with a bounded queue.
 //!
-//! Each hash burns ~50 ms of CPU and needs `m` KiB of memory (19 MiB by default). Running it on
+//! Each hash burns tens of milliseconds of CPU and needs `m` KiB of memory (19 MiB by default). Running it on
 //! the async runtime would stall every other request; running it on an unbounded pool would
 //! let a login storm take all memory. So: as many workers as configured, a queue of fixed
 //! length in front of them, and an immediate `Overloaded` when the queue is full. Each worker
@@ -21,9 +21,9 @@ use base64::engine::general_purpose::STANDARD_NO_PAD;
 use crossbeam_channel::{RecvTimeoutError, Sender, TrySendError};
 use tokio::sync::oneshot;
 
-use super::background_priority::BackgroundPriority;
 use crate::application::ports::{HashError, PasswordHasher};
 use crate::domain::{Password, PasswordHash};
+use crate::infrastructure::scheduling;
 
 /// A worker idle this long gives its argon2 memory back.
 const KEEP_MEMORY_FOR: Duration = Duration::from_secs(2);
@@ -50,8 +50,8 @@ pub struct HashingSettings {
 /// The scheduling priority of the hashing threads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum HashPriority {
-    /// Below every other thread, yielding often (see `background_priority`): a login storm
-    /// uses the spare CPU without delaying other requests.
+    /// Below every other thread (see `infrastructure::scheduling`): a login storm uses the
+    /// spare CPU without delaying other requests.
     Background,
     /// Like any other thread: hashing competes with requests for the cores.
     Normal,
@@ -114,7 +114,7 @@ fn phc_string(params: &Params, salt: &[u8], output: &[u8]) -> Result<PasswordHas
     Ok(PasswordHash::new(phc))
 }
 
-/// Runs argon2 in the worker's memory, passing its yield points.
+/// Runs argon2 in the worker's memory.
 fn compute(
     algorithm: Algorithm,
     version: Version,
@@ -124,25 +124,12 @@ fn compute(
     output: &mut [u8],
     worker: &mut Worker,
 ) -> Result<(), HashError> {
-    let Worker { memory, background } = worker;
     let count = params.block_count();
-    if memory.len() < count {
-        *memory = vec![Block::default(); count];
+    if worker.memory.len() < count {
+        worker.memory = vec![Block::default(); count];
     }
-    let background = background.as_ref();
-    let yield_point = || {
-        if let Some(background) = background {
-            background.yield_point();
-        }
-    };
     Argon2::new(algorithm, version, params)
-        .hash_password_into_with_memory_and_pauses(
-            password,
-            salt,
-            output,
-            &mut memory[..count],
-            &yield_point,
-        )
+        .hash_password_into_with_memory(password, salt, output, &mut worker.memory[..count])
         .map_err(|e| HashError::Failed(e.to_string()))
 }
 
@@ -227,12 +214,9 @@ impl PasswordHasher for Argon2Hasher {
     }
 }
 
-/// What a hashing thread keeps between jobs.
+/// What a hashing thread keeps between jobs: its argon2 memory.
 struct Worker {
-    /// Its argon2 memory.
     memory: Vec<Block>,
-    /// Set when it runs below the request threads.
-    background: Option<BackgroundPriority>,
 }
 
 type Job = Box<dyn FnOnce(&mut Worker) + Send>;
@@ -261,11 +245,10 @@ impl WorkerPool {
             thread::Builder::new()
                 .name(format!("password-hash-{i}"))
                 .spawn(move || {
-                    let mut worker = Worker {
-                        memory: Vec::new(),
-                        background: (priority == HashPriority::Background)
-                            .then(BackgroundPriority::for_this_thread),
-                    };
+                    if priority == HashPriority::Background {
+                        scheduling::run_below_every_other_thread();
+                    }
+                    let mut worker = Worker { memory: Vec::new() };
                     loop {
                         match receiver.recv_timeout(KEEP_MEMORY_FOR) {
                             // A panicking job drops its reply channel; the caller sees an error.
@@ -458,33 +441,6 @@ mod tests {
                 "{phc}"
             );
         }
-    }
-
-    #[tokio::test]
-    async fn a_background_hash_yields_while_it_runs() {
-        let hasher = hasher(1, 4);
-        let params = hasher.params.clone();
-        let yielded = hasher
-            .pool
-            .run(move |worker| {
-                let mut output = [0; OUTPUT_BYTES];
-                let (password, salt) = (b"correct horse", [7; SALT_BYTES]);
-                compute(
-                    Algorithm::Argon2id,
-                    Version::V0x13,
-                    params,
-                    password,
-                    &salt,
-                    &mut output,
-                    worker,
-                )
-                .unwrap();
-                worker.background.as_ref().unwrap().has_yielded()
-            })
-            .await
-            .unwrap();
-        // A hash at these parameters is ~20 ms of work (argon2 is optimised in test builds too).
-        assert!(yielded);
     }
 
     #[tokio::test]
