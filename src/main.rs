@@ -217,8 +217,8 @@ async fn hash_rate(config: Config, duration: std::time::Duration) -> anyhow::Res
     let password =
         Password::new("correct horse battery staple".into()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let hash = hasher.hash(password.clone()).await?;
-    // One untimed verification per worker first, so every worker has its memory: faulting in
-    // 19 MiB costs a third of a hash, which a short measurement would count against argon2.
+    // One untimed verification per worker first, so every worker has its memory: faulting it
+    // in is a large share of a hash, which a short measurement would count against argon2.
     let warm_up = (0..settings.workers).map(|_| hasher.verify(password.clone(), &hash));
     for verified in futures_util::future::join_all(warm_up).await {
         verified?;

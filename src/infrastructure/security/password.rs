@@ -1,11 +1,11 @@
 //! argon2id on a small pool of dedicated threads with a bounded queue.
 //!
-//! Each hash burns tens of milliseconds of CPU and needs `m` KiB of memory (19 MiB by default). Running it on
-//! the async runtime would stall every other request; running it on an unbounded pool would
-//! let a login storm take all memory. So: as many workers as configured, a queue of fixed
-//! length in front of them, and an immediate `Overloaded` when the queue is full. Each worker
-//! keeps its argon2 memory between hashes (faulting in 19 MiB for every hash costs a third of
-//! the time) and gives it back after a pause, so an idle server stays small.
+//! Each hash burns tens of milliseconds of CPU and needs `m` KiB of memory. Running it on the
+//! async runtime would stall every other request; running it on an unbounded pool would let a
+//! login storm take all memory. So: as many workers as configured, a queue of fixed length in
+//! front of them, and an immediate `Overloaded` when the queue is full. Each worker keeps its
+//! argon2 memory between hashes (faulting the memory in again is a large share of a hash) and
+//! gives it back after a pause, so an idle server stays small.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
