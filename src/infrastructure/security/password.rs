@@ -16,8 +16,6 @@ use std::time::Duration;
 use argon2::password_hash::phc;
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use async_trait::async_trait;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD_NO_PAD;
 use crossbeam_channel::{RecvTimeoutError, Sender, TrySendError};
 use tokio::sync::oneshot;
 
@@ -102,16 +100,15 @@ impl Argon2Hasher {
 /// The PHC string of an argon2id hash. With a zero output it is the dummy hash: well formed,
 /// with the current parameters, matched by no password, and exactly as costly to check.
 fn phc_string(params: &Params, salt: &[u8], output: &[u8]) -> Result<PasswordHash, String> {
-    let phc = format!(
-        "$argon2id$v=19$m={},t={},p={}${}${}",
-        params.m_cost(),
-        params.t_cost(),
-        params.p_cost(),
-        STANDARD_NO_PAD.encode(salt),
-        STANDARD_NO_PAD.encode(output),
-    );
-    phc::PasswordHash::new(&phc).map_err(|e| format!("cannot build a PHC string: {e}"))?;
-    Ok(PasswordHash::new(phc))
+    let unbuildable = |e: phc::Error| format!("cannot build a PHC string: {e}");
+    let phc = phc::PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: phc::ParamsString::try_from(params).map_err(|e| e.to_string())?,
+        salt: Some(phc::Salt::new(salt).map_err(unbuildable)?),
+        hash: Some(phc::Output::new(output).map_err(unbuildable)?),
+    };
+    Ok(PasswordHash::new(phc.to_string()))
 }
 
 /// Runs argon2 in the worker's memory.
@@ -394,6 +391,23 @@ mod tests {
                 .verify(password("correct horse"), &old)
                 .await
                 .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn our_hashes_verify_with_the_argon2_crate_itself() {
+        use argon2::password_hash::PasswordVerifier as _;
+        let stored = hasher(1, 4).hash(password("correct horse")).await.unwrap();
+        let parsed = phc::PasswordHash::new(stored.as_str()).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horse", &parsed)
+                .is_ok()
+        );
+        assert!(
+            Argon2::default()
+                .verify_password(b"wrong horse!", &parsed)
+                .is_err()
         );
     }
 
