@@ -11,9 +11,10 @@ use crate::domain::{
 };
 
 use super::audit::{AuditTrail, Record};
+use super::caller::ClientInfo;
 use super::error::ServiceError;
 use super::ports::{Clock, Deferred, Mailer, OutgoingEmail, PasswordHasher};
-use super::sessions::{ClientInfo, SessionService, SignedIn};
+use super::sessions::{SessionService, SignedIn};
 use super::throttle::Throttle;
 
 /// Where the links in emails point and how long they work.

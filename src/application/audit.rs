@@ -9,9 +9,9 @@ use crate::domain::{
     AuditEvent, AuditFilter, AuditKind, AuditRepository, Page, PageRequest, UserId,
 };
 
+use super::caller::{ClientInfo, Principal};
 use super::error::ServiceError;
 use super::ports::{AuditLog, Clock};
-use super::sessions::{ClientInfo, Principal};
 
 /// What every service uses to add to the audit trail.
 #[derive(Clone)]

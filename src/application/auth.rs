@@ -6,9 +6,10 @@ use crate::domain::{AuditKind, Email, NewUser, Password, Role, User, UserId, Use
 
 use super::account::AccountService;
 use super::audit::{AuditTrail, Record};
+use super::caller::{ClientInfo, Principal};
 use super::error::{AuthFailure, ServiceError};
 use super::ports::{Clock, PasswordHasher};
-use super::sessions::{ClientInfo, Principal, SessionService, SignedIn};
+use super::sessions::{SessionService, SignedIn};
 use super::throttle::Throttle;
 
 /// Sign-up, sign-in and password changes.

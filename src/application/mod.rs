@@ -4,6 +4,7 @@
 pub mod account;
 pub mod audit;
 pub mod auth;
+pub mod caller;
 pub mod error;
 pub mod ports;
 pub mod sessions;
@@ -16,10 +17,9 @@ pub(crate) mod fakes;
 pub use account::{AccountLinks, AccountService};
 pub use audit::{AuditPage, AuditRetention, AuditService, AuditTrail};
 pub use auth::AuthService;
+pub use caller::{Caller, ClientInfo, Principal};
 pub use error::{AuthFailure, ServiceError};
-pub use sessions::{
-    Caller, ClientInfo, Principal, SessionPage, SessionPolicy, SessionService, SignedIn,
-};
+pub use sessions::{SessionPage, SessionPolicy, SessionService, SignedIn};
 pub use throttle::{Lockout, Throttle, ThrottlePolicy};
 pub use users::{AdminMade, UserPage, UserService};
 

@@ -11,9 +11,10 @@ use crate::domain::{
 use super::account::AccountService;
 use super::audit::{AuditTrail, Record};
 use super::auth::confirm_password;
+use super::caller::{ClientInfo, Principal};
 use super::error::ServiceError;
 use super::ports::{Clock, PasswordHasher};
-use super::sessions::{ClientInfo, Principal, SessionService};
+use super::sessions::SessionService;
 use super::throttle::Throttle;
 
 /// What `make_admin` did.
