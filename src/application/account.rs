@@ -6,8 +6,8 @@ use std::sync::Arc;
 use chrono::Duration;
 
 use crate::domain::{
-    AccountToken, AccountTokenRepository, AuditKind, Email, OpaqueToken, Password, TokenPurpose,
-    UsedToken, User, UserRepository,
+    AccountStore, AccountToken, AccountTokenRepository, AuditKind, Email, OpaqueToken, Password,
+    TokenPurpose, UsedToken, User,
 };
 
 use super::audit::{AuditTrail, Record};
@@ -42,7 +42,7 @@ impl AccountLinks {
 /// Issues links and emails them; what deferred jobs run, so it owns what they need.
 #[derive(Clone)]
 struct LinkMail {
-    users: Arc<dyn UserRepository>,
+    users: Arc<dyn AccountStore>,
     tokens: Arc<dyn AccountTokenRepository>,
     mailer: Arc<dyn Mailer>,
     clock: Arc<dyn Clock>,
@@ -220,7 +220,7 @@ impl LinkMail {
 
 /// Password reset and email verification.
 pub struct AccountService {
-    users: Arc<dyn UserRepository>,
+    users: Arc<dyn AccountStore>,
     tokens: Arc<dyn AccountTokenRepository>,
     hasher: Arc<dyn PasswordHasher>,
     sessions: Arc<SessionService>,
@@ -234,7 +234,7 @@ pub struct AccountService {
 impl AccountService {
     #[allow(clippy::too_many_arguments)] // the composition root wires each port by name
     pub fn new(
-        users: Arc<dyn UserRepository>,
+        users: Arc<dyn AccountStore>,
         tokens: Arc<dyn AccountTokenRepository>,
         hasher: Arc<dyn PasswordHasher>,
         sessions: Arc<SessionService>,

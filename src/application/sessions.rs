@@ -6,8 +6,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    AuditKind, OpaqueToken, Page, PageRequest, RefreshChain, RefreshTokenExchange, RefreshVerdict,
-    Session, SessionId, SessionRepository, SiblingAdded, User, UserId, UserRepository,
+    AccountStore, AuditKind, OpaqueToken, Page, PageRequest, RefreshChain, RefreshTokenExchange,
+    RefreshVerdict, Session, SessionId, SessionRepository, SiblingAdded, User, UserId,
 };
 
 use super::audit::{AuditTrail, Record};
@@ -67,7 +67,7 @@ pub struct SessionPage {
 /// Opens, checks, refreshes and ends sessions.
 pub struct SessionService {
     sessions: Arc<dyn SessionRepository>,
-    users: Arc<dyn UserRepository>,
+    users: Arc<dyn AccountStore>,
     tokens: Arc<dyn AccessTokens>,
     clock: Arc<dyn Clock>,
     audit: AuditTrail,
@@ -78,7 +78,7 @@ pub struct SessionService {
 impl SessionService {
     pub fn new(
         sessions: Arc<dyn SessionRepository>,
-        users: Arc<dyn UserRepository>,
+        users: Arc<dyn AccountStore>,
         tokens: Arc<dyn AccessTokens>,
         clock: Arc<dyn Clock>,
         audit: AuditTrail,
