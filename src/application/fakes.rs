@@ -1,5 +1,7 @@
 //! In-memory stand-ins for the ports, so service tests run without a database, real crypto or
-//! a mail server.
+//! a mail server. The repository fakes implement only the ports the service tests need, and
+//! `tests/api/contract/` runs one suite against them and the SeaORM repositories, so they
+//! behave like the real thing (the `fakes` feature exposes them to it).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -54,6 +56,12 @@ pub struct Fakes {
     pub policy: SessionPolicy,
     pub throttle: ThrottlePolicy,
     pub limiter: Arc<CountingLimiter>,
+}
+
+impl Default for Fakes {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Fakes {
@@ -220,6 +228,7 @@ impl AccountStore for InMemoryUsers {
         self.update(id, |user| {
             if &user.email == email {
                 user.email_verified_at.get_or_insert(now);
+                user.updated_at = now;
                 marked = true;
             }
         });
@@ -343,7 +352,23 @@ impl InMemorySessions {
     }
 
     pub fn get(&self, id: SessionId) -> Option<Session> {
+        self.forget_deleted_accounts();
         self.sessions.lock().unwrap().get(&id).cloned()
+    }
+
+    /// Deleting an account deletes its sessions and their tokens (a cascade in the
+    /// database): forget those whose account is gone.
+    fn forget_deleted_accounts(&self) {
+        let mut sessions = self.sessions.lock().unwrap();
+        sessions.retain(|_, s| self.users.get(s.user_id).is_some());
+        self.chains
+            .lock()
+            .unwrap()
+            .retain(|id, _| sessions.contains_key(id));
+        self.tokens
+            .lock()
+            .unwrap()
+            .retain(|_, (id, _)| sessions.contains_key(id));
     }
 
     /// Stores a token of `generation` and moves the session's last use and expiry.
@@ -415,6 +440,7 @@ impl SessionRepository for InMemorySessions {
         &self,
         token: &TokenHash,
     ) -> Result<Option<PresentedRefreshToken>, RepositoryError> {
+        self.forget_deleted_accounts();
         let found = self.tokens.lock().unwrap().get(token).copied();
         Ok(found.and_then(|(id, generation)| {
             Some(PresentedRefreshToken {
@@ -429,6 +455,7 @@ impl SessionRepository for InMemorySessions {
         &self,
         exchange: &RefreshTokenExchange<'_>,
     ) -> Result<bool, RepositoryError> {
+        self.forget_deleted_accounts();
         {
             let mut chains = self.chains.lock().unwrap();
             match chains.get_mut(&exchange.session) {
@@ -451,6 +478,7 @@ impl SessionRepository for InMemorySessions {
         exchange: &RefreshTokenExchange<'_>,
         max_siblings: u32,
     ) -> Result<SiblingAdded, RepositoryError> {
+        self.forget_deleted_accounts();
         {
             let mut chains = self.chains.lock().unwrap();
             match chains.get_mut(&exchange.session) {
@@ -469,6 +497,7 @@ impl SessionRepository for InMemorySessions {
     }
 
     async fn revoke(&self, id: SessionId, now: DateTime<Utc>) -> Result<bool, RepositoryError> {
+        self.forget_deleted_accounts();
         let mut sessions = self.sessions.lock().unwrap();
         Ok(match sessions.get_mut(&id) {
             Some(session) if session.revoked_at.is_none() => {
@@ -485,6 +514,7 @@ impl SessionRepository for InMemorySessions {
         except: Option<SessionId>,
         now: DateTime<Utc>,
     ) -> Result<u64, RepositoryError> {
+        self.forget_deleted_accounts();
         let mut ended = 0;
         for session in self.sessions.lock().unwrap().values_mut() {
             if session.user_id == user && session.is_active_at(now) && Some(session.id) != except {
@@ -501,6 +531,7 @@ impl SessionRepository for InMemorySessions {
         now: DateTime<Utc>,
         page: &PageRequest<SessionId>,
     ) -> Result<Page<Session>, RepositoryError> {
+        self.forget_deleted_accounts();
         let newest_first = self.active(user, now);
         let probe: Vec<Session> = match page {
             PageRequest::Forward { after, first } => newest_first
@@ -519,10 +550,12 @@ impl SessionRepository for InMemorySessions {
     }
 
     async fn count_active(&self, user: UserId, now: DateTime<Utc>) -> Result<u64, RepositoryError> {
+        self.forget_deleted_accounts();
         Ok(self.active(user, now).len() as u64)
     }
 
     async fn delete_ended(&self, now: DateTime<Utc>) -> Result<u64, RepositoryError> {
+        self.forget_deleted_accounts();
         let mut sessions = self.sessions.lock().unwrap();
         let before = sessions.len();
         sessions.retain(|_, s| s.is_active_at(now));
@@ -611,6 +644,8 @@ impl AccountTokenRepository for InMemoryAccountTokens {
 
     async fn delete_spent(&self, now: DateTime<Utc>) -> Result<u64, RepositoryError> {
         let mut tokens = self.tokens.lock().unwrap();
+        // Deleting an account deleted its tokens (a cascade in the database).
+        tokens.retain(|(t, _)| self.users.get(t.user_id).is_some());
         let before = tokens.len();
         tokens.retain(|(t, used)| used.is_none() && now < t.expires_at);
         Ok((before - tokens.len()) as u64)
@@ -844,6 +879,12 @@ impl Mailer for RecordingMailer {
 
 /// A clock that stands still until told to move.
 pub struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl ManualClock {
     pub fn new() -> Self {

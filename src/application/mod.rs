@@ -11,8 +11,8 @@ pub mod sessions;
 pub mod throttle;
 pub mod users;
 
-#[cfg(test)]
-pub(crate) mod fakes;
+#[cfg(any(test, feature = "fakes"))]
+pub mod fakes;
 
 pub use account::{AccountLinks, AccountService};
 pub use audit::{AuditPage, AuditRetention, AuditService, AuditTrail};
