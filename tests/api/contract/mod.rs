@@ -9,21 +9,26 @@
 
 mod accounts;
 mod admin_guard;
+mod audit_retention;
 mod directory;
 mod links;
 mod refresh;
+mod sessions;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use authgraph::application::fakes::{InMemoryAccountTokens, InMemorySessions, InMemoryUsers};
+use authgraph::application::fakes::{
+    InMemoryAccountTokens, InMemoryAudit, InMemorySessions, InMemoryUsers,
+};
 use authgraph::domain::{
-    AccountStore, AccountTokenRepository, Email, PasswordHash, Role, Session, SessionId,
-    SessionRepository, User, UserDirectory,
+    AccountStore, AccountTokenRepository, AuditStore, Email, PasswordHash, Role, Session,
+    SessionId, SessionRepository, User, UserDirectory,
 };
 use authgraph::infrastructure::persistence::{
     self, DatabaseSettings, QueryCounter, RetryCounter, SeaOrmAccountTokenRepository,
-    SeaOrmSessionRepository, SeaOrmUserRepository, SqliteReads, Transactions,
+    SeaOrmAuditRepository, SeaOrmSessionRepository, SeaOrmUserRepository, SqliteReads,
+    Transactions,
 };
 use chrono::{DateTime, TimeZone, Utc};
 
@@ -34,6 +39,7 @@ pub struct Stores {
     pub accounts: Arc<dyn AccountStore>,
     pub sessions: Arc<dyn SessionRepository>,
     pub links: Arc<dyn AccountTokenRepository>,
+    pub audit: Arc<dyn AuditStore>,
     _database: Option<TestDatabase>,
 }
 
@@ -44,6 +50,7 @@ impl Stores {
         Self {
             sessions: Arc::new(InMemorySessions::new(users.clone())),
             links: Arc::new(InMemoryAccountTokens::new(users.clone())),
+            audit: Arc::new(InMemoryAudit::default()),
             accounts: users,
             _database: None,
         }
@@ -75,7 +82,8 @@ impl Stores {
         let stores = Self {
             accounts: users.clone(),
             sessions: Arc::new(SeaOrmSessionRepository::new(writes.clone(), direct)),
-            links: Arc::new(SeaOrmAccountTokenRepository::new(writes)),
+            links: Arc::new(SeaOrmAccountTokenRepository::new(writes.clone())),
+            audit: Arc::new(SeaOrmAuditRepository::new(writes)),
             _database: Some(database),
         };
         (stores, users)
