@@ -325,6 +325,7 @@ fn services(
         throttle.clone(),
     ));
     let user_service = Arc::new(UserService::new(
+        users.clone(),
         users,
         hasher,
         sessions.clone(),
@@ -333,13 +334,15 @@ fn services(
         audit,
         throttle,
     ));
+    let audit_trail = Arc::new(SeaOrmAuditRepository::new(writes));
     Ok(Services {
         auth,
         sessions,
         account,
         users: user_service,
         audit: Arc::new(AuditService::new(
-            Arc::new(SeaOrmAuditRepository::new(writes)),
+            audit_trail.clone(),
+            audit_trail,
             Arc::new(SystemClock),
             AuditRetention {
                 events: duration(config.audit_retention, "AUDIT_RETENTION")?,

@@ -6,14 +6,15 @@ use std::sync::Arc;
 use chrono::Duration;
 
 use crate::domain::{
-    AccountToken, AccountTokenRepository, AuditKind, Email, OpaqueToken, Password, TokenPurpose,
-    UsedToken, User, UserRepository,
+    AccountStore, AccountToken, AccountTokenRepository, AuditKind, Email, OpaqueToken, Password,
+    TokenPurpose, UsedToken, User,
 };
 
 use super::audit::{AuditTrail, Record};
+use super::caller::ClientInfo;
 use super::error::ServiceError;
 use super::ports::{Clock, Deferred, Mailer, OutgoingEmail, PasswordHasher};
-use super::sessions::{ClientInfo, SessionService, SignedIn};
+use super::sessions::{SessionService, SignedIn};
 use super::throttle::Throttle;
 
 /// Where the links in emails point and how long they work.
@@ -41,7 +42,7 @@ impl AccountLinks {
 /// Issues links and emails them; what deferred jobs run, so it owns what they need.
 #[derive(Clone)]
 struct LinkMail {
-    users: Arc<dyn UserRepository>,
+    users: Arc<dyn AccountStore>,
     tokens: Arc<dyn AccountTokenRepository>,
     mailer: Arc<dyn Mailer>,
     clock: Arc<dyn Clock>,
@@ -219,7 +220,7 @@ impl LinkMail {
 
 /// Password reset and email verification.
 pub struct AccountService {
-    users: Arc<dyn UserRepository>,
+    users: Arc<dyn AccountStore>,
     tokens: Arc<dyn AccountTokenRepository>,
     hasher: Arc<dyn PasswordHasher>,
     sessions: Arc<SessionService>,
@@ -233,7 +234,7 @@ pub struct AccountService {
 impl AccountService {
     #[allow(clippy::too_many_arguments)] // the composition root wires each port by name
     pub fn new(
-        users: Arc<dyn UserRepository>,
+        users: Arc<dyn AccountStore>,
         tokens: Arc<dyn AccountTokenRepository>,
         hasher: Arc<dyn PasswordHasher>,
         sessions: Arc<SessionService>,

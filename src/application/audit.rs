@@ -6,12 +6,12 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::domain::{
-    AuditEvent, AuditFilter, AuditKind, AuditRepository, Page, PageRequest, UserId,
+    AuditEvent, AuditFilter, AuditKind, AuditQueries, AuditStore, Page, PageRequest, UserId,
 };
 
+use super::caller::{ClientInfo, Principal};
 use super::error::ServiceError;
 use super::ports::{AuditLog, Clock};
-use super::sessions::{ClientInfo, Principal};
 
 /// What every service uses to add to the audit trail.
 #[derive(Clone)]
@@ -86,19 +86,22 @@ pub struct AuditRetention {
 /// Reading the audit trail (administrators read all of it, users their own), and keeping it
 /// within its retention.
 pub struct AuditService {
-    events: Arc<dyn AuditRepository>,
+    store: Arc<dyn AuditStore>,
+    queries: Arc<dyn AuditQueries>,
     clock: Arc<dyn Clock>,
     retention: AuditRetention,
 }
 
 impl AuditService {
     pub fn new(
-        events: Arc<dyn AuditRepository>,
+        store: Arc<dyn AuditStore>,
+        queries: Arc<dyn AuditQueries>,
         clock: Arc<dyn Clock>,
         retention: AuditRetention,
     ) -> Self {
         Self {
-            events,
+            store,
+            queries,
             clock,
             retention,
         }
@@ -109,7 +112,7 @@ impl AuditService {
     pub async fn apply_retention(&self) -> Result<(u64, u64), ServiceError> {
         let now = self.clock.now();
         Ok(self
-            .events
+            .store
             .apply_retention(now - self.retention.events, now - self.retention.clients)
             .await?)
     }
@@ -132,8 +135,10 @@ impl AuditService {
                 _ => filter.user = Some(caller.user_id),
             }
         }
-        let (page, total) =
-            tokio::try_join!(self.events.list(&filter, page), self.events.count(&filter))?;
+        let (page, total) = tokio::try_join!(
+            self.queries.list(&filter, page),
+            self.queries.count(&filter)
+        )?;
         Ok(AuditPage {
             page: page.map(|event| as_seen_by(caller, event)),
             total,
@@ -155,7 +160,10 @@ impl AuditService {
             ));
         }
         let request = PageRequest::<Uuid>::Forward { after: None, first };
-        let mut found = self.events.latest_for_users(users, kind, first + 1).await?;
+        let mut found = self
+            .queries
+            .latest_for_users(users, kind, first + 1)
+            .await?;
         Ok(users
             .iter()
             .map(|user| {

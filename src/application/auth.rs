@@ -2,18 +2,19 @@
 
 use std::sync::Arc;
 
-use crate::domain::{AuditKind, Email, NewUser, Password, Role, User, UserId, UserRepository};
+use crate::domain::{AccountStore, AuditKind, Email, NewUser, Password, Role, User, UserId};
 
 use super::account::AccountService;
 use super::audit::{AuditTrail, Record};
+use super::caller::{ClientInfo, Principal};
 use super::error::{AuthFailure, ServiceError};
 use super::ports::{Clock, PasswordHasher};
-use super::sessions::{ClientInfo, Principal, SessionService, SignedIn};
+use super::sessions::{SessionService, SignedIn};
 use super::throttle::Throttle;
 
 /// Sign-up, sign-in and password changes.
 pub struct AuthService {
-    users: Arc<dyn UserRepository>,
+    users: Arc<dyn AccountStore>,
     hasher: Arc<dyn PasswordHasher>,
     sessions: Arc<SessionService>,
     account: Arc<AccountService>,
@@ -24,7 +25,7 @@ pub struct AuthService {
 
 impl AuthService {
     pub fn new(
-        users: Arc<dyn UserRepository>,
+        users: Arc<dyn AccountStore>,
         hasher: Arc<dyn PasswordHasher>,
         sessions: Arc<SessionService>,
         account: Arc<AccountService>,

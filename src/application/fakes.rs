@@ -1,5 +1,7 @@
 //! In-memory stand-ins for the ports, so service tests run without a database, real crypto or
-//! a mail server.
+//! a mail server. The repository fakes implement only the ports the service tests need, and
+//! `tests/api/contract/` runs one suite against them and the SeaORM repositories, so they
+//! behave like the real thing (the `fakes` feature exposes them to it).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -9,15 +11,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::domain::{
-    AccountToken, AccountTokenRepository, AuditEvent, AuditFilter, AuditRepository, Direction,
-    DisplayName, Email, GuardedChange, Page, PageRequest, Password, PasswordHash,
-    PresentedRefreshToken, RefreshChain, RefreshTokenExchange, RepositoryError, Role, Session,
-    SessionId, SessionRepository, SiblingAdded, Suspension, TokenHash, TokenPurpose, UsedToken,
-    User, UserCursor, UserFilter, UserId, UserOrder, UserRepository,
+    AccountStore, AccountToken, AccountTokenRepository, AuditEvent, AuditStore, DisplayName, Email,
+    GuardedChange, Page, PageRequest, Password, PasswordHash, PresentedRefreshToken, RefreshChain,
+    RefreshTokenExchange, RepositoryError, Session, SessionId, SessionRepository, SiblingAdded,
+    TokenHash, TokenPurpose, UsedToken, User, UserId,
 };
 
 use super::account::{AccountLinks, AccountService};
-use super::audit::{AuditRetention, AuditService, AuditTrail};
+use super::audit::AuditTrail;
 use super::auth::AuthService;
 use super::ports::{
     AccessClaims, AccessTokens, AuditLog, Clock, Deferred, HashError, IssuedAccessToken,
@@ -25,7 +26,6 @@ use super::ports::{
 };
 use super::sessions::{SessionPolicy, SessionService};
 use super::throttle::{Throttle, ThrottlePolicy};
-use super::{Services, UserService};
 
 pub const POLICY: SessionPolicy = SessionPolicy {
     idle_timeout: Duration::days(30),
@@ -33,6 +33,15 @@ pub const POLICY: SessionPolicy = SessionPolicy {
     reuse_grace: Duration::seconds(10),
     require_verified_email: false,
 };
+
+/// The services the unit tests exercise. Administration and audit reading are tested over
+/// HTTP against the real databases (`tests/api/`), so no fake directory or audit reader is
+/// needed.
+pub struct TestedServices {
+    pub auth: Arc<AuthService>,
+    pub sessions: Arc<SessionService>,
+    pub account: Arc<AccountService>,
+}
 
 /// One set of fakes, shared by the services under test.
 pub struct Fakes {
@@ -49,6 +58,12 @@ pub struct Fakes {
     pub limiter: Arc<CountingLimiter>,
 }
 
+impl Default for Fakes {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Fakes {
     pub fn new() -> Self {
         Self::with_policy(POLICY)
@@ -57,10 +72,7 @@ impl Fakes {
     pub fn with_policy(policy: SessionPolicy) -> Self {
         let users = Arc::new(InMemoryUsers::default());
         Self {
-            sessions: Arc::new(InMemorySessions {
-                users: users.clone(),
-                ..InMemorySessions::default()
-            }),
+            sessions: Arc::new(InMemorySessions::new(users.clone())),
             account_tokens: Arc::new(InMemoryAccountTokens::new(users.clone())),
             users,
             audit: Arc::default(),
@@ -80,7 +92,7 @@ impl Fakes {
     }
 
     /// The services wired to these fakes, as the composition root wires the real adapters.
-    pub fn services(&self) -> Services {
+    pub fn services(&self) -> TestedServices {
         let audit = AuditTrail::new(self.audit.clone(), self.clock.clone());
         let throttle = Arc::new(Throttle::new(self.limiter.clone(), self.throttle));
         let sessions = Arc::new(SessionService::new(
@@ -118,27 +130,10 @@ impl Fakes {
             audit.clone(),
             throttle.clone(),
         ));
-        Services {
+        TestedServices {
             auth,
-            users: Arc::new(UserService::new(
-                self.users.clone(),
-                self.hasher.clone(),
-                sessions.clone(),
-                account.clone(),
-                self.clock.clone(),
-                audit,
-                throttle,
-            )),
             sessions,
             account,
-            audit: Arc::new(AuditService::new(
-                self.audit.clone(),
-                self.clock.clone(),
-                AuditRetention {
-                    events: Duration::days(365),
-                    clients: Duration::days(90),
-                },
-            )),
         }
     }
 
@@ -190,7 +185,7 @@ impl InMemoryUsers {
 }
 
 #[async_trait]
-impl UserRepository for InMemoryUsers {
+impl AccountStore for InMemoryUsers {
     async fn insert(&self, user: &User) -> Result<(), RepositoryError> {
         let mut users = self.0.lock().unwrap();
         if users.values().any(|u| u.email == user.email) {
@@ -233,6 +228,7 @@ impl UserRepository for InMemoryUsers {
         self.update(id, |user| {
             if &user.email == email {
                 user.email_verified_at.get_or_insert(now);
+                user.updated_at = now;
                 marked = true;
             }
         });
@@ -302,119 +298,19 @@ impl UserRepository for InMemoryUsers {
         Ok(())
     }
 
-    async fn set_role(
+    async fn delete(
         &self,
         id: UserId,
-        role: Role,
-        now: DateTime<Utc>,
+        _now: DateTime<Utc>,
     ) -> Result<GuardedChange, RepositoryError> {
-        Ok(self.guarded(id, |users| {
-            if let Some(user) = users.get_mut(&id) {
-                user.role = role;
-                user.updated_at = now;
-            }
-        }))
-    }
-
-    async fn set_suspension(
-        &self,
-        id: UserId,
-        suspension: Option<&Suspension>,
-        now: DateTime<Utc>,
-    ) -> Result<GuardedChange, RepositoryError> {
-        Ok(self.guarded(id, |users| {
-            if let Some(user) = users.get_mut(&id) {
-                user.suspension = suspension.cloned();
-                user.updated_at = now;
-                user.credential_version += i64::from(suspension.is_some());
-            }
-        }))
-    }
-
-    async fn delete(&self, id: UserId) -> Result<GuardedChange, RepositoryError> {
         Ok(self.guarded(id, |users| {
             users.remove(&id);
         }))
     }
-
-    async fn list(
-        &self,
-        filter: &UserFilter,
-        order: UserOrder,
-        page: &PageRequest<UserCursor>,
-    ) -> Result<Page<User>, RepositoryError> {
-        let mut users = self.matching(filter);
-        let key = |u: &User| UserCursor::of(u, order.field);
-        users.sort_by(|a, b| compare(&key(a), &key(b)));
-        if order.direction == Direction::Descending {
-            users.reverse();
-        }
-        let past = |u: &User, cursor: &UserCursor, forward: bool| {
-            let ordering = compare(&key(u), cursor);
-            let ordering = match order.direction {
-                Direction::Ascending => ordering,
-                Direction::Descending => ordering.reverse(),
-            };
-            if forward {
-                ordering.is_gt()
-            } else {
-                ordering.is_lt()
-            }
-        };
-        let probe = match page {
-            PageRequest::Forward { after, first } => users
-                .into_iter()
-                .filter(|u| after.as_ref().is_none_or(|c| past(u, c, true)))
-                .take(first + 1)
-                .collect(),
-            PageRequest::Backward { before, last } => users
-                .into_iter()
-                .rev()
-                .filter(|u| before.as_ref().is_none_or(|c| past(u, c, false)))
-                .take(last + 1)
-                .collect(),
-        };
-        Ok(Page::from_probe(page, probe))
-    }
-
-    async fn count(&self, filter: &UserFilter) -> Result<u64, RepositoryError> {
-        Ok(self.matching(filter).len() as u64)
-    }
-}
-
-fn compare(a: &UserCursor, b: &UserCursor) -> std::cmp::Ordering {
-    match (a, b) {
-        (UserCursor::CreatedAt(x, i), UserCursor::CreatedAt(y, j)) => {
-            (x, i.as_uuid()).cmp(&(y, j.as_uuid()))
-        }
-        (UserCursor::Email(x, i), UserCursor::Email(y, j)) => {
-            (x, i.as_uuid()).cmp(&(y, j.as_uuid()))
-        }
-        _ => std::cmp::Ordering::Equal,
-    }
 }
 
 impl InMemoryUsers {
-    fn matching(&self, filter: &UserFilter) -> Vec<User> {
-        self.0
-            .lock()
-            .unwrap()
-            .values()
-            .filter(|u| {
-                filter
-                    .email_contains
-                    .as_ref()
-                    .is_none_or(|part| u.email.as_str().contains(&part.to_lowercase()))
-                    && filter.role.is_none_or(|role| u.role == role)
-                    && filter
-                        .verified
-                        .is_none_or(|v| u.email_verified_at.is_some() == v)
-                    && filter.suspended.is_none_or(|s| u.suspension.is_some() == s)
-            })
-            .cloned()
-            .collect()
-    }
-
+    /// Applies `change` and undoes it if no active administrator is left.
     fn guarded(
         &self,
         id: UserId,
@@ -437,7 +333,6 @@ impl InMemoryUsers {
 /// Refresh-token hash → (session, generation).
 type RefreshTokens = HashMap<TokenHash, (SessionId, i64)>;
 
-#[derive(Default)]
 pub struct InMemorySessions {
     sessions: Mutex<HashMap<SessionId, Session>>,
     chains: Mutex<HashMap<SessionId, RefreshChain>>,
@@ -446,8 +341,34 @@ pub struct InMemorySessions {
 }
 
 impl InMemorySessions {
+    /// Sessions of the accounts in `users`.
+    pub fn new(users: Arc<InMemoryUsers>) -> Self {
+        Self {
+            sessions: Mutex::default(),
+            chains: Mutex::default(),
+            tokens: Mutex::default(),
+            users,
+        }
+    }
+
     pub fn get(&self, id: SessionId) -> Option<Session> {
+        self.forget_deleted_accounts();
         self.sessions.lock().unwrap().get(&id).cloned()
+    }
+
+    /// Deleting an account deletes its sessions and their tokens (a cascade in the
+    /// database): forget those whose account is gone.
+    fn forget_deleted_accounts(&self) {
+        let mut sessions = self.sessions.lock().unwrap();
+        sessions.retain(|_, s| self.users.get(s.user_id).is_some());
+        self.chains
+            .lock()
+            .unwrap()
+            .retain(|id, _| sessions.contains_key(id));
+        self.tokens
+            .lock()
+            .unwrap()
+            .retain(|_, (id, _)| sessions.contains_key(id));
     }
 
     /// Stores a token of `generation` and moves the session's last use and expiry.
@@ -519,6 +440,7 @@ impl SessionRepository for InMemorySessions {
         &self,
         token: &TokenHash,
     ) -> Result<Option<PresentedRefreshToken>, RepositoryError> {
+        self.forget_deleted_accounts();
         let found = self.tokens.lock().unwrap().get(token).copied();
         Ok(found.and_then(|(id, generation)| {
             Some(PresentedRefreshToken {
@@ -533,6 +455,7 @@ impl SessionRepository for InMemorySessions {
         &self,
         exchange: &RefreshTokenExchange<'_>,
     ) -> Result<bool, RepositoryError> {
+        self.forget_deleted_accounts();
         {
             let mut chains = self.chains.lock().unwrap();
             match chains.get_mut(&exchange.session) {
@@ -555,6 +478,7 @@ impl SessionRepository for InMemorySessions {
         exchange: &RefreshTokenExchange<'_>,
         max_siblings: u32,
     ) -> Result<SiblingAdded, RepositoryError> {
+        self.forget_deleted_accounts();
         {
             let mut chains = self.chains.lock().unwrap();
             match chains.get_mut(&exchange.session) {
@@ -573,6 +497,7 @@ impl SessionRepository for InMemorySessions {
     }
 
     async fn revoke(&self, id: SessionId, now: DateTime<Utc>) -> Result<bool, RepositoryError> {
+        self.forget_deleted_accounts();
         let mut sessions = self.sessions.lock().unwrap();
         Ok(match sessions.get_mut(&id) {
             Some(session) if session.revoked_at.is_none() => {
@@ -589,6 +514,7 @@ impl SessionRepository for InMemorySessions {
         except: Option<SessionId>,
         now: DateTime<Utc>,
     ) -> Result<u64, RepositoryError> {
+        self.forget_deleted_accounts();
         let mut ended = 0;
         for session in self.sessions.lock().unwrap().values_mut() {
             if session.user_id == user && session.is_active_at(now) && Some(session.id) != except {
@@ -605,6 +531,7 @@ impl SessionRepository for InMemorySessions {
         now: DateTime<Utc>,
         page: &PageRequest<SessionId>,
     ) -> Result<Page<Session>, RepositoryError> {
+        self.forget_deleted_accounts();
         let newest_first = self.active(user, now);
         let probe: Vec<Session> = match page {
             PageRequest::Forward { after, first } => newest_first
@@ -623,10 +550,12 @@ impl SessionRepository for InMemorySessions {
     }
 
     async fn count_active(&self, user: UserId, now: DateTime<Utc>) -> Result<u64, RepositoryError> {
+        self.forget_deleted_accounts();
         Ok(self.active(user, now).len() as u64)
     }
 
     async fn delete_ended(&self, now: DateTime<Utc>) -> Result<u64, RepositoryError> {
+        self.forget_deleted_accounts();
         let mut sessions = self.sessions.lock().unwrap();
         let before = sessions.len();
         sessions.retain(|_, s| s.is_active_at(now));
@@ -715,6 +644,8 @@ impl AccountTokenRepository for InMemoryAccountTokens {
 
     async fn delete_spent(&self, now: DateTime<Utc>) -> Result<u64, RepositoryError> {
         let mut tokens = self.tokens.lock().unwrap();
+        // Deleting an account deleted its tokens (a cascade in the database).
+        tokens.retain(|(t, _)| self.users.get(t.user_id).is_some());
         let before = tokens.len();
         tokens.retain(|(t, used)| used.is_none() && now < t.expires_at);
         Ok((before - tokens.len()) as u64)
@@ -732,7 +663,7 @@ impl AuditLog for InMemoryAudit {
 }
 
 #[async_trait]
-impl AuditRepository for InMemoryAudit {
+impl AuditStore for InMemoryAudit {
     async fn insert(&self, events: &[AuditEvent]) -> Result<(), RepositoryError> {
         self.0.lock().unwrap().extend_from_slice(events);
         Ok(())
@@ -758,70 +689,12 @@ impl AuditRepository for InMemoryAudit {
         }
         Ok(((before - events.len()) as u64, forgotten))
     }
-
-    async fn list(
-        &self,
-        filter: &AuditFilter,
-        page: &PageRequest<uuid::Uuid>,
-    ) -> Result<Page<AuditEvent>, RepositoryError> {
-        let mut events = self.matching(filter);
-        events.sort_by_key(|e| std::cmp::Reverse(e.id));
-        let probe = match page {
-            PageRequest::Forward { after, first } => events
-                .into_iter()
-                .filter(|e| after.is_none_or(|a| e.id < a))
-                .take(first + 1)
-                .collect(),
-            PageRequest::Backward { before, last } => events
-                .into_iter()
-                .rev()
-                .filter(|e| before.is_none_or(|b| e.id > b))
-                .take(last + 1)
-                .collect(),
-        };
-        Ok(Page::from_probe(page, probe))
-    }
-
-    async fn count(&self, filter: &AuditFilter) -> Result<u64, RepositoryError> {
-        Ok(self.matching(filter).len() as u64)
-    }
-
-    async fn latest_for_users(
-        &self,
-        users: &[UserId],
-        kind: Option<crate::domain::AuditKind>,
-        limit: usize,
-    ) -> Result<HashMap<UserId, (Vec<AuditEvent>, u64)>, RepositoryError> {
-        Ok(users
-            .iter()
-            .map(|user| {
-                let mut events = self.matching(&AuditFilter {
-                    user: Some(*user),
-                    kind,
-                });
-                events.sort_by_key(|e| std::cmp::Reverse(e.id));
-                let total = events.len() as u64;
-                events.truncate(limit);
-                (*user, (events, total))
-            })
-            .collect())
-    }
 }
 
 impl InMemoryAudit {
-    fn matching(&self, filter: &AuditFilter) -> Vec<AuditEvent> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|e| {
-                filter
-                    .user
-                    .is_none_or(|u| e.actor == Some(u) || e.subject == Some(u))
-                    && filter.kind.is_none_or(|k| e.kind == k)
-            })
-            .cloned()
-            .collect()
+    /// The events stored so far, oldest first.
+    pub fn events(&self) -> Vec<AuditEvent> {
+        self.0.lock().unwrap().clone()
     }
 }
 
@@ -1006,6 +879,12 @@ impl Mailer for RecordingMailer {
 
 /// A clock that stands still until told to move.
 pub struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl ManualClock {
     pub fn new() -> Self {

@@ -4,22 +4,22 @@
 pub mod account;
 pub mod audit;
 pub mod auth;
+pub mod caller;
 pub mod error;
 pub mod ports;
 pub mod sessions;
 pub mod throttle;
 pub mod users;
 
-#[cfg(test)]
-pub(crate) mod fakes;
+#[cfg(any(test, feature = "fakes"))]
+pub mod fakes;
 
 pub use account::{AccountLinks, AccountService};
 pub use audit::{AuditPage, AuditRetention, AuditService, AuditTrail};
 pub use auth::AuthService;
+pub use caller::{Caller, ClientInfo, Principal};
 pub use error::{AuthFailure, ServiceError};
-pub use sessions::{
-    Caller, ClientInfo, Principal, SessionPage, SessionPolicy, SessionService, SignedIn,
-};
+pub use sessions::{SessionPage, SessionPolicy, SessionService, SignedIn};
 pub use throttle::{Lockout, Throttle, ThrottlePolicy};
 pub use users::{AdminMade, UserPage, UserService};
 

@@ -1,17 +1,17 @@
 //! Sessions: opening them, recognising the caller behind an access token, refresh-token
 //! rotation with reuse detection, and ending them.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    AuditKind, OpaqueToken, Page, PageRequest, RefreshChain, RefreshTokenExchange, RefreshVerdict,
-    Role, Session, SessionId, SessionRepository, SiblingAdded, User, UserId, UserRepository,
+    AccountStore, AuditKind, OpaqueToken, Page, PageRequest, RefreshChain, RefreshTokenExchange,
+    RefreshVerdict, Session, SessionId, SessionRepository, SiblingAdded, User, UserId,
 };
 
 use super::audit::{AuditTrail, Record};
+use super::caller::{Caller, ClientInfo, Principal};
 use super::error::{AuthFailure, ServiceError};
 use super::ports::{AccessClaims, AccessTokens, Clock, IssuedAccessToken, TokenError};
 use super::throttle::Throttle;
@@ -49,47 +49,6 @@ impl SessionPolicy {
     }
 }
 
-/// Where a request came from, recorded on the session it opens.
-#[derive(Debug, Clone, Default)]
-pub struct ClientInfo {
-    pub user_agent: Option<String>,
-    pub ip: Option<IpAddr>,
-}
-
-impl ClientInfo {
-    /// User agents are attacker-controlled; keep what is useful to recognise a device.
-    const MAX_USER_AGENT_CHARS: usize = 512;
-
-    /// The user agent, cut to a length worth storing.
-    pub fn user_agent(&self) -> Option<String> {
-        self.user_agent
-            .as_deref()
-            .map(|ua| ua.chars().take(Self::MAX_USER_AGENT_CHARS).collect())
-    }
-}
-
-/// The authenticated caller of a request, with the role their account has right now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Principal {
-    pub user_id: UserId,
-    pub session_id: SessionId,
-    pub role: Role,
-}
-
-impl Principal {
-    /// Whether the caller may administer other accounts.
-    pub fn is_admin(&self) -> bool {
-        self.role == Role::Admin
-    }
-}
-
-/// The caller and their account as it is now (read with the session, in one query).
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub principal: Principal,
-    pub user: User,
-}
-
 /// The outcome of signing in or refreshing: a session's new tokens, and its user.
 #[derive(Debug)]
 pub struct SignedIn {
@@ -108,7 +67,7 @@ pub struct SessionPage {
 /// Opens, checks, refreshes and ends sessions.
 pub struct SessionService {
     sessions: Arc<dyn SessionRepository>,
-    users: Arc<dyn UserRepository>,
+    users: Arc<dyn AccountStore>,
     tokens: Arc<dyn AccessTokens>,
     clock: Arc<dyn Clock>,
     audit: AuditTrail,
@@ -119,7 +78,7 @@ pub struct SessionService {
 impl SessionService {
     pub fn new(
         sessions: Arc<dyn SessionRepository>,
-        users: Arc<dyn UserRepository>,
+        users: Arc<dyn AccountStore>,
         tokens: Arc<dyn AccessTokens>,
         clock: Arc<dyn Clock>,
         audit: AuditTrail,

@@ -13,9 +13,9 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::{Email, SessionId};
 
+use super::caller::ClientInfo;
 use super::error::ServiceError;
 use super::ports::{Quota, RateLimiter};
-use super::sessions::ClientInfo;
 
 /// After `after` failed sign-ins to one account within `window`, the account is locked for
 /// `base`, doubling with each further failure, up to `max`. A correct password ends it.

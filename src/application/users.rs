@@ -4,16 +4,17 @@
 use std::sync::Arc;
 
 use crate::domain::{
-    AuditKind, DisplayName, Email, GuardedChange, Page, PageRequest, Password, Role, Suspension,
-    SuspensionReason, User, UserCursor, UserFilter, UserId, UserOrder, UserRepository,
+    AccountStore, AuditKind, DisplayName, Email, GuardedChange, Page, PageRequest, Password, Role,
+    Suspension, SuspensionReason, User, UserCursor, UserDirectory, UserFilter, UserId, UserOrder,
 };
 
 use super::account::AccountService;
 use super::audit::{AuditTrail, Record};
 use super::auth::confirm_password;
+use super::caller::{ClientInfo, Principal};
 use super::error::ServiceError;
 use super::ports::{Clock, PasswordHasher};
-use super::sessions::{ClientInfo, Principal, SessionService};
+use super::sessions::SessionService;
 use super::throttle::Throttle;
 
 /// What `make_admin` did.
@@ -33,7 +34,8 @@ pub struct UserPage {
 
 /// Account reads and changes, always on behalf of a caller.
 pub struct UserService {
-    users: Arc<dyn UserRepository>,
+    users: Arc<dyn AccountStore>,
+    directory: Arc<dyn UserDirectory>,
     hasher: Arc<dyn PasswordHasher>,
     sessions: Arc<SessionService>,
     account: Arc<AccountService>,
@@ -46,8 +48,10 @@ const ADMINS_ONLY: &str = "Only administrators may do this.";
 const NO_SUCH_USER: &str = "There is no user with this id.";
 
 impl UserService {
+    #[allow(clippy::too_many_arguments)] // the composition root wires each port by name
     pub fn new(
-        users: Arc<dyn UserRepository>,
+        users: Arc<dyn AccountStore>,
+        directory: Arc<dyn UserDirectory>,
         hasher: Arc<dyn PasswordHasher>,
         sessions: Arc<SessionService>,
         account: Arc<AccountService>,
@@ -57,6 +61,7 @@ impl UserService {
     ) -> Self {
         Self {
             users,
+            directory,
             hasher,
             sessions,
             account,
@@ -136,7 +141,7 @@ impl UserService {
             password,
         )
         .await?;
-        self.guarded(self.users.delete(user.id).await?)?;
+        self.guarded(self.users.delete(user.id, self.clock.now()).await?)?;
         tracing::info!(user_id = %user.id, "account deleted");
         self.audit
             .record(Record::own(AuditKind::AccountDeleted, user.id, client));
@@ -191,8 +196,8 @@ impl UserService {
             });
         }
         let (page, total) = tokio::try_join!(
-            self.users.list(filter, order, page),
-            self.users.count(filter)
+            self.directory.list(filter, order, page),
+            self.directory.count(filter)
         )?;
         Ok(UserPage { page, total })
     }
@@ -208,7 +213,7 @@ impl UserService {
     ) -> Result<User, ServiceError> {
         require_admin(caller)?;
         let before = self.existing(id).await?;
-        self.guarded(self.users.set_role(id, role, self.clock.now()).await?)?;
+        self.guarded(self.directory.set_role(id, role, self.clock.now()).await?)?;
         self.audit.record(Record {
             kind: AuditKind::RoleChanged,
             actor: Some(caller.user_id),
@@ -235,7 +240,7 @@ impl UserService {
         };
         let detail = suspension.reason.as_str().to_owned();
         self.guarded(
-            self.users
+            self.directory
                 .set_suspension(id, Some(&suspension), suspension.since)
                 .await?,
         )?;
@@ -260,7 +265,7 @@ impl UserService {
     ) -> Result<User, ServiceError> {
         require_admin(caller)?;
         self.guarded(
-            self.users
+            self.directory
                 .set_suspension(id, None, self.clock.now())
                 .await?,
         )?;
@@ -302,7 +307,7 @@ impl UserService {
             return Ok(AdminMade::AlreadyAdmin);
         }
         let now = self.clock.now();
-        self.guarded(self.users.set_role(user.id, Role::Admin, now).await?)?;
+        self.guarded(self.directory.set_role(user.id, Role::Admin, now).await?)?;
         let ended = self.sessions.end_other_sessions(user.id, None).await?;
         self.audit.record(Record {
             kind: AuditKind::RoleChanged,

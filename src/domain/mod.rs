@@ -14,8 +14,9 @@ pub use account_token::{AccountToken, TokenPurpose, UsedToken};
 pub use audit::{AuditEvent, AuditFilter, AuditKind};
 pub use page::{Page, PageRequest};
 pub use repository::{
-    AccountTokenRepository, AuditRepository, GuardedChange, PresentedRefreshToken,
-    RefreshTokenExchange, RepositoryError, SessionRepository, SiblingAdded, UserRepository,
+    AccountStore, AccountTokenRepository, AuditQueries, AuditStore, GuardedChange,
+    PresentedRefreshToken, RefreshTokenExchange, RepositoryError, SessionRepository, SiblingAdded,
+    UserDirectory,
 };
 pub use session::{RefreshChain, RefreshVerdict, Session, SessionId};
 pub use token::{OpaqueToken, TokenHash};

@@ -24,15 +24,18 @@ pub enum RepositoryError {
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-/// Stores user accounts.
+/// The accounts themselves: what signing up, signing in, sessions, emailed links and
+/// self-service need.
 #[async_trait]
-pub trait UserRepository: Send + Sync {
+pub trait AccountStore: Send + Sync {
     /// Adds a user; `Conflict` when the email is already registered.
     async fn insert(&self, user: &User) -> Result<(), RepositoryError>;
     /// The user with this id, if any.
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, RepositoryError>;
     /// The user with this (normalised) email, if any.
     async fn find_by_email(&self, email: &Email) -> Result<Option<User>, RepositoryError>;
+    /// The users with these ids that exist, in any order.
+    async fn find_many(&self, ids: &[UserId]) -> Result<Vec<User>, RepositoryError>;
     /// Replaces a user's password hash, moving the credential version on.
     async fn set_password_hash(
         &self,
@@ -48,8 +51,6 @@ pub trait UserRepository: Send + Sync {
         email: &Email,
         now: DateTime<Utc>,
     ) -> Result<bool, RepositoryError>;
-    /// The users with these ids that exist, in any order.
-    async fn find_many(&self, ids: &[UserId]) -> Result<Vec<User>, RepositoryError>;
     /// Replaces the display name.
     async fn set_display_name(
         &self,
@@ -78,6 +79,28 @@ pub trait UserRepository: Send + Sync {
         id: UserId,
         now: DateTime<Utc>,
     ) -> Result<(), RepositoryError>;
+    /// Deletes the account with everything that belongs to it, unless that would leave no
+    /// active administrator.
+    async fn delete(
+        &self,
+        id: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<GuardedChange, RepositoryError>;
+}
+
+/// What only administrators do with accounts: look through all of them (filters, orderings,
+/// keyset paging), and change roles and suspensions.
+#[async_trait]
+pub trait UserDirectory: Send + Sync {
+    /// A window of the users that pass `filter`, in `order`.
+    async fn list(
+        &self,
+        filter: &UserFilter,
+        order: UserOrder,
+        page: &PageRequest<UserCursor>,
+    ) -> Result<Page<User>, RepositoryError>;
+    /// How many users pass `filter`.
+    async fn count(&self, filter: &UserFilter) -> Result<u64, RepositoryError>;
     /// Sets the role, unless that would leave no active administrator.
     async fn set_role(
         &self,
@@ -93,18 +116,6 @@ pub trait UserRepository: Send + Sync {
         suspension: Option<&Suspension>,
         now: DateTime<Utc>,
     ) -> Result<GuardedChange, RepositoryError>;
-    /// Deletes the account with everything that belongs to it, unless that would leave no
-    /// active administrator.
-    async fn delete(&self, id: UserId) -> Result<GuardedChange, RepositoryError>;
-    /// A window of the users that pass `filter`, in `order`.
-    async fn list(
-        &self,
-        filter: &UserFilter,
-        order: UserOrder,
-        page: &PageRequest<UserCursor>,
-    ) -> Result<Page<User>, RepositoryError>;
-    /// How many users pass `filter`.
-    async fn count(&self, filter: &UserFilter) -> Result<u64, RepositoryError>;
 }
 
 /// The outcome of a change that must leave at least one active administrator. The check and
@@ -234,9 +245,9 @@ pub trait AccountTokenRepository: Send + Sync {
     async fn delete_spent(&self, now: DateTime<Utc>) -> Result<u64, RepositoryError>;
 }
 
-/// Stores the audit trail.
+/// Where the audit trail is written, and kept within its retention.
 #[async_trait]
-pub trait AuditRepository: Send + Sync {
+pub trait AuditStore: Send + Sync {
     /// Adds events.
     async fn insert(&self, events: &[AuditEvent]) -> Result<(), RepositoryError>;
     /// Deletes the events that occurred before `delete_before`, and forgets the IP address
@@ -247,6 +258,11 @@ pub trait AuditRepository: Send + Sync {
         delete_before: DateTime<Utc>,
         forget_client_before: DateTime<Utc>,
     ) -> Result<(u64, u64), RepositoryError>;
+}
+
+/// Reading the audit trail back.
+#[async_trait]
+pub trait AuditQueries: Send + Sync {
     /// A window of the events that pass `filter`, newest first.
     async fn list(
         &self,

@@ -9,6 +9,7 @@ mod admin;
 mod audit;
 mod cli;
 mod contention;
+mod contract;
 mod errors;
 mod hardening;
 mod hostile;

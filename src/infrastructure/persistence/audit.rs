@@ -12,7 +12,8 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::domain::{
-    AuditEvent, AuditFilter, AuditKind, AuditRepository, Page, PageRequest, RepositoryError, UserId,
+    AuditEvent, AuditFilter, AuditKind, AuditQueries, AuditStore, Page, PageRequest,
+    RepositoryError, UserId,
 };
 
 use super::repository_error;
@@ -35,7 +36,7 @@ impl SeaOrmAuditRepository {
 }
 
 #[async_trait]
-impl AuditRepository for SeaOrmAuditRepository {
+impl AuditStore for SeaOrmAuditRepository {
     async fn insert(&self, events: &[AuditEvent]) -> Result<(), RepositoryError> {
         if events.is_empty() {
             return Ok(());
@@ -81,7 +82,10 @@ impl AuditRepository for SeaOrmAuditRepository {
         let forgotten = self.writes.execute(forget).await?.rows_affected();
         Ok((deleted, forgotten))
     }
+}
 
+#[async_trait]
+impl AuditQueries for SeaOrmAuditRepository {
     async fn list(
         &self,
         filter: &AuditFilter,

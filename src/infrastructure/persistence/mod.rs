@@ -7,6 +7,7 @@ mod sessions;
 mod sqlite_reads;
 mod sqlite_writes;
 mod transactions;
+mod user_directory;
 mod users;
 
 use std::path::Path;

@@ -1,0 +1,361 @@
+//! The rules of emailed links (`AccountTokenRepository`): each works once, for its purpose,
+//! until it expires, and only while the account still has the address and credential
+//! version it was issued for.
+
+use authgraph::domain::{
+    AccountToken, Email, OpaqueToken, PasswordHash, Role, Suspension, SuspensionReason,
+    TokenPurpose, UsedToken, User,
+};
+
+use super::{Stores, at, contract};
+
+/// A link for `user` as it is now, issued at t0 and valid until `expires` seconds later.
+fn link(user: &User, purpose: TokenPurpose, expires: i64) -> AccountToken {
+    AccountToken {
+        hash: OpaqueToken::generate().unwrap().hash(),
+        user_id: user.id,
+        purpose,
+        email: user.email.clone(),
+        credential_version: user.credential_version,
+        target_email: None,
+        created_at: at(0),
+        expires_at: at(expires),
+    }
+}
+
+/// A link that moves `user` to `target` (or, for a cancel link, undoes that).
+fn move_link(user: &User, purpose: TokenPurpose, target: &Email) -> AccountToken {
+    AccountToken {
+        target_email: Some(target.clone()),
+        ..link(user, purpose, 3600)
+    }
+}
+
+fn email(address: &str) -> Email {
+    Email::parse(address).unwrap()
+}
+
+async fn issued(stores: &Stores, token: &AccountToken) {
+    assert!(
+        stores.links.issue(token).await.unwrap(),
+        "the link is issued"
+    );
+}
+
+async fn used(stores: &Stores, token: &AccountToken, seconds: i64) -> Option<UsedToken> {
+    stores
+        .links
+        .consume(&token.hash, token.purpose, at(seconds))
+        .await
+        .unwrap()
+}
+
+async fn a_link_works_once(stores: Stores) {
+    let ada = stores.account("ada@example.com", Role::User, at(0)).await;
+    let reset = link(&ada, TokenPurpose::PasswordReset, 1800);
+    issued(&stores, &reset).await;
+
+    assert_eq!(
+        used(&stores, &reset, 10).await,
+        Some(UsedToken {
+            user_id: ada.id,
+            email: ada.email.clone(),
+            target_email: None
+        })
+    );
+    assert_eq!(used(&stores, &reset, 11).await, None, "used already");
+}
+
+async fn a_link_works_only_for_its_purpose(stores: Stores) {
+    let ada = stores.account("ada@example.com", Role::User, at(0)).await;
+    let verification = link(&ada, TokenPurpose::EmailVerification, 1800);
+    issued(&stores, &verification).await;
+
+    let as_reset = stores
+        .links
+        .consume(&verification.hash, TokenPurpose::PasswordReset, at(10))
+        .await
+        .unwrap();
+
+    assert_eq!(as_reset, None);
+    assert!(
+        used(&stores, &verification, 10).await.is_some(),
+        "still good for its own purpose"
+    );
+}
+
+async fn a_link_expires_at_its_expiry(stores: Stores) {
+    let ada = stores.account("ada@example.com", Role::User, at(0)).await;
+    let reset = link(&ada, TokenPurpose::PasswordReset, 1800);
+    issued(&stores, &reset).await;
+
+    assert_eq!(used(&stores, &reset, 1800).await, None, "expired");
+    assert!(
+        used(&stores, &reset, 1799).await.is_some(),
+        "a second earlier it worked"
+    );
+}
+
+async fn a_password_change_voids_every_earlier_link(stores: Stores) {
+    let ada = stores.account("ada@example.com", Role::User, at(0)).await;
+    let reset = link(&ada, TokenPurpose::PasswordReset, 1800);
+    let verification = link(&ada, TokenPurpose::EmailVerification, 1800);
+    issued(&stores, &reset).await;
+    issued(&stores, &verification).await;
+
+    stores
+        .accounts
+        .set_password_hash(ada.id, &PasswordHash::new("$argon2id$new".into()), at(5))
+        .await
+        .unwrap();
+
+    assert_eq!(used(&stores, &reset, 10).await, None);
+    assert_eq!(used(&stores, &verification, 10).await, None);
+    let changed = stores.reread(&ada).await.unwrap();
+    assert_eq!(changed.credential_version, ada.credential_version + 1);
+    assert_eq!(changed.updated_at, at(5));
+}
+
+async fn an_email_change_voids_every_earlier_link(stores: Stores) {
+    let ada = stores.account("ada@example.com", Role::User, at(0)).await;
+    let reset = link(&ada, TokenPurpose::PasswordReset, 1800);
+    issued(&stores, &reset).await;
+
+    stores
+        .accounts
+        .change_email(ada.id, &email("ada@new.example.com"), at(5))
+        .await
+        .unwrap();
+
+    assert_eq!(used(&stores, &reset, 10).await, None);
+}
+
+async fn no_link_is_issued_for_a_state_the_account_left(stores: Stores) {
+    let ada = stores.account("ada@example.com", Role::User, at(0)).await;
+    stores
+        .accounts
+        .set_password_hash(ada.id, &PasswordHash::new("$argon2id$new".into()), at(5))
+        .await
+        .unwrap();
+
+    let stale_version = link(&ada, TokenPurpose::PasswordReset, 1800);
+    let other_address = AccountToken {
+        email: email("someone-else@example.com"),
+        ..link(
+            &stores.reread(&ada).await.unwrap(),
+            TokenPurpose::PasswordReset,
+            1800,
+        )
+    };
+
+    assert!(!stores.links.issue(&stale_version).await.unwrap());
+    assert!(!stores.links.issue(&other_address).await.unwrap());
+    assert_eq!(used(&stores, &stale_version, 10).await, None, "not stored");
+    assert_eq!(used(&stores, &other_address, 10).await, None, "not stored");
+}
+
+async fn a_refused_link_leaves_the_earlier_one_working(stores: Stores) {
+    let ada = stores.account("ada@example.com", Role::User, at(0)).await;
+    let earlier = link(&ada, TokenPurpose::EmailVerification, 1800);
+    issued(&stores, &earlier).await;
+
+    let refused = AccountToken {
+        credential_version: ada.credential_version - 1,
+        ..link(&ada, TokenPurpose::EmailVerification, 1800)
+    };
+    assert!(!stores.links.issue(&refused).await.unwrap());
+
+    assert!(used(&stores, &earlier, 10).await.is_some());
+}
+
+async fn a_newer_link_replaces_the_earlier_one_of_its_purpose(stores: Stores) {
+    let ada = stores.account("ada@example.com", Role::User, at(0)).await;
+    let first = link(&ada, TokenPurpose::PasswordReset, 1800);
+    let second = link(&ada, TokenPurpose::PasswordReset, 1800);
+    let verification = link(&ada, TokenPurpose::EmailVerification, 1800);
+    issued(&stores, &first).await;
+    issued(&stores, &verification).await;
+    issued(&stores, &second).await;
+
+    assert_eq!(used(&stores, &first, 10).await, None, "replaced");
+    assert!(used(&stores, &second, 10).await.is_some());
+    assert!(
+        used(&stores, &verification, 10).await.is_some(),
+        "another purpose is not replaced"
+    );
+}
+
+async fn an_email_change_link_goes_only_to_the_pending_address(stores: Stores) {
+    let ada = stores.account("ada@example.com", Role::User, at(0)).await;
+    let first_choice = email("ada@first.example.com");
+    let second_choice = email("ada@second.example.com");
+    stores
+        .accounts
+        .request_email_change(ada.id, &first_choice, at(1))
+        .await
+        .unwrap();
+    let to_first = move_link(&ada, TokenPurpose::EmailChange, &first_choice);
+    issued(&stores, &to_first).await;
+    let pending = stores.reread(&ada).await.unwrap();
+    assert_eq!(pending.pending_email, Some(first_choice.clone()));
+    assert_eq!(
+        pending.email, ada.email,
+        "nothing moves before the link is used"
+    );
+
+    stores
+        .accounts
+        .request_email_change(ada.id, &second_choice, at(2))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        used(&stores, &to_first, 10).await,
+        None,
+        "the user asked for another address since"
+    );
+    let to_second = move_link(&ada, TokenPurpose::EmailChange, &second_choice);
+    issued(&stores, &to_second).await;
+    assert_eq!(
+        used(&stores, &to_second, 10).await,
+        Some(UsedToken {
+            user_id: ada.id,
+            email: ada.email.clone(),
+            target_email: Some(second_choice)
+        })
+    );
+}
+
+async fn a_cancel_link_outlives_a_password_change_while_the_account_has_either_address(
+    stores: Stores,
+) {
+    let ada = stores.account("ada@example.com", Role::User, at(0)).await;
+    let new = email("ada@new.example.com");
+    stores
+        .accounts
+        .request_email_change(ada.id, &new, at(1))
+        .await
+        .unwrap();
+    let cancel = move_link(&ada, TokenPurpose::EmailChangeCancel, &new);
+    let later_cancel = move_link(&ada, TokenPurpose::EmailChangeCancel, &new);
+    issued(&stores, &cancel).await;
+    issued(&stores, &later_cancel).await;
+
+    stores
+        .accounts
+        .change_email(ada.id, &new, at(2))
+        .await
+        .unwrap();
+    stores
+        .accounts
+        .set_password_hash(
+            ada.id,
+            &PasswordHash::new("$argon2id$hijacker".into()),
+            at(3),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(
+        used(&stores, &cancel, 10).await,
+        Some(UsedToken {
+            user_id: ada.id,
+            email: ada.email.clone(),
+            target_email: Some(new.clone())
+        }),
+        "the owner of the old address can undo the move"
+    );
+    stores
+        .accounts
+        .change_email(ada.id, &email("ada@third.example.com"), at(11))
+        .await
+        .unwrap();
+    assert_eq!(
+        used(&stores, &later_cancel, 12).await,
+        None,
+        "the account has neither address of that move any more"
+    );
+}
+
+async fn of_two_concurrent_uses_of_a_link_one_succeeds(stores: Stores) {
+    let ada = stores.account("ada@example.com", Role::User, at(0)).await;
+    let reset = link(&ada, TokenPurpose::PasswordReset, 1800);
+    issued(&stores, &reset).await;
+
+    let (one, other) = tokio::join!(used(&stores, &reset, 10), used(&stores, &reset, 10));
+
+    assert_eq!(one.is_some() as u8 + other.is_some() as u8, 1);
+}
+
+async fn used_and_expired_links_are_deleted(stores: Stores) {
+    let ada = stores.account("ada@example.com", Role::User, at(0)).await;
+    let reset = link(&ada, TokenPurpose::PasswordReset, 1800);
+    let verification = link(&ada, TokenPurpose::EmailVerification, 100);
+    let cancel = move_link(
+        &ada,
+        TokenPurpose::EmailChangeCancel,
+        &email("x@example.com"),
+    );
+    issued(&stores, &reset).await;
+    issued(&stores, &verification).await;
+    issued(&stores, &cancel).await;
+    used(&stores, &reset, 10).await.unwrap();
+
+    assert_eq!(stores.links.delete_spent(at(100)).await.unwrap(), 2);
+    assert_eq!(stores.links.delete_spent(at(100)).await.unwrap(), 0);
+}
+
+async fn a_deleted_account_takes_its_links_with_it(stores: Stores) {
+    let ada = stores.account("ada@example.com", Role::User, at(0)).await;
+    let reset = link(&ada, TokenPurpose::PasswordReset, 1800);
+    issued(&stores, &reset).await;
+
+    stores.accounts.delete(ada.id, at(5)).await.unwrap();
+
+    assert_eq!(used(&stores, &reset, 10).await, None);
+    assert_eq!(
+        stores.links.delete_spent(at(10)).await.unwrap(),
+        0,
+        "nothing of it was left to delete"
+    );
+}
+
+contract!(
+    a_link_works_once,
+    a_link_works_only_for_its_purpose,
+    a_link_expires_at_its_expiry,
+    a_password_change_voids_every_earlier_link,
+    an_email_change_voids_every_earlier_link,
+    no_link_is_issued_for_a_state_the_account_left,
+    a_refused_link_leaves_the_earlier_one_working,
+    a_newer_link_replaces_the_earlier_one_of_its_purpose,
+    an_email_change_link_goes_only_to_the_pending_address,
+    a_cancel_link_outlives_a_password_change_while_the_account_has_either_address,
+    of_two_concurrent_uses_of_a_link_one_succeeds,
+    used_and_expired_links_are_deleted,
+    a_deleted_account_takes_its_links_with_it,
+);
+
+#[tokio::test]
+async fn a_suspension_voids_every_earlier_link() {
+    let (stores, directory) = Stores::sea_orm_with_directory().await;
+    let ada = stores.account("ada@example.com", Role::User, at(0)).await;
+    let reset = link(&ada, TokenPurpose::PasswordReset, 1800);
+    issued(&stores, &reset).await;
+
+    let suspension = Suspension {
+        since: at(5),
+        reason: SuspensionReason::parse("contract test").unwrap(),
+    };
+    directory
+        .set_suspension(ada.id, Some(&suspension), at(5))
+        .await
+        .unwrap();
+    directory.set_suspension(ada.id, None, at(6)).await.unwrap();
+
+    assert_eq!(
+        used(&stores, &reset, 10).await,
+        None,
+        "reinstating does not bring the link back"
+    );
+}
