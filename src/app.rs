@@ -18,12 +18,16 @@ use crate::application::{
     SessionPolicy, SessionService, Throttle, UserService,
 };
 use crate::config::{Config, MailerKind, RateLimitStore};
+use crate::domain::{SessionRepository, UserRepository};
 use crate::infrastructure::audit::AuditWriter;
 use crate::infrastructure::deferred::DeferredQueue;
 use crate::infrastructure::mail::{LogMailer, SmtpMailer};
+use crate::infrastructure::persistence::sqlite::{
+    DirectReads, SqliteSessionRepository, SqliteUserRepository,
+};
 use crate::infrastructure::persistence::{
     self, QueryCounter, RetryCounter, SeaOrmAccountTokenRepository, SeaOrmAuditRepository,
-    SeaOrmSessionRepository, SeaOrmUserRepository, SqliteReads, Transactions,
+    SeaOrmSessionRepository, SeaOrmUserRepository, Transactions,
 };
 use crate::infrastructure::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
 use crate::infrastructure::security::{Argon2Hasher, JwtSettings, JwtTokens, resolve_jwt_secret};
@@ -65,6 +69,7 @@ impl Core {
         let services = services(
             config,
             writes,
+            &queries,
             mail.sender,
             deferred.clone(),
             audit.clone(),
@@ -239,9 +244,11 @@ async fn connect_and_migrate_counted(
     Ok(db)
 }
 
+#[allow(clippy::too_many_arguments)] // the composition root wires each part by name
 fn services(
     config: &Config,
     writes: Transactions,
+    queries: &QueryCounter,
     mailer: Arc<dyn Mailer>,
     deferred: Arc<DeferredQueue>,
     audit_log: Arc<AuditWriter>,
@@ -252,13 +259,7 @@ fn services(
         config.jwt_secret.as_ref().map(ExposeSecret::expose_secret),
         config.dev_state_dir().as_deref(),
     )?;
-    // One set of read connections for both repositories' direct SQLite reads.
-    let direct_reads = persistence::sqlite_file(config.database_url.expose_secret())
-        .map(|file| Arc::new(SqliteReads::new(file)));
-    let users = Arc::new(SeaOrmUserRepository::new(
-        writes.clone(),
-        direct_reads.clone(),
-    ));
+    let (users, session_store) = user_and_session_stores(config, &writes, queries);
     let tokens = Arc::new(JwtTokens::new(JwtSettings {
         secret,
         previous_secrets: config
@@ -284,7 +285,7 @@ fn services(
         require_verified_email: config.require_verified_email,
     };
     let sessions = Arc::new(SessionService::new(
-        Arc::new(SeaOrmSessionRepository::new(writes.clone(), direct_reads)),
+        session_store,
         users.clone(),
         tokens,
         clock.clone(),
@@ -350,6 +351,33 @@ fn services(
             },
         )),
     })
+}
+
+/// The stores of users and sessions: the generic repositories, wrapped on a SQLite file by
+/// the SQLite fast paths (unless `SQLITE_FAST_PATHS=false`).
+fn user_and_session_stores(
+    config: &Config,
+    writes: &Transactions,
+    queries: &QueryCounter,
+) -> (Arc<dyn UserRepository>, Arc<dyn SessionRepository>) {
+    let users = SeaOrmUserRepository::new(writes.clone());
+    let sessions = SeaOrmSessionRepository::new(writes.clone());
+    let sqlite_file = persistence::sqlite_file(config.database_url.expose_secret());
+    match sqlite_file.filter(|_| config.sqlite_fast_paths) {
+        Some(file) => {
+            let reads = Arc::new(DirectReads::new(file, queries.clone()));
+            (
+                Arc::new(SqliteUserRepository::new(users, reads.clone())),
+                Arc::new(SqliteSessionRepository::new(
+                    sessions,
+                    writes.clone(),
+                    queries.clone(),
+                    reads,
+                )),
+            )
+        }
+        None => (Arc::new(users), Arc::new(sessions)),
+    }
 }
 
 fn duration(value: Duration, name: &str) -> anyhow::Result<chrono::Duration> {

@@ -4,8 +4,7 @@ mod account_tokens;
 mod audit;
 mod failure;
 mod sessions;
-mod sqlite_reads;
-mod sqlite_writes;
+pub mod sqlite;
 mod transactions;
 mod user_directory;
 mod users;
@@ -26,7 +25,6 @@ pub use account_tokens::SeaOrmAccountTokenRepository;
 pub use audit::SeaOrmAuditRepository;
 pub use failure::Contention;
 pub use sessions::SeaOrmSessionRepository;
-pub use sqlite_reads::SqliteReads;
 pub use transactions::{RetryCounter, RetryPolicy, Transactions};
 pub use users::SeaOrmUserRepository;
 
@@ -48,6 +46,11 @@ pub struct QueryCounter(Arc<AtomicU64>);
 impl QueryCounter {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
+    }
+
+    /// Counts statements sent past SeaORM (the SQLite fast paths).
+    fn add(&self, statements: u64) {
+        self.0.fetch_add(statements, Ordering::Relaxed);
     }
 }
 
@@ -77,7 +80,7 @@ pub async fn connect(
         // another one writing waits in SQLite's busy handler, which sleeps in growing steps,
         // and the tail of every write grows with them (bench/RESULTS.md has the figures).
         // With one connection, statements queue in the pool, first come first served. The
-        // reads on the hot paths do not use the pool (sqlite_reads.rs).
+        // reads on the hot paths do not use the pool (sqlite/reads.rs).
         .max_connections(if sqlite { 1 } else { settings.max_connections })
         .connect_timeout(settings.connect_timeout)
         .acquire_timeout(settings.connect_timeout)
@@ -115,9 +118,7 @@ pub async fn connect(
     });
     let mut db = Database::connect(options).await?;
     let counter = counter.clone();
-    db.set_metric_callback(move |_| {
-        counter.0.fetch_add(1, Ordering::Relaxed);
-    });
+    db.set_metric_callback(move |_| counter.add(1));
     Ok(db)
 }
 

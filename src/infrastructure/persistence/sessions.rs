@@ -1,5 +1,3 @@
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use entity::{refresh_token, session, user};
@@ -7,7 +5,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
     EntityTrait, ExprTrait, Insert, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait,
+    QueryTrait, Statement,
 };
 
 use crate::domain::{
@@ -15,9 +13,8 @@ use crate::domain::{
     Session, SessionId, SessionRepository, SiblingAdded, TokenHash, User, UserId,
 };
 
-use super::sqlite_reads::{SqliteReads, read_directly};
+use super::repository_error;
 use super::transactions::{Finish, Transactions};
-use super::{repository_error, sqlite_writes};
 
 /// Sessions in `sessions`, their refresh-token hashes in `refresh_tokens`.
 ///
@@ -29,16 +26,13 @@ pub struct SeaOrmSessionRepository {
     db: DatabaseConnection,
     /// Every write goes through it (retries on contention).
     writes: Transactions,
-    /// On SQLite, the per-request session lookup skips the pool (see `sqlite_reads`).
-    direct: Option<Arc<SqliteReads>>,
 }
 
 impl SeaOrmSessionRepository {
-    pub fn new(writes: Transactions, direct: Option<Arc<SqliteReads>>) -> Self {
+    pub fn new(writes: Transactions) -> Self {
         Self {
             db: writes.db().clone(),
             writes,
-            direct,
         }
     }
 
@@ -54,32 +48,7 @@ impl SessionRepository for SeaOrmSessionRepository {
         session: &Session,
         refresh_token: &TokenHash,
     ) -> Result<(), RepositoryError> {
-        let session_row = session::Entity::insert(session::ActiveModel {
-            id: Set(session.id.as_uuid()),
-            user_id: Set(session.user_id.as_uuid()),
-            created_at: Set(session.created_at),
-            last_used_at: Set(session.last_used_at),
-            expires_at: Set(session.expires_at),
-            revoked_at: Set(session.revoked_at),
-            user_agent: Set(session.user_agent.clone()),
-            ip: Set(session.ip.clone()),
-            generation: Set(0),
-            rotated_at: Set(Some(session.created_at)),
-            siblings: Set(0),
-        });
-        let token_row = refresh_token_row(session.id, refresh_token, session.created_at, 0);
-        let statements = [
-            session_row.build(self.backend()),
-            token_row.build(self.backend()),
-        ];
-        if self.backend() == DbBackend::Sqlite {
-            // Every sign-in comes here: one trip to the connection's thread, not five. The
-            // script is a whole transaction, rolled back when it fails: safe to repeat.
-            return self
-                .writes
-                .retry(|| sqlite_writes::in_one_transaction(&self.db, &statements))
-                .await;
-        }
+        let statements = creation(session, refresh_token, self.backend());
         self.writes
             .run(|txn| {
                 let statements = statements.clone();
@@ -105,18 +74,12 @@ impl SessionRepository for SeaOrmSessionRepository {
         &self,
         id: SessionId,
     ) -> Result<Option<(Session, User)>, RepositoryError> {
-        let direct = read_directly(self.direct.as_deref(), |reads| {
-            reads.session_with_user(id.as_uuid())
-        })?;
-        let row = match direct {
-            Some(row) => row,
-            None => session::Entity::find_by_id(id.as_uuid())
-                .find_also_related(user::Entity)
-                .one(&self.db)
-                .await
-                .map_err(repository_error)?
-                .and_then(|(session, user)| Some((session, user?))),
-        };
+        let row = session::Entity::find_by_id(id.as_uuid())
+            .find_also_related(user::Entity)
+            .one(&self.db)
+            .await
+            .map_err(repository_error)?
+            .and_then(|(session, user)| Some((session, user?)));
         match row {
             Some((session, user)) => Ok(Some((to_domain(session), super::users::to_domain(user)?))),
             None => Ok(None),
@@ -317,6 +280,30 @@ impl SessionRepository for SeaOrmSessionRepository {
     }
 }
 
+/// The inserts of a new session and its first refresh token, in that order (see the type's
+/// comment).
+pub(super) fn creation(
+    session: &Session,
+    refresh_token: &TokenHash,
+    backend: DbBackend,
+) -> [Statement; 2] {
+    let session_row = session::Entity::insert(session::ActiveModel {
+        id: Set(session.id.as_uuid()),
+        user_id: Set(session.user_id.as_uuid()),
+        created_at: Set(session.created_at),
+        last_used_at: Set(session.last_used_at),
+        expires_at: Set(session.expires_at),
+        revoked_at: Set(session.revoked_at),
+        user_agent: Set(session.user_agent.clone()),
+        ip: Set(session.ip.clone()),
+        generation: Set(0),
+        rotated_at: Set(Some(session.created_at)),
+        siblings: Set(0),
+    });
+    let token_row = refresh_token_row(session.id, refresh_token, session.created_at, 0);
+    [session_row.build(backend), token_row.build(backend)]
+}
+
 fn active_sessions(user: UserId, now: DateTime<Utc>) -> sea_orm::Select<session::Entity> {
     session::Entity::find()
         .filter(session::Column::UserId.eq(user.as_uuid()))
@@ -348,7 +335,7 @@ fn touch_session(exchange: &RefreshTokenExchange<'_>) -> sea_orm::UpdateMany<ses
         .filter(session::Column::Id.eq(exchange.session.as_uuid()))
 }
 
-fn to_domain(row: session::Model) -> Session {
+pub(super) fn to_domain(row: session::Model) -> Session {
     Session {
         id: SessionId::from_uuid(row.id),
         user_id: UserId::from_uuid(row.user_id),

@@ -1,5 +1,3 @@
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use entity::user;
@@ -16,7 +14,6 @@ use crate::domain::{
 };
 
 use super::repository_error;
-use super::sqlite_reads::{SqliteReads, read_directly};
 use super::transactions::{Finish, Transactions};
 
 /// Users in the `users` table.
@@ -24,16 +21,13 @@ pub struct SeaOrmUserRepository {
     db: DatabaseConnection,
     /// Every write goes through it (retries on contention).
     writes: Transactions,
-    /// On SQLite, the lookup by email of every sign-in skips the pool (see `sqlite_reads`).
-    direct: Option<Arc<SqliteReads>>,
 }
 
 impl SeaOrmUserRepository {
-    pub fn new(writes: Transactions, direct: Option<Arc<SqliteReads>>) -> Self {
+    pub fn new(writes: Transactions) -> Self {
         Self {
             db: writes.db().clone(),
             writes,
-            direct,
         }
     }
 }
@@ -81,18 +75,13 @@ impl AccountStore for SeaOrmUserRepository {
     }
 
     async fn find_by_email(&self, email: &Email) -> Result<Option<User>, RepositoryError> {
-        let direct = read_directly(self.direct.as_deref(), |reads| {
-            reads.user_by_email(email.as_str())
-        })?;
-        let row = match direct {
-            Some(row) => row,
-            None => user::Entity::find()
-                .filter(user::Column::Email.eq(email.as_str()))
-                .one(&self.db)
-                .await
-                .map_err(repository_error)?,
-        };
-        row.map(to_domain).transpose()
+        user::Entity::find()
+            .filter(user::Column::Email.eq(email.as_str()))
+            .one(&self.db)
+            .await
+            .map_err(repository_error)?
+            .map(to_domain)
+            .transpose()
     }
 
     async fn set_password_hash(

@@ -14,11 +14,15 @@ use sea_orm::sqlx::{self, AssertSqlSafe, Sqlite};
 use sea_orm::{DatabaseConnection, DbErr, RuntimeErr, Statement, Value, Values};
 use sea_query_sqlx::SqlxValues;
 
-/// Runs `statements` (built for SQLite) as one transaction, all or nothing. A failed one
-/// kept nothing, so the caller may run it again (the retry policy does, when SQLite is busy).
-pub async fn in_one_transaction(
+use super::super::QueryCounter;
+
+/// Runs `statements` (built for SQLite) as one transaction, all or nothing, and counts them
+/// as the pool counts each statement it runs. A failed one kept nothing, so the caller may
+/// run it again (the retry policy does, when SQLite is busy).
+pub(super) async fn in_one_transaction(
     db: &DatabaseConnection,
     statements: &[Statement],
+    counter: &QueryCounter,
 ) -> Result<(), DbErr> {
     let mut script = String::from("BEGIN IMMEDIATE;");
     let mut values: Vec<Value> = Vec::new();
@@ -40,6 +44,7 @@ pub async fn in_one_transaction(
         connection,
         committed: false,
     };
+    counter.add(statements.len() as u64);
     sqlx::query_with(AssertSqlSafe(script), SqlxValues(Values(values)))
         .execute(&mut *connection.connection)
         .await
@@ -74,7 +79,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::in_one_transaction;
-    use crate::infrastructure::persistence::migrated_sqlite;
+    use crate::infrastructure::persistence::{QueryCounter, migrated_sqlite};
 
     #[tokio::test]
     async fn a_transaction_stores_all_its_rows_exactly_or_none_and_the_pool_stays_usable() {
@@ -127,11 +132,14 @@ mod tests {
             ]
         };
 
+        let counted = QueryCounter::default();
+
         let first = session(Uuid::new_v4());
         let first_token = token("first", first.id);
-        in_one_transaction(&db, &rows(&first, &first_token))
+        in_one_transaction(&db, &rows(&first, &first_token), &counted)
             .await
             .unwrap();
+        assert_eq!(counted.get(), 2, "two statements, as the pool counts them");
         let stored = session::Entity::find_by_id(first.id)
             .one(&db)
             .await
@@ -143,7 +151,7 @@ mod tests {
         // The second insert collides with the first token: the session before it must go too.
         let doomed = session(Uuid::new_v4());
         let collision = token("first", doomed.id);
-        let failed = in_one_transaction(&db, &rows(&doomed, &collision)).await;
+        let failed = in_one_transaction(&db, &rows(&doomed, &collision), &counted).await;
         assert!(matches!(
             failed.unwrap_err().sql_err(),
             Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
@@ -155,7 +163,7 @@ mod tests {
 
         let last = session(Uuid::new_v4());
         let last_token = token("last", last.id);
-        in_one_transaction(&db, &rows(&last, &last_token))
+        in_one_transaction(&db, &rows(&last, &last_token), &counted)
             .await
             .expect("the next transaction starts on a clean connection");
         assert_eq!(session::Entity::find().count(&db).await, Ok(2));

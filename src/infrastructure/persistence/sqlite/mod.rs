@@ -1,0 +1,18 @@
+//! The SQLite-only fast paths, each an adapter that wraps a generic repository and replaces
+//! only the methods it speeds up: the session check of every authenticated request and the
+//! lookup by email of every sign-in, read on the calling thread (`reads`), and the session
+//! and first refresh token of every sign-in, written as one script (`script`). The
+//! composition root uses them on a SQLite database unless `SQLITE_FAST_PATHS=false`, which
+//! keeps the generic repositories (to compare the two).
+
+mod reads;
+mod script;
+mod sessions;
+mod users;
+
+pub use reads::DirectReads;
+pub use sessions::SqliteSessionRepository;
+pub use users::SqliteUserRepository;
+
+#[cfg(test)]
+mod tests;
