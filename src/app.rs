@@ -18,7 +18,7 @@ use crate::application::{
     SessionPolicy, SessionService, Throttle, UserService,
 };
 use crate::config::{Config, MailerKind, RateLimitStore};
-use crate::domain::{SessionRepository, UserRepository};
+use crate::domain::{AccountStore, SessionRepository};
 use crate::infrastructure::audit::AuditWriter;
 use crate::infrastructure::deferred::DeferredQueue;
 use crate::infrastructure::mail::{LogMailer, SmtpMailer};
@@ -259,7 +259,12 @@ fn services(
         config.jwt_secret.as_ref().map(ExposeSecret::expose_secret),
         config.dev_state_dir().as_deref(),
     )?;
-    let (users, session_store) = user_and_session_stores(config, &writes, queries);
+    let (users, session_store) = account_and_session_stores(
+        config.database_url.expose_secret(),
+        config.sqlite_fast_paths,
+        &writes,
+        queries,
+    );
     let tokens = Arc::new(JwtTokens::new(JwtSettings {
         secret,
         previous_secrets: config
@@ -326,8 +331,8 @@ fn services(
         throttle.clone(),
     ));
     let user_service = Arc::new(UserService::new(
-        users.clone(),
         users,
+        Arc::new(SeaOrmUserRepository::new(writes.clone())),
         hasher,
         sessions.clone(),
         account.clone(),
@@ -353,17 +358,19 @@ fn services(
     })
 }
 
-/// The stores of users and sessions: the generic repositories, wrapped on a SQLite file by
-/// the SQLite fast paths (unless `SQLITE_FAST_PATHS=false`).
-fn user_and_session_stores(
-    config: &Config,
+/// The stores of accounts and sessions: the generic repositories, wrapped on a SQLite file by
+/// the SQLite fast paths unless `sqlite_fast_paths` is off. Public so that the repository
+/// contract suite tests what the service runs.
+pub fn account_and_session_stores(
+    database_url: &str,
+    sqlite_fast_paths: bool,
     writes: &Transactions,
     queries: &QueryCounter,
-) -> (Arc<dyn UserRepository>, Arc<dyn SessionRepository>) {
+) -> (Arc<dyn AccountStore>, Arc<dyn SessionRepository>) {
     let users = SeaOrmUserRepository::new(writes.clone());
     let sessions = SeaOrmSessionRepository::new(writes.clone());
-    let sqlite_file = persistence::sqlite_file(config.database_url.expose_secret());
-    match sqlite_file.filter(|_| config.sqlite_fast_paths) {
+    let sqlite_file = persistence::sqlite_file(database_url);
+    match sqlite_file.filter(|_| sqlite_fast_paths) {
         Some(file) => {
             let reads = Arc::new(DirectReads::new(file, queries.clone()));
             (

@@ -18,6 +18,7 @@ mod sessions;
 use std::sync::Arc;
 use std::time::Duration;
 
+use authgraph::app::account_and_session_stores;
 use authgraph::application::fakes::{
     InMemoryAccountTokens, InMemoryAudit, InMemorySessions, InMemoryUsers,
 };
@@ -27,8 +28,7 @@ use authgraph::domain::{
 };
 use authgraph::infrastructure::persistence::{
     self, DatabaseSettings, QueryCounter, RetryCounter, SeaOrmAccountTokenRepository,
-    SeaOrmAuditRepository, SeaOrmSessionRepository, SeaOrmUserRepository, SqliteReads,
-    Transactions,
+    SeaOrmAuditRepository, SeaOrmUserRepository, Transactions,
 };
 use chrono::{DateTime, TimeZone, Utc};
 
@@ -65,28 +65,29 @@ impl Stores {
     /// The same, with the administrator's directory over the same table.
     pub async fn sea_orm_with_directory() -> (Self, Arc<dyn UserDirectory>) {
         let database = TestDatabase::create().await;
+        let queries = QueryCounter::default();
         let db = persistence::connect(
             &DatabaseSettings {
                 url: database.url.clone(),
                 max_connections: 5,
                 connect_timeout: Duration::from_secs(10),
             },
-            &QueryCounter::default(),
+            &queries,
         )
         .await
         .expect("the test database answers");
         persistence::migrate(&db).await.expect("migrations apply");
         let writes = Transactions::new(db, RetryCounter::default());
-        let direct = persistence::sqlite_file(&database.url).map(|f| Arc::new(SqliteReads::new(f)));
-        let users = Arc::new(SeaOrmUserRepository::new(writes.clone(), direct.clone()));
+        let (accounts, sessions) =
+            account_and_session_stores(&database.url, true, &writes, &queries);
         let stores = Self {
-            accounts: users.clone(),
-            sessions: Arc::new(SeaOrmSessionRepository::new(writes.clone(), direct)),
+            accounts,
+            sessions,
             links: Arc::new(SeaOrmAccountTokenRepository::new(writes.clone())),
-            audit: Arc::new(SeaOrmAuditRepository::new(writes)),
+            audit: Arc::new(SeaOrmAuditRepository::new(writes.clone())),
             _database: Some(database),
         };
-        (stores, users)
+        (stores, Arc::new(SeaOrmUserRepository::new(writes)))
     }
 
     /// Stores a new account with this address and role, created at `at`.

@@ -15,9 +15,8 @@ use uuid::Uuid;
 use super::reads::ReadError;
 use super::{DirectReads, SqliteSessionRepository, SqliteUserRepository};
 use crate::domain::{
-    DisplayName, Email, PasswordHash, RefreshTokenExchange, Role, Session, SessionId,
+    AccountStore, DisplayName, Email, PasswordHash, RefreshTokenExchange, Role, Session, SessionId,
     SessionRepository, SiblingAdded, Suspension, SuspensionReason, TokenHash, User, UserId,
-    UserRepository,
 };
 use crate::infrastructure::persistence::{
     DatabaseSettings, QueryCounter, RetryCounter, SeaOrmSessionRepository, SeaOrmUserRepository,

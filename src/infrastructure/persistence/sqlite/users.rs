@@ -7,8 +7,7 @@ use rusqlite::Row;
 use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryTrait};
 
 use crate::domain::{
-    DisplayName, Email, GuardedChange, Page, PageRequest, PasswordHash, RepositoryError, Role,
-    Suspension, User, UserCursor, UserFilter, UserId, UserOrder, UserRepository,
+    AccountStore, DisplayName, Email, GuardedChange, PasswordHash, RepositoryError, User, UserId,
 };
 
 use super::super::{SeaOrmUserRepository, users::to_domain};
@@ -62,7 +61,7 @@ pub(super) fn user_row(row: &Row<'_>, at: &Columns<user::Column>) -> rusqlite::R
 }
 
 #[async_trait]
-impl UserRepository for SqliteUserRepository {
+impl AccountStore for SqliteUserRepository {
     async fn find_by_email(&self, email: &Email) -> Result<Option<User>, RepositoryError> {
         match self.read_directly(email) {
             Ok(row) => row.map(to_domain).transpose(),
@@ -136,38 +135,11 @@ impl UserRepository for SqliteUserRepository {
         self.generic.cancel_email_change(id, now).await
     }
 
-    async fn set_role(
+    async fn delete(
         &self,
         id: UserId,
-        role: Role,
         now: DateTime<Utc>,
     ) -> Result<GuardedChange, RepositoryError> {
-        self.generic.set_role(id, role, now).await
-    }
-
-    async fn set_suspension(
-        &self,
-        id: UserId,
-        suspension: Option<&Suspension>,
-        now: DateTime<Utc>,
-    ) -> Result<GuardedChange, RepositoryError> {
-        self.generic.set_suspension(id, suspension, now).await
-    }
-
-    async fn delete(&self, id: UserId) -> Result<GuardedChange, RepositoryError> {
-        self.generic.delete(id).await
-    }
-
-    async fn list(
-        &self,
-        filter: &UserFilter,
-        order: UserOrder,
-        page: &PageRequest<UserCursor>,
-    ) -> Result<Page<User>, RepositoryError> {
-        self.generic.list(filter, order, page).await
-    }
-
-    async fn count(&self, filter: &UserFilter) -> Result<u64, RepositoryError> {
-        self.generic.count(filter).await
+        self.generic.delete(id, now).await
     }
 }
