@@ -16,7 +16,7 @@ use authgraph::infrastructure::mail::LogMailer;
 use authgraph::infrastructure::persistence::QueryCounter;
 use authgraph::infrastructure::security::{Argon2Hasher, key_id};
 use reqwest::StatusCode;
-use sea_orm::{ConnectionTrait, Database};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -397,6 +397,7 @@ pub struct TestDatabase {
 
 struct ServerDatabase {
     admin_url: String,
+    name: String,
     drop_statement: String,
 }
 
@@ -448,6 +449,7 @@ impl TestDatabase {
             url,
             server: Some(ServerDatabase {
                 admin_url,
+                name,
                 drop_statement,
             }),
             _dir: None,
@@ -468,12 +470,31 @@ impl Drop for TestDatabase {
                 .expect("a runtime");
             runtime.block_on(async {
                 if let Ok(admin) = Database::connect(&server.admin_url).await {
+                    if admin.get_database_backend() == DbBackend::MySql {
+                        end_connections_to(&admin, &server.name).await;
+                    }
                     let _ = admin.execute_unprepared(&server.drop_statement).await;
                     let _ = admin.close().await;
                 }
             });
         })
         .join();
+    }
+}
+
+/// Ends every connection to database `name`, as PostgreSQL's `DROP DATABASE … WITH (FORCE)`
+/// does. The test's app may still hold a connection in an open transaction (its runtime is
+/// the one being torn down), and MariaDB's `DROP DATABASE` would wait for its lock forever.
+async fn end_connections_to(admin: &DatabaseConnection, name: &str) {
+    let statement = Statement::from_sql_and_values(
+        DbBackend::MySql,
+        "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()",
+        [name.into()],
+    );
+    for row in admin.query_all_raw(statement).await.unwrap_or_default() {
+        if let Ok(id) = row.try_get::<u64>("", "ID") {
+            let _ = admin.execute_unprepared(&format!("KILL {id}")).await;
+        }
     }
 }
 
