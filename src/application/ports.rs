@@ -62,8 +62,9 @@ pub trait AccessTokens: Send + Sync {
         claims: AccessClaims,
         now: DateTime<Utc>,
     ) -> Result<IssuedAccessToken, TokenError>;
-    /// The claims of a token whose signature, issuer, audience and expiry check out.
-    fn verify(&self, token: &str) -> Result<AccessClaims, TokenError>;
+    /// The claims of a token whose signature, issuer and audience check out and which has
+    /// not expired at `now`.
+    fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, TokenError>;
 }
 
 /// The current time; a port so tests can move it.
