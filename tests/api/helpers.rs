@@ -11,6 +11,7 @@ use authgraph::application::Services;
 use authgraph::application::ports::OutgoingEmail;
 use authgraph::config::{AppEnv, Config, MailerKind};
 use authgraph::infrastructure::audit::AuditWriter;
+use authgraph::infrastructure::clock::AdvancingClock;
 use authgraph::infrastructure::deferred::DeferredQueue;
 use authgraph::infrastructure::mail::LogMailer;
 use authgraph::infrastructure::persistence::QueryCounter;
@@ -43,6 +44,8 @@ pub struct TestApp {
     pub hasher: Arc<Argon2Hasher>,
     /// The app's deferred work (emails with links), to wait until it is done.
     pub deferred: Arc<DeferredQueue>,
+    /// The app's clock: a test advances it instead of sleeping until something expires.
+    pub clock: Arc<AdvancingClock>,
     shutdown: Option<oneshot::Sender<()>>,
     _database: Option<TestDatabase>,
 }
@@ -57,13 +60,13 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     init_test_logging();
     let database = TestDatabase::create().await;
     let config = test_config(&database.url, configure);
-    start(config, Some(database)).await
+    start(config, Some(database), Arc::default()).await
 }
 
 /// The app with `config` on `database` (a test that arranged both itself).
 pub async fn spawn_on(config: Config, database: TestDatabase) -> TestApp {
     init_test_logging();
-    start(config, Some(database)).await
+    start(config, Some(database), Arc::default()).await
 }
 
 /// The configuration of a test app on `database_url`.
@@ -95,11 +98,17 @@ pub fn test_config(database_url: &str, configure: impl FnOnce(&mut Config)) -> C
 pub async fn spawn_app_on(database: TestDatabase) -> TestApp {
     init_test_logging();
     let config = test_config(&database.url, |_| {});
-    start(config, Some(database)).await
+    start(config, Some(database), Arc::default()).await
 }
 
-async fn start(config: Config, database: Option<TestDatabase>) -> TestApp {
-    let app = Application::build(&config).await.expect("the app starts");
+async fn start(
+    config: Config,
+    database: Option<TestDatabase>,
+    clock: Arc<AdvancingClock>,
+) -> TestApp {
+    let app = Application::build_with_clock(&config, clock.clone())
+        .await
+        .expect("the app starts");
     let address = format!("http://{}", app.local_addr().unwrap());
     let metrics_address = app.metrics_addr().map(|a| format!("http://{a}"));
     let core = app.core();
@@ -124,6 +133,7 @@ async fn start(config: Config, database: Option<TestDatabase>) -> TestApp {
         services,
         hasher,
         deferred,
+        clock,
         shutdown: Some(shutdown),
         _database: database,
     }
@@ -138,10 +148,10 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
-    /// Another instance of the service on the same database and configuration, as behind a
-    /// load balancer.
+    /// Another instance of the service on the same database, configuration and clock, as
+    /// behind a load balancer.
     pub async fn another_instance(&self) -> TestApp {
-        start(self.config.clone(), None).await
+        start(self.config.clone(), None, self.clock.clone()).await
     }
 
     pub fn url(&self, path: &str) -> String {

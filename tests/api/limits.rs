@@ -102,7 +102,7 @@ async fn repeated_failed_sign_ins_lock_the_account_for_longer_each_time() {
     assert_eq!(assert_limited(&app.login(&email, PASSWORD).await), 1);
     assert_eq!(app.hasher.completed(), hashed);
 
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.clock.advance(Duration::from_millis(1100));
     assert_eq!(
         error_code(&app.login(&email, "wrong password").await),
         "UNAUTHENTICATED"
@@ -113,7 +113,7 @@ async fn repeated_failed_sign_ins_lock_the_account_for_longer_each_time() {
         "the lock doubled"
     );
 
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.clock.advance(Duration::from_millis(2100));
     assert_no_errors(&app.login(&email, PASSWORD).await);
     // The success forgave the failures: one more mistake does not lock again.
     assert_eq!(
