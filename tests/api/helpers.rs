@@ -80,8 +80,10 @@ pub fn test_config(database_url: &str, configure: impl FnOnce(&mut Config)) -> C
     config.jwt_issuer = "authgraph".into();
     config.jwt_audience = "authgraph".into();
     config.access_token_ttl = std::time::Duration::from_secs(900);
-    config.argon2_memory_kib = 19_456;
-    config.argon2_iterations = 2;
+    // The cheapest argon2id there is: hashing cost is the subject of only a few tests, and
+    // they ask for `production_hashing`.
+    config.argon2_memory_kib = 8;
+    config.argon2_iterations = 1;
     config.argon2_parallelism = 1;
     config.password_hash_workers = Some(2);
     config.password_hash_queue = 64;
@@ -92,6 +94,14 @@ pub fn test_config(database_url: &str, configure: impl FnOnce(&mut Config)) -> C
     config.metrics_addr = "127.0.0.1:0".parse().unwrap();
     configure(&mut config);
     config
+}
+
+/// The production argon2id parameters (the defaults: m = 19456 KiB, t = 2, p = 1), for the
+/// tests whose subject is what hashing costs: a queue that fills, a hash being replaced.
+pub fn production_hashing(config: &mut Config) {
+    config.argon2_memory_kib = 19_456;
+    config.argon2_iterations = 2;
+    config.argon2_parallelism = 1;
 }
 
 /// The app on a database a test prepared (an older schema to upgrade, say).
@@ -151,7 +161,14 @@ impl TestApp {
     /// Another instance of the service on the same database, configuration and clock, as
     /// behind a load balancer.
     pub async fn another_instance(&self) -> TestApp {
-        start(self.config.clone(), None, self.clock.clone()).await
+        self.another_instance_with(|_| {}).await
+    }
+
+    /// The same, after `configure` has changed its configuration (a new release's settings).
+    pub async fn another_instance_with(&self, configure: impl FnOnce(&mut Config)) -> TestApp {
+        let mut config = self.config.clone();
+        configure(&mut config);
+        start(config, None, self.clock.clone()).await
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -5,7 +5,8 @@ use serde_json::{Value, json};
 use authgraph::config::{Config, QuotaSetting, RateLimitStore};
 
 use crate::helpers::{
-    PASSWORD, REGISTER, TestApp, assert_no_errors, error_code, spawn_app_with, unique_email,
+    PASSWORD, REGISTER, TestApp, assert_no_errors, error_code, production_hashing, spawn_app_with,
+    unique_email,
 };
 
 /// Limits on, with only what a test sets; everything else off.
@@ -216,6 +217,8 @@ async fn reset_requests_for_one_account_are_limited_the_same_whether_it_exists_o
 #[tokio::test]
 async fn a_full_hashing_queue_sheds_sign_ins_with_rate_limited_not_errors() {
     let app = spawn_app_with(|c| {
+        // Hashes must take real time for eight sign-ins to find the queue full.
+        production_hashing(c);
         c.password_hash_workers = Some(1);
         c.password_hash_queue = 1;
     })
@@ -337,6 +340,8 @@ async fn wrong_confirmations_count_toward_the_accounts_lockout() {
 #[tokio::test]
 async fn one_account_cannot_take_the_hashing_queue_from_everyone_elses_sign_ins() {
     let app = spawn_app_with(only(|c| {
+        // Hashes must take real time for twenty password checks to wait in the queue at once.
+        production_hashing(c);
         c.password_hash_workers = Some(1);
         c.password_hash_queue = 4;
         c.password_hashes_per_account = 1;

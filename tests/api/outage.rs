@@ -208,8 +208,6 @@ async fn an_outage_answers_unavailable_then_the_server_recovers_and_keeps_what_i
     }
     let proxy = Proxy::start(server_address(&database.url)).await;
     let config = test_config(&through(&database.url, proxy.address), |c| {
-        c.argon2_memory_kib = 1024;
-        c.argon2_iterations = 1;
         // How long a request waits for a connection before it is told to come back later.
         c.database_connect_timeout = Duration::from_millis(500);
     });
