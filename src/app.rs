@@ -12,7 +12,7 @@ use sea_orm::DatabaseConnection;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
-use crate::application::ports::{Clock, Mailer, RateLimiter, SystemClock};
+use crate::application::ports::{Clock, Mailer, RateLimiter, StoreHealth, SystemClock};
 use crate::application::{
     AccountLinks, AccountService, AuditRetention, AuditService, AuditTrail, AuthService, Services,
     SessionPolicy, SessionService, Throttle, UserService,
@@ -22,8 +22,9 @@ use crate::infrastructure::audit::AuditWriter;
 use crate::infrastructure::deferred::DeferredQueue;
 use crate::infrastructure::mail::{LogMailer, SmtpMailer};
 use crate::infrastructure::persistence::{
-    self, QueryCounter, RetryCounter, SeaOrmAccountTokenRepository, SeaOrmAuditRepository,
-    SeaOrmSessionRepository, SeaOrmUserRepository, SqliteReads, Transactions,
+    self, DatabaseHealth, QueryCounter, RetryCounter, SeaOrmAccountTokenRepository,
+    SeaOrmAuditRepository, SeaOrmSessionRepository, SeaOrmUserRepository, SqliteReads,
+    Transactions,
 };
 use crate::infrastructure::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
 use crate::infrastructure::security::{Argon2Hasher, JwtSettings, JwtTokens, resolve_jwt_secret};
@@ -123,14 +124,17 @@ impl Application {
         let core = Core::assemble_with_clock(config, clock).await?;
         let limits = config.graphql_limits();
         let admission = Arc::new(graphql::Admission::new(limits));
+        let store: Arc<dyn StoreHealth> = Arc::new(DatabaseHealth::new(
+            core.db.clone(),
+            core.queries.clone(),
+            core.retries.clone(),
+        ));
         let metrics = config.metrics.then(|| {
             Arc::new(Metrics::new(MetricSources {
-                hasher: core.hasher.clone(),
+                hashing: core.hasher.clone(),
                 audit: core.audit.clone(),
-                queries: core.queries.clone(),
-                retries: core.retries.clone(),
-                deferred: core.deferred.clone(),
-                db: core.db.clone(),
+                store: store.clone(),
+                mail: core.deferred.clone(),
                 admission: admission.clone(),
             }))
         });
@@ -148,7 +152,7 @@ impl Application {
         let router = http::router(AppState {
             schema: graphql::schema(&core.services, limits),
             admission,
-            db: core.db.clone(),
+            store,
             settings: Arc::new(config.http()),
             metrics,
             load: Arc::new(http::Load::new(config.load_limits())),

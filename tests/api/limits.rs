@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use authgraph::application::ports::HashingLoad;
 use authgraph::config::{Config, QuotaSetting, RateLimitStore};
 
 use crate::helpers::{

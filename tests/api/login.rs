@@ -1,5 +1,7 @@
 use serde_json::json;
 
+use authgraph::application::ports::HashingLoad;
+
 use crate::helpers::{
     LOGIN, PASSWORD, assert_no_errors, error_code, production_hashing, spawn_app, token_claims,
     unique_email,
