@@ -63,16 +63,16 @@ impl Core {
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
         config.check()?;
+        // Before the database: a rate-limit store that cannot be reached stops startup before
+        // any migration runs.
+        let limiter = limiter(config, clock.clone()).await?;
         let queries = QueryCounter::default();
         let db = connect_and_migrate_counted(config, &queries).await?;
         let retries = RetryCounter::default();
         let writes = Transactions::new(db.clone(), retries.clone());
         let mail = mail(config)?;
         let audit = AuditWriter::start(Arc::new(SeaOrmAuditRepository::new(writes.clone())));
-        let throttle = Arc::new(Throttle::new(
-            limiter(config, clock.clone()).await?,
-            config.throttle(),
-        ));
+        let throttle = Arc::new(Throttle::new(limiter, config.throttle()));
         let hasher = Arc::new(Argon2Hasher::new(&config.hashing()).map_err(anyhow::Error::msg)?);
         let deferred = DeferredQueue::start(config.mail_senders, config.mail_queue_size);
         let services = services(
