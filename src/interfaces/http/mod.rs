@@ -25,6 +25,8 @@ use crate::application::ports::StoreHealth;
 
 pub use client_ip::{ForwardedHeader, TrustedProxies, parse_network};
 pub use cors::CorsPolicy;
+#[cfg(feature = "test-hooks")]
+pub use guard::release_held;
 pub use load::{Load, LoadLimits};
 pub use metrics::{Metrics, Sources as MetricSources};
 pub use observe::RequestId;
