@@ -46,6 +46,8 @@ pub struct TestApp {
     pub deferred: Arc<DeferredQueue>,
     /// The app's clock: a test advances it instead of sleeping until something expires.
     pub clock: Arc<AdvancingClock>,
+    /// The test's own connection, once `db()` has opened it.
+    own_db: tokio::sync::OnceCell<sea_orm::DatabaseConnection>,
     shutdown: Option<oneshot::Sender<()>>,
     _database: Option<TestDatabase>,
 }
@@ -144,6 +146,7 @@ async fn start(
         hasher,
         deferred,
         clock,
+        own_db: tokio::sync::OnceCell::new(),
         shutdown: Some(shutdown),
         _database: database,
     }
@@ -326,10 +329,16 @@ impl TestApp {
     }
 
     /// A connection of the test's own to the app's database, to arrange what no API does.
+    /// Opened once: a new connection to a server costs more than the statements a test sends.
     pub async fn db(&self) -> sea_orm::DatabaseConnection {
-        Database::connect(self.config.database_url.expose_secret())
+        self.own_db
+            .get_or_init(|| async {
+                Database::connect(self.config.database_url.expose_secret())
+                    .await
+                    .unwrap()
+            })
             .await
-            .unwrap()
+            .clone()
     }
 
     /// `me` with a bearer token; returns the whole response body.
