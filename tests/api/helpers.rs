@@ -452,7 +452,7 @@ impl TestDatabase {
                     _dir: Some(dir),
                 }
             }
-            Some(admin_url) => Self::on_server(admin_url).await,
+            Some(admin_url) => Self::on_server(without_tls_unless_asked(admin_url)).await,
         }
     }
 
@@ -511,6 +511,18 @@ impl Drop for TestDatabase {
         })
         .join();
     }
+}
+
+/// A PostgreSQL URL that names no `sslmode` gets `sslmode=disable`. The server on these
+/// machines offers TLS, and each new connection's handshake (the test's, the app's pool, the
+/// migration lock's, the drop's) cost more than the statements of a short test; what the
+/// tests check does not depend on it. A URL that asks for TLS keeps it.
+fn without_tls_unless_asked(url: String) -> String {
+    if !url.starts_with("postgres") || url.contains("sslmode=") {
+        return url;
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}sslmode=disable")
 }
 
 /// `scheme://user@host:port/db?params` with the database name replaced.

@@ -114,6 +114,7 @@ async fn a_database_outage_is_reported_clearly_and_the_service_recovers_by_itsel
         .expose_secret()
         .rsplit('/')
         .next()
+        .and_then(|path| path.split('?').next())
         .unwrap()
         .to_owned();
     let admin = Database::connect(&admin_url).await.unwrap();
