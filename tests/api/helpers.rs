@@ -434,6 +434,31 @@ pub struct TestDatabase {
 struct ServerDatabase {
     admin_url: String,
     drop_statement: String,
+    /// The database's name on MySQL, whose `DROP DATABASE` has no `FORCE`.
+    mysql_name: Option<String>,
+}
+
+/// Ends the app's connections to a MySQL database before it is dropped, as PostgreSQL's
+/// `DROP DATABASE … WITH (FORCE)` does. Drop blocks the test's runtime, so a connection the
+/// app left inside a transaction (a deferred job's, say) would hold its metadata lock, and
+/// `DROP DATABASE` would wait for it, for as long as the server's `lock_wait_timeout`.
+async fn end_mysql_connections(admin: &sea_orm::DatabaseConnection, name: &str) {
+    use sea_orm::{DbBackend, Statement};
+    let Ok(rows) = admin
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::MySql,
+            "SELECT ID AS id FROM information_schema.PROCESSLIST WHERE DB = ?",
+            [name.into()],
+        ))
+        .await
+    else {
+        return;
+    };
+    for row in rows {
+        if let Ok(id) = row.try_get::<i64>("", "id") {
+            let _ = admin.execute_unprepared(&format!("KILL {id}")).await;
+        }
+    }
 }
 
 impl TestDatabase {
@@ -483,6 +508,7 @@ impl TestDatabase {
         Self {
             url,
             server: Some(ServerDatabase {
+                mysql_name: admin_url.starts_with("mysql").then(|| name.clone()),
                 admin_url,
                 drop_statement,
             }),
@@ -504,6 +530,9 @@ impl Drop for TestDatabase {
                 .expect("a runtime");
             runtime.block_on(async {
                 if let Ok(admin) = Database::connect(&server.admin_url).await {
+                    if let Some(name) = &server.mysql_name {
+                        end_mysql_connections(&admin, name).await;
+                    }
                     let _ = admin.execute_unprepared(&server.drop_statement).await;
                     let _ = admin.close().await;
                 }
