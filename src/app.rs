@@ -12,7 +12,7 @@ use sea_orm::DatabaseConnection;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
-use crate::application::ports::{Mailer, RateLimiter, SystemClock};
+use crate::application::ports::{Clock, Mailer, RateLimiter, StoreHealth, SystemClock};
 use crate::application::{
     AccountLinks, AccountService, AuditRetention, AuditService, AuditTrail, AuthService, Services,
     SessionPolicy, SessionService, Throttle, UserService,
@@ -26,8 +26,8 @@ use crate::infrastructure::persistence::sqlite::{
     DirectReads, SqliteSessionRepository, SqliteUserRepository,
 };
 use crate::infrastructure::persistence::{
-    self, QueryCounter, RetryCounter, SeaOrmAccountTokenRepository, SeaOrmAuditRepository,
-    SeaOrmSessionRepository, SeaOrmUserRepository, Transactions,
+    self, DatabaseHealth, QueryCounter, RetryCounter, SeaOrmAccountTokenRepository,
+    SeaOrmAuditRepository, SeaOrmSessionRepository, SeaOrmUserRepository, Transactions,
 };
 use crate::infrastructure::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
 use crate::infrastructure::security::{Argon2Hasher, JwtSettings, JwtTokens, resolve_jwt_secret};
@@ -56,25 +56,40 @@ pub struct Core {
 impl Core {
     /// Connects to the database, applies migrations and wires the services.
     pub async fn assemble(config: &Config) -> anyhow::Result<Self> {
+        Self::assemble_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// The same, with every expiry (tokens, sessions, links, limits, retention) judged by
+    /// `clock`: tests pass one they can move forward.
+    pub async fn assemble_with_clock(
+        config: &Config,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         config.check()?;
+        // Before the database: a rate-limit store that cannot be reached stops startup before
+        // any migration runs.
+        let limiter = limiter(config, clock.clone()).await?;
         let queries = QueryCounter::default();
         let db = connect_and_migrate_counted(config, &queries).await?;
         let retries = RetryCounter::default();
         let writes = Transactions::new(db.clone(), retries.clone());
         let mail = mail(config)?;
         let audit = AuditWriter::start(Arc::new(SeaOrmAuditRepository::new(writes.clone())));
-        let throttle = Arc::new(Throttle::new(limiter(config).await?, config.throttle()));
+        let throttle = Arc::new(Throttle::new(limiter, config.throttle()));
         let hasher = Arc::new(Argon2Hasher::new(&config.hashing()).map_err(anyhow::Error::msg)?);
         let deferred = DeferredQueue::start(config.mail_senders, config.mail_queue_size);
         let services = services(
             config,
             writes,
             &queries,
-            mail.sender,
-            deferred.clone(),
-            audit.clone(),
-            throttle,
-            hasher.clone(),
+            Adapters {
+                mailer: mail.sender,
+                deferred: deferred.clone(),
+                audit_log: audit.clone(),
+                throttle,
+                hasher: hasher.clone(),
+                clock,
+            },
         )?;
         Ok(Self {
             services,
@@ -104,18 +119,26 @@ pub struct Application {
 impl Application {
     /// Assembles the core and binds the listener.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// The same, on `clock` (see [`Core::assemble_with_clock`]).
+    pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         config.check_listen_address()?;
-        let core = Core::assemble(config).await?;
+        let core = Core::assemble_with_clock(config, clock).await?;
         let limits = config.graphql_limits();
         let admission = Arc::new(graphql::Admission::new(limits));
+        let store: Arc<dyn StoreHealth> = Arc::new(DatabaseHealth::new(
+            core.db.clone(),
+            core.queries.clone(),
+            core.retries.clone(),
+        ));
         let metrics = config.metrics.then(|| {
             Arc::new(Metrics::new(MetricSources {
-                hasher: core.hasher.clone(),
+                hashing: core.hasher.clone(),
                 audit: core.audit.clone(),
-                queries: core.queries.clone(),
-                retries: core.retries.clone(),
-                deferred: core.deferred.clone(),
-                db: core.db.clone(),
+                store: store.clone(),
+                mail: core.deferred.clone(),
                 admission: admission.clone(),
             }))
         });
@@ -133,7 +156,7 @@ impl Application {
         let router = http::router(AppState {
             schema: graphql::schema(&core.services, limits),
             admission,
-            db: core.db.clone(),
+            store,
             settings: Arc::new(config.http()),
             metrics,
             load: Arc::new(http::Load::new(config.load_limits())),
@@ -244,17 +267,30 @@ async fn connect_and_migrate_counted(
     Ok(db)
 }
 
-#[allow(clippy::too_many_arguments)] // the composition root wires each part by name
-fn services(
-    config: &Config,
-    writes: Transactions,
-    queries: &QueryCounter,
+/// What the services are wired with besides the database.
+struct Adapters {
     mailer: Arc<dyn Mailer>,
     deferred: Arc<DeferredQueue>,
     audit_log: Arc<AuditWriter>,
     throttle: Arc<Throttle>,
     hasher: Arc<Argon2Hasher>,
+    clock: Arc<dyn Clock>,
+}
+
+fn services(
+    config: &Config,
+    writes: Transactions,
+    queries: &QueryCounter,
+    adapters: Adapters,
 ) -> anyhow::Result<Services> {
+    let Adapters {
+        mailer,
+        deferred,
+        audit_log,
+        throttle,
+        hasher,
+        clock,
+    } = adapters;
     let secret = resolve_jwt_secret(
         config.jwt_secret.as_ref().map(ExposeSecret::expose_secret),
         config.dev_state_dir().as_deref(),
@@ -278,7 +314,6 @@ fn services(
         audience: config.jwt_audience.clone(),
         lifetime: config.access_token_ttl,
     }));
-    let clock = Arc::new(SystemClock);
     let audit = AuditTrail::new(audit_log, clock.clone());
     let policy = SessionPolicy {
         idle_timeout: duration(config.refresh_token_ttl, "REFRESH_TOKEN_TTL")?,
@@ -336,7 +371,7 @@ fn services(
         hasher,
         sessions.clone(),
         account.clone(),
-        clock,
+        clock.clone(),
         audit,
         throttle,
     ));
@@ -349,7 +384,7 @@ fn services(
         audit: Arc::new(AuditService::new(
             audit_trail.clone(),
             audit_trail,
-            Arc::new(SystemClock),
+            clock,
             AuditRetention {
                 events: duration(config.audit_retention, "AUDIT_RETENTION")?,
                 clients: duration(config.audit_client_retention, "AUDIT_CLIENT_RETENTION")?,
@@ -392,12 +427,11 @@ fn duration(value: Duration, name: &str) -> anyhow::Result<chrono::Duration> {
 }
 
 /// The store of rate-limit counters.
-async fn limiter(config: &Config) -> anyhow::Result<Arc<dyn RateLimiter>> {
+async fn limiter(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<dyn RateLimiter>> {
     Ok(match config.rate_limit_store {
-        RateLimitStore::Memory => Arc::new(MemoryRateLimiter::new(
-            config.rate_limit_memory_keys,
-            Arc::new(SystemClock),
-        )),
+        RateLimitStore::Memory => {
+            Arc::new(MemoryRateLimiter::new(config.rate_limit_memory_keys, clock))
+        }
         RateLimitStore::Redis => {
             let url = config
                 .redis_url

@@ -208,7 +208,7 @@ fn read_password(prompt: &str, new: bool) -> anyhow::Result<Password> {
 }
 
 async fn hash_rate(config: Config, duration: std::time::Duration) -> anyhow::Result<()> {
-    use authgraph::application::ports::PasswordHasher;
+    use authgraph::application::ports::{HashingLoad, PasswordHasher};
     use authgraph::infrastructure::security::Argon2Hasher;
     use std::sync::Arc;
 

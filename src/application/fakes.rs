@@ -780,7 +780,7 @@ impl AccessTokens for FakeTokens {
         })
     }
 
-    fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
+    fn verify(&self, token: &str, _now: DateTime<Utc>) -> Result<AccessClaims, TokenError> {
         let (user, session) = token.split_once(':').ok_or(TokenError::Invalid)?;
         Ok(AccessClaims {
             user_id: UserId::from_uuid(user.parse().map_err(|_| TokenError::Invalid)?),

@@ -62,8 +62,9 @@ pub trait AccessTokens: Send + Sync {
         claims: AccessClaims,
         now: DateTime<Utc>,
     ) -> Result<IssuedAccessToken, TokenError>;
-    /// The claims of a token whose signature, issuer, audience and expiry check out.
-    fn verify(&self, token: &str) -> Result<AccessClaims, TokenError>;
+    /// The claims of a token whose signature, issuer and audience check out and which has
+    /// not expired at `now`.
+    fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, TokenError>;
 }
 
 /// The current time; a port so tests can move it.
@@ -148,4 +149,51 @@ pub trait RateLimiter: Send + Sync {
     async fn blocked_for(&self, key: &str) -> Result<Option<std::time::Duration>, LimiterError>;
     /// Forgets `key`'s failures and block.
     async fn clear(&self, key: &str) -> Result<(), LimiterError>;
+}
+
+// What the operator watches: the readiness probe and `/metrics`. No service needs these;
+// they are ports so the HTTP layer reads the adapters' figures without knowing the adapters
+// (and infrastructure never depends on interfaces).
+
+/// The database did not answer; the message is for the log.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreUnreachable(pub String);
+
+/// The database's connections and the work sent to it, at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreUsage {
+    /// Open connections in the pool.
+    pub connections: u32,
+    /// Open connections not in use.
+    pub idle_connections: u32,
+    /// Statements sent since start.
+    pub statements: u64,
+    /// Transactions run again after losing a race for locks, since start, by reason; every
+    /// reason is listed, with zero if it never happened.
+    pub retries: Vec<(&'static str, u64)>,
+    /// Transactions still failing on contention after their last attempt, since start.
+    pub retries_exhausted: u64,
+}
+
+/// Whether the database answers, and how its connections are used.
+#[async_trait]
+pub trait StoreHealth: Send + Sync {
+    /// Succeeds when the database answers a round trip now.
+    async fn ping(&self) -> Result<(), StoreUnreachable>;
+    fn usage(&self) -> StoreUsage;
+}
+
+/// The password-hashing pool's load.
+pub trait HashingLoad: Send + Sync {
+    /// Hashes waiting for a worker or running now.
+    fn in_flight(&self) -> u64;
+    /// Hashes computed or verified since start.
+    fn completed(&self) -> u64;
+}
+
+/// A bounded queue of background work, which drops what does not fit rather than wait.
+pub trait DropCount: Send + Sync {
+    /// Items dropped since start because the queue was full.
+    fn dropped(&self) -> u64;
 }

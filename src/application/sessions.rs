@@ -125,10 +125,13 @@ impl SessionService {
     /// Checking the session on every request is what makes revocation take effect at once;
     /// the account is read in the same query, so roles and suspensions apply at once too.
     pub async fn authenticate(&self, access_token: &str) -> Result<Caller, ServiceError> {
-        let claims = self.tokens.verify(access_token).map_err(|e| match e {
-            TokenError::Expired => AuthFailure::ExpiredToken,
-            TokenError::Invalid => AuthFailure::InvalidToken,
-        })?;
+        let claims = self
+            .tokens
+            .verify(access_token, self.clock.now())
+            .map_err(|e| match e {
+                TokenError::Expired => AuthFailure::ExpiredToken,
+                TokenError::Invalid => AuthFailure::InvalidToken,
+            })?;
         let (session, user) = self
             .sessions
             .find_with_user(claims.session_id)

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, timeout_at};
 
-use crate::application::ports::AuditLog;
+use crate::application::ports::{AuditLog, DropCount};
 use crate::domain::{AuditEvent, AuditStore, RepositoryError};
 
 /// Events waiting to be written beyond this are dropped (and counted) rather than piling up.
@@ -56,9 +56,11 @@ impl AuditWriter {
             let _ = written.await;
         }
     }
+}
 
-    /// Events dropped because the queue was full.
-    pub fn dropped(&self) -> u64 {
+/// Events dropped because the queue was full.
+impl DropCount for AuditWriter {
+    fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use futures_util::future::BoxFuture;
 use tokio::sync::{Mutex, Notify, mpsc};
 
-use crate::application::ports::Deferred;
+use crate::application::ports::{Deferred, DropCount};
 
 /// Jobs run later on a bounded queue.
 pub struct DeferredQueue {
@@ -60,9 +60,11 @@ impl DeferredQueue {
             notified.await;
         }
     }
+}
 
-    /// Jobs dropped because the queue was full.
-    pub fn dropped(&self) -> u64 {
+/// Jobs dropped because the queue was full.
+impl DropCount for DeferredQueue {
+    fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 }

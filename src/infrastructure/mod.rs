@@ -1,6 +1,8 @@
 //! Adapters that implement the ports: storage, password hashing, tokens.
 
 pub mod audit;
+#[cfg(any(test, feature = "test-hooks"))]
+pub mod clock;
 pub mod deferred;
 pub mod mail;
 pub mod persistence;

@@ -11,12 +11,13 @@ use authgraph::application::Services;
 use authgraph::application::ports::OutgoingEmail;
 use authgraph::config::{AppEnv, Config, MailerKind};
 use authgraph::infrastructure::audit::AuditWriter;
+use authgraph::infrastructure::clock::AdvancingClock;
 use authgraph::infrastructure::deferred::DeferredQueue;
 use authgraph::infrastructure::mail::LogMailer;
 use authgraph::infrastructure::persistence::QueryCounter;
 use authgraph::infrastructure::security::{Argon2Hasher, key_id};
 use reqwest::StatusCode;
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -43,6 +44,10 @@ pub struct TestApp {
     pub hasher: Arc<Argon2Hasher>,
     /// The app's deferred work (emails with links), to wait until it is done.
     pub deferred: Arc<DeferredQueue>,
+    /// The app's clock: a test advances it instead of sleeping until something expires.
+    pub clock: Arc<AdvancingClock>,
+    /// The test's own connection, once `db()` has opened it.
+    own_db: tokio::sync::OnceCell<sea_orm::DatabaseConnection>,
     shutdown: Option<oneshot::Sender<()>>,
     _database: Option<TestDatabase>,
 }
@@ -57,13 +62,13 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     init_test_logging();
     let database = TestDatabase::create().await;
     let config = test_config(&database.url, configure);
-    start(config, Some(database)).await
+    start(config, Some(database), Arc::default()).await
 }
 
 /// The app with `config` on `database` (a test that arranged both itself).
 pub async fn spawn_on(config: Config, database: TestDatabase) -> TestApp {
     init_test_logging();
-    start(config, Some(database)).await
+    start(config, Some(database), Arc::default()).await
 }
 
 /// The configuration of a test app on `database_url`.
@@ -77,8 +82,10 @@ pub fn test_config(database_url: &str, configure: impl FnOnce(&mut Config)) -> C
     config.jwt_issuer = "authgraph".into();
     config.jwt_audience = "authgraph".into();
     config.access_token_ttl = std::time::Duration::from_secs(900);
-    config.argon2_memory_kib = 19_456;
-    config.argon2_iterations = 2;
+    // The cheapest argon2id there is: hashing cost is the subject of only a few tests, and
+    // they ask for `production_hashing`.
+    config.argon2_memory_kib = 8;
+    config.argon2_iterations = 1;
     config.argon2_parallelism = 1;
     config.password_hash_workers = Some(2);
     config.password_hash_queue = 64;
@@ -91,15 +98,29 @@ pub fn test_config(database_url: &str, configure: impl FnOnce(&mut Config)) -> C
     config
 }
 
+/// The production argon2id parameters (the defaults: m = 19456 KiB, t = 2, p = 1), for the
+/// tests whose subject is what hashing costs: a queue that fills, a hash being replaced.
+pub fn production_hashing(config: &mut Config) {
+    config.argon2_memory_kib = 19_456;
+    config.argon2_iterations = 2;
+    config.argon2_parallelism = 1;
+}
+
 /// The app on a database a test prepared (an older schema to upgrade, say).
 pub async fn spawn_app_on(database: TestDatabase) -> TestApp {
     init_test_logging();
     let config = test_config(&database.url, |_| {});
-    start(config, Some(database)).await
+    start(config, Some(database), Arc::default()).await
 }
 
-async fn start(config: Config, database: Option<TestDatabase>) -> TestApp {
-    let app = Application::build(&config).await.expect("the app starts");
+async fn start(
+    config: Config,
+    database: Option<TestDatabase>,
+    clock: Arc<AdvancingClock>,
+) -> TestApp {
+    let app = Application::build_with_clock(&config, clock.clone())
+        .await
+        .expect("the app starts");
     let address = format!("http://{}", app.local_addr().unwrap());
     let metrics_address = app.metrics_addr().map(|a| format!("http://{a}"));
     let core = app.core();
@@ -124,6 +145,8 @@ async fn start(config: Config, database: Option<TestDatabase>) -> TestApp {
         services,
         hasher,
         deferred,
+        clock,
+        own_db: tokio::sync::OnceCell::new(),
         shutdown: Some(shutdown),
         _database: database,
     }
@@ -138,10 +161,17 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
-    /// Another instance of the service on the same database and configuration, as behind a
-    /// load balancer.
+    /// Another instance of the service on the same database, configuration and clock, as
+    /// behind a load balancer.
     pub async fn another_instance(&self) -> TestApp {
-        start(self.config.clone(), None).await
+        self.another_instance_with(|_| {}).await
+    }
+
+    /// The same, after `configure` has changed its configuration (a new release's settings).
+    pub async fn another_instance_with(&self, configure: impl FnOnce(&mut Config)) -> TestApp {
+        let mut config = self.config.clone();
+        configure(&mut config);
+        start(config, None, self.clock.clone()).await
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -299,10 +329,16 @@ impl TestApp {
     }
 
     /// A connection of the test's own to the app's database, to arrange what no API does.
+    /// Opened once: a new connection to a server costs more than the statements a test sends.
     pub async fn db(&self) -> sea_orm::DatabaseConnection {
-        Database::connect(self.config.database_url.expose_secret())
+        self.own_db
+            .get_or_init(|| async {
+                Database::connect(self.config.database_url.expose_secret())
+                    .await
+                    .unwrap()
+            })
             .await
-            .unwrap()
+            .clone()
     }
 
     /// `me` with a bearer token; returns the whole response body.
@@ -397,8 +433,32 @@ pub struct TestDatabase {
 
 struct ServerDatabase {
     admin_url: String,
-    name: String,
     drop_statement: String,
+    /// The database's name on MySQL, whose `DROP DATABASE` has no `FORCE`.
+    mysql_name: Option<String>,
+}
+
+/// Ends the app's connections to a MySQL database before it is dropped, as PostgreSQL's
+/// `DROP DATABASE … WITH (FORCE)` does. Drop blocks the test's runtime, so a connection the
+/// app left inside a transaction (a deferred job's, say) would hold its metadata lock, and
+/// `DROP DATABASE` would wait for it, for as long as the server's `lock_wait_timeout`.
+async fn end_mysql_connections(admin: &sea_orm::DatabaseConnection, name: &str) {
+    use sea_orm::{DbBackend, Statement};
+    let Ok(rows) = admin
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::MySql,
+            "SELECT ID AS id FROM information_schema.PROCESSLIST WHERE DB = ?",
+            [name.into()],
+        ))
+        .await
+    else {
+        return;
+    };
+    for row in rows {
+        if let Ok(id) = row.try_get::<i64>("", "id") {
+            let _ = admin.execute_unprepared(&format!("KILL {id}")).await;
+        }
+    }
 }
 
 impl TestDatabase {
@@ -417,7 +477,7 @@ impl TestDatabase {
                     _dir: Some(dir),
                 }
             }
-            Some(admin_url) => Self::on_server(admin_url).await,
+            Some(admin_url) => Self::on_server(without_tls_unless_asked(admin_url)).await,
         }
     }
 
@@ -448,8 +508,8 @@ impl TestDatabase {
         Self {
             url,
             server: Some(ServerDatabase {
+                mysql_name: admin_url.starts_with("mysql").then(|| name.clone()),
                 admin_url,
-                name,
                 drop_statement,
             }),
             _dir: None,
@@ -470,8 +530,8 @@ impl Drop for TestDatabase {
                 .expect("a runtime");
             runtime.block_on(async {
                 if let Ok(admin) = Database::connect(&server.admin_url).await {
-                    if admin.get_database_backend() == DbBackend::MySql {
-                        end_connections_to(&admin, &server.name).await;
+                    if let Some(name) = &server.mysql_name {
+                        end_mysql_connections(&admin, name).await;
                     }
                     let _ = admin.execute_unprepared(&server.drop_statement).await;
                     let _ = admin.close().await;
@@ -482,20 +542,16 @@ impl Drop for TestDatabase {
     }
 }
 
-/// Ends every connection to database `name`, as PostgreSQL's `DROP DATABASE … WITH (FORCE)`
-/// does. The test's app may still hold a connection in an open transaction (its runtime is
-/// the one being torn down), and MariaDB's `DROP DATABASE` would wait for its lock forever.
-async fn end_connections_to(admin: &DatabaseConnection, name: &str) {
-    let statement = Statement::from_sql_and_values(
-        DbBackend::MySql,
-        "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()",
-        [name.into()],
-    );
-    for row in admin.query_all_raw(statement).await.unwrap_or_default() {
-        if let Ok(id) = row.try_get::<u64>("", "ID") {
-            let _ = admin.execute_unprepared(&format!("KILL {id}")).await;
-        }
+/// A PostgreSQL URL that names no `sslmode` gets `sslmode=disable`. The server on these
+/// machines offers TLS, and each new connection's handshake (the test's, the app's pool, the
+/// migration lock's, the drop's) cost more than the statements of a short test; what the
+/// tests check does not depend on it. A URL that asks for TLS keeps it.
+fn without_tls_unless_asked(url: String) -> String {
+    if !url.starts_with("postgres") || url.contains("sslmode=") {
+        return url;
     }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}sslmode=disable")
 }
 
 /// `scheme://user@host:port/db?params` with the database name replaced.

@@ -354,8 +354,10 @@ async fn gauge(app: &TestApp, name: &str) -> f64 {
 #[tokio::test]
 async fn persisted_queries_keep_only_documents_that_validated() {
     let app = spawn_app().await;
-    // Thirty 900 KB documents that parse but never validate, each sent with its hash.
-    for i in 0..30 {
+    // 900 KB documents that parse but never validate, each sent with its hash. Each is looked
+    // up at once and the store's size is exact, so three catch any caching as surely as the
+    // thirty of the incident did (this test counts bytes kept, not the server's memory).
+    for i in 0..3 {
         let document = format!("{{ nothing{i}(s: \"{}\") }}", "x".repeat(900_000));
         let (_, answer) = post(&app, persisted(&document)).await;
         assert_eq!(codes(&answer), ["GRAPHQL_VALIDATION_FAILED"]);

@@ -2,10 +2,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use authgraph::application::ports::HashingLoad;
 use authgraph::config::{Config, QuotaSetting, RateLimitStore};
 
 use crate::helpers::{
-    PASSWORD, REGISTER, TestApp, assert_no_errors, error_code, spawn_app_with, unique_email,
+    PASSWORD, REGISTER, TestApp, assert_no_errors, error_code, production_hashing, spawn_app_with,
+    unique_email,
 };
 
 /// Limits on, with only what a test sets; everything else off.
@@ -102,7 +104,7 @@ async fn repeated_failed_sign_ins_lock_the_account_for_longer_each_time() {
     assert_eq!(assert_limited(&app.login(&email, PASSWORD).await), 1);
     assert_eq!(app.hasher.completed(), hashed);
 
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.clock.advance(Duration::from_millis(1100));
     assert_eq!(
         error_code(&app.login(&email, "wrong password").await),
         "UNAUTHENTICATED"
@@ -113,7 +115,7 @@ async fn repeated_failed_sign_ins_lock_the_account_for_longer_each_time() {
         "the lock doubled"
     );
 
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.clock.advance(Duration::from_millis(2100));
     assert_no_errors(&app.login(&email, PASSWORD).await);
     // The success forgave the failures: one more mistake does not lock again.
     assert_eq!(
@@ -216,6 +218,8 @@ async fn reset_requests_for_one_account_are_limited_the_same_whether_it_exists_o
 #[tokio::test]
 async fn a_full_hashing_queue_sheds_sign_ins_with_rate_limited_not_errors() {
     let app = spawn_app_with(|c| {
+        // Hashes must take real time for eight sign-ins to find the queue full.
+        production_hashing(c);
         c.password_hash_workers = Some(1);
         c.password_hash_queue = 1;
     })
@@ -337,6 +341,8 @@ async fn wrong_confirmations_count_toward_the_accounts_lockout() {
 #[tokio::test]
 async fn one_account_cannot_take_the_hashing_queue_from_everyone_elses_sign_ins() {
     let app = spawn_app_with(only(|c| {
+        // Hashes must take real time for twenty password checks to wait in the queue at once.
+        production_hashing(c);
         c.password_hash_workers = Some(1);
         c.password_hash_queue = 4;
         c.password_hashes_per_account = 1;
@@ -497,7 +503,10 @@ async fn the_redis_lockout_works_like_the_in_memory_one() {
     assert_eq!(assert_limited(&app.login(&email, PASSWORD).await), 30);
 }
 
-#[tokio::test]
+// The Redis client retries a refused connection for several seconds of backoff before it
+// gives up; on a paused clock those seconds pass at once. Redis is reached before the
+// database, so nothing else waits on the clock.
+#[tokio::test(start_paused = true)]
 async fn an_unreachable_redis_stops_startup_with_a_clear_message() {
     let config = {
         let mut c = Config::from_env().unwrap();

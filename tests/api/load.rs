@@ -112,14 +112,15 @@ async fn past_the_connection_limit_requests_get_503_and_the_probes_still_answer(
 #[tokio::test]
 async fn past_the_requests_in_flight_new_ones_get_503_and_the_probes_still_answer() {
     let app = spawn_app_with(|c| c.http_max_in_flight = 2).await;
+    let key = uuid::Uuid::new_v4().to_string();
     let slow: Vec<_> = (0..2)
         .map(|_| {
             let client = reqwest::Client::new();
-            let url = app.url("/__test/slow/3000");
+            let url = app.url(&format!("/__test/held/{key}"));
             tokio::spawn(async move { client.get(url).send().await.unwrap().status() })
         })
         .collect();
-    // Until both slow requests hold their places, a third may still get in.
+    // Until both held requests hold their places, a third may still get in.
     let mut refused = None;
     for _ in 0..200 {
         let response = reqwest::Client::new()
@@ -142,6 +143,7 @@ async fn past_the_requests_in_flight_new_ones_get_503_and_the_probes_still_answe
         .await
         .unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
+    authgraph::interfaces::http::release_held(&key);
     for status in join_all(slow).await {
         assert_eq!(status.unwrap(), StatusCode::OK);
     }

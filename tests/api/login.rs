@@ -1,7 +1,10 @@
 use serde_json::json;
 
+use authgraph::application::ports::HashingLoad;
+
 use crate::helpers::{
-    LOGIN, PASSWORD, assert_no_errors, error_code, spawn_app, token_claims, unique_email,
+    LOGIN, PASSWORD, assert_no_errors, error_code, production_hashing, spawn_app, token_claims,
+    unique_email,
 };
 
 #[tokio::test]
@@ -91,4 +94,40 @@ async fn login_works_even_when_a_stale_token_is_sent_along() {
         )
         .await;
     assert_no_errors(&body);
+}
+
+/// Raising the hashing cost takes effect for existing accounts as their owners sign in: the
+/// stored hash is replaced with one of the new parameters, and the password still works.
+/// Production parameters are this test's subject.
+#[tokio::test]
+async fn a_hash_made_with_other_parameters_is_replaced_at_the_next_sign_in() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+    let cheap = spawn_app().await;
+    let email = unique_email();
+    cheap.register(&email, PASSWORD).await;
+    let stored = || async {
+        entity::user::Entity::find()
+            .filter(entity::user::Column::Email.eq(email.as_str()))
+            .one(&cheap.db().await)
+            .await
+            .unwrap()
+            .expect("the account")
+            .password_hash
+    };
+    assert!(stored().await.starts_with("$argon2id$v=19$m=8,t=1,p=1$"));
+
+    let upgraded = cheap.another_instance_with(production_hashing).await;
+    assert_no_errors(&upgraded.login(&email, PASSWORD).await);
+    assert!(
+        stored()
+            .await
+            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "replaced with the configured parameters"
+    );
+    assert_no_errors(&upgraded.login(&email, PASSWORD).await);
+    assert_eq!(
+        error_code(&upgraded.login(&email, "not the password").await),
+        "UNAUTHENTICATED"
+    );
 }

@@ -75,6 +75,26 @@ async fn me_with_an_expired_token_says_so() {
 }
 
 #[tokio::test]
+async fn an_access_token_works_for_its_lifetime_and_thirty_seconds_of_leeway_then_expires() {
+    let app = spawn_app().await;
+    let registered = app.register(&unique_email(), PASSWORD).await;
+    let token = registered["accessToken"].as_str().unwrap();
+    // Issued now for 900 s; expiry is judged by the app's clock, not the system's.
+    app.clock.advance(std::time::Duration::from_secs(900 + 20));
+    assert!(
+        app.me(token).await.get("errors").is_none(),
+        "within the leeway"
+    );
+    app.clock.advance(std::time::Duration::from_secs(20));
+    let body = app.me(token).await;
+    assert_eq!(error_code(&body), "UNAUTHENTICATED");
+    assert_eq!(
+        body["errors"][0]["message"],
+        "The access token has expired; get a new one with refreshToken."
+    );
+}
+
+#[tokio::test]
 async fn me_with_a_forged_signature_is_unauthenticated() {
     let app = spawn_app().await;
     let registered = app.register(&unique_email(), PASSWORD).await;

@@ -314,7 +314,7 @@ async fn a_token_two_generations_old_ends_the_session_even_within_the_grace_wind
 async fn a_thiefs_replay_within_the_window_never_forks_the_session() {
     // The thief replays the owner's previous token at once and gets a sibling; whoever then
     // presents a superseded token after the window ends the session for both.
-    let app = spawn_app_with(|c| c.refresh_token_reuse_grace = Duration::from_millis(300)).await;
+    let app = spawn_app_with(|c| c.refresh_token_reuse_grace = Duration::from_secs(10)).await;
     let (_, stolen) = tokens(&app.register(&unique_email(), PASSWORD).await);
     let (_, owners) = tokens(&app.refresh(&stolen).await["data"]["refreshToken"]);
     let thief = app.refresh(&stolen).await;
@@ -322,7 +322,7 @@ async fn a_thiefs_replay_within_the_window_never_forks_the_session() {
     let (_, thiefs) = tokens(&thief["data"]["refreshToken"]);
     // The thief moves on to make the chain theirs...
     let (thief_access, thief_next) = tokens(&app.refresh(&thiefs).await["data"]["refreshToken"]);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    app.clock.advance(Duration::from_secs(11));
     // ...and the owner's next refresh, with a superseded token after the window, ends it.
     assert_eq!(error_code(&app.refresh(&owners).await), "UNAUTHENTICATED");
     assert_eq!(error_code(&app.me(&thief_access).await), "UNAUTHENTICATED");

@@ -3,6 +3,7 @@
 mod account_tokens;
 mod audit;
 mod failure;
+mod health;
 mod sessions;
 pub mod sqlite;
 mod transactions;
@@ -24,6 +25,7 @@ use sea_orm::{
 pub use account_tokens::SeaOrmAccountTokenRepository;
 pub use audit::SeaOrmAuditRepository;
 pub use failure::Contention;
+pub use health::DatabaseHealth;
 pub use sessions::SeaOrmSessionRepository;
 pub use transactions::{RetryCounter, RetryPolicy, Transactions};
 pub use users::SeaOrmUserRepository;

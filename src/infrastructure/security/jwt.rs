@@ -1,6 +1,10 @@
 //! HS256 access tokens. The algorithm is pinned on both sides, and every registered claim the
 //! service relies on (`iss`, `aud`, `sub`, `iat`, `exp`) must be present and right.
 //!
+//! Expiry is checked against the time the caller passes (the `Clock` port's), not against
+//! the system clock jsonwebtoken would read, so the service and its tests agree on what time
+//! it is.
+//!
 //! Keys rotate without signing anyone out: tokens carry the `kid` of the key that signed them;
 //! new tokens are signed with the current key, and tokens signed with a previous key still
 //! verify until they expire. A `kid` is derived from its secret, so there is nothing extra to
@@ -9,7 +13,6 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -19,6 +22,9 @@ use crate::application::ports::{AccessClaims, AccessTokens, IssuedAccessToken, T
 use crate::domain::{SessionId, UserId};
 
 const ALGORITHM: Algorithm = Algorithm::HS256;
+
+/// Tolerates small clock differences between instances, not stale tokens.
+const LEEWAY_SECONDS: i64 = 30;
 
 /// What access tokens are signed with and say about themselves.
 #[derive(Clone)]
@@ -38,6 +44,7 @@ pub struct JwtTokens {
     encoding: EncodingKey,
     /// The current key first, then previous ones.
     decoding: Vec<(String, DecodingKey)>,
+    /// Everything but the expiry, which `verify` checks against the time it is given.
     validation: Validation,
     issuer: String,
     audience: String,
@@ -68,9 +75,10 @@ impl JwtTokens {
         let mut validation = Validation::new(ALGORITHM);
         validation.set_issuer(&[&settings.issuer]);
         validation.set_audience(&[&settings.audience]);
+        // `exp` must still be present (and a number); only its comparison with the time moves
+        // to `verify`.
         validation.set_required_spec_claims(&["iss", "aud", "sub", "iat", "exp"]);
-        // Tolerates small clock differences between instances, not stale tokens.
-        validation.leeway = 30;
+        validation.validate_exp = false;
         let decoding = std::iter::once(&settings.secret)
             .chain(&settings.previous_secrets)
             .map(|secret| (key_id(secret), DecodingKey::from_secret(secret)))
@@ -112,7 +120,7 @@ impl AccessTokens for JwtTokens {
         })
     }
 
-    fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
+    fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
         let kid = header.kid.ok_or(TokenError::Invalid)?;
         let (_, key) = self
@@ -120,13 +128,11 @@ impl AccessTokens for JwtTokens {
             .iter()
             .find(|(id, _)| *id == kid)
             .ok_or(TokenError::Invalid)?;
-        let data =
-            jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
-                match e.kind() {
-                    ErrorKind::ExpiredSignature => TokenError::Expired,
-                    _ => TokenError::Invalid,
-                }
-            })?;
+        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
+            .map_err(|_| TokenError::Invalid)?;
+        if data.claims.exp < now.timestamp().saturating_sub(LEEWAY_SECONDS) {
+            return Err(TokenError::Expired);
+        }
         Ok(AccessClaims {
             user_id: UserId::from_uuid(data.claims.sub),
             session_id: SessionId::from_uuid(data.claims.sid),
@@ -155,6 +161,12 @@ mod tests {
         tokens_with(SECRET, &[])
     }
 
+    /// A time far from the system clock's, so a test passes only if `verify` uses the time it
+    /// is given.
+    fn now() -> DateTime<Utc> {
+        chrono::TimeZone::with_ymd_and_hms(&Utc, 2030, 6, 1, 12, 0, 0).unwrap()
+    }
+
     fn claims() -> AccessClaims {
         AccessClaims {
             user_id: UserId::generate(),
@@ -169,7 +181,7 @@ mod tests {
     }
 
     fn valid_claims_json() -> serde_json::Value {
-        let now = Utc::now().timestamp();
+        let now = now().timestamp();
         serde_json::json!({
             "iss": "authgraph", "aud": "authgraph", "sub": Uuid::now_v7(), "sid": Uuid::now_v7(),
             "iat": now, "exp": now + 60,
@@ -179,14 +191,14 @@ mod tests {
     #[test]
     fn an_issued_token_verifies_to_the_same_claims() {
         let claims = claims();
-        let issued = tokens().issue(claims, Utc::now()).unwrap();
+        let issued = tokens().issue(claims, now()).unwrap();
         assert_eq!(issued.expires_in, Duration::from_secs(900));
-        assert_eq!(tokens().verify(&issued.token), Ok(claims));
+        assert_eq!(tokens().verify(&issued.token, now()), Ok(claims));
     }
 
     #[test]
     fn a_token_names_the_key_that_signed_it() {
-        let issued = tokens().issue(claims(), Utc::now()).unwrap();
+        let issued = tokens().issue(claims(), now()).unwrap();
         let header = jsonwebtoken::decode_header(&issued.token).unwrap();
         assert_eq!(header.kid.as_deref(), Some(key_id(SECRET).as_str()));
         assert_eq!(key_id(SECRET).len(), 16);
@@ -196,15 +208,13 @@ mod tests {
     #[test]
     fn tokens_of_a_previous_key_verify_until_that_key_is_dropped() {
         let claims = claims();
-        let old = tokens_with(OLD_SECRET, &[])
-            .issue(claims, Utc::now())
-            .unwrap();
+        let old = tokens_with(OLD_SECRET, &[]).issue(claims, now()).unwrap();
         assert_eq!(
-            tokens_with(SECRET, &[OLD_SECRET]).verify(&old.token),
+            tokens_with(SECRET, &[OLD_SECRET]).verify(&old.token, now()),
             Ok(claims)
         );
         assert_eq!(
-            tokens_with(SECRET, &[]).verify(&old.token),
+            tokens_with(SECRET, &[]).verify(&old.token, now()),
             Err(TokenError::Invalid)
         );
     }
@@ -212,15 +222,36 @@ mod tests {
     #[test]
     fn a_hand_made_token_with_valid_claims_verifies() {
         let token = sign(valid_claims_json(), Algorithm::HS256, SECRET);
-        assert!(tokens().verify(&token).is_ok());
+        assert!(tokens().verify(&token, now()).is_ok());
     }
 
     #[test]
     fn an_expired_token_is_reported_as_expired() {
         let issued = tokens()
-            .issue(claims(), Utc::now() - chrono::Duration::hours(1))
+            .issue(claims(), now() - chrono::Duration::hours(1))
             .unwrap();
-        assert_eq!(tokens().verify(&issued.token), Err(TokenError::Expired));
+        assert_eq!(
+            tokens().verify(&issued.token, now()),
+            Err(TokenError::Expired)
+        );
+    }
+
+    #[test]
+    fn a_token_expires_thirty_seconds_of_leeway_after_its_exp() {
+        let issued = tokens().issue(claims(), now()).unwrap();
+        let exp = now() + chrono::Duration::seconds(900);
+        for (at, expected) in [
+            (exp, true),
+            (exp + chrono::Duration::seconds(30), true),
+            (exp + chrono::Duration::seconds(31), false),
+        ] {
+            let verified = tokens().verify(&issued.token, at);
+            if expected {
+                assert!(verified.is_ok(), "at exp + {}", at - exp);
+            } else {
+                assert_eq!(verified, Err(TokenError::Expired), "at exp + {}", at - exp);
+            }
+        }
     }
 
     #[test]
@@ -270,7 +301,11 @@ mod tests {
             ("garbage", "not.a.jwt".to_owned()),
             ("empty", String::new()),
         ] {
-            assert_eq!(tokens().verify(&token), Err(TokenError::Invalid), "{case}");
+            assert_eq!(
+                tokens().verify(&token, now()),
+                Err(TokenError::Invalid),
+                "{case}"
+            );
         }
     }
 
@@ -285,6 +320,6 @@ mod tests {
             valid_claims_json().to_string(),
         );
         let token = format!("{header}.{body}.");
-        assert_eq!(tokens().verify(&token), Err(TokenError::Invalid));
+        assert_eq!(tokens().verify(&token, now()), Err(TokenError::Invalid));
     }
 }

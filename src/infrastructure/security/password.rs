@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use crossbeam_channel::{RecvTimeoutError, Sender, TrySendError};
 use tokio::sync::oneshot;
 
-use crate::application::ports::{HashError, PasswordHasher};
+use crate::application::ports::{HashError, HashingLoad, PasswordHasher};
 use crate::domain::{Password, PasswordHash};
 use crate::infrastructure::scheduling;
 
@@ -85,15 +85,16 @@ impl Argon2Hasher {
             pool,
         })
     }
+}
 
-    /// Hashes computed or verified since start (for metrics, and tests proving none was).
-    pub fn completed(&self) -> u64 {
-        self.pool.completed.load(Ordering::Relaxed)
+/// For metrics, and for tests proving that no hash was computed.
+impl HashingLoad for Argon2Hasher {
+    fn in_flight(&self) -> u64 {
+        self.pool.in_flight.load(Ordering::Relaxed)
     }
 
-    /// Hashes waiting for a worker or running now.
-    pub fn in_flight(&self) -> u64 {
-        self.pool.in_flight.load(Ordering::Relaxed)
+    fn completed(&self) -> u64 {
+        self.pool.completed.load(Ordering::Relaxed)
     }
 }
 

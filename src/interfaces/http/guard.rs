@@ -117,12 +117,47 @@ fn secure(headers: &mut HeaderMap, hsts: bool) {
     }
 }
 
-/// Routes that exist only in test builds (feature `test-hooks`): a handler that panics and
-/// one that is slow, to prove containment, timeouts and graceful shutdown.
+/// Requests held by `/__test/held/{key}`, by key: each is answered once its key is released.
+#[cfg(feature = "test-hooks")]
+static HELD: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, tokio::sync::watch::Sender<bool>>>,
+> = std::sync::LazyLock::new(Default::default);
+
+#[cfg(feature = "test-hooks")]
+fn held(key: &str) -> tokio::sync::watch::Receiver<bool> {
+    HELD.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .entry(key.to_owned())
+        .or_insert_with(|| tokio::sync::watch::channel(false).0)
+        .subscribe()
+}
+
+/// Answers every request held under `key`, now and later (test builds only).
+#[cfg(feature = "test-hooks")]
+pub fn release_held(key: &str) {
+    HELD.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .entry(key.to_owned())
+        .or_insert_with(|| tokio::sync::watch::channel(false).0)
+        .send_replace(true);
+}
+
+/// Routes that exist only in test builds (feature `test-hooks`): a handler that panics, one
+/// that is slow and one that waits until the test lets it go, to prove containment, timeouts,
+/// limits and graceful shutdown.
 #[cfg(feature = "test-hooks")]
 pub fn test_hooks() -> axum::Router<super::AppState> {
     use axum::routing::get;
     axum::Router::new()
+        .route(
+            "/__test/held/{key}",
+            get(
+                |axum::extract::Path(key): axum::extract::Path<String>| async move {
+                    let _ = held(&key).wait_for(|released| *released).await;
+                    "released"
+                },
+            ),
+        )
         .route(
             "/__test/panic",
             get(|| async {

@@ -14,7 +14,7 @@ pub async fn health() -> Json<Value> {
 
 /// The service can do its job: the database answers.
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    match state.db.ping().await {
+    match state.store.ping().await {
         Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
         Err(error) => {
             tracing::warn!(%error, "readiness check failed: the database does not answer");

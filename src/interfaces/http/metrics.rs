@@ -14,23 +14,19 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use sea_orm::{DatabaseConnection, DbBackend};
 
-use crate::infrastructure::audit::AuditWriter;
-use crate::infrastructure::deferred::DeferredQueue;
-use crate::infrastructure::persistence::{Contention, QueryCounter, RetryCounter};
-use crate::infrastructure::security::Argon2Hasher;
+use crate::application::ports::{DropCount, HashingLoad, StoreHealth};
 use crate::interfaces::graphql::Admission;
 
 /// Where scrape-time figures come from.
 pub struct Sources {
-    pub hasher: Arc<Argon2Hasher>,
-    pub audit: Arc<AuditWriter>,
-    pub queries: QueryCounter,
-    pub retries: RetryCounter,
-    pub db: DatabaseConnection,
+    pub hashing: Arc<dyn HashingLoad>,
+    /// The audit writer's queue.
+    pub audit: Arc<dyn DropCount>,
+    pub store: Arc<dyn StoreHealth>,
     pub admission: Arc<Admission>,
-    pub deferred: Arc<DeferredQueue>,
+    /// The queue of emails with links.
+    pub mail: Arc<dyn DropCount>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -209,49 +205,25 @@ impl Metrics {
     fn refresh(&self) {
         let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         self.hashes_in_flight
-            .set(as_i64(self.sources.hasher.in_flight()));
-        self.hashes.set(as_i64(self.sources.hasher.completed()));
-        self.db_statements.set(as_i64(self.sources.queries.get()));
-        for reason in [
-            Contention::Deadlock,
-            Contention::SerializationFailure,
-            Contention::LockTimeout,
-            Contention::Busy,
-        ] {
+            .set(as_i64(self.sources.hashing.in_flight()));
+        self.hashes.set(as_i64(self.sources.hashing.completed()));
+        let store = self.sources.store.usage();
+        self.db_statements.set(as_i64(store.statements));
+        for (reason, count) in store.retries {
             self.db_retries
-                .get_or_create(&Retry {
-                    reason: reason.as_str(),
-                })
-                .set(as_i64(self.sources.retries.retried(reason)));
+                .get_or_create(&Retry { reason })
+                .set(as_i64(count));
         }
         self.db_retries_exhausted
-            .set(as_i64(self.sources.retries.exhausted()));
+            .set(as_i64(store.retries_exhausted));
         self.audit_dropped.set(as_i64(self.sources.audit.dropped()));
-        self.mail_dropped
-            .set(as_i64(self.sources.deferred.dropped()));
+        self.mail_dropped.set(as_i64(self.sources.mail.dropped()));
         let (documents, bytes) = self.sources.admission.persisted_usage();
         self.persisted_queries.set(as_i64(documents as u64));
         self.persisted_query_bytes.set(as_i64(bytes as u64));
-        let (size, idle) = pool_usage(&self.sources.db);
-        self.db_connections.set(i64::from(size));
-        self.db_idle_connections.set(as_i64(idle as u64));
-    }
-}
-
-fn pool_usage(db: &DatabaseConnection) -> (u32, usize) {
-    match db.get_database_backend() {
-        DbBackend::Postgres => {
-            let pool = db.get_postgres_connection_pool();
-            (pool.size(), pool.num_idle())
-        }
-        DbBackend::MySql => {
-            let pool = db.get_mysql_connection_pool();
-            (pool.size(), pool.num_idle())
-        }
-        _ => {
-            let pool = db.get_sqlite_connection_pool();
-            (pool.size(), pool.num_idle())
-        }
+        self.db_connections.set(i64::from(store.connections));
+        self.db_idle_connections
+            .set(i64::from(store.idle_connections));
     }
 }
 

@@ -19,12 +19,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use sea_orm::DatabaseConnection;
 
 use super::graphql::{Admission, AppSchema};
+use crate::application::ports::StoreHealth;
 
 pub use client_ip::{ForwardedHeader, TrustedProxies, parse_network};
 pub use cors::CorsPolicy;
+#[cfg(feature = "test-hooks")]
+pub use guard::release_held;
 pub use load::{Load, LoadLimits};
 pub use metrics::{Metrics, Sources as MetricSources};
 pub use observe::RequestId;
@@ -54,7 +56,8 @@ pub struct AppState {
     pub schema: AppSchema,
     /// Every document passes it before the schema sees it.
     pub admission: Arc<Admission>,
-    pub db: DatabaseConnection,
+    /// The readiness probe asks it whether the database answers.
+    pub store: Arc<dyn StoreHealth>,
     pub settings: Arc<HttpSettings>,
     /// `None` when `/metrics` is turned off.
     pub metrics: Option<Arc<Metrics>>,
