@@ -410,12 +410,7 @@ pub fn account_and_session_stores(
             let reads = Arc::new(DirectReads::new(file, queries.clone()));
             (
                 Arc::new(SqliteUserRepository::new(users, reads.clone())),
-                Arc::new(SqliteSessionRepository::new(
-                    sessions,
-                    writes.clone(),
-                    queries.clone(),
-                    reads,
-                )),
+                Arc::new(SqliteSessionRepository::new(sessions, reads)),
             )
         }
         None => (Arc::new(users), Arc::new(sessions)),

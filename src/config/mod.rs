@@ -132,9 +132,9 @@ pub struct Config {
     #[arg(long, env = "DATABASE_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
     pub database_connect_timeout: Duration,
 
-    /// On SQLite, read the session check and the sign-in lookup on the calling thread and
-    /// write each sign-in's session as one script (`infrastructure/persistence/sqlite/`).
-    /// `false` keeps the generic repositories, to compare the two.
+    /// On SQLite, read the session check and the lookup by email on the calling thread
+    /// (`infrastructure/persistence/sqlite/`). `false` keeps the generic repositories, to
+    /// compare the two.
     #[arg(long, env = "SQLITE_FAST_PATHS", default_value_t = true, value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
     pub sqlite_fast_paths: bool,
 

@@ -282,11 +282,7 @@ impl SessionRepository for SeaOrmSessionRepository {
 
 /// The inserts of a new session and its first refresh token, in that order (see the type's
 /// comment).
-pub(super) fn creation(
-    session: &Session,
-    refresh_token: &TokenHash,
-    backend: DbBackend,
-) -> [Statement; 2] {
+fn creation(session: &Session, refresh_token: &TokenHash, backend: DbBackend) -> [Statement; 2] {
     let session_row = session::Entity::insert(session::ActiveModel {
         id: Set(session.id.as_uuid()),
         user_id: Set(session.user_id.as_uuid()),

@@ -13,39 +13,27 @@ use crate::domain::{
     SessionId, SessionRepository, SiblingAdded, TokenHash, User, UserId,
 };
 
-use super::super::sessions::{creation, to_domain};
-use super::super::{QueryCounter, SeaOrmSessionRepository, Transactions, users};
+use super::super::sessions::to_domain;
+use super::super::{SeaOrmSessionRepository, users};
 use super::reads::{Columns, DirectReads, Query, ReadError};
-use super::script::in_one_transaction;
 use super::users::user_row;
 
 /// Sessions as [`SeaOrmSessionRepository`] stores them, with the session check of every
-/// authenticated request read on the calling thread (see `reads`), and the session and first
-/// refresh token of every sign-in written as one script (see `script`).
+/// authenticated request read on the calling thread (see `reads`).
 pub struct SqliteSessionRepository {
     generic: SeaOrmSessionRepository,
-    writes: Transactions,
-    /// Where the script's statements are counted.
-    statements: QueryCounter,
     reads: Arc<DirectReads>,
     with_user: Query<(Columns<session::Column>, Columns<user::Column>)>,
 }
 
 impl SqliteSessionRepository {
-    pub fn new(
-        generic: SeaOrmSessionRepository,
-        writes: Transactions,
-        statements: QueryCounter,
-        reads: Arc<DirectReads>,
-    ) -> Self {
+    pub fn new(generic: SeaOrmSessionRepository, reads: Arc<DirectReads>) -> Self {
         // The generic path's statement, its session id bound at each read.
         let with_user = session::Entity::find_by_id(Uuid::nil())
             .find_also_related(user::Entity)
             .build(DbBackend::Sqlite);
         Self {
             generic,
-            writes,
-            statements,
             reads,
             with_user: Query::new(with_user, |statement| {
                 Ok((
@@ -104,12 +92,7 @@ impl SessionRepository for SqliteSessionRepository {
         session: &Session,
         refresh_token: &TokenHash,
     ) -> Result<(), RepositoryError> {
-        // Every sign-in comes here: one trip to the connection's thread, not five. The script
-        // is a whole transaction, rolled back when it fails: safe to repeat.
-        let statements = creation(session, refresh_token, DbBackend::Sqlite);
-        self.writes
-            .retry(|| in_one_transaction(self.writes.db(), &statements, &self.statements))
-            .await
+        self.generic.create(session, refresh_token).await
     }
 
     async fn find_with_user(
