@@ -322,6 +322,8 @@ done
   echo "$(date -u +%Y-%m-%d), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -g | awk '/Mem:/ {print $2}') GiB RAM,"
   echo "$([[ $QUICK == 1 ]] && echo 'quick run (2 s per figure)' || echo "$SECONDS_PER s per figure"), $PROFILE build; wrk and the server share the machine."
   cat "$WORK/table"
+  echo
+  echo "Why each special path (and scheduling choice) is kept or was removed, with paired runs: FAST-PATHS.md."
 } >"$WORK/results"
 cat "$WORK/results"
 if [[ ${#BROKEN[@]} -gt 0 ]]; then
