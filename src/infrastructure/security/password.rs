@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 
 use crate::application::ports::{HashError, HashingLoad, PasswordHasher};
 use crate::domain::{Password, PasswordHash};
-use crate::infrastructure::scheduling;
+use crate::infrastructure::scheduling::BackgroundThread;
 
 /// A worker idle this long gives its argon2 memory back.
 const KEEP_MEMORY_FOR: Duration = Duration::from_secs(2);
@@ -48,8 +48,9 @@ pub struct HashingSettings {
 /// The scheduling priority of the hashing threads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum HashPriority {
-    /// Below every other thread (see `infrastructure::scheduling`): a login storm uses the
-    /// spare CPU without delaying other requests.
+    /// Below every other thread, stepping aside every millisecond while it hashes (see
+    /// `infrastructure::scheduling`): a login storm uses the spare CPU without delaying
+    /// other requests.
     Background,
     /// Like any other thread: hashing competes with requests for the cores.
     Normal,
@@ -243,16 +244,21 @@ impl WorkerPool {
             thread::Builder::new()
                 .name(format!("password-hash-{i}"))
                 .spawn(move || {
-                    if priority == HashPriority::Background {
-                        scheduling::run_below_every_other_thread();
-                    }
+                    let background = (priority == HashPriority::Background)
+                        .then(BackgroundThread::for_this_thread);
                     let mut worker = Worker { memory: Vec::new() };
                     loop {
                         match receiver.recv_timeout(KEEP_MEMORY_FOR) {
                             // A panicking job drops its reply channel; the caller sees an error.
                             Ok(job) => {
+                                let run = || job(&mut worker);
                                 let _ =
-                                    std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut worker)));
+                                    std::panic::catch_unwind(AssertUnwindSafe(
+                                        || match &background {
+                                            Some(background) => background.run(run),
+                                            None => run(),
+                                        },
+                                    ));
                             }
                             Err(RecvTimeoutError::Timeout) => worker.memory = Vec::new(),
                             Err(RecvTimeoutError::Disconnected) => return,
