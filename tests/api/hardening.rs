@@ -204,7 +204,7 @@ async fn a_panic_fails_that_request_alone() {
 }
 
 #[tokio::test]
-async fn a_request_past_the_timeout_is_answered_503() {
+async fn a_request_past_the_timeout_is_answered_503_with_a_time_to_retry() {
     let app = spawn_app_with(|c| c.request_timeout = Duration::from_millis(200)).await;
     let response = app
         .client
@@ -213,8 +213,18 @@ async fn a_request_past_the_timeout_is_answered_503() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let body: Value = response.json().await.unwrap();
-    assert_eq!(error_code(&body), "INTERNAL_SERVER_ERROR");
+    assert_eq!(error_code(&body), "SERVICE_UNAVAILABLE");
+    assert_eq!(body["errors"][0]["extensions"]["retryAfter"], 1);
+    assert_eq!(
+        body["errors"][0]["extensions"]["requestId"],
+        request_id.as_str()
+    );
     assert_eq!(
         body["errors"][0]["message"],
         "The server did not finish this request within 0.2 seconds; try again."

@@ -14,7 +14,7 @@ use crate::interfaces::graphql::error::code;
 
 use super::HttpSettings;
 use super::observe::RequestId;
-use super::problem::problem;
+use super::problem::{problem, unavailable};
 
 /// Applies the header-size limit and the request timeout, turns a panic into an
 /// `INTERNAL_SERVER_ERROR` for this request alone, and adds the security headers.
@@ -59,15 +59,16 @@ pub async fn guard(
                     timeout_ms = settings.request_timeout.as_millis() as u64,
                     "request timed out"
                 );
-                let mut response = internal(
-                    request_id.as_deref(),
+                // Try again, like any other momentary refusal: the request's work was
+                // cancelled with it, and a transaction not yet committed rolls back.
+                unavailable(
                     &format!(
                         "The server did not finish this request within {} seconds; try again.",
                         settings.request_timeout.as_secs_f32()
                     ),
-                );
-                *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-                response
+                    1,
+                    request_id.as_deref(),
+                )
             }
         }
     };

@@ -65,7 +65,7 @@ pub async fn shed(State(load): State<Arc<Load>>, request: Request, next: Next) -
 
 /// The answer to work the server cannot take on now.
 pub fn busy() -> Response {
-    unavailable("The server is busy; try again in a moment.", 1)
+    unavailable("The server is busy; try again in a moment.", 1, None)
 }
 
 #[cfg(test)]

@@ -29,13 +29,15 @@ pub fn problem(
         .into_response()
 }
 
-/// 503 with `Retry-After`: the server is busy or a dependency is down, and the client should
-/// try again after `retry_after_secs`.
-pub fn unavailable(message: &str, retry_after_secs: u64) -> Response {
-    let body = json!({ "errors": [{
-        "message": message,
-        "extensions": { "code": code::SERVICE_UNAVAILABLE, "retryAfter": retry_after_secs },
-    }] });
+/// 503 with `Retry-After`: the server is busy, a dependency is down or the request ran out
+/// of time, and the client should try again after `retry_after_secs`.
+pub fn unavailable(message: &str, retry_after_secs: u64, request_id: Option<&str>) -> Response {
+    let mut extensions =
+        json!({ "code": code::SERVICE_UNAVAILABLE, "retryAfter": retry_after_secs });
+    if let Some(id) = request_id {
+        extensions["requestId"] = json!(id);
+    }
+    let body = json!({ "errors": [{ "message": message, "extensions": extensions }] });
     (
         StatusCode::SERVICE_UNAVAILABLE,
         [

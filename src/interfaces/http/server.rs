@@ -124,6 +124,7 @@ fn with_peer(
                 let mut response = unavailable(
                     "The server has too many connections open; try again in a moment.",
                     1,
+                    None,
                 );
                 response.headers_mut().insert(
                     axum::http::header::CONNECTION,
