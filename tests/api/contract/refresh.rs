@@ -34,6 +34,24 @@ fn exchange<'a>(
     }
 }
 
+/// Exchanges `presented` for `successor` at `seconds`; whether the store took the exchange.
+async fn rotate(
+    stores: &Stores,
+    session: SessionId,
+    presented: &TokenHash,
+    successor: &TokenHash,
+    generation: i64,
+    seconds: i64,
+) -> bool {
+    stores
+        .sessions
+        .rotate_refresh_token(&exchange(
+            session, presented, successor, generation, seconds,
+        ))
+        .await
+        .unwrap()
+}
+
 /// A signed-in user's session and its first refresh token.
 async fn signed_in(stores: &Stores) -> (SessionId, TokenHash) {
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
@@ -77,11 +95,7 @@ async fn rotation_moves_the_chain_on_and_the_session_with_it(stores: Stores) {
     let (session, first) = signed_in(&stores).await;
     let second = new_token();
 
-    let rotated = stores
-        .sessions
-        .rotate_refresh_token(&exchange(session, &first, &second, 0, 60))
-        .await
-        .unwrap();
+    let rotated = rotate(&stores, session, &first, &second, 0, 60).await;
 
     assert!(rotated);
     let found = stores
@@ -107,17 +121,9 @@ async fn a_racing_exchange_of_the_same_generation_changes_nothing(stores: Stores
     let (session, first) = signed_in(&stores).await;
     let winner = new_token();
     let loser = new_token();
-    stores
-        .sessions
-        .rotate_refresh_token(&exchange(session, &first, &winner, 0, 60))
-        .await
-        .unwrap();
+    rotate(&stores, session, &first, &winner, 0, 60).await;
 
-    let rotated = stores
-        .sessions
-        .rotate_refresh_token(&exchange(session, &first, &loser, 0, 61))
-        .await
-        .unwrap();
+    let rotated = rotate(&stores, session, &first, &loser, 0, 61).await;
 
     assert!(!rotated, "the chain had moved on");
     assert!(
@@ -144,16 +150,8 @@ async fn a_spent_token_is_still_found_so_its_reuse_is_recognised(stores: Stores)
     let (session, first) = signed_in(&stores).await;
     let second = new_token();
     let third = new_token();
-    stores
-        .sessions
-        .rotate_refresh_token(&exchange(session, &first, &second, 0, 60))
-        .await
-        .unwrap();
-    stores
-        .sessions
-        .rotate_refresh_token(&exchange(session, &second, &third, 1, 120))
-        .await
-        .unwrap();
+    rotate(&stores, session, &first, &second, 0, 60).await;
+    rotate(&stores, session, &second, &third, 1, 120).await;
 
     let replayed = stores
         .sessions
@@ -195,11 +193,7 @@ async fn a_spent_token_is_still_found_so_its_reuse_is_recognised(stores: Stores)
 async fn siblings_join_the_current_generation_up_to_the_bound(stores: Stores) {
     let (session, first) = signed_in(&stores).await;
     let current = new_token();
-    stores
-        .sessions
-        .rotate_refresh_token(&exchange(session, &first, &current, 0, 60))
-        .await
-        .unwrap();
+    rotate(&stores, session, &first, &current, 0, 60).await;
 
     let siblings: Vec<TokenHash> = (0..RefreshChain::MAX_SIBLINGS)
         .map(|_| new_token())
@@ -258,16 +252,8 @@ async fn a_sibling_for_a_chain_that_moved_on_is_refused_as_moved(stores: Stores)
     let (session, first) = signed_in(&stores).await;
     let second = new_token();
     let third = new_token();
-    stores
-        .sessions
-        .rotate_refresh_token(&exchange(session, &first, &second, 0, 60))
-        .await
-        .unwrap();
-    stores
-        .sessions
-        .rotate_refresh_token(&exchange(session, &second, &third, 1, 61))
-        .await
-        .unwrap();
+    rotate(&stores, session, &first, &second, 0, 60).await;
+    rotate(&stores, session, &second, &third, 1, 61).await;
 
     let late = new_token();
     let added = stores
@@ -304,11 +290,7 @@ async fn exchanging_a_sibling_supersedes_the_others(stores: Stores) {
     let current = new_token();
     let sibling = new_token();
     let next = new_token();
-    stores
-        .sessions
-        .rotate_refresh_token(&exchange(session, &first, &current, 0, 60))
-        .await
-        .unwrap();
+    rotate(&stores, session, &first, &current, 0, 60).await;
     stores
         .sessions
         .add_sibling(
@@ -318,11 +300,7 @@ async fn exchanging_a_sibling_supersedes_the_others(stores: Stores) {
         .await
         .unwrap();
 
-    let rotated = stores
-        .sessions
-        .rotate_refresh_token(&exchange(session, &sibling, &next, 1, 70))
-        .await
-        .unwrap();
+    let rotated = rotate(&stores, session, &sibling, &next, 1, 70).await;
 
     assert!(rotated, "a sibling is a token of the current generation");
     let superseded = stores
@@ -373,11 +351,7 @@ async fn a_deleted_account_takes_its_sessions_and_their_tokens_with_it(stores: S
     );
     let successor = new_token();
     assert!(
-        !stores
-            .sessions
-            .rotate_refresh_token(&exchange(session, &first, &successor, 0, 60))
-            .await
-            .unwrap(),
+        !rotate(&stores, session, &first, &successor, 0, 60).await,
         "no session to rotate"
     );
     assert!(!stores.sessions.revoke(session, at(60)).await.unwrap());
