@@ -224,11 +224,10 @@ async fn execute(
     };
     if let (Some(session), Some(cookies)) = (cookie_session, &state.settings.session_cookies) {
         let headers = http_response.headers_mut();
+        // `guard.rs` marks every response `Cache-Control: no-store`, so no cache keeps these.
         for value in cookies.set_cookie_headers(&session.changes()) {
             headers.append(header::SET_COOKIE, value);
         }
-        // An answer for one browser's session: no cache may keep it or its cookies.
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     http_response
 }
