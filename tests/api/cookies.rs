@@ -537,6 +537,25 @@ async fn pages_of_other_origins_are_refused_before_anything_runs() {
         let login = page.login("attacker@example.com").await;
         assert_eq!(login.status, StatusCode::FORBIDDEN);
     }
+    // A form or text/plain post from another site is refused as such, before its body is
+    // even read.
+    let form = app
+        .client
+        .post(app.url("/graphql"))
+        .header("origin", "https://evil.example.net")
+        .header("sec-fetch-site", "cross-site")
+        .header("cookie", user.cookie_header())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("query=mutation+%7B+logoutAll+%7D")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), StatusCode::FORBIDDEN);
+    let form: Value = form.json().await.unwrap();
+    assert_eq!(
+        form["errors"][0]["extensions"]["reason"],
+        "CROSS_SITE_REQUEST"
+    );
     // Nothing ran: the user is still signed in.
     assert_no_errors(&user.me().await.body);
 

@@ -30,6 +30,11 @@ pub async fn post_graphql(
 ) -> Response {
     let headers = request.headers().clone();
     let format = ResponseFormat::negotiate(&headers);
+    // Before anything else, even reading the body: a page of another site gets nothing.
+    let transport = match transport(&state, &headers, format) {
+        Ok(transport) => transport,
+        Err(refused) => return refused,
+    };
     if !is_json(&headers) {
         // Only JSON: a page on another site can make a browser POST text/plain or a form
         // without asking first (CSRF), but not JSON.
@@ -66,7 +71,7 @@ pub async fn post_graphql(
         peer,
         &request_id,
         format,
-        Method::Post,
+        (Method::Post, transport),
     )
     .await
 }
@@ -90,6 +95,10 @@ pub async fn get_graphql(
             .into_response();
     }
     let format = ResponseFormat::negotiate(&headers);
+    let transport = match transport(&state, &headers, format) {
+        Ok(transport) => transport,
+        Err(refused) => return refused,
+    };
     let request = match request {
         Ok(request) => request.into_inner(),
         Err(GraphQLRejection(error)) => {
@@ -107,9 +116,35 @@ pub async fn get_graphql(
         peer,
         &request_id,
         format,
-        Method::Get,
+        (Method::Get, transport),
     )
     .await
+}
+
+/// How the request's session travels; with cookie sessions on, a request from a page of
+/// another site or an unlisted origin is refused here (`browser.rs`).
+fn transport(
+    state: &AppState,
+    headers: &HeaderMap,
+    format: ResponseFormat,
+) -> Result<Transport, Response> {
+    let Some(cookies) = &state.settings.session_cookies else {
+        return Ok(Transport::Bearer);
+    };
+    cookies
+        .transport(headers, &state.settings.cors)
+        .map_err(|refusal| {
+            if let Some(metrics) = &state.metrics {
+                metrics.observe("refused", code::FORBIDDEN, std::time::Duration::ZERO);
+            }
+            Rejection {
+                status: StatusCode::FORBIDDEN,
+                code: code::FORBIDDEN,
+                reason: Some(refusal.reason()),
+                message: refusal.message().to_owned(),
+            }
+            .into_response(format)
+        })
 }
 
 /// How the request came: GET may only run queries.
@@ -126,7 +161,7 @@ async fn execute(
     peer: SocketAddr,
     request_id: &RequestId,
     format: ResponseFormat,
-    method: Method,
+    (method, transport): (Method, Transport),
 ) -> Response {
     let started = std::time::Instant::now();
     let admitted = match state.admission.admit(&mut request) {
@@ -153,24 +188,6 @@ async fn execute(
             .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
         return response;
     }
-    let transport = match &state.settings.session_cookies {
-        None => Transport::Bearer,
-        Some(cookies) => match cookies.transport(headers, &state.settings.cors) {
-            Ok(transport) => transport,
-            Err(refusal) => {
-                if let Some(metrics) = &state.metrics {
-                    metrics.observe("refused", code::FORBIDDEN, started.elapsed());
-                }
-                return Rejection {
-                    status: StatusCode::FORBIDDEN,
-                    code: code::FORBIDDEN,
-                    reason: Some(refusal.reason()),
-                    message: refusal.message().to_owned(),
-                }
-                .into_response(format);
-            }
-        },
-    };
     let cookie_session = match &transport {
         Transport::Cookies(session) => Some(session.clone()),
         Transport::Bearer => None,
