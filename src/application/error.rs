@@ -75,6 +75,9 @@ pub enum AuthFailure {
     SessionEnded,
     #[error("The refresh token is invalid; sign in again.")]
     InvalidRefreshToken,
+    /// Neither the input nor a session cookie carries a refresh token.
+    #[error("No refresh token: pass refreshToken, or sign in from a browser with cookie sessions.")]
+    MissingRefreshToken,
     /// A refresh token was presented again after it had been exchanged: it may have been
     /// stolen, so its session was ended.
     #[error(

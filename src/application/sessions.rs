@@ -55,6 +55,9 @@ pub struct SignedIn {
     pub user: User,
     pub access_token: IssuedAccessToken,
     pub refresh_token: OpaqueToken,
+    /// How long the session lasts unless it is used again; a browser cookie holding the
+    /// refresh token lives as long.
+    pub session_expires_in: std::time::Duration,
 }
 
 /// A page of the caller's sessions.
@@ -118,7 +121,7 @@ impl SessionService {
         self.sessions
             .create(&session, &refresh_token.hash())
             .await?;
-        self.signed_in(user, session.id, refresh_token, now)
+        self.signed_in(user, session.id, refresh_token, session.expires_at, now)
     }
 
     /// The caller behind an access token, if the token is genuine and its session still open.
@@ -199,7 +202,13 @@ impl SessionService {
             match verdict {
                 RefreshVerdict::Rotate => {
                     if self.sessions.rotate_refresh_token(&exchange).await? {
-                        return self.signed_in(user, session.id, successor, now);
+                        return self.signed_in(
+                            user,
+                            session.id,
+                            successor,
+                            exchange.expires_at,
+                            now,
+                        );
                     }
                 }
                 RefreshVerdict::Sibling => {
@@ -209,7 +218,13 @@ impl SessionService {
                         .await?
                     {
                         SiblingAdded::Added => {
-                            return self.signed_in(user, session.id, successor, now);
+                            return self.signed_in(
+                                user,
+                                session.id,
+                                successor,
+                                exchange.expires_at,
+                                now,
+                            );
                         }
                         SiblingAdded::Moved => {}
                         SiblingAdded::Exhausted => {
@@ -341,13 +356,13 @@ impl SessionService {
         Ok(self.sessions.delete_ended(self.clock.now()).await?)
     }
 
-    /// When a token that could not be exchanged was first used; `None` if it no longer
-    /// exists.
+    /// The outcome of a sign-in or refresh: a fresh access token beside the refresh token.
     fn signed_in(
         &self,
         user: User,
         session_id: SessionId,
         refresh_token: OpaqueToken,
+        session_expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<SignedIn, ServiceError> {
         let access_token = self
@@ -364,6 +379,7 @@ impl SessionService {
             user,
             access_token,
             refresh_token,
+            session_expires_in: (session_expires_at - now).to_std().unwrap_or_default(),
         })
     }
 }

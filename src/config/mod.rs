@@ -17,7 +17,8 @@ use crate::application::{Lockout, ThrottlePolicy};
 use crate::infrastructure::persistence::{DatabaseSettings, sqlite_file};
 use crate::infrastructure::security::{HashPriority, HashingSettings};
 use crate::interfaces::http::{
-    CorsPolicy, ForwardedHeader, HttpSettings, TrustedProxies, parse_network,
+    CookieSameSite, CookieSettings, CorsPolicy, ForwardedHeader, HttpSettings, TrustedProxies,
+    parse_network,
 };
 
 /// Whether the service runs for a developer or for real users.
@@ -313,6 +314,22 @@ pub struct Config {
         global = true
     )]
     pub cors_allowed_origins: Vec<String>,
+
+    /// Browsers on the allowed origins keep their session in HttpOnly cookies instead of
+    /// holding tokens in JavaScript (see "Browser apps" in the README).
+    #[arg(long, env = "SESSION_COOKIES", default_value_t = false, value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
+    pub session_cookies: bool,
+
+    /// The session cookies' SameSite: `lax` (a server-rendered page opened from a link on
+    /// another site knows the user) or `strict`.
+    #[arg(
+        long,
+        env = "SESSION_COOKIE_SAMESITE",
+        value_enum,
+        default_value = "lax",
+        global = true
+    )]
+    pub session_cookie_samesite: CookieSameSite,
 
     /// Reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For is
     /// believed. Default: none, so the client address is the TCP peer.
@@ -644,8 +661,10 @@ impl Config {
     }
 
     /// Refuses, with every reason at once, a configuration production must not run with;
-    /// in development the same findings are warnings.
+    /// in development the same findings are warnings. Settings that cannot work together are
+    /// refused in every mode.
     pub fn check(&self) -> anyhow::Result<()> {
+        self.check_consistency()?;
         let findings = production::findings(self);
         if !self.is_production() {
             for finding in &findings {
@@ -692,6 +711,15 @@ impl Config {
         )
     }
 
+    fn check_consistency(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !(self.session_cookies && self.http().cors.allows_any()),
+            "SESSION_COOKIES=true with CORS_ALLOWED_ORIGINS=*: any site could then use a \
+             visitor's session. List the origins of your frontends instead."
+        );
+        Ok(())
+    }
+
     /// Refuses to serve beyond loopback in a mode nobody chose: a development server on a
     /// public address hands out a generated secret, logs links and answers introspection.
     pub fn check_listen_address(&self) -> anyhow::Result<()> {
@@ -730,6 +758,10 @@ impl Config {
                 header: self.trusted_proxy_header,
             },
             hsts: self.hsts,
+            session_cookies: self.session_cookies.then(|| CookieSettings {
+                secure: self.is_production(),
+                same_site: self.session_cookie_samesite,
+            }),
         }
     }
 

@@ -10,6 +10,7 @@ mod audit;
 mod cli;
 mod contention;
 mod contract;
+mod cookies;
 mod errors;
 mod hardening;
 mod hostile;

@@ -6,6 +6,7 @@ use async_graphql::{Context, InputObject, Object, Result};
 use crate::application::{AccountService, ServiceError};
 use crate::domain::{Email, OpaqueToken, Password};
 
+use super::browser_session;
 use super::context::{client, service};
 use super::error::graphql_error;
 use super::types::{AuthPayload, User};
@@ -87,7 +88,7 @@ impl AccountMutation {
             )
             .await
             .map_err(graphql_error)?;
-        Ok(signed_in.into())
+        browser_session::new_session(ctx, signed_in).await
     }
 
     /// Confirms the email address with the token of a verification link. An unknown, used or

@@ -5,6 +5,7 @@ use async_graphql::{Context, InputObject, Object, Result};
 use crate::application::{AuthService, ServiceError};
 use crate::domain::{DisplayName, Email, NewUser, Password};
 
+use super::browser_session;
 use super::context::{caller, client, service};
 use super::error::graphql_error;
 use super::types::AuthPayload;
@@ -73,7 +74,7 @@ impl AuthMutation {
             .register(new_user, &client(ctx)?)
             .await
             .map_err(graphql_error)?;
-        Ok(signed_in.into())
+        browser_session::new_session(ctx, signed_in).await
     }
 
     /// Signs in with email and password, opening a new session. A wrong password and an
@@ -89,7 +90,7 @@ impl AuthMutation {
             .login(email, input.password, &client(ctx)?)
             .await
             .map_err(graphql_error)?;
-        Ok(signed_in.into())
+        browser_session::new_session(ctx, signed_in).await
     }
 
     /// Changes the signed-in user's password and signs out every other session (this one

@@ -14,12 +14,14 @@ use crate::application::{
 };
 use crate::domain::{AuditKind, User, UserId};
 
+use super::browser_session::{Transport, refuses_session};
 use super::error::graphql_error;
 
 /// Per-request data, put into the GraphQL request by the HTTP handler.
 pub struct RequestContext {
     authorization: Authorization,
     client: ClientInfo,
+    pub(super) transport: Transport,
     caller: OnceCell<Caller>,
     users: OnceCell<DataLoader<UserLoader, HashMapCache>>,
     audit_pages: OnceCell<DataLoader<AuditPageLoader>>,
@@ -32,8 +34,9 @@ enum Authorization {
 }
 
 impl RequestContext {
-    /// From the raw `Authorization` header value, if any, and the client's details.
-    pub fn new(authorization: Option<&[u8]>, client: ClientInfo) -> Self {
+    /// From the raw `Authorization` header value, if any, the client's details, and how its
+    /// session travels.
+    pub fn new(authorization: Option<&[u8]>, client: ClientInfo, transport: Transport) -> Self {
         let authorization = match authorization {
             None => Authorization::Absent,
             Some(value) => match std::str::from_utf8(value)
@@ -50,6 +53,7 @@ impl RequestContext {
         Self {
             authorization,
             client,
+            transport,
             caller: OnceCell::new(),
             users: OnceCell::new(),
             audit_pages: OnceCell::new(),
@@ -71,17 +75,35 @@ pub async fn caller_account(ctx: &Context<'_>) -> async_graphql::Result<User> {
 
 async fn authenticated<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Caller> {
     let request = request(ctx)?;
-    let token = match &request.authorization {
-        Authorization::Absent => return Err(graphql_error(AuthFailure::MissingToken.into())),
-        Authorization::Malformed => return Err(graphql_error(AuthFailure::MalformedHeader.into())),
-        Authorization::Bearer(token) => token,
+    // An explicit header wins over the access cookie.
+    let (token, cookie) = match (&request.authorization, &request.transport) {
+        (Authorization::Bearer(token), _) => (token.as_str(), None),
+        (Authorization::Malformed, _) => {
+            return Err(graphql_error(AuthFailure::MalformedHeader.into()));
+        }
+        (Authorization::Absent, Transport::Cookies(cookies)) => match cookies.access_token() {
+            Some(token) => (token, Some(cookies)),
+            None => return Err(graphql_error(AuthFailure::MissingToken.into())),
+        },
+        (Authorization::Absent, Transport::Bearer) => {
+            return Err(graphql_error(AuthFailure::MissingToken.into()));
+        }
     };
     let sessions = service::<SessionService>(ctx)?;
     request
         .caller
         .get_or_try_init(|| sessions.authenticate(token))
         .await
-        .map_err(graphql_error)
+        .map_err(|error| {
+            // A refused access cookie is cleared, so the browser stops sending it and the
+            // client knows to refresh (or sign in) instead.
+            if let Some(cookies) = cookie
+                && refuses_session(&error)
+            {
+                cookies.refuse_access();
+            }
+            graphql_error(error)
+        })
 }
 
 /// The client's details, for services that record them.
@@ -131,7 +153,7 @@ pub async fn audit_pages<'a>(
         .await)
 }
 
-fn request<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a RequestContext> {
+pub(super) fn request<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a RequestContext> {
     ctx.data::<RequestContext>()
         .map_err(|e| graphql_error(ServiceError::internal(e.message)))
 }

@@ -5,6 +5,7 @@ mod account;
 mod admission;
 mod audit;
 mod auth;
+mod browser_session;
 mod context;
 pub mod error;
 mod pagination;
@@ -17,6 +18,7 @@ use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 use crate::application::Services;
 
 pub use admission::{Admission, Admitted, PersistedLimits, SizeLimits};
+pub use browser_session::{CookieChange, CookieChanges, CookieSession, Transport};
 pub use context::RequestContext;
 pub use error::{ExecutionMarker, RequestErrors};
 

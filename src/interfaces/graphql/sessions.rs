@@ -3,8 +3,9 @@
 use async_graphql::{Context, ID, InputObject, Object, Result};
 
 use crate::application::{ServiceError, SessionService};
-use crate::domain::{OpaqueToken, SessionId};
+use crate::domain::SessionId;
 
+use super::browser_session::{self, presented_refresh_token};
 use super::context::{caller, client, service};
 use super::error::graphql_error;
 use super::pagination::{Connection, IdCursor, connection, page_request};
@@ -21,15 +22,16 @@ pub type SessionConnection = Connection<Session>;
 /// A refresh token to exchange.
 #[derive(InputObject)]
 pub struct RefreshTokenInput {
-    /// The latest refresh token this session received.
-    refresh_token: String,
+    /// The latest refresh token this session received. Leave it out when the session is in
+    /// a cookie.
+    refresh_token: Option<String>,
 }
 
 /// The session to sign out.
 #[derive(InputObject)]
 pub struct LogoutInput {
-    /// The session's latest refresh token.
-    refresh_token: String,
+    /// The session's latest refresh token. Leave it out when the session is in a cookie.
+    refresh_token: Option<String>,
 }
 
 /// A session of the signed-in user to end.
@@ -80,28 +82,35 @@ impl SessionMutation {
     /// Exchanges a refresh token for a new access token and a new refresh token. Each refresh
     /// token works once: a token used again (after a few seconds' grace for a double submit)
     /// is taken as stolen, ends its session, and fails with `UNAUTHENTICATED`. Call it when
-    /// the access token expires (or shortly before `expiresIn` runs out).
+    /// the access token expires (or shortly before `expiresIn` runs out). A browser whose
+    /// session is in a cookie calls it with no input.
     async fn refresh_token(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "What the operation needs.")] input: RefreshTokenInput,
+        #[graphql(desc = "What the operation needs; none when the session is in a cookie.")]
+        input: Option<RefreshTokenInput>,
     ) -> Result<AuthPayload> {
+        let presented = presented_refresh_token(ctx, input.and_then(|i| i.refresh_token))?;
         let signed_in = service::<SessionService>(ctx)?
-            .refresh(OpaqueToken::from_client(input.refresh_token), &client(ctx)?)
+            .refresh(presented, &client(ctx)?)
             .await
-            .map_err(graphql_error)?;
-        Ok(signed_in.into())
+            .map_err(|error| browser_session::refresh_failed(ctx, error))?;
+        browser_session::refreshed(ctx, signed_in)
     }
 
     /// Signs out the session of a refresh token: its refresh and access tokens stop working
-    /// at once. Needs no access token.
+    /// at once. Needs no access token. A browser whose session is in a cookie calls it with no
+    /// input, and its cookies are cleared whatever the outcome.
     async fn logout(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "What the operation needs.")] input: LogoutInput,
+        #[graphql(desc = "What the operation needs; none when the session is in a cookie.")]
+        input: Option<LogoutInput>,
     ) -> Result<bool> {
+        let presented = presented_refresh_token(ctx, input.and_then(|i| i.refresh_token));
+        browser_session::session_ended(ctx)?;
         service::<SessionService>(ctx)?
-            .logout(OpaqueToken::from_client(input.refresh_token), &client(ctx)?)
+            .logout(presented?, &client(ctx)?)
             .await
             .map_err(graphql_error)?;
         Ok(true)
@@ -115,6 +124,7 @@ impl SessionMutation {
             .logout_all(&caller, &client(ctx)?)
             .await
             .map_err(graphql_error)?;
+        browser_session::session_ended(ctx)?;
         Ok(i32::try_from(ended).unwrap_or(i32::MAX))
     }
 
@@ -139,6 +149,9 @@ impl SessionMutation {
             .revoke(&caller, id, &client(ctx)?)
             .await
             .map_err(graphql_error)?;
+        if id == caller.session_id {
+            browser_session::session_ended(ctx)?;
+        }
         Ok(true)
     }
 }

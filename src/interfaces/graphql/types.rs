@@ -214,8 +214,9 @@ pub struct AuthPayload {
     access_token: String,
     /// Long-lived opaque token: exchange it with `refreshToken` for new tokens when the
     /// access token expires. It works once: keep the new one each refresh returns. Store it
-    /// as securely as a password.
-    refresh_token: String,
+    /// as securely as a password. `null` when the server keeps the session in an HttpOnly
+    /// cookie instead (a browser on an allowed origin, with cookie sessions on).
+    refresh_token: Option<String>,
     /// Always `Bearer`.
     token_type: &'static str,
     /// Seconds until the access token expires.
@@ -224,11 +225,21 @@ pub struct AuthPayload {
     user: User,
 }
 
-impl From<SignedIn> for AuthPayload {
-    fn from(signed_in: SignedIn) -> Self {
+impl AuthPayload {
+    /// Both tokens in the body, for clients that keep them.
+    pub fn with_refresh_token(signed_in: SignedIn) -> Self {
+        let refresh_token = signed_in.refresh_token.expose().to_owned();
+        Self {
+            refresh_token: Some(refresh_token),
+            ..Self::without_refresh_token(signed_in)
+        }
+    }
+
+    /// The refresh token stays out of the body: it went into a cookie scripts cannot read.
+    pub fn without_refresh_token(signed_in: SignedIn) -> Self {
         Self {
             access_token: signed_in.access_token.token,
-            refresh_token: signed_in.refresh_token.expose().to_owned(),
+            refresh_token: None,
             token_type: "Bearer",
             expires_in: i32::try_from(signed_in.access_token.expires_in.as_secs())
                 .unwrap_or(i32::MAX),

@@ -12,6 +12,7 @@ use crate::domain::{
     UserOrder, UserOrderField,
 };
 
+use super::browser_session;
 use super::context::{caller, caller_account, client, service};
 use super::error::graphql_error;
 use super::pagination::{Connection, connection, page_request};
@@ -307,6 +308,7 @@ impl UserMutation {
             .delete_account(&caller, input.password, &client(ctx)?)
             .await
             .map_err(graphql_error)?;
+        browser_session::session_ended(ctx)?;
         Ok(true)
     }
 

@@ -15,9 +15,27 @@ pub enum CorsPolicy {
     Origins(Vec<String>),
 }
 
-/// The layer for `policy`. Credentials (cookies) are never allowed: the API authenticates
-/// with the `Authorization` header only.
-pub fn layer(policy: &CorsPolicy) -> CorsLayer {
+impl CorsPolicy {
+    /// Whether a page of `origin` may call the API.
+    pub fn allows(&self, origin: &HeaderValue) -> bool {
+        match self {
+            Self::None => false,
+            Self::Localhost => is_localhost(origin),
+            Self::Origins(origins) => origins
+                .iter()
+                .any(|o| o == "*" || o.trim_end_matches('/').as_bytes() == origin.as_bytes()),
+        }
+    }
+
+    /// Whether any origin at all is allowed (`*`), which cookie sessions must refuse.
+    pub fn allows_any(&self) -> bool {
+        matches!(self, Self::Origins(origins) if origins.iter().any(|o| o == "*"))
+    }
+}
+
+/// The layer for `policy`. With `credentials` (cookie sessions), the browser may send cookies
+/// from the allowed origins; never with `*` (the configuration refuses that at startup).
+pub fn layer(policy: &CorsPolicy, credentials: bool) -> CorsLayer {
     let base = CorsLayer::new()
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([
@@ -28,7 +46,8 @@ pub fn layer(policy: &CorsPolicy) -> CorsLayer {
             HeaderName::from_static("x-apollo-operation-name"),
         ])
         .expose_headers([HeaderName::from_static("x-request-id")])
-        .max_age(std::time::Duration::from_secs(3600));
+        .max_age(std::time::Duration::from_secs(3600))
+        .allow_credentials(credentials && !policy.allows_any());
     match policy {
         CorsPolicy::None => CorsLayer::new(),
         CorsPolicy::Localhost => {

@@ -17,7 +17,7 @@ use crate::application::ClientInfo;
 use crate::interfaces::graphql::error::{
     code, error_code, finish_response, unavailable_retry_after,
 };
-use crate::interfaces::graphql::{ExecutionMarker, RequestContext};
+use crate::interfaces::graphql::{ExecutionMarker, RequestContext, Transport};
 
 use super::{AppState, RequestId, graphiql};
 
@@ -144,6 +144,7 @@ async fn execute(
         let mut response = Rejection {
             status: StatusCode::METHOD_NOT_ALLOWED,
             code: code::GRAPHQL_VALIDATION_FAILED,
+            reason: None,
             message: "Mutations must be sent with POST.".to_owned(),
         }
         .into_response(format);
@@ -152,6 +153,28 @@ async fn execute(
             .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
         return response;
     }
+    let transport = match &state.settings.session_cookies {
+        None => Transport::Bearer,
+        Some(cookies) => match cookies.transport(headers, &state.settings.cors) {
+            Ok(transport) => transport,
+            Err(refusal) => {
+                if let Some(metrics) = &state.metrics {
+                    metrics.observe("refused", code::FORBIDDEN, started.elapsed());
+                }
+                return Rejection {
+                    status: StatusCode::FORBIDDEN,
+                    code: code::FORBIDDEN,
+                    reason: Some(refusal.reason()),
+                    message: refusal.message().to_owned(),
+                }
+                .into_response(format);
+            }
+        },
+    };
+    let cookie_session = match &transport {
+        Transport::Cookies(session) => Some(session.clone()),
+        Transport::Bearer => None,
+    };
     let client = ClientInfo {
         user_agent: headers
             .get(header::USER_AGENT)
@@ -164,6 +187,7 @@ async fn execute(
             .get(header::AUTHORIZATION)
             .map(HeaderValue::as_bytes),
         client,
+        transport,
     );
     let marker = ExecutionMarker::default();
     let mut response = state
@@ -191,13 +215,22 @@ async fn execute(
     // proxies and load balancers take it for "try again", not for a bug.
     let retry_after = unavailable_retry_after(&response);
     let status = retry_after.map_or(StatusCode::OK, |_| StatusCode::SERVICE_UNAVAILABLE);
-    match serde_json::to_vec(&response) {
+    let mut http_response = match serde_json::to_vec(&response) {
         Ok(body) => with_retry_after(format.respond(status, body), retry_after),
         Err(error) => {
             tracing::error!(%error, "cannot serialise a GraphQL response");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
+    };
+    if let (Some(session), Some(cookies)) = (cookie_session, &state.settings.session_cookies) {
+        let headers = http_response.headers_mut();
+        for value in cookies.set_cookie_headers(&session.changes()) {
+            headers.append(header::SET_COOKIE, value);
+        }
+        // An answer for one browser's session: no cache may keep it or its cookies.
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
+    http_response
 }
 
 /// Errors of a request that never ran: no `data`, and a 4xx for clients that understand the
@@ -254,6 +287,8 @@ async fn read_body(request: Request, limit: usize) -> Result<async_graphql::Requ
 struct Rejection {
     status: StatusCode,
     code: &'static str,
+    /// `extensions.reason`, when the code alone does not say why.
+    reason: Option<&'static str>,
     message: String,
 }
 
@@ -263,16 +298,18 @@ impl Rejection {
         Self {
             status,
             code: code::GRAPHQL_PARSE_FAILED,
+            reason: None,
             message,
         }
     }
 
     fn into_response(self, format: ResponseFormat) -> Response {
+        let mut extensions = json!({ "code": self.code });
+        if let Some(reason) = self.reason {
+            extensions["reason"] = reason.into();
+        }
         let body = json!({
-            "errors": [{
-                "message": self.message,
-                "extensions": { "code": self.code },
-            }]
+            "errors": [{ "message": self.message, "extensions": extensions }]
         });
         // Not a well-formed GraphQL-over-HTTP request: the status says so in both formats.
         format.respond(self.status, body.to_string().into_bytes())

@@ -2,6 +2,7 @@
 //! request passes: an id, a span and a log line (`observe`), limits, panic containment and
 //! security headers (`guard`), and CORS.
 
+mod browser;
 mod client_ip;
 mod cors;
 mod graphiql;
@@ -23,6 +24,7 @@ use axum::routing::get;
 use super::graphql::{Admission, AppSchema};
 use crate::application::ports::StoreHealth;
 
+pub use browser::{CookieSameSite, CookieSettings};
 pub use client_ip::{ForwardedHeader, TrustedProxies, parse_network};
 pub use cors::CorsPolicy;
 #[cfg(feature = "test-hooks")]
@@ -48,6 +50,8 @@ pub struct HttpSettings {
     pub trusted_proxies: TrustedProxies,
     /// Whether to send `Strict-Transport-Security` (behind HTTPS only).
     pub hsts: bool,
+    /// Browser sessions in cookies; `None` when only bearer tokens are used.
+    pub session_cookies: Option<CookieSettings>,
 }
 
 /// Shared handles for the handlers; cheap to clone.
@@ -92,7 +96,10 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready));
     routes
-        .layer(cors::layer(&state.settings.cors))
+        .layer(cors::layer(
+            &state.settings.cors,
+            state.settings.session_cookies.is_some(),
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.settings.clone(),
             guard::guard,
