@@ -65,8 +65,8 @@ for backend in "PostgreSQL $POSTGRES_TEST_URL 5432" "MySQL/MariaDB $MYSQL_TEST_U
 done
 
 # The frontend's view: typed client code generated from schema.graphql, a real session with
-# urql, the GraphQL-over-HTTP audit, and GraphiQL in headless Chromium, against the server
-# binary the tests just built.
+# urql, the GraphQL-over-HTTP audit, GraphiQL and a browser session in cookies in headless
+# Chromium, against the server binary the tests just built.
 if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
   if [[ ${REQUIRE_FRONTEND:-} == 1 ]]; then
     echo "error: Node.js and npm are needed for the frontend checks" >&2
@@ -84,7 +84,8 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 DATABASE_URL="sqlite://$work/db.sqlite?mode=rwc" PORT=$port JWT_SECRET=frontend-checks-secret-frontend-checks-1 \
   MAILER=log METRICS_ADDR=127.0.0.1:0 RATE_LIMITS=false RUST_LOG=warn "$server_bin" >"$work/server.log" 2>&1 &
 server=$!
-trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
+cookie_server=
+trap 'kill $server $cookie_server 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/ready" && break; sleep 0.1; done
 export AUTHGRAPH_URL="http://127.0.0.1:$port/graphql"
 (
@@ -106,3 +107,31 @@ export AUTHGRAPH_URL="http://127.0.0.1:$port/graphql"
     echo "-- skipping GraphiQL in Chromium: no /usr/bin/chromium"
   fi
 )
+
+# Browser sessions in HttpOnly cookies: a second server with SESSION_COOKIES=true that allows
+# credentials from the check's app page only, http://localhost:$app_port; the check serves that
+# page and pages on other origins, and drives them in headless Chromium.
+if [[ -x ${CHROMIUM:-/usr/bin/chromium} ]]; then
+  read -r app_port cookie_port < <(python3 -c 'import socket
+s = [socket.socket() for _ in range(2)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(*(x.getsockname()[1] for x in s))')
+  DATABASE_URL="sqlite://$work/cookies.sqlite?mode=rwc" PORT=$cookie_port JWT_SECRET=frontend-checks-secret-frontend-checks-1 \
+    MAILER=log METRICS_ADDR=127.0.0.1:0 RATE_LIMITS=false RUST_LOG=warn \
+    SESSION_COOKIES=true CORS_ALLOWED_ORIGINS="http://localhost:$app_port" \
+    "$server_bin" >"$work/cookie-server.log" 2>&1 &
+  cookie_server=$!
+  for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$cookie_port/ready" && break; sleep 0.1; done
+  if ! curl -sf -o /dev/null "http://127.0.0.1:$cookie_port/ready"; then
+    echo "error: the server with SESSION_COOKIES=true did not start:" >&2
+    cat "$work/cookie-server.log" >&2
+    exit 1
+  fi
+  echo "-- cookie sessions in headless Chromium"
+  (cd examples/web-client && AUTHGRAPH_URL="http://localhost:$cookie_port/graphql" APP_PORT=$app_port npm run --silent cookies)
+elif [[ ${REQUIRE_FRONTEND:-} == 1 ]]; then
+  echo "error: Chromium is needed for the cookie session check" >&2
+  exit 1
+else
+  echo "-- skipping cookie sessions in Chromium: no /usr/bin/chromium"
+fi

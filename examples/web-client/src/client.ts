@@ -1,6 +1,10 @@
 // A small authgraph client on urql: keeps the tokens, sends the access token, on
 // UNAUTHENTICATED refreshes once and retries, and on SERVICE_UNAVAILABLE waits retryAfter
 // seconds and sends the operation again — the patterns the README recommends.
+//
+// In a browser on an origin the server allows, `{ session: "cookies" }` keeps no token at all:
+// the server holds the session in HttpOnly cookies that script cannot read (so an XSS cannot
+// take it away), and the client only asks the browser to send them.
 import {
   Client,
   fetchExchange,
@@ -11,7 +15,14 @@ import {
 } from "@urql/core";
 
 import type { TokenFieldsFragment } from "./gql/graphql.js";
-import { Login, RefreshToken, Register } from "./operations.js";
+import {
+  Login,
+  Logout,
+  LogoutFromCookie,
+  RefreshFromCookie,
+  RefreshToken,
+  Register,
+} from "./operations.js";
 
 export type Tokens = { accessToken: string; refreshToken: string };
 
@@ -27,6 +38,13 @@ export class AuthgraphError extends Error {
 }
 
 export type Options = {
+  /**
+   * "bearer" (default): the client keeps the tokens and sends `Authorization: Bearer`.
+   * "cookies": for a browser page on an origin of the server's CORS_ALLOWED_ORIGINS, with
+   * SESSION_COOKIES=true on the server: requests carry the session cookies
+   * (`credentials: "include"`) and the client keeps no token.
+   */
+  session?: "bearer" | "cookies";
   /** Times an operation is sent again after SERVICE_UNAVAILABLE (default 3). */
   unavailableRetries?: number;
   /** The longest wait before sending it again, whatever retryAfter says (default 10 s). */
@@ -36,18 +54,24 @@ export type Options = {
 export class Authgraph {
   tokens: Tokens | null = null;
   private readonly client: Client;
+  private readonly cookies: boolean;
   private readonly unavailableRetries: number;
   private readonly maxRetryAfterSeconds: number;
 
   constructor(url: string, options: Options = {}) {
     this.unavailableRetries = options.unavailableRetries ?? 3;
     this.maxRetryAfterSeconds = options.maxRetryAfterSeconds ?? 10;
+    this.cookies = options.session === "cookies";
     this.client = new Client({
       url,
       exchanges: [fetchExchange],
       requestPolicy: "network-only",
-      fetchOptions: () =>
-        this.tokens ? { headers: { authorization: `Bearer ${this.tokens.accessToken}` } } : {},
+      fetchOptions: (): RequestInit =>
+        this.cookies
+          ? { credentials: "include" }
+          : this.tokens
+            ? { headers: { authorization: `Bearer ${this.tokens.accessToken}` } }
+            : {},
     });
   }
 
@@ -61,7 +85,9 @@ export class Authgraph {
     const error = result.error?.graphQLErrors[0];
     if (error) {
       const code = error.extensions["code"] as string | undefined;
-      if (code === "UNAUTHENTICATED" && retry && this.tokens && (await this.refresh())) {
+      // With cookies the client cannot tell whether a refresh cookie is there: it tries.
+      const canRefresh = this.cookies || this.tokens !== null;
+      if (code === "UNAUTHENTICATED" && retry && canRefresh && (await this.refresh())) {
         return this.run(document, variables, false);
       }
       throw toError(result.error!);
@@ -71,14 +97,28 @@ export class Authgraph {
     return result.data;
   }
 
+  // Signing in needs no access token: a failure is never cured by a refresh (no retry).
   async register(email: string, password: string, displayName?: string) {
-    const data = await this.run(Register, { input: { email, password, displayName } });
+    const data = await this.run(Register, { input: { email, password, displayName } }, false);
     return this.keep(data.register);
   }
 
   async login(email: string, password: string) {
-    const data = await this.run(Login, { input: { email, password } });
+    const data = await this.run(Login, { input: { email, password } }, false);
     return this.keep(data.login);
+  }
+
+  /**
+   * Signs this session out: the server ends it (and, with cookies, clears them). True when
+   * the server ended a session.
+   */
+  async logout(): Promise<boolean> {
+    if (this.cookies) return (await this.run(LogoutFromCookie, {}, false)).logout;
+    if (!this.tokens) return false;
+    const { refreshToken } = this.tokens;
+    // Signed out here whatever the server answers.
+    this.tokens = null;
+    return (await this.run(Logout, { input: { refreshToken } }, false)).logout;
   }
 
   /**
@@ -86,10 +126,12 @@ export class Authgraph {
    * unavailable throws instead: the session may well be alive, so the tokens are kept.
    */
   async refresh(): Promise<boolean> {
-    if (!this.tokens) return false;
-    const result = await this.send(RefreshToken, {
-      input: { refreshToken: this.tokens.refreshToken },
-    });
+    if (!this.cookies && !this.tokens) return false;
+    // With cookies (no tokens kept) the browser sends the refresh cookie, and the answer
+    // sets new cookies.
+    const result = this.tokens
+      ? await this.send(RefreshToken, { input: { refreshToken: this.tokens.refreshToken } })
+      : await this.send(RefreshFromCookie, {});
     if (!result.data) {
       const error = result.error && toError(result.error);
       // Unreachable or unavailable is not "signed out": keep the tokens for later.
@@ -132,6 +174,17 @@ export class Authgraph {
   }
 
   private keep(payload: TokenFieldsFragment) {
+    // With cookies the session is the browser's: keeping the access token would only give
+    // an XSS something to steal.
+    if (this.cookies) return payload;
+    // A server that chose cookies for this request (a browser on an allowed origin) answers
+    // no refresh token: a bearer client could not refresh, so it says so now.
+    if (payload.refreshToken == null) {
+      throw new AuthgraphError(
+        'The server sent this session as cookies (refreshToken null): use { session: "cookies" }.',
+        undefined,
+      );
+    }
     this.tokens = { accessToken: payload.accessToken, refreshToken: payload.refreshToken };
     return payload;
   }

@@ -52,9 +52,26 @@ export const RefreshToken = graphql(`
   }
 `);
 
+// A browser session in cookies: the browser sends the refresh cookie, the server answers
+// new cookies (and refreshToken null in the body).
+export const RefreshFromCookie = graphql(`
+  mutation RefreshFromCookie {
+    refreshToken {
+      ...TokenFields
+    }
+  }
+`);
+
 export const Logout = graphql(`
   mutation Logout($input: LogoutInput!) {
     logout(input: $input)
+  }
+`);
+
+// Ends the session of the browser's refresh cookie; the answer clears both cookies.
+export const LogoutFromCookie = graphql(`
+  mutation LogoutFromCookie {
+    logout
   }
 `);
 
