@@ -31,9 +31,9 @@ pub async fn post_graphql(
     let headers = request.headers().clone();
     let format = ResponseFormat::negotiate(&headers);
     // Before anything else, even reading the body: a page of another site gets nothing.
-    let transport = match transport(&state, &headers, format) {
+    let transport = match transport(&state, &headers) {
         Ok(transport) => transport,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(format),
     };
     if !is_json(&headers) {
         // Only JSON: a page on another site can make a browser POST text/plain or a form
@@ -95,9 +95,9 @@ pub async fn get_graphql(
             .into_response();
     }
     let format = ResponseFormat::negotiate(&headers);
-    let transport = match transport(&state, &headers, format) {
+    let transport = match transport(&state, &headers) {
         Ok(transport) => transport,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(format),
     };
     let request = match request {
         Ok(request) => request.into_inner(),
@@ -123,11 +123,7 @@ pub async fn get_graphql(
 
 /// How the request's session travels; with cookie sessions on, a request from a page of
 /// another site or an unlisted origin is refused here (`browser.rs`).
-fn transport(
-    state: &AppState,
-    headers: &HeaderMap,
-    format: ResponseFormat,
-) -> Result<Transport, Response> {
+fn transport(state: &AppState, headers: &HeaderMap) -> Result<Transport, Rejection> {
     let Some(cookies) = &state.settings.session_cookies else {
         return Ok(Transport::Bearer);
     };
@@ -143,7 +139,6 @@ fn transport(
                 reason: Some(refusal.reason()),
                 message: refusal.message().to_owned(),
             }
-            .into_response(format)
         })
 }
 
