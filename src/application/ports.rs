@@ -197,3 +197,28 @@ pub trait DropCount: Send + Sync {
     /// Items dropped since start because the queue was full.
     fn dropped(&self) -> u64;
 }
+
+/// Why a secret could not be sealed or opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// The value was sealed with a key that is neither the current one nor a previous one:
+    /// a key retired from the previous keys too soon, or another deployment's.
+    #[error("sealed with key `{0}`, which is neither the current nor a previous key")]
+    UnknownKey(String),
+    /// Not a sealed value this version reads, tampered with, or sealed for another account.
+    #[error("the sealed value is malformed, was altered, or belongs to another account")]
+    Corrupt,
+    /// The operating system's random source failed, so no nonce could be drawn.
+    #[error("the operating system's random source failed: {0}")]
+    Random(String),
+}
+
+/// Encrypts small secrets (a TOTP key) for storage, bound to the account they belong to: a
+/// sealed value copied to another account's row does not open.
+pub trait SecretSealer: Send + Sync {
+    /// The secret encrypted with the current key, as short printable text to store.
+    fn seal(&self, owner: UserId, secret: &[u8]) -> Result<String, SealError>;
+    /// The secret `seal` was given for `owner`, with whichever configured key sealed it; the
+    /// buffer is wiped when dropped.
+    fn open(&self, owner: UserId, sealed: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, SealError>;
+}

@@ -1,9 +1,11 @@
-//! Password hashing, access-token signing and secret handling.
+//! Password hashing, access-token signing, secrets encrypted at rest and secret handling.
 
 mod jwt;
 mod password;
 mod secret;
+mod secret_box;
 
 pub use jwt::{JwtSettings, JwtTokens, key_id};
 pub use password::{Argon2Hasher, HashPriority, HashingSettings};
-pub use secret::{JWT_SECRET_MIN_BYTES, SecretError, resolve_jwt_secret};
+pub use secret::{JWT_SECRET_MIN_BYTES, SecretError, resolve_jwt_secret, resolve_mfa_keys};
+pub use secret_box::{ENCRYPTION_KEY_BYTES, EncryptionKey, KeyFormatError, SecretBox};
