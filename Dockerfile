@@ -4,6 +4,7 @@
 #
 #   docker build -t authgraph .
 #   docker run -p 8000:8000 -e JWT_SECRET=$(openssl rand -base64 48) \
+#     -e MFA_ENCRYPTION_KEY=$(openssl rand -base64 32) \
 #     -e PUBLIC_URL=https://app.example.com -e SMTP_URL=smtps://user:pass@smtp.example.com:465 \
 #     -e MAIL_FROM='Example <no-reply@example.com>' authgraph
 

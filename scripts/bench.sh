@@ -58,6 +58,7 @@ trap cleanup EXIT
 
 PASSWORD="correct horse battery staple"
 export JWT_SECRET=bench-secret-bench-secret-bench-secret-1234
+export MFA_ENCRYPTION_KEY=YmVuY2gta2V5LWJlbmNoLWtleS1iZW5jaC1rZXktMTI=
 export MAILER=log METRICS_ADDR=127.0.0.1:0 RATE_LIMITS=false RUST_LOG=warn LOG_FORMAT=json
 export REFRESH_TOKEN_REUSE_GRACE=0s
 

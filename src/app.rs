@@ -12,7 +12,9 @@ use sea_orm::DatabaseConnection;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
-use crate::application::ports::{Clock, Mailer, RateLimiter, StoreHealth, SystemClock};
+use crate::application::ports::{
+    Clock, Mailer, RateLimiter, SecretSealer, StoreHealth, SystemClock,
+};
 use crate::application::{
     AccountLinks, AccountService, AuditRetention, AuditService, AuditTrail, AuthService, Services,
     SessionPolicy, SessionService, Throttle, UserService,
@@ -30,7 +32,9 @@ use crate::infrastructure::persistence::{
     SeaOrmAuditRepository, SeaOrmSessionRepository, SeaOrmUserRepository, Transactions,
 };
 use crate::infrastructure::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
-use crate::infrastructure::security::{Argon2Hasher, JwtSettings, JwtTokens, resolve_jwt_secret};
+use crate::infrastructure::security::{
+    Argon2Hasher, JwtSettings, JwtTokens, resolve_jwt_secret, resolve_mfa_keys,
+};
 use crate::interfaces::graphql;
 use crate::interfaces::http::{self, AppState, MetricSources, Metrics};
 
@@ -51,6 +55,8 @@ pub struct Core {
     pub hasher: Arc<Argon2Hasher>,
     /// Work handed off by requests (emails with links), to wait for it at shutdown.
     pub deferred: Arc<DeferredQueue>,
+    /// Encrypts TOTP secrets for storage (MFA_ENCRYPTION_KEY), for the services that keep them.
+    pub sealer: Arc<dyn SecretSealer>,
 }
 
 impl Core {
@@ -69,6 +75,8 @@ impl Core {
         // Before the database: a rate-limit store that cannot be reached stops startup before
         // any migration runs.
         let limiter = limiter(config, clock.clone()).await?;
+        // So does a missing or malformed encryption key.
+        let sealer = sealer(config)?;
         let queries = QueryCounter::default();
         let db = connect_and_migrate_counted(config, &queries).await?;
         let retries = RetryCounter::default();
@@ -100,6 +108,7 @@ impl Core {
             retries,
             hasher,
             deferred,
+            sealer,
         })
     }
 }
@@ -415,6 +424,24 @@ pub fn account_and_session_stores(
         }
         None => (Arc::new(users), Arc::new(sessions)),
     }
+}
+
+/// The sealer of TOTP secrets: MFA_ENCRYPTION_KEY, and MFA_PREVIOUS_ENCRYPTION_KEYS for what
+/// earlier keys sealed; in development a generated key kept beside the database.
+fn sealer(config: &Config) -> anyhow::Result<Arc<dyn SecretSealer>> {
+    let previous: Vec<&str> = config
+        .mfa_previous_encryption_keys
+        .iter()
+        .map(ExposeSecret::expose_secret)
+        .collect();
+    Ok(Arc::new(resolve_mfa_keys(
+        config
+            .mfa_encryption_key
+            .as_ref()
+            .map(ExposeSecret::expose_secret),
+        &previous,
+        config.dev_state_dir().as_deref(),
+    )?))
 }
 
 fn duration(value: Duration, name: &str) -> anyhow::Result<chrono::Duration> {

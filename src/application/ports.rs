@@ -221,4 +221,7 @@ pub trait SecretSealer: Send + Sync {
     /// The secret `seal` was given for `owner`, with whichever configured key sealed it; the
     /// buffer is wiped when dropped.
     fn open(&self, owner: UserId, sealed: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, SealError>;
+    /// Whether `sealed` names another key than the current one, so should be sealed again
+    /// the next time it is opened: once nothing needs it, a previous key can be retired.
+    fn needs_reseal(&self, sealed: &str) -> bool;
 }

@@ -24,7 +24,8 @@ use crate::interfaces::http::{
 /// Whether the service runs for a developer or for real users.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AppEnv {
-    /// For a developer's machine: a missing JWT secret is generated and kept on disk.
+    /// For a developer's machine: a missing JWT secret or MFA key is generated and kept on
+    /// disk.
     Development,
     /// For real users: every secret must come from the environment.
     Production,
@@ -160,6 +161,30 @@ pub struct Config {
         global = true
     )]
     pub jwt_previous_secrets: Vec<SecretString>,
+
+    /// Key that encrypts TOTP secrets at rest: 32 random bytes in base64 (`openssl rand
+    /// -base64 32`). Required in production. Keep it: what it encrypted opens with no other key.
+    #[arg(
+        long,
+        env = "MFA_ENCRYPTION_KEY",
+        hide_env_values = true,
+        value_parser = secret,
+        global = true
+    )]
+    pub mfa_encryption_key: Option<SecretString>,
+
+    /// Retired encryption keys, comma-separated: what they encrypted still opens. Put the old
+    /// MFA_ENCRYPTION_KEY here when you set a new one, and keep it while secrets it sealed
+    /// remain.
+    #[arg(
+        long,
+        env = "MFA_PREVIOUS_ENCRYPTION_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        value_parser = secret,
+        global = true
+    )]
+    pub mfa_previous_encryption_keys: Vec<SecretString>,
 
     /// `iss` claim of access tokens.
     #[arg(long, env = "JWT_ISSUER", default_value = "authgraph", global = true)]
@@ -699,14 +724,21 @@ impl Config {
             Some(AppEnv::Development) => "development",
             None => "development (APP_ENV not set: loopback only)",
         };
+        let generated = "generated and kept beside the database";
         format!(
-            "{mode}: GraphiQL {}, introspection {}, emails {mail}, CORS {cors}, JWT secret {}",
+            "{mode}: GraphiQL {}, introspection {}, emails {mail}, CORS {cors}, JWT secret {}, \
+             MFA key {}",
             on_off(http.graphiql),
             on_off(limits.introspection),
             if self.jwt_secret.is_some() {
                 "from JWT_SECRET"
             } else {
-                "generated and kept beside the database"
+                generated
+            },
+            if self.mfa_encryption_key.is_some() {
+                "from MFA_ENCRYPTION_KEY"
+            } else {
+                generated
             },
         )
     }
@@ -838,7 +870,7 @@ impl Config {
         }
     }
 
-    /// Where development-only generated files (the JWT secret) live: beside the SQLite
+    /// Where development-only generated files (the JWT secret, the MFA key) live: beside the SQLite
     /// database, or `./data` for a server database. `None` in production.
     pub fn dev_state_dir(&self) -> Option<PathBuf> {
         if self.is_production() {
@@ -874,6 +906,10 @@ mod tests {
             "signing-secret-signing-secret-signing",
             "--jwt-previous-secrets",
             "old-secret-one,old-secret-two",
+            "--mfa-encryption-key",
+            "mfa-key-mfa-key-mfa-key-mfa-key-mfa-key-mf=",
+            "--mfa-previous-encryption-keys",
+            "old-mfa-key-one,old-mfa-key-two",
             "--smtp-url",
             "smtps://u:smtp-password@mail.example.com",
             "--redis-url",
@@ -885,6 +921,7 @@ mod tests {
             "db-password",
             "signing-secret",
             "old-secret",
+            "mfa-key",
             "smtp-password",
             "redis-password",
         ] {

@@ -5,6 +5,7 @@ use ipnet::IpNet;
 use secrecy::ExposeSecret;
 
 use super::{Config, MailerKind};
+use crate::infrastructure::security::EncryptionKey;
 
 /// The shortest network prefixes `TRUSTED_PROXIES` may name without
 /// `TRUSTED_PROXIES_ALLOW_WIDE=true`: 10.0.0.0/8 and the IPv6 unique-local range fc00::/7 are
@@ -12,7 +13,7 @@ use super::{Config, MailerKind};
 const NARROWEST_IPV4_PREFIX: u8 = 8;
 const NARROWEST_IPV6_PREFIX: u8 = 7;
 
-/// The least estimated entropy of a JWT signing secret.
+/// The least estimated entropy of a JWT signing secret or an encryption key.
 const MIN_SECRET_BITS: f64 = 128.0;
 
 pub(super) fn findings(config: &Config) -> Vec<String> {
@@ -23,6 +24,11 @@ pub(super) fn findings(config: &Config) -> Vec<String> {
     for (i, secret) in config.jwt_previous_secrets.iter().enumerate() {
         let name = format!("JWT_PREVIOUS_SECRETS (entry {})", i + 1);
         found.extend(weak_secret(&name, secret.expose_secret()));
+    }
+    // Only the current key: a previous one must still open what it sealed, weak or not, and
+    // a malformed key is refused in every mode where the keys are read.
+    if let Some(key) = &config.mfa_encryption_key {
+        found.extend(weak_key("MFA_ENCRYPTION_KEY", key.expose_secret()));
     }
     if !config.trusted_proxies_allow_wide {
         found.extend(config.trusted_proxies.iter().filter_map(too_wide));
@@ -57,6 +63,19 @@ fn weak_secret(name: &str, secret: &str) -> Option<String> {
     )
 }
 
+/// A well-formed encryption key whose bytes are far from random (zeros, a repeated word).
+fn weak_key(name: &str, key: &str) -> Option<String> {
+    let key = EncryptionKey::parse(key).ok()?;
+    let bits = estimated_bits(key.bytes());
+    (bits < MIN_SECRET_BITS).then(|| {
+        format!(
+            "{name} has about {bits:.0} bits of entropy; an encryption key must be 32 random \
+             bytes: generate one with `openssl rand -base64 32` (and move the old one to \
+             MFA_PREVIOUS_ENCRYPTION_KEYS)"
+        )
+    })
+}
+
 /// The secret's length times the Shannon entropy of its bytes: 32 × `a` has none, a random
 /// base64 string about six bits a character. An estimate from above for anything not random,
 /// which is what a floor needs.
@@ -71,7 +90,8 @@ fn estimated_bits(secret: &[u8]) -> f64 {
         .filter(|c| **c > 0)
         .map(|c| {
             let p = *c as f64 / n;
-            -p * p.log2()
+            // Not `-p * p.log2()`: a single repeated byte would say "-0 bits".
+            p * (1.0 / p).log2()
         })
         .sum();
     per_byte * n
@@ -130,7 +150,8 @@ mod tests {
 
     #[test]
     fn secrets_need_length_and_entropy() {
-        assert!(weak_secret("S", &"a".repeat(64)).is_some());
+        let said = weak_secret("S", &"a".repeat(64)).unwrap();
+        assert!(said.contains("about 0 bits"), "{said}");
         assert!(
             weak_secret("S", &"abcd".repeat(12)).is_some(),
             "2 bits a byte"
@@ -144,6 +165,19 @@ mod tests {
             .is_none()
         );
         assert!(weak_secret("S", "test-secret-that-is-long-enough-for-hs256!").is_none());
+    }
+
+    #[test]
+    fn encryption_keys_need_entropy() {
+        use base64::Engine;
+        let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        assert!(weak_key("K", &encode(&[0; 32])).is_some());
+        assert!(weak_key("K", &encode(b"passwordpasswordpasswordpassword")).is_some());
+        for _ in 0..1000 {
+            let random = EncryptionKey::generate_text().unwrap();
+            assert!(weak_key("K", &random).is_none(), "{random}");
+        }
+        assert!(weak_key("K", "malformed: refused elsewhere").is_none());
     }
 
     #[test]

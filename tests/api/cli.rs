@@ -3,7 +3,8 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use crate::helpers::{
-    JWT_SECRET, PASSWORD, TestApp, assert_no_errors, data_str, error_code, spawn_app, unique_email,
+    JWT_SECRET, MFA_ENCRYPTION_KEY, PASSWORD, TestApp, assert_no_errors, data_str, error_code,
+    spawn_app, unique_email,
 };
 
 /// Runs `authgraph create-admin` against the test app's database, the password on stdin.
@@ -25,6 +26,7 @@ fn run_create_admin(database_url: &str, email: &str, stdin: &str) -> std::proces
         .args(["create-admin", "--email", email])
         .env("DATABASE_URL", database_url)
         .env("JWT_SECRET", JWT_SECRET)
+        .env("MFA_ENCRYPTION_KEY", MFA_ENCRYPTION_KEY)
         .env("MAILER", "log")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())
@@ -167,6 +169,7 @@ impl ServerProcess {
             .env("DATABASE_URL", database_url)
             .env("PORT", "0")
             .env("JWT_SECRET", JWT_SECRET)
+            .env("MFA_ENCRYPTION_KEY", MFA_ENCRYPTION_KEY)
             .env("MAILER", "log")
             .env("RATE_LIMITS", "false")
             .env("METRICS_ADDR", "127.0.0.1:0")

@@ -24,6 +24,8 @@ use uuid::Uuid;
 
 /// The JWT secret of every test app, so tests can forge tokens.
 pub const JWT_SECRET: &str = "test-secret-that-is-long-enough-for-hs256!";
+/// The key that encrypts TOTP secrets in every test app (so none writes a key file).
+pub const MFA_ENCRYPTION_KEY: &str = "q3d5xX1JQ0b9Cw4m7V2e8kYtZlR6uNpHsGfJ0aIoBcM=";
 pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestApp {
@@ -79,6 +81,7 @@ pub fn test_config(database_url: &str, configure: impl FnOnce(&mut Config)) -> C
     config.port = 0;
     config.database_url = database_url.into();
     config.jwt_secret = Some(JWT_SECRET.into());
+    config.mfa_encryption_key = Some(MFA_ENCRYPTION_KEY.into());
     config.jwt_issuer = "authgraph".into();
     config.jwt_audience = "authgraph".into();
     config.access_token_ttl = std::time::Duration::from_secs(900);

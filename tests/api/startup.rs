@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::cli::ServerProcess;
 
 const STRONG_SECRET: &str = "pYyU3mZ0c7mNnY5wZ3Nw2hQ0zvJc5F0b6wqQm1o4J9k5TqW8nVbR2xXl3sA7eD1g";
+const STRONG_KEY: &str = "9Yk2mQe4Lw0vTn7RzXb1Hc8Ps5Ju3Dg6Af+Ko/iNtE0=";
 
 /// A valid production configuration on a database of its own.
 fn production(dir: &tempfile::TempDir) -> Vec<(&'static str, String)> {
@@ -20,6 +21,7 @@ fn production(dir: &tempfile::TempDir) -> Vec<(&'static str, String)> {
             format!("sqlite://{}/db.sqlite?mode=rwc", dir.path().display()),
         ),
         ("JWT_SECRET", STRONG_SECRET.into()),
+        ("MFA_ENCRYPTION_KEY", STRONG_KEY.into()),
         ("PUBLIC_URL", "https://app.example.com".into()),
         ("MAILER", "log".into()),
         ("METRICS_ADDR", "127.0.0.1:0".into()),
@@ -72,6 +74,33 @@ fn production_refuses_each_setting_that_would_open_a_hole() {
             &[("JWT_PREVIOUS_SECRETS", "old-secret")],
             "JWT_PREVIOUS_SECRETS",
         ),
+        (
+            &[("MFA_ENCRYPTION_KEY", "")],
+            "MFA_ENCRYPTION_KEY is not set",
+        ),
+        (
+            &[("MFA_ENCRYPTION_KEY", "c2hvcnQ=")],
+            "MFA_ENCRYPTION_KEY decodes to 5 bytes; 32 are needed",
+        ),
+        (
+            &[(
+                "MFA_ENCRYPTION_KEY",
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            )],
+            "MFA_ENCRYPTION_KEY has about 0 bits of entropy",
+        ),
+        (
+            &[("MFA_PREVIOUS_ENCRYPTION_KEYS", "not-a-key")],
+            "MFA_PREVIOUS_ENCRYPTION_KEYS (entry 1) is not base64",
+        ),
+        // Malformed in development too: nothing it sealed could be opened once corrected.
+        (
+            &[
+                ("APP_ENV", "development"),
+                ("MFA_ENCRYPTION_KEY", "c2hvcnQ="),
+            ],
+            "MFA_ENCRYPTION_KEY decodes to 5 bytes",
+        ),
         (&[("TRUSTED_PROXIES", "0.0.0.0/0")], "TRUSTED_PROXIES"),
         (&[("TRUSTED_PROXIES", "10.0.0.1,::/0")], "TRUSTED_PROXIES"),
         (&[("PUBLIC_URL", "http://app.example.com")], "PUBLIC_URL"),
@@ -93,9 +122,15 @@ fn production_refuses_each_setting_that_would_open_a_hole() {
             "{changes:?} should name {named}: {said}"
         );
         assert!(
-            !said.contains(STRONG_SECRET),
+            !said.contains(STRONG_SECRET) && !said.contains(STRONG_KEY),
             "the message leaks the secret: {said}"
         );
+        for (name, value) in *changes {
+            assert!(
+                !name.starts_with("MFA_") || value.is_empty() || !said.contains(value),
+                "the message shows {name}: {said}"
+            );
+        }
     }
 }
 
@@ -163,16 +198,21 @@ fn help_never_shows_secret_values() {
         .env("SMTP_URL", "smtps://u:smtp-password-456@mail.example.com")
         .env("REDIS_URL", "redis://:redis-password-789@cache:6379")
         .env("JWT_PREVIOUS_SECRETS", "previous-secret-000")
+        .env("MFA_ENCRYPTION_KEY", STRONG_KEY)
+        .env("MFA_PREVIOUS_ENCRYPTION_KEYS", "previous-mfa-key-111")
         .output()
         .unwrap();
     let help = String::from_utf8_lossy(&output.stdout);
     assert!(help.contains("DATABASE_URL"), "{help}");
+    assert!(help.contains("MFA_ENCRYPTION_KEY"), "{help}");
     for secret in [
         "db-password-123",
         STRONG_SECRET,
         "smtp-password-456",
         "redis-password-789",
         "previous-secret-000",
+        STRONG_KEY,
+        "previous-mfa-key-111",
     ] {
         assert!(!help.contains(secret), "--help shows {secret}");
     }

@@ -203,6 +203,13 @@ impl SecretSealer for SecretBox {
             .map(Zeroizing::new)
             .ok_or(SealError::Corrupt)
     }
+
+    fn needs_reseal(&self, sealed: &str) -> bool {
+        sealed
+            .split('.')
+            .nth(1)
+            .is_some_and(|key_id| key_id != self.current.id)
+    }
 }
 
 impl fmt::Debug for SecretBox {
@@ -305,6 +312,8 @@ mod tests {
             one_key(KEY_A).open(owner, &sealed_after),
             Err(SealError::UnknownKey(_))
         ));
+        assert!(rotated.needs_reseal(&sealed_before));
+        assert!(!rotated.needs_reseal(&sealed_after));
     }
 
     #[test]
