@@ -16,8 +16,8 @@ use crate::application::ports::{
     Clock, Mailer, RateLimiter, SecretSealer, StoreHealth, SystemClock,
 };
 use crate::application::{
-    AccountLinks, AccountService, AuditRetention, AuditService, AuditTrail, AuthService, Services,
-    SessionPolicy, SessionService, Throttle, UserService,
+    AccountLinks, AccountService, AuditRetention, AuditService, AuditTrail, AuthService, MfaPolicy,
+    MfaPorts, MfaService, Services, SessionPolicy, SessionService, Throttle, UserService,
 };
 use crate::config::{Config, MailerKind, RateLimitStore};
 use crate::domain::{AccountStore, SessionRepository};
@@ -29,7 +29,8 @@ use crate::infrastructure::persistence::sqlite::{
 };
 use crate::infrastructure::persistence::{
     self, DatabaseHealth, QueryCounter, RetryCounter, SeaOrmAccountTokenRepository,
-    SeaOrmAuditRepository, SeaOrmSessionRepository, SeaOrmUserRepository, Transactions,
+    SeaOrmAuditRepository, SeaOrmSecondFactorRepository, SeaOrmSessionRepository,
+    SeaOrmUserRepository, Transactions,
 };
 use crate::infrastructure::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
 use crate::infrastructure::security::{
@@ -96,6 +97,7 @@ impl Core {
                 audit_log: audit.clone(),
                 throttle,
                 hasher: hasher.clone(),
+                sealer: sealer.clone(),
                 clock,
             },
         )?;
@@ -283,6 +285,7 @@ struct Adapters {
     audit_log: Arc<AuditWriter>,
     throttle: Arc<Throttle>,
     hasher: Arc<Argon2Hasher>,
+    sealer: Arc<dyn SecretSealer>,
     clock: Arc<dyn Clock>,
 }
 
@@ -298,6 +301,7 @@ fn services(
         audit_log,
         throttle,
         hasher,
+        sealer,
         clock,
     } = adapters;
     let secret = resolve_jwt_secret(
@@ -332,6 +336,10 @@ fn services(
             "REFRESH_TOKEN_REUSE_GRACE",
         )?,
         require_verified_email: config.require_verified_email,
+        reauthentication_window: duration(
+            config.reauthentication_window,
+            "REAUTHENTICATION_WINDOW",
+        )?,
     };
     let sessions = Arc::new(SessionService::new(
         session_store,
@@ -342,11 +350,31 @@ fn services(
         throttle.clone(),
         policy,
     ));
+    let account_tokens = Arc::new(SeaOrmAccountTokenRepository::new(writes.clone()));
+    let mfa = Arc::new(MfaService::new(
+        MfaPorts {
+            users: users.clone(),
+            factors: Arc::new(SeaOrmSecondFactorRepository::new(writes.clone())),
+            tickets: account_tokens.clone(),
+            sealer,
+            hasher: hasher.clone(),
+            clock: clock.clone(),
+        },
+        sessions.clone(),
+        throttle.clone(),
+        audit.clone(),
+        MfaPolicy {
+            issuer: config.mfa_issuer.clone(),
+            ticket_lifetime: duration(config.mfa_ticket_ttl, "MFA_TICKET_TTL")?,
+            ticket_attempts: config.mfa_ticket_attempts.max(1),
+        },
+    ));
     let account = Arc::new(AccountService::new(
         users.clone(),
-        Arc::new(SeaOrmAccountTokenRepository::new(writes.clone())),
+        account_tokens,
         hasher.clone(),
         sessions.clone(),
+        mfa.clone(),
         mailer,
         deferred,
         clock.clone(),
@@ -370,6 +398,7 @@ fn services(
         hasher.clone(),
         sessions.clone(),
         account.clone(),
+        mfa.clone(),
         clock.clone(),
         audit.clone(),
         throttle.clone(),
@@ -390,6 +419,7 @@ fn services(
         sessions,
         account,
         users: user_service,
+        mfa,
         audit: Arc::new(AuditService::new(
             audit_trail.clone(),
             audit_trail,

@@ -7,7 +7,8 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub token_hash: String,
     pub user_id: Uuid,
-    /// `password_reset`, `email_verification`, `email_change` or `email_change_cancel`.
+    /// `password_reset`, `email_verification`, `email_change`, `email_change_cancel` or
+    /// `mfa_ticket`.
     pub purpose: String,
     pub created_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,
@@ -18,6 +19,8 @@ pub struct Model {
     pub credential_version: i64,
     /// For the links of an email change: the address the account moves to.
     pub target_email: Option<String>,
+    /// Codes tried with an MFA ticket; it dies after a few wrong ones.
+    pub attempts: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -17,6 +17,10 @@ pub struct Model {
     pub generation: i64,
     pub rotated_at: Option<DateTimeUtc>,
     pub siblings: i32,
+    /// When the session last proved its user (sign-in, or reauthentication).
+    pub authenticated_at: Option<DateTimeUtc>,
+    /// How: `pwd`, or `pwd otp` with a second factor.
+    pub auth_methods: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -23,6 +23,8 @@ pub struct Model {
     pub credential_version: i64,
     /// An address the user asked to move to, until the link sent to it is used.
     pub pending_email: Option<String>,
+    /// Set while the account has a confirmed second factor (`totp_factors`).
+    pub mfa_enabled_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

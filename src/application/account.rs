@@ -6,14 +6,15 @@ use std::sync::Arc;
 use chrono::Duration;
 
 use crate::domain::{
-    AccountStore, AccountToken, AccountTokenRepository, AuditKind, Email, OpaqueToken, Password,
-    TokenPurpose, UsedToken, User,
+    AccountStore, AccountToken, AccountTokenRepository, AuditKind, AuthMethods, Email, OpaqueToken,
+    Password, TokenPurpose, UsedToken, User,
 };
 
 use super::audit::{AuditTrail, Record};
 use super::caller::ClientInfo;
 use super::error::ServiceError;
 use super::ports::{Clock, Deferred, Mailer, OutgoingEmail, PasswordHasher};
+use super::second_factor::MfaService;
 use super::sessions::{SessionService, SignedIn};
 use super::throttle::Throttle;
 
@@ -224,6 +225,7 @@ pub struct AccountService {
     tokens: Arc<dyn AccountTokenRepository>,
     hasher: Arc<dyn PasswordHasher>,
     sessions: Arc<SessionService>,
+    mfa: Arc<MfaService>,
     clock: Arc<dyn Clock>,
     audit: AuditTrail,
     throttle: Arc<Throttle>,
@@ -238,6 +240,7 @@ impl AccountService {
         tokens: Arc<dyn AccountTokenRepository>,
         hasher: Arc<dyn PasswordHasher>,
         sessions: Arc<SessionService>,
+        mfa: Arc<MfaService>,
         mailer: Arc<dyn Mailer>,
         deferred: Arc<dyn Deferred>,
         clock: Arc<dyn Clock>,
@@ -257,6 +260,7 @@ impl AccountService {
             tokens,
             hasher,
             sessions,
+            mfa,
             clock,
             audit,
             throttle,
@@ -326,7 +330,15 @@ impl AccountService {
             Record::own(AuditKind::PasswordReset, user.id, client)
                 .detail(format!("sessions ended: {ended}")),
         );
-        self.sessions.open(user, client).await
+        if user.mfa_enabled_at.is_some() {
+            // The link proves the mailbox, not the second factor: the password is set, and
+            // signing in waits for a code as at any sign-in.
+            self.sessions.policy().admit(&user)?;
+            return Err(self.mfa.challenge(&user).await);
+        }
+        self.sessions
+            .open(user, AuthMethods::Password, client)
+            .await
     }
 
     /// Marks the email of a verification link's account as confirmed.
@@ -494,6 +506,7 @@ fn invalid_link(purpose: TokenPurpose) -> ServiceError {
         TokenPurpose::EmailVerification => "verification",
         TokenPurpose::EmailChange => "email-change",
         TokenPurpose::EmailChangeCancel => "cancellation",
+        TokenPurpose::MfaTicket => "sign-in",
     };
     ServiceError::InvalidInput {
         field: "token",

@@ -2,13 +2,16 @@
 
 use std::sync::Arc;
 
-use crate::domain::{AccountStore, AuditKind, Email, NewUser, Password, Role, User, UserId};
+use crate::domain::{
+    AccountStore, AuditKind, AuthMethods, Email, NewUser, Password, Role, User, UserId,
+};
 
 use super::account::AccountService;
 use super::audit::{AuditTrail, Record};
 use super::caller::{ClientInfo, Principal};
 use super::error::{AuthFailure, ServiceError};
 use super::ports::{Clock, PasswordHasher};
+use super::second_factor::MfaService;
 use super::sessions::{SessionService, SignedIn};
 use super::throttle::Throttle;
 
@@ -18,17 +21,20 @@ pub struct AuthService {
     hasher: Arc<dyn PasswordHasher>,
     sessions: Arc<SessionService>,
     account: Arc<AccountService>,
+    mfa: Arc<MfaService>,
     clock: Arc<dyn Clock>,
     audit: AuditTrail,
     throttle: Arc<Throttle>,
 }
 
 impl AuthService {
+    #[allow(clippy::too_many_arguments)] // the composition root wires each port by name
     pub fn new(
         users: Arc<dyn AccountStore>,
         hasher: Arc<dyn PasswordHasher>,
         sessions: Arc<SessionService>,
         account: Arc<AccountService>,
+        mfa: Arc<MfaService>,
         clock: Arc<dyn Clock>,
         audit: AuditTrail,
         throttle: Arc<Throttle>,
@@ -38,6 +44,7 @@ impl AuthService {
             hasher,
             sessions,
             account,
+            mfa,
             clock,
             audit,
             throttle,
@@ -72,7 +79,9 @@ impl AuthService {
         self.audit
             .record(Record::own(AuditKind::Registered, user.id, client));
         self.account.send_verification(user.clone());
-        self.sessions.open(user, client).await
+        self.sessions
+            .open(user, AuthMethods::Password, client)
+            .await
     }
 
     /// Checks an email and password and opens a session.
@@ -107,8 +116,17 @@ impl AuthService {
             }
         };
         self.throttle.password_succeeded(&email).await;
+        if user.mfa_enabled_at.is_some() {
+            // The password was right; the session waits for the second factor.
+            self.sessions.policy().admit(&user)?;
+            return Err(self.mfa.challenge(&user).await);
+        }
         let id = user.id;
-        match self.sessions.open(user, client).await {
+        match self
+            .sessions
+            .open(user, AuthMethods::Password, client)
+            .await
+        {
             Ok(signed_in) => {
                 tracing::info!(user_id = %id, "signed in");
                 self.audit
@@ -142,15 +160,22 @@ impl AuthService {
             .find_by_id(caller.user_id)
             .await?
             .ok_or(AuthFailure::SessionEnded)?;
-        confirm_password(self.hasher.as_ref(), &self.throttle, caller, &user, current)
-            .await
-            .map_err(|e| match e {
-                ServiceError::InvalidInput { message, .. } => ServiceError::InvalidInput {
-                    field: "currentPassword",
-                    message,
-                },
-                other => other,
-            })?;
+        confirm_sensitive_change(
+            self.hasher.as_ref(),
+            &self.throttle,
+            &self.sessions,
+            caller,
+            &user,
+            current,
+        )
+        .await
+        .map_err(|e| match e {
+            ServiceError::InvalidInput { message, .. } => ServiceError::InvalidInput {
+                field: "currentPassword",
+                message,
+            },
+            other => other,
+        })?;
         let hash = self.hasher.hash(new).await?;
         self.users
             .set_password_hash(user.id, &hash, self.clock.now())
@@ -216,8 +241,26 @@ impl AuthService {
     }
 }
 
-/// Checks that the signed-in user typed their own password before a sensitive change; a
-/// wrong one is an input error on `password`. Throttled like a sign-in, before any hashing:
+/// Before a sensitive change (the password, the email, deleting the account): the password
+/// typed again proves a recent authentication, except for an account with a second factor,
+/// whose session must also have proved that factor recently (`reauthenticate`), so a stolen
+/// session and a phished password are not enough.
+pub(super) async fn confirm_sensitive_change(
+    hasher: &dyn PasswordHasher,
+    throttle: &Throttle,
+    sessions: &SessionService,
+    caller: &Principal,
+    user: &User,
+    password: String,
+) -> Result<(), ServiceError> {
+    if user.mfa_enabled_at.is_some() {
+        sessions.require_recent(caller, user)?;
+    }
+    confirm_password(hasher, throttle, caller, user, password).await
+}
+
+/// Checks that the signed-in user typed their own password; a wrong one is an input error
+/// on `password`. Throttled like a sign-in, before any hashing:
 /// a stolen session is no oracle for guessing the password.
 pub(super) async fn confirm_password(
     hasher: &dyn PasswordHasher,

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use crate::domain::{Role, SessionId, User, UserId};
+use crate::domain::{Authentication, Role, SessionId, User, UserId};
 
 /// Where a request came from, recorded on the session it opens.
 #[derive(Debug, Clone, Default)]
@@ -30,6 +30,8 @@ pub struct Principal {
     pub user_id: UserId,
     pub session_id: SessionId,
     pub role: Role,
+    /// When and how the caller's session last proved who they are.
+    pub authenticated: Authentication,
 }
 
 impl Principal {

@@ -23,6 +23,18 @@ pub enum ServiceError {
          resendVerificationEmail."
     )]
     EmailNotVerified,
+    /// The password was right, and the account has a second factor: the sign-in completes
+    /// with a code and this ticket (`verifyMfa`).
+    #[error(
+        "Enter the code from your authenticator app (or a recovery code) to finish signing in."
+    )]
+    MfaRequired { ticket: crate::domain::OpaqueToken },
+    /// A sensitive change needs a recent proof of who the user is (`reauthenticate`).
+    #[error(
+        "Confirm it is you first: sign in again or call reauthenticate (with your code if the \
+         account has a second factor)."
+    )]
+    ReauthenticationRequired,
     /// The account is suspended by an administrator.
     #[error("This account is suspended; contact the administrators.")]
     AccountSuspended,
@@ -35,6 +47,9 @@ pub enum ServiceError {
     /// The change would leave no active administrator.
     #[error("This is the last active administrator: make another user an administrator first.")]
     LastAdmin,
+    /// The state of the account does not allow it (e.g. a second factor is on already).
+    #[error("{0}")]
+    Conflict(&'static str),
     /// The email is registered already.
     #[error("An account with this email already exists.")]
     EmailTaken,
@@ -85,6 +100,10 @@ pub enum AuthFailure {
          account; sign in again."
     )]
     RefreshTokenReused,
+    /// An MFA ticket that is unknown, used, expired, out of tries, or issued for an account
+    /// state that has changed.
+    #[error("This sign-in has expired or had too many wrong codes; sign in again.")]
+    InvalidMfaTicket,
 }
 
 impl ServiceError {

@@ -24,6 +24,8 @@ use super::ports::{
     AccessClaims, AccessTokens, AuditLog, Clock, Deferred, HashError, IssuedAccessToken,
     LimiterError, Mailer, OutgoingEmail, PasswordHasher, Quota, RateLimiter, TokenError,
 };
+use super::ports::{SealError, SecretSealer};
+use super::second_factor::{MfaPolicy, MfaPorts, MfaService};
 use super::sessions::{SessionPolicy, SessionService};
 use super::throttle::{Throttle, ThrottlePolicy};
 
@@ -32,6 +34,7 @@ pub const POLICY: SessionPolicy = SessionPolicy {
     max_age: Duration::days(90),
     reuse_grace: Duration::seconds(10),
     require_verified_email: false,
+    reauthentication_window: Duration::minutes(10),
 };
 
 /// The services the unit tests exercise. Administration and audit reading are tested over
@@ -56,6 +59,7 @@ pub struct Fakes {
     pub policy: SessionPolicy,
     pub throttle: ThrottlePolicy,
     pub limiter: Arc<CountingLimiter>,
+    pub factors: Arc<InMemoryFactors>,
 }
 
 impl Default for Fakes {
@@ -71,6 +75,7 @@ impl Fakes {
 
     pub fn with_policy(policy: SessionPolicy) -> Self {
         let users = Arc::new(InMemoryUsers::default());
+        let users_for_factors = users.clone();
         Self {
             sessions: Arc::new(InMemorySessions::new(users.clone())),
             account_tokens: Arc::new(InMemoryAccountTokens::new(users.clone())),
@@ -83,6 +88,7 @@ impl Fakes {
             policy,
             throttle: ThrottlePolicy::default(),
             limiter: Arc::default(),
+            factors: Arc::new(InMemoryFactors::new(users_for_factors)),
         }
     }
 
@@ -104,11 +110,30 @@ impl Fakes {
             throttle.clone(),
             self.policy,
         ));
+        let mfa = Arc::new(MfaService::new(
+            MfaPorts {
+                users: self.users.clone(),
+                factors: self.factors.clone(),
+                tickets: self.account_tokens.clone(),
+                sealer: Arc::new(FakeSealer),
+                hasher: self.hasher.clone(),
+                clock: self.clock.clone(),
+            },
+            sessions.clone(),
+            throttle.clone(),
+            audit.clone(),
+            MfaPolicy {
+                issuer: "authgraph".into(),
+                ticket_lifetime: Duration::minutes(5),
+                ticket_attempts: 5,
+            },
+        ));
         let account = Arc::new(AccountService::new(
             self.users.clone(),
             self.account_tokens.clone(),
             self.hasher.clone(),
             sessions.clone(),
+            mfa.clone(),
             self.mailer.clone(),
             self.deferred.clone(),
             self.clock.clone(),
@@ -126,6 +151,7 @@ impl Fakes {
             self.hasher.clone(),
             sessions.clone(),
             account.clone(),
+            mfa,
             self.clock.clone(),
             audit.clone(),
             throttle.clone(),
@@ -496,6 +522,22 @@ impl SessionRepository for InMemorySessions {
         Ok(SiblingAdded::Added)
     }
 
+    async fn reauthenticate(
+        &self,
+        id: SessionId,
+        authentication: crate::domain::Authentication,
+    ) -> Result<bool, RepositoryError> {
+        self.forget_deleted_accounts();
+        let mut sessions = self.sessions.lock().unwrap();
+        Ok(match sessions.get_mut(&id) {
+            Some(session) if session.is_active_at(authentication.at) => {
+                session.authenticated = authentication;
+                true
+            }
+            _ => false,
+        })
+    }
+
     async fn revoke(&self, id: SessionId, now: DateTime<Utc>) -> Result<bool, RepositoryError> {
         self.forget_deleted_accounts();
         let mut sessions = self.sessions.lock().unwrap();
@@ -565,6 +607,7 @@ impl SessionRepository for InMemorySessions {
 
 pub struct InMemoryAccountTokens {
     tokens: Mutex<Vec<(AccountToken, Option<DateTime<Utc>>)>>,
+    attempts: Mutex<HashMap<TokenHash, u32>>,
     users: Arc<InMemoryUsers>,
 }
 
@@ -572,6 +615,7 @@ impl InMemoryAccountTokens {
     pub fn new(users: Arc<InMemoryUsers>) -> Self {
         Self {
             tokens: Mutex::default(),
+            attempts: Mutex::default(),
             users,
         }
     }
@@ -634,6 +678,36 @@ impl AccountTokenRepository for InMemoryAccountTokens {
             })
             .map(|(t, used)| {
                 *used = Some(now);
+                UsedToken {
+                    user_id: t.user_id,
+                    email: t.email.clone(),
+                    target_email: t.target_email.clone(),
+                }
+            }))
+    }
+
+    async fn attempt(
+        &self,
+        token: &TokenHash,
+        purpose: TokenPurpose,
+        max_attempts: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Option<UsedToken>, RepositoryError> {
+        let tokens = self.tokens.lock().unwrap();
+        let mut attempts = self.attempts.lock().unwrap();
+        let tried = attempts.entry(token.clone()).or_default();
+        Ok(tokens
+            .iter()
+            .find(|(t, used)| {
+                &t.hash == token
+                    && t.purpose == purpose
+                    && used.is_none()
+                    && now < t.expires_at
+                    && self.bound(t)
+            })
+            .filter(|_| *tried < max_attempts)
+            .map(|(t, _)| {
+                *tried += 1;
                 UsedToken {
                     user_id: t.user_id,
                     email: t.email.clone(),
@@ -785,6 +859,10 @@ impl AccessTokens for FakeTokens {
         Ok(AccessClaims {
             user_id: UserId::from_uuid(user.parse().map_err(|_| TokenError::Invalid)?),
             session_id: SessionId::from_uuid(session.parse().map_err(|_| TokenError::Invalid)?),
+            authenticated: crate::domain::Authentication {
+                at: _now,
+                methods: crate::domain::AuthMethods::Password,
+            },
         })
     }
 }
@@ -901,5 +979,177 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         *self.0.lock().unwrap()
+    }
+}
+
+/// An account's recovery code hashes, with when each was used.
+type RecoveryCodes = Vec<(TokenHash, Option<DateTime<Utc>>)>;
+
+/// Second factors in memory; marks the account in the users' store as the database does.
+pub struct InMemoryFactors {
+    factors: Mutex<HashMap<UserId, crate::domain::TotpFactor>>,
+    codes: Mutex<HashMap<UserId, RecoveryCodes>>,
+    users: Arc<InMemoryUsers>,
+}
+
+impl InMemoryFactors {
+    pub fn new(users: Arc<InMemoryUsers>) -> Self {
+        Self {
+            factors: Mutex::default(),
+            codes: Mutex::default(),
+            users,
+        }
+    }
+
+    fn mark_account(&self, user: UserId, enabled_at: Option<DateTime<Utc>>) {
+        self.users.update(user, |u| {
+            u.mfa_enabled_at = enabled_at;
+            u.credential_version += 1;
+        });
+    }
+
+    fn store_codes(&self, user: UserId, codes: &[TokenHash]) {
+        self.codes
+            .lock()
+            .unwrap()
+            .insert(user, codes.iter().map(|c| (c.clone(), None)).collect());
+    }
+}
+
+#[async_trait]
+impl crate::domain::SecondFactorStore for InMemoryFactors {
+    async fn find(
+        &self,
+        user: UserId,
+    ) -> Result<Option<crate::domain::TotpFactor>, RepositoryError> {
+        Ok(self.factors.lock().unwrap().get(&user).cloned())
+    }
+
+    async fn begin_enrollment(
+        &self,
+        factor: &crate::domain::TotpFactor,
+    ) -> Result<bool, RepositoryError> {
+        let mut factors = self.factors.lock().unwrap();
+        if factors
+            .get(&factor.user_id)
+            .is_some_and(|f| f.confirmed_at.is_some())
+        {
+            return Ok(false);
+        }
+        factors.insert(factor.user_id, factor.clone());
+        Ok(true)
+    }
+
+    async fn confirm(
+        &self,
+        user: UserId,
+        sealed_secret: &str,
+        step: i64,
+        recovery_codes: &[TokenHash],
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError> {
+        {
+            let mut factors = self.factors.lock().unwrap();
+            match factors.get_mut(&user) {
+                Some(f) if f.confirmed_at.is_none() && f.sealed_secret == sealed_secret => {
+                    f.confirmed_at = Some(now);
+                    f.last_step = step;
+                }
+                _ => return Ok(false),
+            }
+        }
+        self.store_codes(user, recovery_codes);
+        self.mark_account(user, Some(now));
+        Ok(true)
+    }
+
+    async fn accept_step(&self, user: UserId, step: i64) -> Result<bool, RepositoryError> {
+        let mut factors = self.factors.lock().unwrap();
+        Ok(match factors.get_mut(&user) {
+            Some(f) if f.confirmed_at.is_some() && f.last_step < step => {
+                f.last_step = step;
+                true
+            }
+            _ => false,
+        })
+    }
+
+    async fn use_recovery_code(
+        &self,
+        user: UserId,
+        code: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError> {
+        let mut codes = self.codes.lock().unwrap();
+        let unused = codes.get_mut(&user).and_then(|codes| {
+            codes
+                .iter_mut()
+                .find(|(c, used)| c == code && used.is_none())
+        });
+        Ok(match unused {
+            Some((_, used)) => {
+                *used = Some(now);
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        user: UserId,
+        codes: &[TokenHash],
+        _now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
+        self.store_codes(user, codes);
+        Ok(())
+    }
+
+    async fn recovery_codes_left(&self, user: UserId) -> Result<u64, RepositoryError> {
+        Ok(self.codes.lock().unwrap().get(&user).map_or(0, |codes| {
+            codes.iter().filter(|(_, used)| used.is_none()).count() as u64
+        }))
+    }
+
+    async fn remove(&self, user: UserId) -> Result<bool, RepositoryError> {
+        let removed = {
+            let mut factors = self.factors.lock().unwrap();
+            match factors.get(&user) {
+                Some(f) if f.confirmed_at.is_some() => factors.remove(&user).is_some(),
+                _ => false,
+            }
+        };
+        if removed {
+            self.codes.lock().unwrap().remove(&user);
+            self.mark_account(user, None);
+        }
+        Ok(removed)
+    }
+}
+
+/// "Seals" by prefixing the owner: enough to tell that services store and open what they
+/// sealed for the right account; the real cipher is tested in `security::secret_box`.
+pub struct FakeSealer;
+
+impl SecretSealer for FakeSealer {
+    fn seal(&self, owner: UserId, secret: &[u8]) -> Result<String, SealError> {
+        let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+        Ok(format!("{owner}:{hex}"))
+    }
+
+    fn open(&self, owner: UserId, sealed: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, SealError> {
+        let (sealed_for, hex) = sealed.split_once(':').ok_or(SealError::Corrupt)?;
+        if sealed_for != owner.to_string() || hex.len() % 2 != 0 {
+            return Err(SealError::Corrupt);
+        }
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| SealError::Corrupt))
+            .collect::<Result<Vec<u8>, _>>()
+            .map(zeroize::Zeroizing::new)
+    }
+
+    fn needs_reseal(&self, _sealed: &str) -> bool {
+        false
     }
 }

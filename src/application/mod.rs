@@ -7,6 +7,7 @@ pub mod auth;
 pub mod caller;
 pub mod error;
 pub mod ports;
+pub mod second_factor;
 pub mod sessions;
 pub mod throttle;
 pub mod users;
@@ -19,7 +20,8 @@ pub use audit::{AuditPage, AuditRetention, AuditService, AuditTrail};
 pub use auth::AuthService;
 pub use caller::{Caller, ClientInfo, Principal};
 pub use error::{AuthFailure, ServiceError};
-pub use sessions::{SessionPage, SessionPolicy, SessionService, SignedIn};
+pub use second_factor::{Enrollment, MfaPolicy, MfaPorts, MfaService};
+pub use sessions::{Reauthenticated, SessionPage, SessionPolicy, SessionService, SignedIn};
 pub use throttle::{Lockout, Throttle, ThrottlePolicy};
 pub use users::{AdminMade, UserPage, UserService};
 
@@ -30,5 +32,6 @@ pub struct Services {
     pub sessions: std::sync::Arc<SessionService>,
     pub account: std::sync::Arc<AccountService>,
     pub users: std::sync::Arc<UserService>,
+    pub mfa: std::sync::Arc<MfaService>,
     pub audit: std::sync::Arc<AuditService>,
 }

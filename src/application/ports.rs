@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Password, PasswordHash, SessionId, UserId};
+use crate::domain::{Authentication, Password, PasswordHash, SessionId, UserId};
 
 /// Why hashing or verifying a password did not produce an answer.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +36,9 @@ pub trait PasswordHasher: Send + Sync {
 pub struct AccessClaims {
     pub user_id: UserId,
     pub session_id: SessionId,
+    /// When and how the session last proved its user (`auth_time`, `amr`), for services that
+    /// verify the token themselves; this service reads it from the session.
+    pub authenticated: Authentication,
 }
 
 /// A freshly signed access token.

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    AccountStore, AuditKind, OpaqueToken, Page, PageRequest, RefreshChain, RefreshTokenExchange,
-    RefreshVerdict, Session, SessionId, SessionRepository, SiblingAdded, User, UserId,
+    AccountStore, AuditKind, AuthMethods, Authentication, OpaqueToken, Page, PageRequest,
+    RefreshChain, RefreshTokenExchange, RefreshVerdict, Session, SessionId, SessionRepository,
+    SiblingAdded, User, UserId,
 };
 
 use super::audit::{AuditTrail, Record};
@@ -29,6 +30,9 @@ pub struct SessionPolicy {
     pub reuse_grace: chrono::Duration,
     /// Whether an account must have confirmed its email to sign in.
     pub require_verified_email: bool,
+    /// How recent a session's proof of its user must be for a sensitive change (a factor,
+    /// the password, the email, deleting the account).
+    pub reauthentication_window: chrono::Duration,
 }
 
 impl SessionPolicy {
@@ -58,6 +62,13 @@ pub struct SignedIn {
     /// How long the session lasts unless it is used again; a browser cookie holding the
     /// refresh token lives as long.
     pub session_expires_in: std::time::Duration,
+}
+
+/// A session that proved its user again: a new access token, and the user.
+#[derive(Debug)]
+pub struct Reauthenticated {
+    pub user: User,
+    pub access_token: IssuedAccessToken,
 }
 
 /// A page of the caller's sessions.
@@ -103,10 +114,16 @@ impl SessionService {
         &self.policy
     }
 
-    /// Opens a session for a user whose credentials were just checked.
-    pub async fn open(&self, user: User, client: &ClientInfo) -> Result<SignedIn, ServiceError> {
+    /// Opens a session for a user whose credentials (`methods`) were just checked.
+    pub async fn open(
+        &self,
+        user: User,
+        methods: AuthMethods,
+        client: &ClientInfo,
+    ) -> Result<SignedIn, ServiceError> {
         self.policy.admit(&user)?;
         let now = self.clock.now();
+        let authenticated = Authentication { at: now, methods };
         let session = Session {
             id: SessionId::generate(),
             user_id: user.id,
@@ -116,12 +133,19 @@ impl SessionService {
             revoked_at: None,
             user_agent: client.user_agent(),
             ip: client.ip.map(|ip| ip.to_string()),
+            authenticated,
         };
         let refresh_token = OpaqueToken::generate()?;
         self.sessions
             .create(&session, &refresh_token.hash())
             .await?;
-        self.signed_in(user, session.id, refresh_token, session.expires_at, now)
+        self.signed_in(
+            user,
+            (session.id, authenticated),
+            refresh_token,
+            session.expires_at,
+            now,
+        )
     }
 
     /// The caller behind an access token, if the token is genuine and its session still open.
@@ -152,6 +176,7 @@ impl SessionService {
                 user_id: user.id,
                 session_id: session.id,
                 role: user.role,
+                authenticated: session.authenticated,
             },
             user,
         })
@@ -204,7 +229,7 @@ impl SessionService {
                     if self.sessions.rotate_refresh_token(&exchange).await? {
                         return self.signed_in(
                             user,
-                            session.id,
+                            (session.id, session.authenticated),
                             successor,
                             exchange.expires_at,
                             now,
@@ -220,7 +245,7 @@ impl SessionService {
                         SiblingAdded::Added => {
                             return self.signed_in(
                                 user,
-                                session.id,
+                                (session.id, session.authenticated),
                                 successor,
                                 exchange.expires_at,
                                 now,
@@ -351,6 +376,61 @@ impl SessionService {
         Ok(())
     }
 
+    /// Records that the caller's session proved its user again just now (`methods`), and
+    /// gives it an access token that says so.
+    pub async fn reauthenticated(
+        &self,
+        caller: &Principal,
+        user: User,
+        methods: AuthMethods,
+    ) -> Result<Reauthenticated, ServiceError> {
+        let now = self.clock.now();
+        let authenticated = Authentication { at: now, methods };
+        if !self
+            .sessions
+            .reauthenticate(caller.session_id, authenticated)
+            .await?
+        {
+            return Err(AuthFailure::SessionEnded.into());
+        }
+        let access_token = self.access_token(&user, caller.session_id, authenticated, now)?;
+        Ok(Reauthenticated { user, access_token })
+    }
+
+    /// Refuses a sensitive change unless the caller's session proved its user within the
+    /// reauthentication window, with the second factor if the account has one.
+    pub fn require_recent(&self, caller: &Principal, user: &User) -> Result<(), ServiceError> {
+        let recent = caller.authenticated.is_recent(
+            self.clock.now(),
+            self.policy.reauthentication_window,
+            user.mfa_enabled_at.is_some(),
+        );
+        if recent {
+            Ok(())
+        } else {
+            Err(ServiceError::ReauthenticationRequired)
+        }
+    }
+
+    fn access_token(
+        &self,
+        user: &User,
+        session_id: SessionId,
+        authenticated: Authentication,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedAccessToken, ServiceError> {
+        self.tokens
+            .issue(
+                AccessClaims {
+                    user_id: user.id,
+                    session_id,
+                    authenticated,
+                },
+                now,
+            )
+            .map_err(ServiceError::internal)
+    }
+
     /// Deletes ended sessions; returns how many.
     pub async fn delete_ended(&self) -> Result<u64, ServiceError> {
         Ok(self.sessions.delete_ended(self.clock.now()).await?)
@@ -360,21 +440,12 @@ impl SessionService {
     fn signed_in(
         &self,
         user: User,
-        session_id: SessionId,
+        (session_id, authenticated): (SessionId, Authentication),
         refresh_token: OpaqueToken,
         session_expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<SignedIn, ServiceError> {
-        let access_token = self
-            .tokens
-            .issue(
-                AccessClaims {
-                    user_id: user.id,
-                    session_id,
-                },
-                now,
-            )
-            .map_err(ServiceError::internal)?;
+        let access_token = self.access_token(&user, session_id, authenticated, now)?;
         Ok(SignedIn {
             user,
             access_token,
@@ -597,6 +668,7 @@ mod tests {
             user_id: UserId::generate(),
             session_id: SessionId::generate(),
             role: crate::domain::Role::User,
+            ..caller
         };
 
         let foreign = sessions

@@ -53,6 +53,12 @@ pub struct ThrottlePolicy {
     /// and per recipient.
     pub email_per_ip: Option<Quota>,
     pub email_per_recipient: Option<Quota>,
+    /// Second-factor codes tried (to finish a sign-in, to change the factor), per address
+    /// and per account.
+    pub code_per_ip: Option<Quota>,
+    pub code_per_account: Option<Quota>,
+    /// Applies to wrong passwords and, with counts of their own, to wrong second-factor
+    /// codes: someone who has the password still cannot guess codes without bound.
     pub lockout: Option<Lockout>,
     /// Password hashes one account may have queued or running at once.
     pub hashes_per_account: Option<usize>,
@@ -75,6 +81,8 @@ impl Default for ThrottlePolicy {
             confirm_per_account: None,
             email_per_ip: None,
             email_per_recipient: None,
+            code_per_ip: None,
+            code_per_account: None,
             lockout: None,
             hashes_per_account: None,
             ipv6_prefix: 64,
@@ -114,6 +122,10 @@ impl Drop for HashingTurn {
     }
 }
 
+/// The store keys of the two lockouts.
+const PASSWORD_LOCKOUT: &str = "lockout";
+const CODE_LOCKOUT: &str = "code-lockout";
+
 /// What is being limited; part of every store key.
 #[derive(Clone, Copy)]
 enum Action {
@@ -123,6 +135,7 @@ enum Action {
     PasswordReset,
     Confirm,
     Email,
+    Code,
 }
 
 impl Action {
@@ -134,6 +147,7 @@ impl Action {
             Action::PasswordReset => "password-reset",
             Action::Confirm => "confirm",
             Action::Email => "email",
+            Action::Code => "code",
         }
     }
 }
@@ -190,9 +204,43 @@ impl Throttle {
             .await
     }
 
+    /// Before checking a second-factor code of the account of `email`: the account's code
+    /// lock, and the address's and the account's allowance.
+    pub async fn second_factor(
+        &self,
+        client: &ClientInfo,
+        email: &Email,
+    ) -> Result<(), ServiceError> {
+        self.not_locked_by(CODE_LOCKOUT, email).await?;
+        self.second_factor_from(client).await?;
+        self.per_account(Action::Code, email, self.policy.code_per_account)
+            .await
+    }
+
+    /// Before anything of a code's sign-in is looked up: the address's allowance.
+    pub async fn second_factor_from(&self, client: &ClientInfo) -> Result<(), ServiceError> {
+        self.per_ip(Action::Code, client, self.policy.code_per_ip)
+            .await
+    }
+
+    /// After a wrong second-factor code: counts toward the account's code lockout (apart from
+    /// its password lockout).
+    pub async fn second_factor_failed(&self, email: &Email) {
+        self.failed(CODE_LOCKOUT, email).await;
+    }
+
+    /// After a right code: the wrong codes so far are forgiven.
+    pub async fn second_factor_succeeded(&self, email: &Email) {
+        self.succeeded(CODE_LOCKOUT, email).await;
+    }
+
     async fn not_locked(&self, email: &Email) -> Result<(), ServiceError> {
+        self.not_locked_by(PASSWORD_LOCKOUT, email).await
+    }
+
+    async fn not_locked_by(&self, lockout: &str, email: &Email) -> Result<(), ServiceError> {
         if self.policy.lockout.is_some() {
-            let key = account_key("lockout", email);
+            let key = account_key(lockout, email);
             if let Some(wait) = self.guarded(self.limiter.blocked_for(&key).await).flatten() {
                 return Err(limited(wait));
             }
@@ -222,16 +270,21 @@ impl Throttle {
     /// After a wrong password (at sign-in or confirming one): counts toward the account's
     /// lockout.
     pub async fn password_failed(&self, email: &Email) {
+        self.failed(PASSWORD_LOCKOUT, email).await;
+    }
+
+    async fn failed(&self, kind: &str, email: &Email) {
         let Some(lockout) = self.policy.lockout else {
             return;
         };
-        let key = account_key("lockout", email);
+        let key = account_key(kind, email);
         let failures = self.guarded(self.limiter.count_failure(&key, lockout.window).await);
         if let Some(duration) = failures.and_then(|n| lockout.duration(n)) {
             tracing::warn!(
                 failures,
                 lock_secs = duration.as_secs(),
-                "repeated failed sign-ins: account locked for a while"
+                kind,
+                "repeated failures: account locked for a while"
             );
             self.guarded(self.limiter.block(&key, duration).await);
         }
@@ -240,8 +293,12 @@ impl Throttle {
     /// After a correct password (at sign-in or confirming one): the failures so far are
     /// forgiven.
     pub async fn password_succeeded(&self, email: &Email) {
+        self.succeeded(PASSWORD_LOCKOUT, email).await;
+    }
+
+    async fn succeeded(&self, kind: &str, email: &Email) {
         if self.policy.lockout.is_some() {
-            self.guarded(self.limiter.clear(&account_key("lockout", email)).await);
+            self.guarded(self.limiter.clear(&account_key(kind, email)).await);
         }
     }
 

@@ -10,7 +10,7 @@ use crate::domain::{
 
 use super::account::AccountService;
 use super::audit::{AuditTrail, Record};
-use super::auth::confirm_password;
+use super::auth::confirm_sensitive_change;
 use super::caller::{ClientInfo, Principal};
 use super::error::ServiceError;
 use super::ports::{Clock, PasswordHasher};
@@ -101,9 +101,10 @@ impl UserService {
     ) -> Result<User, ServiceError> {
         self.throttle.email(client, &new_email).await?;
         let user = self.existing(caller.user_id).await?;
-        confirm_password(
+        confirm_sensitive_change(
             self.hasher.as_ref(),
             &self.throttle,
+            &self.sessions,
             caller,
             &user,
             password,
@@ -133,9 +134,10 @@ impl UserService {
         client: &ClientInfo,
     ) -> Result<(), ServiceError> {
         let user = self.existing(caller.user_id).await?;
-        confirm_password(
+        confirm_sensitive_change(
             self.hasher.as_ref(),
             &self.throttle,
+            &self.sessions,
             caller,
             &user,
             password,

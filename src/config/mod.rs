@@ -227,6 +227,23 @@ pub struct Config {
     #[arg(long, env = "REQUIRE_VERIFIED_EMAIL", default_value_t = false, value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
     pub require_verified_email: bool,
 
+    /// How recently a session must have proved its user (signed in, or `reauthenticate`)
+    /// for a sensitive change: a second factor, the password, the email, deleting the account.
+    #[arg(long, env = "REAUTHENTICATION_WINDOW", default_value = "10m", value_parser = humantime::parse_duration, global = true)]
+    pub reauthentication_window: Duration,
+
+    /// The name authenticator apps show for this service beside the account's email.
+    #[arg(long, env = "MFA_ISSUER", default_value = "authgraph", global = true)]
+    pub mfa_issuer: String,
+
+    /// How long a sign-in whose password was right waits for its second-factor code.
+    #[arg(long, env = "MFA_TICKET_TTL", default_value = "5m", value_parser = humantime::parse_duration, global = true)]
+    pub mfa_ticket_ttl: Duration,
+
+    /// Codes tried with one sign-in's ticket before it dies (the sign-in starts over).
+    #[arg(long, env = "MFA_TICKET_ATTEMPTS", default_value_t = 5, global = true)]
+    pub mfa_ticket_attempts: u32,
+
     /// How long a password-reset link works.
     #[arg(long, env = "PASSWORD_RESET_TTL", default_value = "30m", value_parser = humantime::parse_duration, global = true)]
     pub password_reset_ttl: Duration,
@@ -583,6 +600,20 @@ pub struct Config {
     )]
     pub rate_limit_email_recipient: QuotaSetting,
 
+    /// Second-factor codes tried per client address.
+    #[arg(long, env = "RATE_LIMIT_CODE", default_value = "30/15m", global = true)]
+    pub rate_limit_code: QuotaSetting,
+
+    /// Second-factor codes tried per account (wrong ones also count toward the account's
+    /// code lockout, apart from its password lockout).
+    #[arg(
+        long,
+        env = "RATE_LIMIT_CODE_ACCOUNT",
+        default_value = "10/15m",
+        global = true
+    )]
+    pub rate_limit_code_account: QuotaSetting,
+
     /// Password hashes one account may have queued or running at once.
     #[arg(
         long,
@@ -846,6 +877,8 @@ impl Config {
             confirm_per_account: self.rate_limit_password_confirm_account.0,
             email_per_ip: self.rate_limit_email.0,
             email_per_recipient: self.rate_limit_email_recipient.0,
+            code_per_ip: self.rate_limit_code.0,
+            code_per_account: self.rate_limit_code_account.0,
             hashes_per_account: Some(self.password_hashes_per_account.max(1)),
             ipv6_prefix: self.rate_limit_ipv6_prefix,
             lockout: (self.login_lockout_after > 0).then_some(Lockout {

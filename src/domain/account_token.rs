@@ -16,6 +16,9 @@ pub enum TokenPurpose {
     /// (a hijacker's first move), so it is bound to the move alone: it works while the
     /// account has either address of it.
     EmailChangeCancel,
+    /// Handed out by a sign-in whose password was right, for an account with a second
+    /// factor: it completes that sign-in with a code, within minutes and a few tries.
+    MfaTicket,
 }
 
 impl TokenPurpose {
@@ -26,6 +29,7 @@ impl TokenPurpose {
             TokenPurpose::EmailVerification => "email_verification",
             TokenPurpose::EmailChange => "email_change",
             TokenPurpose::EmailChangeCancel => "email_change_cancel",
+            TokenPurpose::MfaTicket => "mfa_ticket",
         }
     }
 

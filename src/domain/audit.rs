@@ -28,10 +28,16 @@ pub enum AuditKind {
     AccountDeleted,
     EmailChangeRequested,
     EmailChangeCancelled,
+    MfaEnabled,
+    MfaDisabled,
+    MfaReset,
+    MfaFailed,
+    RecoveryCodeUsed,
+    RecoveryCodesRegenerated,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 18] = [
+    pub const ALL: [AuditKind; 24] = [
         AuditKind::Registered,
         AuditKind::LoginSucceeded,
         AuditKind::LoginFailed,
@@ -50,6 +56,12 @@ impl AuditKind {
         AuditKind::AccountDeleted,
         AuditKind::EmailChangeRequested,
         AuditKind::EmailChangeCancelled,
+        AuditKind::MfaEnabled,
+        AuditKind::MfaDisabled,
+        AuditKind::MfaReset,
+        AuditKind::MfaFailed,
+        AuditKind::RecoveryCodeUsed,
+        AuditKind::RecoveryCodesRegenerated,
     ];
 
     /// The stable name stored in the database.
@@ -73,6 +85,12 @@ impl AuditKind {
             AuditKind::AccountDeleted => "account_deleted",
             AuditKind::EmailChangeRequested => "email_change_requested",
             AuditKind::EmailChangeCancelled => "email_change_cancelled",
+            AuditKind::MfaEnabled => "mfa_enabled",
+            AuditKind::MfaDisabled => "mfa_disabled",
+            AuditKind::MfaReset => "mfa_reset",
+            AuditKind::MfaFailed => "mfa_failed",
+            AuditKind::RecoveryCodeUsed => "recovery_code_used",
+            AuditKind::RecoveryCodesRegenerated => "recovery_codes_regenerated",
         }
     }
 

@@ -5,6 +5,7 @@ pub mod account_token;
 pub mod audit;
 pub mod page;
 pub mod repository;
+pub mod second_factor;
 pub mod session;
 pub mod token;
 pub mod user;
@@ -15,10 +16,11 @@ pub use audit::{AuditEvent, AuditFilter, AuditKind};
 pub use page::{Page, PageRequest};
 pub use repository::{
     AccountStore, AccountTokenRepository, AuditQueries, AuditStore, GuardedChange,
-    PresentedRefreshToken, RefreshTokenExchange, RepositoryError, SessionRepository, SiblingAdded,
-    UserDirectory,
+    PresentedRefreshToken, RefreshTokenExchange, RepositoryError, SecondFactorStore,
+    SessionRepository, SiblingAdded, UserDirectory,
 };
-pub use session::{RefreshChain, RefreshVerdict, Session, SessionId};
+pub use second_factor::{RecoveryCode, Totp, TotpFactor};
+pub use session::{AuthMethods, Authentication, RefreshChain, RefreshVerdict, Session, SessionId};
 pub use token::{OpaqueToken, TokenHash};
 pub use user::{
     DisplayName, Email, NewUser, Password, PasswordHash, Role, Suspension, SuspensionReason, User,

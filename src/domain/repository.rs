@@ -4,9 +4,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    AccountToken, AuditEvent, AuditFilter, DisplayName, Email, Page, PageRequest, PasswordHash,
-    RefreshChain, Role, Session, SessionId, Suspension, TokenHash, TokenPurpose, UsedToken, User,
-    UserCursor, UserFilter, UserId, UserOrder,
+    AccountToken, AuditEvent, AuditFilter, Authentication, DisplayName, Email, Page, PageRequest,
+    PasswordHash, RefreshChain, Role, Session, SessionId, Suspension, TokenHash, TokenPurpose,
+    TotpFactor, UsedToken, User, UserCursor, UserFilter, UserId, UserOrder,
 };
 
 /// Why a repository call failed.
@@ -199,6 +199,12 @@ pub trait SessionRepository: Send + Sync {
         exchange: &RefreshTokenExchange<'_>,
         max_siblings: u32,
     ) -> Result<SiblingAdded, RepositoryError>;
+    /// Records that an active session proved its user again; `false` if it is not active.
+    async fn reauthenticate(
+        &self,
+        id: SessionId,
+        authentication: Authentication,
+    ) -> Result<bool, RepositoryError>;
     /// Ends a session; `false` if it was not active.
     async fn revoke(&self, id: SessionId, now: DateTime<Utc>) -> Result<bool, RepositoryError>;
     /// Ends every active session of a user but `except`; returns how many ended.
@@ -241,8 +247,63 @@ pub trait AccountTokenRepository: Send + Sync {
         purpose: TokenPurpose,
         now: DateTime<Utc>,
     ) -> Result<Option<UsedToken>, RepositoryError>;
+    /// Counts one more try with a token that allows `max_attempts` (an MFA ticket), if it is
+    /// usable as `consume` would find it and has tries left; returns its account and
+    /// addresses. The try is counted before the code is checked, so concurrent guesses cannot
+    /// outrun the count.
+    async fn attempt(
+        &self,
+        token: &TokenHash,
+        purpose: TokenPurpose,
+        max_attempts: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Option<UsedToken>, RepositoryError>;
     /// Deletes used and expired tokens; returns how many.
     async fn delete_spent(&self, now: DateTime<Utc>) -> Result<u64, RepositoryError>;
+}
+
+/// An account's second factor and its recovery codes. Every change of whether an account has
+/// a factor also moves its credential version on, voiding links and tickets issued before.
+#[async_trait]
+pub trait SecondFactorStore: Send + Sync {
+    /// The account's factor, confirmed or still enrolling.
+    async fn find(&self, user: UserId) -> Result<Option<TotpFactor>, RepositoryError>;
+    /// Stores a new, unconfirmed factor, replacing an unconfirmed one; `false`, storing
+    /// nothing, when the account has a confirmed factor.
+    async fn begin_enrollment(&self, factor: &TotpFactor) -> Result<bool, RepositoryError>;
+    /// Confirms the unconfirmed factor whose sealed secret is `sealed_secret` with a code of
+    /// `step`, stores `recovery_codes` (replacing any), and marks the account as having a
+    /// second factor, atomically; `false` if that factor is no longer waiting.
+    async fn confirm(
+        &self,
+        user: UserId,
+        sealed_secret: &str,
+        step: i64,
+        recovery_codes: &[TokenHash],
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError>;
+    /// Accepts a code of `step` once: moves the confirmed factor's last step forward to it if
+    /// it is behind; `false` if it is not (a replayed code, or no factor).
+    async fn accept_step(&self, user: UserId, step: i64) -> Result<bool, RepositoryError>;
+    /// Uses a recovery code once; `false` if it is not an unused code of the account.
+    async fn use_recovery_code(
+        &self,
+        user: UserId,
+        code: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError>;
+    /// Replaces every recovery code of the account.
+    async fn replace_recovery_codes(
+        &self,
+        user: UserId,
+        codes: &[TokenHash],
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError>;
+    /// How many unused recovery codes the account has.
+    async fn recovery_codes_left(&self, user: UserId) -> Result<u64, RepositoryError>;
+    /// Removes the factor and the recovery codes, and marks the account as having none;
+    /// `false` if it had no confirmed factor.
+    async fn remove(&self, user: UserId) -> Result<bool, RepositoryError>;
 }
 
 /// Where the audit trail is written, and kept within its retention.

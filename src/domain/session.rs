@@ -47,6 +47,63 @@ pub struct Session {
     pub revoked_at: Option<DateTime<Utc>>,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    /// When and how the session last proved who its user is.
+    pub authenticated: Authentication,
+}
+
+/// When and how a session last proved its user: at sign-in, or again later for a sensitive
+/// change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Authentication {
+    pub at: DateTime<Utc>,
+    pub methods: AuthMethods,
+}
+
+/// The proofs of a sign-in, as access tokens name them (`amr`, RFC 8176).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethods {
+    /// The password alone.
+    Password,
+    /// The password and a one-time code of a second factor (TOTP or a recovery code).
+    PasswordAndOtp,
+}
+
+impl AuthMethods {
+    /// The `amr` claim.
+    pub fn amr(self) -> &'static [&'static str] {
+        match self {
+            Self::Password => &["pwd"],
+            Self::PasswordAndOtp => &["pwd", "otp"],
+        }
+    }
+
+    /// The stable name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Password => "pwd",
+            Self::PasswordAndOtp => "pwd otp",
+        }
+    }
+
+    /// As stored; anything unknown counts as the weakest proof.
+    pub fn from_stored(stored: Option<&str>) -> Self {
+        match stored {
+            Some("pwd otp") => Self::PasswordAndOtp,
+            _ => Self::Password,
+        }
+    }
+
+    pub fn includes_second_factor(self) -> bool {
+        self == Self::PasswordAndOtp
+    }
+}
+
+impl Authentication {
+    /// Whether this proof is recent enough at `now` for a sensitive change, and strong enough
+    /// for an account that has a second factor (which then must have been part of it).
+    pub fn is_recent(&self, now: DateTime<Utc>, window: Duration, second_factor: bool) -> bool {
+        now - self.at <= window && (!second_factor || self.methods.includes_second_factor())
+    }
 }
 
 impl Session {
@@ -114,7 +171,29 @@ mod tests {
             revoked_at: revoked.then_some(now),
             user_agent: None,
             ip: None,
+            authenticated: Authentication {
+                at: now,
+                methods: AuthMethods::Password,
+            },
         }
+    }
+
+    #[test]
+    fn a_recent_proof_must_be_recent_and_include_the_second_factor_an_account_has() {
+        let now = Utc::now();
+        let window = Duration::minutes(10);
+        let password = Authentication {
+            at: now - Duration::minutes(5),
+            methods: AuthMethods::Password,
+        };
+        assert!(password.is_recent(now, window, false));
+        assert!(!password.is_recent(now, window, true));
+        let both = Authentication {
+            methods: AuthMethods::PasswordAndOtp,
+            ..password
+        };
+        assert!(both.is_recent(now, window, true));
+        assert!(!both.is_recent(now + Duration::minutes(6), window, true));
     }
 
     #[test]

@@ -283,6 +283,8 @@ pub struct User {
     pub credential_version: i64,
     /// An address the user asked to move to, until the link sent there is used.
     pub pending_email: Option<Email>,
+    /// Set while the account has a confirmed second factor: signing in then needs a code.
+    pub mfa_enabled_at: Option<DateTime<Utc>>,
 }
 
 impl User {
@@ -307,6 +309,7 @@ impl User {
             updated_at: now,
             credential_version: 0,
             pending_email: None,
+            mfa_enabled_at: None,
         }
     }
 

@@ -147,6 +147,7 @@ async fn seed_users(app: &TestApp, count: usize) -> Vec<(String, String)> {
                 updated_at: Set(at),
                 credential_version: Set(0),
                 pending_email: Set(None),
+                mfa_enabled_at: Set(None),
             }
         })
         .collect();
@@ -173,6 +174,7 @@ async fn insert_user(app: &TestApp, email: &str, created_at: chrono::DateTime<Ut
         updated_at: Set(created_at),
         credential_version: Set(0),
         pending_email: Set(None),
+        mfa_enabled_at: Set(None),
     })
     .exec_without_returning(&app.db().await)
     .await

@@ -112,6 +112,50 @@ impl AccountTokenRepository for SeaOrmAccountTokenRepository {
         if self.writes.execute(claim).await?.rows_affected() != 1 {
             return Ok(None);
         }
+        self.holder(token).await
+    }
+
+    async fn attempt(
+        &self,
+        token: &TokenHash,
+        purpose: TokenPurpose,
+        max_attempts: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Option<UsedToken>, RepositoryError> {
+        // Counting is the admission: of concurrent tries past the limit, none gets through.
+        let count = account_token::Entity::update_many()
+            .col_expr(
+                account_token::Column::Attempts,
+                Expr::col(account_token::Column::Attempts).add(1),
+            )
+            .filter(account_token::Column::TokenHash.eq(token.as_str()))
+            .filter(account_token::Column::Purpose.eq(purpose.as_str()))
+            .filter(account_token::Column::UsedAt.is_null())
+            .filter(account_token::Column::ExpiresAt.gt(now))
+            .filter(account_token::Column::Attempts.lt(i64::from(max_attempts)))
+            .filter(Expr::exists(state_it_was_issued_for(purpose)))
+            .build(self.db.get_database_backend());
+        if self.writes.execute(count).await?.rows_affected() != 1 {
+            return Ok(None);
+        }
+        self.holder(token).await
+    }
+
+    async fn delete_spent(&self, now: DateTime<Utc>) -> Result<u64, RepositoryError> {
+        let delete = account_token::Entity::delete_many()
+            .filter(
+                Condition::any()
+                    .add(account_token::Column::ExpiresAt.lte(now))
+                    .add(account_token::Column::UsedAt.is_not_null()),
+            )
+            .build(self.db.get_database_backend());
+        Ok(self.writes.execute(delete).await?.rows_affected())
+    }
+}
+
+impl SeaOrmAccountTokenRepository {
+    /// The account and addresses a token was issued with.
+    async fn holder(&self, token: &TokenHash) -> Result<Option<UsedToken>, RepositoryError> {
         let row: Option<(uuid::Uuid, Option<String>, Option<String>)> =
             account_token::Entity::find_by_id(token.as_str())
                 .select_only()
@@ -129,17 +173,6 @@ impl AccountTokenRepository for SeaOrmAccountTokenRepository {
                 target_email: target.and_then(|t| Email::parse(&t).ok()),
             })
         }))
-    }
-
-    async fn delete_spent(&self, now: DateTime<Utc>) -> Result<u64, RepositoryError> {
-        let delete = account_token::Entity::delete_many()
-            .filter(
-                Condition::any()
-                    .add(account_token::Column::ExpiresAt.lte(now))
-                    .add(account_token::Column::UsedAt.is_not_null()),
-            )
-            .build(self.db.get_database_backend());
-        Ok(self.writes.execute(delete).await?.rows_affected())
     }
 }
 

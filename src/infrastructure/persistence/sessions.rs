@@ -9,8 +9,9 @@ use sea_orm::{
 };
 
 use crate::domain::{
-    Page, PageRequest, PresentedRefreshToken, RefreshChain, RefreshTokenExchange, RepositoryError,
-    Session, SessionId, SessionRepository, SiblingAdded, TokenHash, User, UserId,
+    AuthMethods, Authentication, Page, PageRequest, PresentedRefreshToken, RefreshChain,
+    RefreshTokenExchange, RepositoryError, Session, SessionId, SessionRepository, SiblingAdded,
+    TokenHash, User, UserId,
 };
 
 use super::repository_error;
@@ -204,6 +205,27 @@ impl SessionRepository for SeaOrmSessionRepository {
             .await
     }
 
+    async fn reauthenticate(
+        &self,
+        id: SessionId,
+        authentication: Authentication,
+    ) -> Result<bool, RepositoryError> {
+        let update = session::Entity::update_many()
+            .col_expr(
+                session::Column::AuthenticatedAt,
+                Expr::value(authentication.at),
+            )
+            .col_expr(
+                session::Column::AuthMethods,
+                Expr::value(authentication.methods.as_str()),
+            )
+            .filter(session::Column::Id.eq(id.as_uuid()))
+            .filter(session::Column::RevokedAt.is_null())
+            .filter(session::Column::ExpiresAt.gt(authentication.at))
+            .build(self.backend());
+        Ok(self.writes.execute(update).await?.rows_affected() == 1)
+    }
+
     async fn revoke(&self, id: SessionId, now: DateTime<Utc>) -> Result<bool, RepositoryError> {
         let update = session::Entity::update_many()
             .col_expr(session::Column::RevokedAt, Expr::value(now))
@@ -295,6 +317,8 @@ fn creation(session: &Session, refresh_token: &TokenHash, backend: DbBackend) ->
         generation: Set(0),
         rotated_at: Set(Some(session.created_at)),
         siblings: Set(0),
+        authenticated_at: Set(Some(session.authenticated.at)),
+        auth_methods: Set(Some(session.authenticated.methods.as_str().to_owned())),
     });
     let token_row = refresh_token_row(session.id, refresh_token, session.created_at, 0);
     [session_row.build(backend), token_row.build(backend)]
@@ -341,5 +365,10 @@ pub(super) fn to_domain(row: session::Model) -> Session {
         revoked_at: row.revoked_at,
         user_agent: row.user_agent,
         ip: row.ip,
+        authenticated: Authentication {
+            // Rows of the previous release were given their creation time by the migration.
+            at: row.authenticated_at.unwrap_or(row.created_at),
+            methods: AuthMethods::from_stored(row.auth_methods.as_deref()),
+        },
     }
 }

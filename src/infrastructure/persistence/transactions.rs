@@ -374,6 +374,7 @@ mod tests {
             updated_at: Set(at),
             credential_version: Set(0),
             pending_email: Set(None),
+            mfa_enabled_at: Set(None),
         })
         .build(sea_orm::DbBackend::Sqlite)
     }

@@ -59,6 +59,7 @@ impl AccountStore for SeaOrmUserRepository {
             updated_at: Set(user.updated_at),
             credential_version: Set(user.credential_version),
             pending_email: Set(user.pending_email.as_ref().map(|e| e.as_str().to_owned())),
+            mfa_enabled_at: Set(user.mfa_enabled_at),
         };
         let insert = user::Entity::insert(row).build(self.db.get_database_backend());
         self.writes.execute(insert).await?;
@@ -346,6 +347,7 @@ pub(super) fn to_domain(row: user::Model) -> Result<User, RepositoryError> {
         created_at: row.created_at,
         updated_at: row.updated_at,
         credential_version: row.credential_version,
+        mfa_enabled_at: row.mfa_enabled_at,
         pending_email: match &row.pending_email {
             Some(email) => Some(Email::parse(email).map_err(|_| corrupt("pending email"))?),
             None => None,

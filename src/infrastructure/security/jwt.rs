@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::application::ports::{AccessClaims, AccessTokens, IssuedAccessToken, TokenError};
-use crate::domain::{SessionId, UserId};
+use crate::domain::{AuthMethods, Authentication, SessionId, UserId};
 
 const ALGORITHM: Algorithm = Algorithm::HS256;
 
@@ -60,6 +60,12 @@ struct Claims {
     sid: Uuid,
     iat: i64,
     exp: i64,
+    /// When the session last proved its user (OpenID Connect's `auth_time`).
+    #[serde(default)]
+    auth_time: Option<i64>,
+    /// How (RFC 8176): `["pwd"]` or `["pwd", "otp"]`.
+    #[serde(default)]
+    amr: Vec<String>,
 }
 
 /// The public name of a secret: the first 8 bytes of its SHA-256, in hex.
@@ -109,6 +115,14 @@ impl AccessTokens for JwtTokens {
             sid: claims.session_id.as_uuid(),
             iat,
             exp: iat.saturating_add_unsigned(self.lifetime.as_secs()),
+            auth_time: Some(claims.authenticated.at.timestamp()),
+            amr: claims
+                .authenticated
+                .methods
+                .amr()
+                .iter()
+                .map(|m| (*m).to_owned())
+                .collect(),
         };
         let mut header = Header::new(ALGORITHM);
         header.kid = Some(self.signing_kid.clone());
@@ -133,9 +147,19 @@ impl AccessTokens for JwtTokens {
         if data.claims.exp < now.timestamp().saturating_sub(LEEWAY_SECONDS) {
             return Err(TokenError::Expired);
         }
+        let claims = data.claims;
+        let at = claims.auth_time.unwrap_or(claims.iat);
         Ok(AccessClaims {
-            user_id: UserId::from_uuid(data.claims.sub),
-            session_id: SessionId::from_uuid(data.claims.sid),
+            user_id: UserId::from_uuid(claims.sub),
+            session_id: SessionId::from_uuid(claims.sid),
+            authenticated: Authentication {
+                at: DateTime::from_timestamp(at, 0).unwrap_or_default(),
+                methods: if claims.amr.iter().any(|m| m == "otp") {
+                    AuthMethods::PasswordAndOtp
+                } else {
+                    AuthMethods::Password
+                },
+            },
         })
     }
 }
@@ -171,6 +195,10 @@ mod tests {
         AccessClaims {
             user_id: UserId::generate(),
             session_id: SessionId::generate(),
+            authenticated: Authentication {
+                at: DateTime::from_timestamp(1_796_000_000, 0).unwrap(),
+                methods: AuthMethods::PasswordAndOtp,
+            },
         }
     }
 

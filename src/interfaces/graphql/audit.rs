@@ -53,6 +53,18 @@ pub enum AuditEventKind {
     /// The old address's link cancelled an email change, or undid a completed one; every
     /// session ended.
     EmailChangeCancelled,
+    /// The user turned a second factor (an authenticator app) on; other sessions ended.
+    MfaEnabled,
+    /// The user turned the second factor off.
+    MfaDisabled,
+    /// An administrator removed the user's second factor; every session ended.
+    MfaReset,
+    /// A wrong second-factor code was entered.
+    MfaFailed,
+    /// A recovery code was used (the detail says how many are left).
+    RecoveryCodeUsed,
+    /// The user replaced their recovery codes.
+    RecoveryCodesRegenerated,
 }
 
 macro_rules! kinds {
@@ -89,6 +101,12 @@ kinds!(
     AccountDeleted,
     EmailChangeRequested,
     EmailChangeCancelled,
+    MfaEnabled,
+    MfaDisabled,
+    MfaReset,
+    MfaFailed,
+    RecoveryCodeUsed,
+    RecoveryCodesRegenerated,
 );
 
 pub struct AuditEvent(domain::AuditEvent);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_graphql::Context;
 
-use crate::application::{AuthFailure, ServiceError, SessionService, SignedIn};
+use crate::application::{AuthFailure, Reauthenticated, ServiceError, SessionService, SignedIn};
 
 use crate::domain::OpaqueToken;
 
@@ -140,6 +140,23 @@ pub fn refreshed(ctx: &Context<'_>, signed_in: SignedIn) -> async_graphql::Resul
             Ok(AuthPayload::without_refresh_token(signed_in))
         }
     }
+}
+
+/// The answer to `reauthenticate`: a new access token (in the access cookie, with cookies);
+/// the refresh token stays as it is.
+pub fn reauthenticated(
+    ctx: &Context<'_>,
+    reauthenticated: Reauthenticated,
+) -> async_graphql::Result<AuthPayload> {
+    if let Transport::Cookies(cookies) = &request(ctx)?.transport {
+        cookies.change(|c| {
+            c.access = Some(CookieChange::Set {
+                value: reauthenticated.access_token.token.clone(),
+                max_age: reauthenticated.access_token.expires_in,
+            });
+        });
+    }
+    Ok(AuthPayload::reauthenticated(reauthenticated))
 }
 
 /// The refresh token to use: the one in the input, or else the refresh cookie's.

@@ -56,9 +56,13 @@ pub fn shared_graphql_error(error: &ServiceError) -> async_graphql::Error {
         ServiceError::Unauthenticated(_) => (code::UNAUTHENTICATED, message),
         ServiceError::EmailNotVerified
         | ServiceError::AccountSuspended
+        | ServiceError::MfaRequired { .. }
+        | ServiceError::ReauthenticationRequired
         | ServiceError::Forbidden(_) => (code::FORBIDDEN, message),
         ServiceError::NotFound(_) => (code::NOT_FOUND, message),
-        ServiceError::EmailTaken | ServiceError::LastAdmin => (code::CONFLICT, message),
+        ServiceError::EmailTaken | ServiceError::LastAdmin | ServiceError::Conflict(_) => {
+            (code::CONFLICT, message)
+        }
         ServiceError::Overloaded { .. } | ServiceError::RateLimited { .. } => {
             (code::RATE_LIMITED, message)
         }
@@ -84,6 +88,13 @@ pub fn shared_graphql_error(error: &ServiceError) -> async_graphql::Error {
         // Lets a frontend tell these refusals apart from other ones.
         ServiceError::EmailNotVerified => extensions.set("reason", "EMAIL_NOT_VERIFIED"),
         ServiceError::AccountSuspended => extensions.set("reason", "ACCOUNT_SUSPENDED"),
+        ServiceError::MfaRequired { ticket } => {
+            extensions.set("reason", "MFA_REQUIRED");
+            extensions.set("mfaTicket", ticket.expose());
+        }
+        ServiceError::ReauthenticationRequired => {
+            extensions.set("reason", "REAUTHENTICATION_REQUIRED");
+        }
         _ => {}
     }
     graphql

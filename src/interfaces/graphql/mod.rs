@@ -9,6 +9,7 @@ mod browser_session;
 mod context;
 pub mod error;
 mod pagination;
+mod second_factor;
 mod sessions;
 mod types;
 mod users;
@@ -35,6 +36,7 @@ pub struct Mutation(
     sessions::SessionMutation,
     account::AccountMutation,
     users::UserMutation,
+    second_factor::SecondFactorMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -102,6 +104,7 @@ pub fn schema(services: &Services, limits: Limits) -> AppSchema {
         .data(services.account.clone())
         .data(services.users.clone())
         .data(services.audit.clone())
+        .data(services.mfa.clone())
         .finish()
 }
 

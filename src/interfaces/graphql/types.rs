@@ -6,7 +6,7 @@ use async_graphql::{
 };
 use chrono::{SecondsFormat, Utc};
 
-use crate::application::SignedIn;
+use crate::application::{Reauthenticated, SignedIn};
 use crate::domain;
 use crate::domain::Email;
 
@@ -62,6 +62,26 @@ impl User {
     /// The administrator's reason for the suspension, if suspended.
     async fn suspension_reason(&self) -> Option<&str> {
         self.0.suspension.as_ref().map(|s| s.reason.as_str())
+    }
+
+    /// Whether signing in needs a second factor (an authenticator app's code) besides the
+    /// password.
+    async fn mfa_enabled(&self) -> bool {
+        self.0.mfa_enabled_at.is_some()
+    }
+
+    /// Unused recovery codes of the second factor; only for the user themselves (`null` for
+    /// anyone else, and without a second factor).
+    async fn recovery_codes_remaining(&self, ctx: &Context<'_>) -> Result<Option<i32>> {
+        let caller = super::context::caller(ctx).await?;
+        if caller.user_id != self.0.id {
+            return Ok(None);
+        }
+        let left = super::context::service::<crate::application::MfaService>(ctx)?
+            .recovery_codes_left(&self.0)
+            .await
+            .map_err(graphql_error)?;
+        Ok(left.map(|n| i32::try_from(n).unwrap_or(i32::MAX)))
     }
 
     /// Security events by or about this user, newest first (sign-ins, password and email
@@ -215,7 +235,8 @@ pub struct AuthPayload {
     /// Long-lived opaque token: exchange it with `refreshToken` for new tokens when the
     /// access token expires. It works once: keep the new one each refresh returns. Store it
     /// as securely as a password. `null` when the server keeps the session in an HttpOnly
-    /// cookie instead (a browser on an allowed origin, with cookie sessions on).
+    /// cookie instead (a browser on an allowed origin, with cookie sessions on), and from
+    /// `reauthenticate`, which keeps the session's refresh token as it is.
     refresh_token: Option<String>,
     /// Always `Bearer`.
     token_type: &'static str,
@@ -232,6 +253,19 @@ impl AuthPayload {
         Self {
             refresh_token: Some(refresh_token),
             ..Self::without_refresh_token(signed_in)
+        }
+    }
+
+    /// A session that proved its user again: a new access token; the refresh token is
+    /// unchanged, so none is returned.
+    pub fn reauthenticated(reauthenticated: Reauthenticated) -> Self {
+        Self {
+            access_token: reauthenticated.access_token.token,
+            refresh_token: None,
+            token_type: "Bearer",
+            expires_in: i32::try_from(reauthenticated.access_token.expires_in.as_secs())
+                .unwrap_or(i32::MAX),
+            user: User(reauthenticated.user),
         }
     }
 

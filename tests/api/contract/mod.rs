@@ -131,6 +131,10 @@ pub fn session_of(user: &User, opened: DateTime<Utc>) -> Session {
         revoked_at: None,
         user_agent: Some("contract-test".into()),
         ip: Some("192.0.2.7".into()),
+        authenticated: authgraph::domain::Authentication {
+            at: opened,
+            methods: authgraph::domain::AuthMethods::Password,
+        },
     }
 }
 

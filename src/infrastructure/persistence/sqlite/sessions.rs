@@ -9,8 +9,8 @@ use sea_orm::{DbBackend, EntityTrait, QueryTrait, SelectA, SelectB};
 use uuid::Uuid;
 
 use crate::domain::{
-    Page, PageRequest, PresentedRefreshToken, RefreshTokenExchange, RepositoryError, Session,
-    SessionId, SessionRepository, SiblingAdded, TokenHash, User, UserId,
+    Authentication, Page, PageRequest, PresentedRefreshToken, RefreshTokenExchange,
+    RepositoryError, Session, SessionId, SessionRepository, SiblingAdded, TokenHash, User, UserId,
 };
 
 use super::super::sessions::to_domain;
@@ -68,6 +68,8 @@ fn session_row(row: &Row<'_>, at: &Columns<session::Column>) -> rusqlite::Result
         revoked_at: at.optional_instant(row, Column::RevokedAt)?,
         user_agent: at.get(row, Column::UserAgent)?,
         ip: at.get(row, Column::Ip)?,
+        authenticated_at: at.optional_instant(row, Column::AuthenticatedAt)?,
+        auth_methods: at.get(row, Column::AuthMethods)?,
         generation: at.get(row, Column::Generation)?,
         rotated_at: at.optional_instant(row, Column::RotatedAt)?,
         siblings: at.get(row, Column::Siblings)?,
@@ -131,6 +133,14 @@ impl SessionRepository for SqliteSessionRepository {
         max_siblings: u32,
     ) -> Result<SiblingAdded, RepositoryError> {
         self.generic.add_sibling(exchange, max_siblings).await
+    }
+
+    async fn reauthenticate(
+        &self,
+        id: SessionId,
+        authentication: Authentication,
+    ) -> Result<bool, RepositoryError> {
+        self.generic.reauthenticate(id, authentication).await
     }
 
     async fn revoke(&self, id: SessionId, now: DateTime<Utc>) -> Result<bool, RepositoryError> {

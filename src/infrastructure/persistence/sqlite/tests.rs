@@ -15,8 +15,9 @@ use uuid::Uuid;
 use super::reads::ReadError;
 use super::{DirectReads, SqliteSessionRepository, SqliteUserRepository};
 use crate::domain::{
-    AccountStore, DisplayName, Email, PasswordHash, RefreshTokenExchange, Role, Session, SessionId,
-    SessionRepository, SiblingAdded, Suspension, SuspensionReason, TokenHash, User, UserId,
+    AccountStore, AuthMethods, Authentication, DisplayName, Email, PasswordHash,
+    RefreshTokenExchange, Role, Session, SessionId, SessionRepository, SiblingAdded, Suspension,
+    SuspensionReason, TokenHash, User, UserId,
 };
 use crate::infrastructure::persistence::{
     DatabaseSettings, QueryCounter, RetryCounter, SeaOrmSessionRepository, SeaOrmUserRepository,
@@ -145,6 +146,7 @@ fn users() -> Vec<User> {
         updated_at: at(0, 0),
         credential_version: 0,
         pending_email: None,
+        mfa_enabled_at: None,
     };
     vec![
         User {
@@ -161,6 +163,7 @@ fn users() -> Vec<User> {
             updated_at: at(4, 3),
             credential_version: 42,
             pending_email: Some(email("ada@new.example.com")),
+            mfa_enabled_at: Some(at(5, 6)),
             ..bare.clone()
         },
         User {
@@ -184,6 +187,14 @@ fn session_of(user: &User, created: i64, precision: u32) -> Session {
         revoked_at: None,
         user_agent: Some("Mozilla/5.0 (X11; Linux x86_64)".into()),
         ip: Some("2001:db8::1".into()),
+        authenticated: Authentication {
+            at: at(created + 1, precision),
+            methods: if precision.is_multiple_of(2) {
+                AuthMethods::PasswordAndOtp
+            } else {
+                AuthMethods::Password
+            },
+        },
     }
 }
 

@@ -1,0 +1,444 @@
+//! The second factor: enrolling a TOTP authenticator, recovery codes, completing a sign-in
+//! with a code, proving it is you again before a sensitive change, and an administrator's
+//! reset.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+
+use crate::domain::{
+    AccountStore, AccountToken, AccountTokenRepository, AuditKind, AuthMethods, OpaqueToken,
+    RecoveryCode, SecondFactorStore, TokenPurpose, Totp, TotpFactor, User, UserId,
+};
+
+use super::audit::{AuditTrail, Record};
+use super::auth::confirm_password;
+use super::caller::{ClientInfo, Principal};
+use super::error::{AuthFailure, ServiceError};
+use super::ports::{Clock, PasswordHasher, SecretSealer};
+use super::sessions::{Reauthenticated, SessionService, SignedIn};
+use super::throttle::Throttle;
+
+/// What the second factor is called in authenticator apps, and how sign-ins wait for it.
+#[derive(Debug, Clone)]
+pub struct MfaPolicy {
+    /// The issuer authenticator apps show beside the account's email.
+    pub issuer: String,
+    /// How long a sign-in waits for its code.
+    pub ticket_lifetime: Duration,
+    /// Codes tried with one ticket before it dies.
+    pub ticket_attempts: u32,
+}
+
+/// A new authenticator for the caller, not active until a code from it is confirmed.
+#[derive(Debug)]
+pub struct Enrollment {
+    /// Base32, to type into an app that cannot scan.
+    pub secret: String,
+    pub otpauth_uri: String,
+}
+
+/// Which kind of code was accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Accepted {
+    Totp,
+    RecoveryCode,
+}
+
+/// The ports the second factor needs.
+pub struct MfaPorts {
+    pub users: Arc<dyn AccountStore>,
+    pub factors: Arc<dyn SecondFactorStore>,
+    pub tickets: Arc<dyn AccountTokenRepository>,
+    pub sealer: Arc<dyn SecretSealer>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub clock: Arc<dyn Clock>,
+}
+
+pub struct MfaService {
+    ports: MfaPorts,
+    sessions: Arc<SessionService>,
+    throttle: Arc<Throttle>,
+    audit: AuditTrail,
+    policy: MfaPolicy,
+}
+
+const NOT_ENROLLING: &str =
+    "There is no authenticator waiting for confirmation: start with enrollTotp.";
+const ALREADY_ON: &str = "A second factor is already on: disable it first to replace it.";
+const NOT_ON: &str = "This account has no second factor.";
+
+impl MfaService {
+    pub fn new(
+        ports: MfaPorts,
+        sessions: Arc<SessionService>,
+        throttle: Arc<Throttle>,
+        audit: AuditTrail,
+        policy: MfaPolicy,
+    ) -> Self {
+        Self {
+            ports,
+            sessions,
+            throttle,
+            audit,
+            policy,
+        }
+    }
+
+    /// Starts an enrolment: a new secret, stored sealed and unconfirmed (replacing an earlier
+    /// unconfirmed one). Needs a recent authentication.
+    pub async fn enroll(&self, caller: &Principal) -> Result<Enrollment, ServiceError> {
+        let user = self.account(caller.user_id).await?;
+        self.sessions.require_recent(caller, &user)?;
+        if user.mfa_enabled_at.is_some() {
+            return Err(ServiceError::Conflict(ALREADY_ON));
+        }
+        let secret = Totp::generate_secret().map_err(ServiceError::internal)?;
+        let factor = TotpFactor {
+            user_id: user.id,
+            sealed_secret: self
+                .ports
+                .sealer
+                .seal(user.id, &secret)
+                .map_err(ServiceError::internal)?,
+            created_at: self.ports.clock.now(),
+            confirmed_at: None,
+            last_step: 0,
+        };
+        if !self.ports.factors.begin_enrollment(&factor).await? {
+            return Err(ServiceError::Conflict(ALREADY_ON));
+        }
+        let totp = self.totp(&user, secret);
+        Ok(Enrollment {
+            secret: totp.secret_base32(),
+            otpauth_uri: totp.otpauth_uri(),
+        })
+    }
+
+    /// Turns the enrolled authenticator on with a first code from it; returns the recovery
+    /// codes, shown this once. The session has now proved both factors, and every other
+    /// session (signed in with the password alone) ends.
+    pub async fn confirm(
+        &self,
+        caller: &Principal,
+        code: &str,
+        client: &ClientInfo,
+    ) -> Result<Vec<RecoveryCode>, ServiceError> {
+        let user = self.account(caller.user_id).await?;
+        self.sessions.require_recent(caller, &user)?;
+        let factor = match self.ports.factors.find(user.id).await? {
+            Some(factor) if factor.confirmed_at.is_none() => factor,
+            Some(_) => return Err(ServiceError::Conflict(ALREADY_ON)),
+            None => return Err(ServiceError::Conflict(NOT_ENROLLING)),
+        };
+        self.throttle.second_factor(client, &user.email).await?;
+        let now = self.ports.clock.now();
+        let secret = self.open(&user, &factor)?;
+        let Some(step) = self.totp(&user, secret).matching_step(code, now) else {
+            return Err(self.wrong_code(&user, client, "enrolment").await);
+        };
+        let codes = RecoveryCode::generate_set().map_err(ServiceError::internal)?;
+        let hashes: Vec<_> = codes.iter().map(|c| c.hash(user.id)).collect();
+        if !self
+            .ports
+            .factors
+            .confirm(user.id, &factor.sealed_secret, step, &hashes, now)
+            .await?
+        {
+            return Err(ServiceError::Conflict(NOT_ENROLLING));
+        }
+        self.throttle.second_factor_succeeded(&user.email).await;
+        self.sessions
+            .reauthenticated(caller, user.clone(), AuthMethods::PasswordAndOtp)
+            .await?;
+        let ended = self
+            .sessions
+            .end_other_sessions(user.id, Some(caller.session_id))
+            .await?;
+        self.audit.record(
+            Record::own(AuditKind::MfaEnabled, user.id, client)
+                .detail(format!("other sessions ended: {ended}")),
+        );
+        Ok(codes)
+    }
+
+    /// Turns the second factor off, with a code from it (or a recovery code). Needs a recent
+    /// authentication with the second factor.
+    pub async fn disable(
+        &self,
+        caller: &Principal,
+        code: &str,
+        client: &ClientInfo,
+    ) -> Result<(), ServiceError> {
+        let user = self.account(caller.user_id).await?;
+        self.sessions.require_recent(caller, &user)?;
+        self.check_code(&user, code, client).await?;
+        if !self.ports.factors.remove(user.id).await? {
+            return Err(ServiceError::Conflict(NOT_ON));
+        }
+        self.audit
+            .record(Record::own(AuditKind::MfaDisabled, user.id, client));
+        Ok(())
+    }
+
+    /// New recovery codes, replacing every earlier one; shown this once. Needs a recent
+    /// authentication with the second factor.
+    pub async fn regenerate_recovery_codes(
+        &self,
+        caller: &Principal,
+        client: &ClientInfo,
+    ) -> Result<Vec<RecoveryCode>, ServiceError> {
+        let user = self.account(caller.user_id).await?;
+        if user.mfa_enabled_at.is_none() {
+            return Err(ServiceError::Conflict(NOT_ON));
+        }
+        self.sessions.require_recent(caller, &user)?;
+        let codes = RecoveryCode::generate_set().map_err(ServiceError::internal)?;
+        let hashes: Vec<_> = codes.iter().map(|c| c.hash(user.id)).collect();
+        self.ports
+            .factors
+            .replace_recovery_codes(user.id, &hashes, self.ports.clock.now())
+            .await?;
+        self.audit.record(Record::own(
+            AuditKind::RecoveryCodesRegenerated,
+            user.id,
+            client,
+        ));
+        Ok(codes)
+    }
+
+    /// How many unused recovery codes the account has; `None` without a second factor.
+    pub async fn recovery_codes_left(&self, user: &User) -> Result<Option<u64>, ServiceError> {
+        if user.mfa_enabled_at.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(self.ports.factors.recovery_codes_left(user.id).await?))
+    }
+
+    /// The refusal of a sign-in whose password was right, for an account with a second
+    /// factor: a ticket to finish it with a code. The ticket is bound to the account as it is
+    /// now (its address and credential version) and replaces any earlier one.
+    pub async fn challenge(&self, user: &User) -> ServiceError {
+        match self.issue_ticket(user).await {
+            Ok(ticket) => ServiceError::MfaRequired { ticket },
+            Err(error) => error,
+        }
+    }
+
+    async fn issue_ticket(&self, user: &User) -> Result<OpaqueToken, ServiceError> {
+        let ticket = OpaqueToken::generate().map_err(ServiceError::internal)?;
+        let now = self.ports.clock.now();
+        let stored = AccountToken {
+            hash: ticket.hash(),
+            user_id: user.id,
+            purpose: TokenPurpose::MfaTicket,
+            email: user.email.clone(),
+            credential_version: user.credential_version,
+            target_email: None,
+            created_at: now,
+            expires_at: now + self.policy.ticket_lifetime,
+        };
+        if !self.ports.tickets.issue(&stored).await? {
+            // The account changed in the meantime: the sign-in starts over.
+            return Err(AuthFailure::InvalidCredentials.into());
+        }
+        Ok(ticket)
+    }
+
+    /// Completes a sign-in with its ticket and a TOTP or recovery code. Each try counts
+    /// against the ticket before the code is checked; a ticket dies once used, after a few
+    /// wrong codes, when it expires, or when the account changes.
+    pub async fn verify(
+        &self,
+        ticket: OpaqueToken,
+        code: &str,
+        client: &ClientInfo,
+    ) -> Result<SignedIn, ServiceError> {
+        self.throttle.second_factor_from(client).await?;
+        let now = self.ports.clock.now();
+        let ticket = ticket.hash();
+        let holder = self
+            .ports
+            .tickets
+            .attempt(
+                &ticket,
+                TokenPurpose::MfaTicket,
+                self.policy.ticket_attempts,
+                now,
+            )
+            .await?
+            .ok_or(AuthFailure::InvalidMfaTicket)?;
+        let user = self.account(holder.user_id).await?;
+        let accepted = self.check_code(&user, code, client).await?;
+        // The claim: of concurrent completions of one ticket, one signs in.
+        if self
+            .ports
+            .tickets
+            .consume(&ticket, TokenPurpose::MfaTicket, now)
+            .await?
+            .is_none()
+        {
+            return Err(AuthFailure::InvalidMfaTicket.into());
+        }
+        let signed_in = self
+            .sessions
+            .open(user, AuthMethods::PasswordAndOtp, client)
+            .await?;
+        let detail = match accepted {
+            Accepted::Totp => "second factor: authenticator code",
+            Accepted::RecoveryCode => "second factor: recovery code",
+        };
+        self.audit.record(
+            Record::own(AuditKind::LoginSucceeded, signed_in.user.id, client).detail(detail),
+        );
+        Ok(signed_in)
+    }
+
+    /// Proves again that the caller is who the session says, with the password and, for an
+    /// account with a second factor, a code: the session's authentication time moves to now.
+    pub async fn reauthenticate(
+        &self,
+        caller: &Principal,
+        password: String,
+        code: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<Reauthenticated, ServiceError> {
+        let user = self.account(caller.user_id).await?;
+        confirm_password(
+            self.ports.hasher.as_ref(),
+            &self.throttle,
+            caller,
+            &user,
+            password,
+        )
+        .await?;
+        let methods = if user.mfa_enabled_at.is_some() {
+            let code = code.ok_or(ServiceError::InvalidInput {
+                field: "code",
+                message: "This account has a second factor: enter a code from it.".into(),
+            })?;
+            self.check_code(&user, code, client).await?;
+            AuthMethods::PasswordAndOtp
+        } else {
+            AuthMethods::Password
+        };
+        self.sessions.reauthenticated(caller, user, methods).await
+    }
+
+    /// An administrator removes a user's second factor (a lost device and no recovery code
+    /// left) and ends every session of theirs.
+    pub async fn reset(
+        &self,
+        admin: &Principal,
+        user_id: UserId,
+        client: &ClientInfo,
+    ) -> Result<User, ServiceError> {
+        if !admin.is_admin() {
+            return Err(ServiceError::Forbidden("Only administrators may do this."));
+        }
+        let user = self
+            .ports
+            .users
+            .find_by_id(user_id)
+            .await?
+            .ok_or(ServiceError::NotFound("There is no user with this id."))?;
+        if !self.ports.factors.remove(user.id).await? {
+            return Err(ServiceError::Conflict(NOT_ON));
+        }
+        let ended = self.sessions.end_other_sessions(user.id, None).await?;
+        self.audit.record(Record {
+            kind: AuditKind::MfaReset,
+            actor: Some(admin.user_id),
+            subject: Some(user.id),
+            client: Some(client),
+            detail: Some(format!("sessions ended: {ended}")),
+        });
+        self.account(user.id).await
+    }
+
+    /// Checks a TOTP code or a recovery code of the account, throttled and counted before
+    /// anything is compared; each code is accepted once.
+    async fn check_code(
+        &self,
+        user: &User,
+        code: &str,
+        client: &ClientInfo,
+    ) -> Result<Accepted, ServiceError> {
+        self.throttle.second_factor(client, &user.email).await?;
+        let factor = self
+            .ports
+            .factors
+            .find(user.id)
+            .await?
+            .filter(|f| f.confirmed_at.is_some())
+            .ok_or(ServiceError::Conflict(NOT_ON))?;
+        let now = self.ports.clock.now();
+        let accepted = if let Some(recovery) = RecoveryCode::from_input(code) {
+            let used = self
+                .ports
+                .factors
+                .use_recovery_code(user.id, &recovery.hash(user.id), now)
+                .await?;
+            used.then_some(Accepted::RecoveryCode)
+        } else {
+            let secret = self.open(user, &factor)?;
+            match self.totp(user, secret).matching_step(code, now) {
+                // The step only moves forward: a code seen before, here or on another
+                // instance, is refused.
+                Some(step) if step > factor.last_step => self
+                    .ports
+                    .factors
+                    .accept_step(user.id, step)
+                    .await?
+                    .then_some(Accepted::Totp),
+                _ => None,
+            }
+        };
+        match accepted {
+            Some(accepted) => {
+                self.throttle.second_factor_succeeded(&user.email).await;
+                if accepted == Accepted::RecoveryCode {
+                    let left = self.ports.factors.recovery_codes_left(user.id).await?;
+                    self.audit.record(
+                        Record::own(AuditKind::RecoveryCodeUsed, user.id, client)
+                            .detail(format!("recovery codes left: {left}")),
+                    );
+                }
+                Ok(accepted)
+            }
+            None => Err(self.wrong_code(user, client, "sign-in or change").await),
+        }
+    }
+
+    async fn wrong_code(&self, user: &User, client: &ClientInfo, during: &str) -> ServiceError {
+        self.throttle.second_factor_failed(&user.email).await;
+        self.audit.record(
+            Record::own(AuditKind::MfaFailed, user.id, client)
+                .detail(format!("wrong code ({during})")),
+        );
+        ServiceError::InvalidInput {
+            field: "code",
+            message: "The code is incorrect or was already used.".into(),
+        }
+    }
+
+    fn open(&self, user: &User, factor: &TotpFactor) -> Result<Vec<u8>, ServiceError> {
+        self.ports
+            .sealer
+            .open(user.id, &factor.sealed_secret)
+            .map(|secret| secret.to_vec())
+            .map_err(ServiceError::internal)
+    }
+
+    fn totp(&self, user: &User, secret: Vec<u8>) -> Totp {
+        Totp::new(secret, &self.policy.issuer, user.email.as_str())
+    }
+
+    async fn account(&self, id: UserId) -> Result<User, ServiceError> {
+        self.ports
+            .users
+            .find_by_id(id)
+            .await?
+            .ok_or_else(|| AuthFailure::SessionEnded.into())
+    }
+}
