@@ -21,6 +21,7 @@ mod load;
 mod login;
 mod me;
 mod metrics;
+mod mfa;
 mod outage;
 mod register;
 mod schema;
