@@ -1063,6 +1063,17 @@ impl crate::domain::SecondFactorStore for InMemoryFactors {
         Ok(true)
     }
 
+    async fn reseal(&self, user: UserId, from: &str, to: &str) -> Result<bool, RepositoryError> {
+        let mut factors = self.factors.lock().unwrap();
+        Ok(match factors.get_mut(&user) {
+            Some(f) if f.sealed_secret == from => {
+                f.sealed_secret = to.to_owned();
+                true
+            }
+            _ => false,
+        })
+    }
+
     async fn accept_step(&self, user: UserId, step: i64) -> Result<bool, RepositoryError> {
         let mut factors = self.factors.lock().unwrap();
         Ok(match factors.get_mut(&user) {

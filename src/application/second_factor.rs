@@ -373,6 +373,7 @@ impl MfaService {
             .filter(|f| f.confirmed_at.is_some())
             .ok_or(ServiceError::Conflict(NOT_ON))?;
         let now = self.ports.clock.now();
+        self.reseal_with_current_key(user, &factor).await;
         let accepted = if let Some(recovery) = RecoveryCode::from_input(code) {
             let used = self
                 .ports
@@ -419,6 +420,37 @@ impl MfaService {
         ServiceError::InvalidInput {
             field: "code",
             message: "The code is incorrect or was already used.".into(),
+        }
+    }
+
+    /// A secret sealed with a previous key is sealed again with the current one while it is
+    /// at hand, so the previous key can be retired once every factor has been used. Best
+    /// effort: the check it serves goes on either way.
+    async fn reseal_with_current_key(&self, user: &User, factor: &TotpFactor) {
+        if !self.ports.sealer.needs_reseal(&factor.sealed_secret) {
+            return;
+        }
+        let resealed = self
+            .ports
+            .sealer
+            .open(user.id, &factor.sealed_secret)
+            .and_then(|secret| self.ports.sealer.seal(user.id, &secret));
+        let outcome = match resealed {
+            Ok(sealed) => self
+                .ports
+                .factors
+                .reseal(user.id, &factor.sealed_secret, &sealed)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        match outcome {
+            Ok(_) => {
+                tracing::info!(user_id = %user.id, "TOTP secret sealed again with the current key")
+            }
+            Err(error) => {
+                tracing::warn!(user_id = %user.id, %error, "TOTP secret not sealed again")
+            }
         }
     }
 

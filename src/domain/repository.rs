@@ -282,6 +282,9 @@ pub trait SecondFactorStore: Send + Sync {
         recovery_codes: &[TokenHash],
         now: DateTime<Utc>,
     ) -> Result<bool, RepositoryError>;
+    /// Replaces the factor's sealed secret `from` with `to` (the same secret sealed with the
+    /// current key); `false` if the factor no longer holds `from`.
+    async fn reseal(&self, user: UserId, from: &str, to: &str) -> Result<bool, RepositoryError>;
     /// Accepts a code of `step` once: moves the confirmed factor's last step forward to it if
     /// it is behind; `false` if it is not (a replayed code, or no factor).
     async fn accept_step(&self, user: UserId, step: i64) -> Result<bool, RepositoryError>;

@@ -647,3 +647,57 @@ async fn an_administrator_resets_a_lost_factor_ends_the_sessions_and_it_is_audit
         .unwrap();
     assert_eq!(reset_event["node"]["actor"]["id"], admin["user"]["id"]);
 }
+
+#[tokio::test]
+async fn a_rotated_encryption_key_keeps_factors_working_and_each_moves_to_the_new_key_on_use() {
+    let app = spawn_app().await;
+    let user = enrolled(&app).await;
+    let sealed = || async {
+        let db = app.db().await;
+        db.query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT secret FROM totp_factors",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<String>("", "secret")
+        .unwrap()
+    };
+    let before = sealed().await;
+    // A new key, with the old one kept to open what it sealed.
+    const NEW_KEY: &str = "c2l4dHktZm91ci1yYW5kb20tYnl0ZXMtb2Yta2V5LTI=";
+    let rotated = app
+        .another_instance_with(|c| {
+            c.mfa_previous_encryption_keys = vec![c.mfa_encryption_key.take().unwrap()];
+            c.mfa_encryption_key = Some(NEW_KEY.into());
+        })
+        .await;
+    let signed_in = verify(
+        &rotated,
+        &sign_in_ticket(&rotated, &user.email).await,
+        &user.code(&app, 1),
+    )
+    .await;
+    assert_no_errors(&signed_in);
+    let after = sealed().await;
+    assert_ne!(after, before);
+    assert_ne!(
+        after.split('.').nth(1),
+        before.split('.').nth(1),
+        "sealed with another key"
+    );
+    // Once used, the old key is no longer needed.
+    let retired = app
+        .another_instance_with(|c| c.mfa_encryption_key = Some(NEW_KEY.into()))
+        .await;
+    // (A later time step: each code is accepted once.)
+    app.clock.advance(Duration::from_secs(60));
+    let later = verify(
+        &retired,
+        &sign_in_ticket(&retired, &user.email).await,
+        &user.code(&app, 0),
+    )
+    .await;
+    assert_no_errors(&later);
+}

@@ -137,6 +137,15 @@ impl SecondFactorStore for SeaOrmSecondFactorRepository {
             .await
     }
 
+    async fn reseal(&self, user: UserId, from: &str, to: &str) -> Result<bool, RepositoryError> {
+        let update = totp_factor::Entity::update_many()
+            .col_expr(totp_factor::Column::Secret, Expr::value(to))
+            .filter(totp_factor::Column::UserId.eq(user.as_uuid()))
+            .filter(totp_factor::Column::Secret.eq(from))
+            .build(self.backend());
+        Ok(self.writes.execute(update).await?.rows_affected() == 1)
+    }
+
     async fn accept_step(&self, user: UserId, step: i64) -> Result<bool, RepositoryError> {
         // The conditional write is the guard against replay, across instances too.
         let advance = totp_factor::Entity::update_many()
