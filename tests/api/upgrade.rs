@@ -20,8 +20,9 @@ use crate::helpers::{
     spawn_app_on, test_config,
 };
 
-/// The migrations the previous release shipped.
-const SHIPPED: u32 = 3;
+/// The first release shipped three migrations; the previous one five.
+const FIRST_RELEASE: u32 = 3;
+const PREVIOUS_RELEASE: u32 = 5;
 
 fn sha256(token: &str) -> String {
     format!("{:x}", Sha256::digest(token.as_bytes()))
@@ -39,9 +40,19 @@ async fn insert(db: &DatabaseConnection, table: &str, row: Vec<(&str, Value)>) {
 
 #[tokio::test]
 async fn a_database_of_the_previous_release_upgrades_with_every_account_and_session_intact() {
+    upgrade_from(PREVIOUS_RELEASE).await;
+}
+
+#[tokio::test]
+async fn a_database_of_the_first_release_upgrades_with_every_account_and_session_intact() {
+    upgrade_from(FIRST_RELEASE).await;
+}
+
+/// Rows as the release with `shipped` migrations wrote them, then the new server.
+async fn upgrade_from(shipped: u32) {
     let database = TestDatabase::create().await;
     let db = Database::connect(&database.url).await.unwrap();
-    migration::Migrator::up(&db, Some(SHIPPED)).await.unwrap();
+    migration::Migrator::up(&db, Some(shipped)).await.unwrap();
 
     let hasher = Argon2Hasher::new(&test_config(&database.url, |_| {}).hashing()).unwrap();
     let hash = hasher
@@ -93,18 +104,18 @@ async fn a_database_of_the_previous_release_upgrades_with_every_account_and_sess
         )
         .await;
     }
-    insert(
-        &db,
-        "account_tokens",
-        vec![
-            ("token_hash", sha256("old-reset-link").into()),
-            ("user_id", user_id.into()),
-            ("purpose", "password_reset".into()),
-            ("created_at", (now - Duration::minutes(5)).into()),
-            ("expires_at", (now + Duration::minutes(25)).into()),
-        ],
-    )
-    .await;
+    let mut link = vec![
+        ("token_hash", sha256("old-reset-link").into()),
+        ("user_id", user_id.into()),
+        ("purpose", "password_reset".into()),
+        ("created_at", (now - Duration::minutes(5)).into()),
+        ("expires_at", (now + Duration::minutes(25)).into()),
+    ];
+    if shipped >= 4 {
+        // From the fourth migration on, a link keeps the address it was sent to.
+        link.push(("email", email.clone().into()));
+    }
+    insert(&db, "account_tokens", link).await;
     db.close().await.unwrap();
 
     // The new release starts on it and applies the rest.
@@ -122,6 +133,19 @@ async fn a_database_of_the_previous_release_upgrades_with_every_account_and_sess
         me["data"]["me"]["displayName"], "Ada\u{200D}Lovelace",
         "a name stored under the old rules still reads back"
     );
+    // It proved its user when it was created, two days ago: too long for a sensitive change.
+    let old_token = forge_token(&claims, JWT_SECRET.as_bytes());
+    let enroll = app
+        .graphql_as(&old_token, "mutation { enrollTotp { secret } }", json!({}))
+        .await;
+    assert_eq!(
+        enroll["errors"][0]["extensions"]["reason"],
+        "REAUTHENTICATION_REQUIRED"
+    );
+    let state = app
+        .graphql_as(&old_token, "{ me { mfaEnabled } }", json!({}))
+        .await;
+    assert_eq!(state["data"]["me"]["mfaEnabled"], false);
     // Its refresh token rotates as ever.
     let refreshed = app.refresh("old-current").await;
     assert_no_errors(&refreshed);
