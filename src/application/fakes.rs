@@ -1001,6 +1001,14 @@ impl InMemoryFactors {
         }
     }
 
+    /// Deleting an account deletes its factor and recovery codes (a cascade in the
+    /// database): forget those whose account is gone.
+    fn forget_deleted_accounts(&self) {
+        let exists = |user: &UserId| self.users.get(*user).is_some();
+        self.factors.lock().unwrap().retain(|user, _| exists(user));
+        self.codes.lock().unwrap().retain(|user, _| exists(user));
+    }
+
     fn mark_account(&self, user: UserId, enabled_at: Option<DateTime<Utc>>) {
         self.users.update(user, |u| {
             u.mfa_enabled_at = enabled_at;
@@ -1022,6 +1030,7 @@ impl crate::domain::SecondFactorStore for InMemoryFactors {
         &self,
         user: UserId,
     ) -> Result<Option<crate::domain::TotpFactor>, RepositoryError> {
+        self.forget_deleted_accounts();
         Ok(self.factors.lock().unwrap().get(&user).cloned())
     }
 
@@ -1029,6 +1038,7 @@ impl crate::domain::SecondFactorStore for InMemoryFactors {
         &self,
         factor: &crate::domain::TotpFactor,
     ) -> Result<bool, RepositoryError> {
+        self.forget_deleted_accounts();
         let mut factors = self.factors.lock().unwrap();
         if factors
             .get(&factor.user_id)
@@ -1048,6 +1058,7 @@ impl crate::domain::SecondFactorStore for InMemoryFactors {
         recovery_codes: &[TokenHash],
         now: DateTime<Utc>,
     ) -> Result<bool, RepositoryError> {
+        self.forget_deleted_accounts();
         {
             let mut factors = self.factors.lock().unwrap();
             match factors.get_mut(&user) {
@@ -1075,6 +1086,7 @@ impl crate::domain::SecondFactorStore for InMemoryFactors {
     }
 
     async fn accept_step(&self, user: UserId, step: i64) -> Result<bool, RepositoryError> {
+        self.forget_deleted_accounts();
         let mut factors = self.factors.lock().unwrap();
         Ok(match factors.get_mut(&user) {
             Some(f) if f.confirmed_at.is_some() && f.last_step < step => {
@@ -1091,6 +1103,7 @@ impl crate::domain::SecondFactorStore for InMemoryFactors {
         code: &TokenHash,
         now: DateTime<Utc>,
     ) -> Result<bool, RepositoryError> {
+        self.forget_deleted_accounts();
         let mut codes = self.codes.lock().unwrap();
         let unused = codes.get_mut(&user).and_then(|codes| {
             codes
@@ -1112,17 +1125,20 @@ impl crate::domain::SecondFactorStore for InMemoryFactors {
         codes: &[TokenHash],
         _now: DateTime<Utc>,
     ) -> Result<(), RepositoryError> {
+        self.forget_deleted_accounts();
         self.store_codes(user, codes);
         Ok(())
     }
 
     async fn recovery_codes_left(&self, user: UserId) -> Result<u64, RepositoryError> {
+        self.forget_deleted_accounts();
         Ok(self.codes.lock().unwrap().get(&user).map_or(0, |codes| {
             codes.iter().filter(|(_, used)| used.is_none()).count() as u64
         }))
     }
 
     async fn remove(&self, user: UserId) -> Result<bool, RepositoryError> {
+        self.forget_deleted_accounts();
         let removed = {
             let mut factors = self.factors.lock().unwrap();
             match factors.get(&user) {

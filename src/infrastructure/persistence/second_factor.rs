@@ -45,14 +45,29 @@ impl SeaOrmSecondFactorRepository {
             .build(self.backend())
     }
 
-    fn code_rows(&self, user: UserId, codes: &[TokenHash], now: DateTime<Utc>) -> Statement {
-        recovery_code::Entity::insert_many(codes.iter().map(|code| recovery_code::ActiveModel {
-            code_hash: Set(code.as_str().to_owned()),
-            user_id: Set(user.as_uuid()),
-            created_at: Set(now),
-            used_at: Set(None),
-        }))
-        .build(self.backend())
+    /// Deletes the account's recovery codes and stores `codes` in their place.
+    fn replace_codes(
+        &self,
+        user: UserId,
+        codes: &[TokenHash],
+        now: DateTime<Utc>,
+    ) -> Vec<Statement> {
+        let mut statements = vec![self.delete_codes(user)];
+        // An insert without rows is not SQL: no codes, nothing to insert.
+        if !codes.is_empty() {
+            statements.push(
+                recovery_code::Entity::insert_many(codes.iter().map(|code| {
+                    recovery_code::ActiveModel {
+                        code_hash: Set(code.as_str().to_owned()),
+                        user_id: Set(user.as_uuid()),
+                        created_at: Set(now),
+                        used_at: Set(None),
+                    }
+                }))
+                .build(self.backend()),
+            );
+        }
+        statements
     }
 
     fn delete_codes(&self, user: UserId) -> Statement {
@@ -116,11 +131,8 @@ impl SecondFactorStore for SeaOrmSecondFactorRepository {
             .filter(totp_factor::Column::ConfirmedAt.is_null())
             .filter(totp_factor::Column::Secret.eq(sealed_secret))
             .build(self.backend());
-        let statements = [
-            self.delete_codes(user),
-            self.code_rows(user, recovery_codes, now),
-            self.mark_account(user, Some(now)),
-        ];
+        let mut statements = self.replace_codes(user, recovery_codes, now);
+        statements.push(self.mark_account(user, Some(now)));
         self.writes
             .run(|txn| {
                 let (confirm, statements) = (confirm.clone(), statements.clone());
@@ -178,7 +190,7 @@ impl SecondFactorStore for SeaOrmSecondFactorRepository {
         codes: &[TokenHash],
         now: DateTime<Utc>,
     ) -> Result<(), RepositoryError> {
-        let statements = [self.delete_codes(user), self.code_rows(user, codes, now)];
+        let statements = self.replace_codes(user, codes, now);
         self.writes
             .run(|txn| {
                 let statements = statements.clone();

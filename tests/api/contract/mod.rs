@@ -13,6 +13,7 @@ mod audit_retention;
 mod directory;
 mod links;
 mod refresh;
+mod second_factor;
 mod sessions;
 
 use std::sync::Arc;
@@ -20,15 +21,15 @@ use std::time::Duration;
 
 use authgraph::app::account_and_session_stores;
 use authgraph::application::fakes::{
-    InMemoryAccountTokens, InMemoryAudit, InMemorySessions, InMemoryUsers,
+    InMemoryAccountTokens, InMemoryAudit, InMemoryFactors, InMemorySessions, InMemoryUsers,
 };
 use authgraph::domain::{
-    AccountStore, AccountTokenRepository, AuditStore, Email, PasswordHash, Role, Session,
-    SessionId, SessionRepository, User, UserDirectory,
+    AccountStore, AccountTokenRepository, AuditStore, Email, PasswordHash, Role, SecondFactorStore,
+    Session, SessionId, SessionRepository, User, UserDirectory,
 };
 use authgraph::infrastructure::persistence::{
     self, DatabaseSettings, QueryCounter, RetryCounter, SeaOrmAccountTokenRepository,
-    SeaOrmAuditRepository, SeaOrmUserRepository, Transactions,
+    SeaOrmAuditRepository, SeaOrmSecondFactorRepository, SeaOrmUserRepository, Transactions,
 };
 use chrono::{DateTime, TimeZone, Utc};
 
@@ -40,6 +41,7 @@ pub struct Stores {
     pub sessions: Arc<dyn SessionRepository>,
     pub links: Arc<dyn AccountTokenRepository>,
     pub audit: Arc<dyn AuditStore>,
+    pub factors: Arc<dyn SecondFactorStore>,
     _database: Option<TestDatabase>,
 }
 
@@ -51,6 +53,7 @@ impl Stores {
             sessions: Arc::new(InMemorySessions::new(users.clone())),
             links: Arc::new(InMemoryAccountTokens::new(users.clone())),
             audit: Arc::new(InMemoryAudit::default()),
+            factors: Arc::new(InMemoryFactors::new(users.clone())),
             accounts: users,
             _database: None,
         }
@@ -85,6 +88,7 @@ impl Stores {
             sessions,
             links: Arc::new(SeaOrmAccountTokenRepository::new(writes.clone())),
             audit: Arc::new(SeaOrmAuditRepository::new(writes.clone())),
+            factors: Arc::new(SeaOrmSecondFactorRepository::new(writes.clone())),
             _database: Some(database),
         };
         (stores, Arc::new(SeaOrmUserRepository::new(writes)))
