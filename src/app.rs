@@ -34,7 +34,8 @@ use crate::infrastructure::persistence::{
 };
 use crate::infrastructure::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
 use crate::infrastructure::security::{
-    Argon2Hasher, JwtSettings, JwtTokens, resolve_jwt_secret, resolve_mfa_keys,
+    Argon2Hasher, JwtKeySettings, JwtKeys, JwtSettings, JwtTokens, pem_blocks, resolve_jwt_keys,
+    resolve_mfa_keys,
 };
 use crate::interfaces::graphql;
 use crate::interfaces::http::{self, AppState, MetricSources, Metrics};
@@ -304,10 +305,7 @@ fn services(
         sealer,
         clock,
     } = adapters;
-    let secret = resolve_jwt_secret(
-        config.jwt_secret.as_ref().map(ExposeSecret::expose_secret),
-        config.dev_state_dir().as_deref(),
-    )?;
+    let keys = jwt_keys(config)?;
     let (users, session_store) = account_and_session_stores(
         config.database_url.expose_secret(),
         config.sqlite_fast_paths,
@@ -315,14 +313,8 @@ fn services(
         queries,
     );
     let tokens = Arc::new(JwtTokens::new(JwtSettings {
-        secret,
-        previous_secrets: config
-            .jwt_previous_secrets
-            .iter()
-            .map(ExposeSecret::expose_secret)
-            .filter(|s| !s.is_empty())
-            .map(|s| s.as_bytes().to_vec())
-            .collect(),
+        signing: keys.signing,
+        verifying: keys.verifying,
         issuer: config.jwt_issuer.clone(),
         audience: config.jwt_audience.clone(),
         lifetime: config.access_token_ttl,
@@ -472,6 +464,51 @@ fn sealer(config: &Config) -> anyhow::Result<Arc<dyn SecretSealer>> {
         &previous,
         config.dev_state_dir().as_deref(),
     )?))
+}
+
+/// The keys of access tokens, from JWT_ALGORITHM, JWT_PRIVATE_KEY(_FILE), JWT_PREVIOUS_KEYS,
+/// JWT_SECRET and JWT_PREVIOUS_SECRETS (see `security::resolve_jwt_keys`).
+fn jwt_keys(config: &Config) -> anyhow::Result<JwtKeys> {
+    let read = |path: &std::path::Path, setting: &str| {
+        std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {setting} {}: {e}", path.display()))
+    };
+    let private_key = match (&config.jwt_private_key, &config.jwt_private_key_file) {
+        (Some(pem), _) => Some(pem.expose_secret().to_owned()),
+        (None, Some(path)) => Some(read(path, "JWT_PRIVATE_KEY_FILE")?),
+        (None, None) => None,
+    };
+    // PEM blocks, or the paths of files that hold them.
+    let previous_keys = match config
+        .jwt_previous_keys
+        .as_ref()
+        .map(ExposeSecret::expose_secret)
+    {
+        Some(text) if text.contains("-----BEGIN") => pem_blocks(text),
+        Some(paths) => {
+            let mut blocks = Vec::new();
+            for path in paths.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                blocks.extend(pem_blocks(&read(path.as_ref(), "JWT_PREVIOUS_KEYS")?));
+            }
+            blocks
+        }
+        None => Vec::new(),
+    };
+    let settings = JwtKeySettings {
+        algorithm: config.jwt_algorithm,
+        secret: config.jwt_secret.as_ref().map(ExposeSecret::expose_secret),
+        previous_secrets: config
+            .jwt_previous_secrets
+            .iter()
+            .map(ExposeSecret::expose_secret)
+            .collect(),
+        private_key,
+        previous_keys,
+    };
+    Ok(resolve_jwt_keys(
+        &settings,
+        config.dev_state_dir().as_deref(),
+    )?)
 }
 
 fn duration(value: Duration, name: &str) -> anyhow::Result<chrono::Duration> {

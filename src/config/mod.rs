@@ -15,7 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::application::ports::Quota;
 use crate::application::{Lockout, ThrottlePolicy};
 use crate::infrastructure::persistence::{DatabaseSettings, sqlite_file};
-use crate::infrastructure::security::{HashPriority, HashingSettings};
+use crate::infrastructure::security::{HashPriority, HashingSettings, JwtAlgorithm};
 use crate::interfaces::http::{
     CookieSameSite, CookieSettings, CorsPolicy, ForwardedHeader, HttpSettings, TrustedProxies,
     parse_network,
@@ -140,7 +140,8 @@ pub struct Config {
     #[arg(long, env = "SQLITE_FAST_PATHS", default_value_t = true, value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
     pub sqlite_fast_paths: bool,
 
-    /// Secret that signs access tokens (≥ 32 bytes). Required in production.
+    /// Secret that signs access tokens with HS256 (≥ 32 bytes). With ES256 or EdDSA it only
+    /// verifies the tokens it signed before the switch.
     #[arg(
         long,
         env = "JWT_SECRET",
@@ -161,6 +162,50 @@ pub struct Config {
         global = true
     )]
     pub jwt_previous_secrets: Vec<SecretString>,
+
+    /// How access tokens are signed: `ES256` (the default for new deployments), `EdDSA`, or
+    /// `HS256` (a shared secret; the default while JWT_SECRET is set and no private key is).
+    #[arg(
+        long,
+        env = "JWT_ALGORITHM",
+        value_enum,
+        ignore_case = true,
+        global = true
+    )]
+    pub jwt_algorithm: Option<JwtAlgorithm>,
+
+    /// The private key that signs access tokens (ES256 or EdDSA), PEM (PKCS#8, or SEC1 for
+    /// P-256). Required in production for those algorithms; development generates one.
+    #[arg(
+        long,
+        env = "JWT_PRIVATE_KEY",
+        hide_env_values = true,
+        value_parser = secret,
+        global = true
+    )]
+    pub jwt_private_key: Option<SecretString>,
+
+    /// A file holding JWT_PRIVATE_KEY instead (a mounted secret).
+    #[arg(long, env = "JWT_PRIVATE_KEY_FILE", global = true)]
+    pub jwt_private_key_file: Option<std::path::PathBuf>,
+
+    /// Retired signing keys whose tokens still verify (and stay published) until they expire:
+    /// PEM blocks one after the other, or comma-separated paths of PEM files. Private or
+    /// public keys.
+    #[arg(
+        long,
+        env = "JWT_PREVIOUS_KEYS",
+        hide_env_values = true,
+        value_parser = secret,
+        global = true
+    )]
+    pub jwt_previous_keys: Option<SecretString>,
+
+    /// The URL this service is reached at (e.g. `https://auth.example.com`), for the
+    /// discovery document's `jwks_uri`. Default: JWT_ISSUER when it is a URL, else the
+    /// address the server listens on.
+    #[arg(long, env = "API_URL", global = true)]
+    pub api_url: Option<String>,
 
     /// Key that encrypts TOTP secrets at rest: 32 random bytes in base64 (`openssl rand
     /// -base64 32`). Required in production. Keep it: what it encrypted opens with no other key.

@@ -67,7 +67,26 @@ fn refused(changes: &[(&'static str, &str)]) -> String {
 #[test]
 fn production_refuses_each_setting_that_would_open_a_hole() {
     let cases: &[(&[(&str, &str)], &str)] = &[
-        (&[("JWT_SECRET", "")], "JWT_SECRET is not set"),
+        // A new deployment signs with ES256 and needs its private key.
+        (&[("JWT_SECRET", "")], "JWT_PRIVATE_KEY is not set"),
+        (
+            &[("JWT_SECRET", ""), ("JWT_ALGORITHM", "HS256")],
+            "JWT_SECRET is not set",
+        ),
+        (
+            &[("JWT_ALGORITHM", "EdDSA"), ("JWT_PRIVATE_KEY", "not a key")],
+            "JWT_PRIVATE_KEY is not a PEM private key",
+        ),
+        (
+            &[
+                ("JWT_ALGORITHM", "EdDSA"),
+                (
+                    "JWT_PRIVATE_KEY",
+                    "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgunqrAlikCMPO7A1b\nyENTxkpyF9WJWvPxQIKk8XDl0yWhRANCAAQNyJZYzWoRyfAoSKR7+oODS8RXCv9H\nePzBq13w3jawbU2ZJPxxxNMV/HBnuxvAuePjB6nODBYOsmR/sV+CpjTH\n-----END PRIVATE KEY-----",
+                ),
+            ],
+            "JWT_PRIVATE_KEY is an ES256 key, but JWT_ALGORITHM is EdDSA",
+        ),
         (&[("JWT_SECRET", &"a".repeat(64))], "JWT_SECRET"),
         (&[("JWT_SECRET", "short-but-random-9f$Kq!")], "JWT_SECRET"),
         (

@@ -1,5 +1,6 @@
-//! HS256 access tokens. The algorithm is pinned on both sides, and every registered claim the
-//! service relies on (`iss`, `aud`, `sub`, `iat`, `exp`) must be present and right.
+//! Access tokens: signed with the key of `signing_keys.rs` (HS256, ES256 or EdDSA), each key's
+//! algorithm pinned, and every registered claim the service relies on (`iss`, `aud`, `sub`,
+//! `iat`, `exp`) present and right.
 //!
 //! Expiry is checked against the time the caller passes (the `Clock` port's), not against
 //! the system clock jsonwebtoken would read, so the service and its tests agree on what time
@@ -7,13 +8,14 @@
 //!
 //! Keys rotate without signing anyone out: tokens carry the `kid` of the key that signed them;
 //! new tokens are signed with the current key, and tokens signed with a previous key still
-//! verify until they expire. A `kid` is derived from its secret, so there is nothing extra to
-//! configure and two different secrets never share one.
+//! verify until they expire. A token is verified only by the key its `kid` names, with that
+//! key's algorithm: a token whose header names another algorithm (an HS256 token "signed" with
+//! the public key as its secret, `none`) is refused.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -21,31 +23,41 @@ use uuid::Uuid;
 use crate::application::ports::{AccessClaims, AccessTokens, IssuedAccessToken, TokenError};
 use crate::domain::{AuthMethods, Authentication, SessionId, UserId};
 
-const ALGORITHM: Algorithm = Algorithm::HS256;
+use super::signing_keys::{self, JwtAlgorithm, PublicJwk, SigningKey, VerifyingKey};
 
 /// Tolerates small clock differences between instances, not stale tokens.
 const LEEWAY_SECONDS: i64 = 30;
 
 /// What access tokens are signed with and say about themselves.
-#[derive(Clone)]
 pub struct JwtSettings {
     /// Signs new tokens.
-    pub secret: Vec<u8>,
-    /// Retired secrets whose tokens are still accepted.
-    pub previous_secrets: Vec<Vec<u8>>,
+    pub signing: SigningKey,
+    /// Verifies tokens: the signing key's own half first, then retired keys whose tokens are
+    /// still accepted.
+    pub verifying: Vec<VerifyingKey>,
     pub issuer: String,
     pub audience: String,
     pub lifetime: Duration,
 }
 
+impl JwtSettings {
+    /// HS256 with `secret`, still accepting tokens of `previous` secrets.
+    pub fn hmac(secret: &[u8], previous: &[&[u8]]) -> (SigningKey, Vec<VerifyingKey>) {
+        let (signing, verifying) = signing_keys::hmac(secret);
+        let previous = previous.iter().map(|s| signing_keys::hmac(s).1);
+        (
+            signing,
+            std::iter::once(verifying).chain(previous).collect(),
+        )
+    }
+}
+
 /// The JWT adapter of the `AccessTokens` port.
 pub struct JwtTokens {
-    signing_kid: String,
-    encoding: EncodingKey,
-    /// The current key first, then previous ones.
-    decoding: Vec<(String, DecodingKey)>,
-    /// Everything but the expiry, which `verify` checks against the time it is given.
-    validation: Validation,
+    signing: SigningKey,
+    /// Each key with the validation of its own algorithm: everything but the expiry, which
+    /// `verify` checks against the time it is given.
+    verifying: Vec<(VerifyingKey, Validation)>,
     issuer: String,
     audience: String,
     lifetime: Duration,
@@ -68,7 +80,7 @@ struct Claims {
     amr: Vec<String>,
 }
 
-/// The public name of a secret: the first 8 bytes of its SHA-256, in hex.
+/// The public name of an HMAC secret: the first 8 bytes of its SHA-256, in hex.
 pub fn key_id(secret: &[u8]) -> String {
     Sha256::digest(secret)[..8]
         .iter()
@@ -78,26 +90,41 @@ pub fn key_id(secret: &[u8]) -> String {
 
 impl JwtTokens {
     pub fn new(settings: JwtSettings) -> Self {
-        let mut validation = Validation::new(ALGORITHM);
-        validation.set_issuer(&[&settings.issuer]);
-        validation.set_audience(&[&settings.audience]);
-        // `exp` must still be present (and a number); only its comparison with the time moves
-        // to `verify`.
-        validation.set_required_spec_claims(&["iss", "aud", "sub", "iat", "exp"]);
-        validation.validate_exp = false;
-        let decoding = std::iter::once(&settings.secret)
-            .chain(&settings.previous_secrets)
-            .map(|secret| (key_id(secret), DecodingKey::from_secret(secret)))
+        let verifying = settings
+            .verifying
+            .into_iter()
+            .map(|key| {
+                let mut validation = Validation::new(key.jsonwebtoken_algorithm());
+                validation.set_issuer(&[&settings.issuer]);
+                validation.set_audience(&[&settings.audience]);
+                // `exp` must still be present (and a number); only its comparison with the
+                // time moves to `verify`.
+                validation.set_required_spec_claims(&["iss", "aud", "sub", "iat", "exp"]);
+                validation.validate_exp = false;
+                (key, validation)
+            })
             .collect();
         Self {
-            signing_kid: key_id(&settings.secret),
-            encoding: EncodingKey::from_secret(&settings.secret),
-            decoding,
-            validation,
+            signing: settings.signing,
+            verifying,
             issuer: settings.issuer,
             audience: settings.audience,
             lifetime: settings.lifetime,
         }
+    }
+
+    /// The algorithm new tokens are signed with.
+    pub fn algorithm(&self) -> JwtAlgorithm {
+        self.signing.algorithm
+    }
+
+    /// The public keys whose tokens verify: the current one first. Empty under HS256, whose
+    /// secrets are never published.
+    pub fn public_keys(&self) -> Vec<PublicJwk> {
+        self.verifying
+            .iter()
+            .filter_map(|(key, _)| key.public.clone())
+            .collect()
     }
 }
 
@@ -124,9 +151,9 @@ impl AccessTokens for JwtTokens {
                 .map(|m| (*m).to_owned())
                 .collect(),
         };
-        let mut header = Header::new(ALGORITHM);
-        header.kid = Some(self.signing_kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, &self.encoding)
+        let mut header = Header::new(self.signing.jsonwebtoken_algorithm());
+        header.kid = Some(self.signing.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &self.signing.encoding)
             .map_err(|_| TokenError::Invalid)?;
         Ok(IssuedAccessToken {
             token,
@@ -137,12 +164,13 @@ impl AccessTokens for JwtTokens {
     fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
         let kid = header.kid.ok_or(TokenError::Invalid)?;
-        let (_, key) = self
-            .decoding
+        let (key, validation) = self
+            .verifying
             .iter()
-            .find(|(id, _)| *id == kid)
+            .find(|(key, _)| key.kid == kid)
             .ok_or(TokenError::Invalid)?;
-        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
+        // `validation` allows the key's own algorithm only.
+        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, validation)
             .map_err(|_| TokenError::Invalid)?;
         if data.claims.exp < now.timestamp().saturating_sub(LEEWAY_SECONDS) {
             return Err(TokenError::Expired);
@@ -167,14 +195,16 @@ impl AccessTokens for JwtTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jsonwebtoken::{Algorithm, EncodingKey};
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
     const OLD_SECRET: &[u8] = b"the secret we used before this one";
 
     fn tokens_with(secret: &[u8], previous: &[&[u8]]) -> JwtTokens {
+        let (signing, verifying) = JwtSettings::hmac(secret, previous);
         JwtTokens::new(JwtSettings {
-            secret: secret.to_vec(),
-            previous_secrets: previous.iter().map(|s| s.to_vec()).collect(),
+            signing,
+            verifying,
             issuer: "authgraph".into(),
             audience: "authgraph".into(),
             lifetime: Duration::from_secs(900),

@@ -4,8 +4,16 @@ mod jwt;
 mod password;
 mod secret;
 mod secret_box;
+mod signing_keys;
 
 pub use jwt::{JwtSettings, JwtTokens, key_id};
 pub use password::{Argon2Hasher, HashPriority, HashingSettings};
-pub use secret::{JWT_SECRET_MIN_BYTES, SecretError, resolve_jwt_secret, resolve_mfa_keys};
+pub use secret::{
+    JWT_SECRET_MIN_BYTES, JwtKeySettings, JwtKeys, SecretError, resolve_jwt_keys,
+    resolve_jwt_secret, resolve_mfa_keys,
+};
 pub use secret_box::{ENCRYPTION_KEY_BYTES, EncryptionKey, KeyFormatError, SecretBox};
+pub use signing_keys::{
+    JwtAlgorithm, KeyError, PublicJwk, SigningKey, VerifyingKey, from_private_pem, generate_pem,
+    pem_blocks, previous_from_pem,
+};

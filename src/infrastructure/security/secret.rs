@@ -11,6 +11,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::secret_box::{EncryptionKey, KeyFormatError, SecretBox};
+use super::signing_keys::{
+    self, JwtAlgorithm, KeyError, SigningKey, VerifyingKey, from_private_pem, previous_from_pem,
+};
 
 /// HS256 wants a key at least as long as its 256-bit output.
 pub const JWT_SECRET_MIN_BYTES: usize = 32;
@@ -58,8 +61,95 @@ pub enum SecretError {
         setting: &'static str,
         path: PathBuf,
     },
+    #[error(
+        "JWT_PRIVATE_KEY is not set. In production the key that signs access tokens with {0} \
+         must come from the environment: set JWT_PRIVATE_KEY (or JWT_PRIVATE_KEY_FILE) to a PEM \
+         private key, e.g. from `openssl genpkey -algorithm EC -pkeyopt \
+         ec_paramgen_curve:P-256` (ES256) or `openssl genpkey -algorithm ed25519` (EdDSA)."
+    )]
+    JwtKeyMissing(&'static str),
+    #[error("{setting} {problem}")]
+    MalformedJwtKey { setting: String, problem: KeyError },
     #[error("the operating system's random source failed: {0}")]
     Random(getrandom::Error),
+}
+
+/// What the configuration says about the keys of access tokens.
+#[derive(Default)]
+pub struct JwtKeySettings<'a> {
+    pub algorithm: Option<JwtAlgorithm>,
+    pub secret: Option<&'a str>,
+    pub previous_secrets: Vec<&'a str>,
+    /// The PEM text of JWT_PRIVATE_KEY (or of the file JWT_PRIVATE_KEY_FILE names).
+    pub private_key: Option<String>,
+    /// The PEM blocks of JWT_PREVIOUS_KEYS.
+    pub previous_keys: Vec<String>,
+}
+
+/// The keys that sign and verify access tokens: the signing key, then every key whose tokens
+/// still verify (its own half first).
+pub struct JwtKeys {
+    pub signing: SigningKey,
+    pub verifying: Vec<VerifyingKey>,
+}
+
+impl JwtKeySettings<'_> {
+    /// The algorithm: as configured; otherwise HS256 for a deployment that has a JWT_SECRET
+    /// and no private key (as before the choice existed), ES256 for a new one.
+    pub fn algorithm(&self) -> JwtAlgorithm {
+        self.algorithm
+            .unwrap_or(if self.secret.is_some() && self.private_key.is_none() {
+                JwtAlgorithm::Hs256
+            } else {
+                JwtAlgorithm::Es256
+            })
+    }
+}
+
+/// Picks the keys of access tokens. Secrets of retired HMAC keys (and JWT_SECRET after a
+/// switch to a key pair) still verify what they signed; they are never published.
+pub fn resolve_jwt_keys(
+    settings: &JwtKeySettings<'_>,
+    dev_dir: Option<&Path>,
+) -> Result<JwtKeys, SecretError> {
+    let algorithm = settings.algorithm();
+    let (signing, own) = if algorithm.is_asymmetric() {
+        let (setting, pem) = match (&settings.private_key, dev_dir) {
+            (Some(pem), _) => ("JWT_PRIVATE_KEY".to_owned(), pem.clone()),
+            (None, None) => return Err(SecretError::JwtKeyMissing(algorithm.name())),
+            (None, Some(dir)) => {
+                let generated_key = match algorithm {
+                    JwtAlgorithm::EdDsa => &JWT_EDDSA_KEY,
+                    _ => &JWT_ES256_KEY,
+                };
+                (
+                    format!("the key in {}", dir.join(generated_key.file).display()),
+                    generated(dir, generated_key)?,
+                )
+            }
+        };
+        from_private_pem(&pem, algorithm)
+            .map_err(|problem| SecretError::MalformedJwtKey { setting, problem })?
+    } else {
+        let secret = resolve_jwt_secret(settings.secret, dev_dir)?;
+        signing_keys::hmac(&secret)
+    };
+    let mut verifying = vec![own];
+    for (i, pem) in settings.previous_keys.iter().enumerate() {
+        verifying.push(
+            previous_from_pem(pem).map_err(|problem| SecretError::MalformedJwtKey {
+                setting: format!("JWT_PREVIOUS_KEYS (key {})", i + 1),
+                problem,
+            })?,
+        );
+    }
+    let retired_secrets = settings
+        .previous_secrets
+        .iter()
+        .chain(settings.secret.iter().filter(|_| algorithm.is_asymmetric()))
+        .filter(|s| !s.is_empty());
+    verifying.extend(retired_secrets.map(|s| signing_keys::hmac(s.as_bytes()).1));
+    Ok(JwtKeys { signing, verifying })
 }
 
 /// Picks the signing secret. `dev_dir` is where a generated secret is kept; `None` means
@@ -145,6 +235,22 @@ const JWT_SECRET: Generated = Generated {
         Ok(URL_SAFE_NO_PAD.encode(bytes))
     },
     usable: |text| text.len() >= JWT_SECRET_MIN_BYTES,
+    replace_unusable: true,
+};
+
+const JWT_ES256_KEY: Generated = Generated {
+    setting: "JWT_PRIVATE_KEY",
+    file: "jwt-es256-key.pem",
+    make: || Ok(signing_keys::generate_pem(JwtAlgorithm::Es256)?.unwrap_or_default()),
+    usable: |text| from_private_pem(text, JwtAlgorithm::Es256).is_ok(),
+    replace_unusable: true,
+};
+
+const JWT_EDDSA_KEY: Generated = Generated {
+    setting: "JWT_PRIVATE_KEY",
+    file: "jwt-eddsa-key.pem",
+    make: || Ok(signing_keys::generate_pem(JwtAlgorithm::EdDsa)?.unwrap_or_default()),
+    usable: |text| from_private_pem(text, JwtAlgorithm::EdDsa).is_ok(),
     replace_unusable: true,
 };
 
