@@ -59,8 +59,9 @@ export class MfaRequired extends AuthgraphError {
   constructor(
     message: string,
     readonly ticket: string,
+    extensions: Record<string, unknown>,
   ) {
-    super(message, "FORBIDDEN", { reason: "MFA_REQUIRED" });
+    super(message, extensions["code"] as string | undefined, extensions);
   }
 }
 
@@ -250,8 +251,9 @@ function toError(error: CombinedError): AuthgraphError {
   if (!first) return new AuthgraphError(error.message, undefined);
   const { extensions } = first;
   // login and resetPassword answer so for an account with a second factor.
-  if (extensions["reason"] === "MFA_REQUIRED" && typeof extensions["mfaTicket"] === "string") {
-    return new MfaRequired(first.message, extensions["mfaTicket"]);
+  const ticket = extensions["mfaTicket"];
+  if (extensions["reason"] === "MFA_REQUIRED" && typeof ticket === "string") {
+    return new MfaRequired(first.message, ticket, extensions);
   }
   return new AuthgraphError(first.message, extensions["code"] as string | undefined, extensions);
 }
