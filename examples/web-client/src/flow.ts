@@ -121,7 +121,14 @@ check(impatient.tokens?.refreshToken === kept, "and keeps the session's tokens")
 check(await impatient.refresh(), "the kept refresh token works once the server is back");
 standIn.close();
 
-// A second factor, on an account of its own.
+// A second factor, on an account of its own. The codes an authenticator app would show come
+// from src/totp.ts, checked first against the test vectors of RFC 6238 (appendix B).
+const rfcSecret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"; // base32 of "12345678901234567890"
+check(
+  [59, 1111111109, 1234567890, 2000000000].map((t) => totp(rfcSecret, stepAt(t))).join() ===
+    "287082,081804,005924,279037",
+  "TOTP codes match RFC 6238's test vectors",
+);
 const mfaEmail = email.replace("web-client-", "web-client-mfa-");
 const user = new Authgraph(url);
 await user.register(mfaEmail, password);
