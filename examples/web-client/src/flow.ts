@@ -5,7 +5,6 @@
 // AUTHGRAPH_URL points at /graphql (default http://127.0.0.1:8000/graphql).
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { setTimeout as sleep } from "node:timers/promises";
 
 import { Authgraph, AuthgraphError, MfaRequired } from "./client.js";
 import {
@@ -18,7 +17,7 @@ import {
   SecuritySettings,
   Sessions,
 } from "./operations.js";
-import { STEP_SECONDS, stepAt, totp } from "./totp.js";
+import { freshCodes, stepAt, totp } from "./totp.js";
 
 const url = process.env["AUTHGRAPH_URL"] ?? "http://127.0.0.1:8000/graphql";
 const email = `web-client-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`;
@@ -152,26 +151,10 @@ check(
   "and a QR code as an SVG document",
 );
 
-// Each step's code is accepted once, and only after the last step accepted (RFC 6238 §5.2),
-// so every proof below needs a later step than the one before. The server accepts a step
-// either side of now: the previous one serves while the request surely arrives inside the
-// window, the next one early; past that, wait.
-let lastStep = 0;
-async function freshCode(): Promise<string> {
-  for (;;) {
-    const now = Date.now() / 1000;
-    const current = stepAt(now);
-    const into = now - current * STEP_SECONDS;
-    const step = Math.max(lastStep + 1, into < STEP_SECONDS - 5 ? current - 1 : current);
-    if (step <= current + 1) {
-      lastStep = step;
-      return totp(secret, step);
-    }
-    const wait = STEP_SECONDS - into;
-    console.log(`   (waiting ${Math.ceil(wait)} s for the next TOTP step: each is accepted once)`);
-    await sleep(wait * 1000 + 200);
-  }
-}
+// Each step's code is accepted once: every proof below takes a later step than the one before.
+const freshCode = freshCodes(secret, (seconds) =>
+  console.log(`   (waiting ${seconds} s for the next TOTP step: each is accepted once)`),
+);
 
 const { confirmTotp } = await user.run(ConfirmTotp, { input: { code: await freshCode() } });
 const recoveryCodes = confirmTotp.recoveryCodes;
