@@ -1,6 +1,7 @@
 // GraphiQL for authgraph: the endpoint is this server, and the access token returned by
-// register, login or refreshToken is sent automatically on later requests (unless the Headers
-// tab sets Authorization itself), so "Register, then Me" works with no copying.
+// register, login, refreshToken, verifyMfa or reauthenticate is sent automatically on later
+// requests (unless the Headers tab sets Authorization itself), so "Register, then Me" works
+// with no copying.
 //
 // Nothing is written to the browser's storage: not the token, not the Headers tab (where a
 // pasted bearer token would sit), not the Variables tab (where passwords sit). GraphiQL's own
@@ -49,7 +50,47 @@
     "}",
     "",
     "query Me {",
-    "  me { id email displayName role createdAt updatedAt }",
+    "  me {",
+    "    id email displayName role",
+    "    mfaEnabled recoveryCodesRemaining",
+    "  }",
+    "}",
+    "",
+    "# A second factor (an authenticator app):",
+    "# 3. EnrollTotp, within 10 minutes of signing in: type its",
+    "#    secret into the app (a page of yours shows qrCodeSvg).",
+    "# 4. ConfirmTotp with the app's 6 digits turns it on; keep",
+    "#    the recovery codes it answers: they are shown once.",
+    "# 5. From now on Login answers FORBIDDEN, with",
+    "#    extensions.reason MFA_REQUIRED and an mfaTicket: put",
+    "#    the ticket and a code (or a recovery code) in the",
+    "#    verifyMfa variables and run VerifyMfa to sign in.",
+    "# 6. A change refused with REAUTHENTICATION_REQUIRED: run",
+    "#    Reauthenticate (password and code), then the change.",
+    "",
+    "mutation EnrollTotp {",
+    "  enrollTotp { secret otpauthUri }",
+    "}",
+    "",
+    "mutation ConfirmTotp($confirmTotp: ConfirmTotpInput!) {",
+    "  confirmTotp(input: $confirmTotp) { recoveryCodes }",
+    "}",
+    "",
+    "mutation VerifyMfa($verifyMfa: VerifyMfaInput!) {",
+    "  verifyMfa(input: $verifyMfa) {",
+    "    accessToken",
+    "    refreshToken",
+    "    expiresIn",
+    "  }",
+    "}",
+    "",
+    "mutation Reauthenticate(",
+    "  $reauthenticate: ReauthenticateInput!",
+    ") {",
+    "  reauthenticate(input: $reauthenticate) {",
+    "    accessToken",
+    "    expiresIn",
+    "  }",
     "}",
     "",
   ].join("\n");
@@ -58,6 +99,9 @@
     {
       register: { email: "ada@example.com", password: "correct horse battery staple", displayName: "Ada" },
       login: { email: "ada@example.com", password: "correct horse battery staple" },
+      confirmTotp: { code: "123456" },
+      verifyMfa: { ticket: "the mfaTicket from Login's error", code: "123456" },
+      reauthenticate: { password: "correct horse battery staple", code: "123456" },
     },
     null,
     2
@@ -72,7 +116,7 @@
   function rememberToken(result) {
     var data = result && result.data;
     if (!data) return;
-    ["register", "login", "refreshToken"].forEach(function (field) {
+    ["register", "login", "refreshToken", "verifyMfa", "reauthenticate"].forEach(function (field) {
       if (data[field] && data[field].accessToken) {
         accessToken = data[field].accessToken;
       }

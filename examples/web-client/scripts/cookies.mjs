@@ -3,6 +3,7 @@
 // (src/client.ts compiled to dist/, its packages served from node_modules through an import
 // map: no bundler) and signs in, reloads, loses its access cookie, signs out; pages on other
 // origins try to use its session, and requests with forged headers try the same from Node.
+// Last, a second account with a second factor signs in through verifyMfa and reauthenticates.
 //
 //   AUTHGRAPH_URL  the server's /graphql on localhost (default http://localhost:8000/graphql)
 //   APP_PORT       the app page is served at http://localhost:APP_PORT, which must be one of
@@ -18,6 +19,8 @@ import { relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { chromium } from "playwright-core";
+
+import { freshCodes } from "../dist/src/totp.js";
 
 const api = process.env.AUTHGRAPH_URL ?? "http://localhost:8000/graphql";
 const appOrigin = `http://localhost:${process.env.APP_PORT ?? 5173}`;
@@ -60,13 +63,21 @@ const appPage = `<!doctype html>
 <script type="importmap">${JSON.stringify({ imports })}</script>
 <script type="module">
   import { Authgraph } from "/dist/src/client.js";
-  import { Me, Sessions } from "/dist/src/operations.js";
+  import { ConfirmTotp, EnrollTotp, Me, Sessions } from "/dist/src/operations.js";
 
   const api = new Authgraph(${JSON.stringify(api)}, { session: "cookies" });
   const user = ${JSON.stringify({ email, password })};
-  // Each call answers { ok } or { code }, for the check to read through page.evaluate.
+  // Each call answers { ok } or { code, reason, ticket }, for the check to read through
+  // page.evaluate.
   const call = (f) =>
-    f().then((ok) => ({ ok }), (error) => ({ code: error.code ?? String(error) }));
+    f().then(
+      (ok) => ({ ok }),
+      (error) => ({
+        code: error.code ?? String(error),
+        reason: error.reason,
+        ticket: error.ticket,
+      }),
+    );
   const signedIn = (payload) => ({ email: payload.user.email, refreshToken: payload.refreshToken });
   window.app = {
     register: () => call(async () => signedIn(await api.register(user.email, user.password))),
@@ -75,6 +86,17 @@ const appPage = `<!doctype html>
     sessions: () => call(async () => (await api.run(Sessions, { first: 10 })).sessions.totalCount),
     logout: () => call(() => api.logout()),
     kept: () => api.tokens,
+    // For an account with a second factor; the codes come from the check.
+    mfa: {
+      register: (email) => call(async () => signedIn(await api.register(email, user.password))),
+      enroll: () => call(async () => (await api.run(EnrollTotp, {})).enrollTotp.secret),
+      confirm: (code) =>
+        call(async () => (await api.run(ConfirmTotp, { input: { code } })).confirmTotp),
+      login: (email) => call(async () => signedIn(await api.login(email, user.password))),
+      verify: (ticket, code) => call(async () => signedIn(await api.verifyMfa(ticket, code))),
+      reauthenticate: (code) =>
+        call(async () => (await api.reauthenticate(user.password, code)).refreshToken),
+    },
   };
 </script>
 <p>A page that signs in with HttpOnly cookies.</p>`;
@@ -382,6 +404,64 @@ try {
     "the refresh cookie from before logout no longer works",
     replayed,
   );
+
+  // A second factor: the password alone sets no cookie; verifyMfa sets both, as login does;
+  // reauthenticate replaces the access cookie and leaves the refresh cookie as it is.
+  const mfa = (name, ...args) =>
+    app.evaluate(([name, args]) => window.app.mfa[name](...args), [name, args]);
+  const mfaEmail = email.replace("cookies-", "cookies-mfa-");
+  const mfaUser = await mfa("register", mfaEmail);
+  check(mfaUser.ok?.email === mfaEmail, "a second account registers", mfaUser);
+  const enrolled = await mfa("enroll");
+  check(typeof enrolled.ok === "string", "enrollTotp with the cookies", enrolled);
+  const nextCode = freshCodes(enrolled.ok ?? "");
+  const confirmed = await mfa("confirm", await nextCode());
+  check(confirmed.ok?.recoveryCodes?.length === 10, "confirmTotp turns it on", confirmed);
+  await call("logout");
+  const required = await mfa("login", mfaEmail);
+  check(
+    required.code === "FORBIDDEN" && required.reason === "MFA_REQUIRED" && required.ticket,
+    "login answers FORBIDDEN MFA_REQUIRED with a ticket",
+    required,
+  );
+  check(
+    (await sessionCookies()).length === 0,
+    "and sets no session cookie",
+    await sessionCookies(),
+  );
+  const verified = await mfa("verify", required.ticket, await nextCode());
+  check(
+    verified.ok?.email === mfaEmail && verified.ok.refreshToken === null,
+    "verifyMfa signs in; the body holds no refresh token",
+    verified,
+  );
+  const [access, refresh] = [await cookie(ACCESS), await cookie(REFRESH)];
+  check(access?.httpOnly && refresh?.httpOnly, "verifyMfa set both HttpOnly cookies", {
+    access,
+    refresh,
+  });
+  check(
+    (await app.evaluate(() => window.app.kept())) === null,
+    "the client keeps no token after verifyMfa",
+  );
+  me = await call("me");
+  check(me.ok === mfaEmail, "me with the cookies verifyMfa set", me);
+  const code = await nextCode();
+  const [answer, proved] = await Promise.all([
+    app.waitForResponse((r) => r.url().startsWith(api) && r.request().method() === "POST"),
+    mfa("reauthenticate", code),
+  ]);
+  const setCookie = (await answer.headerValue("set-cookie")) ?? "";
+  check(proved.ok === null, "reauthenticate with the password and a code", proved);
+  check(
+    setCookie.includes(`${ACCESS}=`) &&
+      !setCookie.includes(`${REFRESH}=`) &&
+      (await cookie(REFRESH))?.value === refresh?.value,
+    "reauthenticate set a new access cookie and kept the refresh cookie",
+    setCookie.replace(/=[^;\n]+/g, "=…"),
+  );
+  me = await call("me");
+  check(me.ok === mfaEmail, "me after reauthenticate", me);
 } catch (error) {
   failures.push(`stopped: ${error.message}`);
 } finally {
@@ -394,5 +474,6 @@ if (failures.length > 0) {
   process.exit(1);
 }
 console.log(
-  "cookie sessions work: sign-in, reload, refresh, other origins refused, sign-out; no token in JS",
+  "cookie sessions work: sign-in, reload, refresh, other origins refused, sign-out, a second " +
+    "factor; no token in JS",
 );

@@ -1,13 +1,15 @@
 // GraphiQL end to end, in headless Chromium: load the page from the running server, run the
 // starter document's Register (or Login) and then Me — the access token from the first is sent
-// by the page itself — read the answer from the page, and save a screenshot.
+// by the page itself — read the answer from the page, and save a screenshot. Then check every
+// operation of the starter document against ../../schema.graphql, and run its EnrollTotp.
 //
 //   AUTHGRAPH_URL   the server's /graphql (default http://127.0.0.1:8000/graphql)
 //   CHROMIUM        the browser (default /usr/bin/chromium)
 //   OUT_DIR         where the screenshot goes (default test-output)
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
+import { buildSchema, parse, validate } from "graphql";
 import { chromium } from "playwright-core";
 
 const url = process.env.AUTHGRAPH_URL ?? "http://127.0.0.1:8000/graphql";
@@ -40,12 +42,15 @@ try {
   await page.locator(".graphiql-query-editor .CodeMirror").waitFor();
 
   const run = async (operation) => {
+    const before = await page.locator(".graphiql-response").textContent();
     await page.locator(".CodeMirror-line", { hasText: operation }).first().click();
     await page.keyboard.press("Control+Enter");
-    // The response editor fills once the answer arrives.
-    await page.waitForFunction(
-      () => (document.querySelector(".graphiql-response")?.textContent ?? "").includes("}"),
-    );
+    // The response editor fills once the answer arrives (each answer here differs from the
+    // one before it).
+    await page.waitForFunction((before) => {
+      const text = document.querySelector(".graphiql-response")?.textContent ?? "";
+      return text.includes("}") && text !== before;
+    }, before);
     await page.waitForTimeout(300);
     return page.locator(".graphiql-response").innerText();
   };
@@ -67,6 +72,23 @@ try {
 
   await page.screenshot({ path: join(outDir, "graphiql.png") });
   console.log(`screenshot: ${join(outDir, "graphiql.png")}`);
+
+  // The operations the check does not run must still be valid: a starter that fails
+  // validation greets a new user with an error.
+  const starter = await page.evaluate(
+    () => document.querySelector(".graphiql-query-editor .CodeMirror").CodeMirror.getValue(),
+  );
+  const sdl = readFileSync(new URL("../../../schema.graphql", import.meta.url), "utf8");
+  const schema = buildSchema(sdl);
+  const invalid = validate(schema, parse(starter)).map((error) => error.message);
+  if (invalid.length > 0) failures.push(`the starter document is invalid: ${invalid.join("; ")}`);
+  for (const name of ["EnrollTotp", "ConfirmTotp", "VerifyMfa", "Reauthenticate"]) {
+    if (!starter.includes(`mutation ${name}`)) failures.push(`the starter has no ${name}`);
+  }
+  // The editor draws only the lines in view: go to the end for the second-factor operations.
+  await page.keyboard.press("Control+End");
+  answer = await run("mutation EnrollTotp");
+  if (!answer.includes("otpauth://totp/")) failures.push(`EnrollTotp gave no secret: ${answer}`);
 } finally {
   await browser.close();
 }
@@ -74,4 +96,7 @@ if (failures.length > 0) {
   console.log(failures.join("\n"));
   process.exit(1);
 }
-console.log("GraphiQL works: Register/Login then Me, with the token sent by the page");
+console.log(
+  "GraphiQL works: Register/Login then Me, with the token sent by the page; the starter " +
+    "document is valid, and its EnrollTotp runs",
+);

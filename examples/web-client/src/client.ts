@@ -1,6 +1,7 @@
 // A small authgraph client on urql: keeps the tokens, sends the access token, on
 // UNAUTHENTICATED refreshes once and retries, and on SERVICE_UNAVAILABLE waits retryAfter
-// seconds and sends the operation again — the patterns the README recommends.
+// seconds and sends the operation again — the patterns the README recommends. A sign-in that
+// needs a second factor throws MfaRequired, which verifyMfa finishes.
 //
 // In a browser on an origin the server allows, `{ session: "cookies" }` keeps no token at all:
 // the server holds the session in HttpOnly cookies that script cannot read (so an XSS cannot
@@ -20,20 +21,47 @@ import {
   Logout,
   LogoutFromCookie,
   RefreshFromCookie,
+  Reauthenticate,
   RefreshToken,
   Register,
+  VerifyMfa,
 } from "./operations.js";
 
 export type Tokens = { accessToken: string; refreshToken: string };
 
 export class AuthgraphError extends Error {
+  /** For RATE_LIMITED and SERVICE_UNAVAILABLE: seconds to wait before trying again. */
+  readonly retryAfter: number | undefined;
+  /** For FORBIDDEN: why, e.g. REAUTHENTICATION_REQUIRED (call reauthenticate, then retry). */
+  readonly reason: string | undefined;
+  /** For BAD_USER_INPUT: the input field to show the message next to. */
+  readonly field: string | undefined;
+
   constructor(
     message: string,
     readonly code: string | undefined,
-    /** For RATE_LIMITED and SERVICE_UNAVAILABLE: seconds to wait before trying again. */
-    readonly retryAfter?: number,
+    extensions: Record<string, unknown> = {},
   ) {
     super(message);
+    const { retryAfter, reason, field } = extensions;
+    this.retryAfter = typeof retryAfter === "number" ? retryAfter : undefined;
+    this.reason = typeof reason === "string" ? reason : undefined;
+    this.field = typeof field === "string" ? field : undefined;
+  }
+}
+
+/**
+ * The password was right, and the account has a second factor: ask for a code from the
+ * authenticator app (or a recovery code) and pass it with the ticket to `verifyMfa`. The
+ * ticket is single-use, lives 5 minutes and takes a few wrong codes.
+ */
+export class MfaRequired extends AuthgraphError {
+  constructor(
+    message: string,
+    readonly ticket: string,
+    extensions: Record<string, unknown>,
+  ) {
+    super(message, extensions["code"] as string | undefined, extensions);
   }
 }
 
@@ -103,9 +131,37 @@ export class Authgraph {
     return this.keep(data.register);
   }
 
+  /** Throws MfaRequired when the account has a second factor: then call verifyMfa. */
   async login(email: string, password: string) {
     const data = await this.run(Login, { input: { email, password } }, false);
     return this.keep(data.login);
+  }
+
+  /**
+   * Finishes a sign-in that threw MfaRequired, with a code from the authenticator app or a
+   * recovery code. A wrong code throws BAD_USER_INPUT (field "code"): ask again with the same
+   * ticket. UNAUTHENTICATED means the ticket is spent (expired, used, too many wrong codes):
+   * sign in again from the password.
+   */
+  async verifyMfa(ticket: string, code: string) {
+    const data = await this.run(VerifyMfa, { input: { ticket, code } }, false);
+    return this.keep(data.verifyMfa);
+  }
+
+  /**
+   * Proves again that the user is here (the password, and a code when the account has a
+   * second factor), after an operation failed with reason REAUTHENTICATION_REQUIRED; then
+   * send that operation again. The session stays the same: only the access token is new.
+   */
+  async reauthenticate(password: string, code?: string) {
+    const data = await this.run(Reauthenticate, { input: { password, code } });
+    const payload = data.reauthenticate;
+    // The access token says when the user last proved themselves; the refresh token does
+    // not change (it is null here). With cookies the new access token is in its cookie.
+    if (!this.cookies && this.tokens) {
+      this.tokens = { ...this.tokens, accessToken: payload.accessToken };
+    }
+    return payload;
   }
 
   /**
@@ -193,10 +249,11 @@ export class Authgraph {
 function toError(error: CombinedError): AuthgraphError {
   const first = error.graphQLErrors[0];
   if (!first) return new AuthgraphError(error.message, undefined);
-  const retryAfter = first.extensions["retryAfter"];
-  return new AuthgraphError(
-    first.message,
-    first.extensions["code"] as string | undefined,
-    typeof retryAfter === "number" ? retryAfter : undefined,
-  );
+  const { extensions } = first;
+  // login and resetPassword answer so for an account with a second factor.
+  const ticket = extensions["mfaTicket"];
+  if (extensions["reason"] === "MFA_REQUIRED" && typeof ticket === "string") {
+    return new MfaRequired(first.message, ticket, extensions);
+  }
+  return new AuthgraphError(first.message, extensions["code"] as string | undefined, extensions);
 }

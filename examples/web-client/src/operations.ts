@@ -11,6 +11,7 @@ export const UserFields = graphql(`
     displayName
     role
     suspended
+    mfaEnabled
     createdAt
     updatedAt
   }
@@ -85,6 +86,18 @@ export const Me = graphql(`
   query Me {
     me {
       ...UserFields
+    }
+  }
+`);
+
+// For an account's security settings: recoveryCodesRemaining is the user's own (null for
+// anyone else, and without a second factor), so it is not among the shared UserFields.
+export const SecuritySettings = graphql(`
+  query SecuritySettings {
+    me {
+      id
+      mfaEnabled
+      recoveryCodesRemaining
     }
   }
 `);
@@ -189,6 +202,59 @@ export const DeleteAccount = graphql(`
   }
 `);
 
+// The second factor (an authenticator app, TOTP). A login of an account with one fails
+// FORBIDDEN, extensions.reason MFA_REQUIRED, with extensions.mfaTicket: VerifyMfa finishes it.
+export const VerifyMfa = graphql(`
+  mutation VerifyMfa($input: VerifyMfaInput!) {
+    verifyMfa(input: $input) {
+      ...TokenFields
+    }
+  }
+`);
+
+// Before a sensitive change that answered REAUTHENTICATION_REQUIRED. A new access token;
+// refreshToken is null, the session's refresh token stays as it is.
+export const Reauthenticate = graphql(`
+  mutation Reauthenticate($input: ReauthenticateInput!) {
+    reauthenticate(input: $input) {
+      ...TokenFields
+    }
+  }
+`);
+
+// The secret is shown only in this answer: as a QR code (an SVG document) to scan, and in
+// base32 to type in. Nothing is on until ConfirmTotp gets a code from the app.
+export const EnrollTotp = graphql(`
+  mutation EnrollTotp {
+    enrollTotp {
+      secret
+      otpauthUri
+      qrCodeSvg
+    }
+  }
+`);
+
+// The recovery codes are shown only in this answer.
+export const ConfirmTotp = graphql(`
+  mutation ConfirmTotp($input: ConfirmTotpInput!) {
+    confirmTotp(input: $input) {
+      recoveryCodes
+    }
+  }
+`);
+
+export const DisableTotp = graphql(`
+  mutation DisableTotp($input: DisableTotpInput!) {
+    disableTotp(input: $input)
+  }
+`);
+
+export const RegenerateRecoveryCodes = graphql(`
+  mutation RegenerateRecoveryCodes {
+    regenerateRecoveryCodes
+  }
+`);
+
 export const UserById = graphql(`
   query UserById($id: ID!) {
     user(id: $id) {
@@ -249,6 +315,16 @@ export const UnsuspendUser = graphql(`
     unsuspendUser(input: $input) {
       id
       suspended
+    }
+  }
+`);
+
+// For a user who lost both the authenticator and the recovery codes; ends their sessions.
+export const ResetUserMfa = graphql(`
+  mutation ResetUserMfa($input: ResetUserMfaInput!) {
+    resetUserMfa(input: $input) {
+      id
+      mfaEnabled
     }
   }
 `);
