@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 /// Part of every asset URL, so browsers may cache assets forever and a new bundle gets a new URL.
-const VERSION: &str = "3.8.3-1";
+const VERSION: &str = "3.8.3-2";
 
 /// GraphiQL needs inline styles (it uses emotion) and data: fonts; nothing else is allowed.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
