@@ -13,7 +13,7 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::application::ports::{
-    Clock, Mailer, RateLimiter, SecretSealer, StoreHealth, SystemClock,
+    Clock, Mailer, PublishedKeys, RateLimiter, SecretSealer, StoreHealth, SystemClock,
 };
 use crate::application::{
     AccountLinks, AccountService, AuditRetention, AuditService, AuditTrail, AuthService, MfaPolicy,
@@ -59,6 +59,8 @@ pub struct Core {
     pub deferred: Arc<DeferredQueue>,
     /// Encrypts TOTP secrets for storage (MFA_ENCRYPTION_KEY), for the services that keep them.
     pub sealer: Arc<dyn SecretSealer>,
+    /// The public keys of access tokens, for `/.well-known/jwks.json`.
+    pub keys: Arc<dyn PublishedKeys>,
 }
 
 impl Core {
@@ -77,8 +79,16 @@ impl Core {
         // Before the database: a rate-limit store that cannot be reached stops startup before
         // any migration runs.
         let limiter = limiter(config, clock.clone()).await?;
-        // So does a missing or malformed encryption key.
+        // So does a missing or malformed encryption or signing key.
         let sealer = sealer(config)?;
+        let keys = jwt_keys(config)?;
+        let tokens = Arc::new(JwtTokens::new(JwtSettings {
+            signing: keys.signing,
+            verifying: keys.verifying,
+            issuer: config.jwt_issuer.clone(),
+            audience: config.jwt_audience.clone(),
+            lifetime: config.access_token_ttl,
+        }));
         let queries = QueryCounter::default();
         let db = connect_and_migrate_counted(config, &queries).await?;
         let retries = RetryCounter::default();
@@ -99,6 +109,7 @@ impl Core {
                 throttle,
                 hasher: hasher.clone(),
                 sealer: sealer.clone(),
+                tokens: tokens.clone(),
                 clock,
             },
         )?;
@@ -112,6 +123,7 @@ impl Core {
             hasher,
             deferred,
             sealer,
+            keys: tokens,
         })
     }
 }
@@ -165,6 +177,9 @@ impl Application {
             )),
             None => None,
         };
+        let listener = TcpListener::bind((config.host, config.port))
+            .await
+            .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
         let router = http::router(AppState {
             schema: graphql::schema(&core.services, limits),
             admission,
@@ -172,10 +187,9 @@ impl Application {
             settings: Arc::new(config.http()),
             metrics,
             load: Arc::new(http::Load::new(config.load_limits())),
+            keys: core.keys.clone(),
+            discovery: Arc::new(config.discovery(listener.local_addr()?)),
         });
-        let listener = TcpListener::bind((config.host, config.port))
-            .await
-            .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
         Ok(Self {
             listener,
             router,
@@ -287,6 +301,7 @@ struct Adapters {
     throttle: Arc<Throttle>,
     hasher: Arc<Argon2Hasher>,
     sealer: Arc<dyn SecretSealer>,
+    tokens: Arc<JwtTokens>,
     clock: Arc<dyn Clock>,
 }
 
@@ -303,22 +318,15 @@ fn services(
         throttle,
         hasher,
         sealer,
+        tokens,
         clock,
     } = adapters;
-    let keys = jwt_keys(config)?;
     let (users, session_store) = account_and_session_stores(
         config.database_url.expose_secret(),
         config.sqlite_fast_paths,
         &writes,
         queries,
     );
-    let tokens = Arc::new(JwtTokens::new(JwtSettings {
-        signing: keys.signing,
-        verifying: keys.verifying,
-        issuer: config.jwt_issuer.clone(),
-        audience: config.jwt_audience.clone(),
-        lifetime: config.access_token_ttl,
-    }));
     let audit = AuditTrail::new(audit_log, clock.clone());
     let policy = SessionPolicy {
         idle_timeout: duration(config.refresh_token_ttl, "REFRESH_TOKEN_TTL")?,

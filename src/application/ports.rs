@@ -70,6 +70,28 @@ pub trait AccessTokens: Send + Sync {
     fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, TokenError>;
 }
 
+/// The public half of a key that signs access tokens, as a JWK (RFC 7517): what other
+/// services verify tokens with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedKey {
+    pub kid: String,
+    /// `EC` or `OKP`.
+    pub kty: &'static str,
+    /// `P-256` or `Ed25519`.
+    pub crv: &'static str,
+    /// `ES256` or `EdDSA`.
+    pub alg: &'static str,
+    /// Coordinates, base64url.
+    pub x: String,
+    pub y: Option<String>,
+}
+
+/// The keys whose tokens verify, for `/.well-known/jwks.json`: the public halves only, so
+/// empty when tokens are signed with a shared secret.
+pub trait PublishedKeys: Send + Sync {
+    fn published_keys(&self) -> Vec<PublishedKey>;
+}
+
 /// The current time; a port so tests can move it.
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;

@@ -873,6 +873,21 @@ impl Config {
         }
     }
 
+    /// Where verifiers find the keys: API_URL, else JWT_ISSUER when it is a URL, else the
+    /// address the server listens on.
+    pub fn discovery(&self, listening: std::net::SocketAddr) -> crate::interfaces::http::Discovery {
+        let is_url = |s: &str| s.starts_with("https://") || s.starts_with("http://");
+        let base = match &self.api_url {
+            Some(url) => url.clone(),
+            None if is_url(&self.jwt_issuer) => self.jwt_issuer.clone(),
+            None => format!("http://{listening}"),
+        };
+        crate::interfaces::http::Discovery {
+            issuer: self.jwt_issuer.clone(),
+            jwks_uri: format!("{}/.well-known/jwks.json", base.trim_end_matches('/')),
+        }
+    }
+
     pub fn connection_limits(&self) -> crate::interfaces::http::ConnectionLimits {
         crate::interfaces::http::ConnectionLimits {
             max_connections: self.http_max_connections,

@@ -16,6 +16,7 @@ mod hardening;
 mod hostile;
 mod http;
 mod instances;
+mod jwks;
 mod limits;
 mod load;
 mod login;

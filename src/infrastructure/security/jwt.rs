@@ -20,10 +20,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::application::ports::{AccessClaims, AccessTokens, IssuedAccessToken, TokenError};
+use crate::application::ports::{
+    AccessClaims, AccessTokens, IssuedAccessToken, PublishedKey, PublishedKeys, TokenError,
+};
 use crate::domain::{AuthMethods, Authentication, SessionId, UserId};
 
-use super::signing_keys::{self, JwtAlgorithm, PublicJwk, SigningKey, VerifyingKey};
+use super::signing_keys::{self, SigningKey, VerifyingKey};
 
 /// Tolerates small clock differences between instances, not stale tokens.
 const LEEWAY_SECONDS: i64 = 30;
@@ -112,15 +114,12 @@ impl JwtTokens {
             lifetime: settings.lifetime,
         }
     }
+}
 
-    /// The algorithm new tokens are signed with.
-    pub fn algorithm(&self) -> JwtAlgorithm {
-        self.signing.algorithm
-    }
-
+impl PublishedKeys for JwtTokens {
     /// The public keys whose tokens verify: the current one first. Empty under HS256, whose
     /// secrets are never published.
-    pub fn public_keys(&self) -> Vec<PublicJwk> {
+    fn published_keys(&self) -> Vec<PublishedKey> {
         self.verifying
             .iter()
             .filter_map(|(key, _)| key.public.clone())

@@ -14,6 +14,6 @@ pub use secret::{
 };
 pub use secret_box::{ENCRYPTION_KEY_BYTES, EncryptionKey, KeyFormatError, SecretBox};
 pub use signing_keys::{
-    JwtAlgorithm, KeyError, PublicJwk, SigningKey, VerifyingKey, from_private_pem, generate_pem,
-    pem_blocks, previous_from_pem,
+    JwtAlgorithm, KeyError, SigningKey, VerifyingKey, from_private_pem, generate_pem, pem_blocks,
+    previous_from_pem,
 };

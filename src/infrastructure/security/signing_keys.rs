@@ -13,6 +13,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::ValueEnum;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+
+use crate::application::ports::PublishedKey;
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use sha2::{Digest, Sha256};
 
@@ -53,20 +55,6 @@ impl JwtAlgorithm {
     }
 }
 
-/// A public key as a JWK: what `/.well-known/jwks.json` lists.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct PublicJwk {
-    pub kty: &'static str,
-    pub crv: &'static str,
-    pub x: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub y: Option<String>,
-    pub kid: String,
-    pub alg: &'static str,
-    #[serde(rename = "use")]
-    pub use_: &'static str,
-}
-
 /// The key new tokens are signed with.
 pub struct SigningKey {
     pub kid: String,
@@ -81,7 +69,7 @@ pub struct VerifyingKey {
     pub algorithm: JwtAlgorithm,
     pub(super) decoding: DecodingKey,
     /// The public JWK; `None` for an HMAC secret, which is never published.
-    pub public: Option<PublicJwk>,
+    pub public: Option<PublishedKey>,
 }
 
 impl VerifyingKey {
@@ -254,14 +242,13 @@ fn es256(public: &p256::PublicKey) -> VerifyingKey {
     VerifyingKey {
         decoding: DecodingKey::from_ec_components(&x, &y)
             .expect("the coordinates of a valid P-256 point"),
-        public: Some(PublicJwk {
+        public: Some(PublishedKey {
             kty: "EC",
             crv: "P-256",
             x,
             y: Some(y),
             kid: kid.clone(),
             alg: "ES256",
-            use_: "sig",
         }),
         kid,
         algorithm: JwtAlgorithm::Es256,
@@ -273,14 +260,13 @@ fn eddsa(public: &ed25519_dalek::VerifyingKey) -> VerifyingKey {
     let kid = thumbprint(&format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#));
     VerifyingKey {
         decoding: DecodingKey::from_ed_components(&x).expect("an Ed25519 public key"),
-        public: Some(PublicJwk {
+        public: Some(PublishedKey {
             kty: "OKP",
             crv: "Ed25519",
             x,
             y: None,
             kid: kid.clone(),
             alg: "EdDSA",
-            use_: "sig",
         }),
         kid,
         algorithm: JwtAlgorithm::EdDsa,

@@ -14,6 +14,7 @@ mod metrics;
 mod observe;
 mod problem;
 mod server;
+mod well_known;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +23,7 @@ use axum::Router;
 use axum::routing::get;
 
 use super::graphql::{Admission, AppSchema};
-use crate::application::ports::StoreHealth;
+use crate::application::ports::{PublishedKeys, StoreHealth};
 
 pub use browser::{CookieSameSite, CookieSettings};
 pub use client_ip::{ForwardedHeader, TrustedProxies, parse_network};
@@ -33,6 +34,7 @@ pub use load::{Load, LoadLimits};
 pub use metrics::{Metrics, Sources as MetricSources};
 pub use observe::RequestId;
 pub use server::{ConnectionLimits, serve};
+pub use well_known::Discovery;
 
 /// Limits and switches of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -67,6 +69,9 @@ pub struct AppState {
     pub metrics: Option<Arc<Metrics>>,
     /// Work in progress, to shed load past the limits.
     pub load: Arc<Load>,
+    /// The public keys of access tokens, and where verifiers find them.
+    pub keys: Arc<dyn PublishedKeys>,
+    pub discovery: Arc<Discovery>,
 }
 
 /// `/metrics`, for a listener of its own (`METRICS_ADDR`): what it tells (request rates,
@@ -94,7 +99,13 @@ pub fn router(state: AppState) -> Router {
             load::shed,
         ))
         .route("/health", get(health::health))
-        .route("/ready", get(health::ready));
+        .route("/ready", get(health::ready))
+        // Verifiers elsewhere depend on these: they answer however busy the server is, too.
+        .route("/.well-known/jwks.json", get(well_known::jwks))
+        .route(
+            "/.well-known/openid-configuration",
+            get(well_known::openid_configuration),
+        );
     routes
         .layer(cors::layer(
             &state.settings.cors,
