@@ -781,6 +781,23 @@ impl Config {
         Ok(())
     }
 
+    /// What decides the keys of access tokens (the keys themselves are read at startup).
+    pub fn jwt_key_settings(&self) -> crate::infrastructure::security::JwtKeySettings<'_> {
+        crate::infrastructure::security::JwtKeySettings {
+            algorithm: self.jwt_algorithm,
+            secret: self.jwt_secret.as_ref().map(ExposeSecret::expose_secret),
+            previous_secrets: self
+                .jwt_previous_secrets
+                .iter()
+                .map(ExposeSecret::expose_secret)
+                .collect(),
+            // Present or not is what the choice of algorithm depends on.
+            private_key: (self.jwt_private_key.is_some() || self.jwt_private_key_file.is_some())
+                .then(String::new),
+            previous_keys: Vec::new(),
+        }
+    }
+
     /// One line for the startup log: the mode and what it turns on.
     pub fn mode(&self) -> String {
         let on_off = |on: bool| if on { "on" } else { "off" };
@@ -802,14 +819,16 @@ impl Config {
         };
         let generated = "generated and kept beside the database";
         format!(
-            "{mode}: GraphiQL {}, introspection {}, emails {mail}, CORS {cors}, JWT secret {}, \
-             MFA key {}",
+            "{mode}: GraphiQL {}, introspection {}, emails {mail}, CORS {cors}, tokens {} with \
+             a key {}, MFA key {}",
             on_off(http.graphiql),
             on_off(limits.introspection),
-            if self.jwt_secret.is_some() {
-                "from JWT_SECRET"
-            } else {
-                generated
+            self.jwt_key_settings().algorithm().name(),
+            match (self.jwt_key_settings().algorithm().is_asymmetric(), self) {
+                (true, c) if c.jwt_private_key.is_some() => "from JWT_PRIVATE_KEY",
+                (true, c) if c.jwt_private_key_file.is_some() => "from JWT_PRIVATE_KEY_FILE",
+                (false, c) if c.jwt_secret.is_some() => "from JWT_SECRET",
+                _ => generated,
             },
             if self.mfa_encryption_key.is_some() {
                 "from MFA_ENCRYPTION_KEY"

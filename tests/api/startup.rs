@@ -219,6 +219,8 @@ fn help_never_shows_secret_values() {
         .env("JWT_PREVIOUS_SECRETS", "previous-secret-000")
         .env("MFA_ENCRYPTION_KEY", STRONG_KEY)
         .env("MFA_PREVIOUS_ENCRYPTION_KEYS", "previous-mfa-key-111")
+        .env("JWT_PRIVATE_KEY", "private-key-pem-222")
+        .env("JWT_PREVIOUS_KEYS", "previous-key-pem-333")
         .output()
         .unwrap();
     let help = String::from_utf8_lossy(&output.stdout);
@@ -232,6 +234,8 @@ fn help_never_shows_secret_values() {
         "previous-secret-000",
         STRONG_KEY,
         "previous-mfa-key-111",
+        "private-key-pem-222",
+        "previous-key-pem-333",
     ] {
         assert!(!help.contains(secret), "--help shows {secret}");
     }
