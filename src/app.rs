@@ -88,6 +88,7 @@ impl Core {
             issuer: config.jwt_issuer.clone(),
             audience: config.jwt_audience.clone(),
             lifetime: config.access_token_ttl,
+            remembered: config.jwt_verified_tokens,
         }));
         let queries = QueryCounter::default();
         let db = connect_and_migrate_counted(config, &queries).await?;

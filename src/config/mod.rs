@@ -201,6 +201,16 @@ pub struct Config {
     )]
     pub jwt_previous_keys: Option<SecretString>,
 
+    /// Access tokens whose ES256 or EdDSA signature is remembered once checked, so a session's
+    /// later requests skip the check (bounded, least recently used out); 0 checks every time.
+    #[arg(
+        long,
+        env = "JWT_VERIFIED_TOKENS",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub jwt_verified_tokens: usize,
+
     /// The URL this service is reached at (e.g. `https://auth.example.com`), for the
     /// discovery document's `jwks_uri`. Default: JWT_ISSUER when it is a URL, else the
     /// address the server listens on.

@@ -26,6 +26,7 @@ use crate::application::ports::{
 use crate::domain::{AuthMethods, Authentication, SessionId, UserId};
 
 use super::signing_keys::{self, SigningKey, VerifyingKey};
+use super::verified_tokens::VerifiedTokens;
 
 /// Tolerates small clock differences between instances, not stale tokens.
 const LEEWAY_SECONDS: i64 = 30;
@@ -40,6 +41,8 @@ pub struct JwtSettings {
     pub issuer: String,
     pub audience: String,
     pub lifetime: Duration,
+    /// Verified tokens remembered (ES256 and EdDSA only; see `verified_tokens`); 0 for none.
+    pub remembered: usize,
 }
 
 impl JwtSettings {
@@ -63,6 +66,7 @@ pub struct JwtTokens {
     issuer: String,
     audience: String,
     lifetime: Duration,
+    verified: Option<VerifiedTokens>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -106,12 +110,14 @@ impl JwtTokens {
                 (key, validation)
             })
             .collect();
+        let asymmetric = settings.signing.algorithm.is_asymmetric();
         Self {
             signing: settings.signing,
             verifying,
             issuer: settings.issuer,
             audience: settings.audience,
             lifetime: settings.lifetime,
+            verified: VerifiedTokens::new(if asymmetric { settings.remembered } else { 0 }),
         }
     }
 }
@@ -161,6 +167,14 @@ impl AccessTokens for JwtTokens {
     }
 
     fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, TokenError> {
+        let expired = |exp: i64| exp < now.timestamp().saturating_sub(LEEWAY_SECONDS);
+        if let Some((claims, exp)) = self.verified.as_ref().and_then(|v| v.get(token)) {
+            return if expired(exp) {
+                Err(TokenError::Expired)
+            } else {
+                Ok(claims)
+            };
+        }
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
         let kid = header.kid.ok_or(TokenError::Invalid)?;
         let (key, validation) = self
@@ -171,12 +185,12 @@ impl AccessTokens for JwtTokens {
         // `validation` allows the key's own algorithm only.
         let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, validation)
             .map_err(|_| TokenError::Invalid)?;
-        if data.claims.exp < now.timestamp().saturating_sub(LEEWAY_SECONDS) {
+        let claims = data.claims;
+        if expired(claims.exp) {
             return Err(TokenError::Expired);
         }
-        let claims = data.claims;
         let at = claims.auth_time.unwrap_or(claims.iat);
-        Ok(AccessClaims {
+        let verified = AccessClaims {
             user_id: UserId::from_uuid(claims.sub),
             session_id: SessionId::from_uuid(claims.sid),
             authenticated: Authentication {
@@ -187,7 +201,11 @@ impl AccessTokens for JwtTokens {
                     AuthMethods::Password
                 },
             },
-        })
+        };
+        if let Some(remembered) = &self.verified {
+            remembered.insert(token, verified, claims.exp);
+        }
+        Ok(verified)
     }
 }
 
@@ -207,6 +225,7 @@ mod tests {
             issuer: "authgraph".into(),
             audience: "authgraph".into(),
             lifetime: Duration::from_secs(900),
+            remembered: 0,
         })
     }
 
@@ -378,5 +397,59 @@ mod tests {
         );
         let token = format!("{header}.{body}.");
         assert_eq!(tokens().verify(&token, now()), Err(TokenError::Invalid));
+    }
+
+    fn es256(remembered: usize) -> JwtTokens {
+        let pem = signing_keys::generate_pem(signing_keys::JwtAlgorithm::Es256)
+            .unwrap()
+            .unwrap();
+        let (signing, verifying) =
+            signing_keys::from_private_pem(&pem, signing_keys::JwtAlgorithm::Es256).unwrap();
+        JwtTokens::new(JwtSettings {
+            signing,
+            verifying: vec![verifying],
+            issuer: "authgraph".into(),
+            audience: "authgraph".into(),
+            lifetime: Duration::from_secs(900),
+            remembered,
+        })
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_a_forged_one_is_never_remembered() {
+        let tokens = es256(10);
+        let claims = claims();
+        let issued = tokens.issue(claims, now()).unwrap();
+        assert_eq!(tokens.verify(&issued.token, now()), Ok(claims));
+        // Remembered now; the same answer without the signature check...
+        assert_eq!(tokens.verify(&issued.token, now()), Ok(claims));
+        // ...but never past its expiry.
+        let later = now() + chrono::Duration::minutes(20);
+        assert_eq!(
+            tokens.verify(&issued.token, later),
+            Err(TokenError::Expired)
+        );
+        // A token whose signature fails is refused every time.
+        let (head, _) = issued.token.rsplit_once('.').unwrap();
+        let forged = format!("{head}.AAAA");
+        for _ in 0..2 {
+            assert_eq!(tokens.verify(&forged, now()), Err(TokenError::Invalid));
+        }
+    }
+
+    #[test]
+    fn only_asymmetric_signatures_are_worth_remembering() {
+        assert!(es256(10).verified.is_some());
+        assert!(es256(0).verified.is_none());
+        let (signing, verifying) = JwtSettings::hmac(SECRET, &[]);
+        let hmac = JwtTokens::new(JwtSettings {
+            signing,
+            verifying,
+            issuer: "authgraph".into(),
+            audience: "authgraph".into(),
+            lifetime: Duration::from_secs(900),
+            remembered: 10,
+        });
+        assert!(hmac.verified.is_none());
     }
 }

@@ -5,6 +5,7 @@ mod password;
 mod secret;
 mod secret_box;
 mod signing_keys;
+mod verified_tokens;
 
 pub use jwt::{JwtSettings, JwtTokens, key_id};
 pub use password::{Argon2Hasher, HashPriority, HashingSettings};
