@@ -51,7 +51,9 @@ async function hello(server, authorization) {
 const servers = [];
 try {
   // What verifiers start from: the discovery document and the key set it points to.
-  const discovery = await (await request(`${authgraph}/.well-known/openid-configuration`)).json();
+  const found = await request(`${authgraph}/.well-known/openid-configuration`);
+  if (!found.ok) throw new Error(`GET /.well-known/openid-configuration answered ${found.status}`);
+  const discovery = await found.json();
   check(
     discovery.issuer === "authgraph" && discovery.jwks_uri === `${authgraph}/.well-known/jwks.json`,
     "the discovery document names the issuer and the JWKS's address",
@@ -152,8 +154,11 @@ try {
     `${answer.status} ${JSON.stringify(answer.body)}`,
   );
 } catch (error) {
-  failures.push(`the check stopped: ${error.stack ?? error}`);
-  console.log(`not ok - the check stopped: ${error.message}`);
+  // fetch's own message ("fetch failed") hides the reason, e.g. ECONNREFUSED.
+  const cause = error.cause?.code ?? error.cause?.message;
+  const reason = `${error.message}${cause ? ` (${cause})` : ""}`;
+  failures.push(`the check stopped: ${reason}\n${error.stack}`);
+  console.log(`not ok - the check stopped: ${reason}`);
 } finally {
   for (const server of servers) server.close();
 }
