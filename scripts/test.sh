@@ -66,7 +66,8 @@ done
 
 # The frontend's view: typed client code generated from schema.graphql, a real session with
 # urql, the GraphQL-over-HTTP audit, GraphiQL and a browser session in cookies in headless
-# Chromium, against the server binary the tests just built.
+# Chromium, and another service verifying access tokens with jose, against the server binary
+# the tests just built.
 if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
   if [[ ${REQUIRE_FRONTEND:-} == 1 ]]; then
     echo "error: Node.js and npm are needed for the frontend checks" >&2
@@ -85,7 +86,8 @@ DATABASE_URL="sqlite://$work/db.sqlite?mode=rwc" PORT=$port JWT_SECRET=frontend-
   MAILER=log METRICS_ADDR=127.0.0.1:0 RATE_LIMITS=false RUST_LOG=warn "$server_bin" >"$work/server.log" 2>&1 &
 server=$!
 cookie_server=
-trap 'kill $server $cookie_server 2>/dev/null; rm -rf "$work"' EXIT
+key_servers=
+trap 'kill $server $cookie_server $key_servers 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/ready" && break; sleep 0.1; done
 export AUTHGRAPH_URL="http://127.0.0.1:$port/graphql"
 (
@@ -135,3 +137,30 @@ elif [[ ${REQUIRE_FRONTEND:-} == 1 ]]; then
 else
   echo "-- skipping cookie sessions in Chromium: no /usr/bin/chromium"
 fi
+
+# Other services verifying access tokens themselves: a server per asymmetric algorithm, with no
+# JWT_SECRET or private key, so development generates the key beside its database in $work
+# (never in the repository); examples/resource-server verifies its tokens with jose against the
+# published JWKS, and refuses tampered and foreign ones. Offline once npm ci has run.
+echo "-- other services verifying tokens with jose (examples/resource-server)"
+(cd examples/resource-server && npm ci --no-audit --no-fund --loglevel=error)
+for algorithm in ES256 EdDSA; do
+  keys_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  mkdir "$work/$algorithm"
+  env -u JWT_SECRET -u JWT_PRIVATE_KEY -u JWT_PRIVATE_KEY_FILE -u JWT_PREVIOUS_KEYS \
+    DATABASE_URL="sqlite://$work/$algorithm/db.sqlite?mode=rwc" PORT=$keys_port JWT_ALGORITHM=$algorithm \
+    MAILER=log METRICS_ADDR=127.0.0.1:0 RATE_LIMITS=false RUST_LOG=warn \
+    "$server_bin" >"$work/$algorithm/server.log" 2>&1 &
+  key_servers+=" $!"
+  for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$keys_port/ready" && break; sleep 0.1; done
+  if ! curl -sf -o /dev/null "http://127.0.0.1:$keys_port/ready"; then
+    echo "error: the server with JWT_ALGORITHM=$algorithm did not start:" >&2
+    cat "$work/$algorithm/server.log" >&2
+    exit 1
+  fi
+  if [[ ! -s $work/$algorithm/jwt-${algorithm,,}-key.pem ]]; then
+    echo "error: the $algorithm server did not keep its generated key beside its database in $work/$algorithm" >&2
+    exit 1
+  fi
+  (cd examples/resource-server && AUTHGRAPH_URL="http://127.0.0.1:$keys_port" JWT_ALGORITHM=$algorithm npm run --silent check)
+done
