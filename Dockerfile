@@ -3,7 +3,8 @@
 # alone, as an unprivileged user.
 #
 #   docker build -t authgraph .
-#   docker run -p 8000:8000 -e JWT_SECRET=$(openssl rand -base64 48) \
+#   docker run -p 8000:8000 \
+#     -e JWT_PRIVATE_KEY="$(openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256)" \
 #     -e MFA_ENCRYPTION_KEY=$(openssl rand -base64 32) \
 #     -e PUBLIC_URL=https://app.example.com -e SMTP_URL=smtps://user:pass@smtp.example.com:465 \
 #     -e MAIL_FROM='Example <no-reply@example.com>' authgraph
