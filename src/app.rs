@@ -57,8 +57,6 @@ pub struct Core {
     pub hasher: Arc<Argon2Hasher>,
     /// Work handed off by requests (emails with links), to wait for it at shutdown.
     pub deferred: Arc<DeferredQueue>,
-    /// Encrypts TOTP secrets for storage (MFA_ENCRYPTION_KEY), for the services that keep them.
-    pub sealer: Arc<dyn SecretSealer>,
     /// The public keys of access tokens, for `/.well-known/jwks.json`.
     pub keys: Arc<dyn PublishedKeys>,
 }
@@ -109,7 +107,7 @@ impl Core {
                 audit_log: audit.clone(),
                 throttle,
                 hasher: hasher.clone(),
-                sealer: sealer.clone(),
+                sealer,
                 tokens: tokens.clone(),
                 clock,
             },
@@ -123,7 +121,6 @@ impl Core {
             retries,
             hasher,
             deferred,
-            sealer,
             keys: tokens,
         })
     }
