@@ -131,7 +131,8 @@ impl MfaService {
             Some(_) => return Err(ServiceError::Conflict(ALREADY_ON)),
             None => return Err(ServiceError::Conflict(NOT_ENROLLING)),
         };
-        self.throttle.second_factor(client, &user.email).await?;
+        self.throttle.second_factor_from(client).await?;
+        self.throttle.second_factor_of(&user.email).await?;
         let now = self.ports.clock.now();
         let secret = self.open(&user, &factor)?;
         let Some(step) = self.totp(&user, secret).matching_step(code, now) else {
@@ -172,6 +173,7 @@ impl MfaService {
     ) -> Result<(), ServiceError> {
         let user = self.account(caller.user_id).await?;
         self.sessions.require_recent(caller, &user)?;
+        self.throttle.second_factor_from(client).await?;
         self.check_code(&user, code, client).await?;
         if !self.ports.factors.remove(user.id).await? {
             return Err(ServiceError::Conflict(NOT_ON));
@@ -317,6 +319,7 @@ impl MfaService {
                 field: "code",
                 message: "This account has a second factor: enter a code from it.".into(),
             })?;
+            self.throttle.second_factor_from(client).await?;
             self.check_code(&user, code, client).await?;
             AuthMethods::PasswordAndOtp
         } else {
@@ -357,14 +360,15 @@ impl MfaService {
     }
 
     /// Checks a TOTP code or a recovery code of the account, throttled and counted before
-    /// anything is compared; each code is accepted once.
+    /// anything is compared (the caller has checked the address's allowance); each code is
+    /// accepted once.
     async fn check_code(
         &self,
         user: &User,
         code: &str,
         client: &ClientInfo,
     ) -> Result<Accepted, ServiceError> {
-        self.throttle.second_factor(client, &user.email).await?;
+        self.throttle.second_factor_of(&user.email).await?;
         let factor = self
             .ports
             .factors

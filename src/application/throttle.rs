@@ -204,22 +204,17 @@ impl Throttle {
             .await
     }
 
-    /// Before checking a second-factor code of the account of `email`: the account's code
-    /// lock, and the address's and the account's allowance.
-    pub async fn second_factor(
-        &self,
-        client: &ClientInfo,
-        email: &Email,
-    ) -> Result<(), ServiceError> {
-        self.not_locked_by(CODE_LOCKOUT, email).await?;
-        self.second_factor_from(client).await?;
-        self.per_account(Action::Code, email, self.policy.code_per_account)
+    /// Before a second-factor code is looked at, or a sign-in's ticket looked up: the
+    /// address's allowance of codes.
+    pub async fn second_factor_from(&self, client: &ClientInfo) -> Result<(), ServiceError> {
+        self.per_ip(Action::Code, client, self.policy.code_per_ip)
             .await
     }
 
-    /// Before anything of a code's sign-in is looked up: the address's allowance.
-    pub async fn second_factor_from(&self, client: &ClientInfo) -> Result<(), ServiceError> {
-        self.per_ip(Action::Code, client, self.policy.code_per_ip)
+    /// Before checking a code of the account of `email`: its code lock and its allowance.
+    pub async fn second_factor_of(&self, email: &Email) -> Result<(), ServiceError> {
+        self.not_locked_by(CODE_LOCKOUT, email).await?;
+        self.per_account(Action::Code, email, self.policy.code_per_account)
             .await
     }
 

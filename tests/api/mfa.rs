@@ -701,3 +701,28 @@ async fn a_rotated_encryption_key_keeps_factors_working_and_each_moves_to_the_ne
     .await;
     assert_no_errors(&later);
 }
+
+#[tokio::test]
+async fn codes_are_limited_per_address_each_try_counted_once() {
+    let app = spawn_app_with(|c| {
+        c.rate_limits = true;
+        c.rate_limit_login = "1000/1m".parse().unwrap();
+        c.rate_limit_login_account = "1000/1m".parse().unwrap();
+        c.rate_limit_code = "3/15m".parse().unwrap();
+        c.rate_limit_code_account = "1000/1m".parse().unwrap();
+        c.login_lockout_after = 0;
+    })
+    .await;
+    let user = enrolled(&app).await;
+    let ticket = sign_in_ticket(&app, &user.email).await;
+    // The enrolment's confirmation took one try of the address's three.
+    for _ in 0..2 {
+        assert_eq!(
+            error_code(&verify(&app, &ticket, "000000").await),
+            "BAD_USER_INPUT"
+        );
+    }
+    let limited = verify(&app, &ticket, &user.code(&app, 1)).await;
+    assert_eq!(error_code(&limited), "RATE_LIMITED");
+    assert!(limited["errors"][0]["extensions"]["retryAfter"].is_number());
+}
