@@ -224,40 +224,27 @@ impl SessionService {
             let verdict = found
                 .chain
                 .judge(found.generation, now, self.policy.reuse_grace);
-            match verdict {
-                RefreshVerdict::Rotate => {
-                    if self.sessions.rotate_refresh_token(&exchange).await? {
-                        return self.signed_in(
-                            user,
-                            (session.id, session.authenticated),
-                            successor,
-                            exchange.expires_at,
-                            now,
-                        );
-                    }
-                }
-                RefreshVerdict::Sibling => {
-                    match self
-                        .sessions
-                        .add_sibling(&exchange, RefreshChain::MAX_SIBLINGS)
-                        .await?
-                    {
-                        SiblingAdded::Added => {
-                            return self.signed_in(
-                                user,
-                                (session.id, session.authenticated),
-                                successor,
-                                exchange.expires_at,
-                                now,
-                            );
-                        }
-                        SiblingAdded::Moved => {}
-                        SiblingAdded::Exhausted => {
-                            return Err(self.reused(session, client).await?);
-                        }
-                    }
-                }
+            let exchanged = match verdict {
+                RefreshVerdict::Rotate => self.sessions.rotate_refresh_token(&exchange).await?,
+                RefreshVerdict::Sibling => match self
+                    .sessions
+                    .add_sibling(&exchange, RefreshChain::MAX_SIBLINGS)
+                    .await?
+                {
+                    SiblingAdded::Added => true,
+                    SiblingAdded::Moved => false,
+                    SiblingAdded::Exhausted => return Err(self.reused(session, client).await?),
+                },
                 RefreshVerdict::Reuse => return Err(self.reused(session, client).await?),
+            };
+            if exchanged {
+                return self.signed_in(
+                    user,
+                    (session.id, session.authenticated),
+                    successor,
+                    exchange.expires_at,
+                    now,
+                );
             }
         }
         // The chain kept moving under this request: its session is being refreshed from
