@@ -17,7 +17,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::application::ports::{
@@ -84,14 +83,6 @@ struct Claims {
     /// How (RFC 8176): `["pwd"]` or `["pwd", "otp"]`.
     #[serde(default)]
     amr: Vec<String>,
-}
-
-/// The public name of an HMAC secret: the first 8 bytes of its SHA-256, in hex.
-pub fn key_id(secret: &[u8]) -> String {
-    Sha256::digest(secret)[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 impl JwtTokens {
@@ -211,6 +202,7 @@ impl AccessTokens for JwtTokens {
 
 #[cfg(test)]
 mod tests {
+    use super::signing_keys::key_id;
     use super::*;
     use jsonwebtoken::{Algorithm, EncodingKey};
 

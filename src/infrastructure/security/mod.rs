@@ -7,7 +7,7 @@ mod secret_box;
 mod signing_keys;
 mod verified_tokens;
 
-pub use jwt::{JwtSettings, JwtTokens, key_id};
+pub use jwt::{JwtSettings, JwtTokens};
 pub use password::{Argon2Hasher, HashPriority, HashingSettings};
 pub use secret::{
     JWT_SECRET_MIN_BYTES, JwtKeySettings, JwtKeys, SecretError, resolve_jwt_keys,
@@ -15,6 +15,6 @@ pub use secret::{
 };
 pub use secret_box::{ENCRYPTION_KEY_BYTES, EncryptionKey, KeyFormatError, SecretBox};
 pub use signing_keys::{
-    JwtAlgorithm, KeyError, SigningKey, VerifyingKey, from_private_pem, generate_pem, pem_blocks,
-    previous_from_pem,
+    JwtAlgorithm, KeyError, SigningKey, VerifyingKey, from_private_pem, generate_pem, key_id,
+    pem_blocks, previous_from_pem,
 };

@@ -149,12 +149,17 @@ pub fn previous_from_pem(pem: &str) -> Result<VerifyingKey, KeyError> {
         .map_err(|_| KeyError::UnreadablePublic)
 }
 
-/// The keys of an HMAC secret (HS256): its `kid` is derived from it, and it is never published.
-pub fn hmac(secret: &[u8]) -> (SigningKey, VerifyingKey) {
-    let kid: String = Sha256::digest(secret)[..8]
+/// The public name of an HMAC secret: the first 8 bytes of its SHA-256, in hex.
+pub fn key_id(secret: &[u8]) -> String {
+    Sha256::digest(secret)[..8]
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect();
+        .collect()
+}
+
+/// The keys of an HMAC secret (HS256): its `kid` is derived from it, and it is never published.
+pub fn hmac(secret: &[u8]) -> (SigningKey, VerifyingKey) {
+    let kid = key_id(secret);
     (
         SigningKey {
             kid: kid.clone(),
