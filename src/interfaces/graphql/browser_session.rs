@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_graphql::Context;
 
+use crate::application::ports::IssuedAccessToken;
 use crate::application::{AuthFailure, Reauthenticated, ServiceError, SessionService, SignedIn};
 
 use crate::domain::OpaqueToken;
@@ -95,12 +96,18 @@ impl CookieSession {
         });
     }
 
-    fn hold(&self, signed_in: &SignedIn) {
+    fn hold_access(&self, access_token: &IssuedAccessToken) {
         self.change(|c| {
             c.access = Some(CookieChange::Set {
-                value: signed_in.access_token.token.clone(),
-                max_age: signed_in.access_token.expires_in,
+                value: access_token.token.clone(),
+                max_age: access_token.expires_in,
             });
+        });
+    }
+
+    fn hold(&self, signed_in: &SignedIn) {
+        self.hold_access(&signed_in.access_token);
+        self.change(|c| {
             c.refresh = Some(CookieChange::Set {
                 value: signed_in.refresh_token.expose().to_owned(),
                 max_age: signed_in.session_expires_in,
@@ -149,12 +156,7 @@ pub fn reauthenticated(
     reauthenticated: Reauthenticated,
 ) -> async_graphql::Result<AuthPayload> {
     if let Transport::Cookies(cookies) = &request(ctx)?.transport {
-        cookies.change(|c| {
-            c.access = Some(CookieChange::Set {
-                value: reauthenticated.access_token.token.clone(),
-                max_age: reauthenticated.access_token.expires_in,
-            });
-        });
+        cookies.hold_access(&reauthenticated.access_token);
     }
     Ok(AuthPayload::reauthenticated(reauthenticated))
 }

@@ -6,6 +6,7 @@ use async_graphql::{
 };
 use chrono::{SecondsFormat, Utc};
 
+use crate::application::ports::IssuedAccessToken;
 use crate::application::{Reauthenticated, SignedIn};
 use crate::domain;
 use crate::domain::Email;
@@ -259,25 +260,21 @@ impl AuthPayload {
     /// A session that proved its user again: a new access token; the refresh token is
     /// unchanged, so none is returned.
     pub fn reauthenticated(reauthenticated: Reauthenticated) -> Self {
-        Self {
-            access_token: reauthenticated.access_token.token,
-            refresh_token: None,
-            token_type: "Bearer",
-            expires_in: i32::try_from(reauthenticated.access_token.expires_in.as_secs())
-                .unwrap_or(i32::MAX),
-            user: User(reauthenticated.user),
-        }
+        Self::access_only(reauthenticated.access_token, reauthenticated.user)
     }
 
     /// The refresh token stays out of the body: it went into a cookie scripts cannot read.
     pub fn without_refresh_token(signed_in: SignedIn) -> Self {
+        Self::access_only(signed_in.access_token, signed_in.user)
+    }
+
+    fn access_only(access_token: IssuedAccessToken, user: domain::User) -> Self {
         Self {
-            access_token: signed_in.access_token.token,
+            access_token: access_token.token,
             refresh_token: None,
             token_type: "Bearer",
-            expires_in: i32::try_from(signed_in.access_token.expires_in.as_secs())
-                .unwrap_or(i32::MAX),
-            user: User(signed_in.user),
+            expires_in: i32::try_from(access_token.expires_in.as_secs()).unwrap_or(i32::MAX),
+            user: User(user),
         }
     }
 }
