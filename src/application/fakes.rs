@@ -638,6 +638,21 @@ impl InMemoryAccountTokens {
             })
     }
 
+    /// Whether a stored token is `token` of `purpose`, unused, unexpired and still bound.
+    fn usable(
+        &self,
+        (stored, used): &(AccountToken, Option<DateTime<Utc>>),
+        token: &TokenHash,
+        purpose: TokenPurpose,
+        now: DateTime<Utc>,
+    ) -> bool {
+        &stored.hash == token
+            && stored.purpose == purpose
+            && used.is_none()
+            && now < stored.expires_at
+            && self.bound(stored)
+    }
+
     /// The issue-time check: the account has the address and version the token was made with.
     fn as_read(&self, token: &AccountToken) -> bool {
         self.users.get(token.user_id).is_some_and(|user| {
@@ -669,20 +684,10 @@ impl AccountTokenRepository for InMemoryAccountTokens {
         let mut tokens = self.tokens.lock().unwrap();
         Ok(tokens
             .iter_mut()
-            .find(|(t, used)| {
-                &t.hash == token
-                    && t.purpose == purpose
-                    && used.is_none()
-                    && now < t.expires_at
-                    && self.bound(t)
-            })
+            .find(|entry| self.usable(entry, token, purpose, now))
             .map(|(t, used)| {
                 *used = Some(now);
-                UsedToken {
-                    user_id: t.user_id,
-                    email: t.email.clone(),
-                    target_email: t.target_email.clone(),
-                }
+                used_token(t)
             }))
     }
 
@@ -698,21 +703,11 @@ impl AccountTokenRepository for InMemoryAccountTokens {
         let tried = attempts.entry(token.clone()).or_default();
         Ok(tokens
             .iter()
-            .find(|(t, used)| {
-                &t.hash == token
-                    && t.purpose == purpose
-                    && used.is_none()
-                    && now < t.expires_at
-                    && self.bound(t)
-            })
+            .find(|entry| self.usable(entry, token, purpose, now))
             .filter(|_| *tried < max_attempts)
             .map(|(t, _)| {
                 *tried += 1;
-                UsedToken {
-                    user_id: t.user_id,
-                    email: t.email.clone(),
-                    target_email: t.target_email.clone(),
-                }
+                used_token(t)
             }))
     }
 
@@ -723,6 +718,15 @@ impl AccountTokenRepository for InMemoryAccountTokens {
         let before = tokens.len();
         tokens.retain(|(t, used)| used.is_none() && now < t.expires_at);
         Ok((before - tokens.len()) as u64)
+    }
+}
+
+/// The account and addresses of a stored token.
+fn used_token(token: &AccountToken) -> UsedToken {
+    UsedToken {
+        user_id: token.user_id,
+        email: token.email.clone(),
+        target_email: token.target_email.clone(),
     }
 }
 
