@@ -235,16 +235,12 @@ async fn forged_tokens_are_refused_an_unknown_kid_another_key_and_algorithm_conf
 
 #[tokio::test]
 async fn the_discovery_document_names_the_issuer_and_where_its_keys_are() {
+    let discovery = |app: &TestApp| {
+        let request = app.client.get(app.url("/.well-known/openid-configuration"));
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
     let app = spawn_app_with(|c| c.api_url = Some("https://auth.example.com/".into())).await;
-    let document: Value = app
-        .client
-        .get(app.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let document = discovery(&app).await;
     assert_eq!(document["issuer"], "authgraph");
     assert_eq!(
         document["jwks_uri"],
@@ -253,15 +249,7 @@ async fn the_discovery_document_names_the_issuer_and_where_its_keys_are() {
 
     // Without API_URL, the address it listens on, which serves the keys.
     let app = spawn_app().await;
-    let document: Value = app
-        .client
-        .get(app.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let document = discovery(&app).await;
     let uri = document["jwks_uri"].as_str().unwrap();
     assert_eq!(uri, app.url("/.well-known/jwks.json"));
     let fetched = app.client.get(uri).send().await.unwrap();

@@ -107,6 +107,16 @@ async fn verify(app: &TestApp, ticket: &str, code: &str) -> Value {
     .await
 }
 
+/// Rate limits on, with `per_address` codes per client address; the other allowances out of
+/// the way of a test about codes.
+fn code_limits(c: &mut authgraph::config::Config, per_address: &str) {
+    c.rate_limits = true;
+    c.rate_limit_login = "1000/1m".parse().unwrap();
+    c.rate_limit_login_account = "1000/1m".parse().unwrap();
+    c.rate_limit_code = per_address.parse().unwrap();
+    c.rate_limit_code_account = "1000/1m".parse().unwrap();
+}
+
 fn reason(body: &Value) -> &str {
     body["errors"][0]["extensions"]["reason"]
         .as_str()
@@ -317,12 +327,7 @@ async fn two_completions_of_one_ticket_at_once_sign_in_once() {
 #[tokio::test]
 async fn wrong_codes_kill_the_ticket_and_lock_codes_apart_from_passwords() {
     let app = spawn_app_with(|c| {
-        c.rate_limits = true;
-        // Sign-in allowances out of the way: the subject is the code lockout.
-        c.rate_limit_login = "1000/1m".parse().unwrap();
-        c.rate_limit_login_account = "1000/1m".parse().unwrap();
-        c.rate_limit_code = "1000/1m".parse().unwrap();
-        c.rate_limit_code_account = "1000/1m".parse().unwrap();
+        code_limits(c, "1000/1m");
         c.login_lockout_after = 8;
     })
     .await;
@@ -705,11 +710,7 @@ async fn a_rotated_encryption_key_keeps_factors_working_and_each_moves_to_the_ne
 #[tokio::test]
 async fn codes_are_limited_per_address_each_try_counted_once() {
     let app = spawn_app_with(|c| {
-        c.rate_limits = true;
-        c.rate_limit_login = "1000/1m".parse().unwrap();
-        c.rate_limit_login_account = "1000/1m".parse().unwrap();
-        c.rate_limit_code = "3/15m".parse().unwrap();
-        c.rate_limit_code_account = "1000/1m".parse().unwrap();
+        code_limits(c, "3/15m");
         c.login_lockout_after = 0;
     })
     .await;
