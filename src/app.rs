@@ -501,9 +501,15 @@ fn jwt_keys(config: &Config) -> anyhow::Result<JwtKeys> {
         None => Vec::new(),
     };
     let settings = JwtKeySettings {
+        algorithm: config.jwt_algorithm(),
+        secret: config.jwt_secret.as_ref().map(ExposeSecret::expose_secret),
+        previous_secrets: config
+            .jwt_previous_secrets
+            .iter()
+            .map(ExposeSecret::expose_secret)
+            .collect(),
         private_key,
         previous_keys,
-        ..config.jwt_key_settings()
     };
     Ok(resolve_jwt_keys(
         &settings,

@@ -791,21 +791,16 @@ impl Config {
         Ok(())
     }
 
-    /// What decides the keys of access tokens (the keys themselves are read at startup).
-    pub fn jwt_key_settings(&self) -> crate::infrastructure::security::JwtKeySettings<'_> {
-        crate::infrastructure::security::JwtKeySettings {
-            algorithm: self.jwt_algorithm,
-            secret: self.jwt_secret.as_ref().map(ExposeSecret::expose_secret),
-            previous_secrets: self
-                .jwt_previous_secrets
-                .iter()
-                .map(ExposeSecret::expose_secret)
-                .collect(),
-            // Present or not is what the choice of algorithm depends on.
-            private_key: (self.jwt_private_key.is_some() || self.jwt_private_key_file.is_some())
-                .then(String::new),
-            previous_keys: Vec::new(),
-        }
+    /// How access tokens are signed: JWT_ALGORITHM; otherwise HS256 for a deployment that has
+    /// a JWT_SECRET and no private key (as before the choice existed), ES256 for a new one.
+    pub fn jwt_algorithm(&self) -> JwtAlgorithm {
+        let private_key = self.jwt_private_key.is_some() || self.jwt_private_key_file.is_some();
+        self.jwt_algorithm
+            .unwrap_or(if self.jwt_secret.is_some() && !private_key {
+                JwtAlgorithm::Hs256
+            } else {
+                JwtAlgorithm::Es256
+            })
     }
 
     /// One line for the startup log: the mode and what it turns on.
@@ -833,8 +828,8 @@ impl Config {
              a key {}, MFA key {}",
             on_off(http.graphiql),
             on_off(limits.introspection),
-            self.jwt_key_settings().algorithm().name(),
-            match (self.jwt_key_settings().algorithm().is_asymmetric(), self) {
+            self.jwt_algorithm().name(),
+            match (self.jwt_algorithm().is_asymmetric(), self) {
                 (true, c) if c.jwt_private_key.is_some() => "from JWT_PRIVATE_KEY",
                 (true, c) if c.jwt_private_key_file.is_some() => "from JWT_PRIVATE_KEY_FILE",
                 (false, c) if c.jwt_secret.is_some() => "from JWT_SECRET",

@@ -75,9 +75,8 @@ pub enum SecretError {
 }
 
 /// What the configuration says about the keys of access tokens.
-#[derive(Default)]
 pub struct JwtKeySettings<'a> {
-    pub algorithm: Option<JwtAlgorithm>,
+    pub algorithm: JwtAlgorithm,
     pub secret: Option<&'a str>,
     pub previous_secrets: Vec<&'a str>,
     /// The PEM text of JWT_PRIVATE_KEY (or of the file JWT_PRIVATE_KEY_FILE names).
@@ -93,26 +92,13 @@ pub struct JwtKeys {
     pub verifying: Vec<VerifyingKey>,
 }
 
-impl JwtKeySettings<'_> {
-    /// The algorithm: as configured; otherwise HS256 for a deployment that has a JWT_SECRET
-    /// and no private key (as before the choice existed), ES256 for a new one.
-    pub fn algorithm(&self) -> JwtAlgorithm {
-        self.algorithm
-            .unwrap_or(if self.secret.is_some() && self.private_key.is_none() {
-                JwtAlgorithm::Hs256
-            } else {
-                JwtAlgorithm::Es256
-            })
-    }
-}
-
 /// Picks the keys of access tokens. Secrets of retired HMAC keys (and JWT_SECRET after a
 /// switch to a key pair) still verify what they signed; they are never published.
 pub fn resolve_jwt_keys(
     settings: &JwtKeySettings<'_>,
     dev_dir: Option<&Path>,
 ) -> Result<JwtKeys, SecretError> {
-    let algorithm = settings.algorithm();
+    let algorithm = settings.algorithm;
     let (signing, own) = if algorithm.is_asymmetric() {
         let (setting, pem) = match (&settings.private_key, dev_dir) {
             (Some(pem), _) => ("JWT_PRIVATE_KEY".to_owned(), pem.clone()),
