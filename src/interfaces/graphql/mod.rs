@@ -85,7 +85,15 @@ impl Default for Limits {
 }
 
 fn builder(limits: Limits) -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+    let builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription);
+    // "Did you mean …?" lists the schema's names to whoever misspells one: with introspection
+    // off, the schema is not to be read from the server, by that road either.
+    let builder = if limits.introspection {
+        builder
+    } else {
+        builder.disable_suggestions()
+    };
+    builder
         .register_output_type::<types::Node>()
         .limit_depth(limits.max_depth)
         // async-graphql's recursion check on the parsed document (fragment spreads included):

@@ -6,7 +6,9 @@
 //! 3. parsing, once;
 //! 4. the shape of the parsed document (`shape.rs`): fragment cycles refused, fields counted
 //!    with every fragment expanded, and the limits async-graphql lacks (aliases, root fields,
-//!    introspection switched off).
+//!    introspection switched off);
+//! 5. object literals with a field written twice, read from the text (`input_fields.rs`),
+//!    since the parsed document keeps only the last of them.
 //!
 //! async-graphql's own walks (its recursion-depth check, its validation visitors) expand
 //! fragments with no memory of them and would follow a cycle until the stack overflows; they
@@ -14,6 +16,7 @@
 //! until it has validated: `finish` then remembers a persisted query and names the operation
 //! for the metrics from its validated root fields.
 
+mod input_fields;
 mod persisted;
 mod shape;
 mod size;
@@ -88,6 +91,15 @@ impl Admission {
                 )
             })?;
         self.check(&shape)?;
+        if let Some(repeat) = input_fields::first_repeat(&request.query) {
+            return Err(refused(
+                format!(
+                    "There can be only one input field named \"{}\".",
+                    repeat.name
+                ),
+                Some(repeat.pos),
+            ));
+        }
         let (operation_type, root_names) = shape
             .selected
             .map_or((None, Vec::new()), |s| (Some(s.ty), s.root_names));
