@@ -59,11 +59,12 @@ pub async fn asset(Path((version, file)): Path<(String, String)>, headers: Heade
     // The bundles are stored compressed only. Every browser accepts gzip, and a request with
     // no Accept-Encoding accepts any coding (RFC 9110 §12.5.3).
     if gzipped && !accepts_gzip(&headers) {
-        return (
+        return super::problem::problem(
             StatusCode::NOT_ACCEPTABLE,
+            crate::interfaces::graphql::error::code::GRAPHQL_PARSE_FAILED,
             "This asset is only available gzip-compressed.",
-        )
-            .into_response();
+            None,
+        );
     }
     let mut response = body.into_response();
     let response_headers = response.headers_mut();

@@ -3,12 +3,9 @@
 
 use std::net::SocketAddr;
 
-use async_graphql::ParseRequestError;
 use async_graphql::parser::types::OperationType;
-use async_graphql_axum::rejection::GraphQLRejection;
-use async_graphql_axum::{GraphQLBatchRequest, GraphQLRequest};
-use axum::body::Body;
-use axum::extract::{ConnectInfo, Extension, FromRequest, Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, Extension, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -19,7 +16,8 @@ use crate::interfaces::graphql::error::{
 };
 use crate::interfaces::graphql::{ExecutionMarker, RequestContext, Transport};
 
-use super::{AppState, RequestId, graphiql};
+use super::request_json::{self, Unreadable};
+use super::{AppState, RequestId, graphiql, problem};
 
 /// `POST /graphql` with `{query, variables, operationName}`.
 pub async fn post_graphql(
@@ -82,32 +80,27 @@ pub async fn get_graphql(
     Extension(request_id): Extension<RequestId>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    request: Result<GraphQLRequest, GraphQLRejection>,
+    parameters: Result<Query<UrlParameters>, QueryRejection>,
 ) -> Response {
     if prefers_html(&headers) {
         if state.settings.graphiql {
             return graphiql::page();
         }
-        return (
+        return problem::problem(
             StatusCode::NOT_FOUND,
+            code::NOT_FOUND,
             "GraphiQL is turned off on this server.",
-        )
-            .into_response();
+            None,
+        );
     }
     let format = ResponseFormat::negotiate(&headers);
     let transport = match transport(&state, &headers) {
         Ok(transport) => transport,
         Err(refused) => return refused.into_response(format),
     };
-    let request = match request {
-        Ok(request) => request.into_inner(),
-        Err(GraphQLRejection(error)) => {
-            return Rejection::unreadable(
-                StatusCode::BAD_REQUEST,
-                format!("The URL does not hold a valid GraphQL request: {error}"),
-            )
-            .into_response(format);
-        }
+    let request = match from_url(parameters) {
+        Ok(request) => request,
+        Err(rejection) => return rejection.into_response(format),
     };
     execute(
         &state,
@@ -251,47 +244,69 @@ fn request_error(format: ResponseFormat, errors: Vec<async_graphql::ServerError>
     format.respond(format.request_error_status(), body)
 }
 
-/// Reads a body of at most `limit` bytes and parses it as a GraphQL request. Batches (a JSON
+/// Reads a body of at most `limit` bytes and parses it as a GraphQL request. Batches (any JSON
 /// array) are refused: they multiply the cost of one HTTP request past every per-request
 /// limit.
 async fn read_body(request: Request, limit: usize) -> Result<async_graphql::Request, Rejection> {
-    let (parts, body) = request.into_parts();
     // Buffer under a limit first, so an oversized body is refused before any parsing.
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+    let bytes = axum::body::to_bytes(request.into_body(), limit)
+        .await
+        .map_err(|_| {
+            Rejection::unreadable(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("The request body is larger than {} KiB.", limit / 1024),
+            )
+        })?;
+    let request = request_json::from_body(&bytes).map_err(Rejection::from)?;
+    // A persisted query may come as a hash with no document; anything else needs one.
+    if request.query.trim().is_empty() && !request.extensions.contains_key("persistedQuery") {
+        return Err(Rejection::unreadable(
+            StatusCode::BAD_REQUEST,
+            "The request has no \"query\".".to_owned(),
+        ));
+    }
+    Ok(request)
+}
+
+/// The parameters of a `GET`, named as the GraphQL-over-HTTP spec names them.
+#[derive(serde::Deserialize)]
+pub struct UrlParameters {
+    #[serde(default)]
+    query: String,
+    #[serde(rename = "operationName")]
+    operation_name: Option<String>,
+    variables: Option<String>,
+    extensions: Option<String>,
+}
+
+/// Reads a GraphQL request from a URL's query string; `variables` and `extensions` are JSON
+/// read as strictly as a body is.
+fn from_url(
+    parameters: Result<Query<UrlParameters>, QueryRejection>,
+) -> Result<async_graphql::Request, Rejection> {
+    let Query(parameters) = parameters.map_err(|rejection| {
         Rejection::unreadable(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("The request body is larger than {} KiB.", limit / 1024),
+            StatusCode::BAD_REQUEST,
+            format!(
+                "The URL does not hold a valid GraphQL request: {}.",
+                rejection.body_text()
+            ),
         )
     })?;
-    let request = Request::from_parts(parts, Body::from(bytes));
-    let batch = GraphQLBatchRequest::<GraphQLRejection>::from_request(request, &())
-        .await
-        .map_err(|GraphQLRejection(error)| {
-            let message = match error {
-                ParseRequestError::InvalidRequest(error) => format!(
-                    "The request body must be a JSON object with a \"query\" string: {error}."
-                ),
-                other => format!("The request body is not a GraphQL request: {other}."),
-            };
-            Rejection::unreadable(StatusCode::BAD_REQUEST, message)
-        })?;
-    match batch.into_inner() {
-        async_graphql::BatchRequest::Batch(_) => Err(Rejection::unreadable(
-            StatusCode::BAD_REQUEST,
-            "Batched requests are not supported: send one operation per request.".to_owned(),
-        )),
-        // A persisted query may come as a hash with no document; anything else needs one.
-        async_graphql::BatchRequest::Single(request)
-            if request.query.trim().is_empty()
-                && !request.extensions.contains_key("persistedQuery") =>
-        {
-            Err(Rejection::unreadable(
-                StatusCode::BAD_REQUEST,
-                "The request has no \"query\".".to_owned(),
-            ))
-        }
-        async_graphql::BatchRequest::Single(request) => Ok(request),
+    let object = |name: &str, text: Option<String>| {
+        text.map_or_else(
+            || Ok(Default::default()),
+            |text| request_json::object_parameter(name, &text),
+        )
+        .map_err(Rejection::from)
+    };
+    Ok(request_json::Fields {
+        variables: object("variables", parameters.variables)?,
+        extensions: object("extensions", parameters.extensions)?,
+        query: parameters.query,
+        operation_name: parameters.operation_name,
     }
+    .into_request())
 }
 
 /// A request that never reached GraphQL execution.
@@ -301,6 +316,18 @@ struct Rejection {
     /// `extensions.reason`, when the code alone does not say why.
     reason: Option<&'static str>,
     message: String,
+}
+
+impl From<Unreadable> for Rejection {
+    fn from(unreadable: Unreadable) -> Self {
+        let message = match unreadable {
+            Unreadable::Batch => {
+                "Batched requests are not supported: send one operation per request.".to_owned()
+            }
+            Unreadable::Invalid(message) => message,
+        };
+        Self::unreadable(StatusCode::BAD_REQUEST, message)
+    }
 }
 
 impl Rejection {

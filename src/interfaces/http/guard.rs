@@ -28,7 +28,17 @@ pub async fn guard(
         .get::<RequestId>()
         .map(|id| id.0.clone());
     let header_bytes = header_size(request.headers());
-    let mut response = if header_bytes > settings.max_header_bytes {
+    let header_count = request.headers().len();
+    let response = if header_count > MAX_HEADERS {
+        problem(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            code::GRAPHQL_PARSE_FAILED,
+            format!(
+                "The request has {header_count} headers; at most {MAX_HEADERS} headers are accepted."
+            ),
+            None,
+        )
+    } else if header_bytes > settings.max_header_bytes {
         problem(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             code::GRAPHQL_PARSE_FAILED,
@@ -72,8 +82,63 @@ pub async fn guard(
             }
         }
     };
+    let mut response = coded(response, request_id.as_deref());
     secure(response.headers_mut(), settings.hsts);
     response
+}
+
+/// Most headers a request may carry. hyper's own cap is set far above it (`server.rs`), so a
+/// request over this one gets the coded body here rather than hyper's bare 431.
+pub const MAX_HEADERS: usize = 100;
+
+/// Refusals the framework writes itself (an unknown path, a method the route does not take,
+/// an extractor's rejection) come with no body or a plain-text one, whose text may name our
+/// types: they get the coded body every other refusal has, keeping their status and headers
+/// (`Allow` among them).
+fn coded(response: Response, request_id: Option<&str>) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("text/plain"));
+    if !plain {
+        return response;
+    }
+    let (code, message, request_id) = match status {
+        StatusCode::NOT_FOUND => (
+            code::NOT_FOUND,
+            "There is nothing at this path; the API is at /graphql.",
+            None,
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            code::GRAPHQL_PARSE_FAILED,
+            "This path does not take this method; the Allow header lists those it takes.",
+            None,
+        ),
+        status if status.is_server_error() => (
+            code::INTERNAL_SERVER_ERROR,
+            "Something went wrong on our side. Quote the requestId when reporting it.",
+            request_id,
+        ),
+        _ => (
+            code::GRAPHQL_PARSE_FAILED,
+            "The request cannot be read.",
+            None,
+        ),
+    };
+    let (mut parts, _) = response.into_parts();
+    let (coded, body) = problem(status, code, message, request_id).into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    if let Some(content_type) = coded.headers.get(header::CONTENT_TYPE) {
+        parts
+            .headers
+            .insert(header::CONTENT_TYPE, content_type.clone());
+    }
+    Response::from_parts(parts, body)
 }
 
 fn internal(request_id: Option<&str>, message: &str) -> Response {

@@ -13,6 +13,7 @@ mod load;
 mod metrics;
 mod observe;
 mod problem;
+mod request_json;
 mod server;
 mod well_known;
 
@@ -107,6 +108,8 @@ pub fn router(state: AppState) -> Router {
             get(well_known::openid_configuration),
         );
     routes
+        // Unknown paths pass the middleware too, which gives them the coded body (`guard.rs`).
+        .fallback(|| async { axum::http::StatusCode::NOT_FOUND })
         .layer(cors::layer(
             &state.settings.cors,
             state.settings.session_cookies.is_some(),

@@ -37,6 +37,11 @@ pub struct ConnectionLimits {
 
 /// Connections past the limit that still get an answer (a probe's, or a 503).
 const OVERFLOW_CONNECTIONS: usize = 64;
+/// hyper's own cap on a request's headers. Past it hyper answers 431 with no body and closes
+/// the connection; below it the request reaches `guard.rs`, which refuses more than
+/// `MAX_HEADERS` with the coded body. hyper reserves room for this many on every parse, so it
+/// is high enough for no client to reach by accident, not unbounded.
+const HEADER_CEILING: usize = 1024;
 /// Concurrent requests on one HTTP/2 connection.
 const MAX_STREAMS_PER_CONNECTION: u32 = 64;
 
@@ -95,6 +100,7 @@ fn builder(limits: ConnectionLimits, keep_alive: bool) -> Builder<TokioExecutor>
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        .max_headers(HEADER_CEILING)
         .keep_alive(keep_alive);
     builder
         .http2()
