@@ -175,6 +175,60 @@ async fn oversized_headers_are_refused_with_431() {
 }
 
 #[tokio::test]
+async fn more_than_a_hundred_headers_are_refused_with_431_and_a_coded_body() {
+    let app = spawn_app().await;
+    let mut request = app.client.get(app.url("/health"));
+    for i in 0..120 {
+        request = request.header(format!("x-h{i}"), "1");
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(error_code(&body), "GRAPHQL_PARSE_FAILED");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 100 headers"),
+        "{body}"
+    );
+
+    // A hundred, with the client's own, still pass.
+    let mut request = app.client.get(app.url("/health"));
+    for i in 0..95 {
+        request = request.header(format!("x-h{i}"), "1");
+    }
+    assert_eq!(request.send().await.unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_thousand_headers_over_a_raw_socket_get_the_coded_body_too() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let host = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&host).await.unwrap();
+    let mut head = format!("GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for i in 0..1000 {
+        head += &format!("x-{i}: 1\r\n");
+    }
+    head += "\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let body: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("{answer}"));
+    assert_eq!(error_code(&body), "GRAPHQL_PARSE_FAILED");
+}
+
+#[tokio::test]
 async fn a_panic_fails_that_request_alone() {
     let app = spawn_app().await;
     let response = app

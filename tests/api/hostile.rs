@@ -9,7 +9,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{TestApp, metric_value, spawn_app, spawn_app_with};
+use crate::helpers::{PASSWORD, TestApp, metric_value, spawn_app, spawn_app_with, unique_email};
 
 const PARSE: &[&str] = &["GRAPHQL_PARSE_FAILED"];
 const VALIDATION: &[&str] = &["GRAPHQL_VALIDATION_FAILED"];
@@ -437,3 +437,168 @@ fragment TypeRef on __Type {
     ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } } }
 }
 "#;
+
+/// Misspelt names: a field, a mutation and an argument.
+const MISSPELT: [&str; 3] = [
+    "{ userz { id } }",
+    "mutation { resetUserMfaa(input: {userId: \"x\"}) { id } }",
+    "{ users(firs: 1) { totalCount } }",
+];
+
+#[tokio::test]
+async fn suggestions_name_the_schema_only_while_introspection_is_on() {
+    let development = spawn_app().await;
+    for (document, hint) in MISSPELT
+        .iter()
+        .zip(["\"users\"", "\"resetUserMfa\"", "\"first\""])
+    {
+        let (status, body) = post(&development, query(document)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{document}");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            message.contains("Did you mean") && message.contains(hint),
+            "{document}: {message}"
+        );
+    }
+
+    let closed = spawn_app_with(|c| c.introspection = Some(false)).await;
+    for document in MISSPELT {
+        let (status, body) = post(&closed, query(document)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{document}");
+        assert_eq!(codes(&body), ["GRAPHQL_VALIDATION_FAILED"], "{document}");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(!message.contains("Did you mean"), "{document}: {message}");
+    }
+}
+
+fn register_document(input: &str) -> String {
+    format!("mutation {{ register(input: {input}) {{ user {{ email }} }} }}")
+}
+
+#[tokio::test]
+async fn an_input_field_written_twice_is_refused_wherever_the_object_is() {
+    let app = spawn_app().await;
+    let (first, second) = (unique_email(), unique_email());
+    let twice = format!(r#"{{email: "{first}", password: "{PASSWORD}", email: "{second}"}}"#);
+    let documents = [
+        register_document(&twice),
+        // In a variable's default value, and in another field's argument.
+        format!(
+            "mutation($input: RegisterInput! = {twice}) {{ register(input: $input) {{ user {{ email }} }} }}"
+        ),
+        r#"{ users(filter: {role: USER, emailContains: "a", emailContains: "b"}) { totalCount } }"#
+            .to_owned(),
+    ];
+    for document in &documents {
+        let (status, body) = post(&app, query(document)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{document}: {body}");
+        assert_eq!(codes(&body), ["GRAPHQL_VALIDATION_FAILED"], "{document}");
+        assert!(body.get("data").is_none(), "nothing ran: {body}");
+    }
+    let (_, body) = post(&app, query(&documents[0])).await;
+    assert_eq!(
+        body["errors"][0]["message"],
+        "There can be only one input field named \"email\"."
+    );
+    assert_eq!(body["errors"][0]["locations"][0]["line"], 1);
+    // Neither address was registered.
+    let answer = app.login(&second, PASSWORD).await;
+    assert_eq!(crate::helpers::error_code(&answer), "UNAUTHENTICATED");
+
+    // The same name in two objects, or inside a string, is no repeat.
+    let fine = register_document(&format!(
+        r#"{{email: "{first}", password: "{PASSWORD}", displayName: "{{email: \"x\", email: \"y\"}}"}}"#
+    ));
+    let (status, body) = post(&app, query(&fine)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["register"]["user"]["email"], first.as_str());
+}
+
+#[tokio::test]
+async fn a_json_key_given_twice_anywhere_in_the_request_is_refused() {
+    let app = spawn_app().await;
+    let (first, second) = (unique_email(), unique_email());
+    let document =
+        "mutation($input: RegisterInput!) { register(input: $input) { user { email } } }";
+    let bodies = [
+        format!(
+            r#"{{"query": {document:?}, "variables": {{"input": {{"email": "{first}", "password": "{PASSWORD}", "email": "{second}"}}}}}}"#
+        ),
+        format!(
+            r#"{{"query": {document:?}, "variables": {{"input": {{"email": "{first}", "password": "{PASSWORD}"}}, "input": {{"email": "{second}", "password": "{PASSWORD}"}}}}}}"#
+        ),
+        r#"{"query": "{ __typename }", "variables": {"a": [{"b": 1, "b": 2}]}}"#.to_owned(),
+        r#"{"query": "{ __typename }", "extensions": {"x": {"y": 1, "y": 1}}}"#.to_owned(),
+        r#"{"query": "{ __typename }", "query": "{ __typename }"}"#.to_owned(),
+        r#"{"query": "{ __typename }", "unknown": 1, "unknown": 2}"#.to_owned(),
+    ];
+    for body in &bodies {
+        let (status, answer) = post(&app, body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert_eq!(codes(&answer), ["GRAPHQL_PARSE_FAILED"], "{body}");
+        let message = answer["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("twice"), "{body}: {message}");
+    }
+    let answer = app.login(&second, PASSWORD).await;
+    assert_eq!(crate::helpers::error_code(&answer), "UNAUTHENTICATED");
+
+    // Over GET too.
+    let response = app
+        .client
+        .get(app.url("/graphql"))
+        .query(&[
+            ("query", "query($a: Int) { __typename }"),
+            ("variables", r#"{"a": 1, "a": 2}"#),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(codes(&answer), ["GRAPHQL_PARSE_FAILED"]);
+}
+
+#[tokio::test]
+async fn a_json_body_nested_past_the_reader_s_depth_is_refused_without_harm() {
+    let app = spawn_app().await;
+    let deep = format!(
+        r#"{{"query": "{{ __typename }}", "variables": {{"a": {}1{}}}}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let (status, body) = post(&app, deep).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(codes(&body), ["GRAPHQL_PARSE_FAILED"]);
+    let objects = format!(
+        r#"{{"query": "{{ __typename }}", "extensions": {}1{}}}"#,
+        r#"{"a":"#.repeat(100_000),
+        "}".repeat(100_000)
+    );
+    let (status, _) = post(&app, objects).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_healthy(&app).await;
+}
+
+#[tokio::test]
+async fn every_json_array_is_refused_as_a_batch_even_in_the_tuple_form() {
+    let app = spawn_app().await;
+    for body in [
+        json!(["query A { __typename } query B { me { id } }", "A"]),
+        json!(["{ __typename }"]),
+        json!([{ "query": "{ __typename }" }]),
+        json!([]),
+    ] {
+        let (status, answer) = post(&app, body.to_string()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(codes(&answer), ["GRAPHQL_PARSE_FAILED"], "{body}");
+        assert_eq!(
+            answer["errors"][0]["message"],
+            "Batched requests are not supported: send one operation per request.",
+            "{body}"
+        );
+        assert!(answer.get("data").is_none());
+    }
+    // Leading white space changes nothing.
+    let (status, _) = post(&app, " \n\t[\"{ __typename }\"]".to_owned()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

@@ -311,3 +311,114 @@ async fn every_response_carries_a_request_id() {
     assert_ne!(second, "spoofed", "the id is ours, not the client's");
     assert!(uuid::Uuid::parse_str(&first).is_ok());
 }
+
+#[tokio::test]
+async fn a_body_that_is_not_a_request_is_told_so_without_naming_our_types() {
+    let app = spawn_app().await;
+    for body in [
+        "42",
+        "null",
+        "\"{ __typename }\"",
+        "{not json",
+        r#"{"query": 1}"#,
+        r#"{"query": "{ __typename }", "variables": 5}"#,
+        r#"{"query": "{ __typename }", "variables": []}"#,
+        r#"{"query": "{ __typename }", "operationName": {}}"#,
+        r#"{"query": "{ __typename }", "extensions": "x"}"#,
+        r#"{"query": "{ __typename }"} trailing"#,
+    ] {
+        let (status, _, json) = post(&app, body.to_owned(), "application/json").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(only_code(&json), "GRAPHQL_PARSE_FAILED", "{body}");
+        let message = json["errors"][0]["message"].as_str().unwrap();
+        for internal in [
+            "BatchRequest",
+            "untagged",
+            "variant",
+            "struct",
+            "enum ",
+            "Variables",
+            "Name",
+        ] {
+            assert!(!message.contains(internal), "{body}: {message}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_refusal_at_the_edge_has_a_coded_json_body() {
+    let app = spawn_app().await;
+    for method in [
+        reqwest::Method::PUT,
+        reqwest::Method::DELETE,
+        reqwest::Method::PATCH,
+    ] {
+        let response = app
+            .client
+            .request(method.clone(), app.url("/graphql"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method}"
+        );
+        assert!(response.headers().contains_key("allow"), "{method}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(only_code(&body), "GRAPHQL_PARSE_FAILED", "{method}");
+    }
+    let response = app.client.post(app.url("/health")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        only_code(&response.json().await.unwrap()),
+        "GRAPHQL_PARSE_FAILED"
+    );
+
+    for path in ["/nothing", "/graphiql/0.0.0/graphiql.min.js"] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(only_code(&body), "NOT_FOUND", "{path}");
+        assert!(body["errors"][0]["message"].is_string());
+    }
+}
+
+#[tokio::test]
+async fn get_selects_the_operation_named_by_operation_name() {
+    let app = spawn_app().await;
+    let document = "query A { a: __typename } query B { b: __typename }";
+    for (name, field) in [("A", "a"), ("B", "b")] {
+        let response = app
+            .client
+            .get(app.url("/graphql"))
+            .query(&[("query", document), ("operationName", name)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{name}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["data"], json!({ field: "Query" }), "{name}: {body}");
+    }
+
+    // Naming the mutation of a mixed document over GET is still refused; the query runs.
+    let mixed = "query A { __typename } mutation B { logoutAll }";
+    let response = app
+        .client
+        .get(app.url("/graphql"))
+        .query(&[("query", mixed), ("operationName", "B")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let response = app
+        .client
+        .get(app.url("/graphql"))
+        .query(&[("query", mixed), ("operationName", "A")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"]["__typename"], "Query");
+}
