@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
-use crate::application::ports::{LimiterError, Quota, RateLimiter};
+use crate::application::ports::{LimitKey, LimiterError, Quota, RateLimiter};
 
 /// GCRA in one atomic script, on Redis's clock so every instance agrees. The key holds the
 /// "theoretical arrival time" of the next event, in milliseconds.
@@ -39,7 +39,7 @@ pub struct RedisRateLimiter {
 }
 
 fn failed(error: redis::RedisError) -> LimiterError {
-    LimiterError(error.to_string())
+    LimiterError::Unavailable(error.to_string())
 }
 
 fn millis(duration: Duration) -> u64 {
@@ -61,14 +61,18 @@ impl RedisRateLimiter {
         })
     }
 
-    fn key(&self, kind: &str, key: &str) -> String {
-        format!("{}{kind}:{key}", self.prefix)
+    fn key(&self, kind: &str, key: &LimitKey) -> String {
+        format!("{}{kind}:{}", self.prefix, key.name)
     }
 }
 
 #[async_trait]
 impl RateLimiter for RedisRateLimiter {
-    async fn acquire(&self, key: &str, quota: Quota) -> Result<Option<Duration>, LimiterError> {
+    async fn acquire(
+        &self,
+        key: &LimitKey,
+        quota: Quota,
+    ) -> Result<Option<Duration>, LimiterError> {
         let interval = millis(quota.period / quota.burst.max(1));
         let wait: u64 = self
             .gcra
@@ -81,7 +85,7 @@ impl RateLimiter for RedisRateLimiter {
         Ok((wait > 0).then(|| Duration::from_millis(wait)))
     }
 
-    async fn count_failure(&self, key: &str, window: Duration) -> Result<u64, LimiterError> {
+    async fn count_failure(&self, key: &LimitKey, window: Duration) -> Result<u64, LimiterError> {
         self.count
             .key(self.key("failures", key))
             .arg(millis(window))
@@ -90,7 +94,7 @@ impl RateLimiter for RedisRateLimiter {
             .map_err(failed)
     }
 
-    async fn block(&self, key: &str, duration: Duration) -> Result<(), LimiterError> {
+    async fn block(&self, key: &LimitKey, duration: Duration) -> Result<(), LimiterError> {
         self.connection
             .clone()
             .pset_ex::<_, _, ()>(self.key("block", key), 1, millis(duration))
@@ -98,7 +102,7 @@ impl RateLimiter for RedisRateLimiter {
             .map_err(failed)
     }
 
-    async fn blocked_for(&self, key: &str) -> Result<Option<Duration>, LimiterError> {
+    async fn blocked_for(&self, key: &LimitKey) -> Result<Option<Duration>, LimiterError> {
         let left: i64 = self
             .connection
             .clone()
@@ -111,7 +115,7 @@ impl RateLimiter for RedisRateLimiter {
             .map(Duration::from_millis))
     }
 
-    async fn clear(&self, key: &str) -> Result<(), LimiterError> {
+    async fn clear(&self, key: &LimitKey) -> Result<(), LimiterError> {
         self.connection
             .clone()
             .del::<_, ()>(&[self.key("failures", key), self.key("block", key)])
