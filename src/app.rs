@@ -59,6 +59,8 @@ pub struct Core {
     pub deferred: Arc<DeferredQueue>,
     /// The public keys of access tokens, for `/.well-known/jwks.json`.
     pub keys: Arc<dyn PublishedKeys>,
+    /// The abuse limits, for their counters.
+    pub throttle: Arc<Throttle>,
 }
 
 impl Core {
@@ -105,7 +107,7 @@ impl Core {
                 mailer: mail.sender,
                 deferred: deferred.clone(),
                 audit_log: audit.clone(),
-                throttle,
+                throttle: throttle.clone(),
                 hasher: hasher.clone(),
                 sealer,
                 tokens: tokens.clone(),
@@ -122,6 +124,7 @@ impl Core {
             hasher,
             deferred,
             keys: tokens,
+            throttle,
         })
     }
 }
@@ -162,6 +165,7 @@ impl Application {
                 store: store.clone(),
                 mail: core.deferred.clone(),
                 admission: admission.clone(),
+                limits: core.throttle.clone(),
             }))
         });
         let metrics_server = match &metrics {

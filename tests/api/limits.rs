@@ -6,8 +6,8 @@ use authgraph::application::ports::HashingLoad;
 use authgraph::config::{Config, QuotaSetting, RateLimitStore};
 
 use crate::helpers::{
-    PASSWORD, REGISTER, TestApp, assert_no_errors, error_code, production_hashing, spawn_app_with,
-    unique_email,
+    PASSWORD, REGISTER, TestApp, assert_no_errors, error_code, metric_value, production_hashing,
+    spawn_app_with, unique_email,
 };
 
 /// Limits on, with only what a test sets; everything else off.
@@ -446,6 +446,108 @@ async fn verification_emails_are_limited_per_recipient_and_per_address_so_no_mai
         &app.graphql(resend, json!({ "i": { "email": unique_email() } }))
             .await,
     );
+}
+
+const REQUEST_RESET: &str =
+    "mutation($i: RequestPasswordResetInput!) { requestPasswordReset(input: $i) }";
+
+/// Issue 28's attack on the rate-limit store: lock an account, then flood the store with new
+/// keys (reset requests for unknown emails, each from an address of its own) so that the
+/// lockout is forgotten to make room and the right password signs in. `store` picks the
+/// store; the in-memory one has room for `ROOM` keys of each class. Returns how many flood
+/// requests were refused.
+async fn a_flood_of_new_keys_leaves_the_lockout_in_force(
+    store: impl FnOnce(&mut Config),
+) -> (TestApp, usize) {
+    const FLOOD: usize = 150;
+    let app = spawn_app_with(only(|c| {
+        store(c);
+        c.rate_limit_memory_keys = ROOM;
+        c.login_lockout_after = 5;
+        c.login_lockout_base = Duration::from_secs(600);
+        c.rate_limit_password_reset = quota("10/1h");
+        c.rate_limit_password_reset_account = quota("3/1h");
+        c.trusted_proxies = vec![authgraph::interfaces::http::parse_network("127.0.0.1").unwrap()];
+    }))
+    .await;
+    let victim = unique_email();
+    app.register(&victim, PASSWORD).await;
+    for _ in 0..5 {
+        assert_eq!(
+            error_code(&app.login(&victim, "wrong password").await),
+            "UNAUTHENTICATED"
+        );
+    }
+    assert!(assert_limited(&app.login(&victim, PASSWORD).await) > 500);
+
+    let reset_from = |i: usize| {
+        let request = app
+            .client
+            .post(app.url("/graphql"))
+            .header(
+                "x-forwarded-for",
+                format!("10.0.{}.{}", i / 250, i % 250 + 1),
+            )
+            .json(&json!({
+                "query": REQUEST_RESET,
+                "variables": { "i": { "email": unique_email() } },
+            }))
+            .send();
+        async move { request.await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let mut refused = 0;
+    for i in 0..FLOOD {
+        let body = reset_from(i).await;
+        if body.get("errors").is_some() {
+            assert_limited(&body);
+            refused += 1;
+        }
+    }
+
+    let hashed = app.hasher.completed();
+    let retry = assert_limited(&app.login(&victim, PASSWORD).await);
+    assert!(retry > 500, "the lockout's own wait: {retry}");
+    assert_eq!(app.hasher.completed(), hashed, "no password was checked");
+    (app, refused)
+}
+
+/// Keys of each class the in-memory store has room for in the flood tests.
+const ROOM: usize = 40;
+
+#[tokio::test]
+async fn a_flood_of_new_keys_cannot_lift_a_lockout_in_memory() {
+    let (app, refused) = a_flood_of_new_keys_leaves_the_lockout_in_force(|c| {
+        c.rate_limit_store = RateLimitStore::Memory
+    })
+    .await;
+    // Forty addresses got in; the accounts had room for thirty-nine besides the victim's
+    // lockout; every other request was refused rather than make room.
+    assert_eq!(refused, 150 - (ROOM - 1));
+    let metrics = app.metrics_text().await;
+    let refused_for = |class: &str| {
+        metric_value(
+            &metrics,
+            &format!("authgraph_rate_limit_refused_no_room{{class=\"{class}\"}}"),
+        )
+    };
+    assert_eq!(refused_for("address"), (150 - ROOM) as f64);
+    assert_eq!(refused_for("account"), 1.0);
+}
+
+#[tokio::test]
+async fn a_flood_of_new_keys_cannot_lift_a_lockout_on_redis() {
+    let Some(url) = redis_url() else {
+        eprintln!("skipped: TEST_REDIS_URL is not set");
+        return;
+    };
+    let prefix = format!("authgraph-test-{}:", uuid::Uuid::new_v4().simple());
+    let (_, refused) = a_flood_of_new_keys_leaves_the_lockout_in_force(|c| {
+        c.rate_limit_store = RateLimitStore::Redis;
+        c.redis_url = Some(url.into());
+        c.redis_key_prefix = prefix;
+    })
+    .await;
+    assert_eq!(refused, 0, "Redis has no room of its own to run out of");
 }
 
 /// Redis is only there when `TEST_REDIS_URL` says so (`scripts/test.sh` sets it when Redis
