@@ -629,3 +629,78 @@ async fn an_unreachable_redis_stops_startup_with_a_clear_message() {
         "{error:#}"
     );
 }
+
+/// Redis keeps a restriction only as long as its key lives: every key must expire, and no
+/// sooner than what it holds (an allowance whole again, failures forgotten, a block over).
+#[tokio::test]
+async fn every_redis_key_expires_no_sooner_than_the_restriction_it_holds() {
+    use authgraph::application::ports::{KeyClass, LimitKey, Quota, RateLimiter};
+    use authgraph::infrastructure::rate_limit::RedisRateLimiter;
+
+    let Some(url) = redis_url() else {
+        eprintln!("skipped: TEST_REDIS_URL is not set");
+        return;
+    };
+    let prefix = format!("authgraph-test-{}:", uuid::Uuid::new_v4().simple());
+    let limiter = RedisRateLimiter::connect(&url, &prefix).await.unwrap();
+    let address = LimitKey {
+        class: KeyClass::Address,
+        name: "login:ip:203.0.113.9".into(),
+    };
+    let account = LimitKey {
+        class: KeyClass::Account,
+        name: "lockout:account:0123456789abcdef01234567".into(),
+    };
+    let quota = Quota {
+        burst: 4,
+        period: Duration::from_secs(60),
+    };
+    for _ in 0..4 {
+        assert_eq!(limiter.acquire(&address, quota).await.unwrap(), None);
+    }
+    assert!(limiter.acquire(&address, quota).await.unwrap().is_some());
+    limiter
+        .count_failure(&account, Duration::from_secs(900))
+        .await
+        .unwrap();
+    limiter
+        .block(&account, Duration::from_secs(600))
+        .await
+        .unwrap();
+
+    let mut redis = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    keys.sort();
+    let expected = [
+        ("block:lockout:account:", 600_000),
+        ("failures:lockout:account:", 900_000),
+        ("rate:login:ip:", 60_000),
+    ];
+    assert_eq!(keys.len(), expected.len(), "{keys:?}");
+    for (key, (kind, restriction_ms)) in keys.iter().zip(expected) {
+        assert!(key.starts_with(&format!("{prefix}{kind}")), "{key}");
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(key)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        // A little less than the whole restriction has passed since it was set.
+        assert!(
+            (restriction_ms - 5_000..=restriction_ms).contains(&ttl),
+            "{key} expires in {ttl} ms, not in about {restriction_ms}"
+        );
+    }
+    let _: () = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+}

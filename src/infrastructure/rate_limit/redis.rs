@@ -22,15 +22,20 @@ redis.call('SET', KEYS[1], next_tat, 'PX', next_tat - now)
 return 0
 ";
 
-/// One more failure, forgotten `window` after the first one.
+/// One more failure, forgotten `window` after the first one. A count without an expiry (left
+/// by anything else) is given one, so no key outlives its restriction without bound.
 const COUNT: &str = r"
 local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
 ";
 
 /// Counters in Redis, shared by every instance pointed at it. Keys are prefixed, so one Redis
-/// can serve several deployments (and tests).
+/// can serve several deployments (and tests). Every key expires when the restriction it holds
+/// ends (an allowance whole again, failures forgotten, a block over) and not before, so Redis
+/// has no room to run out of short of its own `maxmemory`: it never answers
+/// [`LimiterError::Full`], and only Redis's eviction could drop a restriction early (see
+/// [`RedisRateLimiter::eviction_policy`]).
 pub struct RedisRateLimiter {
     connection: ConnectionManager,
     prefix: String,
@@ -59,6 +64,33 @@ impl RedisRateLimiter {
             gcra: Script::new(GCRA),
             count: Script::new(COUNT),
         })
+    }
+
+    /// Redis's `maxmemory-policy`, if Redis may evict keys to make room: every key here
+    /// carries an expiry, so the `volatile-*` policies may drop them as readily as the
+    /// `allkeys-*` ones, and an evicted block is a lockout lifted. Only `noeviction` (writes
+    /// then fail, and the limits are skipped with an error in the log) or no `maxmemory` at
+    /// all keeps them. An error if Redis refuses `CONFIG GET` (some managed services do).
+    pub async fn eviction_policy(&self) -> Result<Option<String>, LimiterError> {
+        let mut connection = self.connection.clone();
+        let policy: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("maxmemory-policy")
+            .query_async(&mut connection)
+            .await
+            .map_err(failed)?;
+        let maxmemory: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("maxmemory")
+            .query_async(&mut connection)
+            .await
+            .map_err(failed)?;
+        let policy = policy.get(1).cloned().unwrap_or_default();
+        let maxmemory = maxmemory
+            .get(1)
+            .and_then(|m| m.parse::<u64>().ok())
+            .unwrap_or(0);
+        Ok(may_evict(&policy, maxmemory).then_some(policy))
     }
 
     fn key(&self, kind: &str, key: &LimitKey) -> String {
@@ -121,5 +153,32 @@ impl RateLimiter for RedisRateLimiter {
             .del::<_, ()>(&[self.key("failures", key), self.key("block", key)])
             .await
             .map_err(failed)
+    }
+}
+
+/// Whether Redis may drop keys when it reaches `maxmemory` (0: no limit, nothing evicted).
+fn may_evict(policy: &str, maxmemory: u64) -> bool {
+    maxmemory > 0 && !policy.eq_ignore_ascii_case("noeviction")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_evict;
+
+    #[test]
+    fn only_noeviction_or_no_memory_limit_keeps_every_key() {
+        assert!(!may_evict("noeviction", 1 << 30));
+        assert!(!may_evict("allkeys-lru", 0), "no maxmemory, no eviction");
+        for policy in [
+            "volatile-lru",
+            "volatile-lfu",
+            "volatile-ttl",
+            "volatile-random",
+            "allkeys-lru",
+            "allkeys-lfu",
+            "allkeys-random",
+        ] {
+            assert!(may_evict(policy, 1 << 30), "{policy}");
+        }
     }
 }
