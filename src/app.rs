@@ -59,6 +59,8 @@ pub struct Core {
     pub deferred: Arc<DeferredQueue>,
     /// The public keys of access tokens, for `/.well-known/jwks.json`.
     pub keys: Arc<dyn PublishedKeys>,
+    /// The abuse limits, for their counters.
+    pub throttle: Arc<Throttle>,
 }
 
 impl Core {
@@ -105,7 +107,7 @@ impl Core {
                 mailer: mail.sender,
                 deferred: deferred.clone(),
                 audit_log: audit.clone(),
-                throttle,
+                throttle: throttle.clone(),
                 hasher: hasher.clone(),
                 sealer,
                 tokens: tokens.clone(),
@@ -122,6 +124,7 @@ impl Core {
             hasher,
             deferred,
             keys: tokens,
+            throttle,
         })
     }
 }
@@ -162,6 +165,7 @@ impl Application {
                 store: store.clone(),
                 mail: core.deferred.clone(),
                 admission: admission.clone(),
+                limits: core.throttle.clone(),
             }))
         });
         let metrics_server = match &metrics {
@@ -533,13 +537,28 @@ async fn limiter(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<d
                 .as_ref()
                 .map(ExposeSecret::expose_secret)
                 .context("RATE_LIMIT_STORE=redis needs REDIS_URL")?;
-            Arc::new(
-                RedisRateLimiter::connect(url, &config.redis_key_prefix)
-                    .await
-                    .map_err(|e| {
-                        anyhow::anyhow!("cannot connect to Redis (check REDIS_URL): {e}")
-                    })?,
-            )
+            let redis = RedisRateLimiter::connect(url, &config.redis_key_prefix)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot connect to Redis (check REDIS_URL): {e}"))?;
+            // An evicted block is a lockout lifted: production refuses a Redis that may evict.
+            match redis.eviction_policy().await {
+                Ok(None) => {}
+                Ok(Some(policy)) if config.is_production() => anyhow::bail!(
+                    "Redis may evict rate-limit keys (maxmemory-policy {policy}), which would \
+                     lift lockouts: set maxmemory-policy noeviction (or no maxmemory)"
+                ),
+                Ok(Some(policy)) => tracing::warn!(
+                    policy,
+                    "Redis may evict rate-limit keys, which would lift lockouts: set \
+                     maxmemory-policy noeviction (production refuses to start)"
+                ),
+                Err(error) => tracing::warn!(
+                    %error,
+                    "could not read Redis's maxmemory-policy: make sure it is noeviction, or an \
+                     evicted key could lift a lockout"
+                ),
+            }
+            Arc::new(redis)
         }
     })
 }

@@ -21,7 +21,7 @@ use super::account::{AccountLinks, AccountService};
 use super::audit::AuditTrail;
 use super::auth::AuthService;
 use super::ports::{
-    AccessClaims, AccessTokens, AuditLog, Clock, Deferred, HashError, IssuedAccessToken,
+    AccessClaims, AccessTokens, AuditLog, Clock, Deferred, HashError, IssuedAccessToken, LimitKey,
     LimiterError, Mailer, OutgoingEmail, PasswordHasher, Quota, RateLimiter, TokenError,
 };
 use super::ports::{SealError, SecretSealer};
@@ -883,11 +883,11 @@ pub struct CountingLimiter {
 impl RateLimiter for CountingLimiter {
     async fn acquire(
         &self,
-        key: &str,
+        key: &LimitKey,
         quota: Quota,
     ) -> Result<Option<std::time::Duration>, LimiterError> {
         let mut taken = self.taken.lock().unwrap();
-        let count = taken.entry(key.to_owned()).or_default();
+        let count = taken.entry(key.name.clone()).or_default();
         if *count >= quota.burst {
             return Ok(Some(quota.period / quota.burst));
         }
@@ -897,27 +897,37 @@ impl RateLimiter for CountingLimiter {
 
     async fn count_failure(
         &self,
-        key: &str,
+        key: &LimitKey,
         _window: std::time::Duration,
     ) -> Result<u64, LimiterError> {
         let mut failures = self.failures.lock().unwrap();
-        let count = failures.entry(key.to_owned()).or_default();
+        let count = failures.entry(key.name.clone()).or_default();
         *count += 1;
         Ok(*count)
     }
 
-    async fn block(&self, key: &str, duration: std::time::Duration) -> Result<(), LimiterError> {
-        self.blocks.lock().unwrap().insert(key.to_owned(), duration);
+    async fn block(
+        &self,
+        key: &LimitKey,
+        duration: std::time::Duration,
+    ) -> Result<(), LimiterError> {
+        self.blocks
+            .lock()
+            .unwrap()
+            .insert(key.name.clone(), duration);
         Ok(())
     }
 
-    async fn blocked_for(&self, key: &str) -> Result<Option<std::time::Duration>, LimiterError> {
-        Ok(self.blocks.lock().unwrap().get(key).copied())
+    async fn blocked_for(
+        &self,
+        key: &LimitKey,
+    ) -> Result<Option<std::time::Duration>, LimiterError> {
+        Ok(self.blocks.lock().unwrap().get(&key.name).copied())
     }
 
-    async fn clear(&self, key: &str) -> Result<(), LimiterError> {
-        self.failures.lock().unwrap().remove(key);
-        self.blocks.lock().unwrap().remove(key);
+    async fn clear(&self, key: &LimitKey) -> Result<(), LimiterError> {
+        self.failures.lock().unwrap().remove(&key.name);
+        self.blocks.lock().unwrap().remove(&key.name);
         Ok(())
     }
 }

@@ -146,34 +146,83 @@ pub struct Quota {
     pub period: std::time::Duration,
 }
 
+/// Whose allowance a key holds. Each class has room of its own in a bounded store, so a flood
+/// of keys of one class (many client addresses) cannot take the room of the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyClass {
+    /// A client's address or network.
+    Address,
+    /// An account (known or not: keyed by email) or one of its sessions.
+    Account,
+}
+
+impl KeyClass {
+    pub const ALL: [KeyClass; 2] = [KeyClass::Address, KeyClass::Account];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyClass::Address => "address",
+            KeyClass::Account => "account",
+        }
+    }
+}
+
+/// A rate-limit store key and its class.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LimitKey {
+    pub class: KeyClass,
+    pub name: String,
+}
+
 /// Why the rate-limit store did not answer.
 #[derive(Debug, thiserror::Error)]
-#[error("rate-limit store failure: {0}")]
-pub struct LimiterError(pub String);
+pub enum LimiterError {
+    /// The store could not be reached or failed.
+    #[error("rate-limit store failure: {0}")]
+    Unavailable(String),
+    /// The key is new and its class has no room: every key it holds carries a restriction
+    /// still in force, and none is forgotten to make room. Room frees up after `retry_after`.
+    #[error("no room for another {} key in the rate-limit store", .class.name())]
+    Full {
+        class: KeyClass,
+        retry_after: std::time::Duration,
+    },
+}
 
-/// Counters shared by every instance that uses the same store.
+/// Counters shared by every instance that uses the same store. A store may be bounded; it
+/// then never forgets a key that still restricts anything (a block, failures not yet
+/// forgotten, an allowance partly spent), and answers [`LimiterError::Full`] for a new key
+/// it has no room for, including in `blocked_for`, so that what follows (a failure to count)
+/// could be recorded.
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
     /// Takes one event from `key`'s allowance. `Ok(None)` if allowed; `Ok(Some(wait))` if the
     /// allowance is used up, in which case nothing was taken.
     async fn acquire(
         &self,
-        key: &str,
+        key: &LimitKey,
         quota: Quota,
     ) -> Result<Option<std::time::Duration>, LimiterError>;
     /// Counts a failure for `key`; failures older than `window` are forgotten. Returns the
     /// count, this one included.
     async fn count_failure(
         &self,
-        key: &str,
+        key: &LimitKey,
         window: std::time::Duration,
     ) -> Result<u64, LimiterError>;
     /// Blocks `key` for `duration`.
-    async fn block(&self, key: &str, duration: std::time::Duration) -> Result<(), LimiterError>;
+    async fn block(
+        &self,
+        key: &LimitKey,
+        duration: std::time::Duration,
+    ) -> Result<(), LimiterError>;
     /// How much longer `key` is blocked, if it is.
-    async fn blocked_for(&self, key: &str) -> Result<Option<std::time::Duration>, LimiterError>;
+    async fn blocked_for(
+        &self,
+        key: &LimitKey,
+    ) -> Result<Option<std::time::Duration>, LimiterError>;
     /// Forgets `key`'s failures and block.
-    async fn clear(&self, key: &str) -> Result<(), LimiterError>;
+    async fn clear(&self, key: &LimitKey) -> Result<(), LimiterError>;
 }
 
 // What the operator watches: the readiness probe and `/metrics`. No service needs these;

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use crate::domain::{Email, SessionId};
 
 use super::caller::ClientInfo;
 use super::error::ServiceError;
-use super::ports::{Quota, RateLimiter};
+use super::ports::{KeyClass, LimitKey, LimiterError, Quota, RateLimiter};
 
 /// After `after` failed sign-ins to one account within `window`, the account is locked for
 /// `base`, doubling with each further failure, up to `max`. A correct password ends it.
@@ -96,6 +97,8 @@ pub struct Throttle {
     policy: ThrottlePolicy,
     /// Hashes queued or running, by account key (this instance's own queue).
     hashing: Arc<HashesInFlight>,
+    /// Requests refused because the store had no room for a new key, by class.
+    refused_for_room: [AtomicU64; 2],
 }
 
 /// How many hashes each account has queued or running.
@@ -158,7 +161,13 @@ impl Throttle {
             limiter,
             policy,
             hashing: Arc::default(),
+            refused_for_room: Default::default(),
         }
+    }
+
+    /// Requests refused since start because the store had no room for a new key of `class`.
+    pub fn refused_for_room(&self, class: KeyClass) -> u64 {
+        self.refused_for_room[class_index(class)].load(Ordering::Relaxed)
     }
 
     /// Before a sign-in: the account's lock, the address's and the account's allowance, and
@@ -187,7 +196,11 @@ impl Throttle {
     ) -> Result<HashingTurn, ServiceError> {
         self.not_locked(email).await?;
         if let Some(quota) = self.policy.confirm_per_session {
-            let key = format!("{}:session:{session}", Action::Confirm.name());
+            // A session belongs to an account: its keys share the accounts' room.
+            let key = LimitKey {
+                class: KeyClass::Account,
+                name: format!("{}:session:{session}", Action::Confirm.name()),
+            };
             self.take(&key, quota).await?;
         }
         self.per_account(Action::Confirm, email, self.policy.confirm_per_account)
@@ -236,7 +249,10 @@ impl Throttle {
     async fn not_locked_by(&self, lockout: &str, email: &Email) -> Result<(), ServiceError> {
         if self.policy.lockout.is_some() {
             let key = account_key(lockout, email);
-            if let Some(wait) = self.guarded(self.limiter.blocked_for(&key).await).flatten() {
+            if let Some(wait) = self
+                .guarded(self.limiter.blocked_for(&key).await)?
+                .flatten()
+            {
                 return Err(limited(wait));
             }
         }
@@ -248,7 +264,7 @@ impl Throttle {
         let Some(share) = self.policy.hashes_per_account else {
             return Ok(HashingTurn { held: None });
         };
-        let key = account_key("hashing", email);
+        let key = account_key("hashing", email).name;
         let mut hashing = self.hashing.lock().unwrap_or_else(|p| p.into_inner());
         let count = hashing.entry(key.clone()).or_insert(0);
         if *count >= share {
@@ -273,7 +289,12 @@ impl Throttle {
             return;
         };
         let key = account_key(kind, email);
-        let failures = self.guarded(self.limiter.count_failure(&key, lockout.window).await);
+        // No room to count it means the next check of this account is refused for room too
+        // (`blocked_for` answers so), unless room freed up between the two.
+        let failures = self
+            .guarded(self.limiter.count_failure(&key, lockout.window).await)
+            .ok()
+            .flatten();
         if let Some(duration) = failures.and_then(|n| lockout.duration(n)) {
             tracing::warn!(
                 failures,
@@ -281,7 +302,7 @@ impl Throttle {
                 kind,
                 "repeated failures: account locked for a while"
             );
-            self.guarded(self.limiter.block(&key, duration).await);
+            self.guarded(self.limiter.block(&key, duration).await).ok();
         }
     }
 
@@ -293,7 +314,8 @@ impl Throttle {
 
     async fn succeeded(&self, kind: &str, email: &Email) {
         if self.policy.lockout.is_some() {
-            self.guarded(self.limiter.clear(&account_key(kind, email)).await);
+            self.guarded(self.limiter.clear(&account_key(kind, email)).await)
+                .ok();
         }
     }
 
@@ -359,9 +381,9 @@ impl Throttle {
         }
     }
 
-    async fn take(&self, key: &str, quota: Quota) -> Result<(), ServiceError> {
+    async fn take(&self, key: &LimitKey, quota: Quota) -> Result<(), ServiceError> {
         match self
-            .guarded(self.limiter.acquire(key, quota).await)
+            .guarded(self.limiter.acquire(key, quota).await)?
             .flatten()
         {
             Some(wait) => Err(limited(wait)),
@@ -370,15 +392,33 @@ impl Throttle {
     }
 
     /// A store that cannot be reached must not take the service down with it: the limits are
-    /// skipped (with an error in the log) and password hashing stays bounded regardless.
-    fn guarded<T>(&self, result: Result<T, super::ports::LimiterError>) -> Option<T> {
+    /// skipped (with an error in the log) and password hashing stays bounded regardless. A
+    /// store with no room for a new key fails closed instead: forgetting a key to make room
+    /// could lift someone's lockout, so the request is refused until room frees up.
+    fn guarded<T>(&self, result: Result<T, LimiterError>) -> Result<Option<T>, ServiceError> {
         match result {
-            Ok(value) => Some(value),
-            Err(error) => {
+            Ok(value) => Ok(Some(value)),
+            Err(LimiterError::Full { class, retry_after }) => {
+                self.refused_for_room[class_index(class)].fetch_add(1, Ordering::Relaxed);
+                // Counted, not logged one by one: this is what a flood looks like.
+                tracing::debug!(
+                    class = class.name(),
+                    "refused: no room in the rate-limit store"
+                );
+                Err(limited(retry_after))
+            }
+            Err(error @ LimiterError::Unavailable(_)) => {
                 tracing::error!(%error, "rate limits skipped: the store failed");
-                None
+                Ok(None)
             }
         }
+    }
+}
+
+fn class_index(class: KeyClass) -> usize {
+    match class {
+        KeyClass::Address => 0,
+        KeyClass::Account => 1,
     }
 }
 
@@ -391,7 +431,7 @@ fn limited(wait: Duration) -> ServiceError {
 /// The key of a client's network: an IPv4 address (also when it arrives IPv4-mapped), or
 /// the IPv6 prefix of `ipv6_prefix` bits, since one subscriber holds a whole /64 and could
 /// otherwise take a fresh key per request.
-fn ip_key(action: Action, ip: IpAddr, ipv6_prefix: u8) -> String {
+fn ip_key(action: Action, ip: IpAddr, ipv6_prefix: u8) -> LimitKey {
     let network = match ip.to_canonical() {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => match ipnet::Ipv6Net::new(v6, ipv6_prefix.min(128)) {
@@ -399,14 +439,20 @@ fn ip_key(action: Action, ip: IpAddr, ipv6_prefix: u8) -> String {
             Err(_) => v6.to_string(),
         },
     };
-    format!("{}:ip:{network}", action.name())
+    LimitKey {
+        class: KeyClass::Address,
+        name: format!("{}:ip:{network}", action.name()),
+    }
 }
 
 /// Emails are personal data: store keys carry a hash of them instead.
-fn account_key(scope: &str, email: &Email) -> String {
+fn account_key(scope: &str, email: &Email) -> LimitKey {
     let digest = Sha256::digest(email.as_str().as_bytes());
     let short: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{scope}:account:{short}")
+    LimitKey {
+        class: KeyClass::Account,
+        name: format!("{scope}:account:{short}"),
+    }
 }
 
 #[cfg(test)]
@@ -601,14 +647,14 @@ mod tests {
 
     #[test]
     fn addresses_are_keyed_by_network() {
-        let key = |ip: &str| ip_key(Action::Login, ip.parse().unwrap(), 64);
+        let key = |ip: &str| ip_key(Action::Login, ip.parse().unwrap(), 64).name;
         assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:ffff:1:2:3"));
         assert_eq!(key("2001:db8:1:2::1"), "login:ip:2001:db8:1:2::/64");
         assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
         assert_eq!(key("::ffff:203.0.113.7"), key("203.0.113.7"));
         assert_ne!(key("203.0.113.7"), key("203.0.113.8"));
         assert_eq!(
-            ip_key(Action::Login, "2001:db8:1:2::1".parse().unwrap(), 48),
+            ip_key(Action::Login, "2001:db8:1:2::1".parse().unwrap(), 48).name,
             "login:ip:2001:db8:1::/48"
         );
     }
@@ -644,7 +690,8 @@ mod tests {
     fn account_keys_do_not_contain_the_email() {
         let email = Email::parse("ada@example.com").unwrap();
         let key = account_key("login", &email);
-        assert!(!key.contains("ada"));
+        assert_eq!(key.class, KeyClass::Account);
+        assert!(!key.name.contains("ada"));
         assert_eq!(
             key,
             account_key("login", &Email::parse("ADA@example.com").unwrap())

@@ -682,8 +682,9 @@ pub struct Config {
     #[arg(long, env = "RATE_LIMIT_IPV6_PREFIX", default_value_t = 64, value_parser = clap::value_parser!(u8).range(1..=128), global = true)]
     pub rate_limit_ipv6_prefix: u8,
 
-    /// Keys the in-memory rate-limit store keeps (addresses, accounts, sessions); past it the
-    /// least recently used is forgotten.
+    /// Keys of each class (client addresses; accounts and sessions) the in-memory rate-limit
+    /// store has room for. No key is forgotten while it restricts anyone: when a class is full
+    /// of such keys, requests needing a new key of that class are refused (RATE_LIMITED).
     #[arg(
         long,
         env = "RATE_LIMIT_MEMORY_KEYS",

@@ -6,8 +6,8 @@ use authgraph::application::ports::HashingLoad;
 use authgraph::config::{Config, QuotaSetting, RateLimitStore};
 
 use crate::helpers::{
-    PASSWORD, REGISTER, TestApp, assert_no_errors, error_code, production_hashing, spawn_app_with,
-    unique_email,
+    PASSWORD, REGISTER, TestApp, assert_no_errors, error_code, metric_value, production_hashing,
+    spawn_app_with, unique_email,
 };
 
 /// Limits on, with only what a test sets; everything else off.
@@ -448,6 +448,108 @@ async fn verification_emails_are_limited_per_recipient_and_per_address_so_no_mai
     );
 }
 
+const REQUEST_RESET: &str =
+    "mutation($i: RequestPasswordResetInput!) { requestPasswordReset(input: $i) }";
+
+/// Issue 28's attack on the rate-limit store: lock an account, then flood the store with new
+/// keys (reset requests for unknown emails, each from an address of its own) so that the
+/// lockout is forgotten to make room and the right password signs in. `store` picks the
+/// store; the in-memory one has room for `ROOM` keys of each class. Returns how many flood
+/// requests were refused.
+async fn a_flood_of_new_keys_leaves_the_lockout_in_force(
+    store: impl FnOnce(&mut Config),
+) -> (TestApp, usize) {
+    const FLOOD: usize = 150;
+    let app = spawn_app_with(only(|c| {
+        store(c);
+        c.rate_limit_memory_keys = ROOM;
+        c.login_lockout_after = 5;
+        c.login_lockout_base = Duration::from_secs(600);
+        c.rate_limit_password_reset = quota("10/1h");
+        c.rate_limit_password_reset_account = quota("3/1h");
+        c.trusted_proxies = vec![authgraph::interfaces::http::parse_network("127.0.0.1").unwrap()];
+    }))
+    .await;
+    let victim = unique_email();
+    app.register(&victim, PASSWORD).await;
+    for _ in 0..5 {
+        assert_eq!(
+            error_code(&app.login(&victim, "wrong password").await),
+            "UNAUTHENTICATED"
+        );
+    }
+    assert!(assert_limited(&app.login(&victim, PASSWORD).await) > 500);
+
+    let reset_from = |i: usize| {
+        let request = app
+            .client
+            .post(app.url("/graphql"))
+            .header(
+                "x-forwarded-for",
+                format!("10.0.{}.{}", i / 250, i % 250 + 1),
+            )
+            .json(&json!({
+                "query": REQUEST_RESET,
+                "variables": { "i": { "email": unique_email() } },
+            }))
+            .send();
+        async move { request.await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let mut refused = 0;
+    for i in 0..FLOOD {
+        let body = reset_from(i).await;
+        if body.get("errors").is_some() {
+            assert_limited(&body);
+            refused += 1;
+        }
+    }
+
+    let hashed = app.hasher.completed();
+    let retry = assert_limited(&app.login(&victim, PASSWORD).await);
+    assert!(retry > 500, "the lockout's own wait: {retry}");
+    assert_eq!(app.hasher.completed(), hashed, "no password was checked");
+    (app, refused)
+}
+
+/// Keys of each class the in-memory store has room for in the flood tests.
+const ROOM: usize = 40;
+
+#[tokio::test]
+async fn a_flood_of_new_keys_cannot_lift_a_lockout_in_memory() {
+    let (app, refused) = a_flood_of_new_keys_leaves_the_lockout_in_force(|c| {
+        c.rate_limit_store = RateLimitStore::Memory
+    })
+    .await;
+    // Forty addresses got in; the accounts had room for thirty-nine besides the victim's
+    // lockout; every other request was refused rather than make room.
+    assert_eq!(refused, 150 - (ROOM - 1));
+    let metrics = app.metrics_text().await;
+    let refused_for = |class: &str| {
+        metric_value(
+            &metrics,
+            &format!("authgraph_rate_limit_refused_no_room{{class=\"{class}\"}}"),
+        )
+    };
+    assert_eq!(refused_for("address"), (150 - ROOM) as f64);
+    assert_eq!(refused_for("account"), 1.0);
+}
+
+#[tokio::test]
+async fn a_flood_of_new_keys_cannot_lift_a_lockout_on_redis() {
+    let Some(url) = redis_url() else {
+        eprintln!("skipped: TEST_REDIS_URL is not set");
+        return;
+    };
+    let prefix = format!("authgraph-test-{}:", uuid::Uuid::new_v4().simple());
+    let (_, refused) = a_flood_of_new_keys_leaves_the_lockout_in_force(|c| {
+        c.rate_limit_store = RateLimitStore::Redis;
+        c.redis_url = Some(url.into());
+        c.redis_key_prefix = prefix;
+    })
+    .await;
+    assert_eq!(refused, 0, "Redis has no room of its own to run out of");
+}
+
 /// Redis is only there when `TEST_REDIS_URL` says so (`scripts/test.sh` sets it when Redis
 /// answers, and CI requires it); the in-memory store is the default and tested above.
 fn redis_url() -> Option<String> {
@@ -526,4 +628,79 @@ async fn an_unreachable_redis_stops_startup_with_a_clear_message() {
         format!("{error:#}").contains("cannot connect to Redis"),
         "{error:#}"
     );
+}
+
+/// Redis keeps a restriction only as long as its key lives: every key must expire, and no
+/// sooner than what it holds (an allowance whole again, failures forgotten, a block over).
+#[tokio::test]
+async fn every_redis_key_expires_no_sooner_than_the_restriction_it_holds() {
+    use authgraph::application::ports::{KeyClass, LimitKey, Quota, RateLimiter};
+    use authgraph::infrastructure::rate_limit::RedisRateLimiter;
+
+    let Some(url) = redis_url() else {
+        eprintln!("skipped: TEST_REDIS_URL is not set");
+        return;
+    };
+    let prefix = format!("authgraph-test-{}:", uuid::Uuid::new_v4().simple());
+    let limiter = RedisRateLimiter::connect(&url, &prefix).await.unwrap();
+    let address = LimitKey {
+        class: KeyClass::Address,
+        name: "login:ip:203.0.113.9".into(),
+    };
+    let account = LimitKey {
+        class: KeyClass::Account,
+        name: "lockout:account:0123456789abcdef01234567".into(),
+    };
+    let quota = Quota {
+        burst: 4,
+        period: Duration::from_secs(60),
+    };
+    for _ in 0..4 {
+        assert_eq!(limiter.acquire(&address, quota).await.unwrap(), None);
+    }
+    assert!(limiter.acquire(&address, quota).await.unwrap().is_some());
+    limiter
+        .count_failure(&account, Duration::from_secs(900))
+        .await
+        .unwrap();
+    limiter
+        .block(&account, Duration::from_secs(600))
+        .await
+        .unwrap();
+
+    let mut redis = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    keys.sort();
+    let expected = [
+        ("block:lockout:account:", 600_000),
+        ("failures:lockout:account:", 900_000),
+        ("rate:login:ip:", 60_000),
+    ];
+    assert_eq!(keys.len(), expected.len(), "{keys:?}");
+    for (key, (kind, restriction_ms)) in keys.iter().zip(expected) {
+        assert!(key.starts_with(&format!("{prefix}{kind}")), "{key}");
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(key)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        // A little less than the whole restriction has passed since it was set.
+        assert!(
+            (restriction_ms - 5_000..=restriction_ms).contains(&ttl),
+            "{key} expires in {ttl} ms, not in about {restriction_ms}"
+        );
+    }
+    let _: () = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
 }

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
-use crate::application::ports::{LimiterError, Quota, RateLimiter};
+use crate::application::ports::{LimitKey, LimiterError, Quota, RateLimiter};
 
 /// GCRA in one atomic script, on Redis's clock so every instance agrees. The key holds the
 /// "theoretical arrival time" of the next event, in milliseconds.
@@ -22,15 +22,20 @@ redis.call('SET', KEYS[1], next_tat, 'PX', next_tat - now)
 return 0
 ";
 
-/// One more failure, forgotten `window` after the first one.
+/// One more failure, forgotten `window` after the first one. A count without an expiry (left
+/// by anything else) is given one, so no key outlives its restriction without bound.
 const COUNT: &str = r"
 local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
 ";
 
 /// Counters in Redis, shared by every instance pointed at it. Keys are prefixed, so one Redis
-/// can serve several deployments (and tests).
+/// can serve several deployments (and tests). Every key expires when the restriction it holds
+/// ends (an allowance whole again, failures forgotten, a block over) and not before, so Redis
+/// has no room to run out of short of its own `maxmemory`: it never answers
+/// [`LimiterError::Full`], and only Redis's eviction could drop a restriction early (see
+/// [`RedisRateLimiter::eviction_policy`]).
 pub struct RedisRateLimiter {
     connection: ConnectionManager,
     prefix: String,
@@ -39,7 +44,7 @@ pub struct RedisRateLimiter {
 }
 
 fn failed(error: redis::RedisError) -> LimiterError {
-    LimiterError(error.to_string())
+    LimiterError::Unavailable(error.to_string())
 }
 
 fn millis(duration: Duration) -> u64 {
@@ -61,14 +66,45 @@ impl RedisRateLimiter {
         })
     }
 
-    fn key(&self, kind: &str, key: &str) -> String {
-        format!("{}{kind}:{key}", self.prefix)
+    /// Redis's `maxmemory-policy`, if Redis may evict keys to make room: every key here
+    /// carries an expiry, so the `volatile-*` policies may drop them as readily as the
+    /// `allkeys-*` ones, and an evicted block is a lockout lifted. Only `noeviction` (writes
+    /// then fail, and the limits are skipped with an error in the log) or no `maxmemory` at
+    /// all keeps them. An error if Redis refuses `CONFIG GET` (some managed services do).
+    pub async fn eviction_policy(&self) -> Result<Option<String>, LimiterError> {
+        let mut connection = self.connection.clone();
+        let policy: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("maxmemory-policy")
+            .query_async(&mut connection)
+            .await
+            .map_err(failed)?;
+        let maxmemory: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("maxmemory")
+            .query_async(&mut connection)
+            .await
+            .map_err(failed)?;
+        let policy = policy.get(1).cloned().unwrap_or_default();
+        let maxmemory = maxmemory
+            .get(1)
+            .and_then(|m| m.parse::<u64>().ok())
+            .unwrap_or(0);
+        Ok(may_evict(&policy, maxmemory).then_some(policy))
+    }
+
+    fn key(&self, kind: &str, key: &LimitKey) -> String {
+        format!("{}{kind}:{}", self.prefix, key.name)
     }
 }
 
 #[async_trait]
 impl RateLimiter for RedisRateLimiter {
-    async fn acquire(&self, key: &str, quota: Quota) -> Result<Option<Duration>, LimiterError> {
+    async fn acquire(
+        &self,
+        key: &LimitKey,
+        quota: Quota,
+    ) -> Result<Option<Duration>, LimiterError> {
         let interval = millis(quota.period / quota.burst.max(1));
         let wait: u64 = self
             .gcra
@@ -81,7 +117,7 @@ impl RateLimiter for RedisRateLimiter {
         Ok((wait > 0).then(|| Duration::from_millis(wait)))
     }
 
-    async fn count_failure(&self, key: &str, window: Duration) -> Result<u64, LimiterError> {
+    async fn count_failure(&self, key: &LimitKey, window: Duration) -> Result<u64, LimiterError> {
         self.count
             .key(self.key("failures", key))
             .arg(millis(window))
@@ -90,7 +126,7 @@ impl RateLimiter for RedisRateLimiter {
             .map_err(failed)
     }
 
-    async fn block(&self, key: &str, duration: Duration) -> Result<(), LimiterError> {
+    async fn block(&self, key: &LimitKey, duration: Duration) -> Result<(), LimiterError> {
         self.connection
             .clone()
             .pset_ex::<_, _, ()>(self.key("block", key), 1, millis(duration))
@@ -98,7 +134,7 @@ impl RateLimiter for RedisRateLimiter {
             .map_err(failed)
     }
 
-    async fn blocked_for(&self, key: &str) -> Result<Option<Duration>, LimiterError> {
+    async fn blocked_for(&self, key: &LimitKey) -> Result<Option<Duration>, LimiterError> {
         let left: i64 = self
             .connection
             .clone()
@@ -111,11 +147,38 @@ impl RateLimiter for RedisRateLimiter {
             .map(Duration::from_millis))
     }
 
-    async fn clear(&self, key: &str) -> Result<(), LimiterError> {
+    async fn clear(&self, key: &LimitKey) -> Result<(), LimiterError> {
         self.connection
             .clone()
             .del::<_, ()>(&[self.key("failures", key), self.key("block", key)])
             .await
             .map_err(failed)
+    }
+}
+
+/// Whether Redis may drop keys when it reaches `maxmemory` (0: no limit, nothing evicted).
+fn may_evict(policy: &str, maxmemory: u64) -> bool {
+    maxmemory > 0 && !policy.eq_ignore_ascii_case("noeviction")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_evict;
+
+    #[test]
+    fn only_noeviction_or_no_memory_limit_keeps_every_key() {
+        assert!(!may_evict("noeviction", 1 << 30));
+        assert!(!may_evict("allkeys-lru", 0), "no maxmemory, no eviction");
+        for policy in [
+            "volatile-lru",
+            "volatile-lfu",
+            "volatile-ttl",
+            "volatile-random",
+            "allkeys-lru",
+            "allkeys-lfu",
+            "allkeys-random",
+        ] {
+            assert!(may_evict(policy, 1 << 30), "{policy}");
+        }
     }
 }

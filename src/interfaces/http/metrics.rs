@@ -1,5 +1,6 @@
 //! `/metrics` in Prometheus (OpenMetrics) text: requests and their latency by operation and
-//! outcome, sign-in outcomes, the password-hash queue, the database pool and the audit queue.
+//! outcome, sign-in outcomes, the password-hash queue, the database pool, the audit queue and
+//! the requests refused for want of room in the rate-limit store.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::application::ports::{DropCount, HashingLoad, StoreHealth};
+use crate::application::Throttle;
+use crate::application::ports::{DropCount, HashingLoad, KeyClass, StoreHealth};
 use crate::interfaces::graphql::Admission;
 
 /// Where scrape-time figures come from.
@@ -27,6 +29,7 @@ pub struct Sources {
     pub admission: Arc<Admission>,
     /// The queue of emails with links.
     pub mail: Arc<dyn DropCount>,
+    pub limits: Arc<Throttle>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -46,6 +49,12 @@ struct Operation {
 struct Retry {
     /// `deadlock`, `serialization_failure`, `lock_timeout` or `busy`.
     reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Class {
+    /// `address` or `account`.
+    class: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -70,6 +79,7 @@ pub struct Metrics {
     mail_dropped: Gauge,
     persisted_queries: Gauge,
     persisted_query_bytes: Gauge,
+    limits_refused_for_room: Family<Class, Gauge>,
     sources: Sources,
 }
 
@@ -158,6 +168,13 @@ impl Metrics {
             "persisted_query_bytes",
             "Bytes of the documents held for automatic persisted queries",
         );
+        let limits_refused_for_room = Family::<Class, Gauge>::default();
+        registry.register(
+            "rate_limit_refused_no_room",
+            "Requests refused (RATE_LIMITED) since start because the rate-limit store had no room \
+             for a new key of this class: every key it held still restricted someone",
+            limits_refused_for_room.clone(),
+        );
         Self {
             registry,
             requests,
@@ -174,6 +191,7 @@ impl Metrics {
             mail_dropped,
             persisted_queries,
             persisted_query_bytes,
+            limits_refused_for_room,
             sources,
         }
     }
@@ -221,6 +239,13 @@ impl Metrics {
         let (documents, bytes) = self.sources.admission.persisted_usage();
         self.persisted_queries.set(as_i64(documents as u64));
         self.persisted_query_bytes.set(as_i64(bytes as u64));
+        for class in KeyClass::ALL {
+            self.limits_refused_for_room
+                .get_or_create(&Class {
+                    class: class.name(),
+                })
+                .set(as_i64(self.sources.limits.refused_for_room(class)));
+        }
         self.db_connections.set(i64::from(store.connections));
         self.db_idle_connections
             .set(i64::from(store.idle_connections));
