@@ -224,7 +224,7 @@ impl PasswordAttempt {
             return None;
         }
         let normalised: String = raw.nfkc().collect();
-        let as_typed = (normalised != raw).then(|| Password(raw));
+        let as_typed = (normalised != raw).then_some(Password(raw));
         Some(Self {
             normalised: Password(normalised),
             as_typed,
