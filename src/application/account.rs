@@ -306,6 +306,26 @@ impl AccountService {
         client: &ClientInfo,
     ) -> Result<SignedIn, ServiceError> {
         self.throttle.password_reset(client, None).await?;
+        // The new password is checked against the account's own email and name before the
+        // link is spent, so a refused choice leaves the link usable for a better one; an
+        // unusable link is refused here without any estimate or hash.
+        let holder = self
+            .tokens
+            .peek(&token.hash(), TokenPurpose::PasswordReset, self.clock.now())
+            .await?
+            .ok_or_else(|| invalid_link(TokenPurpose::PasswordReset))?;
+        let account = self
+            .users
+            .find_by_id(holder.user_id)
+            .await?
+            .ok_or_else(|| invalid_link(TokenPurpose::PasswordReset))?;
+        super::auth::require_strong(
+            &new_password,
+            &account.email,
+            account.display_name.as_ref(),
+            "newPassword",
+        )
+        .await?;
         // Hash first: if hashing is saturated the link stays usable for another try.
         let hash = self.hasher.hash(new_password).await?;
         let now = self.clock.now();
@@ -614,6 +634,38 @@ mod tests {
                 .await
                 .is_ok()
         );
+    }
+
+    #[tokio::test]
+    async fn a_guessable_new_password_is_refused_and_the_reset_link_stays_usable() {
+        let fakes = Fakes::new();
+        let account = fakes.services().account;
+        sign_up(&fakes).await;
+        let token = request_reset(&fakes).await;
+        let again = OpaqueToken::from_client(token.expose().to_owned());
+        for weak in ["ada@example.com", "password123"] {
+            let refused = account
+                .reset_password(
+                    OpaqueToken::from_client(token.expose().to_owned()),
+                    password(weak),
+                    &ClientInfo::default(),
+                )
+                .await;
+            assert!(
+                matches!(
+                    refused,
+                    Err(ServiceError::InvalidInput {
+                        field: "newPassword",
+                        ..
+                    })
+                ),
+                "{weak}: {refused:?}"
+            );
+        }
+        account
+            .reset_password(again, password("battery staple"), &ClientInfo::default())
+            .await
+            .unwrap();
     }
 
     #[tokio::test]

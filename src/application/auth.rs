@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use crate::domain::{
-    AccountStore, AuditKind, AuthMethods, Email, NewUser, Password, Role, User, UserId,
+    AccountStore, AuditKind, AuthMethods, DisplayName, Email, NewUser, Password, PasswordAttempt,
+    PasswordHash, Role, User, UserId,
 };
 
 use super::account::AccountService;
@@ -60,6 +61,13 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<SignedIn, ServiceError> {
         self.throttle.register(client).await?;
+        require_strong(
+            &new_user.password,
+            &new_user.email,
+            new_user.display_name.as_ref(),
+            "password",
+        )
+        .await?;
         let password_hash = self.hasher.hash(new_user.password).await?;
         let now = self.clock.now();
         let user = User::new(
@@ -96,21 +104,19 @@ impl AuthService {
         let _turn = self.throttle.login(client, &email).await?;
         let user = self.users.find_by_email(&email).await?;
         // An over-long password matches no account; refuse it before spending a hash on it.
-        let password = Password::candidate(password).ok_or(AuthFailure::InvalidCredentials)?;
+        let password = PasswordAttempt::parse(password).ok_or(AuthFailure::InvalidCredentials)?;
         let user = match user {
             Some(user) => {
-                if !self.password_matches(&user, password).await? {
+                if !self.password_matches(&user, &password).await? {
                     self.throttle.password_failed(&email).await;
                     return Err(self.refuse_login(Some(user.id), client, "wrong password"));
                 }
                 user
             }
             None => {
-                // Unknown email and wrong password take the same path and the same time, and
-                // count toward the same lockout.
-                self.hasher
-                    .verify(password, self.hasher.dummy_hash())
-                    .await?;
+                // Unknown email and wrong password take the same path and the same time (as
+                // many hashes: one per form of the attempt), and count toward the same lockout.
+                verify_attempt(self.hasher.as_ref(), &password, self.hasher.dummy_hash()).await?;
                 self.throttle.password_failed(&email).await;
                 return Err(self.refuse_login(None, client, "unknown email"));
             }
@@ -176,6 +182,7 @@ impl AuthService {
             },
             other => other,
         })?;
+        require_strong(&new, &user.email, user.display_name.as_ref(), "newPassword").await?;
         let hash = self.hasher.hash(new).await?;
         self.users
             .set_password_hash(user.id, &hash, self.clock.now())
@@ -192,28 +199,28 @@ impl AuthService {
         Ok(())
     }
 
-    /// Verifies a password, and replaces a hash made with outdated parameters while the
-    /// password is at hand.
+    /// Verifies a password, and replaces the hash while the password is at hand when it was
+    /// made with outdated parameters or of the password as typed before passwords were
+    /// normalised.
     async fn password_matches(
         &self,
         user: &User,
-        password: Password,
+        password: &PasswordAttempt,
     ) -> Result<bool, ServiceError> {
-        let rehash = self
-            .hasher
-            .needs_rehash(&user.password_hash)
-            .then(|| password.clone());
-        if !self.hasher.verify(password, &user.password_hash).await? {
-            return Ok(false);
-        }
-        if let Some(password) = rehash {
+        let matched = verify_attempt(self.hasher.as_ref(), password, &user.password_hash).await?;
+        let rehash = match matched {
+            Matched::No => return Ok(false),
+            Matched::AsTyped => true,
+            Matched::Normalised => self.hasher.needs_rehash(&user.password_hash),
+        };
+        if rehash {
             // Best effort: the sign-in must not fail because an upgrade could not be done now.
-            match self.hasher.hash(password).await {
+            match self.hasher.hash(password.normalised().clone()).await {
                 Ok(hash) => {
                     self.users
                         .set_password_hash(user.id, &hash, self.clock.now())
                         .await?;
-                    tracing::info!(user_id = %user.id, "password hash upgraded to the current parameters");
+                    tracing::info!(user_id = %user.id, "password hash upgraded (parameters or normalisation)");
                 }
                 Err(error) => {
                     tracing::warn!(user_id = %user.id, %error, "password hash upgrade postponed")
@@ -272,8 +279,10 @@ pub(super) async fn confirm_password(
     let _turn = throttle
         .password_confirmation(caller.session_id, &user.email)
         .await?;
-    let matches = match Password::candidate(password) {
-        Some(password) => hasher.verify(password, &user.password_hash).await?,
+    let matches = match PasswordAttempt::parse(password) {
+        Some(password) => {
+            verify_attempt(hasher, &password, &user.password_hash).await? != Matched::No
+        }
         None => false,
     };
     if matches {
@@ -286,6 +295,52 @@ pub(super) async fn confirm_password(
             message: "The password is incorrect.".into(),
         })
     }
+}
+
+/// Which form of a typed password matched a stored hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Matched {
+    No,
+    /// Its normalised form: a hash made since passwords are normalised.
+    Normalised,
+    /// The characters as typed: a hash made before, to be replaced.
+    AsTyped,
+}
+
+/// Checks every form of an attempt against a hash until one matches: one argon2 hash per
+/// form, so the dummy hash of an unknown email (which matches nothing) costs exactly what a
+/// wrong password costs for the same typed text. The caller counts it as one attempt.
+pub(super) async fn verify_attempt(
+    hasher: &dyn PasswordHasher,
+    attempt: &PasswordAttempt,
+    hash: &PasswordHash,
+) -> Result<Matched, ServiceError> {
+    for (i, form) in attempt.forms().enumerate() {
+        if hasher.verify(form.clone(), hash).await? {
+            return Ok(if i == 0 {
+                Matched::Normalised
+            } else {
+                Matched::AsTyped
+            });
+        }
+    }
+    Ok(Matched::No)
+}
+
+/// Refuses a guessable new password (`Password::check_strength`) as an input error on
+/// `field`. The estimate costs up to milliseconds of CPU, so it runs on the blocking pool,
+/// not on the async threads and not in the hashing pool (which it would slow for sign-ins).
+pub(super) async fn require_strong(
+    password: &Password,
+    email: &Email,
+    display_name: Option<&DisplayName>,
+    field: &'static str,
+) -> Result<(), ServiceError> {
+    let (password, email, display_name) = (password.clone(), email.clone(), display_name.cloned());
+    tokio::task::spawn_blocking(move || password.check_strength(&email, display_name.as_ref()))
+        .await
+        .map_err(ServiceError::internal)?
+        .map_err(|e| ServiceError::invalid(field, e))
 }
 
 #[cfg(test)]
@@ -364,7 +419,7 @@ mod tests {
             .services()
             .auth
             .register(
-                new_user("ADA@example.com ", "password-2"),
+                new_user("ADA@example.com ", "another horse battery"),
                 &ClientInfo::default(),
             )
             .await;
@@ -571,5 +626,123 @@ mod tests {
                 .await
                 .is_ok()
         );
+    }
+
+    #[tokio::test]
+    async fn register_refuses_a_common_password_before_hashing_anything() {
+        let fakes = Fakes::new();
+        let result = fakes
+            .services()
+            .auth
+            .register(
+                new_user("ada@example.com", "password123"),
+                &ClientInfo::default(),
+            )
+            .await;
+        let Err(ServiceError::InvalidInput { field, message }) = result else {
+            panic!("{result:?}");
+        };
+        assert_eq!(field, "password");
+        assert!(message.contains("common password"), "{message}");
+        assert!(fakes.users.is_empty());
+    }
+
+    #[tokio::test]
+    async fn change_password_refuses_a_new_password_made_of_the_accounts_email() {
+        let fakes = Fakes::new();
+        let services = fakes.services();
+        let signed_in = registered(&fakes).await;
+        let caller = services
+            .sessions
+            .authenticate(&signed_in.access_token.token)
+            .await
+            .unwrap()
+            .principal;
+        let result = services
+            .auth
+            .change_password(
+                &caller,
+                "correct horse".into(),
+                Password::new("ada@example.com".into()).unwrap(),
+                &ClientInfo::default(),
+            )
+            .await;
+        assert!(
+            matches!(
+                result,
+                Err(ServiceError::InvalidInput {
+                    field: "newPassword",
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+    }
+
+    const NFD: &str = "Cafe\u{0301} au lait, sans sucre";
+    const NFC: &str = "Caf\u{00E9} au lait, sans sucre";
+
+    #[tokio::test]
+    async fn a_hash_of_a_password_stored_as_typed_before_normalisation_still_signs_in() {
+        let fakes = Fakes::new();
+        let user = registered(&fakes).await.user;
+        // What an account registered with a decomposed password before normalisation holds.
+        fakes
+            .users
+            .set_password_hash(
+                user.id,
+                &PasswordHash::new(format!("current${NFD}")),
+                fakes.clock.now(),
+            )
+            .await
+            .unwrap();
+        let auth = fakes.services().auth;
+        let client = ClientInfo::default();
+
+        let before = fakes.hasher.verifications();
+        auth.login(email("ada@example.com"), NFD.into(), &client)
+            .await
+            .unwrap();
+        assert_eq!(
+            fakes.hasher.verifications() - before,
+            2,
+            "NFC, then as typed"
+        );
+        assert_eq!(
+            fakes.users.get(user.id).unwrap().password_hash.as_str(),
+            format!("current${NFC}"),
+            "rehashed to the normalised form"
+        );
+        for typed in [NFC, NFD] {
+            auth.login(email("ada@example.com"), typed.into(), &client)
+                .await
+                .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unknown_email_costs_as_many_hashes_as_a_wrong_password_in_both_forms() {
+        let fakes = Fakes::new();
+        registered(&fakes).await;
+        let auth = fakes.services().auth;
+        let client = ClientInfo::default();
+        for (typed, hashes) in [("Wrong pa\u{0301}ssword", 2), ("Wrong password", 1)] {
+            let before = fakes.hasher.verifications();
+            let known = auth
+                .login(email("ada@example.com"), typed.into(), &client)
+                .await;
+            let known_hashes = fakes.hasher.verifications() - before;
+            let before = fakes.hasher.verifications();
+            let unknown = auth
+                .login(email("nobody@example.com"), typed.into(), &client)
+                .await;
+            let unknown_hashes = fakes.hasher.verifications() - before;
+            assert!(known.is_err() && unknown.is_err());
+            assert_eq!(
+                (known_hashes, unknown_hashes),
+                (hashes, hashes),
+                "{typed:?}"
+            );
+        }
     }
 }

@@ -691,6 +691,19 @@ impl AccountTokenRepository for InMemoryAccountTokens {
             }))
     }
 
+    async fn peek(
+        &self,
+        token: &TokenHash,
+        purpose: TokenPurpose,
+        now: DateTime<Utc>,
+    ) -> Result<Option<UsedToken>, RepositoryError> {
+        let tokens = self.tokens.lock().unwrap();
+        Ok(tokens
+            .iter()
+            .find(|entry| self.usable(entry, token, purpose, now))
+            .map(|(t, _)| used_token(t)))
+    }
+
     async fn attempt(
         &self,
         token: &TokenHash,

@@ -23,8 +23,8 @@ pub use second_factor::{RecoveryCode, Totp, TotpFactor};
 pub use session::{AuthMethods, Authentication, RefreshChain, RefreshVerdict, Session, SessionId};
 pub use token::{OpaqueToken, TokenHash};
 pub use user::{
-    DisplayName, Email, NewUser, Password, PasswordHash, Role, Suspension, SuspensionReason, User,
-    UserId,
+    DisplayName, Email, NewUser, Password, PasswordAttempt, PasswordHash, Role, Suspension,
+    SuspensionReason, User, UserId,
 };
 pub use user_query::{Direction, UserCursor, UserFilter, UserOrder, UserOrderField};
 

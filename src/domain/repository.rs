@@ -247,6 +247,15 @@ pub trait AccountTokenRepository: Send + Sync {
         purpose: TokenPurpose,
         now: DateTime<Utc>,
     ) -> Result<Option<UsedToken>, RepositoryError>;
+    /// The account and addresses of a token that `consume` would use now, without using it:
+    /// for checks that must pass before the token is spent (a new password's strength
+    /// against the account's own email and name).
+    async fn peek(
+        &self,
+        token: &TokenHash,
+        purpose: TokenPurpose,
+        now: DateTime<Utc>,
+    ) -> Result<Option<UsedToken>, RepositoryError>;
     /// Counts one more try with a token that allows `max_attempts` (an MFA ticket), if it is
     /// usable as `consume` would find it and has tries left; returns its account and
     /// addresses. The try is counted before the code is checked, so concurrent guesses cannot

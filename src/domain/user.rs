@@ -94,7 +94,9 @@ fn is_valid_domain(domain: &str) -> bool {
 }
 
 /// A password that meets the policy of NIST SP 800-63B: long enough, bounded so hashing
-/// cost stays predictable, and no composition rules. Never printed.
+/// cost stays predictable, no composition rules, and Unicode-normalised (NFKC, §5.1.1.2) so
+/// the same password typed on another keyboard or system (composed or decomposed accents,
+/// full-width forms) is the same secret. Never printed.
 #[derive(Clone)]
 pub struct Password(String);
 
@@ -103,10 +105,23 @@ impl Password {
     pub const MIN_CHARS: usize = 8;
     /// More characters than this is rejected.
     pub const MAX_CHARS: usize = 128;
+    /// Only this many leading characters are estimated for strength: zxcvbn's matching grows
+    /// faster than the input (a 100-character random string costs tens of milliseconds, one of
+    /// 64 a third of that; see bench/RESULTS.md), and a password whose first 64 characters
+    /// are guessable is refused rather than estimated at length.
+    pub const STRENGTH_CHARS: usize = 64;
 
-    /// Applies the policy to a new password (registration, change, reset).
+    /// Applies the length policy to a new password (registration, change, reset), counted in
+    /// characters of its normalised form, which is what gets hashed.
     pub fn new(raw: String) -> Result<Self, ValidationError> {
-        let chars = raw.chars().count();
+        use unicode_normalization::UnicodeNormalization;
+
+        // Bounded before normalising, so no request makes the server normalise megabytes.
+        if raw.chars().count() > Self::MAX_CHARS {
+            return Err(Self::too_long());
+        }
+        let normalised: String = raw.nfkc().collect();
+        let chars = normalised.chars().count();
         if chars < Self::MIN_CHARS {
             return Err(ValidationError::new(format!(
                 "Use at least {} characters.",
@@ -114,24 +129,118 @@ impl Password {
             )));
         }
         if chars > Self::MAX_CHARS {
-            return Err(ValidationError::new(format!(
-                "Use at most {} characters.",
-                Self::MAX_CHARS
-            )));
+            return Err(Self::too_long());
         }
-        Ok(Self(raw))
+        Ok(Self(normalised))
     }
 
-    /// A password typed at sign-in, which is only checked against a stored hash. It skips the
-    /// policy (older accounts may predate it) but keeps the upper bound, so no request can make
-    /// the server hash megabytes; `None` means it cannot match any account.
-    pub fn candidate(raw: String) -> Option<Self> {
-        (raw.chars().count() <= Self::MAX_CHARS).then_some(Self(raw))
+    fn too_long() -> ValidationError {
+        ValidationError::new(format!("Use at most {} characters.", Self::MAX_CHARS))
+    }
+
+    /// Refuses a new password that is common, breached-list-like or built from the account's
+    /// own email or name (NIST SP 800-63B §5.1.1.2), estimated offline by zxcvbn: fewer than
+    /// 10^8 guesses (zxcvbn score below 3) is refused. Pure, but costs up to milliseconds:
+    /// callers run it off the async threads.
+    pub fn check_strength(
+        &self,
+        email: &Email,
+        display_name: Option<&DisplayName>,
+    ) -> Result<(), ValidationError> {
+        let estimated: String = self.0.chars().take(Self::STRENGTH_CHARS).collect();
+        let personal = personal_words(email, display_name);
+        let personal: Vec<&str> = personal.iter().map(String::as_str).collect();
+        let estimate = zxcvbn::zxcvbn(&estimated, &personal);
+        if estimate.score() >= zxcvbn::Score::Three {
+            return Ok(());
+        }
+        let feedback = estimate.feedback();
+        let why = feedback
+            .and_then(|f| f.warning())
+            .map(|warning| warning.to_string())
+            .unwrap_or_else(|| {
+                let lowered = estimated.to_lowercase();
+                if personal
+                    .iter()
+                    .any(|word| lowered.contains(&word.to_lowercase()))
+                {
+                    "It contains your email address or name.".to_owned()
+                } else {
+                    "It is too easy to guess.".to_owned()
+                }
+            });
+        let hint = feedback.and_then(|f| f.suggestions().first()).map_or_else(
+            || "Add another word or two.".to_owned(),
+            |suggestion| suggestion.to_string(),
+        );
+        Err(ValidationError::new(format!(
+            "Choose a harder password to guess. {why} {hint}"
+        )))
     }
 
     /// The secret itself, for the hasher only.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+/// What a password must not be built from: the account's address, its parts, and its name.
+fn personal_words(email: &Email, display_name: Option<&DisplayName>) -> Vec<String> {
+    let mut words = vec![email.as_str().to_owned()];
+    if let Some((local, domain)) = email.as_str().split_once('@') {
+        words.push(local.to_owned());
+        words.extend(local.split(['.', '+', '-', '_']).map(str::to_owned));
+        words.push(domain.to_owned());
+        words.extend(domain.split('.').map(str::to_owned));
+    }
+    if let Some(name) = display_name {
+        words.push(name.as_str().to_owned());
+        words.extend(name.as_str().split_whitespace().map(str::to_owned));
+        words.push(name.as_str().split_whitespace().collect());
+    }
+    words.retain(|word| word.chars().count() >= 3);
+    words.sort();
+    words.dedup();
+    words
+}
+
+/// A password typed at sign-in, which is only checked against a stored hash. It skips the
+/// policy (older accounts may predate it) but keeps the upper bound, so no request can make
+/// the server hash megabytes. It is tried in its normalised form (what new hashes are made
+/// of) and, when that differs, as typed: a hash stored before passwords were normalised was
+/// made of the characters as they were typed then.
+#[derive(Clone, Debug)]
+pub struct PasswordAttempt {
+    normalised: Password,
+    as_typed: Option<Password>,
+}
+
+impl PasswordAttempt {
+    /// `None` when it is over-long: it cannot match any account.
+    pub fn parse(raw: String) -> Option<Self> {
+        use unicode_normalization::UnicodeNormalization;
+
+        if raw.chars().count() > Password::MAX_CHARS {
+            return None;
+        }
+        let normalised: String = raw.nfkc().collect();
+        let as_typed = (normalised != raw).then_some(Password(raw));
+        Some(Self {
+            normalised: Password(normalised),
+            as_typed,
+        })
+    }
+
+    /// The normalised form, which new hashes are made of.
+    pub fn normalised(&self) -> &Password {
+        &self.normalised
+    }
+
+    /// The forms to try, in order: normalised, then as typed if that differs. Every check
+    /// of one attempt (against a stored hash or the dummy) tries all of them until one
+    /// matches, so an unknown email costs what a wrong password costs.
+    pub fn forms(&self) -> impl Iterator<Item = &Password> {
+        std::iter::once(&self.normalised).chain(self.as_typed.as_ref())
     }
 }
 
@@ -172,10 +281,15 @@ impl DisplayName {
     pub const MAX_CHARS: usize = 100;
 
     /// Normalises the name (NFC, trimmed); a blank name means "no display name". Names are
-    /// shown to other people, so characters that change how the text around them reads are
-    /// refused: control and format characters (bidirectional overrides such as U+202E,
-    /// zero-width characters, U+FEFF) and line or paragraph separators. A name must show at
-    /// least one letter, digit, punctuation mark or symbol.
+    /// shown to other people, administrators among them, so characters that change how the
+    /// text around them reads are refused: control and format characters (bidirectional
+    /// overrides such as U+202E, zero-width characters, U+FEFF), line or paragraph
+    /// separators, and code points that render as nothing (Unicode's
+    /// Default_Ignorable_Code_Point, such as the Hangul fillers, and the blank Braille
+    /// pattern). So are look-alikes: styled or compatibility forms (`𝗔dmin`: a name must be
+    /// its own NFKC form) and a mix of scripts beyond UTS #39's Moderately Restrictive level
+    /// (`Аdmin` with a Cyrillic A). A name must show at least one letter, digit, punctuation
+    /// mark or symbol.
     pub fn parse(raw: &str) -> Result<Option<Self>, ValidationError> {
         use unicode_general_category::{GeneralCategory as Category, get_general_category};
         use unicode_normalization::UnicodeNormalization;
@@ -203,6 +317,24 @@ impl DisplayName {
             return Err(ValidationError::new(
                 "A display name cannot contain control, format (such as direction overrides or \
                  zero-width characters) or line-separator characters.",
+            ));
+        }
+        if let Some(c) = name.chars().find(|&c| renders_blank(c)) {
+            return Err(ValidationError::new(format!(
+                "A display name cannot contain U+{:04X}: it shows as nothing.",
+                u32::from(c)
+            )));
+        }
+        if name.nfkc().ne(name.chars()) {
+            return Err(ValidationError::new(
+                "Use plain letters in a display name: styled or full-width forms (such as 𝗔 or \
+                 Ａ) look like other letters.",
+            ));
+        }
+        if !script_mix_is_readable(&name) {
+            return Err(ValidationError::new(
+                "A display name cannot mix Latin with Cyrillic or Greek letters, or several \
+                 other scripts, since such names can imitate others: write it in one script.",
             ));
         }
         let visible = |c: char| {
@@ -234,6 +366,81 @@ impl DisplayName {
     /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt, Unicode 16): code
+/// points a renderer shows as nothing when it has no glyph for them. unicode-security has
+/// the table but does not export it.
+const DEFAULT_IGNORABLE: &[(char, char)] = &[
+    ('\u{00AD}', '\u{00AD}'),
+    ('\u{034F}', '\u{034F}'),
+    ('\u{061C}', '\u{061C}'),
+    ('\u{115F}', '\u{1160}'),
+    ('\u{17B4}', '\u{17B5}'),
+    ('\u{180B}', '\u{180F}'),
+    ('\u{200B}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2060}', '\u{206F}'),
+    ('\u{3164}', '\u{3164}'),
+    ('\u{FE00}', '\u{FE0F}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+    ('\u{FFA0}', '\u{FFA0}'),
+    ('\u{FFF0}', '\u{FFF8}'),
+    ('\u{1BCA0}', '\u{1BCA3}'),
+    ('\u{1D173}', '\u{1D17A}'),
+    ('\u{E0000}', '\u{E0FFF}'),
+];
+
+/// Whether a code point draws nothing where it stands: a default-ignorable one, or a blank
+/// that is not a space (U+2800, the empty Braille pattern, is a symbol, So). The emoji and
+/// text presentation selectors (U+FE0E, U+FE0F) are default-ignorable but only choose how
+/// the character before them is drawn; phones add U+FE0F after many emoji, so they stay.
+fn renders_blank(c: char) -> bool {
+    const BLANK_SYMBOLS: [char; 1] = ['\u{2800}'];
+    if matches!(c, '\u{FE0E}' | '\u{FE0F}') {
+        return false;
+    }
+    BLANK_SYMBOLS.contains(&c)
+        || DEFAULT_IGNORABLE
+            .iter()
+            .any(|&(first, last)| (first..=last).contains(&c))
+}
+
+/// UTS #39's Moderately Restrictive level, applied to the letters of a name (its spaces,
+/// digits, punctuation and emoji are in every script): one script, or Latin with one other
+/// recommended script that is neither Cyrillic nor Greek (whose letters pass for Latin
+/// ones), or the combinations that write Chinese, Japanese and Korean (Han with Kana or
+/// Hangul). It is looser than Highly Restrictive so that a name written in its own script
+/// beside a Latin transcription ("Ana अना") reads fine, and strict exactly where an
+/// administrator is fooled: Latin mixed with Cyrillic or Greek look-alikes. The crate's own
+/// `detect_restriction_level` cannot be used as is: it refuses everything that is not an
+/// identifier character, spaces and punctuation included.
+fn script_mix_is_readable(name: &str) -> bool {
+    use unicode_script::Script;
+    use unicode_security::mixed_script::AugmentedScriptSet;
+
+    let mut all = AugmentedScriptSet::default();
+    let mut without_latin = AugmentedScriptSet::default();
+    for c in name.chars() {
+        let scripts = AugmentedScriptSet::for_char(c);
+        all.intersect_with(scripts);
+        if !scripts.base.contains_script(Script::Latin) {
+            without_latin.intersect_with(scripts);
+        }
+    }
+    if !all.is_empty() {
+        return true; // single script
+    }
+    if without_latin.hanb || without_latin.jpan || without_latin.kore {
+        return true; // Latin with Han, Japanese or Korean (Highly Restrictive)
+    }
+    let mut others = without_latin.base.iter();
+    match (others.next(), others.next()) {
+        (Some(script), None) => {
+            script.is_recommended() && !matches!(script, Script::Cyrillic | Script::Greek)
+        }
+        _ => false,
     }
 }
 
@@ -420,9 +627,109 @@ mod tests {
     }
 
     #[test]
-    fn sign_in_candidate_skips_policy_but_keeps_the_bound() {
-        assert!(Password::candidate("short".into()).is_some());
-        assert!(Password::candidate("x".repeat(129)).is_none());
+    fn sign_in_attempt_skips_policy_but_keeps_the_bound() {
+        assert!(PasswordAttempt::parse("short".into()).is_some());
+        assert!(PasswordAttempt::parse("x".repeat(129)).is_none());
+    }
+
+    const NFD: &str = "Cafe\u{0301} au lait, sans sucre"; // e + combining acute
+    const NFC: &str = "Caf\u{00E9} au lait, sans sucre";
+
+    #[test]
+    fn new_passwords_are_nfkc_normalised() {
+        assert_eq!(Password::new(NFD.into()).unwrap().expose(), NFC);
+        assert_eq!(Password::new(NFC.into()).unwrap().expose(), NFC);
+        assert_eq!(
+            Password::new("ｆｕｌｌｗｉｄｔｈ ｐａｓｓ".into())
+                .unwrap()
+                .expose(),
+            "fullwidth pass"
+        );
+        // Bounded before normalising; counted after.
+        assert!(Password::new("é".repeat(129)).is_err());
+        assert!(
+            Password::new("e\u{0301}".repeat(60)).is_ok(),
+            "120 typed, 60 after NFC"
+        );
+    }
+
+    #[test]
+    fn sign_in_attempts_try_the_normalised_form_then_the_typed_one() {
+        let forms = |raw: &str| -> Vec<String> {
+            PasswordAttempt::parse(raw.into())
+                .unwrap()
+                .forms()
+                .map(|p| p.expose().to_owned())
+                .collect()
+        };
+        assert_eq!(forms(NFD), [NFC, NFD]);
+        assert_eq!(forms(NFC), [NFC], "one form, one hash");
+        assert_eq!(forms("plain ascii"), ["plain ascii"]);
+    }
+
+    fn strength(password: &str, email: &str, name: Option<&str>) -> Result<(), String> {
+        let name = name.map(|n| DisplayName::parse(n).unwrap().unwrap());
+        Password::new(password.into())
+            .unwrap()
+            .check_strength(&Email::parse(email).unwrap(), name.as_ref())
+            .map_err(|e| e.0)
+    }
+
+    #[test]
+    fn common_and_guessable_passwords_are_refused_with_the_reason() {
+        let refused = strength("password123", "ada@example.com", None).unwrap_err();
+        assert!(refused.contains("very common password"), "{refused}");
+        for weak in [
+            "aaaaaaaa",
+            "qwertyuiop",
+            "12345678",
+            "Password1!",
+            "iloveyou1",
+        ] {
+            assert!(strength(weak, "ada@example.com", None).is_err(), "{weak}");
+        }
+        for strong in [
+            "correct horse battery staple",
+            "mosaic harbor velvet thistle",
+            "kX9#mQ2$vL7!",
+        ] {
+            assert_eq!(
+                strength(strong, "ada@example.com", None),
+                Ok(()),
+                "{strong}"
+            );
+        }
+    }
+
+    #[test]
+    fn passwords_made_of_the_accounts_own_email_or_name_are_refused() {
+        for own in ["ada@example.com", "ada@example.com!", "adalovelace1"] {
+            let refused = strength(own, "ada@example.com", Some("Ada Lovelace"));
+            assert!(refused.is_err(), "{own}");
+        }
+        // The same text is fine for someone else, so it is the personal words that count.
+        assert_eq!(
+            strength("gwendolyn@quux.org", "ada@example.com", None),
+            Ok(())
+        );
+        assert!(strength("gwendolyn@quux.org", "gwendolyn@quux.org", None).is_err());
+    }
+
+    #[test]
+    fn only_the_first_characters_are_estimated_and_the_estimate_is_bounded() {
+        // A weak start is refused whatever follows it past the estimated prefix.
+        let weak_start = format!("{}kX9#mQ2$vL7!", "a".repeat(Password::STRENGTH_CHARS));
+        assert!(strength(&weak_start, "ada@example.com", None).is_err());
+        // The slowest inputs (random symbols) at the maximum length stay well under a second
+        // even unoptimised; release figures are in bench/RESULTS.md.
+        let random: String = "kX9#mQ2$vL7!pR4@wT6%zN8^bH3&cF5*jD1(gS0)yU"
+            .chars()
+            .cycle()
+            .take(Password::MAX_CHARS)
+            .collect();
+        let started = std::time::Instant::now();
+        assert_eq!(strength(&random, "ada@example.com", None), Ok(()));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]
@@ -477,6 +784,70 @@ mod tests {
         );
         for fine in ["Ada Lovelace", "李小龍", "Ada 🚀", "محمد"] {
             assert!(DisplayName::parse(fine).unwrap().is_some(), "{fine}");
+        }
+    }
+
+    #[test]
+    fn display_names_that_render_blank_are_refused() {
+        for blank in [
+            "\u{3164}",         // Hangul filler
+            "\u{115F}",         // Hangul choseong filler
+            "\u{1160}",         // Hangul jungseong filler
+            "\u{FFA0}",         // half-width Hangul filler
+            "\u{2800}",         // Braille pattern blank
+            "Ada\u{3164}",      // a filler beside visible text is still a hidden character
+            "\u{2800}\u{2800}", // ...and several
+            "Ad\u{00AD}a",      // soft hyphen
+            "Ada\u{034F}",      // combining grapheme joiner
+            "Ada\u{17B4}",      // Khmer inherent vowel
+            "Ada\u{180E}",      // Mongolian vowel separator
+            "Ada\u{FE00}",      // variation selector 1
+            "Ada\u{E0100}",     // variation selector 17
+        ] {
+            assert!(DisplayName::parse(blank).is_err(), "{blank:?}");
+        }
+        // The emoji presentation selector phones add after many emoji stays.
+        assert!(
+            DisplayName::parse("Ada \u{2764}\u{FE0F}")
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            DisplayName::parse("\u{FE0F}").is_err(),
+            "but shows nothing alone"
+        );
+    }
+
+    #[test]
+    fn display_names_cannot_pass_for_other_names() {
+        for look_alike in [
+            "\u{1D5D4}dmin",                                 // mathematical sans-serif bold A
+            "\u{FF21}dmin",                                  // full-width A
+            "\u{0410}dmin",                                  // Cyrillic A
+            "P\u{0430}yPal",                                 // Cyrillic a inside Latin
+            "\u{0391}lice",                                  // Greek Alpha
+            "Ada \u{0410}\u{0434}\u{0430}", // Latin and Cyrillic words side by side
+            "ｶﾀｶﾅ",                         // half-width Katakana (its NFKC form is full-width)
+            "Ada \u{0905}\u{0928}\u{093E} \u{0627}\u{0644}", // Latin, Devanagari and Arabic
+        ] {
+            assert!(DisplayName::parse(look_alike).is_err(), "{look_alike:?}");
+        }
+        for one_script in [
+            "Ada Lovelace",
+            "Аня Иванова",   // all Cyrillic
+            "Αλίκη",         // all Greek
+            "山田たろう",    // Han and Hiragana: Japanese
+            "ヤマダ タロウ", // Katakana
+            "김민준",        // Hangul
+            "王小明 Wang",   // Han and Latin
+            "Ana अना",       // Latin beside one other recommended script
+            "O'Brien-Smith Jr.",
+            "Zoë 2",
+        ] {
+            assert!(
+                DisplayName::parse(one_script).unwrap().is_some(),
+                "{one_script}"
+            );
         }
     }
 

@@ -638,6 +638,10 @@ async fn display_names_that_spoof_or_hide_text_are_refused_and_names_are_normali
         "Ad\u{200B}min",
         "A\u{2028}B",
         "\u{200B}\u{200B}",
+        "\u{3164}",      // Hangul filler: renders blank
+        "\u{2800}",      // Braille blank
+        "\u{1D5D4}dmin", // mathematical bold A
+        "\u{0410}dmin",  // Cyrillic A
     ] {
         let body = app
             .graphql_as(&token, update, json!({ "input": { "displayName": spoof } }))

@@ -131,3 +131,69 @@ async fn a_hash_made_with_other_parameters_is_replaced_at_the_next_sign_in() {
         "UNAUTHENTICATED"
     );
 }
+
+/// An account registered with a decomposed (NFD) password before passwords were normalised
+/// holds the hash of those exact characters.
+#[tokio::test]
+async fn a_password_hashed_as_typed_before_normalisation_still_signs_in_and_is_rehashed() {
+    use argon2::password_hash::PasswordHasher as _;
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
+
+    const NFD: &str = "Cafe\u{0301} au lait, sans sucre";
+    const NFC: &str = "Caf\u{00E9} au lait, sans sucre";
+    let app = spawn_app().await;
+    let email = unique_email();
+    let registered = app.register(&email, PASSWORD).await;
+    let id: uuid::Uuid = registered["user"]["id"].as_str().unwrap().parse().unwrap();
+    let db = app.db().await;
+    let legacy = argon2::Argon2::default()
+        .hash_password(NFD.as_bytes())
+        .unwrap()
+        .to_string();
+    entity::user::ActiveModel {
+        id: Set(id),
+        password_hash: Set(legacy.clone()),
+        ..Default::default()
+    }
+    .update(&db)
+    .await
+    .unwrap();
+
+    // Typed as NFC before the upgrade: the normalised form is all there is to try.
+    let body = app.login(&email, NFC).await;
+    assert_eq!(error_code(&body), "UNAUTHENTICATED", "{body}");
+
+    let before = app.hasher.completed();
+    let body = app.login(&email, NFD).await;
+    assert_no_errors(&body);
+    assert_eq!(
+        app.hasher.completed() - before,
+        3,
+        "NFC form, the form as typed, and the new hash"
+    );
+    let stored = entity::user::Entity::find_by_id(id)
+        .one(&db)
+        .await
+        .unwrap()
+        .unwrap()
+        .password_hash;
+    assert_ne!(stored, legacy, "rehashed to the normalised form");
+    for typed in [NFC, NFD] {
+        assert_no_errors(&app.login(&email, typed).await);
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_email_costs_the_hashes_a_wrong_password_costs_in_the_same_form() {
+    let app = spawn_app().await;
+    let email = unique_email();
+    app.register(&email, PASSWORD).await;
+    for (typed, hashes) in [("Wrong pa\u{0301}ssword", 2), ("Wrong password", 1)] {
+        for who in [email.clone(), unique_email()] {
+            let before = app.hasher.completed();
+            let body = app.login(&who, typed).await;
+            assert_eq!(error_code(&body), "UNAUTHENTICATED");
+            assert_eq!(app.hasher.completed() - before, hashes, "{typed:?} {who}");
+        }
+    }
+}

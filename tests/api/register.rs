@@ -119,7 +119,12 @@ async fn register_enforces_the_password_length_policy() {
 #[tokio::test]
 async fn register_accepts_long_unicode_passwords_without_composition_rules() {
     let app = spawn_app().await;
-    for password in ["aaaaaaaa", "пароль-из-слов", &"🔑".repeat(128) as &str] {
+    // Strong without any composition rule: lower-case letters only, Cyrillic words, and 128
+    // emoji (the policy refuses guessable passwords, not alphabets).
+    let emoji: String = (0..128)
+        .map(|i| char::from_u32(0x1F300 + 7 * i).unwrap())
+        .collect();
+    for password in ["velvetmosaicharbor", "пароль-из-слов", &emoji as &str] {
         let email = unique_email();
         app.register(&email, password).await;
         let body = app.login(&email, password).await;
@@ -138,4 +143,74 @@ async fn register_rejects_an_overlong_display_name() {
         .await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT");
     assert_eq!(body["errors"][0]["extensions"]["field"], "displayName");
+}
+
+#[tokio::test]
+async fn register_refuses_common_and_personal_passwords_saying_why() {
+    let app = spawn_app().await;
+    for (email, password, why) in [
+        (
+            unique_email(),
+            "password123".to_owned(),
+            "This is a very common password.",
+        ),
+        (unique_email(), "aaaaaaaaaaaa".to_owned(), "Repeats like"),
+        (
+            "ada.lovelace@example.com".to_owned(),
+            "ada.lovelace@example.com".to_owned(),
+            "",
+        ),
+    ] {
+        let body = app
+            .graphql(
+                REGISTER,
+                json!({ "input": { "email": email, "password": password, "displayName": "Ada Lovelace" } }),
+            )
+            .await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{password}: {body}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], "password");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("Choose a harder password to guess."),
+            "{message}"
+        );
+        assert!(message.contains(why), "{message}");
+    }
+    // Nothing was created: the same address registers with a strong password.
+    let body = app
+        .graphql(
+            REGISTER,
+            json!({ "input": { "email": "ada.lovelace@example.com", "password": PASSWORD } }),
+        )
+        .await;
+    assert!(body.get("errors").is_none(), "{body}");
+}
+
+#[tokio::test]
+async fn register_refuses_display_names_that_render_blank_or_imitate_others() {
+    let app = spawn_app().await;
+    for name in [
+        "\u{3164}",
+        "\u{FFA0}",
+        "\u{115F}",
+        "\u{2800}",
+        "\u{1D5D4}dmin",
+        "\u{0410}dmin",
+    ] {
+        let body = app
+            .graphql(
+                REGISTER,
+                json!({ "input": { "email": unique_email(), "password": PASSWORD, "displayName": name } }),
+            )
+            .await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{name:?}: {body}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], "displayName");
+    }
+    let body = app
+        .graphql(
+            REGISTER,
+            json!({ "input": { "email": unique_email(), "password": PASSWORD, "displayName": "山田たろう" } }),
+        )
+        .await;
+    assert!(body.get("errors").is_none(), "{body}");
 }

@@ -115,6 +115,30 @@ impl AccountTokenRepository for SeaOrmAccountTokenRepository {
         self.holder(token).await
     }
 
+    async fn peek(
+        &self,
+        token: &TokenHash,
+        purpose: TokenPurpose,
+        now: DateTime<Utc>,
+    ) -> Result<Option<UsedToken>, RepositoryError> {
+        let usable = account_token::Entity::find()
+            .select_only()
+            .column(account_token::Column::TokenHash)
+            .filter(account_token::Column::TokenHash.eq(token.as_str()))
+            .filter(account_token::Column::Purpose.eq(purpose.as_str()))
+            .filter(account_token::Column::UsedAt.is_null())
+            .filter(account_token::Column::ExpiresAt.gt(now))
+            .filter(Expr::exists(state_it_was_issued_for(purpose)))
+            .into_tuple::<String>()
+            .one(&self.db)
+            .await
+            .map_err(repository_error)?;
+        match usable {
+            Some(_) => self.holder(token).await,
+            None => Ok(None),
+        }
+    }
+
     async fn attempt(
         &self,
         token: &TokenHash,

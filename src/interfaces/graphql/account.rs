@@ -26,7 +26,8 @@ pub struct RequestPasswordResetInput {
 pub struct ResetPasswordInput {
     /// The `token` parameter of the emailed link.
     token: String,
-    /// The new password: 8 to 128 characters.
+    /// The new password: 8 to 128 characters, not easy to guess (common passwords and ones
+    /// built from the account's email or name are refused).
     new_password: String,
 }
 

@@ -18,7 +18,8 @@ pub struct AuthMutation;
 pub struct RegisterInput {
     /// Sign-in email; trimmed and lower-cased, must be unique.
     email: String,
-    /// 8 to 128 characters; any characters, no composition rules.
+    /// 8 to 128 characters; any characters, no composition rules, not easy to guess (common
+    /// passwords and ones built from the email or display name are refused).
     password: String,
     /// Name to show for the user; up to 100 characters.
     display_name: Option<String>,
@@ -53,7 +54,8 @@ pub struct LoginInput {
 pub struct ChangePasswordInput {
     /// The password the user has now.
     current_password: String,
-    /// The new password: 8 to 128 characters.
+    /// The new password: 8 to 128 characters, not easy to guess (common passwords and ones
+    /// built from the account's email or name are refused).
     new_password: String,
 }
 

@@ -66,6 +66,53 @@ async fn a_link_works_once(stores: Stores) {
     assert_eq!(used(&stores, &reset, 11).await, None, "used already");
 }
 
+async fn peeking_at_a_link_does_not_use_it_and_sees_only_usable_ones(stores: Stores) {
+    let ada = stores.account("ada@example.com", Role::User, at(0)).await;
+    let reset = link(&ada, TokenPurpose::PasswordReset, 1800);
+    issued(&stores, &reset).await;
+    let peek = |purpose, seconds| stores.links.peek(&reset.hash, purpose, at(seconds));
+
+    let holder = Some(UsedToken {
+        user_id: ada.id,
+        email: ada.email.clone(),
+        target_email: None,
+    });
+    assert_eq!(peek(TokenPurpose::PasswordReset, 10).await.unwrap(), holder);
+    assert_eq!(peek(TokenPurpose::PasswordReset, 10).await.unwrap(), holder);
+    assert_eq!(
+        peek(TokenPurpose::EmailVerification, 10).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        peek(TokenPurpose::PasswordReset, 1800).await.unwrap(),
+        None,
+        "expired"
+    );
+    assert_eq!(used(&stores, &reset, 11).await, holder, "still usable");
+    assert_eq!(
+        peek(TokenPurpose::PasswordReset, 12).await.unwrap(),
+        None,
+        "used"
+    );
+
+    let voided = link(&ada, TokenPurpose::PasswordReset, 1800);
+    issued(&stores, &voided).await;
+    stores
+        .accounts
+        .set_password_hash(ada.id, &PasswordHash::new("$argon2id$new".into()), at(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        stores
+            .links
+            .peek(&voided.hash, TokenPurpose::PasswordReset, at(10))
+            .await
+            .unwrap(),
+        None,
+        "issued for a credential version the account left"
+    );
+}
+
 async fn a_link_works_only_for_its_purpose(stores: Stores) {
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let verification = link(&ada, TokenPurpose::EmailVerification, 1800);
@@ -322,6 +369,7 @@ async fn a_deleted_account_takes_its_links_with_it(stores: Stores) {
 
 contract!(
     a_link_works_once,
+    peeking_at_a_link_does_not_use_it_and_sees_only_usable_ones,
     a_link_works_only_for_its_purpose,
     a_link_expires_at_its_expiry,
     a_password_change_voids_every_earlier_link,
