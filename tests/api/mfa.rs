@@ -31,7 +31,7 @@ const CHANGE_PASSWORD: &str =
     "mutation($input: ChangePasswordInput!) { changePassword(input: $input) }";
 
 /// The code an authenticator app shows for `secret` (base32) at `at`.
-fn code_at(secret: &str, at: chrono::DateTime<chrono::Utc>) -> String {
+pub(crate) fn code_at(secret: &str, at: chrono::DateTime<chrono::Utc>) -> String {
     let bytes = Secret::Encoded(secret.to_owned()).to_bytes().unwrap();
     TOTP::new_unchecked(Algorithm::SHA1, 6, 0, 30, bytes, None, String::new())
         .generate(at.timestamp() as u64)
