@@ -1,7 +1,8 @@
 // GraphiQL for authgraph: the endpoint is this server, and the access token returned by
 // register, login, refreshToken, verifyMfa or reauthenticate is sent automatically on later
 // requests (unless the Headers tab sets Authorization itself), so "Register, then Me" works
-// with no copying.
+// with no copying. With SESSION_COOKIES=true the answers carry no token (null): the session
+// cookies, which this same-origin fetch sends, authenticate instead.
 //
 // Nothing is written to the browser's storage: not the token, not the Headers tab (where a
 // pasted bearer token would sit), not the Variables tab (where passwords sit). GraphiQL's own

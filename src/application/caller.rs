@@ -5,6 +5,8 @@ use std::net::IpAddr;
 
 use crate::domain::{Authentication, Role, SessionId, User, UserId};
 
+use super::error::ServiceError;
+
 /// Where a request came from, recorded on the session it opens.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
@@ -38,6 +40,15 @@ impl Principal {
     /// Whether the caller may administer other accounts.
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
+    }
+
+    /// Refuses a caller who is not an administrator.
+    pub fn require_admin(&self) -> Result<(), ServiceError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(ServiceError::Forbidden("Only administrators may do this."))
+        }
     }
 }
 

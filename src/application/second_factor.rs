@@ -67,6 +67,8 @@ const NOT_ENROLLING: &str =
     "There is no authenticator waiting for confirmation: start with enrollTotp.";
 const ALREADY_ON: &str = "A second factor is already on: disable it first to replace it.";
 const NOT_ON: &str = "This account has no second factor.";
+const OWN_FACTOR: &str = "Administrators cannot reset their own second factor: turn it off with \
+                          disableTotp and a code from it (or a recovery code).";
 
 impl MfaService {
     pub fn new(
@@ -329,16 +331,21 @@ impl MfaService {
     }
 
     /// An administrator removes a user's second factor (a lost device and no recovery code
-    /// left) and ends every session of theirs.
+    /// left) and ends every session of theirs. Needs a recent authentication of the
+    /// administrator, and never applies to their own factor.
     pub async fn reset(
         &self,
         admin: &Principal,
         user_id: UserId,
         client: &ClientInfo,
     ) -> Result<User, ServiceError> {
-        if !admin.is_admin() {
-            return Err(ServiceError::Forbidden("Only administrators may do this."));
+        admin.require_admin()?;
+        // Their own factor goes only with a code from it (disableTotp): otherwise a stolen
+        // administrator's session and a phished password would take the account.
+        if user_id == admin.user_id {
+            return Err(ServiceError::Forbidden(OWN_FACTOR));
         }
+        self.sessions.require_recent_admin(admin).await?;
         let user = self
             .ports
             .users

@@ -399,6 +399,20 @@ impl SessionService {
         }
     }
 
+    /// Refuses an administrator's change to accounts unless the caller is an administrator
+    /// whose session proved them within the reauthentication window (with their second factor
+    /// if they have one), as their own sensitive changes need: a stolen administrator's
+    /// session must not be enough to take over other accounts, or their own.
+    pub async fn require_recent_admin(&self, caller: &Principal) -> Result<(), ServiceError> {
+        caller.require_admin()?;
+        let admin = self
+            .users
+            .find_by_id(caller.user_id)
+            .await?
+            .ok_or(AuthFailure::SessionEnded)?;
+        self.require_recent(caller, &admin)
+    }
+
     fn access_token(
         &self,
         user: &User,

@@ -44,7 +44,6 @@ pub struct UserService {
     throttle: Arc<Throttle>,
 }
 
-const ADMINS_ONLY: &str = "Only administrators may do this.";
 const NO_SUCH_USER: &str = "There is no user with this id.";
 
 impl UserService {
@@ -186,7 +185,7 @@ impl UserService {
         order: UserOrder,
         page: &PageRequest<UserCursor>,
     ) -> Result<UserPage, ServiceError> {
-        require_admin(caller)?;
+        caller.require_admin()?;
         let cursor = match page {
             PageRequest::Forward { after, .. } => after,
             PageRequest::Backward { before, .. } => before,
@@ -205,7 +204,7 @@ impl UserService {
     }
 
     /// Makes a user an administrator or a regular user. The last active administrator
-    /// cannot be demoted.
+    /// cannot be demoted. Needs a recent authentication of the administrator.
     pub async fn set_role(
         &self,
         caller: &Principal,
@@ -213,7 +212,7 @@ impl UserService {
         role: Role,
         client: &ClientInfo,
     ) -> Result<User, ServiceError> {
-        require_admin(caller)?;
+        self.sessions.require_recent_admin(caller).await?;
         let before = self.existing(id).await?;
         self.guarded(self.directory.set_role(id, role, self.clock.now()).await?)?;
         self.audit.record(Record {
@@ -227,7 +226,8 @@ impl UserService {
     }
 
     /// Suspends an account: it cannot sign in or refresh, and its sessions end at once. The
-    /// last active administrator cannot be suspended.
+    /// last active administrator cannot be suspended. Needs a recent authentication of the
+    /// administrator.
     pub async fn suspend(
         &self,
         caller: &Principal,
@@ -235,7 +235,7 @@ impl UserService {
         reason: SuspensionReason,
         client: &ClientInfo,
     ) -> Result<User, ServiceError> {
-        require_admin(caller)?;
+        self.sessions.require_recent_admin(caller).await?;
         let suspension = Suspension {
             since: self.clock.now(),
             reason,
@@ -258,14 +258,14 @@ impl UserService {
         self.existing(id).await
     }
 
-    /// Lifts a suspension.
+    /// Lifts a suspension. Needs a recent authentication of the administrator.
     pub async fn unsuspend(
         &self,
         caller: &Principal,
         id: UserId,
         client: &ClientInfo,
     ) -> Result<User, ServiceError> {
-        require_admin(caller)?;
+        self.sessions.require_recent_admin(caller).await?;
         self.guarded(
             self.directory
                 .set_suspension(id, None, self.clock.now())
@@ -362,13 +362,5 @@ impl UserService {
             GuardedChange::UnknownUser => Err(ServiceError::NotFound(NO_SUCH_USER)),
             GuardedChange::LastAdmin => Err(ServiceError::LastAdmin),
         }
-    }
-}
-
-fn require_admin(caller: &Principal) -> Result<(), ServiceError> {
-    if caller.is_admin() {
-        Ok(())
-    } else {
-        Err(ServiceError::Forbidden(ADMINS_ONLY))
     }
 }

@@ -658,3 +658,111 @@ async fn display_names_that_spoof_or_hide_text_are_refused_and_names_are_normali
         .await;
     assert_eq!(body["data"]["updateProfile"]["displayName"], "Zo\u{00E9}");
 }
+
+const RESET_MFA: &str =
+    "mutation($input: ResetUserMfaInput!) { resetUserMfa(input: $input) { id mfaEnabled } }";
+const REAUTHENTICATE: &str = "mutation($input: ReauthenticateInput!) {
+  reauthenticate(input: $input) { accessToken }
+}";
+
+/// A stolen administrator's session, idle past the reauthentication window, is refused every
+/// change to other accounts (with or without a phished password in hand: no mutation takes
+/// one); the administrator, proving it is them again, goes on with the same session.
+#[tokio::test]
+async fn a_stale_admin_session_must_reauthenticate_before_changing_accounts() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let token = access(&admin);
+    let user = app.register(&unique_email(), PASSWORD).await;
+    let user_id = id(&user);
+    app.clock.advance(std::time::Duration::from_secs(11 * 60));
+
+    let changes = [
+        (
+            "setUserRole",
+            SET_ROLE,
+            json!({ "input": { "userId": user_id, "role": "ADMIN" } }),
+        ),
+        (
+            "suspendUser",
+            SUSPEND,
+            json!({ "input": { "userId": user_id, "reason": "spam" } }),
+        ),
+        (
+            "unsuspendUser",
+            UNSUSPEND,
+            json!({ "input": { "userId": user_id } }),
+        ),
+        (
+            "resetUserMfa",
+            RESET_MFA,
+            json!({ "input": { "userId": user_id } }),
+        ),
+    ];
+    for (name, query, variables) in &changes {
+        let body = app.graphql_as(&token, query, variables.clone()).await;
+        assert_eq!(error_code(&body), "FORBIDDEN", "{name}: {body}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["reason"], "REAUTHENTICATION_REQUIRED",
+            "{name}: {body}"
+        );
+    }
+    // Reading stays open to the session, and shows nothing changed.
+    let seen = app
+        .graphql_as(
+            &token,
+            "query($id: ID!) { user(id: $id) { role suspended } }",
+            json!({ "id": user_id }),
+        )
+        .await;
+    assert_eq!(
+        seen["data"]["user"],
+        json!({ "role": "USER", "suspended": false })
+    );
+
+    let fresh = app
+        .graphql_as(
+            &token,
+            REAUTHENTICATE,
+            json!({ "input": { "password": PASSWORD } }),
+        )
+        .await;
+    assert_no_errors(&fresh);
+    // The new access token outlives the first one, for the rest of the story.
+    let token = fresh["data"]["reauthenticate"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let promoted = app.graphql_as(&token, SET_ROLE, changes[0].2.clone()).await;
+    assert_eq!(
+        promoted["data"]["setUserRole"]["role"], "ADMIN",
+        "{promoted}"
+    );
+    let demoted = app
+        .graphql_as(
+            &token,
+            SET_ROLE,
+            json!({ "input": { "userId": user_id, "role": "USER" } }),
+        )
+        .await;
+    assert_eq!(demoted["data"]["setUserRole"]["role"], "USER", "{demoted}");
+    let suspended = app.graphql_as(&token, SUSPEND, changes[1].2.clone()).await;
+    assert_eq!(
+        suspended["data"]["suspendUser"]["suspended"], true,
+        "{suspended}"
+    );
+    let lifted = app
+        .graphql_as(&token, UNSUSPEND, changes[2].2.clone())
+        .await;
+    assert_eq!(
+        lifted["data"]["unsuspendUser"]["suspended"], false,
+        "{lifted}"
+    );
+    // The window counts from the reauthentication, so it closes again.
+    app.clock.advance(std::time::Duration::from_secs(11 * 60));
+    let stale_again = app.graphql_as(&token, SUSPEND, changes[1].2.clone()).await;
+    assert_eq!(
+        stale_again["errors"][0]["extensions"]["reason"], "REAUTHENTICATION_REQUIRED",
+        "{stale_again}"
+    );
+}

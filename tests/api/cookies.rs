@@ -12,8 +12,10 @@ use serde_json::{Value, json};
 
 use crate::helpers::{
     LOGIN, ME, PASSWORD, REGISTER, TestApp, assert_no_errors, data_str, error_code, spawn_app_with,
-    unique_email,
+    token_claims, unique_email,
 };
+use crate::mfa::code_at;
+use authgraph::application::ports::Clock;
 
 const APP_ORIGIN: &str = "https://app.example.com";
 const REFRESH: &str =
@@ -180,7 +182,7 @@ async fn a_browser_on_an_allowed_origin_keeps_its_session_in_cookies_scripts_can
     let signed_up = browser.register(&email).await;
     let payload = &signed_up.body["data"]["register"];
     assert_eq!(payload["refreshToken"], Value::Null, "never in the body");
-    assert!(payload["accessToken"].is_string());
+    assert_eq!(payload["accessToken"], Value::Null, "never in the body");
 
     let access = signed_up.set_cookie("authgraph-access");
     let refresh = signed_up.set_cookie("authgraph-refresh");
@@ -192,7 +194,7 @@ async fn a_browser_on_an_allowed_origin_keeps_its_session_in_cookies_scripts_can
         // Development over http://localhost: production adds Secure and __Host- names.
         assert_eq!(cookie.secure(), None, "{cookie}");
     }
-    assert_eq!(access.value(), payload["accessToken"].as_str().unwrap());
+    assert_eq!(token_claims(access.value())["sub"], payload["user"]["id"]);
     assert_eq!(access.max_age(), Some(cookie::time::Duration::seconds(900)));
     // The session's idle timeout (30 days by default): the cookie lives as long.
     assert_eq!(
@@ -715,4 +717,96 @@ async fn with_cookie_sessions_off_cookies_are_ignored_and_never_set() {
             .unwrap(),
     );
     assert_eq!(error_code(&browser.me().await.body), "UNAUTHENTICATED");
+}
+
+/// Script injected into the page reads every answer body it asks for: no answer to a browser
+/// session may carry a token (a 15-minute bearer token taken away is a session taken away).
+/// The cookies alone carry the session, for every way of signing in or proving it again.
+#[tokio::test]
+async fn no_answer_to_a_browser_carries_a_token_in_its_body() {
+    let app = cookie_app().await;
+    let browser = Browser::on_app(&app);
+    let email = unique_email();
+    const TOKENS: &str = "accessToken refreshToken tokenType expiresIn user { email }";
+
+    let mut answers = vec![("register", browser.register(&email).await)];
+    answers.push(("login", browser.login(&email).await));
+    answers.push(("refreshToken", browser.post(REFRESH, json!({})).await));
+    app.graphql(
+        "mutation($input: RequestPasswordResetInput!) { requestPasswordReset(input: $input) }",
+        json!({ "input": { "email": email } }),
+    )
+    .await;
+    let reset = app.link_token(&email, "reset-password").await;
+    answers.push((
+        "resetPassword",
+        browser
+            .post(
+                &format!("mutation($input: ResetPasswordInput!) {{ resetPassword(input: $input) {{ {TOKENS} }} }}"),
+                json!({ "input": { "token": reset, "newPassword": PASSWORD } }),
+            )
+            .await,
+    ));
+    answers.push((
+        "reauthenticate",
+        browser
+            .post(
+                &format!("mutation($input: ReauthenticateInput!) {{ reauthenticate(input: $input) {{ {TOKENS} }} }}"),
+                json!({ "input": { "password": PASSWORD } }),
+            )
+            .await,
+    ));
+    let enrollment = browser
+        .post("mutation { enrollTotp { secret } }", json!({}))
+        .await;
+    let secret = data_str(&enrollment.body, &["enrollTotp", "secret"]).to_owned();
+    let confirmed = browser
+        .post(
+            "mutation($input: ConfirmTotpInput!) { confirmTotp(input: $input) { recoveryCodes } }",
+            json!({ "input": { "code": code_at(&secret, app.clock.now()) } }),
+        )
+        .await;
+    assert_no_errors(&confirmed.body);
+    let challenged = browser.login(&email).await;
+    let ticket = challenged.body["errors"][0]["extensions"]["mfaTicket"]
+        .as_str()
+        .unwrap_or_else(|| panic!("MFA_REQUIRED: {}", challenged.body))
+        .to_owned();
+    let next_step = app.clock.now() + chrono::Duration::seconds(30);
+    answers.push((
+        "verifyMfa",
+        browser
+            .post(
+                &format!("mutation($input: VerifyMfaInput!) {{ verifyMfa(input: $input) {{ {TOKENS} }} }}"),
+                json!({ "input": { "ticket": ticket, "code": code_at(&secret, next_step) } }),
+            )
+            .await,
+    ));
+
+    for (name, answer) in &answers {
+        assert_no_errors(&answer.body);
+        let payload = &answer.body["data"][name];
+        assert_eq!(
+            payload["accessToken"],
+            Value::Null,
+            "{name}: {}",
+            answer.body
+        );
+        assert_eq!(
+            payload["refreshToken"],
+            Value::Null,
+            "{name}: {}",
+            answer.body
+        );
+        assert_eq!(payload["user"]["email"], email.as_str(), "{name}");
+        assert_eq!(payload["expiresIn"], 900, "{name}: when to refresh, still");
+        let access = answer.set_cookie("authgraph-access");
+        let body = answer.body.to_string();
+        for cookie in &answer.set_cookies {
+            assert!(!body.contains(cookie.value()), "{name}: {cookie} in {body}");
+        }
+        assert!(token_claims(access.value())["sub"].is_string(), "{name}");
+    }
+    // The cookies carry the session on their own.
+    assert_no_errors(&browser.me().await.body);
 }

@@ -31,7 +31,7 @@ const CHANGE_PASSWORD: &str =
     "mutation($input: ChangePasswordInput!) { changePassword(input: $input) }";
 
 /// The code an authenticator app shows for `secret` (base32) at `at`.
-fn code_at(secret: &str, at: chrono::DateTime<chrono::Utc>) -> String {
+pub(crate) fn code_at(secret: &str, at: chrono::DateTime<chrono::Utc>) -> String {
     let bytes = Secret::Encoded(secret.to_owned()).to_bytes().unwrap();
     TOTP::new_unchecked(Algorithm::SHA1, 6, 0, 30, bytes, None, String::new())
         .generate(at.timestamp() as u64)
@@ -726,4 +726,119 @@ async fn codes_are_limited_per_address_each_try_counted_once() {
     let limited = verify(&app, &ticket, &user.code(&app, 1)).await;
     assert_eq!(error_code(&limited), "RATE_LIMITED");
     assert!(limited["errors"][0]["extensions"]["retryAfter"].is_number());
+}
+
+const RESET_MFA: &str = "mutation($input: ResetUserMfaInput!) {
+  resetUserMfa(input: $input) { id mfaEnabled }
+}";
+
+/// The attack: a stolen administrator's session and a phished password. The reset that an
+/// administrator gives others must not take the administrator's own factor away (they use
+/// disableTotp, which needs a code), and a stale session resets no one else's either.
+#[tokio::test]
+async fn an_administrator_cannot_reset_their_own_factor_and_a_stale_one_resets_nobody() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let admin_id = admin["user"]["id"].as_str().unwrap().to_owned();
+    let admin_email = admin["user"]["email"].as_str().unwrap().to_owned();
+    let token = admin["accessToken"].as_str().unwrap().to_owned();
+    let secret = data_str(
+        &app.graphql_as(&token, ENROLL, json!({})).await,
+        &["enrollTotp", "secret"],
+    )
+    .to_owned();
+    let confirmed = app
+        .graphql_as(
+            &token,
+            CONFIRM,
+            json!({ "input": { "code": code_at(&secret, app.clock.now()) } }),
+        )
+        .await;
+    assert_no_errors(&confirmed);
+    let user = enrolled(&app).await;
+
+    // Fresh, with both factors just proven: still refused, whatever the session.
+    let own = app
+        .graphql_as(
+            &token,
+            RESET_MFA,
+            json!({ "input": { "userId": admin_id } }),
+        )
+        .await;
+    assert_eq!(error_code(&own), "FORBIDDEN", "{own}");
+    assert_eq!(reason(&own), "", "not a matter of reauthenticating: {own}");
+    assert!(
+        own["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("disableTotp"),
+        "{own}"
+    );
+
+    app.clock.advance(Duration::from_secs(11 * 60));
+    let stale_own = app
+        .graphql_as(
+            &token,
+            RESET_MFA,
+            json!({ "input": { "userId": admin_id } }),
+        )
+        .await;
+    assert_eq!(error_code(&stale_own), "FORBIDDEN", "{stale_own}");
+    let stale_other = app
+        .graphql_as(&token, RESET_MFA, json!({ "input": { "userId": user.id } }))
+        .await;
+    assert_eq!(
+        reason(&stale_other),
+        "REAUTHENTICATION_REQUIRED",
+        "{stale_other}"
+    );
+    // The phished password alone does not make the session fresh.
+    let password_only = app
+        .graphql_as(
+            &token,
+            REAUTHENTICATE,
+            json!({ "input": { "password": PASSWORD } }),
+        )
+        .await;
+    assert_eq!(password_only["errors"][0]["extensions"]["field"], "code");
+    assert_eq!(
+        app.graphql_as(&token, MFA_STATE, json!({})).await["data"]["me"]["mfaEnabled"],
+        true
+    );
+    assert_eq!(
+        app.graphql_as(&user.token, MFA_STATE, json!({})).await["data"]["me"]["mfaEnabled"],
+        true
+    );
+    // Signing in still needs the administrator's code.
+    sign_in_ticket(&app, &admin_email).await;
+
+    // The administrator, proving both factors again, resets the user, never themselves.
+    let fresh = app
+        .graphql_as(
+            &token,
+            REAUTHENTICATE,
+            json!({ "input": { "password": PASSWORD, "code": code_at(&secret, app.clock.now()) } }),
+        )
+        .await;
+    assert_no_errors(&fresh);
+    let token = data_str(&fresh, &["reauthenticate", "accessToken"]).to_owned();
+    let reset = app
+        .graphql_as(&token, RESET_MFA, json!({ "input": { "userId": user.id } }))
+        .await;
+    assert_eq!(
+        reset["data"]["resetUserMfa"]["mfaEnabled"], false,
+        "{reset}"
+    );
+    let own = app
+        .graphql_as(
+            &token,
+            RESET_MFA,
+            json!({ "input": { "userId": admin_id } }),
+        )
+        .await;
+    assert_eq!(error_code(&own), "FORBIDDEN", "{own}");
+    assert_eq!(
+        app.graphql_as(&token, MFA_STATE, json!({})).await["data"]["me"]["mfaEnabled"],
+        true
+    );
 }

@@ -4,6 +4,8 @@
 // map: no bundler) and signs in, reloads, loses its access cookie, signs out; pages on other
 // origins try to use its session, and requests with forged headers try the same from Node.
 // Last, a second account with a second factor signs in through verifyMfa and reauthenticates.
+// No answer the page reads carries a token: login, refreshToken, verifyMfa and reauthenticate
+// answer null tokens, and no body the page received holds a JWT or a token field with a value.
 //
 //   AUTHGRAPH_URL  the server's /graphql on localhost (default http://localhost:8000/graphql)
 //   APP_PORT       the app page is served at http://localhost:APP_PORT, which must be one of
@@ -63,7 +65,7 @@ const appPage = `<!doctype html>
 <script type="importmap">${JSON.stringify({ imports })}</script>
 <script type="module">
   import { Authgraph } from "/dist/src/client.js";
-  import { ConfirmTotp, EnrollTotp, Me, Sessions } from "/dist/src/operations.js";
+  import { ConfirmTotp, EnrollTotp, Me, RefreshFromCookie, Sessions } from "/dist/src/operations.js";
 
   const api = new Authgraph(${JSON.stringify(api)}, { session: "cookies" });
   const user = ${JSON.stringify({ email, password })};
@@ -78,10 +80,17 @@ const appPage = `<!doctype html>
         ticket: error.ticket,
       }),
     );
-  const signedIn = (payload) => ({ email: payload.user.email, refreshToken: payload.refreshToken });
+  // What script in the page can read of a sign-in's answer.
+  const signedIn = (payload) => ({
+    email: payload.user.email,
+    accessToken: payload.accessToken,
+    refreshToken: payload.refreshToken,
+  });
   window.app = {
     register: () => call(async () => signedIn(await api.register(user.email, user.password))),
     login: () => call(async () => signedIn(await api.login(user.email, user.password))),
+    refresh: () =>
+      call(async () => signedIn((await api.run(RefreshFromCookie, {}, false)).refreshToken)),
     me: () => call(async () => (await api.run(Me, {})).me.email),
     sessions: () => call(async () => (await api.run(Sessions, { first: 10 })).sessions.totalCount),
     logout: () => call(() => api.logout()),
@@ -95,7 +104,10 @@ const appPage = `<!doctype html>
       login: (email) => call(async () => signedIn(await api.login(email, user.password))),
       verify: (ticket, code) => call(async () => signedIn(await api.verifyMfa(ticket, code))),
       reauthenticate: (code) =>
-        call(async () => (await api.reauthenticate(user.password, code)).refreshToken),
+        call(async () => {
+          const { accessToken, refreshToken } = await api.reauthenticate(user.password, code);
+          return { accessToken, refreshToken };
+        }),
     },
   };
 </script>
@@ -232,6 +244,13 @@ try {
     const url = request.url().split("?")[0];
     failures.push(`app request failed: ${request.method()} ${url} ${request.failure()?.errorText}`);
   });
+  // Every answer the app page received from the API, as the page's script could read it.
+  const bodies = [];
+  app.on("response", (response) => {
+    if (response.url().startsWith(api) && response.request().method() === "POST") {
+      bodies.push(response.text().catch((error) => `unreadable: ${error.message}`));
+    }
+  });
   let refreshes = 0;
   app.on("request", (request) => {
     if (request.url().startsWith(api) && (request.postData() ?? "").includes("RefreshFromCookie")) {
@@ -249,8 +268,22 @@ try {
   const registered = await call("register");
   check(registered.ok?.email === email, "register from the allowed origin", registered);
   check(registered.ok?.refreshToken === null, "the body holds no refresh token", registered);
+  check(registered.ok?.accessToken === null, "the body holds no access token", registered);
   const loggedIn = await call("login");
   check(loggedIn.ok?.email === email, "login from the allowed origin", loggedIn);
+  check(
+    loggedIn.ok?.accessToken === null && loggedIn.ok.refreshToken === null,
+    "login's body holds no token",
+    loggedIn,
+  );
+  const refreshed = await call("refresh");
+  check(
+    refreshed.ok?.email === email &&
+      refreshed.ok.accessToken === null &&
+      refreshed.ok.refreshToken === null,
+    "refreshToken from the page renews the cookies; its body holds no token",
+    refreshed,
+  );
   let sessions = await call("sessions");
   check(sessions.ok === 1, "login ended the session of the refresh cookie it replaced", sessions);
   let me = await call("me");
@@ -431,8 +464,10 @@ try {
   );
   const verified = await mfa("verify", required.ticket, await nextCode());
   check(
-    verified.ok?.email === mfaEmail && verified.ok.refreshToken === null,
-    "verifyMfa signs in; the body holds no refresh token",
+    verified.ok?.email === mfaEmail &&
+      verified.ok.accessToken === null &&
+      verified.ok.refreshToken === null,
+    "verifyMfa signs in; the body holds no token",
     verified,
   );
   const [access, refresh] = [await cookie(ACCESS), await cookie(REFRESH)];
@@ -452,7 +487,11 @@ try {
     mfa("reauthenticate", code),
   ]);
   const setCookie = (await answer.headerValue("set-cookie")) ?? "";
-  check(proved.ok === null, "reauthenticate with the password and a code", proved);
+  check(
+    proved.ok?.accessToken === null && proved.ok.refreshToken === null,
+    "reauthenticate with the password and a code; the body holds no token",
+    proved,
+  );
   check(
     setCookie.includes(`${ACCESS}=`) &&
       !setCookie.includes(`${REFRESH}=`) &&
@@ -462,6 +501,17 @@ try {
   );
   me = await call("me");
   check(me.ok === mfaEmail, "me after reauthenticate", me);
+
+  const received = await Promise.all(bodies);
+  const leaking = received.filter(
+    (body) =>
+      /eyJ[\w-]+\.[\w-]+\.[\w-]+/.test(body) || /"(accessToken|refreshToken)"\s*:\s*"/.test(body),
+  );
+  check(
+    received.length >= 8 && leaking.length === 0,
+    `no token in any of the ${received.length} answers the app page received`,
+    leaking,
+  );
 } catch (error) {
   failures.push(`stopped: ${error.message}`);
 } finally {

@@ -157,8 +157,9 @@ export class Authgraph {
     const data = await this.run(Reauthenticate, { input: { password, code } });
     const payload = data.reauthenticate;
     // The access token says when the user last proved themselves; the refresh token does
-    // not change (it is null here). With cookies the new access token is in its cookie.
-    if (!this.cookies && this.tokens) {
+    // not change (it is null here). With cookies the new access token is in its cookie, and
+    // the body has none.
+    if (!this.cookies && this.tokens && payload.accessToken != null) {
       this.tokens = { ...this.tokens, accessToken: payload.accessToken };
     }
     return payload;
@@ -230,14 +231,13 @@ export class Authgraph {
   }
 
   private keep(payload: TokenFieldsFragment) {
-    // With cookies the session is the browser's: keeping the access token would only give
-    // an XSS something to steal.
+    // With cookies the session is the browser's, and the server sends no token to keep.
     if (this.cookies) return payload;
     // A server that chose cookies for this request (a browser on an allowed origin) answers
-    // no refresh token: a bearer client could not refresh, so it says so now.
-    if (payload.refreshToken == null) {
+    // no token in the body: a bearer client could not go on, so it says so now.
+    if (payload.accessToken == null || payload.refreshToken == null) {
       throw new AuthgraphError(
-        'The server sent this session as cookies (refreshToken null): use { session: "cookies" }.',
+        'The server sent this session as cookies (tokens null): use { session: "cookies" }.',
         undefined,
       );
     }

@@ -215,8 +215,8 @@ check(
   "verifyMfa with the ticket and a TOTP code signs in",
 );
 check(
-  claims(verified.accessToken).amr.includes("otp"),
-  `the access token says both factors (amr ${JSON.stringify(claims(verified.accessToken).amr)})`,
+  claims(user.tokens!.accessToken).amr.includes("otp"),
+  `the access token says both factors (amr ${JSON.stringify(claims(user.tokens!.accessToken).amr)})`,
 );
 check((await user.run(Me, {})).me.email === mfaEmail, "me works in that session");
 await user.logout();

@@ -138,27 +138,36 @@ pub async fn new_session(
 }
 
 /// The answer to a sign-in that continues a session (`refreshToken`): with cookies, the
-/// tokens go into them and the body carries no refresh token.
+/// tokens go into them and the body carries neither.
 pub fn refreshed(ctx: &Context<'_>, signed_in: SignedIn) -> async_graphql::Result<AuthPayload> {
     match &request(ctx)?.transport {
-        Transport::Bearer => Ok(AuthPayload::with_refresh_token(signed_in)),
+        Transport::Bearer => Ok(AuthPayload::with_tokens(signed_in)),
         Transport::Cookies(cookies) => {
             cookies.hold(&signed_in);
-            Ok(AuthPayload::without_refresh_token(signed_in))
+            Ok(AuthPayload::in_cookies(
+                &signed_in.access_token,
+                signed_in.user,
+            ))
         }
     }
 }
 
-/// The answer to `reauthenticate`: a new access token (in the access cookie, with cookies);
-/// the refresh token stays as it is.
+/// The answer to `reauthenticate`: a new access token (with cookies, in the access cookie
+/// and not in the body); the refresh token stays as it is.
 pub fn reauthenticated(
     ctx: &Context<'_>,
     reauthenticated: Reauthenticated,
 ) -> async_graphql::Result<AuthPayload> {
-    if let Transport::Cookies(cookies) = &request(ctx)?.transport {
-        cookies.hold_access(&reauthenticated.access_token);
+    match &request(ctx)?.transport {
+        Transport::Bearer => Ok(AuthPayload::reauthenticated(reauthenticated)),
+        Transport::Cookies(cookies) => {
+            cookies.hold_access(&reauthenticated.access_token);
+            Ok(AuthPayload::in_cookies(
+                &reauthenticated.access_token,
+                reauthenticated.user,
+            ))
+        }
     }
-    Ok(AuthPayload::reauthenticated(reauthenticated))
 }
 
 /// The refresh token to use: the one in the input, or else the refresh cookie's.

@@ -186,7 +186,10 @@ impl SecondFactorMutation {
     }
 
     /// Removes a user's second factor and ends every session of theirs (administrators
-    /// only), e.g. after they lost the device and their recovery codes. Audited.
+    /// only), e.g. after they lost the device and their recovery codes. Audited. Needs a
+    /// recent authentication (`FORBIDDEN` with `extensions.reason: REAUTHENTICATION_REQUIRED`:
+    /// call `reauthenticate`, then retry). An administrator's own factor is refused here
+    /// (`FORBIDDEN`): they turn it off with `disableTotp` and a code.
     async fn reset_user_mfa(
         &self,
         ctx: &Context<'_>,

@@ -231,8 +231,11 @@ pub enum Node {
 /// Tokens for a session, and the signed-in user.
 #[derive(SimpleObject)]
 pub struct AuthPayload {
-    /// Short-lived JWT: send it as `Authorization: Bearer <accessToken>`.
-    access_token: String,
+    /// Short-lived JWT: send it as `Authorization: Bearer <accessToken>`. `null` when the
+    /// server keeps the session in HttpOnly cookies (a browser on an allowed origin, with
+    /// cookie sessions on): the access cookie carries it, and any script in the page could
+    /// read a token in the body and use it elsewhere.
+    access_token: Option<String>,
     /// Long-lived opaque token: exchange it with `refreshToken` for new tokens when the
     /// access token expires. It works once: keep the new one each refresh returns. Store it
     /// as securely as a password. `null` when the server keeps the session in an HttpOnly
@@ -241,7 +244,7 @@ pub struct AuthPayload {
     refresh_token: Option<String>,
     /// Always `Bearer`.
     token_type: &'static str,
-    /// Seconds until the access token expires.
+    /// Seconds until the access token (with cookie sessions: the access cookie) expires.
     expires_in: i32,
     /// The signed-in user.
     user: User,
@@ -249,28 +252,29 @@ pub struct AuthPayload {
 
 impl AuthPayload {
     /// Both tokens in the body, for clients that keep them.
-    pub fn with_refresh_token(signed_in: SignedIn) -> Self {
+    pub fn with_tokens(signed_in: SignedIn) -> Self {
         let refresh_token = signed_in.refresh_token.expose().to_owned();
         Self {
+            access_token: Some(signed_in.access_token.token.clone()),
             refresh_token: Some(refresh_token),
-            ..Self::without_refresh_token(signed_in)
+            ..Self::in_cookies(&signed_in.access_token, signed_in.user)
         }
     }
 
-    /// A session that proved its user again: a new access token; the refresh token is
-    /// unchanged, so none is returned.
+    /// A session that proved its user again, for a client that keeps its tokens: a new
+    /// access token; the refresh token is unchanged, so none is returned.
     pub fn reauthenticated(reauthenticated: Reauthenticated) -> Self {
-        Self::access_only(reauthenticated.access_token, reauthenticated.user)
-    }
-
-    /// The refresh token stays out of the body: it went into a cookie scripts cannot read.
-    pub fn without_refresh_token(signed_in: SignedIn) -> Self {
-        Self::access_only(signed_in.access_token, signed_in.user)
-    }
-
-    fn access_only(access_token: IssuedAccessToken, user: domain::User) -> Self {
         Self {
-            access_token: access_token.token,
+            access_token: Some(reauthenticated.access_token.token.clone()),
+            ..Self::in_cookies(&reauthenticated.access_token, reauthenticated.user)
+        }
+    }
+
+    /// The tokens went into cookies that scripts cannot read, so they stay out of the body,
+    /// which scripts can.
+    pub fn in_cookies(access_token: &IssuedAccessToken, user: domain::User) -> Self {
+        Self {
+            access_token: None,
             refresh_token: None,
             token_type: "Bearer",
             expires_in: i32::try_from(access_token.expires_in.as_secs()).unwrap_or(i32::MAX),

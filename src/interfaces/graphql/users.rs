@@ -313,7 +313,8 @@ impl UserMutation {
     }
 
     /// Gives a user a role (administrators only). The last active administrator cannot be
-    /// demoted (`CONFLICT`).
+    /// demoted (`CONFLICT`). Needs a recent authentication (`FORBIDDEN` with
+    /// `extensions.reason: REAUTHENTICATION_REQUIRED`: call `reauthenticate`, then retry).
     async fn set_user_role(
         &self,
         ctx: &Context<'_>,
@@ -334,6 +335,8 @@ impl UserMutation {
 
     /// Suspends a user (administrators only): they cannot sign in or refresh, and their
     /// sessions end at once. The last active administrator cannot be suspended (`CONFLICT`).
+    /// Needs a recent authentication (`FORBIDDEN` with `extensions.reason:
+    /// REAUTHENTICATION_REQUIRED`: call `reauthenticate`, then retry).
     async fn suspend_user(
         &self,
         ctx: &Context<'_>,
@@ -349,7 +352,8 @@ impl UserMutation {
         Ok(User(user))
     }
 
-    /// Lifts a suspension (administrators only).
+    /// Lifts a suspension (administrators only). Needs a recent authentication (`FORBIDDEN`
+    /// with `extensions.reason: REAUTHENTICATION_REQUIRED`: call `reauthenticate`, then retry).
     async fn unsuspend_user(
         &self,
         ctx: &Context<'_>,
