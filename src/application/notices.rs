@@ -210,7 +210,7 @@ impl SecurityNotices {
             kind: AuditKind::SecurityNoticeSent,
             actor: None,
             subject: Some(account.id),
-            client: None,
+            client: Some(client),
             detail: Some(notice.name().into()),
         });
         let mailer = self.mailer.clone();
@@ -250,7 +250,13 @@ impl SecurityNotices {
         if !issued {
             tracing::warn!(user_id = %account.id, "the account changed before its recovery link was stored");
         }
-        Ok(issued.then(|| self.links.link(SECURE_ACCOUNT_PATH, &token)))
+        // The cancel link of an email change keeps the path it shipped with; frontends
+        // route both to `secureAccount` (or `cancelEmailChange`, which is the same).
+        let path = match notice {
+            Notice::EmailChangeRequested(_) => "cancel-email-change",
+            _ => SECURE_ACCOUNT_PATH,
+        };
+        Ok(issued.then(|| self.links.link(path, &token)))
     }
 
     fn email(
