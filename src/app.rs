@@ -17,7 +17,8 @@ use crate::application::ports::{
 };
 use crate::application::{
     AccountLinks, AccountService, AuditRetention, AuditService, AuditTrail, AuthService, MfaPolicy,
-    MfaPorts, MfaService, Services, SessionPolicy, SessionService, Throttle, UserService,
+    MfaPorts, MfaService, SecurityNotices, Services, SessionPolicy, SessionService, Throttle,
+    UserService,
 };
 use crate::config::{Config, MailerKind, RateLimitStore};
 use crate::domain::{AccountStore, SessionRepository};
@@ -28,9 +29,9 @@ use crate::infrastructure::persistence::sqlite::{
     DirectReads, SqliteSessionRepository, SqliteUserRepository,
 };
 use crate::infrastructure::persistence::{
-    self, DatabaseHealth, QueryCounter, RetryCounter, SeaOrmAccountTokenRepository,
-    SeaOrmAuditRepository, SeaOrmSecondFactorRepository, SeaOrmSessionRepository,
-    SeaOrmUserRepository, Transactions,
+    self, DatabaseHealth, QueryCounter, RetryCounter, SeaOrmAccountRecovery,
+    SeaOrmAccountTokenRepository, SeaOrmAuditRepository, SeaOrmSecondFactorRepository,
+    SeaOrmSessionRepository, SeaOrmUserRepository, Transactions,
 };
 use crate::infrastructure::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
 use crate::infrastructure::security::{
@@ -353,6 +354,23 @@ fn services(
         policy,
     ));
     let account_tokens = Arc::new(SeaOrmAccountTokenRepository::new(writes.clone()));
+    let links = Arc::new(AccountLinks {
+        public_url: config.public_url.clone(),
+        password_reset_ttl: duration(config.password_reset_ttl, "PASSWORD_RESET_TTL")?,
+        email_verification_ttl: duration(config.email_verification_ttl, "EMAIL_VERIFICATION_TTL")?,
+        email_change_revert_window: duration(
+            config.email_change_revert_window,
+            "EMAIL_CHANGE_REVERT_WINDOW",
+        )?,
+    });
+    let notices = Arc::new(SecurityNotices::new(
+        users.clone(),
+        account_tokens.clone(),
+        mailer.clone(),
+        deferred.clone(),
+        links.clone(),
+        audit.clone(),
+    ));
     let mfa = Arc::new(MfaService::new(
         MfaPorts {
             users: users.clone(),
@@ -362,6 +380,7 @@ fn services(
             hasher: hasher.clone(),
             clock: clock.clone(),
         },
+        notices.clone(),
         sessions.clone(),
         throttle.clone(),
         audit.clone(),
@@ -374,6 +393,8 @@ fn services(
     let account = Arc::new(AccountService::new(
         users.clone(),
         account_tokens,
+        Arc::new(SeaOrmAccountRecovery::new(writes.clone())),
+        notices.clone(),
         hasher.clone(),
         sessions.clone(),
         mfa.clone(),
@@ -382,21 +403,11 @@ fn services(
         clock.clone(),
         audit.clone(),
         throttle.clone(),
-        AccountLinks {
-            public_url: config.public_url.clone(),
-            password_reset_ttl: duration(config.password_reset_ttl, "PASSWORD_RESET_TTL")?,
-            email_verification_ttl: duration(
-                config.email_verification_ttl,
-                "EMAIL_VERIFICATION_TTL",
-            )?,
-            email_change_revert_window: duration(
-                config.email_change_revert_window,
-                "EMAIL_CHANGE_REVERT_WINDOW",
-            )?,
-        },
+        links,
     ));
     let auth = Arc::new(AuthService::new(
         users.clone(),
+        notices.clone(),
         hasher.clone(),
         sessions.clone(),
         account.clone(),
@@ -407,6 +418,7 @@ fn services(
     ));
     let user_service = Arc::new(UserService::new(
         users,
+        notices,
         Arc::new(SeaOrmUserRepository::new(writes.clone())),
         hasher,
         sessions.clone(),

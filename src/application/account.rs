@@ -6,13 +6,14 @@ use std::sync::Arc;
 use chrono::Duration;
 
 use crate::domain::{
-    AccountStore, AccountToken, AccountTokenRepository, AuditKind, AuthMethods, Email, OpaqueToken,
-    Password, TokenPurpose, UsedToken, User,
+    AccountRecoveryStore, AccountStore, AccountToken, AccountTokenRepository, AuditKind,
+    AuthMethods, Email, OpaqueToken, Password, TokenPurpose, UsedToken, User, UserId,
 };
 
 use super::audit::{AuditTrail, Record};
 use super::caller::ClientInfo;
 use super::error::ServiceError;
+use super::notices::{Notice, SecurityNotices};
 use super::ports::{Clock, Deferred, Mailer, OutgoingEmail, PasswordHasher};
 use super::second_factor::MfaService;
 use super::sessions::{SessionService, SignedIn};
@@ -26,12 +27,13 @@ pub struct AccountLinks {
     pub public_url: String,
     pub password_reset_ttl: Duration,
     pub email_verification_ttl: Duration,
-    /// How long after an email change its old address may still undo it.
+    /// How long a "this wasn't me" link works: the one an email change sends to the address
+    /// it leaves, and the one in every security notice.
     pub email_change_revert_window: Duration,
 }
 
 impl AccountLinks {
-    fn link(&self, path: &str, token: &OpaqueToken) -> String {
+    pub(super) fn link(&self, path: &str, token: &OpaqueToken) -> String {
         format!(
             "{}/{path}?token={}",
             self.public_url.trim_end_matches('/'),
@@ -51,8 +53,23 @@ struct LinkMail {
 }
 
 impl LinkMail {
-    async fn password_reset(self, user: User) -> Result<(), ServiceError> {
+    /// `secured`: the account was just given back to its owner, whose password it no longer
+    /// takes.
+    async fn password_reset(self, user: User, secured: bool) -> Result<(), ServiceError> {
         let ttl = self.links.password_reset_ttl;
+        let (why, otherwise) = if secured {
+            (
+                "Your account is back at this address: it was signed out everywhere, and \
+                 its password no longer works.",
+                "If the link has expired, ask for a new one from the sign-in page \
+                 (\"Forgot your password?\").",
+            )
+        } else {
+            (
+                "Someone asked to reset the password of your account.",
+                "If it was not you, ignore this email: your password stays as it is.",
+            )
+        };
         let sent = self
             .send_link(
                 &user,
@@ -64,9 +81,8 @@ impl LinkMail {
                     to: user.email.as_str().to_owned(),
                     subject: "Reset your password".into(),
                     text: format!(
-                        "Someone asked to reset the password of your account.\n\n\
-                         To choose a new password, open this link within {} minutes:\n\n{link}\n\n\
-                         If it was not you, ignore this email: your password stays as it is.\n",
+                        "{why}\n\nTo choose a new password, open this link within {} \
+                         minutes:\n\n{link}\n\n{otherwise}\n",
                         ttl.num_minutes()
                     ),
                 },
@@ -101,12 +117,21 @@ impl LinkMail {
         Ok(())
     }
 
-    /// The links of an email change: to the new address, one that completes it (or, when
-    /// that address has an account already, a notice and nothing else, so the answer to the
-    /// request told nobody which addresses are taken); to the old address, one that cancels
-    /// it, or undoes it for a while after it completed.
-    async fn email_change(self, user: User, new: Email) -> Result<(), ServiceError> {
-        let taken = self.users.find_by_email(&new).await?.is_some();
+    /// The link of an email change to the new address: one that completes it (or, when that
+    /// address has an account already or is held by another account's recovery link, a
+    /// notice and nothing else, so the answer to the request told nobody which addresses are
+    /// taken). The old address was told at once, with a link that undoes the change
+    /// (`Notice::EmailChangeRequested`).
+    async fn email_change(
+        self,
+        user: User,
+        new: Email,
+        recovery: Arc<dyn AccountRecoveryStore>,
+    ) -> Result<(), ServiceError> {
+        let taken = self.users.find_by_email(&new).await?.is_some()
+            || recovery
+                .is_reserved(&new, Some(user.id), self.clock.now())
+                .await?;
         if taken {
             self.mailer
                 .send(OutgoingEmail {
@@ -118,51 +143,27 @@ impl LinkMail {
                         .into(),
                 })
                 .await;
-        } else {
-            let ttl = self.links.email_verification_ttl;
-            let confirm = |link: &str| OutgoingEmail {
-                to: new.as_str().to_owned(),
-                subject: "Confirm your new email address".into(),
-                text: format!(
-                    "To make this the email address of your account, open this link within {} \
-                     hours:\n\n{link}\n\nIf you did not ask for this, ignore this email: \
-                     nothing changes.\n",
-                    ttl.num_hours()
-                ),
-            };
-            let path = "confirm-email-change";
-            self.send_link(
-                &user,
-                TokenPurpose::EmailChange,
-                ttl,
-                Some(&new),
-                path,
-                confirm,
-            )
-            .await?;
+            return Ok(());
         }
-        let window = self.links.email_change_revert_window;
-        let cancel = |link: &str| OutgoingEmail {
-            to: user.email.as_str().to_owned(),
-            subject: "Your email address is being changed".into(),
+        let ttl = self.links.email_verification_ttl;
+        let confirm = |link: &str| OutgoingEmail {
+            to: new.as_str().to_owned(),
+            subject: "Confirm your new email address".into(),
             text: format!(
-                "Someone signed in to your account asked to change its email address to \
-                 {new}. It changes once that address confirms it.\n\nIf it was not you, \
-                 open this link: it cancels the change, or undoes it if it already \
-                 happened, and signs the account out everywhere. It works for {} hours.\n\n\
-                 {link}\n\nThen choose a new password: whoever asked knew yours.\n",
-                window.num_hours(),
-                new = new.as_str(),
+                "To make this the email address of your account, open this link within {} \
+                 hours:\n\n{link}\n\nIf you did not ask for this, ignore this email: \
+                 nothing changes.\n",
+                ttl.num_hours()
             ),
         };
-        let purpose = TokenPurpose::EmailChangeCancel;
+        let path = "confirm-email-change";
         self.send_link(
             &user,
-            purpose,
-            window,
+            TokenPurpose::EmailChange,
+            ttl,
             Some(&new),
-            "cancel-email-change",
-            cancel,
+            path,
+            confirm,
         )
         .await?;
         Ok(())
@@ -219,10 +220,12 @@ impl LinkMail {
     }
 }
 
-/// Password reset and email verification.
+/// Password reset, email verification and change, and giving an account back to its owner.
 pub struct AccountService {
     users: Arc<dyn AccountStore>,
     tokens: Arc<dyn AccountTokenRepository>,
+    recovery: Arc<dyn AccountRecoveryStore>,
+    notices: Arc<SecurityNotices>,
     hasher: Arc<dyn PasswordHasher>,
     sessions: Arc<SessionService>,
     mfa: Arc<MfaService>,
@@ -238,6 +241,8 @@ impl AccountService {
     pub fn new(
         users: Arc<dyn AccountStore>,
         tokens: Arc<dyn AccountTokenRepository>,
+        recovery: Arc<dyn AccountRecoveryStore>,
+        notices: Arc<SecurityNotices>,
         hasher: Arc<dyn PasswordHasher>,
         sessions: Arc<SessionService>,
         mfa: Arc<MfaService>,
@@ -246,7 +251,7 @@ impl AccountService {
         clock: Arc<dyn Clock>,
         audit: AuditTrail,
         throttle: Arc<Throttle>,
-        links: AccountLinks,
+        links: Arc<AccountLinks>,
     ) -> Self {
         Self {
             mail: LinkMail {
@@ -254,10 +259,12 @@ impl AccountService {
                 tokens: tokens.clone(),
                 mailer,
                 clock: clock.clone(),
-                links: Arc::new(links),
+                links,
             },
             users,
             tokens,
+            recovery,
+            notices,
             hasher,
             sessions,
             mfa,
@@ -291,7 +298,7 @@ impl AccountService {
         });
         self.defer(
             "password-reset link",
-            self.mail.clone().password_reset(user),
+            self.mail.clone().password_reset(user, false),
         );
         Ok(())
     }
@@ -350,6 +357,9 @@ impl AccountService {
             Record::own(AuditKind::PasswordReset, user.id, client)
                 .detail(format!("sessions ended: {ended}")),
         );
+        self.notices
+            .send(user.id, Notice::PasswordReset, now, client)
+            .await;
         if user.mfa_enabled_at.is_some() {
             // The link proves the mailbox, not the second factor: the password is set, and
             // signing in waits for a code as at any sign-in.
@@ -411,16 +421,47 @@ impl AccountService {
         self.defer("verification link", self.mail.clone().verification(user));
     }
 
-    /// Emails (later) the links of a change of `user`'s address to `new`.
-    pub fn send_email_change(&self, user: User, new: Email) {
+    /// Tells `user`'s address at once of the change to `new` asked `at`, with the link that
+    /// undoes it, and emails (later) the link that completes it to `new`.
+    pub async fn send_email_change(
+        &self,
+        user: User,
+        new: Email,
+        at: chrono::DateTime<chrono::Utc>,
+        client: &ClientInfo,
+    ) {
+        let notice = Notice::EmailChangeRequested(new.clone());
+        let prepared = self.notices.prepare(&user, notice, at).await;
+        self.notices.deliver(prepared, client);
         self.defer(
-            "email-change links",
-            self.mail.clone().email_change(user, new),
+            "email-change link",
+            self.mail
+                .clone()
+                .email_change(user, new, self.recovery.clone()),
         );
     }
 
+    /// Refuses an address that another account's recovery link holds: that account may come
+    /// back to it (see `AccountRecoveryStore::is_reserved`). The answer is the one for an
+    /// address that has an account.
+    pub async fn ensure_unreserved(
+        &self,
+        email: &Email,
+        for_account: Option<UserId>,
+    ) -> Result<(), ServiceError> {
+        if self
+            .recovery
+            .is_reserved(email, for_account, self.clock.now())
+            .await?
+        {
+            return Err(ServiceError::EmailTaken);
+        }
+        Ok(())
+    }
+
     /// Completes an email change with the link sent to the new address: the account moves
-    /// there, confirmed, and every link issued before dies.
+    /// there, confirmed, and every link issued before dies. The old address is told, with a
+    /// link that gives the account back to it.
     #[tracing::instrument(skip_all)]
     pub async fn confirm_email_change(
         &self,
@@ -433,11 +474,31 @@ impl AccountService {
             .await?;
         let target = used
             .target_email
+            .clone()
             .ok_or_else(|| invalid_link(TokenPurpose::EmailChange))?;
-        self.users
-            .change_email(used.user_id, &target, now)
+        self.ensure_unreserved(&target, Some(used.user_id)).await?;
+        let before = self
+            .users
+            .find_by_id(used.user_id)
+            .await?
+            .filter(|user| user.credential_version == used.credential_version)
+            .ok_or_else(|| invalid_link(TokenPurpose::EmailChange))?;
+        // The old address's link is stored while the account is still there, so it is bound
+        // to the state the move leaves.
+        let notice = self
+            .notices
+            .prepare(&before, Notice::EmailChanged(target.clone()), now)
+            .await;
+        // Only from the state the link was used in: a recovery that won the race stays.
+        let moved = self
+            .users
+            .change_email(used.user_id, &target, used.credential_version, now)
             .await
             .map_err(ServiceError::email_conflict)?;
+        if !moved {
+            return Err(invalid_link(TokenPurpose::EmailChange));
+        }
+        self.notices.deliver(notice, client);
         tracing::info!(user_id = %used.user_id, "email changed");
         self.audit
             .record(Record::own(AuditKind::EmailChanged, used.user_id, client));
@@ -447,40 +508,48 @@ impl AccountService {
             .ok_or_else(|| invalid_link(TokenPurpose::EmailChange))
     }
 
-    /// With the link sent to the old address: cancels a pending email change, or undoes one
-    /// that completed (the account moves back, confirmed). Either way every session ends:
-    /// whoever asked for the change had signed in with the password.
+    /// "This wasn't me", with a recovery link (an email change's cancel link, or a security
+    /// notice's): the account goes back to the address the link was sent to, and everything
+    /// an intruder holding the password could have done since is undone (see
+    /// `AccountRecoveryStore::secure`). The password no longer works: a reset link goes to
+    /// the address.
     #[tracing::instrument(skip_all)]
-    pub async fn cancel_email_change(
+    pub async fn secure_account(
         &self,
         token: OpaqueToken,
         client: &ClientInfo,
     ) -> Result<(), ServiceError> {
         let now = self.clock.now();
-        let used = self
-            .use_link(&token, TokenPurpose::EmailChangeCancel, now)
-            .await?;
-        let user = self
-            .users
-            .find_by_id(used.user_id)
-            .await?
-            .ok_or_else(|| invalid_link(TokenPurpose::EmailChangeCancel))?;
-        let undone = if user.email == used.email {
-            self.users.cancel_email_change(user.id, now).await?;
-            "pending change cancelled"
-        } else {
-            self.users
-                .change_email(user.id, &used.email, now)
-                .await
-                .map_err(ServiceError::email_conflict)?;
-            "completed change undone"
-        };
-        let ended = self.sessions.end_other_sessions(user.id, None).await?;
-        tracing::warn!(user_id = %user.id, ended_sessions = ended, "{undone}");
-        self.audit.record(
-            Record::own(AuditKind::EmailChangeCancelled, user.id, client)
-                .detail(format!("{undone}; sessions ended: {ended}")),
+        // No password matches the dummy hash, and checking one costs what any check costs.
+        let locked = self.hasher.dummy_hash().clone();
+        let secured = self
+            .recovery
+            .secure(&token.hash(), &locked, now)
+            .await
+            .map_err(ServiceError::email_conflict)?
+            .ok_or_else(|| invalid_link(TokenPurpose::SecureAccount))?;
+        tracing::warn!(
+            user_id = %secured.user_id,
+            ended_sessions = secured.sessions_ended,
+            factor_removed = secured.factor_removed,
+            "account secured by its owner's link"
         );
+        self.audit.record(
+            Record::own(AuditKind::AccountSecured, secured.user_id, client).detail(format!(
+                "sessions ended: {}; links voided: {}; second factor removed: {}; recovery \
+                 codes removed: {}",
+                secured.sessions_ended,
+                secured.links_voided,
+                secured.factor_removed,
+                secured.recovery_codes_removed
+            )),
+        );
+        if let Some(user) = self.users.find_by_id(secured.user_id).await? {
+            self.defer(
+                "password-reset link",
+                self.mail.clone().password_reset(user, true),
+            );
+        }
         Ok(())
     }
 
@@ -525,7 +594,7 @@ fn invalid_link(purpose: TokenPurpose) -> ServiceError {
         TokenPurpose::PasswordReset => "password-reset",
         TokenPurpose::EmailVerification => "verification",
         TokenPurpose::EmailChange => "email-change",
-        TokenPurpose::EmailChangeCancel => "cancellation",
+        TokenPurpose::SecureAccount => "recovery",
         TokenPurpose::MfaTicket => "sign-in",
     };
     ServiceError::InvalidInput {

@@ -11,6 +11,7 @@ use super::account::AccountService;
 use super::audit::{AuditTrail, Record};
 use super::caller::{ClientInfo, Principal};
 use super::error::{AuthFailure, ServiceError};
+use super::notices::{Notice, SecurityNotices};
 use super::ports::{Clock, PasswordHasher};
 use super::second_factor::MfaService;
 use super::sessions::{SessionService, SignedIn};
@@ -19,6 +20,7 @@ use super::throttle::Throttle;
 /// Sign-up, sign-in and password changes.
 pub struct AuthService {
     users: Arc<dyn AccountStore>,
+    notices: Arc<SecurityNotices>,
     hasher: Arc<dyn PasswordHasher>,
     sessions: Arc<SessionService>,
     account: Arc<AccountService>,
@@ -32,6 +34,7 @@ impl AuthService {
     #[allow(clippy::too_many_arguments)] // the composition root wires each port by name
     pub fn new(
         users: Arc<dyn AccountStore>,
+        notices: Arc<SecurityNotices>,
         hasher: Arc<dyn PasswordHasher>,
         sessions: Arc<SessionService>,
         account: Arc<AccountService>,
@@ -42,6 +45,7 @@ impl AuthService {
     ) -> Self {
         Self {
             users,
+            notices,
             hasher,
             sessions,
             account,
@@ -69,6 +73,10 @@ impl AuthService {
         )
         .await?;
         let password_hash = self.hasher.hash(new_user.password).await?;
+        // An address another account may be given back to is not free, like a taken one.
+        self.account
+            .ensure_unreserved(&new_user.email, None)
+            .await?;
         let now = self.clock.now();
         let user = User::new(
             new_user.email,
@@ -184,9 +192,8 @@ impl AuthService {
         })?;
         require_strong(&new, &user.email, user.display_name.as_ref(), "newPassword").await?;
         let hash = self.hasher.hash(new).await?;
-        self.users
-            .set_password_hash(user.id, &hash, self.clock.now())
-            .await?;
+        let now = self.clock.now();
+        self.users.set_password_hash(user.id, &hash, now).await?;
         let ended = self
             .sessions
             .end_other_sessions(user.id, Some(caller.session_id))
@@ -196,6 +203,9 @@ impl AuthService {
             Record::own(AuditKind::PasswordChanged, user.id, client)
                 .detail(format!("other sessions ended: {ended}")),
         );
+        self.notices
+            .send(user.id, Notice::PasswordChanged, now, client)
+            .await;
         Ok(())
     }
 

@@ -20,6 +20,7 @@ use crate::domain::{
 use super::account::{AccountLinks, AccountService};
 use super::audit::AuditTrail;
 use super::auth::AuthService;
+use super::notices::SecurityNotices;
 use super::ports::{
     AccessClaims, AccessTokens, AuditLog, Clock, Deferred, HashError, IssuedAccessToken, LimitKey,
     LimiterError, Mailer, OutgoingEmail, PasswordHasher, Quota, RateLimiter, TokenError,
@@ -110,6 +111,20 @@ impl Fakes {
             throttle.clone(),
             self.policy,
         ));
+        let links = Arc::new(AccountLinks {
+            public_url: "https://app.example.com/".into(),
+            password_reset_ttl: Duration::minutes(30),
+            email_verification_ttl: Duration::hours(24),
+            email_change_revert_window: Duration::hours(72),
+        });
+        let notices = Arc::new(SecurityNotices::new(
+            self.users.clone(),
+            self.account_tokens.clone(),
+            self.mailer.clone(),
+            self.deferred.clone(),
+            links.clone(),
+            audit.clone(),
+        ));
         let mfa = Arc::new(MfaService::new(
             MfaPorts {
                 users: self.users.clone(),
@@ -119,6 +134,7 @@ impl Fakes {
                 hasher: self.hasher.clone(),
                 clock: self.clock.clone(),
             },
+            notices.clone(),
             sessions.clone(),
             throttle.clone(),
             audit.clone(),
@@ -131,6 +147,13 @@ impl Fakes {
         let account = Arc::new(AccountService::new(
             self.users.clone(),
             self.account_tokens.clone(),
+            Arc::new(InMemoryRecovery {
+                users: self.users.clone(),
+                tokens: self.account_tokens.clone(),
+                sessions: self.sessions.clone(),
+                factors: self.factors.clone(),
+            }),
+            notices.clone(),
             self.hasher.clone(),
             sessions.clone(),
             mfa.clone(),
@@ -139,15 +162,11 @@ impl Fakes {
             self.clock.clone(),
             audit.clone(),
             throttle.clone(),
-            AccountLinks {
-                public_url: "https://app.example.com/".into(),
-                password_reset_ttl: Duration::minutes(30),
-                email_verification_ttl: Duration::hours(24),
-                email_change_revert_window: Duration::hours(72),
-            },
+            links,
         ));
         let auth = Arc::new(AuthService::new(
             self.users.clone(),
+            notices,
             self.hasher.clone(),
             sessions.clone(),
             account.clone(),
@@ -295,33 +314,25 @@ impl AccountStore for InMemoryUsers {
         &self,
         id: UserId,
         email: &Email,
+        version: i64,
         now: DateTime<Utc>,
-    ) -> Result<(), RepositoryError> {
+    ) -> Result<bool, RepositoryError> {
         let mut users = self.0.lock().unwrap();
         if users.values().any(|u| &u.email == email && u.id != id) {
             return Err(RepositoryError::Conflict);
         }
-        if let Some(user) = users.get_mut(&id) {
-            user.email = email.clone();
-            user.email_verified_at = Some(now);
-            user.pending_email = None;
-            user.updated_at = now;
-            user.credential_version += 1;
-        }
-        Ok(())
-    }
-
-    async fn cancel_email_change(
-        &self,
-        id: UserId,
-        now: DateTime<Utc>,
-    ) -> Result<(), RepositoryError> {
-        self.update(id, |user| {
-            user.pending_email = None;
-            user.updated_at = now;
-            user.credential_version += 1;
-        });
-        Ok(())
+        let Some(user) = users
+            .get_mut(&id)
+            .filter(|u| u.credential_version == version)
+        else {
+            return Ok(false);
+        };
+        user.email = email.clone();
+        user.email_verified_at = Some(now);
+        user.pending_email = None;
+        user.updated_at = now;
+        user.credential_version += 1;
+        Ok(true)
     }
 
     async fn delete(
@@ -626,9 +637,7 @@ impl InMemoryAccountTokens {
         self.users
             .get(token.user_id)
             .is_some_and(|user| match token.purpose {
-                TokenPurpose::EmailChangeCancel => {
-                    user.email == token.email || Some(&user.email) == token.target_email.as_ref()
-                }
+                TokenPurpose::SecureAccount => true,
                 purpose => {
                     user.email == token.email
                         && user.credential_version == token.credential_version
@@ -740,6 +749,130 @@ fn used_token(token: &AccountToken) -> UsedToken {
         user_id: token.user_id,
         email: token.email.clone(),
         target_email: token.target_email.clone(),
+        credential_version: token.credential_version,
+    }
+}
+
+/// The recovery path over the other fakes, as the database does it in one transaction.
+pub struct InMemoryRecovery {
+    pub users: Arc<InMemoryUsers>,
+    pub tokens: Arc<InMemoryAccountTokens>,
+    pub sessions: Arc<InMemorySessions>,
+    pub factors: Arc<InMemoryFactors>,
+}
+
+#[async_trait]
+impl crate::domain::AccountRecoveryStore for InMemoryRecovery {
+    async fn secure(
+        &self,
+        link: &TokenHash,
+        locked_password: &PasswordHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::domain::Secured>, RepositoryError> {
+        let recovery = TokenPurpose::SecureAccount;
+        let mut tokens = self.tokens.tokens.lock().unwrap();
+        let usable = |(t, used): &(AccountToken, Option<DateTime<Utc>>)| {
+            t.purpose == recovery && used.is_none() && now < t.expires_at
+        };
+        let Some(used) = tokens
+            .iter()
+            .find(|entry| &entry.0.hash == link && usable(entry))
+            .map(|(t, _)| t.clone())
+        else {
+            return Ok(None);
+        };
+        let (owner, address) = (used.user_id, used.email.clone());
+        let mailbox = tokens
+            .iter()
+            .filter(|e| usable(e) && e.0.user_id == owner && e.0.email == address)
+            .map(|(t, _)| t);
+        let since = mailbox.clone().map(|t| t.created_at).min().unwrap_or(now);
+        let first_version = mailbox.map(|t| t.credential_version).min().unwrap_or(0);
+        if self
+            .users
+            .get_by_email(address.as_str())
+            .is_some_and(|u| u.id != owner)
+        {
+            return Err(RepositoryError::Conflict);
+        }
+
+        let factor_removed = {
+            let mut factors = self.factors.factors.lock().unwrap();
+            let factor = factors.get(&owner).cloned();
+            let removed = factor
+                .as_ref()
+                .is_some_and(|f| f.confirmed_at.is_some_and(|at| at >= since));
+            if factor.is_some_and(|f| f.confirmed_at.is_none() || removed) {
+                factors.remove(&owner);
+            }
+            removed
+        };
+        let recovery_codes_removed = {
+            let made = self.factors.codes_made.lock().unwrap().get(&owner).copied();
+            let mut codes = self.factors.codes.lock().unwrap();
+            if factor_removed || made.is_some_and(|at| at >= since) {
+                codes.remove(&owner).map_or(0, |c| c.len() as u64)
+            } else {
+                0
+            }
+        };
+        self.users.update(owner, |u| {
+            u.email = address.clone();
+            u.email_verified_at = Some(now);
+            u.pending_email = None;
+            u.password_hash = locked_password.clone();
+            u.credential_version += 1;
+            u.updated_at = now;
+            if factor_removed {
+                u.mfa_enabled_at = None;
+            }
+        });
+        let sessions_ended = {
+            let mut sessions = self.sessions.sessions.lock().unwrap();
+            let mut ended = 0;
+            for session in sessions.values_mut() {
+                if session.user_id == owner && session.is_active_at(now) {
+                    session.revoked_at = Some(now);
+                    ended += 1;
+                }
+            }
+            ended
+        };
+        let mut links_voided = 0;
+        for (t, spent) in tokens.iter_mut() {
+            if t.hash == *link {
+                *spent = Some(now);
+            } else if t.user_id == owner
+                && spent.is_none()
+                && (t.purpose != recovery || t.credential_version >= first_version)
+            {
+                *spent = Some(now);
+                links_voided += 1;
+            }
+        }
+        Ok(Some(crate::domain::Secured {
+            user_id: owner,
+            email: address,
+            sessions_ended,
+            factor_removed,
+            recovery_codes_removed,
+            links_voided,
+        }))
+    }
+
+    async fn is_reserved(
+        &self,
+        email: &Email,
+        except: Option<UserId>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError> {
+        Ok(self.tokens.tokens.lock().unwrap().iter().any(|(t, used)| {
+            t.purpose == TokenPurpose::SecureAccount
+                && used.is_none()
+                && now < t.expires_at
+                && &t.email == email
+                && Some(t.user_id) != except
+        }))
     }
 }
 
@@ -1016,6 +1149,8 @@ type RecoveryCodes = Vec<(TokenHash, Option<DateTime<Utc>>)>;
 pub struct InMemoryFactors {
     factors: Mutex<HashMap<UserId, crate::domain::TotpFactor>>,
     codes: Mutex<HashMap<UserId, RecoveryCodes>>,
+    /// When each account's set of codes was made (a set is replaced whole).
+    codes_made: Mutex<HashMap<UserId, DateTime<Utc>>>,
     users: Arc<InMemoryUsers>,
 }
 
@@ -1024,6 +1159,7 @@ impl InMemoryFactors {
         Self {
             factors: Mutex::default(),
             codes: Mutex::default(),
+            codes_made: Mutex::default(),
             users,
         }
     }
@@ -1043,7 +1179,8 @@ impl InMemoryFactors {
         });
     }
 
-    fn store_codes(&self, user: UserId, codes: &[TokenHash]) {
+    fn store_codes(&self, user: UserId, codes: &[TokenHash], now: DateTime<Utc>) {
+        self.codes_made.lock().unwrap().insert(user, now);
         self.codes
             .lock()
             .unwrap()
@@ -1096,7 +1233,7 @@ impl crate::domain::SecondFactorStore for InMemoryFactors {
                 _ => return Ok(false),
             }
         }
-        self.store_codes(user, recovery_codes);
+        self.store_codes(user, recovery_codes, now);
         self.mark_account(user, Some(now));
         Ok(true)
     }
@@ -1150,10 +1287,10 @@ impl crate::domain::SecondFactorStore for InMemoryFactors {
         &self,
         user: UserId,
         codes: &[TokenHash],
-        _now: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> Result<(), RepositoryError> {
         self.forget_deleted_accounts();
-        self.store_codes(user, codes);
+        self.store_codes(user, codes, now);
         Ok(())
     }
 

@@ -15,6 +15,7 @@ use super::audit::{AuditTrail, Record};
 use super::auth::confirm_password;
 use super::caller::{ClientInfo, Principal};
 use super::error::{AuthFailure, ServiceError};
+use super::notices::{Notice, SecurityNotices};
 use super::ports::{Clock, PasswordHasher, SecretSealer};
 use super::sessions::{Reauthenticated, SessionService, SignedIn};
 use super::throttle::Throttle;
@@ -57,6 +58,7 @@ pub struct MfaPorts {
 
 pub struct MfaService {
     ports: MfaPorts,
+    notices: Arc<SecurityNotices>,
     sessions: Arc<SessionService>,
     throttle: Arc<Throttle>,
     audit: AuditTrail,
@@ -73,6 +75,7 @@ const OWN_FACTOR: &str = "Administrators cannot reset their own second factor: t
 impl MfaService {
     pub fn new(
         ports: MfaPorts,
+        notices: Arc<SecurityNotices>,
         sessions: Arc<SessionService>,
         throttle: Arc<Throttle>,
         audit: AuditTrail,
@@ -80,6 +83,7 @@ impl MfaService {
     ) -> Self {
         Self {
             ports,
+            notices,
             sessions,
             throttle,
             audit,
@@ -162,6 +166,10 @@ impl MfaService {
             Record::own(AuditKind::MfaEnabled, user.id, client)
                 .detail(format!("other sessions ended: {ended}")),
         );
+        // `now`, the factor's confirmation time: the notice's link undoes it.
+        self.notices
+            .send(user.id, Notice::SecondFactorEnabled, now, client)
+            .await;
         Ok(codes)
     }
 
@@ -182,6 +190,14 @@ impl MfaService {
         }
         self.audit
             .record(Record::own(AuditKind::MfaDisabled, user.id, client));
+        self.notices
+            .send(
+                user.id,
+                Notice::SecondFactorDisabled,
+                self.ports.clock.now(),
+                client,
+            )
+            .await;
         Ok(())
     }
 
@@ -199,15 +215,19 @@ impl MfaService {
         self.sessions.require_recent(caller, &user)?;
         let codes = RecoveryCode::generate_set().map_err(ServiceError::internal)?;
         let hashes: Vec<_> = codes.iter().map(|c| c.hash(user.id)).collect();
+        let now = self.ports.clock.now();
         self.ports
             .factors
-            .replace_recovery_codes(user.id, &hashes, self.ports.clock.now())
+            .replace_recovery_codes(user.id, &hashes, now)
             .await?;
         self.audit.record(Record::own(
             AuditKind::RecoveryCodesRegenerated,
             user.id,
             client,
         ));
+        self.notices
+            .send(user.id, Notice::RecoveryCodesRegenerated, now, client)
+            .await;
         Ok(codes)
     }
 
@@ -363,6 +383,14 @@ impl MfaService {
             client: Some(client),
             detail: Some(format!("sessions ended: {ended}")),
         });
+        self.notices
+            .send(
+                user.id,
+                Notice::SecondFactorReset,
+                self.ports.clock.now(),
+                client,
+            )
+            .await;
         self.account(user.id).await
     }
 
@@ -415,6 +443,9 @@ impl MfaService {
                         Record::own(AuditKind::RecoveryCodeUsed, user.id, client)
                             .detail(format!("recovery codes left: {left}")),
                     );
+                    self.notices
+                        .send(user.id, Notice::RecoveryCodeUsed(left), now, client)
+                        .await;
                 }
                 Ok(accepted)
             }

@@ -13,6 +13,7 @@ use super::audit::{AuditTrail, Record};
 use super::auth::confirm_sensitive_change;
 use super::caller::{ClientInfo, Principal};
 use super::error::ServiceError;
+use super::notices::{Notice, SecurityNotices};
 use super::ports::{Clock, PasswordHasher};
 use super::sessions::SessionService;
 use super::throttle::Throttle;
@@ -35,6 +36,7 @@ pub struct UserPage {
 /// Account reads and changes, always on behalf of a caller.
 pub struct UserService {
     users: Arc<dyn AccountStore>,
+    notices: Arc<SecurityNotices>,
     directory: Arc<dyn UserDirectory>,
     hasher: Arc<dyn PasswordHasher>,
     sessions: Arc<SessionService>,
@@ -50,6 +52,7 @@ impl UserService {
     #[allow(clippy::too_many_arguments)] // the composition root wires each port by name
     pub fn new(
         users: Arc<dyn AccountStore>,
+        notices: Arc<SecurityNotices>,
         directory: Arc<dyn UserDirectory>,
         hasher: Arc<dyn PasswordHasher>,
         sessions: Arc<SessionService>,
@@ -60,6 +63,7 @@ impl UserService {
     ) -> Self {
         Self {
             users,
+            notices,
             directory,
             hasher,
             sessions,
@@ -112,10 +116,13 @@ impl UserService {
         if new_email == user.email {
             return Ok(user);
         }
+        let now = self.clock.now();
         self.users
-            .request_email_change(user.id, &new_email, self.clock.now())
+            .request_email_change(user.id, &new_email, now)
             .await?;
-        self.account.send_email_change(user.clone(), new_email);
+        self.account
+            .send_email_change(user.clone(), new_email, now, client)
+            .await;
         self.audit.record(Record::own(
             AuditKind::EmailChangeRequested,
             user.id,
@@ -214,7 +221,8 @@ impl UserService {
     ) -> Result<User, ServiceError> {
         self.sessions.require_recent_admin(caller).await?;
         let before = self.existing(id).await?;
-        self.guarded(self.directory.set_role(id, role, self.clock.now()).await?)?;
+        let now = self.clock.now();
+        self.guarded(self.directory.set_role(id, role, now).await?)?;
         self.audit.record(Record {
             kind: AuditKind::RoleChanged,
             actor: Some(caller.user_id),
@@ -222,6 +230,11 @@ impl UserService {
             client: Some(client),
             detail: Some(format!("{} -> {}", before.role.as_str(), role.as_str())),
         });
+        if before.role != role {
+            self.notices
+                .send(id, Notice::RoleChanged(role), now, client)
+                .await;
+        }
         self.existing(id).await
     }
 

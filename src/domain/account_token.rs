@@ -11,11 +11,11 @@ pub enum TokenPurpose {
     EmailVerification,
     /// Sent to the address an account asked to move to: using it completes the move.
     EmailChange,
-    /// Sent to the address an account asked to move from: using it cancels the move, or
-    /// undoes it for a while after it completed. It survives later changes of the password
-    /// (a hijacker's first move), so it is bound to the move alone: it works while the
-    /// account has either address of it.
-    EmailChangeCancel,
+    /// "This wasn't me": sent to the address an account is leaving (with an email change) or
+    /// has (with a security notice). For its whole window it gives the account back to that
+    /// address, however the account changed since (see `AccountRecoveryStore::secure`), so it
+    /// is bound to nothing but its account: a hijacker's later changes cannot void it.
+    SecureAccount,
     /// Handed out by a sign-in whose password was right, for an account with a second
     /// factor: it completes that sign-in with a code, within minutes and a few tries.
     MfaTicket,
@@ -28,15 +28,16 @@ impl TokenPurpose {
             TokenPurpose::PasswordReset => "password_reset",
             TokenPurpose::EmailVerification => "email_verification",
             TokenPurpose::EmailChange => "email_change",
-            TokenPurpose::EmailChangeCancel => "email_change_cancel",
+            // The name it shipped with, as the cancel link of an email change.
+            TokenPurpose::SecureAccount => "email_change_cancel",
             TokenPurpose::MfaTicket => "mfa_ticket",
         }
     }
 
-    /// Whether a newer token of this purpose voids the account's earlier ones. Not a cancel
-    /// link: a hijacker asking for another change must not void the owner's.
+    /// Whether a newer token of this purpose voids the account's earlier ones. Not a
+    /// recovery link: a hijacker asking for another change must not void the owner's.
     pub fn replaces_earlier(self) -> bool {
-        self != TokenPurpose::EmailChangeCancel
+        self != TokenPurpose::SecureAccount
     }
 }
 
@@ -66,4 +67,20 @@ pub struct UsedToken {
     pub user_id: UserId,
     pub email: Email,
     pub target_email: Option<Email>,
+    /// The account's credential version the link was issued for.
+    pub credential_version: i64,
+}
+
+/// What giving an account back to its owner did (see `AccountRecoveryStore::secure`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secured {
+    pub user_id: UserId,
+    /// The address the account is back at: the one the link was sent to.
+    pub email: Email,
+    pub sessions_ended: u64,
+    /// Whether a second factor enrolled within the link's window was removed.
+    pub factor_removed: bool,
+    pub recovery_codes_removed: u64,
+    /// Links issued since, voided (recovery links to other addresses among them).
+    pub links_voided: u64,
 }

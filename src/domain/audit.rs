@@ -34,10 +34,12 @@ pub enum AuditKind {
     MfaFailed,
     RecoveryCodeUsed,
     RecoveryCodesRegenerated,
+    AccountSecured,
+    SecurityNoticeSent,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 24] = [
+    pub const ALL: [AuditKind; 26] = [
         AuditKind::Registered,
         AuditKind::LoginSucceeded,
         AuditKind::LoginFailed,
@@ -62,6 +64,8 @@ impl AuditKind {
         AuditKind::MfaFailed,
         AuditKind::RecoveryCodeUsed,
         AuditKind::RecoveryCodesRegenerated,
+        AuditKind::AccountSecured,
+        AuditKind::SecurityNoticeSent,
     ];
 
     /// The stable name stored in the database.
@@ -91,6 +95,8 @@ impl AuditKind {
             AuditKind::MfaFailed => "mfa_failed",
             AuditKind::RecoveryCodeUsed => "recovery_code_used",
             AuditKind::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            AuditKind::AccountSecured => "account_secured",
+            AuditKind::SecurityNoticeSent => "security_notice_sent",
         }
     }
 

@@ -11,12 +11,12 @@ pub mod token;
 pub mod user;
 pub mod user_query;
 
-pub use account_token::{AccountToken, TokenPurpose, UsedToken};
+pub use account_token::{AccountToken, Secured, TokenPurpose, UsedToken};
 pub use audit::{AuditEvent, AuditFilter, AuditKind};
 pub use page::{Page, PageRequest};
 pub use repository::{
-    AccountStore, AccountTokenRepository, AuditQueries, AuditStore, GuardedChange,
-    PresentedRefreshToken, RefreshTokenExchange, RepositoryError, SecondFactorStore,
+    AccountRecoveryStore, AccountStore, AccountTokenRepository, AuditQueries, AuditStore,
+    GuardedChange, PresentedRefreshToken, RefreshTokenExchange, RepositoryError, SecondFactorStore,
     SessionRepository, SiblingAdded, UserDirectory,
 };
 pub use second_factor::{RecoveryCode, Totp, TotpFactor};

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 
 use super::{
     AccountToken, AuditEvent, AuditFilter, Authentication, DisplayName, Email, Page, PageRequest,
-    PasswordHash, RefreshChain, Role, Session, SessionId, Suspension, TokenHash, TokenPurpose,
-    TotpFactor, UsedToken, User, UserCursor, UserFilter, UserId, UserOrder,
+    PasswordHash, RefreshChain, Role, Secured, Session, SessionId, Suspension, TokenHash,
+    TokenPurpose, TotpFactor, UsedToken, User, UserCursor, UserFilter, UserId, UserOrder,
 };
 
 /// Why a repository call failed.
@@ -66,19 +66,16 @@ pub trait AccountStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<(), RepositoryError>;
     /// Moves the account to `email`, proven by a link sent there: confirmed, no pending
-    /// address, the credential version moved on. `Conflict` when another account has it.
+    /// address, the credential version moved on. Only if the account is still at credential
+    /// version `version` (the link's): `false`, changing nothing, otherwise. `Conflict` when
+    /// another account has the address.
     async fn change_email(
         &self,
         id: UserId,
         email: &Email,
+        version: i64,
         now: DateTime<Utc>,
-    ) -> Result<(), RepositoryError>;
-    /// Drops the pending address, moving the credential version on.
-    async fn cancel_email_change(
-        &self,
-        id: UserId,
-        now: DateTime<Utc>,
-    ) -> Result<(), RepositoryError>;
+    ) -> Result<bool, RepositoryError>;
     /// Deletes the account with everything that belongs to it, unless that would leave no
     /// active administrator.
     async fn delete(
@@ -86,6 +83,36 @@ pub trait AccountStore: Send + Sync {
         id: UserId,
         now: DateTime<Utc>,
     ) -> Result<GuardedChange, RepositoryError>;
+}
+
+/// The "this wasn't me" path: recovery links give an account back to the address they were
+/// sent to, whatever happened to the account since, and hold that address while they work.
+#[async_trait]
+pub trait AccountRecoveryStore: Send + Sync {
+    /// Uses a recovery link (`TokenPurpose::SecureAccount`) once, if it is unused and
+    /// unexpired, and in the same transaction gives its account back to the link's address.
+    /// The link stands for every recovery link of the account to that address (one mailbox
+    /// holds them all): its window starts at the earliest of them. Then: the account is at
+    /// the address, confirmed, with no pending change; its password is `locked_password`
+    /// (matched by none: a reset is needed); its credential version moves on; every session
+    /// ends; every link issued since the window began dies (recovery links too, wherever
+    /// they went; earlier ones stay); a second factor confirmed and recovery codes made
+    /// since then are removed. `None` when the link cannot be used; `Conflict`, changing
+    /// nothing, when another account has the address.
+    async fn secure(
+        &self,
+        link: &TokenHash,
+        locked_password: &PasswordHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Secured>, RepositoryError>;
+    /// Whether a usable recovery link of an account other than `except` holds `email`: such
+    /// an address may not be taken by anyone else while the link may bring its account back.
+    async fn is_reserved(
+        &self,
+        email: &Email,
+        except: Option<UserId>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError>;
 }
 
 /// What only administrators do with accounts: look through all of them (filters, orderings,

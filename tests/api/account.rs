@@ -560,7 +560,7 @@ async fn an_email_change_waits_for_the_new_address_and_each_link_works_once() {
 }
 
 #[tokio::test]
-async fn the_old_address_cancels_a_pending_change_and_ends_every_session() {
+async fn the_old_address_cancels_a_pending_change_ends_every_session_and_asks_for_a_new_password() {
     let app = spawn_app().await;
     let old = unique_email();
     let token = access(&app.register(&old, PASSWORD).await);
@@ -590,7 +590,14 @@ async fn the_old_address_cancels_a_pending_change_and_ends_every_session() {
         .graphql(CANCEL_CHANGE, json!({ "input": { "token": cancel } }))
         .await;
     assert_eq!(error_code(&again), "BAD_USER_INPUT");
-    let login = app.login(&old, PASSWORD).await;
+    // Whoever asked knew the password: it no longer works, and a reset link came.
+    assert_eq!(
+        error_code(&app.login(&old, PASSWORD).await),
+        "UNAUTHENTICATED"
+    );
+    let link = app.link_token(&old, "reset-password").await;
+    assert_no_errors(&reset(&app, &link).await);
+    let login = app.login(&old, NEW_PASSWORD).await;
     let me = app
         .graphql_as(
             data_str(&login, &["login", "accessToken"]),

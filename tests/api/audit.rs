@@ -165,6 +165,7 @@ async fn every_security_flow_leaves_an_event_without_secrets() {
         "UNSUSPENDED",
         "LOGGED_OUT",
         "ACCOUNT_DELETED",
+        "SECURITY_NOTICE_SENT",
     ] {
         assert!(seen.contains(&kind), "no {kind} event in {seen:?}");
     }

@@ -24,6 +24,7 @@ mod me;
 mod metrics;
 mod mfa;
 mod outage;
+mod recovery;
 mod register;
 mod schema;
 mod sessions;

@@ -180,23 +180,27 @@ impl AccountTokenRepository for SeaOrmAccountTokenRepository {
 impl SeaOrmAccountTokenRepository {
     /// The account and addresses a token was issued with.
     async fn holder(&self, token: &TokenHash) -> Result<Option<UsedToken>, RepositoryError> {
-        let row: Option<(uuid::Uuid, Option<String>, Option<String>)> =
+        let row: Option<(uuid::Uuid, Option<String>, Option<String>, i64)> =
             account_token::Entity::find_by_id(token.as_str())
                 .select_only()
                 .column(account_token::Column::UserId)
                 .column(account_token::Column::Email)
                 .column(account_token::Column::TargetEmail)
+                .column(account_token::Column::CredentialVersion)
                 .into_tuple()
                 .one(&self.db)
                 .await
                 .map_err(repository_error)?;
-        Ok(row.and_then(|(user_id, email, target)| {
-            Some(UsedToken {
-                user_id: UserId::from_uuid(user_id),
-                email: Email::parse(&email?).ok()?,
-                target_email: target.and_then(|t| Email::parse(&t).ok()),
-            })
-        }))
+        Ok(
+            row.and_then(|(user_id, email, target, credential_version)| {
+                Some(UsedToken {
+                    user_id: UserId::from_uuid(user_id),
+                    email: Email::parse(&email?).ok()?,
+                    target_email: target.and_then(|t| Email::parse(&t).ok()),
+                    credential_version,
+                })
+            }),
+        )
     }
 }
 
@@ -210,12 +214,8 @@ fn state_it_was_issued_for(purpose: TokenPurpose) -> SelectStatement {
         .from(user::Entity)
         .and_where(user(user::Column::Id).equals(token(account_token::Column::UserId)))
         .to_owned();
-    if purpose == TokenPurpose::EmailChangeCancel {
-        state.cond_where(
-            Condition::any()
-                .add(user(user::Column::Email).equals(token(account_token::Column::Email)))
-                .add(user(user::Column::Email).equals(token(account_token::Column::TargetEmail))),
-        );
+    if purpose == TokenPurpose::SecureAccount {
+        // Bound to nothing but its account (see `AccountRecoveryStore::secure`).
         return state;
     }
     state

@@ -162,33 +162,23 @@ impl AccountStore for SeaOrmUserRepository {
         &self,
         id: UserId,
         email: &Email,
+        version: i64,
         now: DateTime<Utc>,
-    ) -> Result<(), RepositoryError> {
-        self.update(id, now, |q| {
-            next_credential_version(
-                q.col_expr(user::Column::Email, Expr::value(email.as_str()))
-                    .col_expr(user::Column::EmailVerifiedAt, Expr::value(now))
-                    .col_expr(
-                        user::Column::PendingEmail,
-                        Expr::value(Option::<String>::None),
-                    ),
-            )
-        })
-        .await
-    }
-
-    async fn cancel_email_change(
-        &self,
-        id: UserId,
-        now: DateTime<Utc>,
-    ) -> Result<(), RepositoryError> {
-        self.update(id, now, |q| {
-            next_credential_version(q.col_expr(
-                user::Column::PendingEmail,
-                Expr::value(Option::<String>::None),
-            ))
-        })
-        .await
+    ) -> Result<bool, RepositoryError> {
+        let update = next_credential_version(
+            user::Entity::update_many()
+                .col_expr(user::Column::Email, Expr::value(email.as_str()))
+                .col_expr(user::Column::EmailVerifiedAt, Expr::value(now))
+                .col_expr(
+                    user::Column::PendingEmail,
+                    Expr::value(Option::<String>::None),
+                ),
+        )
+        .col_expr(user::Column::UpdatedAt, Expr::value(now))
+        .filter(user::Column::Id.eq(id.as_uuid()))
+        .filter(user::Column::CredentialVersion.eq(version))
+        .build(self.db.get_database_backend());
+        Ok(self.writes.execute(update).await?.rows_affected() == 1)
     }
 
     async fn delete(

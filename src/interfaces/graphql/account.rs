@@ -45,6 +45,13 @@ pub struct EmailChangeLinkInput {
     token: String,
 }
 
+/// A "this wasn't me" link.
+#[derive(InputObject)]
+pub struct SecureAccountInput {
+    /// The `token` parameter of the emailed link.
+    token: String,
+}
+
 /// Where to send a new verification link.
 #[derive(InputObject)]
 pub struct ResendVerificationEmailInput {
@@ -122,19 +129,29 @@ impl AccountMutation {
         Ok(User(user))
     }
 
-    /// With the token of the link sent to the old address: cancels a pending email change, or
-    /// undoes a completed one (the account moves back), and ends every session of the
-    /// account. An unknown, used or expired token is `BAD_USER_INPUT` on `token`.
+    /// With the token of the link an email change sent to the old address: the same as
+    /// `secureAccount` (the account goes back to that address, even after later changes).
     async fn cancel_email_change(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "What the operation needs.")] input: EmailChangeLinkInput,
     ) -> Result<bool> {
-        service::<AccountService>(ctx)?
-            .cancel_email_change(OpaqueToken::from_client(input.token), &client(ctx)?)
-            .await
-            .map_err(graphql_error)?;
-        Ok(true)
+        secure_account(ctx, input.token).await
+    }
+
+    /// "This wasn't me", with the token of the link in a security notice (or an email
+    /// change's cancel link): gives the account back to the address the link was sent to,
+    /// for the link's whole window and whatever changed since. Every session ends, every
+    /// link issued since dies, a second factor or recovery codes set up since are removed,
+    /// and the password stops working: a reset link goes to that address. An unknown, used
+    /// or expired token is `BAD_USER_INPUT` on `token`; an address another account took
+    /// meanwhile is `CONFLICT`.
+    async fn secure_account(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What the operation needs.")] input: SecureAccountInput,
+    ) -> Result<bool> {
+        secure_account(ctx, input.token).await
     }
 
     /// Emails a new verification link (earlier ones stop working). Always returns `true`,
@@ -150,4 +167,12 @@ impl AccountMutation {
             .map_err(graphql_error)?;
         Ok(true)
     }
+}
+
+async fn secure_account(ctx: &Context<'_>, token: String) -> Result<bool> {
+    service::<AccountService>(ctx)?
+        .secure_account(OpaqueToken::from_client(token), &client(ctx)?)
+        .await
+        .map_err(graphql_error)?;
+    Ok(true)
 }

@@ -50,8 +50,8 @@ pub enum AuditEventKind {
     AccountDeleted,
     /// The user asked to move the account to another email, which must confirm it.
     EmailChangeRequested,
-    /// The old address's link cancelled an email change, or undid a completed one; every
-    /// session ended.
+    /// Before this release: the old address's link cancelled an email change, or undid a
+    /// completed one; every session ended. Now recorded as `ACCOUNT_SECURED`.
     EmailChangeCancelled,
     /// The user turned a second factor (an authenticator app) on; other sessions ended.
     MfaEnabled,
@@ -65,6 +65,12 @@ pub enum AuditEventKind {
     RecoveryCodeUsed,
     /// The user replaced their recovery codes.
     RecoveryCodesRegenerated,
+    /// A "this wasn't me" link (an email change's cancel link, or a security notice's) gave
+    /// the account back to its address: sessions ended, later changes undone, a password
+    /// reset required.
+    AccountSecured,
+    /// A security notice was emailed to the account's address (the detail says about what).
+    SecurityNoticeSent,
 }
 
 macro_rules! kinds {
@@ -107,6 +113,8 @@ kinds!(
     MfaFailed,
     RecoveryCodeUsed,
     RecoveryCodesRegenerated,
+    AccountSecured,
+    SecurityNoticeSent,
 );
 
 pub struct AuditEvent(domain::AuditEvent);

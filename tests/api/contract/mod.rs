@@ -12,6 +12,7 @@ mod admin_guard;
 mod audit_retention;
 mod directory;
 mod links;
+mod recovery;
 mod refresh;
 mod second_factor;
 mod sessions;
@@ -21,15 +22,17 @@ use std::time::Duration;
 
 use authgraph::app::account_and_session_stores;
 use authgraph::application::fakes::{
-    InMemoryAccountTokens, InMemoryAudit, InMemoryFactors, InMemorySessions, InMemoryUsers,
+    InMemoryAccountTokens, InMemoryAudit, InMemoryFactors, InMemoryRecovery, InMemorySessions,
+    InMemoryUsers,
 };
 use authgraph::domain::{
-    AccountStore, AccountTokenRepository, AuditStore, Email, PasswordHash, Role, SecondFactorStore,
-    Session, SessionId, SessionRepository, User, UserDirectory,
+    AccountRecoveryStore, AccountStore, AccountTokenRepository, AuditStore, Email, PasswordHash,
+    Role, SecondFactorStore, Session, SessionId, SessionRepository, User, UserDirectory,
 };
 use authgraph::infrastructure::persistence::{
-    self, DatabaseSettings, QueryCounter, RetryCounter, SeaOrmAccountTokenRepository,
-    SeaOrmAuditRepository, SeaOrmSecondFactorRepository, SeaOrmUserRepository, Transactions,
+    self, DatabaseSettings, QueryCounter, RetryCounter, SeaOrmAccountRecovery,
+    SeaOrmAccountTokenRepository, SeaOrmAuditRepository, SeaOrmSecondFactorRepository,
+    SeaOrmUserRepository, Transactions,
 };
 use chrono::{DateTime, TimeZone, Utc};
 
@@ -42,6 +45,7 @@ pub struct Stores {
     pub links: Arc<dyn AccountTokenRepository>,
     pub audit: Arc<dyn AuditStore>,
     pub factors: Arc<dyn SecondFactorStore>,
+    pub recovery: Arc<dyn AccountRecoveryStore>,
     _database: Option<TestDatabase>,
 }
 
@@ -49,11 +53,20 @@ impl Stores {
     /// The fakes of the unit tests, wired together as `Fakes` wires them.
     pub async fn in_memory() -> Self {
         let users = Arc::new(InMemoryUsers::default());
+        let sessions = Arc::new(InMemorySessions::new(users.clone()));
+        let links = Arc::new(InMemoryAccountTokens::new(users.clone()));
+        let factors = Arc::new(InMemoryFactors::new(users.clone()));
         Self {
-            sessions: Arc::new(InMemorySessions::new(users.clone())),
-            links: Arc::new(InMemoryAccountTokens::new(users.clone())),
+            recovery: Arc::new(InMemoryRecovery {
+                users: users.clone(),
+                tokens: links.clone(),
+                sessions: sessions.clone(),
+                factors: factors.clone(),
+            }),
+            sessions,
+            links,
             audit: Arc::new(InMemoryAudit::default()),
-            factors: Arc::new(InMemoryFactors::new(users.clone())),
+            factors,
             accounts: users,
             _database: None,
         }
@@ -89,6 +102,7 @@ impl Stores {
             links: Arc::new(SeaOrmAccountTokenRepository::new(writes.clone())),
             audit: Arc::new(SeaOrmAuditRepository::new(writes.clone())),
             factors: Arc::new(SeaOrmSecondFactorRepository::new(writes.clone())),
+            recovery: Arc::new(SeaOrmAccountRecovery::new(writes.clone())),
             _database: Some(database),
         };
         (stores, Arc::new(SeaOrmUserRepository::new(writes)))

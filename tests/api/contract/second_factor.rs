@@ -535,6 +535,7 @@ async fn a_ticket_allows_its_tries_and_no_more(stores: Stores) {
         user_id: ada.id,
         email: ada.email.clone(),
         target_email: None,
+        credential_version: ada.credential_version,
     };
 
     for n in 0..3 {

@@ -123,17 +123,10 @@ impl AccountStore for SqliteUserRepository {
         &self,
         id: UserId,
         email: &Email,
+        version: i64,
         now: DateTime<Utc>,
-    ) -> Result<(), RepositoryError> {
-        self.generic.change_email(id, email, now).await
-    }
-
-    async fn cancel_email_change(
-        &self,
-        id: UserId,
-        now: DateTime<Utc>,
-    ) -> Result<(), RepositoryError> {
-        self.generic.cancel_email_change(id, now).await
+    ) -> Result<bool, RepositoryError> {
+        self.generic.change_email(id, email, version, now).await
     }
 
     async fn delete(
