@@ -307,8 +307,8 @@ pub struct Config {
     #[arg(long, env = "EMAIL_VERIFICATION_TTL", default_value = "24h", value_parser = humantime::parse_duration, global = true)]
     pub email_verification_ttl: Duration,
 
-    /// How long the old address's link may still undo an email change after it completed
-    /// (it cancels a pending one until then too).
+    /// How long a recovery link (an email change's cancel link, a security notice's "this
+    /// wasn't me") gives the account back to the address it was sent to.
     #[arg(long, env = "EMAIL_CHANGE_REVERT_WINDOW", default_value = "72h", value_parser = humantime::parse_duration, global = true)]
     pub email_change_revert_window: Duration,
 

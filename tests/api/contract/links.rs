@@ -77,6 +77,7 @@ async fn peeking_at_a_link_does_not_use_it_and_sees_only_usable_ones(stores: Sto
         user_id: ada.id,
         email: ada.email.clone(),
         target_email: None,
+        credential_version: ada.credential_version,
     });
     assert_eq!(peek(TokenPurpose::PasswordReset, 10).await.unwrap(), holder);
     assert_eq!(peek(TokenPurpose::PasswordReset, 10).await.unwrap(), holder);
