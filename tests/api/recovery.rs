@@ -348,6 +348,129 @@ async fn every_change_an_intruder_makes_is_told_to_the_address_with_a_link_that_
     );
 }
 
+/// Turns a second factor on for the account of `token` (a fresh session); returns its
+/// recovery codes.
+async fn second_factor_on(app: &TestApp, token: &str) -> Vec<String> {
+    use authgraph::application::ports::Clock;
+    let enrollment = app.graphql_as(token, ENROLL, json!({})).await;
+    let secret = data_str(&enrollment, &["enrollTotp", "secret"]).to_owned();
+    let bytes = totp_rs::Secret::Encoded(secret).to_bytes().unwrap();
+    let code =
+        totp_rs::TOTP::new_unchecked(totp_rs::Algorithm::SHA1, 6, 0, 30, bytes, None, "".into())
+            .generate(app.clock.now().timestamp() as u64);
+    let confirmed = app
+        .graphql_as(token, CONFIRM_TOTP, json!({ "input": { "code": code } }))
+        .await;
+    assert_no_errors(&confirmed);
+    confirmed["data"]["confirmTotp"]["recoveryCodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn second_factor_recovery_code_and_administrator_changes_are_each_told_to_the_address() {
+    let app = spawn_app().await;
+    let owner = unique_email();
+    let session = app.register(&owner, PASSWORD).await["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    second_factor_on(&app, &session).await;
+    notice_link(&app, &owner, "Two-step sign-in was turned on").await;
+
+    let regenerated = app
+        .graphql_as(&session, "mutation { regenerateRecoveryCodes }", json!({}))
+        .await;
+    assert_no_errors(&regenerated);
+    notice_link(&app, &owner, "New recovery codes were made").await;
+    let codes = regenerated["data"]["regenerateRecoveryCodes"]
+        .as_array()
+        .unwrap()
+        .clone();
+
+    let login = app.login(&owner, PASSWORD).await;
+    let ticket = login["errors"][0]["extensions"]["mfaTicket"]
+        .as_str()
+        .unwrap();
+    assert_no_errors(
+        &app.graphql(
+            "mutation($input: VerifyMfaInput!) { verifyMfa(input: $input) { expiresIn } }",
+            json!({ "input": { "ticket": ticket, "code": codes[0] } }),
+        )
+        .await,
+    );
+    let used = notice_link(&app, &owner, "A recovery code was used to sign in").await;
+    assert!(!used.is_empty());
+
+    assert_no_errors(
+        &app.graphql_as(
+            &session,
+            "mutation($input: DisableTotpInput!) { disableTotp(input: $input) }",
+            json!({ "input": { "code": codes[1] } }),
+        )
+        .await,
+    );
+    notice_link(&app, &owner, "Two-step sign-in was turned off").await;
+
+    // An administrator's changes (from a fresh administrator's session).
+    let admin = app.admin().await;
+    let admin_token = admin["accessToken"].as_str().unwrap();
+    let user_id = app.me(&session).await["data"]["me"]["id"].clone();
+    second_factor_on(&app, &session).await;
+    assert_no_errors(
+        &app.graphql_as(
+            admin_token,
+            "mutation($input: ResetUserMfaInput!) { resetUserMfa(input: $input) { id } }",
+            json!({ "input": { "userId": user_id } }),
+        )
+        .await,
+    );
+    notice_link(&app, &owner, "An administrator turned two-step sign-in off").await;
+    assert_no_errors(
+        &app.graphql_as(
+            admin_token,
+            "mutation($input: SetUserRoleInput!) { setUserRole(input: $input) { id } }",
+            json!({ "input": { "userId": user_id, "role": "ADMIN" } }),
+        )
+        .await,
+    );
+    notice_link(&app, &owner, "Your account's role was changed").await;
+
+    // Each notice is audited.
+    app.flush_audit().await;
+    let events = app
+        .graphql_as(
+            admin_token,
+            "query($f: AuditEventFilter) { auditEvents(first: 50, filter: $f) { edges { node { kind detail } } } }",
+            json!({ "f": { "userId": user_id, "kind": "SECURITY_NOTICE_SENT" } }),
+        )
+        .await;
+    assert_no_errors(&events);
+    let details: Vec<&str> = events["data"]["auditEvents"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["detail"].as_str().unwrap())
+        .collect();
+    for what in [
+        "second factor enabled",
+        "recovery codes regenerated",
+        "recovery code used",
+        "second factor disabled",
+        "second factor reset",
+        "role changed",
+    ] {
+        assert!(
+            details.contains(&what),
+            "no notice of {what} in {details:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_completed_change_is_told_to_the_old_address_whose_link_brings_the_account_back() {
     let app = spawn_app().await;
