@@ -196,6 +196,15 @@ export const CancelEmailChange = graphql(`
   }
 `);
 
+// "This wasn't me": the page at /secure-account?token=… (the link in every security notice)
+// passes the token here. The account goes back to the address the link was sent to, every
+// session ends, and a password-reset link is emailed there: show "check your email".
+export const SecureAccount = graphql(`
+  mutation SecureAccount($input: SecureAccountInput!) {
+    secureAccount(input: $input)
+  }
+`);
+
 export const DeleteAccount = graphql(`
   mutation DeleteAccount($input: DeleteAccountInput!) {
     deleteAccount(input: $input)
