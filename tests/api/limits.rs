@@ -802,3 +802,40 @@ async fn when_redis_fails_at_run_time_limits_are_skipped_and_sign_in_stays_up() 
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// The attack: a thief with several sessions of one account (signed in again and again)
+/// spreads password guesses over them; the session allowance alone would give each session
+/// its own guesses.
+#[tokio::test]
+async fn password_confirmations_are_limited_per_account_across_its_sessions() {
+    let app = spawn_app_with(only(|c| {
+        c.rate_limit_password_confirm = quota("100/15m");
+        c.rate_limit_password_confirm_account = quota("3/1h");
+    }))
+    .await;
+    let email = unique_email();
+    let first = app.register(&email, PASSWORD).await["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut sessions = vec![first];
+    for _ in 0..3 {
+        let login = app.login(&email, PASSWORD).await;
+        sessions.push(crate::helpers::data_str(&login, &["login", "accessToken"]).to_owned());
+    }
+    for session in &sessions[..3] {
+        let body = app.graphql_as(session, &guesses(1), json!({})).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    }
+    let hashed = app.hasher.completed();
+    assert_limited(&app.graphql_as(&sessions[3], &guesses(1), json!({})).await);
+    assert_eq!(app.hasher.completed(), hashed, "refused before any hash");
+
+    // Another account's allowance is its own.
+    let other = app.register(&unique_email(), PASSWORD).await["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = app.graphql_as(&other, &guesses(1), json!({})).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+}
