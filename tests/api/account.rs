@@ -712,3 +712,42 @@ async fn a_mail_server_that_hangs_fills_a_bounded_queue_and_never_holds_up_a_req
     assert!(dropped >= 5.0, "{dropped}");
     held.abort();
 }
+
+/// The attack: someone who knew the old password asked to move the account to their address;
+/// the owner changes the password, and the confirmation link of that earlier request must not
+/// move the account afterwards.
+#[tokio::test]
+async fn a_password_change_voids_a_pending_email_changes_confirmation_link() {
+    let app = spawn_app().await;
+    let owner = unique_email();
+    let token = access(&app.register(&owner, PASSWORD).await);
+    let intruder = unique_email();
+    assert_no_errors(&change_email(&app, &token, &intruder).await);
+    let link = app.link_token(&intruder, "confirm-email-change").await;
+
+    assert_no_errors(
+        &app.graphql_as(
+            &token,
+            CHANGE_PASSWORD,
+            json!({ "input": { "currentPassword": PASSWORD, "newPassword": NEW_PASSWORD } }),
+        )
+        .await,
+    );
+    let late = app
+        .graphql(CONFIRM_CHANGE, json!({ "input": { "token": link } }))
+        .await;
+    assert_eq!(error_code(&late), "BAD_USER_INPUT", "{late}");
+    let login = app.login(&owner, NEW_PASSWORD).await;
+    let me = app
+        .graphql_as(
+            data_str(&login, &["login", "accessToken"]),
+            "{ me { email } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(me["data"]["me"]["email"], owner.as_str());
+    assert_eq!(
+        error_code(&app.login(&intruder, NEW_PASSWORD).await),
+        "UNAUTHENTICATED"
+    );
+}

@@ -1,5 +1,6 @@
 use chrono::Utc;
 use sea_orm::{ActiveValue::Set, EntityTrait};
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -539,4 +540,71 @@ async fn the_background_cleanup_deletes_old_events_and_forgets_older_client_deta
     let recent = by_age(&left, "1").unwrap();
     assert_eq!(recent.ip.as_deref(), Some("198.51.100.7"));
     assert_eq!(recent.user_agent.as_deref(), Some("Mozilla/5.0"));
+}
+
+fn a_sign_in_event() -> authgraph::domain::AuditEvent {
+    authgraph::domain::AuditEvent {
+        id: Uuid::now_v7(),
+        kind: authgraph::domain::AuditKind::LoginSucceeded,
+        occurred_at: Utc::now(),
+        actor: None,
+        subject: None,
+        ip: Some("192.0.2.1".into()),
+        user_agent: None,
+        detail: None,
+    }
+}
+
+async fn events_stored(database_url: &str) -> u64 {
+    use sea_orm::PaginatorTrait;
+    let db = sea_orm::Database::connect(database_url).await.unwrap();
+    let stored = entity::audit_event::Entity::find()
+        .count(&db)
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    stored
+}
+
+/// The events of the last requests before a shutdown (a deploy, a scale-in) are still in the
+/// queue when the server stops taking requests; the process must not exit before they are
+/// stored.
+#[tokio::test]
+async fn the_audit_queue_is_written_out_at_shutdown() {
+    use authgraph::application::ports::AuditLog;
+
+    let database = crate::helpers::TestDatabase::create().await;
+    let config = crate::helpers::test_config(&database.url, |_| {});
+    let app = authgraph::app::Application::build(&config).await.unwrap();
+    let audit = app.core().audit.clone();
+    // More than a few batches: written one after the other, they take a while.
+    for _ in 0..3000 {
+        audit.record(a_sign_in_event());
+    }
+    app.run_until(async {}).await.unwrap();
+    // Nothing is waited for after the server returns, as `main` exits then.
+    assert_eq!(events_stored(&database.url).await, 3000);
+}
+
+/// A flood of events that outruns the database fills the queue: what does not fit is dropped
+/// (recording never waits, so no request does) and counted where the operator sees it.
+#[tokio::test]
+async fn audit_events_beyond_a_full_queue_are_dropped_and_counted() {
+    use authgraph::application::ports::AuditLog;
+
+    let app = spawn_app().await;
+    app.flush_audit().await;
+    let before = events_stored(app.config.database_url.expose_secret()).await;
+    // Recorded back to back on this thread: the writer gets no turn until they are all in.
+    for _ in 0..5000 {
+        app.audit.record(a_sign_in_event());
+    }
+    app.flush_audit().await;
+    let stored = events_stored(app.config.database_url.expose_secret()).await - before;
+    assert_eq!(stored, 4096, "the queue holds 4096 events");
+    let metrics = app.metrics_text().await;
+    assert_eq!(
+        crate::helpers::metric_value(&metrics, "authgraph_audit_events_dropped"),
+        (5000 - 4096) as f64
+    );
 }

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::helpers::{
     ME, PASSWORD, TestDatabase, assert_no_errors, error_code, spawn_app, spawn_app_with,
-    test_config, unique_email,
+    test_config, token_claims, unique_email,
 };
 
 #[tokio::test]
@@ -295,4 +295,48 @@ async fn two_server_processes_share_sessions_and_their_ending() {
         error_code(&post(&b, Some(token), me, json!({})).await),
         "UNAUTHENTICATED"
     );
+}
+
+/// The default signing (ES256) remembers each token whose signature checked out, so a
+/// session's later requests skip the check. The memory must not stand in for the session: a
+/// revoked session's token, remembered by every instance, is refused by every instance at once.
+#[tokio::test]
+async fn a_revoked_sessions_es256_token_is_refused_by_every_instance_even_when_remembered() {
+    use authgraph::infrastructure::security::{JwtAlgorithm, generate_pem};
+
+    let pem = generate_pem(JwtAlgorithm::Es256).unwrap().unwrap();
+    let a = spawn_app_with(move |c| {
+        c.jwt_secret = None;
+        c.jwt_algorithm = None;
+        c.jwt_private_key = Some(pem.into());
+        c.jwt_verified_tokens = 10_000;
+    })
+    .await;
+    let b = a.another_instance().await;
+    let email = unique_email();
+    let registered = a.register(&email, PASSWORD).await;
+    let token = registered["accessToken"].as_str().unwrap();
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256, "the default");
+    // Seen, checked and remembered by both.
+    for instance in [&a, &b, &a, &b] {
+        assert_no_errors(&instance.me(token).await);
+    }
+
+    // Revoked from another session, on one instance.
+    let login = b.login(&email, PASSWORD).await;
+    let other = login["data"]["login"]["accessToken"].as_str().unwrap();
+    let revoked = b
+        .graphql_as(
+            other,
+            "mutation($input: RevokeSessionInput!) { revokeSession(input: $input) }",
+            json!({ "input": { "id": token_claims(token)["sid"] } }),
+        )
+        .await;
+    assert_eq!(revoked["data"]["revokeSession"], true, "{revoked}");
+    for instance in [&a, &b] {
+        assert_eq!(error_code(&instance.me(token).await), "UNAUTHENTICATED");
+    }
+    // The other session goes on.
+    assert_no_errors(&a.me(other).await);
 }

@@ -704,3 +704,138 @@ async fn every_redis_key_expires_no_sooner_than_the_restriction_it_holds() {
         .await
         .unwrap();
 }
+
+/// A TCP proxy in front of Redis that a test can take away: once cut, its open connections
+/// are closed and new ones refused, as when Redis goes down.
+struct RedisProxy {
+    address: std::net::SocketAddr,
+    running: tokio::task::JoinHandle<()>,
+}
+
+impl RedisProxy {
+    /// A proxy to the Redis of `redis_url` on `address` (port 0: any free port).
+    async fn start(redis_url: &str, address: std::net::SocketAddr) -> Self {
+        let upstream = redis_url
+            .strip_prefix("redis://")
+            .expect("a redis:// URL")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let running = tokio::spawn(async move {
+            // The relays live inside this task: aborting it closes every connection.
+            let mut relays = tokio::task::JoinSet::new();
+            loop {
+                let (mut client, _) = listener.accept().await.unwrap();
+                let upstream = upstream.clone();
+                relays.spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        Self { address, running }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://{}", self.address)
+    }
+
+    /// Closes the proxy; returns its address, to start it again there.
+    async fn cut(self) -> std::net::SocketAddr {
+        self.running.abort();
+        let _ = self.running.await;
+        self.address
+    }
+}
+
+#[tokio::test]
+async fn when_redis_fails_at_run_time_limits_are_skipped_and_sign_in_stays_up() {
+    async fn promptly(request: impl Future<Output = Value>) -> Value {
+        tokio::time::timeout(Duration::from_secs(3), request)
+            .await
+            .expect("answered promptly while Redis is down")
+    }
+    let Some(url) = redis_url() else {
+        eprintln!("skipped: TEST_REDIS_URL is not set");
+        return;
+    };
+    let proxy = RedisProxy::start(&url, "127.0.0.1:0".parse().unwrap()).await;
+    let app = spawn_app_with(only(|c| {
+        c.rate_limit_store = RateLimitStore::Redis;
+        c.redis_url = Some(proxy.url().into());
+        c.redis_key_prefix = format!("authgraph-test-{}:", uuid::Uuid::new_v4().simple());
+        c.rate_limit_login_account = quota("1/1h");
+        c.login_lockout_after = 3;
+    }))
+    .await;
+    let email = unique_email();
+    app.register(&email, PASSWORD).await;
+    assert_no_errors(&app.login(&email, PASSWORD).await);
+    assert_limited(&app.login(&email, PASSWORD).await);
+
+    let address = proxy.cut().await;
+    // Past the allowance, and past the lockout's threshold: Redis cannot say, so neither
+    // applies. Every answer comes promptly: a sign-in asks the store several times, and none
+    // of them waits out the Redis client's reconnection (seconds of backoff each).
+    for _ in 0..3 {
+        let wrong = promptly(app.login(&email, "wrong password")).await;
+        assert_eq!(error_code(&wrong), "UNAUTHENTICATED");
+    }
+    assert_no_errors(&promptly(app.login(&email, PASSWORD)).await);
+    assert_no_errors(&promptly(register(&app, &unique_email())).await);
+
+    // Redis back: the limits are back by themselves (the allowance was spent before).
+    let _proxy = RedisProxy::start(&url, address).await;
+    let back = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let body = promptly(app.login(&email, PASSWORD)).await;
+        if body.get("errors").is_some() {
+            assert_limited(&body);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < back,
+            "the limits never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The attack: a thief with several sessions of one account (signed in again and again)
+/// spreads password guesses over them; the session allowance alone would give each session
+/// its own guesses.
+#[tokio::test]
+async fn password_confirmations_are_limited_per_account_across_its_sessions() {
+    let app = spawn_app_with(only(|c| {
+        c.rate_limit_password_confirm = quota("100/15m");
+        c.rate_limit_password_confirm_account = quota("3/1h");
+    }))
+    .await;
+    let email = unique_email();
+    let first = app.register(&email, PASSWORD).await["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut sessions = vec![first];
+    for _ in 0..3 {
+        let login = app.login(&email, PASSWORD).await;
+        sessions.push(crate::helpers::data_str(&login, &["login", "accessToken"]).to_owned());
+    }
+    for session in &sessions[..3] {
+        let body = app.graphql_as(session, &guesses(1), json!({})).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    }
+    let hashed = app.hasher.completed();
+    assert_limited(&app.graphql_as(&sessions[3], &guesses(1), json!({})).await);
+    assert_eq!(app.hasher.completed(), hashed, "refused before any hash");
+
+    // Another account's allowance is its own.
+    let other = app.register(&unique_email(), PASSWORD).await["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = app.graphql_as(&other, &guesses(1), json!({})).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+}

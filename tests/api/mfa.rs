@@ -842,3 +842,71 @@ async fn an_administrator_cannot_reset_their_own_factor_and_a_stale_one_resets_n
         true
     );
 }
+
+/// Completes a sign-in as a client at `address` (behind the trusted proxy).
+async fn verify_from(app: &TestApp, address: &str, ticket: &str, code: &str) -> Value {
+    app.client
+        .post(app.url("/graphql"))
+        .header("x-forwarded-for", address)
+        .json(&json!({
+            "query": VERIFY,
+            "variables": { "input": { "ticket": ticket, "code": code } },
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The attack: guesses at one account's codes spread over many addresses, each within its
+/// own allowance.
+#[tokio::test]
+async fn codes_are_limited_per_account_whatever_the_address() {
+    let app = spawn_app_with(|c| {
+        code_limits(c, "1000/1m");
+        c.rate_limit_code_account = "3/15m".parse().unwrap();
+        c.login_lockout_after = 0;
+        c.trusted_proxies = vec![authgraph::interfaces::http::parse_network("127.0.0.1").unwrap()];
+    })
+    .await;
+    let user = enrolled(&app).await;
+    let ticket = sign_in_ticket(&app, &user.email).await;
+    // The enrolment's confirmation took one try of the account's three.
+    for address in ["198.51.100.1", "198.51.100.2"] {
+        assert_eq!(
+            error_code(&verify_from(&app, address, &ticket, "000000").await),
+            "BAD_USER_INPUT"
+        );
+    }
+    let limited = verify_from(&app, "198.51.100.3", &ticket, &user.code(&app, 1)).await;
+    assert_eq!(error_code(&limited), "RATE_LIMITED");
+    assert!(
+        limited["errors"][0]["extensions"]["retryAfter"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+
+    // Another account's allowance is its own, from the same address.
+    let other = enrolled(&app).await;
+    let ticket = sign_in_ticket(&app, &other.email).await;
+    assert_no_errors(&verify_from(&app, "198.51.100.3", &ticket, &other.code(&app, 1)).await);
+}
+
+/// A sign-in's ticket is replaced by the next sign-in's: tickets left behind by earlier
+/// password sign-ins (a phished password tried again and again) are not each a way in.
+#[tokio::test]
+async fn a_newer_sign_in_replaces_the_ticket_of_an_earlier_one() {
+    let app = spawn_app().await;
+    let other = app.another_instance().await;
+    let user = enrolled(&app).await;
+    let earlier = sign_in_ticket(&app, &user.email).await;
+    // The newer sign-in on another instance: the ticket lives in the database.
+    let newer = sign_in_ticket(&other, &user.email).await;
+
+    let replaced = verify(&app, &earlier, &user.code(&app, 1)).await;
+    assert_eq!(error_code(&replaced), "UNAUTHENTICATED", "{replaced}");
+    assert_no_errors(&verify(&app, &newer, &user.code(&app, 1)).await);
+}

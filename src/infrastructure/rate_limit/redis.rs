@@ -1,4 +1,7 @@
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
@@ -41,10 +44,29 @@ pub struct RedisRateLimiter {
     prefix: String,
     gcra: Script,
     count: Script,
+    /// Until when Redis is not asked, after a failure.
+    resting_until: Mutex<Option<Instant>>,
 }
+
+/// The longest one call may take. Redis answers in well under a millisecond when it is up;
+/// when it is gone, the connection manager's reconnection (several seconds of backoff) would
+/// otherwise hold every call, and a sign-in makes several.
+const DEADLINE: Duration = Duration::from_millis(500);
+/// After a failure Redis is not asked for this long: the calls meanwhile fail at once (the
+/// limits are skipped) instead of each waiting out the deadline, and the first call after it
+/// tries Redis again, so the limits come back by themselves with Redis.
+const REST_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 fn failed(error: redis::RedisError) -> LimiterError {
     LimiterError::Unavailable(error.to_string())
+}
+
+/// Whether `error` means Redis could not be reached at all, rather than that it answered no.
+fn unreachable(error: &redis::RedisError) -> bool {
+    error.is_io_error()
+        || error.is_connection_refusal()
+        || error.is_connection_dropped()
+        || error.is_timeout()
 }
 
 fn millis(duration: Duration) -> u64 {
@@ -63,7 +85,39 @@ impl RedisRateLimiter {
             prefix: prefix.to_owned(),
             gcra: Script::new(GCRA),
             count: Script::new(COUNT),
+            resting_until: Mutex::new(None),
         })
+    }
+
+    /// Runs one call within [`DEADLINE`], unless Redis failed moments ago.
+    async fn call<T>(
+        &self,
+        request: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, LimiterError> {
+        let resting_until = *self
+            .resting_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if resting_until.is_some_and(|until| Instant::now() < until) {
+            return Err(LimiterError::Unavailable(
+                "Redis failed moments ago; not asked again yet".into(),
+            ));
+        }
+        let error = match tokio::time::timeout(DEADLINE, request).await {
+            Ok(Ok(value)) => return Ok(value),
+            // An answer that is an error (a write refused at `maxmemory`, say) says Redis is
+            // there: other calls, such as reading a lock, may still work.
+            Ok(Err(error)) if !unreachable(&error) => return Err(failed(error)),
+            Ok(Err(error)) => failed(error),
+            Err(_) => {
+                LimiterError::Unavailable(format!("Redis did not answer within {DEADLINE:?}"))
+            }
+        };
+        *self
+            .resting_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + REST_AFTER_FAILURE);
+        Err(error)
     }
 
     /// Redis's `maxmemory-policy`, if Redis may evict keys to make room: every key here
@@ -106,41 +160,39 @@ impl RateLimiter for RedisRateLimiter {
         quota: Quota,
     ) -> Result<Option<Duration>, LimiterError> {
         let interval = millis(quota.period / quota.burst.max(1));
+        let mut connection = self.connection.clone();
         let wait: u64 = self
-            .gcra
-            .key(self.key("rate", key))
-            .arg(interval)
-            .arg(quota.burst.max(1))
-            .invoke_async(&mut self.connection.clone())
-            .await
-            .map_err(failed)?;
+            .call(
+                self.gcra
+                    .key(self.key("rate", key))
+                    .arg(interval)
+                    .arg(quota.burst.max(1))
+                    .invoke_async(&mut connection),
+            )
+            .await?;
         Ok((wait > 0).then(|| Duration::from_millis(wait)))
     }
 
     async fn count_failure(&self, key: &LimitKey, window: Duration) -> Result<u64, LimiterError> {
-        self.count
-            .key(self.key("failures", key))
-            .arg(millis(window))
-            .invoke_async(&mut self.connection.clone())
-            .await
-            .map_err(failed)
+        let mut connection = self.connection.clone();
+        self.call(
+            self.count
+                .key(self.key("failures", key))
+                .arg(millis(window))
+                .invoke_async(&mut connection),
+        )
+        .await
     }
 
     async fn block(&self, key: &LimitKey, duration: Duration) -> Result<(), LimiterError> {
-        self.connection
-            .clone()
-            .pset_ex::<_, _, ()>(self.key("block", key), 1, millis(duration))
+        let mut connection = self.connection.clone();
+        self.call(connection.pset_ex::<_, _, ()>(self.key("block", key), 1, millis(duration)))
             .await
-            .map_err(failed)
     }
 
     async fn blocked_for(&self, key: &LimitKey) -> Result<Option<Duration>, LimiterError> {
-        let left: i64 = self
-            .connection
-            .clone()
-            .pttl(self.key("block", key))
-            .await
-            .map_err(failed)?;
+        let mut connection = self.connection.clone();
+        let left: i64 = self.call(connection.pttl(self.key("block", key))).await?;
         Ok(u64::try_from(left)
             .ok()
             .filter(|ms| *ms > 0)
@@ -148,11 +200,9 @@ impl RateLimiter for RedisRateLimiter {
     }
 
     async fn clear(&self, key: &LimitKey) -> Result<(), LimiterError> {
-        self.connection
-            .clone()
-            .del::<_, ()>(&[self.key("failures", key), self.key("block", key)])
+        let mut connection = self.connection.clone();
+        self.call(connection.del::<_, ()>(&[self.key("failures", key), self.key("block", key)]))
             .await
-            .map_err(failed)
     }
 }
 

@@ -446,6 +446,71 @@ async fn a_deleted_account_takes_its_factor_and_codes_with_it(stores: Stores) {
     assert!(!stores.factors.remove(ada.id).await.unwrap());
 }
 
+// Sealing a secret again with the current key.
+
+async fn resealing_replaces_the_sealed_secret_and_nothing_else(stores: Stores) {
+    let ada = stores.account("ada@example.com", Role::User, at(0)).await;
+    let bob = stores.account("bob@example.com", Role::User, at(0)).await;
+    turned_on(&stores, &ada).await;
+    turned_on(&stores, &bob).await;
+    assert!(stores.factors.accept_step(ada.id, step(40)).await.unwrap());
+    let before = factor_of(&stores, &ada).await.unwrap();
+    let bobs = factor_of(&stores, &bob).await;
+    let account = stores.reread(&ada).await;
+
+    let resealed = stores
+        .factors
+        .reseal(ada.id, "sealed-secret", "sealed-again")
+        .await
+        .unwrap();
+
+    assert!(resealed);
+    assert_eq!(
+        factor_of(&stores, &ada).await,
+        Some(TotpFactor {
+            sealed_secret: "sealed-again".into(),
+            ..before
+        }),
+        "confirmed, with its last step"
+    );
+    assert_eq!(codes_left(&stores, &ada).await, 3);
+    assert_eq!(
+        stores.reread(&ada).await,
+        account,
+        "the same secret: nothing issued before is voided"
+    );
+    assert_eq!(
+        factor_of(&stores, &bob).await,
+        bobs,
+        "another account's factor, sealed alike, is its own"
+    );
+}
+
+async fn a_secret_replaced_meanwhile_is_not_resealed(stores: Stores) {
+    let ada = stores.account("ada@example.com", Role::User, at(0)).await;
+    assert!(
+        !stores
+            .factors
+            .reseal(ada.id, "sealed-secret", "sealed-again")
+            .await
+            .unwrap(),
+        "no factor"
+    );
+    turned_on(&stores, &ada).await;
+    // Read by one instance, then reset and enrolled anew before it writes.
+    assert!(stores.factors.remove(ada.id).await.unwrap());
+    let enrolled_anew = enrolling(&stores, &ada, "new-secret", 30).await;
+
+    let resealed = stores
+        .factors
+        .reseal(ada.id, "sealed-secret", "sealed-again")
+        .await
+        .unwrap();
+
+    assert!(!resealed);
+    assert_eq!(factor_of(&stores, &ada).await, Some(enrolled_anew));
+}
+
 // Links and sign-in tickets issued before the factor went on or off.
 
 /// A token of `purpose` for `user` as it is now, issued at `seconds`, for half an hour.
@@ -732,6 +797,8 @@ contract!(
     removing_the_factor_takes_its_codes_and_the_mark_with_it,
     only_a_confirmed_factor_is_removed,
     a_deleted_account_takes_its_factor_and_codes_with_it,
+    resealing_replaces_the_sealed_secret_and_nothing_else,
+    a_secret_replaced_meanwhile_is_not_resealed,
     turning_the_factor_on_voids_earlier_links,
     turning_the_factor_off_voids_earlier_links_and_tickets,
     a_ticket_allows_its_tries_and_no_more,
