@@ -600,3 +600,110 @@ pub fn token_claims(token: &str) -> Value {
         .unwrap();
     serde_json::from_slice(&bytes).unwrap()
 }
+
+/// The database the suite runs on, from `TEST_DATABASE_URL` (SQLite when unset).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+impl Backend {
+    pub fn current() -> Self {
+        let url = std::env::var("TEST_DATABASE_URL").unwrap_or_default();
+        if url.starts_with("postgres") {
+            Backend::Postgres
+        } else if url.starts_with("mysql") {
+            Backend::MySql
+        } else {
+            Backend::Sqlite
+        }
+    }
+
+    /// The name `scripts/test.sh` uses in `TEST_SUITE_BACKENDS`.
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+            Backend::MySql => "mysql",
+        }
+    }
+}
+
+/// Whether a test must stop here because `what` (a server it needs) is missing. A test that
+/// merely returned would be reported as passed: under `REQUIRE_ALL_DATABASES=1` (CI) a missing
+/// dependency fails the test instead, and otherwise the skip is recorded in the file
+/// `TEST_SKIPS_FILE` names, so `scripts/test.sh` counts it as skipped, not passed.
+///
+/// `if skip_unless(available, "Redis (TEST_REDIS_URL)") { return; }`
+pub fn skip_unless(available: bool, what: &str) -> bool {
+    if available {
+        return false;
+    }
+    if std::env::var("REQUIRE_ALL_DATABASES").as_deref() == Ok("1") {
+        panic!("{what} is missing, and REQUIRE_ALL_DATABASES=1 forbids skipping this test");
+    }
+    record_not_run("skipped", what);
+    true
+}
+
+/// Whether a test that only means something on `backends` must stop here. When
+/// `scripts/test.sh` also runs the suite on one of them (`TEST_SUITE_BACKENDS`), the test runs
+/// there and is left out of this pass; otherwise it is a skip, as in [`skip_unless`].
+pub fn skip_unless_backend(backends: &[Backend], what: &str) -> bool {
+    if backends.contains(&Backend::current()) {
+        return false;
+    }
+    let later = std::env::var("TEST_SUITE_BACKENDS").unwrap_or_default();
+    if backends
+        .iter()
+        .any(|b| later.split_whitespace().any(|name| name == b.name()))
+    {
+        record_not_run("elsewhere", what);
+        return true;
+    }
+    skip_unless(false, what)
+}
+
+/// Notes a test that returned without running, for `scripts/test.sh` to take out of the
+/// passed ones: a line `kind<TAB>test<TAB>what` in `TEST_SKIPS_FILE`.
+fn record_not_run(kind: &str, what: &str) {
+    use std::io::Write;
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("?");
+    eprintln!("{kind}: {test}: needs {what}");
+    let Some(path) = std::env::var_os("TEST_SKIPS_FILE").filter(|p| !p.is_empty()) else {
+        return;
+    };
+    // One short write in append mode, so tests in parallel processes do not interleave lines.
+    let line = format!("{kind}\t{test}\t{what}\n");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut file| file.write_all(line.as_bytes()))
+        .expect("TEST_SKIPS_FILE can be written");
+}
+
+/// Whether something answers at the `host:port` of `url` (default port `port`), so a test can
+/// tell a server that is down from one that misbehaves.
+pub fn answers(url: &str, port: u16) -> bool {
+    use std::net::ToSocketAddrs;
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, rest)| rest);
+    let host_port = rest.split(['/', '?']).next().unwrap_or_default();
+    let address = if host_port
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:{port}")
+    };
+    address.to_socket_addrs().is_ok_and(|mut addrs| {
+        addrs.any(|a| {
+            std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(2)).is_ok()
+        })
+    })
+}

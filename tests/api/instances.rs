@@ -5,8 +5,8 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 
 use crate::helpers::{
-    ME, PASSWORD, TestDatabase, assert_no_errors, error_code, spawn_app, spawn_app_with,
-    test_config, token_claims, unique_email,
+    Backend, ME, PASSWORD, TestDatabase, assert_no_errors, error_code, skip_unless_backend,
+    spawn_app, spawn_app_with, test_config, token_claims, unique_email,
 };
 
 #[tokio::test]
@@ -93,13 +93,13 @@ async fn a_suspension_by_an_admin_on_one_instance_applies_on_the_other() {
 /// PostgreSQL only: SQLite cannot be taken away from a running process.
 #[tokio::test]
 async fn a_database_outage_is_reported_clearly_and_the_service_recovers_by_itself() {
-    let Some(admin_url) = std::env::var("TEST_DATABASE_URL")
-        .ok()
-        .filter(|url| url.starts_with("postgres"))
-    else {
-        eprintln!("skipped: needs TEST_DATABASE_URL=postgres://…");
+    if skip_unless_backend(
+        &[Backend::Postgres],
+        "PostgreSQL (TEST_DATABASE_URL=postgres://…)",
+    ) {
         return;
-    };
+    }
+    let admin_url = std::env::var("TEST_DATABASE_URL").unwrap();
     let app = spawn_app_with(|c| {
         c.database_connect_timeout = std::time::Duration::from_millis(500);
     })

@@ -6,8 +6,8 @@ use authgraph::application::ports::HashingLoad;
 use authgraph::config::{Config, QuotaSetting, RateLimitStore};
 
 use crate::helpers::{
-    PASSWORD, REGISTER, TestApp, assert_no_errors, error_code, metric_value, production_hashing,
-    spawn_app_with, unique_email,
+    PASSWORD, REGISTER, TestApp, answers, assert_no_errors, error_code, metric_value,
+    production_hashing, skip_unless, spawn_app_with, unique_email,
 };
 
 /// Limits on, with only what a test sets; everything else off.
@@ -537,7 +537,6 @@ async fn a_flood_of_new_keys_cannot_lift_a_lockout_in_memory() {
 #[tokio::test]
 async fn a_flood_of_new_keys_cannot_lift_a_lockout_on_redis() {
     let Some(url) = redis_url() else {
-        eprintln!("skipped: TEST_REDIS_URL is not set");
         return;
     };
     let prefix = format!("authgraph-test-{}:", uuid::Uuid::new_v4().simple());
@@ -551,17 +550,27 @@ async fn a_flood_of_new_keys_cannot_lift_a_lockout_on_redis() {
 }
 
 /// Redis is only there when `TEST_REDIS_URL` says so (`scripts/test.sh` sets it when Redis
-/// answers, and CI requires it); the in-memory store is the default and tested above.
+/// answers, and CI requires it); the in-memory store is the default and tested above. `None`
+/// when the test must stop: skipped, or failed under `REQUIRE_ALL_DATABASES=1`.
 fn redis_url() -> Option<String> {
-    std::env::var("TEST_REDIS_URL")
+    let url = std::env::var("TEST_REDIS_URL")
         .ok()
-        .filter(|u| !u.is_empty())
+        .filter(|u| !u.is_empty());
+    let what = match &url {
+        None => "Redis (TEST_REDIS_URL is not set)".to_owned(),
+        Some(url) => format!("Redis (nothing answers at TEST_REDIS_URL={url})"),
+    };
+    let available = url.as_deref().is_some_and(|url| answers(url, 6379));
+    if skip_unless(available, &what) {
+        None
+    } else {
+        url
+    }
 }
 
 #[tokio::test]
 async fn two_instances_on_one_redis_share_their_counts() {
     let Some(url) = redis_url() else {
-        eprintln!("skipped: TEST_REDIS_URL is not set");
         return;
     };
     let prefix = format!("authgraph-test-{}:", uuid::Uuid::new_v4().simple());
@@ -585,7 +594,6 @@ async fn two_instances_on_one_redis_share_their_counts() {
 #[tokio::test]
 async fn the_redis_lockout_works_like_the_in_memory_one() {
     let Some(url) = redis_url() else {
-        eprintln!("skipped: TEST_REDIS_URL is not set");
         return;
     };
     let prefix = format!("authgraph-test-{}:", uuid::Uuid::new_v4().simple());
@@ -638,7 +646,6 @@ async fn every_redis_key_expires_no_sooner_than_the_restriction_it_holds() {
     use authgraph::infrastructure::rate_limit::RedisRateLimiter;
 
     let Some(url) = redis_url() else {
-        eprintln!("skipped: TEST_REDIS_URL is not set");
         return;
     };
     let prefix = format!("authgraph-test-{}:", uuid::Uuid::new_v4().simple());

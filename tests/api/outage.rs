@@ -17,7 +17,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use crate::helpers::{
-    ME, PASSWORD, REFRESH, REGISTER, TestApp, TestDatabase, spawn_on, test_config, unique_email,
+    Backend, ME, PASSWORD, REFRESH, REGISTER, TestApp, TestDatabase, skip_unless_backend, spawn_on,
+    test_config, unique_email,
 };
 
 /// Forwards TCP connections to `upstream` until cut; refuses them until restored.
@@ -202,11 +203,13 @@ async fn refreshing(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_answers_unavailable_then_the_server_recovers_and_keeps_what_it_acknowledged() {
-    let database = TestDatabase::create().await;
-    if database.url.starts_with("sqlite") {
-        eprintln!("skipped: needs TEST_DATABASE_URL=postgres://… or mysql://…");
+    if skip_unless_backend(
+        &[Backend::Postgres, Backend::MySql],
+        "a server database (TEST_DATABASE_URL=postgres://… or mysql://…)",
+    ) {
         return;
     }
+    let database = TestDatabase::create().await;
     let proxy = Proxy::start(server_address(&database.url)).await;
     let config = test_config(&through(&database.url, proxy.address), |c| {
         // How long a request waits for a connection before it is told to come back later.
