@@ -168,9 +168,18 @@ impl Transactions {
         T: Send,
         F: for<'t> Fn(&'t DatabaseTransaction) -> Attempt<'t, Finish<T>> + Send + Sync,
     {
+        // SQLite has one connection, which every read waits for too: a transaction held
+        // there would stall the racing call before it reached its own, so on SQLite the calls
+        // meet at a barrier before either begins.
+        #[cfg(feature = "test-hooks")]
+        let sqlite = self.db.get_database_backend() == sea_orm::DatabaseBackend::Sqlite;
         #[cfg(feature = "test-hooks")]
         if let Some(gate) = &self.overlap {
-            gate.entered();
+            if sqlite {
+                gate.barrier().await;
+            } else {
+                gate.entered();
+            }
         }
         #[cfg(feature = "test-hooks")]
         let counted = std::sync::atomic::AtomicBool::new(false);
@@ -184,11 +193,8 @@ impl Transactions {
             }
             let outcome = work(&txn).await;
             #[cfg(feature = "test-hooks")]
-            if let (Some(gate), Ok(_)) = (&self.overlap, &outcome) {
-                // SQLite has one connection: there, a second call can only be waiting to
-                // begin while this transaction is open.
-                let sqlite = self.db.get_database_backend() == sea_orm::DatabaseBackend::Sqlite;
-                gate.hold_inside(sqlite).await;
+            if let (Some(gate), Ok(_), false) = (&self.overlap, &outcome, sqlite) {
+                gate.hold_inside().await;
             }
             match outcome {
                 Ok(Finish::Commit(value)) => {
@@ -234,8 +240,8 @@ impl Transactions {
 
 /// Test builds: makes two calls of a race overlap for sure. Once armed, the first
 /// transaction to finish its work is held, before its commit or rollback, until another
-/// call has begun its own transaction (on SQLite: is waiting to begin it); the first single
-/// statement waits, before it is sent, until another call has reached the store too. The
+/// call has begun its own transaction; the first single statement, and on SQLite the first
+/// transaction, waits before it starts until another call has reached the store too. The
 /// race test then knows both were in flight at once, not one after the other however the
 /// scheduler ordered them.
 #[cfg(feature = "test-hooks")]
@@ -264,8 +270,10 @@ impl OverlapGate {
         self.0.armed.store(true, Ordering::SeqCst);
     }
 
-    /// Whether, since it was armed, a call was held until a second was in flight.
-    pub fn overlapped(&self) -> bool {
+    /// Disarms it; whether, since it was armed, a call was held until a second was in
+    /// flight.
+    pub fn finish(&self) -> bool {
+        self.0.armed.store(false, Ordering::SeqCst);
         self.0.overlapped.load(Ordering::SeqCst)
     }
 
@@ -281,13 +289,8 @@ impl OverlapGate {
         }
     }
 
-    async fn hold_inside(&self, until_entered: bool) {
-        let count = if until_entered {
-            &self.0.entered
-        } else {
-            &self.0.began
-        };
-        self.hold(count).await;
+    async fn hold_inside(&self) {
+        self.hold(&self.0.began).await;
     }
 
     async fn barrier(&self) {

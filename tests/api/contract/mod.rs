@@ -123,7 +123,7 @@ impl Stores {
         }
         let outcome = calls.await;
         if let Some(gate) = &self.overlap {
-            assert!(gate.overlapped(), "the racing calls did not overlap");
+            assert!(gate.finish(), "the racing calls did not overlap");
         }
         outcome
     }
