@@ -62,6 +62,9 @@ pub struct Core {
     pub keys: Arc<dyn PublishedKeys>,
     /// The abuse limits, for their counters.
     pub throttle: Arc<Throttle>,
+    /// Makes the transactions of two racing requests overlap (test builds).
+    #[cfg(feature = "test-hooks")]
+    pub overlap: persistence::OverlapGate,
 }
 
 impl Core {
@@ -97,6 +100,12 @@ impl Core {
         let writes = Transactions::new(db.clone(), retries.clone());
         let mail = mail(config)?;
         let audit = AuditWriter::start(Arc::new(SeaOrmAuditRepository::new(writes.clone())));
+        // The requests' writes only: the audit writer's background ones never count as a
+        // racing request.
+        #[cfg(feature = "test-hooks")]
+        let overlap = persistence::OverlapGate::default();
+        #[cfg(feature = "test-hooks")]
+        let writes = writes.with_overlap_gate(overlap.clone());
         let throttle = Arc::new(Throttle::new(limiter, config.throttle()));
         let hasher = Arc::new(Argon2Hasher::new(&config.hashing()).map_err(anyhow::Error::msg)?);
         let deferred = DeferredQueue::start(config.mail_senders, config.mail_queue_size);
@@ -126,6 +135,8 @@ impl Core {
             deferred,
             keys: tokens,
             throttle,
+            #[cfg(feature = "test-hooks")]
+            overlap,
         })
     }
 }

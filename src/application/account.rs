@@ -771,18 +771,58 @@ mod tests {
 
     #[tokio::test]
     async fn a_reset_request_for_an_unknown_email_looks_the_same_and_sends_nothing() {
-        let fakes = Fakes::new();
-        let result = fakes
-            .services()
-            .account
-            .request_password_reset(
-                Email::parse("nobody@example.com").unwrap(),
-                &ClientInfo::default(),
-            )
-            .await;
-        assert!(result.is_ok());
+        use crate::application::ports::Quota;
+        use crate::application::throttle::ThrottlePolicy;
+        let fakes = Fakes::new().with_throttle(ThrottlePolicy {
+            password_reset_per_account: Some(Quota {
+                burst: 1,
+                period: std::time::Duration::from_secs(3600),
+            }),
+            ..ThrottlePolicy::default()
+        });
+        sign_up(&fakes).await;
         fakes.settle().await;
-        assert!(fakes.mailer.sent.lock().unwrap().is_empty());
+        let mails_before = fakes.mailer.sent.lock().unwrap().len();
+        let account = fakes.services().account;
+        let ask = |email: &str| {
+            let account = account.clone();
+            let email = Email::parse(email).unwrap();
+            async move {
+                account
+                    .request_password_reset(email, &ClientInfo::default())
+                    .await
+            }
+        };
+
+        let known = ask(EMAIL).await;
+        let unknown = ask("nobody@example.com").await;
+        assert!(matches!(known, Ok(())), "{known:?}");
+        assert!(matches!(unknown, Ok(())), "{unknown:?}");
+        // The answer never waits for the mail, so its timing cannot tell the two apart.
+        assert_eq!(fakes.mailer.sent.lock().unwrap().len(), mails_before);
+        assert_eq!(fakes.hasher.verifications(), 0);
+        // An unknown address is limited exactly as a known one.
+        for email in [EMAIL, "nobody@example.com"] {
+            let again = ask(email).await;
+            assert!(
+                matches!(
+                    again,
+                    Err(ServiceError::RateLimited {
+                        retry_after_secs: 3600
+                    })
+                ),
+                "{email}: {again:?}"
+            );
+        }
+
+        fakes.settle().await;
+        let sent = fakes.mailer.sent.lock().unwrap();
+        assert!(sent.iter().all(|e| e.to != "nobody@example.com"));
+        assert_eq!(
+            sent.iter().filter(|e| e.to == EMAIL).count(),
+            mails_before + 1,
+            "the known address got its link"
+        );
     }
 
     #[tokio::test]

@@ -491,6 +491,7 @@ mod tests {
     }
 
     use crate::application::ClientInfo;
+    use crate::application::error::AuthFailure;
     use crate::application::fakes::Fakes;
     use crate::domain::{NewUser, Password};
 
@@ -554,7 +555,17 @@ mod tests {
             hashes_before,
             "no hash was spent"
         );
-        assert!(login(&fakes, "bob@example.com", "whatever1").await.is_err());
+        // Another account is unaffected: refused for its unknown address, not for the quota.
+        let other = login(&fakes, "bob@example.com", "whatever1").await;
+        assert!(
+            matches!(
+                other,
+                Err(ServiceError::Unauthenticated(
+                    AuthFailure::InvalidCredentials
+                ))
+            ),
+            "{other:?}"
+        );
     }
 
     #[tokio::test]
@@ -604,11 +615,39 @@ mod tests {
             ..ThrottlePolicy::default()
         })
         .await;
+        // Exactly as for a real account: the failures below the threshold are answered as
+        // wrong credentials, and the one at the threshold locks.
         for _ in 0..2 {
-            login(&fakes, "nobody@example.com", "whatever1").await.ok();
+            let failed = login(&fakes, "nobody@example.com", "whatever1").await;
+            assert!(
+                matches!(
+                    failed,
+                    Err(ServiceError::Unauthenticated(
+                        AuthFailure::InvalidCredentials
+                    ))
+                ),
+                "{failed:?}"
+            );
         }
-        assert!(is_limited(
-            &login(&fakes, "nobody@example.com", "whatever1").await
+        let locked = login(&fakes, "nobody@example.com", "whatever1").await;
+        assert!(
+            matches!(
+                locked,
+                Err(ServiceError::RateLimited {
+                    retry_after_secs: 60
+                })
+            ),
+            "{locked:?}"
+        );
+        // The same schedule as a real account's.
+        for _ in 0..2 {
+            assert!(!is_limited(&login(&fakes, EMAIL, "wrong horse").await));
+        }
+        assert!(matches!(
+            login(&fakes, EMAIL, "correct horse").await,
+            Err(ServiceError::RateLimited {
+                retry_after_secs: 60
+            })
         ));
     }
 

@@ -422,19 +422,47 @@ async fn a_reset_link_cannot_verify_an_address_its_holder_never_controlled() {
     assert_refused(reset(&app, &link).await);
 }
 
-/// A reset link and a verification link, both outstanding.
+/// A reset link and a verification link, both outstanding and usable.
 async fn outstanding_links(app: &TestApp, email: &str) -> (String, String) {
     let reset = request_reset(app, email).await;
     app.graphql(RESEND, json!({ "input": { "email": email } }))
         .await;
-    (reset, app.link_token(email, "verify-email").await)
+    let links = (reset, app.link_token(email, "verify-email").await);
+    assert_eq!(
+        usable(app, &links).await,
+        (true, true),
+        "both links work before the change"
+    );
+    links
 }
 
-async fn assert_both_void(
-    app: &TestApp,
-    (reset_link, verify_link): (String, String),
-    change: &str,
-) {
+/// Whether each link would be accepted now, asked of the store without using it: `peek`
+/// answers as the use would (the repository contract proves it on every backend).
+async fn usable(app: &TestApp, (reset_link, verify_link): &(String, String)) -> (bool, bool) {
+    use authgraph::application::ports::Clock;
+    use authgraph::domain::{AccountTokenRepository, OpaqueToken, TokenPurpose};
+    use authgraph::infrastructure::persistence::{
+        RetryCounter, SeaOrmAccountTokenRepository, Transactions,
+    };
+    let store = SeaOrmAccountTokenRepository::new(Transactions::new(
+        app.db().await,
+        RetryCounter::default(),
+    ));
+    let now = app.clock.now();
+    let peek = |link: &str, purpose| {
+        let hash = OpaqueToken::from_client(link.to_owned()).hash();
+        let store = &store;
+        async move { store.peek(&hash, purpose, now).await.unwrap().is_some() }
+    };
+    (
+        peek(reset_link, TokenPurpose::PasswordReset).await,
+        peek(verify_link, TokenPurpose::EmailVerification).await,
+    )
+}
+
+async fn assert_both_void(app: &TestApp, links: (String, String), change: &str) {
+    assert_eq!(usable(app, &links).await, (false, false), "after {change}");
+    let (reset_link, verify_link) = links;
     let body = reset(app, &reset_link).await;
     assert_eq!(
         error_code(&body),

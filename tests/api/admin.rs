@@ -424,18 +424,22 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin() {
     let a = app.admin().await;
     let b = app.admin().await;
     let (token_a, token_b) = (access(&a), access(&b));
-    let (demote_b, demote_a) = tokio::join!(
-        app.graphql_as(
-            &token_a,
-            SET_ROLE,
-            json!({ "input": { "userId": id(&b), "role": "USER" } })
-        ),
-        app.graphql_as(
-            &token_b,
-            SET_ROLE,
-            json!({ "input": { "userId": id(&a), "role": "USER" } })
-        ),
-    );
+    let (demote_b, demote_a) = app
+        .race(async {
+            tokio::join!(
+                app.graphql_as(
+                    &token_a,
+                    SET_ROLE,
+                    json!({ "input": { "userId": id(&b), "role": "USER" } })
+                ),
+                app.graphql_as(
+                    &token_b,
+                    SET_ROLE,
+                    json!({ "input": { "userId": id(&a), "role": "USER" } })
+                ),
+            )
+        })
+        .await;
     let succeeded = [&demote_a, &demote_b]
         .iter()
         .filter(|body| body.get("errors").is_none())

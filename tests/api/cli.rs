@@ -1,6 +1,7 @@
 use secrecy::ExposeSecret;
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use crate::helpers::{
     JWT_SECRET, MFA_ENCRYPTION_KEY, PASSWORD, TestApp, assert_no_errors, data_str, error_code,
@@ -138,7 +139,8 @@ async fn sigterm_lets_requests_in_flight_finish_then_exits() {
         let client = client.clone();
         async move { client.get(url).send().await }
     });
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The signal comes once the request is inside its handler, whatever the machine's load.
+    server.wait_for_log("slow test request started").await;
     server.signal("-TERM");
 
     let response = slow
@@ -159,7 +161,19 @@ async fn sigterm_lets_requests_in_flight_finish_then_exits() {
 pub struct ServerProcess {
     child: Option<std::process::Child>,
     pub address: String,
+    log: Arc<ServerLog>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
+
+/// Every line the process wrote to stderr (its log), from every thread of it.
+#[derive(Default)]
+struct ServerLog {
+    lines: std::sync::Mutex<Vec<String>>,
+    grew: std::sync::Condvar,
+}
+
+/// How long a test waits for a line before it fails: a bound on a hang, not a schedule.
+const LOG_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl ServerProcess {
     /// Starts it on `database_url` and waits until it listens.
@@ -180,22 +194,44 @@ impl ServerProcess {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let address = loop {
-            let line = lines
-                .next()
-                .expect("the server logs where it listens")
-                .unwrap();
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_owned();
-            }
-        };
+        let log = Arc::new(ServerLog::default());
+        let lines = BufReader::new(child.stderr.take().unwrap()).lines();
         // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let reader = std::thread::spawn({
+            let log = log.clone();
+            move || {
+                for line in lines.map_while(Result::ok) {
+                    log.lines.lock().unwrap().push(line);
+                    log.grew.notify_all();
+                }
+            }
+        });
+        let listening = log.wait_for("listening on http://");
+        let address = listening
+            .split("listening on http://")
+            .nth(1)
+            .and_then(|rest| rest.split(['"', ' ']).next())
+            .unwrap()
+            .to_owned();
         Self {
             child: Some(child),
             address,
+            log,
+            reader: Some(reader),
         }
+    }
+
+    /// Waits until the process logs a line containing `needle`; returns that line.
+    pub async fn wait_for_log(&self, needle: &str) -> String {
+        let (log, needle) = (self.log.clone(), needle.to_owned());
+        tokio::task::spawn_blocking(move || log.wait_for(&needle))
+            .await
+            .unwrap()
+    }
+
+    /// The process's log so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lines.lock().unwrap().clone()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -214,12 +250,34 @@ impl ServerProcess {
         );
     }
 
-    /// Waits for the process to exit.
+    /// Waits for the process to exit and for the last of its log to be read.
     pub async fn wait(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().unwrap();
-        tokio::task::spawn_blocking(move || child.wait().unwrap())
-            .await
-            .unwrap()
+        let reader = self.reader.take().unwrap();
+        tokio::task::spawn_blocking(move || {
+            let status = child.wait().unwrap();
+            reader.join().unwrap();
+            status
+        })
+        .await
+        .unwrap()
+    }
+}
+
+impl ServerLog {
+    fn wait_for(&self, needle: &str) -> String {
+        let lines = self.lines.lock().unwrap();
+        let (lines, _) = self
+            .grew
+            .wait_timeout_while(lines, LOG_WAIT, |lines| {
+                !lines.iter().any(|line| line.contains(needle))
+            })
+            .unwrap();
+        lines
+            .iter()
+            .find(|line| line.contains(needle))
+            .unwrap_or_else(|| panic!("the server never logged {needle:?}: {lines:#?}"))
+            .clone()
     }
 }
 

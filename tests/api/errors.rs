@@ -1,11 +1,12 @@
 use secrecy::ExposeSecret;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 use sea_orm::{ConnectionTrait, Database};
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, error_code, spawn_app, unique_email};
+use crate::cli::ServerProcess;
+use crate::helpers::{
+    LOGIN, ME, PASSWORD, REGISTER, assert_no_errors, data_str, error_code, spawn_app, unique_email,
+};
 
 #[tokio::test]
 async fn an_unexpected_failure_is_generic_for_the_client_and_quotes_the_request_id() {
@@ -50,49 +51,52 @@ async fn an_unexpected_failure_is_generic_for_the_client_and_quotes_the_request_
     }
 }
 
-/// Captures every log line of the app, at every level, while it serves one test.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-// A current-thread runtime keeps the server's tasks on this thread, inside the capture.
-#[tokio::test(flavor = "current_thread")]
+/// The real binary in a child process, its whole stderr read: every line of every thread
+/// (request tasks, the database driver, the password-hashing threads) is in the capture, and
+/// no other test's subscriber or thread can take lines from it.
+#[tokio::test]
 async fn logs_never_contain_passwords_hashes_or_tokens() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
-    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/db.sqlite?mode=rwc", dir.path().display());
+    let mut server = ServerProcess::start(&url, &[("RUST_LOG", "trace")]);
+    let client = reqwest::Client::new();
+    let graphql = |query: &'static str, variables: Value, token: Option<String>| {
+        let mut request = client.post(server.url("/graphql")).json(&json!({
+            "query": query,
+            "variables": variables,
+        }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
     let email = unique_email();
-    let registered = app.register(&email, PASSWORD).await;
-    let login = app.login(&email, PASSWORD).await;
-    app.login(&email, "a wrong password").await;
-    let access_token = login["data"]["login"]["accessToken"].as_str().unwrap();
-    app.me(access_token).await;
+    let credentials = |password: &str| json!({ "input": { "email": email, "password": password } });
+    let registered = graphql(REGISTER, credentials(PASSWORD), None).await;
+    assert_no_errors(&registered);
+    let login = graphql(LOGIN, credentials(PASSWORD), None).await;
+    assert_no_errors(&login);
+    let wrong = graphql(LOGIN, credentials("a wrong password"), None).await;
+    assert_eq!(error_code(&wrong), "UNAUTHENTICATED");
+    let access_token = data_str(&login, &["login", "accessToken"]).to_owned();
+    assert_no_errors(&graphql(ME, json!({}), Some(access_token.clone())).await);
+    server.signal("-TERM");
+    assert!(server.wait().await.success());
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = server.log().join("\n");
     assert!(logs.contains("request finished"), "logs were captured");
+    assert!(
+        logs.contains("password hashing job finished"),
+        "the hashing threads' lines were captured"
+    );
     for secret in [
         PASSWORD,
         "a wrong password",
         "$argon2id$",
-        access_token,
-        registered["accessToken"].as_str().unwrap(),
-        registered["refreshToken"].as_str().unwrap(),
-        login["data"]["login"]["refreshToken"].as_str().unwrap(),
+        &access_token,
+        data_str(&registered, &["register", "accessToken"]),
+        data_str(&registered, &["register", "refreshToken"]),
+        data_str(&login, &["login", "refreshToken"]),
     ] {
         assert!(!logs.contains(secret), "a log line contains {secret:?}");
     }

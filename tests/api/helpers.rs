@@ -14,6 +14,7 @@ use authgraph::infrastructure::audit::AuditWriter;
 use authgraph::infrastructure::clock::AdvancingClock;
 use authgraph::infrastructure::deferred::DeferredQueue;
 use authgraph::infrastructure::mail::LogMailer;
+use authgraph::infrastructure::persistence::OverlapGate;
 use authgraph::infrastructure::persistence::QueryCounter;
 use authgraph::infrastructure::security::{Argon2Hasher, key_id};
 use reqwest::StatusCode;
@@ -48,6 +49,8 @@ pub struct TestApp {
     pub deferred: Arc<DeferredQueue>,
     /// The app's clock: a test advances it instead of sleeping until something expires.
     pub clock: Arc<AdvancingClock>,
+    /// Holds a request's transaction until a racing request's is under way.
+    overlap: OverlapGate,
     /// The test's own connection, once `db()` has opened it.
     own_db: tokio::sync::OnceCell<sea_orm::DatabaseConnection>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -133,6 +136,7 @@ async fn start(
     let hasher = core.hasher.clone();
     let deferred = core.deferred.clone();
     let queries = core.queries.clone();
+    let overlap = core.overlap.clone();
     let (shutdown, stop) = oneshot::channel();
     tokio::spawn(app.run_until(async {
         let _ = stop.await;
@@ -149,6 +153,7 @@ async fn start(
         hasher,
         deferred,
         clock,
+        overlap,
         own_db: tokio::sync::OnceCell::new(),
         shutdown: Some(shutdown),
         _database: database,
@@ -342,6 +347,15 @@ impl TestApp {
             })
             .await
             .clone()
+    }
+
+    /// Runs the requests of a race so that they overlap for sure: the first transaction to
+    /// finish is held until another request's is under way; fails if none came.
+    pub async fn race<T>(&self, requests: impl std::future::Future<Output = T>) -> T {
+        self.overlap.arm();
+        let outcome = requests.await;
+        assert!(self.overlap.finish(), "the racing requests did not overlap");
+        outcome
     }
 
     /// `me` with a bearer token; returns the whole response body.

@@ -49,11 +49,13 @@ fn query(document: &str) -> String {
     json!({ "query": document }).to_string()
 }
 
-/// The codes of the answer's errors; every error has one.
+/// The codes of the answer's errors; there is at least one, and every error has a code.
 fn codes(body: &Value) -> Vec<String> {
-    body["errors"]
+    let errors = body["errors"]
         .as_array()
-        .unwrap_or_else(|| panic!("expected errors: {body:.300}"))
+        .unwrap_or_else(|| panic!("expected errors: {body:.300}"));
+    assert!(!errors.is_empty(), "an empty list of errors: {body:.300}");
+    errors
         .iter()
         .map(|e| {
             e["extensions"]["code"]

@@ -7,6 +7,7 @@
 //! alike. SQLite is a file: nothing to cut, so these tests skip there.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -115,11 +116,30 @@ struct Seen {
     unavailable: u64,
     /// When the last request that was answered "unavailable" was sent.
     last_unavailable_sent: Option<Instant>,
-    /// The longest any request took.
+    /// When the database came back, once it has.
+    restored_at: Option<Instant>,
+    /// Successes of requests sent after the restore, and when the first of them was answered.
+    ok_after_restore: u64,
+    first_ok_after_restore: Option<Instant>,
+    /// The longest any request took, and any request answered "unavailable".
     slowest: Duration,
+    slowest_unavailable: Duration,
     violations: Vec<String>,
     /// Accounts whose registration was acknowledged: email and id.
     registered: Vec<(String, uuid::Uuid)>,
+}
+
+/// How long a request waits for a database connection before it is told to come back.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Waits until what the clients saw meets `condition`; fails if it never does.
+async fn wait_until(seen: &Mutex<Seen>, what: &str, condition: impl Fn(&Seen) -> bool) {
+    // A bound on a hang, far above what any phase takes, not a schedule.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !condition(&seen.lock().unwrap()) {
+        assert!(Instant::now() < deadline, "never reached: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Sends one request and checks its answer is a success or a well-formed "unavailable".
@@ -142,6 +162,10 @@ async fn send(
     seen.slowest = seen.slowest.max(sent.elapsed());
     if status == StatusCode::OK && body.get("errors").is_none() && body["data"].is_object() {
         seen.ok += 1;
+        if seen.restored_at.is_some_and(|restored| sent >= restored) {
+            seen.ok_after_restore += 1;
+            seen.first_ok_after_restore.get_or_insert_with(Instant::now);
+        }
         return Some(body["data"].clone());
     }
     let error = &body["errors"][0];
@@ -156,6 +180,7 @@ async fn send(
         && error["message"] == "The service is briefly unavailable; try again in 2 seconds.";
     if well_formed {
         seen.unavailable += 1;
+        seen.slowest_unavailable = seen.slowest_unavailable.max(sent.elapsed());
         seen.last_unavailable_sent = Some(sent);
     } else {
         seen.violations.push(format!("{status} {body}"));
@@ -164,8 +189,8 @@ async fn send(
 }
 
 /// A client signing up new accounts in a loop.
-async fn registering(app: Arc<TestApp>, seen: Arc<Mutex<Seen>>, until: Instant) {
-    while Instant::now() < until {
+async fn registering(app: Arc<TestApp>, seen: Arc<Mutex<Seen>>, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::SeqCst) {
         let email = unique_email();
         let variables = json!({ "input": { "email": email, "password": PASSWORD } });
         if let Some(data) = send(&app, &seen, None, REGISTER, variables).await {
@@ -185,9 +210,9 @@ async fn refreshing(
     app: Arc<TestApp>,
     seen: Arc<Mutex<Seen>>,
     mut tokens: (String, String),
-    until: Instant,
+    stop: Arc<AtomicBool>,
 ) -> (String, String) {
-    while Instant::now() < until {
+    while !stop.load(Ordering::SeqCst) {
         let variables = json!({ "input": { "refreshToken": tokens.1 } });
         if let Some(data) = send(&app, &seen, None, REFRESH, variables).await {
             let pair = &data["refreshToken"];
@@ -213,7 +238,7 @@ async fn an_outage_answers_unavailable_then_the_server_recovers_and_keeps_what_i
     let proxy = Proxy::start(server_address(&database.url)).await;
     let config = test_config(&through(&database.url, proxy.address), |c| {
         // How long a request waits for a connection before it is told to come back later.
-        c.database_connect_timeout = Duration::from_millis(500);
+        c.database_connect_timeout = CONNECT_TIMEOUT;
     });
     let app = Arc::new(spawn_on(config, database).await);
     let seen = Arc::new(Mutex::new(Seen::default()));
@@ -226,26 +251,42 @@ async fn an_outage_answers_unavailable_then_the_server_recovers_and_keeps_what_i
         ));
     }
 
-    // Traffic for half a second, an outage of three connect timeouts, then a second of
-    // traffic to show the recovery.
+    // Traffic that succeeds, an outage every client runs into, then traffic that succeeds
+    // again: each phase ends on what the clients saw, not after a fixed time.
     let started = Instant::now();
-    let until = started + Duration::from_millis(3000);
+    let stop = Arc::new(AtomicBool::new(false));
     let mut registrations = Vec::new();
     for _ in 0..3 {
-        registrations.push(tokio::spawn(registering(app.clone(), seen.clone(), until)));
+        registrations.push(tokio::spawn(registering(
+            app.clone(),
+            seen.clone(),
+            stop.clone(),
+        )));
     }
     let refreshes: Vec<_> = sessions
         .into_iter()
-        .map(|tokens| tokio::spawn(refreshing(app.clone(), seen.clone(), tokens, until)))
+        .map(|tokens| tokio::spawn(refreshing(app.clone(), seen.clone(), tokens, stop.clone())))
         .collect();
 
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_until(&seen, "traffic before the outage", |s| s.ok >= 12).await;
     proxy.cut();
     let cut_at = started.elapsed();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The outage lasts until clients have been refused again and again, and until one
+    // request waited out the whole connect timeout before it was told to come back.
+    wait_until(&seen, "the outage seen", |s| {
+        s.unavailable >= 6 && s.slowest_unavailable >= CONNECT_TIMEOUT
+    })
+    .await;
     let unavailable_during = seen.lock().unwrap().unavailable;
     proxy.restore().await;
-    let restored_at = started.elapsed();
+    let restored = Instant::now();
+    seen.lock().unwrap().restored_at = Some(restored);
+    let restored_at = restored - started;
+    wait_until(&seen, "traffic after the restore", |s| {
+        s.ok_after_restore >= 12
+    })
+    .await;
+    stop.store(true, Ordering::SeqCst);
 
     for registration in registrations {
         registration.await.unwrap();
@@ -256,11 +297,12 @@ async fn an_outage_answers_unavailable_then_the_server_recovers_and_keeps_what_i
     }
     let seen = std::mem::take(&mut *seen.lock().unwrap());
     eprintln!(
-        "cut at {cut_at:?}, restored at {restored_at:?}: {} ok, {} unavailable, the last sent at {:?}; slowest {:?}",
+        "cut at {cut_at:?}, restored at {restored_at:?}: {} ok, {} unavailable, the last sent at {:?}; slowest {:?}, slowest unavailable {:?}",
         seen.ok,
         seen.unavailable,
         seen.last_unavailable_sent.map(|at| at - started),
         seen.slowest,
+        seen.slowest_unavailable,
     );
     assert!(
         seen.violations.is_empty(),
@@ -275,13 +317,15 @@ async fn an_outage_answers_unavailable_then_the_server_recovers_and_keeps_what_i
     );
     assert!(unavailable_during > 0, "the outage was seen");
 
-    // It recovered by itself: what the clients sent once the database was back succeeded
-    // (a moment's grace for a connection being opened), and so does every request now.
+    // It recovered by itself: once one request sent after the restore had succeeded (a
+    // connection could be opened again), every request sent later succeeded too, and so
+    // does every request now.
     let last_unavailable = seen.last_unavailable_sent.unwrap() - started;
+    let recovered = seen.first_ok_after_restore.unwrap() - started;
     assert!(
-        last_unavailable < restored_at + Duration::from_millis(200),
-        "a request sent {last_unavailable:?} in, after the restore at {restored_at:?}, \
-         was still refused"
+        last_unavailable < recovered,
+        "a request sent {last_unavailable:?} in, after the first success at {recovered:?} \
+         (restore at {restored_at:?}), was still refused"
     );
     let ready = app.client.get(app.url("/ready")).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::OK);

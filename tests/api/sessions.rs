@@ -69,9 +69,13 @@ async fn a_rotated_refresh_token_used_again_ends_the_whole_session() {
 #[tokio::test]
 async fn a_concurrent_double_submit_within_the_grace_window_is_not_taken_for_theft() {
     let app = spawn_app().await;
+    // The requests land within the window by the app's clock, however slow the machine.
+    app.clock.hold();
     let (_, refresh) = tokens(&app.register(&unique_email(), PASSWORD).await);
 
-    let (a, b) = tokio::join!(app.refresh(&refresh), app.refresh(&refresh));
+    let (a, b) = app
+        .race(async { tokio::join!(app.refresh(&refresh), app.refresh(&refresh)) })
+        .await;
     assert_no_errors(&a);
     assert_no_errors(&b);
     let (access_a, refresh_a) = tokens(&a["data"]["refreshToken"]);
@@ -301,6 +305,8 @@ async fn ended_sessions_are_cleaned_up_in_the_background() {
 #[tokio::test]
 async fn a_token_two_generations_old_ends_the_session_even_within_the_grace_window() {
     let app = spawn_app().await;
+    // The requests land within the window by the app's clock, however slow the machine.
+    app.clock.hold();
     let (_, first) = tokens(&app.register(&unique_email(), PASSWORD).await);
     let (_, second) = tokens(&app.refresh(&first).await["data"]["refreshToken"]);
     let (access, third) = tokens(&app.refresh(&second).await["data"]["refreshToken"]);
@@ -315,6 +321,8 @@ async fn a_thiefs_replay_within_the_window_never_forks_the_session() {
     // The thief replays the owner's previous token at once and gets a sibling; whoever then
     // presents a superseded token after the window ends the session for both.
     let app = spawn_app_with(|c| c.refresh_token_reuse_grace = Duration::from_secs(10)).await;
+    // The requests land within the window by the app's clock, however slow the machine.
+    app.clock.hold();
     let (_, stolen) = tokens(&app.register(&unique_email(), PASSWORD).await);
     let (_, owners) = tokens(&app.refresh(&stolen).await["data"]["refreshToken"]);
     let thief = app.refresh(&stolen).await;
@@ -335,6 +343,8 @@ async fn a_thiefs_replay_within_the_window_never_forks_the_session() {
 #[tokio::test]
 async fn replaying_one_token_gets_only_a_bounded_number_of_siblings() {
     let app = spawn_app().await;
+    // The requests land within the window by the app's clock, however slow the machine.
+    app.clock.hold();
     let (_, token) = tokens(&app.register(&unique_email(), PASSWORD).await);
     let (access, _) = tokens(&app.refresh(&token).await["data"]["refreshToken"]);
     // Three siblings, then the fourth replay is theft.
@@ -352,6 +362,8 @@ async fn replaying_one_token_gets_only_a_bounded_number_of_siblings() {
 #[tokio::test]
 async fn racing_tabs_stay_signed_in_and_reuse_detection_still_bites_afterwards() {
     let app = spawn_app().await;
+    // The requests land within the window by the app's clock, however slow the machine.
+    app.clock.hold();
     let (_, shared) = tokens(&app.register(&unique_email(), PASSWORD).await);
     // Four tabs refresh with the cookie they share, at once.
     let raced = futures_util::future::join_all((0..4).map(|_| app.refresh(&shared))).await;

@@ -31,6 +31,8 @@ pub use health::DatabaseHealth;
 pub use recovery::SeaOrmAccountRecovery;
 pub use second_factor::SeaOrmSecondFactorRepository;
 pub use sessions::SeaOrmSessionRepository;
+#[cfg(feature = "test-hooks")]
+pub use transactions::OverlapGate;
 pub use transactions::{RetryCounter, RetryPolicy, Transactions};
 pub use users::SeaOrmUserRepository;
 

@@ -127,6 +127,8 @@ pub struct Transactions {
     db: DatabaseConnection,
     policy: RetryPolicy,
     retries: RetryCounter,
+    #[cfg(feature = "test-hooks")]
+    overlap: Option<OverlapGate>,
 }
 
 impl Transactions {
@@ -135,7 +137,16 @@ impl Transactions {
             db,
             policy: RetryPolicy::default(),
             retries,
+            #[cfg(feature = "test-hooks")]
+            overlap: None,
         }
+    }
+
+    /// The same, its transactions passing `gate` (test builds).
+    #[cfg(feature = "test-hooks")]
+    pub fn with_overlap_gate(mut self, gate: OverlapGate) -> Self {
+        self.overlap = Some(gate);
+        self
     }
 
     /// The connection the writes go to, for the reads of the same repository.
@@ -157,9 +168,35 @@ impl Transactions {
         T: Send,
         F: for<'t> Fn(&'t DatabaseTransaction) -> Attempt<'t, Finish<T>> + Send + Sync,
     {
+        // SQLite has one connection, which every read waits for too: a transaction held
+        // there would stall the racing call before it reached its own, so on SQLite the calls
+        // meet at a barrier before either begins.
+        #[cfg(feature = "test-hooks")]
+        let sqlite = self.db.get_database_backend() == sea_orm::DatabaseBackend::Sqlite;
+        #[cfg(feature = "test-hooks")]
+        if let Some(gate) = &self.overlap {
+            if sqlite {
+                gate.barrier().await;
+            } else {
+                gate.entered();
+            }
+        }
+        #[cfg(feature = "test-hooks")]
+        let counted = std::sync::atomic::AtomicBool::new(false);
         self.retry(|| async {
             let txn = self.db.begin().await?;
-            match work(&txn).await {
+            #[cfg(feature = "test-hooks")]
+            if let Some(gate) = &self.overlap
+                && !counted.swap(true, Ordering::SeqCst)
+            {
+                gate.began();
+            }
+            let outcome = work(&txn).await;
+            #[cfg(feature = "test-hooks")]
+            if let (Some(gate), Ok(_), false) = (&self.overlap, &outcome, sqlite) {
+                gate.hold_inside().await;
+            }
+            match outcome {
                 Ok(Finish::Commit(value)) => {
                     txn.commit().await?;
                     Ok(value)
@@ -181,6 +218,10 @@ impl Transactions {
 
     /// Runs one statement on its own (autocommit), again on contention.
     pub async fn execute(&self, statement: Statement) -> Result<ExecResult, RepositoryError> {
+        #[cfg(feature = "test-hooks")]
+        if let Some(gate) = &self.overlap {
+            gate.barrier().await;
+        }
         self.retry(|| self.db.execute_raw(statement.clone())).await
     }
 
@@ -194,6 +235,81 @@ impl Transactions {
         retry(&self.policy, &self.retries, contention_of, attempt)
             .await
             .map_err(repository_error)
+    }
+}
+
+/// Test builds: makes two calls of a race overlap for sure. Once armed, the first
+/// transaction to finish its work is held, before its commit or rollback, until another
+/// call has begun its own transaction; the first single statement, and on SQLite the first
+/// transaction, waits before it starts until another call has reached the store too. The
+/// race test then knows both were in flight at once, not one after the other however the
+/// scheduler ordered them.
+#[cfg(feature = "test-hooks")]
+#[derive(Clone, Default)]
+pub struct OverlapGate(Arc<Gate>);
+
+#[cfg(feature = "test-hooks")]
+#[derive(Default)]
+struct Gate {
+    armed: std::sync::atomic::AtomicBool,
+    held: std::sync::atomic::AtomicBool,
+    overlapped: std::sync::atomic::AtomicBool,
+    /// Calls that have reached the store, and begun a transaction, since it was armed.
+    entered: tokio::sync::watch::Sender<usize>,
+    began: tokio::sync::watch::Sender<usize>,
+}
+
+#[cfg(feature = "test-hooks")]
+impl OverlapGate {
+    /// Holds the next call to finish until a second one is in flight.
+    pub fn arm(&self) {
+        self.0.entered.send_replace(0);
+        self.0.began.send_replace(0);
+        self.0.held.store(false, Ordering::SeqCst);
+        self.0.overlapped.store(false, Ordering::SeqCst);
+        self.0.armed.store(true, Ordering::SeqCst);
+    }
+
+    /// Disarms it; whether, since it was armed, a call was held until a second was in
+    /// flight.
+    pub fn finish(&self) -> bool {
+        self.0.armed.store(false, Ordering::SeqCst);
+        self.0.overlapped.load(Ordering::SeqCst)
+    }
+
+    fn entered(&self) {
+        if self.0.armed.load(Ordering::SeqCst) {
+            self.0.entered.send_modify(|n| *n += 1);
+        }
+    }
+
+    fn began(&self) {
+        if self.0.armed.load(Ordering::SeqCst) {
+            self.0.began.send_modify(|n| *n += 1);
+        }
+    }
+
+    async fn hold_inside(&self) {
+        self.hold(&self.0.began).await;
+    }
+
+    async fn barrier(&self) {
+        self.entered();
+        self.hold(&self.0.entered).await;
+    }
+
+    async fn hold(&self, count: &tokio::sync::watch::Sender<usize>) {
+        if !self.0.armed.load(Ordering::SeqCst) || self.0.held.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let mut count = count.subscribe();
+        // A bound so a test with no second call fails its overlap check instead of hanging.
+        let second =
+            tokio::time::timeout(Duration::from_secs(30), count.wait_for(|n| *n >= 2)).await;
+        if matches!(second, Ok(Ok(_))) {
+            self.0.overlapped.store(true, Ordering::SeqCst);
+        }
+        self.0.armed.store(false, Ordering::SeqCst);
     }
 }
 
@@ -444,16 +560,19 @@ mod tests {
 
         let locker = rusqlite::Connection::open(&path).unwrap();
         locker.execute_batch("BEGIN IMMEDIATE;").unwrap();
-        let release = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(60));
-            locker.execute_batch("COMMIT;").unwrap();
-        });
+        // The lock is let go once the transaction has been refused as busy and comes back,
+        // an event rather than a delay raced against the retry budget.
+        let locker = std::sync::Mutex::new(Some(locker));
         let runs = AtomicU32::new(0);
         let first = ada(uuid::Uuid::new_v4(), "ada@example.com");
         let second = ada(uuid::Uuid::new_v4(), "bob@example.com");
         transactions
             .run(|txn| {
-                runs.fetch_add(1, Ordering::Relaxed);
+                if runs.fetch_add(1, Ordering::Relaxed) == 1 {
+                    assert_eq!(counter.retried(Contention::Busy), 1, "refused as busy");
+                    let locker = locker.lock().unwrap().take().unwrap();
+                    locker.execute_batch("COMMIT;").unwrap();
+                }
                 let (first, second) = (first.clone(), second.clone());
                 Box::pin(async move {
                     txn.execute_raw(first).await?;
@@ -463,9 +582,8 @@ mod tests {
             })
             .await
             .expect("the transaction succeeds once the lock is released");
-        release.join().unwrap();
 
-        assert!(runs.load(Ordering::Relaxed) > 1, "it was retried");
+        assert_eq!(runs.load(Ordering::Relaxed), 2, "it was retried, once");
         assert_eq!(
             counter.retried(Contention::Busy),
             u64::from(runs.load(Ordering::Relaxed) - 1)

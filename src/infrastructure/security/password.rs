@@ -281,7 +281,14 @@ impl WorkerPool {
         let (completed, in_flight) = (self.completed.clone(), self.in_flight.clone());
         let job: Job = Box::new(move |worker| {
             let running = InFlight(in_flight);
+            let started = std::time::Instant::now();
             let outcome = work(worker);
+            // From the hashing thread itself, so a capture of the log can prove it sees these
+            // threads too; it carries nothing of the password or the hash.
+            tracing::trace!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "password hashing job finished"
+            );
             // Counted before the caller can see the result, so the counters never lag it.
             completed.fetch_add(1, Ordering::Relaxed);
             drop(running);

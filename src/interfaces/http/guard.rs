@@ -236,6 +236,9 @@ pub fn test_hooks() -> axum::Router<super::AppState> {
             "/__test/slow/{millis}",
             get(
                 |axum::extract::Path(millis): axum::extract::Path<u64>| async move {
+                    // What a test in another process waits for before it acts on the
+                    // request in flight (a shutdown signal, say), instead of guessing a delay.
+                    tracing::info!("slow test request started");
                     tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
                     "done"
                 },

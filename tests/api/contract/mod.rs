@@ -30,7 +30,7 @@ use authgraph::domain::{
     Role, SecondFactorStore, Session, SessionId, SessionRepository, User, UserDirectory,
 };
 use authgraph::infrastructure::persistence::{
-    self, DatabaseSettings, QueryCounter, RetryCounter, SeaOrmAccountRecovery,
+    self, DatabaseSettings, OverlapGate, QueryCounter, RetryCounter, SeaOrmAccountRecovery,
     SeaOrmAccountTokenRepository, SeaOrmAuditRepository, SeaOrmSecondFactorRepository,
     SeaOrmUserRepository, Transactions,
 };
@@ -46,6 +46,8 @@ pub struct Stores {
     pub audit: Arc<dyn AuditStore>,
     pub factors: Arc<dyn SecondFactorStore>,
     pub recovery: Arc<dyn AccountRecoveryStore>,
+    /// Holds a transaction until a racing one has begun (the SeaORM stores only).
+    overlap: Option<OverlapGate>,
     _database: Option<TestDatabase>,
 }
 
@@ -68,6 +70,7 @@ impl Stores {
             audit: Arc::new(InMemoryAudit::default()),
             factors,
             accounts: users,
+            overlap: None,
             _database: None,
         }
     }
@@ -93,7 +96,9 @@ impl Stores {
         .await
         .expect("the test database answers");
         persistence::migrate(&db).await.expect("migrations apply");
-        let writes = Transactions::new(db, RetryCounter::default());
+        let overlap = OverlapGate::default();
+        let writes =
+            Transactions::new(db, RetryCounter::default()).with_overlap_gate(overlap.clone());
         let (accounts, sessions) =
             account_and_session_stores(&database.url, true, &writes, &queries);
         let stores = Self {
@@ -103,9 +108,24 @@ impl Stores {
             audit: Arc::new(SeaOrmAuditRepository::new(writes.clone())),
             factors: Arc::new(SeaOrmSecondFactorRepository::new(writes.clone())),
             recovery: Arc::new(SeaOrmAccountRecovery::new(writes.clone())),
+            overlap: Some(overlap),
             _database: Some(database),
         };
         (stores, Arc::new(SeaOrmUserRepository::new(writes)))
+    }
+
+    /// Runs the calls of a race so that they overlap for sure: on the SeaORM stores the
+    /// first transaction to finish is held until another has begun (the in-memory fakes
+    /// serialise every call under one lock: there is nothing to overlap).
+    pub async fn race<T>(&self, calls: impl std::future::Future<Output = T>) -> T {
+        if let Some(gate) = &self.overlap {
+            gate.arm();
+        }
+        let outcome = calls.await;
+        if let Some(gate) = &self.overlap {
+            assert!(gate.finish(), "the racing calls did not overlap");
+        }
+        outcome
     }
 
     /// Stores a new account with this address and role, created at `at`.
