@@ -7,103 +7,68 @@ use uuid::Uuid;
 
 use super::UserId;
 
-/// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AuditKind {
-    Registered,
-    LoginSucceeded,
-    LoginFailed,
-    LoggedOut,
-    SessionRevoked,
-    RefreshTokenReused,
-    PasswordChanged,
-    PasswordResetRequested,
-    PasswordReset,
-    EmailChanged,
-    EmailVerified,
-    ProfileUpdated,
-    RoleChanged,
-    Suspended,
-    Unsuspended,
-    AccountDeleted,
-    EmailChangeRequested,
-    EmailChangeCancelled,
-    MfaEnabled,
-    MfaDisabled,
-    MfaReset,
-    MfaFailed,
-    RecoveryCodeUsed,
-    RecoveryCodesRegenerated,
-    AccountSecured,
-    SecurityNoticeSent,
+/// Declares [`AuditKind`] from one list of `Variant => "stored_name"` rows: the enum, `ALL`,
+/// and both directions of the stored name, so a new kind cannot miss one of them (a stored name
+/// given twice is an unreachable pattern, which clippy rejects). What each kind means is
+/// documented once, where clients read it: the GraphQL `AuditEventKind`.
+macro_rules! audit_kinds {
+    ($($kind:ident => $stored:literal,)+) => {
+        /// What happened.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum AuditKind {
+            $($kind,)+
+        }
+
+        impl AuditKind {
+            /// Every kind, in declaration order.
+            pub const ALL: [AuditKind; [$($stored),+].len()] = [$(AuditKind::$kind),+];
+
+            /// The stable name stored in the database.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(AuditKind::$kind => $stored,)+
+                }
+            }
+
+            /// Reads a stored name.
+            pub fn from_stored(name: &str) -> Option<Self> {
+                match name {
+                    $($stored => Some(AuditKind::$kind),)+
+                    _ => None,
+                }
+            }
+        }
+    };
 }
 
-impl AuditKind {
-    pub const ALL: [AuditKind; 26] = [
-        AuditKind::Registered,
-        AuditKind::LoginSucceeded,
-        AuditKind::LoginFailed,
-        AuditKind::LoggedOut,
-        AuditKind::SessionRevoked,
-        AuditKind::RefreshTokenReused,
-        AuditKind::PasswordChanged,
-        AuditKind::PasswordResetRequested,
-        AuditKind::PasswordReset,
-        AuditKind::EmailChanged,
-        AuditKind::EmailVerified,
-        AuditKind::ProfileUpdated,
-        AuditKind::RoleChanged,
-        AuditKind::Suspended,
-        AuditKind::Unsuspended,
-        AuditKind::AccountDeleted,
-        AuditKind::EmailChangeRequested,
-        AuditKind::EmailChangeCancelled,
-        AuditKind::MfaEnabled,
-        AuditKind::MfaDisabled,
-        AuditKind::MfaReset,
-        AuditKind::MfaFailed,
-        AuditKind::RecoveryCodeUsed,
-        AuditKind::RecoveryCodesRegenerated,
-        AuditKind::AccountSecured,
-        AuditKind::SecurityNoticeSent,
-    ];
-
-    /// The stable name stored in the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuditKind::Registered => "registered",
-            AuditKind::LoginSucceeded => "login_succeeded",
-            AuditKind::LoginFailed => "login_failed",
-            AuditKind::LoggedOut => "logged_out",
-            AuditKind::SessionRevoked => "session_revoked",
-            AuditKind::RefreshTokenReused => "refresh_token_reused",
-            AuditKind::PasswordChanged => "password_changed",
-            AuditKind::PasswordResetRequested => "password_reset_requested",
-            AuditKind::PasswordReset => "password_reset",
-            AuditKind::EmailChanged => "email_changed",
-            AuditKind::EmailVerified => "email_verified",
-            AuditKind::ProfileUpdated => "profile_updated",
-            AuditKind::RoleChanged => "role_changed",
-            AuditKind::Suspended => "suspended",
-            AuditKind::Unsuspended => "unsuspended",
-            AuditKind::AccountDeleted => "account_deleted",
-            AuditKind::EmailChangeRequested => "email_change_requested",
-            AuditKind::EmailChangeCancelled => "email_change_cancelled",
-            AuditKind::MfaEnabled => "mfa_enabled",
-            AuditKind::MfaDisabled => "mfa_disabled",
-            AuditKind::MfaReset => "mfa_reset",
-            AuditKind::MfaFailed => "mfa_failed",
-            AuditKind::RecoveryCodeUsed => "recovery_code_used",
-            AuditKind::RecoveryCodesRegenerated => "recovery_codes_regenerated",
-            AuditKind::AccountSecured => "account_secured",
-            AuditKind::SecurityNoticeSent => "security_notice_sent",
-        }
-    }
-
-    /// Reads a stored name.
-    pub fn from_stored(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
-    }
+// Stored names are in the database: never change one.
+audit_kinds! {
+    Registered => "registered",
+    LoginSucceeded => "login_succeeded",
+    LoginFailed => "login_failed",
+    LoggedOut => "logged_out",
+    SessionRevoked => "session_revoked",
+    RefreshTokenReused => "refresh_token_reused",
+    PasswordChanged => "password_changed",
+    PasswordResetRequested => "password_reset_requested",
+    PasswordReset => "password_reset",
+    EmailChanged => "email_changed",
+    EmailVerified => "email_verified",
+    ProfileUpdated => "profile_updated",
+    RoleChanged => "role_changed",
+    Suspended => "suspended",
+    Unsuspended => "unsuspended",
+    AccountDeleted => "account_deleted",
+    EmailChangeRequested => "email_change_requested",
+    EmailChangeCancelled => "email_change_cancelled",
+    MfaEnabled => "mfa_enabled",
+    MfaDisabled => "mfa_disabled",
+    MfaReset => "mfa_reset",
+    MfaFailed => "mfa_failed",
+    RecoveryCodeUsed => "recovery_code_used",
+    RecoveryCodesRegenerated => "recovery_codes_regenerated",
+    AccountSecured => "account_secured",
+    SecurityNoticeSent => "security_notice_sent",
 }
 
 impl fmt::Display for AuditKind {
