@@ -4,34 +4,36 @@ use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 /// An opaque secret handed to a client: a refresh token, or the token in a password-reset or
-/// email-verification link. 256 random bits, shown once and stored only as a hash. Never printed.
-pub struct OpaqueToken(String);
+/// email-verification link. 256 random bits, shown once and stored only as a hash. Never printed,
+/// and wiped from memory when dropped.
+pub struct OpaqueToken(SecretString);
 
 impl OpaqueToken {
     /// A new token from the operating system's CSPRNG.
     pub fn generate() -> Result<Self, getrandom::Error> {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes)?;
-        Ok(Self(URL_SAFE_NO_PAD.encode(bytes)))
+        let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+        getrandom::fill(bytes.as_mut_slice())?;
+        Ok(Self(URL_SAFE_NO_PAD.encode(bytes.as_slice()).into()))
     }
 
     /// Wraps a token presented by a client.
     pub fn from_client(token: String) -> Self {
-        Self(token)
+        Self(token.into())
     }
 
     /// The token to hand to the client.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 
     /// What is stored and looked up. A fast hash is enough: the token has 256 bits of entropy,
     /// so there is nothing to brute-force, unlike a password.
     pub fn hash(&self) -> TokenHash {
-        TokenHash(hex(&Sha256::digest(self.0.as_bytes())))
+        TokenHash(hex(&Sha256::digest(self.expose().as_bytes())))
     }
 }
 

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use super::ValidationError;
@@ -96,9 +97,9 @@ fn is_valid_domain(domain: &str) -> bool {
 /// A password that meets the policy of NIST SP 800-63B: long enough, bounded so hashing
 /// cost stays predictable, no composition rules, and Unicode-normalised (NFKC, §5.1.1.2) so
 /// the same password typed on another keyboard or system (composed or decomposed accents,
-/// full-width forms) is the same secret. Never printed.
+/// full-width forms) is the same secret. Never printed, and wiped from memory when dropped.
 #[derive(Clone)]
-pub struct Password(String);
+pub struct Password(SecretString);
 
 impl Password {
     /// Fewer characters than this is rejected.
@@ -131,7 +132,7 @@ impl Password {
         if chars > Self::MAX_CHARS {
             return Err(Self::too_long());
         }
-        Ok(Self(normalised))
+        Ok(Self(normalised.into()))
     }
 
     fn too_long() -> ValidationError {
@@ -147,7 +148,7 @@ impl Password {
         email: &Email,
         display_name: Option<&DisplayName>,
     ) -> Result<(), ValidationError> {
-        let estimated: String = self.0.chars().take(Self::STRENGTH_CHARS).collect();
+        let estimated: String = self.expose().chars().take(Self::STRENGTH_CHARS).collect();
         let personal = personal_words(email, display_name);
         let personal: Vec<&str> = personal.iter().map(String::as_str).collect();
         let estimate = zxcvbn::zxcvbn(&estimated, &personal);
@@ -180,7 +181,7 @@ impl Password {
 
     /// The secret itself, for the hasher only.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 }
 
@@ -224,9 +225,9 @@ impl PasswordAttempt {
             return None;
         }
         let normalised: String = raw.nfkc().collect();
-        let as_typed = (normalised != raw).then_some(Password(raw));
+        let as_typed = (normalised != raw).then_some(Password(raw.into()));
         Some(Self {
-            normalised: Password(normalised),
+            normalised: Password(normalised.into()),
             as_typed,
         })
     }
@@ -250,21 +251,31 @@ impl fmt::Debug for Password {
     }
 }
 
-/// A stored password hash (a PHC string). Never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PasswordHash(String);
+/// A stored password hash (a PHC string). Never printed, and wiped from memory when dropped.
+#[derive(Clone)]
+pub struct PasswordHash(SecretString);
 
 impl PasswordHash {
     /// Wraps a PHC string produced by a hasher or read from storage.
     pub fn new(phc: String) -> Self {
-        Self(phc)
+        Self(phc.into())
     }
 
     /// The PHC string.
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 }
+
+// Equality of whole records (users compared in tests); a password is never checked by
+// comparing hashes, which is the hasher's job.
+impl PartialEq for PasswordHash {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for PasswordHash {}
 
 impl fmt::Debug for PasswordHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -738,6 +749,17 @@ mod tests {
         assert!(!format!("{password:?}").contains("hunter2"));
         let hash = PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into());
         assert!(!format!("{hash:?}").contains("argon2"));
+    }
+
+    // The secrets are held in wiped-on-drop boxes; clones and equality still see the value.
+    #[test]
+    fn secrets_clone_and_compare_by_their_value() {
+        let password = Password::new("hunter2hunter2".into()).unwrap();
+        assert_eq!(password.clone().expose(), "hunter2hunter2");
+        let hash = PasswordHash::new("$argon2id$a".into());
+        assert_eq!(hash.clone(), hash);
+        assert_eq!(hash, PasswordHash::new("$argon2id$a".into()));
+        assert_ne!(hash, PasswordHash::new("$argon2id$b".into()));
     }
 
     #[test]

@@ -194,8 +194,8 @@ pub async fn startup_turn(url: &str) -> Result<Option<FileLock>, DbErr> {
         .map(Some)
 }
 
-/// An exclusive `flock` on a file beside a SQLite database, released when dropped (also by
-/// the kernel if the process dies).
+/// An exclusive lock (`File::lock`, a `flock` on Unix) on a file beside a SQLite database,
+/// released when dropped (also by the kernel if the process dies).
 pub struct FileLock {
     _held: std::fs::File,
 }
@@ -209,17 +209,8 @@ impl FileLock {
                 .write(true)
                 .open(&path)
                 .map_err(|e| DbErr::Custom(format!("cannot open {path}: {e}")))?;
-            #[cfg(unix)]
-            {
-                use std::os::fd::AsRawFd;
-                // SAFETY: flock only reads the descriptor, which `file` keeps open.
-                if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-                    return Err(DbErr::Custom(format!(
-                        "cannot lock {path}: {}",
-                        std::io::Error::last_os_error()
-                    )));
-                }
-            }
+            file.lock()
+                .map_err(|e| DbErr::Custom(format!("cannot lock {path}: {e}")))?;
             Ok(Self { _held: file })
         })
         .await
@@ -264,6 +255,32 @@ mod tests {
         let db = connect(&settings, &QueryCounter::default()).await.unwrap();
         let pool = db.get_sqlite_connection_pool();
         assert_eq!(pool.options().get_max_connections(), 1);
+    }
+
+    // Two processes starting on one SQLite file must migrate in turn: while a turn is held, any
+    // other open of the lock file is refused its lock, and gets it once the turn is dropped.
+    #[tokio::test]
+    async fn the_startup_turn_on_a_sqlite_file_is_exclusive_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("app.db");
+        let url = format!("sqlite://{}?mode=rwc", db.display());
+        let other = || {
+            std::fs::File::options()
+                .write(true)
+                .open(format!("{}.migrate-lock", db.display()))
+                .unwrap()
+        };
+
+        let turn = startup_turn(&url).await.unwrap();
+        assert!(turn.is_some());
+        assert!(matches!(
+            other().try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
+
+        drop(turn);
+        other().try_lock().unwrap();
+        assert!(startup_turn("sqlite::memory:").await.unwrap().is_none());
     }
 
     #[test]
