@@ -4,7 +4,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use authgraph::config::MailerKind;
 
 use crate::helpers::{
-    PASSWORD, TestApp, assert_no_errors, data_str, error_code, metric_value, spawn_app,
+    PASSWORD, TestApp, access, assert_no_errors, data_str, error_code, metric_value, spawn_app,
     spawn_app_with, unique_email,
 };
 
@@ -20,10 +20,6 @@ const VERIFY: &str =
 const RESEND: &str =
     "mutation($input: ResendVerificationEmailInput!) { resendVerificationEmail(input: $input) }";
 const NEW_PASSWORD: &str = "a brand new passphrase";
-
-fn access(payload: &Value) -> String {
-    payload["accessToken"].as_str().unwrap().to_owned()
-}
 
 #[tokio::test]
 async fn change_password_needs_the_current_one_and_signs_out_other_sessions() {

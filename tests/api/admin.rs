@@ -5,7 +5,9 @@ use sea_orm::{ActiveValue::Set, EntityTrait};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{PASSWORD, TestApp, assert_no_errors, error_code, spawn_app, unique_email};
+use crate::helpers::{
+    PASSWORD, TestApp, access, assert_no_errors, error_code, spawn_app, unique_email,
+};
 
 const USERS: &str = "query Users($first: Int, $after: String, $last: Int, $before: String,
     $filter: UserFilterInput, $orderBy: UserOrderInput) {
@@ -23,10 +25,6 @@ const SUSPEND: &str = "mutation($input: SuspendUserInput!) {
 const UNSUSPEND: &str =
     "mutation($input: UnsuspendUserInput!) { unsuspendUser(input: $input) { id suspended } }";
 const DELETE: &str = "mutation($input: DeleteAccountInput!) { deleteAccount(input: $input) }";
-
-fn access(payload: &Value) -> String {
-    payload["accessToken"].as_str().unwrap().to_owned()
-}
 
 fn id(payload: &Value) -> String {
     payload["user"]["id"].as_str().unwrap().to_owned()

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{LOGIN, PASSWORD, REFRESH, REGISTER, TestApp, spawn_app_with, unique_email};
+use crate::helpers::{
+    LOGIN, PASSWORD, REFRESH, REGISTER, TestApp, spawn_app_with, tokens, unique_email,
+};
 
 /// How long the clients run: long enough for thousands of transactions to overlap, short
 /// enough for CI.
@@ -116,13 +118,6 @@ impl Client {
         let variables = json!({ "i": { "refreshToken": refresh_token } });
         self.call("logout", None, LOGOUT, variables, allowed).await;
     }
-}
-
-fn tokens(payload: &Value) -> (String, String) {
-    (
-        payload["accessToken"].as_str().unwrap().to_owned(),
-        payload["refreshToken"].as_str().unwrap().to_owned(),
-    )
 }
 
 /// Signs up new accounts; every fourth tries an address taken a moment ago (CONFLICT).

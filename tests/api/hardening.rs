@@ -10,18 +10,6 @@ use crate::helpers::{
     unique_email,
 };
 
-async fn post_json(app: &crate::helpers::TestApp, body: &Value) -> (StatusCode, Value) {
-    let response = app
-        .client
-        .post(app.url("/graphql"))
-        .header(ACCEPT, "application/graphql-response+json")
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    (response.status(), response.json().await.unwrap())
-}
-
 #[tokio::test]
 async fn a_query_nested_fifty_deep_is_refused_before_it_runs() {
     let app = spawn_app().await;
@@ -30,7 +18,7 @@ async fn a_query_nested_fifty_deep_is_refused_before_it_runs() {
         selection = format!("ofType {{ {selection} }}");
     }
     let query = format!("{{ __schema {{ types {{ fields {{ type {{ {selection} }} }} }} }} }}");
-    let (status, body) = post_json(&app, &json!({ "query": query })).await;
+    let (status, body) = app.post_json(&json!({ "query": query })).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&body), "GRAPHQL_VALIDATION_FAILED");
     assert_eq!(body["errors"][0]["message"], "Query is nested too deep.");
@@ -40,11 +28,9 @@ async fn a_query_nested_fifty_deep_is_refused_before_it_runs() {
 async fn a_thousand_aliases_are_refused_naming_the_limit() {
     let app = spawn_app().await;
     let fields: Vec<String> = (0..1000).map(|i| format!("a{i}: __typename")).collect();
-    let (status, body) = post_json(
-        &app,
-        &json!({ "query": format!("{{ {} }}", fields.join(" ")) }),
-    )
-    .await;
+    let (status, body) = app
+        .post_json(&json!({ "query": format!("{{ {} }}", fields.join(" ")) }))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&body), "GRAPHQL_VALIDATION_FAILED");
     assert_eq!(
@@ -82,7 +68,7 @@ async fn an_expensive_query_is_refused_by_its_cost() {
     let app = spawn_app().await;
     let query = "{ users(first: 100) { edges { node { auditEvents(first: 100) { edges { node {
         actor { id email } subject { id email } } } } } } } }";
-    let (status, body) = post_json(&app, &json!({ "query": query })).await;
+    let (status, body) = app.post_json(&json!({ "query": query })).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&body), "GRAPHQL_VALIDATION_FAILED");
     assert_eq!(body["errors"][0]["message"], "Query is too complex.");
@@ -93,7 +79,7 @@ async fn a_ten_megabyte_body_is_refused_with_413() {
     let app = spawn_app().await;
     let huge =
         json!({ "query": "{ __typename }", "variables": { "x": "x".repeat(10 * 1024 * 1024) } });
-    let (status, body) = post_json(&app, &huge).await;
+    let (status, body) = app.post_json(&huge).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(error_code(&body), "GRAPHQL_PARSE_FAILED");
     assert_eq!(
@@ -367,17 +353,15 @@ async fn introspection_and_graphiql_can_be_turned_off() {
         c.graphiql = Some(false);
     })
     .await;
-    let (status, body) = post_json(
-        &app,
-        &json!({ "query": "{ __schema { queryType { name } } }" }),
-    )
-    .await;
+    let (status, body) = app
+        .post_json(&json!({ "query": "{ __schema { queryType { name } } }" }))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         body["errors"][0]["message"],
         "Introspection is turned off on this server; use the published schema.graphql."
     );
-    let (status, body) = post_json(&app, &json!({ "query": "{ __typename }" })).await;
+    let (status, body) = app.post_json(&json!({ "query": "{ __typename }" })).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["data"]["__typename"], "Query");
     let page = app
@@ -391,11 +375,9 @@ async fn introspection_and_graphiql_can_be_turned_off() {
 
     let production =
         spawn_app_with(|c| c.app_env = Some(authgraph::config::AppEnv::Production)).await;
-    let (_, body) = post_json(
-        &production,
-        &json!({ "query": "{ __type(name: \"User\") { name } }" }),
-    )
-    .await;
+    let (_, body) = production
+        .post_json(&json!({ "query": "{ __type(name: \"User\") { name } }" }))
+        .await;
     assert_eq!(
         error_code(&body),
         "GRAPHQL_VALIDATION_FAILED",
@@ -410,16 +392,17 @@ async fn automatic_persisted_queries_round_trip_by_hash() {
     let hash = format!("{:x}", Sha256::digest(query.as_bytes()));
     let extensions = json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
 
-    let (_, unknown) = post_json(&app, &json!({ "extensions": extensions })).await;
+    let (_, unknown) = app.post_json(&json!({ "extensions": extensions })).await;
     assert_eq!(error_code(&unknown), "PERSISTED_QUERY_NOT_FOUND");
     assert_eq!(unknown["errors"][0]["message"], "PersistedQueryNotFound");
 
-    let (status, registered) =
-        post_json(&app, &json!({ "query": query, "extensions": extensions })).await;
+    let (status, registered) = app
+        .post_json(&json!({ "query": query, "extensions": extensions }))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(registered["data"]["__typename"], "Query");
 
-    let (status, by_hash) = post_json(&app, &json!({ "extensions": extensions })).await;
+    let (status, by_hash) = app.post_json(&json!({ "extensions": extensions })).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(by_hash["data"]["__typename"], "Query");
 }

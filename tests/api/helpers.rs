@@ -1,8 +1,13 @@
 //! `spawn_app()`: the real server on an ephemeral port with a fresh database, and a small
 //! client for it.
 
+mod rows;
+
+pub use rows::insert_row;
+
 use secrecy::ExposeSecret;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use std::sync::Arc;
 
@@ -18,6 +23,7 @@ use authgraph::infrastructure::persistence::OverlapGate;
 use authgraph::infrastructure::persistence::QueryCounter;
 use authgraph::infrastructure::security::{Argon2Hasher, key_id};
 use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -239,6 +245,55 @@ impl TestApp {
         request.send().await.expect("the server answers")
     }
 
+    /// POSTs `body` to `/graphql` as it is, JSON or not (a malformed document, bytes that are
+    /// not UTF-8), with `Content-Type: application/json` and `Accept: accept`; returns the
+    /// status, the answer's `Content-Type` (empty when it has none) and its JSON. A server that
+    /// hangs fails the test instead of stalling it.
+    pub async fn post_raw(
+        &self,
+        body: impl Into<reqwest::Body>,
+        accept: &str,
+    ) -> (StatusCode, String, Value) {
+        let response = self
+            .client
+            .post(self.url("/graphql"))
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, accept)
+            .timeout(Duration::from_secs(120))
+            .body(body)
+            .send()
+            .await
+            .expect("the server answers");
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .map(|value| value.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let text = response.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or_else(|_| {
+            panic!(
+                "a JSON answer, got {status}: {}",
+                &text[..text.len().min(300)]
+            )
+        });
+        (status, content_type, json)
+    }
+
+    /// [`post_raw`](Self::post_raw) asking for `application/graphql-response+json`; returns
+    /// the status and the JSON answer.
+    pub async fn post_body(&self, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
+        let (status, _, json) = self
+            .post_raw(body, "application/graphql-response+json")
+            .await;
+        (status, json)
+    }
+
+    /// [`post_body`](Self::post_body) with a JSON value as the body.
+    pub async fn post_json(&self, body: &Value) -> (StatusCode, Value) {
+        self.post_body(body.to_string()).await
+    }
+
     /// Registers an account; returns the `AuthPayload`.
     pub async fn register(&self, email: &str, password: &str) -> Value {
         let body = self
@@ -387,6 +442,19 @@ pub const REFRESH: &str = "mutation Refresh($input: RefreshTokenInput!) {
 
 pub const ME: &str =
     "query Me { me { id email emailVerified displayName role createdAt updatedAt } }";
+
+/// The access token of an `AuthPayload`.
+pub fn access(payload: &Value) -> String {
+    payload["accessToken"].as_str().unwrap().to_owned()
+}
+
+/// The access and refresh tokens of an `AuthPayload`.
+pub fn tokens(payload: &Value) -> (String, String) {
+    (
+        access(payload),
+        payload["refreshToken"].as_str().unwrap().to_owned(),
+    )
+}
 
 pub fn assert_no_errors(body: &Value) {
     assert!(body.get("errors").is_none(), "unexpected errors: {body:#}");

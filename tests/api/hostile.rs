@@ -2,10 +2,7 @@
 //! with a 4xx or a GraphQL error with a code, the server stays healthy, and nothing of what
 //! was sent is kept (persisted queries, metric series).
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -20,30 +17,6 @@ const ANY_CLIENT_ERROR: &[&str] = &[
     "BAD_USER_INPUT",
     "UNAUTHENTICATED",
 ];
-
-/// Posts `body` (any JSON, or raw text) and returns the status and the JSON answer. A server
-/// that hangs fails the test instead of stalling it.
-async fn post(app: &TestApp, body: String) -> (StatusCode, Value) {
-    let response = app
-        .client
-        .post(app.url("/graphql"))
-        .header(CONTENT_TYPE, "application/json")
-        .header(ACCEPT, "application/graphql-response+json")
-        .timeout(Duration::from_secs(120))
-        .body(body)
-        .send()
-        .await
-        .expect("the server answers");
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or_else(|_| {
-        panic!(
-            "a JSON answer, got {status}: {}",
-            &text[..text.len().min(300)]
-        )
-    });
-    (status, body)
-}
 
 fn query(document: &str) -> String {
     json!({ "query": document }).to_string()
@@ -69,7 +42,7 @@ fn codes(body: &Value) -> Vec<String> {
 async fn assert_healthy(app: &TestApp) {
     let health = app.client.get(app.url("/health")).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
-    let (status, body) = post(app, query("{ __typename }")).await;
+    let (status, body) = app.post_body(query("{ __typename }")).await;
     assert_eq!(
         (status, &body["data"]["__typename"]),
         (StatusCode::OK, &json!("Query"))
@@ -225,7 +198,7 @@ fn corpus() -> Vec<(&'static str, String, &'static [&'static str])> {
 async fn every_hostile_document_is_refused_with_a_code_and_the_server_stays_healthy() {
     let app = spawn_app().await;
     for (attack, body, expected) in corpus() {
-        let (status, answer) = post(&app, body).await;
+        let (status, answer) = app.post_body(body).await;
         assert!(
             status.is_client_error() || status == StatusCode::OK,
             "{attack}: status {status}"
@@ -244,42 +217,41 @@ async fn every_hostile_document_is_refused_with_a_code_and_the_server_stays_heal
 #[tokio::test]
 async fn each_limit_names_itself() {
     let app = spawn_app().await;
-    let (_, tokens) = post(
-        &app,
-        query(&format!("{{ {} }}", "__typename ".repeat(20_000))),
-    )
-    .await;
+    let (_, tokens) = app
+        .post_body(query(&format!("{{ {} }}", "__typename ".repeat(20_000))))
+        .await;
     assert_eq!(
         tokens["errors"][0]["message"],
         "The document has more than 15000 tokens; at most 15000 are allowed."
     );
-    let (_, nesting) = post(
-        &app,
-        query(&format!("{{ user(id: {}) }}", nested("[", "1", "]", 200))),
-    )
-    .await;
+    let (_, nesting) = app
+        .post_body(query(&format!(
+            "{{ user(id: {}) }}",
+            nested("[", "1", "]", 200)
+        )))
+        .await;
     assert_eq!(
         nesting["errors"][0]["message"],
         "The document nests brackets more than 128 deep; at most 128 levels are allowed."
     );
-    let (_, directives) = post(
-        &app,
-        query(&format!(
+    let (_, directives) = app
+        .post_body(query(&format!(
             "{{ __typename {} }}",
             "@skip(if: false) ".repeat(11)
-        )),
-    )
-    .await;
+        )))
+        .await;
     assert_eq!(
         directives["errors"][0]["message"],
         "A selection carries 11 directives; at most 10 are allowed."
     );
-    let (_, cycle) = post(&app, query("query { ...A } fragment A on Query { ...A }")).await;
+    let (_, cycle) = app
+        .post_body(query("query { ...A } fragment A on Query { ...A }"))
+        .await;
     assert_eq!(
         cycle["errors"][0]["message"],
         "Cannot spread fragment \"A\" within itself."
     );
-    let (_, fan) = post(&app, query(&fan_out(40))).await;
+    let (_, fan) = app.post_body(query(&fan_out(40))).await;
     assert_eq!(
         fan["errors"][0]["message"],
         "The document selects more than 20000 fields once its fragments are expanded; at most \
@@ -294,12 +266,12 @@ async fn the_parser_limits_are_configurable_and_graphiqls_introspection_fits_the
         config.graphql_max_nesting = 2;
     })
     .await;
-    let (status, body) = post(&app, query("{ me { id email } }")).await;
+    let (status, body) = app.post_body(query("{ me { id email } }")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(codes(&body), ["GRAPHQL_PARSE_FAILED"]);
 
     let app = spawn_app().await;
-    let (status, body) = post(&app, query(GRAPHIQL_INTROSPECTION)).await;
+    let (status, body) = app.post_body(query(GRAPHIQL_INTROSPECTION)).await;
     assert_eq!(status, StatusCode::OK, "{body:.500}");
     assert!(body["data"]["__schema"]["types"].as_array().unwrap().len() > 10);
 }
@@ -315,10 +287,10 @@ async fn metric_series(app: &TestApp) -> Vec<String> {
 #[tokio::test]
 async fn metric_labels_come_from_the_schema_never_from_the_client() {
     let app = spawn_app().await;
-    post(&app, query("{ __typename }")).await;
+    app.post_body(query("{ __typename }")).await;
     for i in 0..300 {
         let body = json!({ "query": format!("query Name{i} {{ field{i} }}"), "operationName": format!("Name{i}") });
-        let (_, answer) = post(&app, body.to_string()).await;
+        let (_, answer) = app.post_body(body.to_string()).await;
         assert_eq!(codes(&answer), ["GRAPHQL_VALIDATION_FAILED"]);
     }
     let series = metric_series(&app).await;
@@ -361,9 +333,9 @@ async fn persisted_queries_keep_only_documents_that_validated() {
     // thirty of the incident did (this test counts bytes kept, not the server's memory).
     for i in 0..3 {
         let document = format!("{{ nothing{i}(s: \"{}\") }}", "x".repeat(900_000));
-        let (_, answer) = post(&app, persisted(&document)).await;
+        let (_, answer) = app.post_body(persisted(&document)).await;
         assert_eq!(codes(&answer), ["GRAPHQL_VALIDATION_FAILED"]);
-        let (_, again) = post(&app, by_hash(&document)).await;
+        let (_, again) = app.post_body(by_hash(&document)).await;
         assert_eq!(codes(&again), ["PERSISTED_QUERY_NOT_FOUND"]);
     }
     assert_eq!(gauge(&app, "authgraph_persisted_query_bytes").await, 0.0);
@@ -373,7 +345,7 @@ async fn persisted_queries_keep_only_documents_that_validated() {
         "query": "{ __typename }",
         "extensions": { "persistedQuery": { "version": 1, "sha256Hash": "0".repeat(64) } },
     });
-    let (_, answer) = post(&app, body.to_string()).await;
+    let (_, answer) = app.post_body(body.to_string()).await;
     assert_eq!(codes(&answer), ["GRAPHQL_VALIDATION_FAILED"]);
     assert_eq!(gauge(&app, "authgraph_persisted_queries").await, 0.0);
 }
@@ -384,9 +356,9 @@ async fn the_persisted_query_store_is_bounded_in_bytes() {
     for i in 0..20 {
         // Valid documents of ~3 KB each (a comment makes them long).
         let document = format!("{{ __typename }} # {i} {}", "x".repeat(3_000));
-        let (status, _) = post(&app, persisted(&document)).await;
+        let (status, _) = app.post_body(persisted(&document)).await;
         assert_eq!(status, StatusCode::OK);
-        let (_, by_hash) = post(&app, by_hash(&document)).await;
+        let (_, by_hash) = app.post_body(by_hash(&document)).await;
         assert_eq!(by_hash["data"]["__typename"], "Query");
     }
     let bytes = gauge(&app, "authgraph_persisted_query_bytes").await;
@@ -397,9 +369,9 @@ async fn the_persisted_query_store_is_bounded_in_bytes() {
 #[tokio::test]
 async fn without_persisted_queries_a_hash_alone_is_told_they_are_not_supported() {
     let app = spawn_app_with(|config| config.apq_cache_size = 0).await;
-    let (_, answer) = post(&app, by_hash("{ __typename }")).await;
+    let (_, answer) = app.post_body(by_hash("{ __typename }")).await;
     assert_eq!(codes(&answer), ["PERSISTED_QUERY_NOT_SUPPORTED"]);
-    let (status, answer) = post(&app, persisted("{ __typename }")).await;
+    let (status, answer) = app.post_body(persisted("{ __typename }")).await;
     assert_eq!(
         (status, &answer["data"]["__typename"]),
         (StatusCode::OK, &json!("Query"))
@@ -454,7 +426,7 @@ async fn suggestions_name_the_schema_only_while_introspection_is_on() {
         .iter()
         .zip(["\"users\"", "\"resetUserMfa\"", "\"first\""])
     {
-        let (status, body) = post(&development, query(document)).await;
+        let (status, body) = development.post_body(query(document)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{document}");
         let message = body["errors"][0]["message"].as_str().unwrap();
         assert!(
@@ -465,7 +437,7 @@ async fn suggestions_name_the_schema_only_while_introspection_is_on() {
 
     let closed = spawn_app_with(|c| c.introspection = Some(false)).await;
     for document in MISSPELT {
-        let (status, body) = post(&closed, query(document)).await;
+        let (status, body) = closed.post_body(query(document)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{document}");
         assert_eq!(codes(&body), ["GRAPHQL_VALIDATION_FAILED"], "{document}");
         let message = body["errors"][0]["message"].as_str().unwrap();
@@ -492,12 +464,12 @@ async fn an_input_field_written_twice_is_refused_wherever_the_object_is() {
             .to_owned(),
     ];
     for document in &documents {
-        let (status, body) = post(&app, query(document)).await;
+        let (status, body) = app.post_body(query(document)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{document}: {body}");
         assert_eq!(codes(&body), ["GRAPHQL_VALIDATION_FAILED"], "{document}");
         assert!(body.get("data").is_none(), "nothing ran: {body}");
     }
-    let (_, body) = post(&app, query(&documents[0])).await;
+    let (_, body) = app.post_body(query(&documents[0])).await;
     assert_eq!(
         body["errors"][0]["message"],
         "There can be only one input field named \"email\"."
@@ -511,7 +483,7 @@ async fn an_input_field_written_twice_is_refused_wherever_the_object_is() {
     let fine = register_document(&format!(
         r#"{{email: "{first}", password: "{PASSWORD}", displayName: "{{email: \"x\", email: \"y\"}}"}}"#
     ));
-    let (status, body) = post(&app, query(&fine)).await;
+    let (status, body) = app.post_body(query(&fine)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["register"]["user"]["email"], first.as_str());
 }
@@ -535,7 +507,7 @@ async fn a_json_key_given_twice_anywhere_in_the_request_is_refused() {
         r#"{"query": "{ __typename }", "unknown": 1, "unknown": 2}"#.to_owned(),
     ];
     for body in &bodies {
-        let (status, answer) = post(&app, body.clone()).await;
+        let (status, answer) = app.post_body(body.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
         assert_eq!(codes(&answer), ["GRAPHQL_PARSE_FAILED"], "{body}");
         let message = answer["errors"][0]["message"].as_str().unwrap();
@@ -568,7 +540,7 @@ async fn a_json_body_nested_past_the_reader_s_depth_is_refused_without_harm() {
         "[".repeat(100_000),
         "]".repeat(100_000)
     );
-    let (status, body) = post(&app, deep).await;
+    let (status, body) = app.post_body(deep).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(codes(&body), ["GRAPHQL_PARSE_FAILED"]);
     let objects = format!(
@@ -576,7 +548,7 @@ async fn a_json_body_nested_past_the_reader_s_depth_is_refused_without_harm() {
         r#"{"a":"#.repeat(100_000),
         "}".repeat(100_000)
     );
-    let (status, _) = post(&app, objects).await;
+    let (status, _) = app.post_body(objects).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_healthy(&app).await;
 }
@@ -590,7 +562,7 @@ async fn every_json_array_is_refused_as_a_batch_even_in_the_tuple_form() {
         json!([{ "query": "{ __typename }" }]),
         json!([]),
     ] {
-        let (status, answer) = post(&app, body.to_string()).await;
+        let (status, answer) = app.post_body(body.to_string()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(codes(&answer), ["GRAPHQL_PARSE_FAILED"], "{body}");
         assert_eq!(
@@ -601,6 +573,6 @@ async fn every_json_array_is_refused_as_a_batch_even_in_the_tuple_form() {
         assert!(answer.get("data").is_none());
     }
     // Leading white space changes nothing.
-    let (status, _) = post(&app, " \n\t[\"{ __typename }\"]".to_owned()).await;
+    let (status, _) = app.post_body(" \n\t[\"{ __typename }\"]".to_owned()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }

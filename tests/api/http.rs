@@ -1,30 +1,8 @@
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::header::ACCEPT;
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, spawn_app, unique_email};
-
-async fn post(
-    app: &TestApp,
-    body: impl Into<reqwest::Body>,
-    accept: &str,
-) -> (StatusCode, String, Value) {
-    let response = app
-        .client
-        .post(app.url("/graphql"))
-        .header(CONTENT_TYPE, "application/json")
-        .header(ACCEPT, accept)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let content_type = response.headers()[CONTENT_TYPE]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    (status, content_type, response.json().await.unwrap())
-}
+use crate::helpers::{PASSWORD, spawn_app, unique_email};
 
 fn only_code(body: &Value) -> &str {
     body["errors"][0]["extensions"]["code"].as_str().unwrap()
@@ -40,7 +18,7 @@ async fn a_malformed_json_body_is_a_parse_error_with_status_400() {
         r#"{"variables": {}}"#,
         "{\"query\": \"{ me { id } }\"\u{ff}",
     ] {
-        let (status, _, json) = post(&app, body.to_owned(), "application/json").await;
+        let (status, _, json) = app.post_raw(body.to_owned(), "application/json").await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body:?}");
         assert_eq!(only_code(&json), "GRAPHQL_PARSE_FAILED", "{body:?}");
         assert!(json.get("data").is_none());
@@ -52,7 +30,7 @@ async fn invalid_utf8_in_the_body_is_a_parse_error() {
     let app = spawn_app().await;
     let mut body = br#"{"query": "{ me { id } }", "operationName": ""#.to_vec();
     body.extend_from_slice(&[0xff, 0xfe, b'"', b'}']);
-    let (status, _, json) = post(&app, body, "application/json").await;
+    let (status, _, json) = app.post_raw(body, "application/json").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(only_code(&json), "GRAPHQL_PARSE_FAILED");
 }
@@ -63,7 +41,7 @@ async fn an_invalid_document_is_a_request_error_with_the_status_the_media_type_a
     let unparsable = json!({ "query": "{ me { id " }).to_string();
     let unknown_field = json!({ "query": "{ nothing }" }).to_string();
 
-    let (status, content_type, body) = post(&app, unparsable.clone(), "application/json").await;
+    let (status, content_type, body) = app.post_raw(unparsable.clone(), "application/json").await;
     assert_eq!(
         (status, content_type.as_str()),
         (StatusCode::OK, "application/json; charset=utf-8")
@@ -74,8 +52,9 @@ async fn an_invalid_document_is_a_request_error_with_the_status_the_media_type_a
         "a request error has no data: {body}"
     );
 
-    let (status, content_type, body) =
-        post(&app, unparsable, "application/graphql-response+json").await;
+    let (status, content_type, body) = app
+        .post_raw(unparsable, "application/graphql-response+json")
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         content_type,
@@ -83,7 +62,9 @@ async fn an_invalid_document_is_a_request_error_with_the_status_the_media_type_a
     );
     assert_eq!(only_code(&body), "GRAPHQL_PARSE_FAILED");
 
-    let (status, _, body) = post(&app, unknown_field, "application/graphql-response+json").await;
+    let (status, _, body) = app
+        .post_raw(unknown_field, "application/graphql-response+json")
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(only_code(&body), "GRAPHQL_VALIDATION_FAILED");
     assert_eq!(
@@ -104,7 +85,9 @@ async fn variables_of_the_wrong_type_or_null_for_non_null_are_rejected_before_ex
         json!({ "input": "not an object" }),
     ] {
         let request = json!({ "query": query, "variables": variables }).to_string();
-        let (status, _, body) = post(&app, request, "application/graphql-response+json").await;
+        let (status, _, body) = app
+            .post_raw(request, "application/graphql-response+json")
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{variables}: {body}");
         assert_eq!(
             only_code(&body),
@@ -119,12 +102,9 @@ async fn an_unknown_operation_name_is_a_request_error() {
     let app = spawn_app().await;
     let request =
         json!({ "query": "query A { me { id } } query B { me { id } }", "operationName": "C" });
-    let (status, _, body) = post(
-        &app,
-        request.to_string(),
-        "application/graphql-response+json",
-    )
-    .await;
+    let (status, _, body) = app
+        .post_raw(request.to_string(), "application/graphql-response+json")
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(only_code(&body), "GRAPHQL_VALIDATION_FAILED");
     assert_eq!(
@@ -137,7 +117,7 @@ async fn an_unknown_operation_name_is_a_request_error() {
 async fn a_batch_is_refused_with_a_clear_message() {
     let app = spawn_app().await;
     let batch = json!([{ "query": "{ __typename }" }, { "query": "{ __typename }" }]);
-    let (status, _, body) = post(&app, batch.to_string(), "application/json").await;
+    let (status, _, body) = app.post_raw(batch.to_string(), "application/json").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(only_code(&body), "GRAPHQL_PARSE_FAILED");
     assert_eq!(
@@ -150,7 +130,7 @@ async fn a_batch_is_refused_with_a_clear_message() {
 async fn a_body_over_one_mebibyte_is_refused_with_413() {
     let app = spawn_app().await;
     let huge = json!({ "query": "{ __typename }", "variables": { "x": "x".repeat(1024 * 1024) } });
-    let (status, _, body) = post(&app, huge.to_string(), "application/json").await;
+    let (status, _, body) = app.post_raw(huge.to_string(), "application/json").await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(only_code(&body), "GRAPHQL_PARSE_FAILED");
 }
@@ -327,7 +307,7 @@ async fn a_body_that_is_not_a_request_is_told_so_without_naming_our_types() {
         r#"{"query": "{ __typename }", "extensions": "x"}"#,
         r#"{"query": "{ __typename }"} trailing"#,
     ] {
-        let (status, _, json) = post(&app, body.to_owned(), "application/json").await;
+        let (status, _, json) = app.post_raw(body.to_owned(), "application/json").await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(only_code(&json), "GRAPHQL_PARSE_FAILED", "{body}");
         let message = json["errors"][0]["message"].as_str().unwrap();

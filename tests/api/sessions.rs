@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{
     PASSWORD, assert_no_errors, data_str, error_code, spawn_app, spawn_app_with, token_claims,
-    unique_email,
+    tokens, unique_email,
 };
 
 const SESSIONS: &str = "query Sessions($first: Int, $after: String, $last: Int, $before: String) {
@@ -14,13 +14,6 @@ const SESSIONS: &str = "query Sessions($first: Int, $after: String, $last: Int, 
     edges { cursor node { id current createdAt lastUsedAt expiresAt userAgent ip } }
   }
 }";
-
-fn tokens(payload: &Value) -> (String, String) {
-    (
-        payload["accessToken"].as_str().unwrap().to_owned(),
-        payload["refreshToken"].as_str().unwrap().to_owned(),
-    )
-}
 
 #[tokio::test]
 async fn refresh_rotates_both_tokens_within_the_same_session() {

@@ -5,8 +5,7 @@
 
 use chrono::{Duration, Utc};
 use migration::MigratorTrait;
-use sea_orm::sea_query::{Alias, Query};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Value};
+use sea_orm::Database;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -17,7 +16,7 @@ use authgraph::infrastructure::security::Argon2Hasher;
 
 use crate::helpers::{
     JWT_SECRET, PASSWORD, TestDatabase, assert_no_errors, data_str, error_code, forge_token,
-    spawn_app_on, test_config,
+    insert_row, spawn_app_on, test_config,
 };
 
 /// The first release shipped three migrations; the previous one five.
@@ -26,16 +25,6 @@ const PREVIOUS_RELEASE: u32 = 5;
 
 fn sha256(token: &str) -> String {
     format!("{:x}", Sha256::digest(token.as_bytes()))
-}
-
-async fn insert(db: &DatabaseConnection, table: &str, row: Vec<(&str, Value)>) {
-    let (columns, values): (Vec<_>, Vec<_>) = row.into_iter().unzip();
-    let statement = Query::insert()
-        .into_table(Alias::new(table))
-        .columns(columns.into_iter().map(Alias::new))
-        .values_panic(values.into_iter().map(Into::into))
-        .to_owned();
-    db.execute(&statement).await.unwrap();
 }
 
 #[tokio::test]
@@ -62,7 +51,7 @@ async fn upgrade_from(shipped: u32) {
     let now = Utc::now();
     let (user_id, session_id) = (Uuid::now_v7(), Uuid::now_v7());
     let email = format!("old-{}@example.com", user_id.simple());
-    insert(
+    insert_row(
         &db,
         "users",
         vec![
@@ -76,7 +65,7 @@ async fn upgrade_from(shipped: u32) {
         ],
     )
     .await;
-    insert(
+    insert_row(
         &db,
         "sessions",
         vec![
@@ -92,7 +81,7 @@ async fn upgrade_from(shipped: u32) {
         ("old-used", Some(now - Duration::hours(1))),
         ("old-current", None),
     ] {
-        insert(
+        insert_row(
             &db,
             "refresh_tokens",
             vec![
@@ -115,7 +104,7 @@ async fn upgrade_from(shipped: u32) {
         // From the fourth migration on, a link keeps the address it was sent to.
         link.push(("email", email.clone().into()));
     }
-    insert(&db, "account_tokens", link).await;
+    insert_row(&db, "account_tokens", link).await;
     db.close().await.unwrap();
 
     // The new release starts on it and applies the rest.

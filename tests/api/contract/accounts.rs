@@ -1,12 +1,8 @@
 //! The account store: unique addresses, and the changes sign-in and self-service make.
 
-use authgraph::domain::{DisplayName, Email, RepositoryError, Role, UserId};
+use authgraph::domain::{DisplayName, RepositoryError, Role, UserId};
 
-use super::{Stores, at, contract};
-
-fn email(address: &str) -> Email {
-    Email::parse(address).unwrap()
-}
+use super::{Stores, at, contract, email};
 
 async fn an_address_belongs_to_one_account(stores: Stores) {
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;

@@ -7,7 +7,7 @@ use authgraph::domain::{
     TokenPurpose, UsedToken, User,
 };
 
-use super::{Stores, at, contract};
+use super::{Stores, at, contract, email, issued, used};
 
 /// A link for `user` as it is now, issued at t0 and valid until `expires` seconds later.
 fn link(user: &User, purpose: TokenPurpose, expires: i64) -> AccountToken {
@@ -29,25 +29,6 @@ fn move_link(user: &User, purpose: TokenPurpose, target: &Email) -> AccountToken
         target_email: Some(target.clone()),
         ..link(user, purpose, 3600)
     }
-}
-
-fn email(address: &str) -> Email {
-    Email::parse(address).unwrap()
-}
-
-async fn issued(stores: &Stores, token: &AccountToken) {
-    assert!(
-        stores.links.issue(token).await.unwrap(),
-        "the link is issued"
-    );
-}
-
-async fn used(stores: &Stores, token: &AccountToken, seconds: i64) -> Option<UsedToken> {
-    stores
-        .links
-        .consume(&token.hash, token.purpose, at(seconds))
-        .await
-        .unwrap()
 }
 
 async fn a_link_works_once(stores: Stores) {

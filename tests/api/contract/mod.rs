@@ -26,8 +26,9 @@ use authgraph::application::fakes::{
     InMemoryUsers,
 };
 use authgraph::domain::{
-    AccountRecoveryStore, AccountStore, AccountTokenRepository, AuditStore, Email, PasswordHash,
-    Role, SecondFactorStore, Session, SessionId, SessionRepository, User, UserDirectory,
+    AccountRecoveryStore, AccountStore, AccountToken, AccountTokenRepository, AuditStore, Email,
+    PasswordHash, Role, SecondFactorStore, Session, SessionId, SessionRepository, UsedToken, User,
+    UserDirectory,
 };
 use authgraph::infrastructure::persistence::{
     self, DatabaseSettings, OverlapGate, QueryCounter, RetryCounter, SeaOrmAccountRecovery,
@@ -156,6 +157,28 @@ pub fn t0() -> DateTime<Utc> {
 /// `seconds` after [`t0`].
 pub fn at(seconds: i64) -> DateTime<Utc> {
     t0() + chrono::Duration::seconds(seconds)
+}
+
+/// `address` as an [`Email`].
+pub fn email(address: &str) -> Email {
+    Email::parse(address).unwrap()
+}
+
+/// Issues `token`, which must not have been issued before.
+pub async fn issued(stores: &Stores, token: &AccountToken) {
+    assert!(
+        stores.links.issue(token).await.unwrap(),
+        "the token is issued"
+    );
+}
+
+/// Uses `token` once, `seconds` after t0: what it was issued for, or none when it does not work.
+pub async fn used(stores: &Stores, token: &AccountToken, seconds: i64) -> Option<UsedToken> {
+    stores
+        .links
+        .consume(&token.hash, token.purpose, at(seconds))
+        .await
+        .unwrap()
 }
 
 /// A new session of `user`, opened at `opened`, that expires a day later.

@@ -6,11 +6,7 @@ use authgraph::domain::{
     AccountToken, Email, OpaqueToken, PasswordHash, Role, TokenHash, TokenPurpose, TotpFactor, User,
 };
 
-use super::{Stores, at, contract, session_of};
-
-fn email(address: &str) -> Email {
-    Email::parse(address).unwrap()
-}
+use super::{Stores, at, contract, email, session_of};
 
 fn locked() -> PasswordHash {
     PasswordHash::new("$argon2id$locked".into())

@@ -11,7 +11,7 @@ use authgraph::domain::{
     TokenHash, TokenPurpose, Totp, TotpFactor, UsedToken, User,
 };
 
-use super::{Stores, at, contract, session_of};
+use super::{Stores, at, contract, issued, session_of, used};
 
 /// The time step of a code read `seconds` after t0.
 fn step(seconds: i64) -> i64 {
@@ -535,13 +535,6 @@ fn token_for(user: &User, purpose: TokenPurpose, seconds: i64) -> AccountToken {
     }
 }
 
-async fn issued(stores: &Stores, token: &AccountToken) {
-    assert!(
-        stores.links.issue(token).await.unwrap(),
-        "the token is issued"
-    );
-}
-
 /// One try with an MFA ticket that allows `max` of them, at `seconds`.
 async fn tried(
     stores: &Stores,
@@ -552,14 +545,6 @@ async fn tried(
     stores
         .links
         .attempt(&ticket.hash, ticket.purpose, max, at(seconds))
-        .await
-        .unwrap()
-}
-
-async fn used(stores: &Stores, token: &AccountToken, seconds: i64) -> Option<UsedToken> {
-    stores
-        .links
-        .consume(&token.hash, token.purpose, at(seconds))
         .await
         .unwrap()
 }

@@ -8,9 +8,12 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use entity::{session, user};
 use migration::MigratorTrait;
-use sea_orm::sea_query::{Alias, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Value};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use uuid::Uuid;
+
+/// The integration tests' row writer, one copy for both suites.
+#[path = "../../../../tests/api/helpers/rows.rs"]
+mod rows;
 
 use super::reads::ReadError;
 use super::{DirectReads, SqliteSessionRepository, SqliteUserRepository};
@@ -23,6 +26,7 @@ use crate::infrastructure::persistence::{
     DatabaseSettings, QueryCounter, RetryCounter, SeaOrmSessionRepository, SeaOrmUserRepository,
     Transactions, connect, migrate,
 };
+use rows::insert_row;
 
 /// One SQLite file, its generic repositories and the fast paths over them, all counting
 /// their statements in `counter`.
@@ -293,17 +297,6 @@ async fn the_fast_paths_read_every_field_as_the_generic_ones_do() {
     assert_eq!(both.agree_on_user(&email("nobody@example.com")).await, None);
 }
 
-/// A row as an older release or a person at the `sqlite3` prompt wrote it.
-async fn insert(db: &DatabaseConnection, table: &str, row: Vec<(&str, Value)>) {
-    let (columns, values): (Vec<_>, Vec<_>) = row.into_iter().unzip();
-    let statement = Query::insert()
-        .into_table(Alias::new(table))
-        .columns(columns.into_iter().map(Alias::new))
-        .values_panic(values.into_iter().map(Into::into))
-        .to_owned();
-    db.execute(&statement).await.unwrap();
-}
-
 #[tokio::test]
 async fn rows_of_an_older_release_or_written_by_hand_read_the_same_both_ways() {
     let dir = tempfile::tempdir().unwrap();
@@ -312,7 +305,7 @@ async fn rows_of_an_older_release_or_written_by_hand_read_the_same_both_ways() {
     // emails, and rows it wrote.
     let (db, counter) = database(&path, Some(3)).await;
     let (old_user, old_session) = (Uuid::now_v7(), Uuid::now_v7());
-    insert(
+    insert_row(
         &db,
         "users",
         vec![
@@ -325,7 +318,7 @@ async fn rows_of_an_older_release_or_written_by_hand_read_the_same_both_ways() {
         ],
     )
     .await;
-    insert(
+    insert_row(
         &db,
         "sessions",
         vec![
