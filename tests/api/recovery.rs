@@ -313,22 +313,7 @@ async fn every_change_an_intruder_makes_is_told_to_the_address_with_a_link_that_
     notice_link(&app, &owner, "Your password was changed").await;
 
     // A second factor of the intruder's.
-    let enrollment = app.graphql_as(&intruder, ENROLL, json!({})).await;
-    let secret = data_str(&enrollment, &["enrollTotp", "secret"]).to_owned();
-    let code = {
-        use authgraph::application::ports::Clock;
-        let bytes = totp_rs::Secret::Encoded(secret).to_bytes().unwrap();
-        totp_rs::TOTP::new_unchecked(totp_rs::Algorithm::SHA1, 6, 0, 30, bytes, None, "".into())
-            .generate(app.clock.now().timestamp() as u64)
-    };
-    assert_no_errors(
-        &app.graphql_as(
-            &intruder,
-            CONFIRM_TOTP,
-            json!({ "input": { "code": code } }),
-        )
-        .await,
-    );
+    second_factor_on(&app, &intruder).await;
     let link = notice_link(&app, &owner, "Two-step sign-in was turned on").await;
 
     // An email change asked: the old address is told at once.
@@ -353,11 +338,8 @@ async fn every_change_an_intruder_makes_is_told_to_the_address_with_a_link_that_
 async fn second_factor_on(app: &TestApp, token: &str) -> Vec<String> {
     use authgraph::application::ports::Clock;
     let enrollment = app.graphql_as(token, ENROLL, json!({})).await;
-    let secret = data_str(&enrollment, &["enrollTotp", "secret"]).to_owned();
-    let bytes = totp_rs::Secret::Encoded(secret).to_bytes().unwrap();
-    let code =
-        totp_rs::TOTP::new_unchecked(totp_rs::Algorithm::SHA1, 6, 0, 30, bytes, None, "".into())
-            .generate(app.clock.now().timestamp() as u64);
+    let secret = data_str(&enrollment, &["enrollTotp", "secret"]);
+    let code = crate::mfa::code_at(secret, app.clock.now());
     let confirmed = app
         .graphql_as(token, CONFIRM_TOTP, json!({ "input": { "code": code } }))
         .await;

@@ -8,6 +8,8 @@ use std::collections::HashSet;
 
 use async_graphql::Pos;
 
+use super::size::block_string_end;
+
 /// A name written twice in one object literal, and where the second one is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepeatedField {
@@ -132,20 +134,6 @@ fn string_end(bytes: &[u8], mut at: usize) -> usize {
             b'"' => return at + 1,
             b'\\' => at += 2,
             _ => at += 1,
-        }
-    }
-    at
-}
-
-/// Past the closing `"""` of a block string whose content starts at `at` (`\"""` is content).
-fn block_string_end(bytes: &[u8], mut at: usize) -> usize {
-    while at < bytes.len() {
-        if bytes[at..].starts_with(b"\\\"\"\"") {
-            at += 4;
-        } else if bytes[at..].starts_with(b"\"\"\"") {
-            return at + 3;
-        } else {
-            at += 1;
         }
     }
     at

@@ -118,7 +118,7 @@ fn string_end(bytes: &[u8], mut at: usize) -> Option<usize> {
 
 /// Past the closing `"""` of a block string whose content starts at `at` (`\"""` is content);
 /// the end of the text when it is not closed.
-fn block_string_end(bytes: &[u8], mut at: usize) -> usize {
+pub(super) fn block_string_end(bytes: &[u8], mut at: usize) -> usize {
     while at < bytes.len() {
         if bytes[at..].starts_with(b"\\\"\"\"") {
             at += 4;
