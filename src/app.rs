@@ -16,9 +16,8 @@ use crate::application::ports::{
     Clock, Mailer, PublishedKeys, RateLimiter, SecretSealer, StoreHealth, SystemClock,
 };
 use crate::application::{
-    AccountLinks, AccountService, AuditRetention, AuditService, AuditTrail, AuthService, MfaPolicy,
-    MfaPorts, MfaService, SecurityNotices, Services, SessionPolicy, SessionService, Throttle,
-    UserService,
+    AccountService, AuditService, AuditTrail, AuthService, MfaPorts, MfaService, SecurityNotices,
+    Services, SessionService, Throttle, UserService,
 };
 use crate::config::{Config, MailerKind, RateLimitStore};
 use crate::domain::{AccountStore, SessionRepository};
@@ -34,10 +33,7 @@ use crate::infrastructure::persistence::{
     SeaOrmSessionRepository, SeaOrmUserRepository, Transactions,
 };
 use crate::infrastructure::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
-use crate::infrastructure::security::{
-    Argon2Hasher, JwtKeySettings, JwtKeys, JwtSettings, JwtTokens, pem_blocks, resolve_jwt_keys,
-    resolve_mfa_keys,
-};
+use crate::infrastructure::security::{Argon2Hasher, JwtTokens};
 use crate::interfaces::graphql;
 use crate::interfaces::http::{self, AppState, MetricSources, Metrics};
 
@@ -84,16 +80,9 @@ impl Core {
         // any migration runs.
         let limiter = limiter(config, clock.clone()).await?;
         // So does a missing or malformed encryption or signing key.
-        let sealer = sealer(config)?;
-        let keys = jwt_keys(config)?;
-        let tokens = Arc::new(JwtTokens::new(JwtSettings {
-            signing: keys.signing,
-            verifying: keys.verifying,
-            issuer: config.jwt_issuer.clone(),
-            audience: config.jwt_audience.clone(),
-            lifetime: config.access_token_ttl,
-            remembered: config.jwt_verified_tokens,
-        }));
+        let dev_dir = config.dev_state_dir();
+        let sealer: Arc<dyn SecretSealer> = Arc::new(config.mfa.sealer(dev_dir.as_deref())?);
+        let tokens = Arc::new(JwtTokens::new(config.tokens.settings(dev_dir.as_deref())?));
         let queries = QueryCounter::default();
         let db = connect_and_migrate_counted(config, &queries).await?;
         let retries = RetryCounter::default();
@@ -106,9 +95,10 @@ impl Core {
         let overlap = persistence::OverlapGate::default();
         #[cfg(feature = "test-hooks")]
         let writes = writes.with_overlap_gate(overlap.clone());
-        let throttle = Arc::new(Throttle::new(limiter, config.throttle()));
-        let hasher = Arc::new(Argon2Hasher::new(&config.hashing()).map_err(anyhow::Error::msg)?);
-        let deferred = DeferredQueue::start(config.mail_senders, config.mail_queue_size);
+        let throttle = Arc::new(Throttle::new(limiter, config.rate_limits.throttle()));
+        let hasher =
+            Arc::new(Argon2Hasher::new(&config.hashing.settings()).map_err(anyhow::Error::msg)?);
+        let deferred = DeferredQueue::start(config.mail.mail_senders, config.mail.mail_queue_size);
         let services = services(
             config,
             writes,
@@ -170,7 +160,7 @@ impl Application {
             core.queries.clone(),
             core.retries.clone(),
         ));
-        let metrics = config.metrics.then(|| {
+        let metrics = config.telemetry.metrics.then(|| {
             Arc::new(Metrics::new(MetricSources {
                 hashing: core.hasher.clone(),
                 audit: core.audit.clone(),
@@ -182,10 +172,13 @@ impl Application {
         });
         let metrics_server = match &metrics {
             Some(metrics) => Some((
-                TcpListener::bind(config.metrics_addr)
+                TcpListener::bind(config.telemetry.metrics_addr)
                     .await
                     .with_context(|| {
-                        format!("cannot listen for metrics on {}", config.metrics_addr)
+                        format!(
+                            "cannot listen for metrics on {}",
+                            config.telemetry.metrics_addr
+                        )
                     })?,
                 http::metrics_router(metrics.clone()),
             )),
@@ -198,20 +191,20 @@ impl Application {
             schema: graphql::schema(&core.services, limits),
             admission,
             store,
-            settings: Arc::new(config.http()),
+            settings: Arc::new(config.http_settings()),
             metrics,
-            load: Arc::new(http::Load::new(config.load_limits())),
+            load: Arc::new(http::Load::new(config.http.load_limits())),
             keys: core.keys.clone(),
-            discovery: Arc::new(config.discovery(listener.local_addr()?)),
+            discovery: Arc::new(config.tokens.discovery(listener.local_addr()?)),
         });
         Ok(Self {
             listener,
             router,
             metrics_server,
-            connections: config.connection_limits(),
+            connections: config.http.connection_limits(),
             core,
-            cleanup_interval: config.session_cleanup_interval,
-            shutdown_timeout: config.shutdown_timeout,
+            cleanup_interval: config.sessions.session_cleanup_interval,
+            shutdown_timeout: config.http.shutdown_timeout,
         })
     }
 
@@ -295,10 +288,10 @@ async fn connect_and_migrate_counted(
     config: &Config,
     queries: &QueryCounter,
 ) -> anyhow::Result<DatabaseConnection> {
-    let _turn = persistence::startup_turn(config.database_url.expose_secret())
+    let _turn = persistence::startup_turn(config.database.url())
         .await
         .context("cannot take the migration lock beside the SQLite database")?;
-    let db = persistence::connect(&config.database(), queries)
+    let db = persistence::connect(&config.database.settings(), queries)
         .await
         .context("cannot connect to the database (check DATABASE_URL)")?;
     persistence::migrate(&db)
@@ -336,25 +329,13 @@ fn services(
         clock,
     } = adapters;
     let (users, session_store) = account_and_session_stores(
-        config.database_url.expose_secret(),
-        config.sqlite_fast_paths,
+        config.database.url(),
+        config.database.sqlite_fast_paths,
         &writes,
         queries,
     );
     let audit = AuditTrail::new(audit_log, clock.clone());
-    let policy = SessionPolicy {
-        idle_timeout: duration(config.refresh_token_ttl, "REFRESH_TOKEN_TTL")?,
-        max_age: duration(config.session_max_age, "SESSION_MAX_AGE")?,
-        reuse_grace: duration(
-            config.refresh_token_reuse_grace,
-            "REFRESH_TOKEN_REUSE_GRACE",
-        )?,
-        require_verified_email: config.require_verified_email,
-        reauthentication_window: duration(
-            config.reauthentication_window,
-            "REAUTHENTICATION_WINDOW",
-        )?,
-    };
+    let policy = config.sessions.policy()?;
     let sessions = Arc::new(SessionService::new(
         session_store,
         users.clone(),
@@ -365,15 +346,7 @@ fn services(
         policy,
     ));
     let account_tokens = Arc::new(SeaOrmAccountTokenRepository::new(writes.clone()));
-    let links = Arc::new(AccountLinks {
-        public_url: config.public_url.clone(),
-        password_reset_ttl: duration(config.password_reset_ttl, "PASSWORD_RESET_TTL")?,
-        email_verification_ttl: duration(config.email_verification_ttl, "EMAIL_VERIFICATION_TTL")?,
-        email_change_revert_window: duration(
-            config.email_change_revert_window,
-            "EMAIL_CHANGE_REVERT_WINDOW",
-        )?,
-    });
+    let links = Arc::new(config.links.policy()?);
     let notices = Arc::new(SecurityNotices::new(
         users.clone(),
         account_tokens.clone(),
@@ -395,11 +368,7 @@ fn services(
         sessions.clone(),
         throttle.clone(),
         audit.clone(),
-        MfaPolicy {
-            issuer: config.mfa_issuer.clone(),
-            ticket_lifetime: duration(config.mfa_ticket_ttl, "MFA_TICKET_TTL")?,
-            ticket_attempts: config.mfa_ticket_attempts.max(1),
-        },
+        config.mfa.policy()?,
     ));
     let account = Arc::new(AccountService::new(
         users.clone(),
@@ -449,10 +418,7 @@ fn services(
             audit_trail.clone(),
             audit_trail,
             clock,
-            AuditRetention {
-                events: duration(config.audit_retention, "AUDIT_RETENTION")?,
-                clients: duration(config.audit_client_retention, "AUDIT_CLIENT_RETENTION")?,
-            },
+            config.audit.retention()?,
         )),
     })
 }
@@ -481,86 +447,21 @@ pub fn account_and_session_stores(
     }
 }
 
-/// The sealer of TOTP secrets: MFA_ENCRYPTION_KEY, and MFA_PREVIOUS_ENCRYPTION_KEYS for what
-/// earlier keys sealed; in development a generated key kept beside the database.
-fn sealer(config: &Config) -> anyhow::Result<Arc<dyn SecretSealer>> {
-    let previous: Vec<&str> = config
-        .mfa_previous_encryption_keys
-        .iter()
-        .map(ExposeSecret::expose_secret)
-        .collect();
-    Ok(Arc::new(resolve_mfa_keys(
-        config
-            .mfa_encryption_key
-            .as_ref()
-            .map(ExposeSecret::expose_secret),
-        &previous,
-        config.dev_state_dir().as_deref(),
-    )?))
-}
-
-/// The keys of access tokens, from JWT_ALGORITHM, JWT_PRIVATE_KEY(_FILE), JWT_PREVIOUS_KEYS,
-/// JWT_SECRET and JWT_PREVIOUS_SECRETS (see `security::resolve_jwt_keys`).
-fn jwt_keys(config: &Config) -> anyhow::Result<JwtKeys> {
-    let read = |path: &std::path::Path, setting: &str| {
-        std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("cannot read {setting} {}: {e}", path.display()))
-    };
-    let private_key = match (&config.jwt_private_key, &config.jwt_private_key_file) {
-        (Some(pem), _) => Some(pem.expose_secret().to_owned()),
-        (None, Some(path)) => Some(read(path, "JWT_PRIVATE_KEY_FILE")?),
-        (None, None) => None,
-    };
-    // PEM blocks, or the paths of files that hold them.
-    let previous_keys = match config
-        .jwt_previous_keys
-        .as_ref()
-        .map(ExposeSecret::expose_secret)
-    {
-        Some(text) if text.contains("-----BEGIN") => pem_blocks(text),
-        Some(paths) => {
-            let mut blocks = Vec::new();
-            for path in paths.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                blocks.extend(pem_blocks(&read(path.as_ref(), "JWT_PREVIOUS_KEYS")?));
-            }
-            blocks
-        }
-        None => Vec::new(),
-    };
-    let settings = JwtKeySettings {
-        algorithm: config.jwt_algorithm(),
-        secret: config.jwt_secret.as_ref().map(ExposeSecret::expose_secret),
-        previous_secrets: config
-            .jwt_previous_secrets
-            .iter()
-            .map(ExposeSecret::expose_secret)
-            .collect(),
-        private_key,
-        previous_keys,
-    };
-    Ok(resolve_jwt_keys(
-        &settings,
-        config.dev_state_dir().as_deref(),
-    )?)
-}
-
-fn duration(value: Duration, name: &str) -> anyhow::Result<chrono::Duration> {
-    chrono::Duration::from_std(value).with_context(|| format!("{name} is too large"))
-}
-
 /// The store of rate-limit counters.
 async fn limiter(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<dyn RateLimiter>> {
-    Ok(match config.rate_limit_store {
-        RateLimitStore::Memory => {
-            Arc::new(MemoryRateLimiter::new(config.rate_limit_memory_keys, clock))
-        }
+    let settings = &config.rate_limits;
+    Ok(match settings.rate_limit_store {
+        RateLimitStore::Memory => Arc::new(MemoryRateLimiter::new(
+            settings.rate_limit_memory_keys,
+            clock,
+        )),
         RateLimitStore::Redis => {
-            let url = config
+            let url = settings
                 .redis_url
                 .as_ref()
                 .map(ExposeSecret::expose_secret)
                 .context("RATE_LIMIT_STORE=redis needs REDIS_URL")?;
-            let redis = RedisRateLimiter::connect(url, &config.redis_key_prefix)
+            let redis = RedisRateLimiter::connect(url, &settings.redis_key_prefix)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot connect to Redis (check REDIS_URL): {e}"))?;
             // An evicted block is a lockout lifted: production refuses a Redis that may evict.
@@ -593,23 +494,10 @@ struct Mail {
 }
 
 fn mail(config: &Config) -> anyhow::Result<Mail> {
-    let kind = match (config.mailer, &config.smtp_url) {
-        (Some(kind), _) => kind,
-        (None, Some(_)) => MailerKind::Smtp,
-        (None, None) if config.is_production() => anyhow::bail!(
-            "set SMTP_URL so password-reset and verification emails can be sent \
-             (or MAILER=log to write them to the log instead)"
-        ),
-        (None, None) => MailerKind::Log,
-    };
-    match kind {
+    match config.mail.kind(config.is_production())? {
         MailerKind::Smtp => {
-            let url = config
-                .smtp_url
-                .as_ref()
-                .map(ExposeSecret::expose_secret)
-                .context("MAILER=smtp needs SMTP_URL")?;
-            let smtp = SmtpMailer::new(url, &config.mail_from).map_err(anyhow::Error::msg)?;
+            let smtp = SmtpMailer::new(config.mail.smtp_url()?, &config.mail.mail_from)
+                .map_err(anyhow::Error::msg)?;
             Ok(Mail {
                 sender: Arc::new(smtp),
                 mailbox: None,

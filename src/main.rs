@@ -90,7 +90,7 @@ async fn run() {
         }
         std::process::exit(i32::from(ready.is_err()));
     }
-    let _telemetry = authgraph::telemetry::init(cli.config.log_format);
+    let _telemetry = authgraph::telemetry::init(cli.config.telemetry.log_format);
     let result = match dotenv {
         // A missing .env is normal; a broken one is worth stopping for.
         Err(e) if !e.not_found() => Err(anyhow::anyhow!("cannot read .env: {e}")),
@@ -212,7 +212,7 @@ async fn hash_rate(config: Config, duration: std::time::Duration) -> anyhow::Res
     use authgraph::infrastructure::security::Argon2Hasher;
     use std::sync::Arc;
 
-    let settings = config.hashing();
+    let settings = config.hashing.settings();
     let hasher = Arc::new(Argon2Hasher::new(&settings).map_err(anyhow::Error::msg)?);
     let password =
         Password::new("correct horse battery staple".into()).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -252,7 +252,7 @@ async fn resending_the_verification_email_replaces_the_link() {
 
 #[tokio::test]
 async fn when_required_an_unverified_account_cannot_sign_in_until_it_verifies() {
-    let app = spawn_app_with(|c| c.require_verified_email = true).await;
+    let app = spawn_app_with(|c| c.sessions.require_verified_email = true).await;
     let email = unique_email();
 
     let register = app
@@ -325,9 +325,9 @@ async fn one_message_smtp_server() -> (u16, tokio::task::JoinHandle<String>) {
 async fn the_smtp_mailer_delivers_the_verification_link() {
     let (port, server) = one_message_smtp_server().await;
     let app = spawn_app_with(|c| {
-        c.mailer = Some(MailerKind::Smtp);
-        c.smtp_url = Some(format!("smtp://127.0.0.1:{port}").into());
-        c.mail_from = "Accounts <accounts@example.com>".into();
+        c.mail.mailer = Some(MailerKind::Smtp);
+        c.mail.smtp_url = Some(format!("smtp://127.0.0.1:{port}").into());
+        c.mail.mail_from = "Accounts <accounts@example.com>".into();
     })
     .await;
     let email = unique_email();
@@ -714,10 +714,10 @@ async fn a_mail_server_that_hangs_fills_a_bounded_queue_and_never_holds_up_a_req
         }
     });
     let app = spawn_app_with(|c| {
-        c.mailer = Some(MailerKind::Smtp);
-        c.smtp_url = Some(format!("smtp://127.0.0.1:{port}").into());
-        c.mail_senders = 1;
-        c.mail_queue_size = 2;
+        c.mail.mailer = Some(MailerKind::Smtp);
+        c.mail.smtp_url = Some(format!("smtp://127.0.0.1:{port}").into());
+        c.mail.mail_senders = 1;
+        c.mail.mail_queue_size = 2;
     })
     .await;
     // Sign-ups email a verification link each: the first is stuck with the server, two wait,

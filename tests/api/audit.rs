@@ -32,7 +32,8 @@ fn kinds(events: &[Value]) -> Vec<&str> {
 
 #[tokio::test]
 async fn every_security_flow_leaves_an_event_without_secrets() {
-    let app = spawn_app_with(|c| c.refresh_token_reuse_grace = std::time::Duration::ZERO).await;
+    let app =
+        spawn_app_with(|c| c.sessions.refresh_token_reuse_grace = std::time::Duration::ZERO).await;
     let admin = app.admin().await;
     let admin_token = admin["accessToken"].as_str().unwrap().to_owned();
     let email = unique_email();
@@ -496,9 +497,9 @@ async fn a_user_sees_that_an_administrator_acted_on_them_but_not_who_or_from_whe
 #[tokio::test]
 async fn the_background_cleanup_deletes_old_events_and_forgets_older_client_details() {
     let app = spawn_app_with(|c| {
-        c.audit_retention = std::time::Duration::from_secs(365 * 86_400);
-        c.audit_client_retention = std::time::Duration::from_secs(30 * 86_400);
-        c.session_cleanup_interval = std::time::Duration::from_secs(1);
+        c.audit.audit_retention = std::time::Duration::from_secs(365 * 86_400);
+        c.audit.audit_client_retention = std::time::Duration::from_secs(30 * 86_400);
+        c.sessions.session_cleanup_interval = std::time::Duration::from_secs(1);
     })
     .await;
     let db = app.db().await;
@@ -594,13 +595,13 @@ async fn audit_events_beyond_a_full_queue_are_dropped_and_counted() {
 
     let app = spawn_app().await;
     app.flush_audit().await;
-    let before = events_stored(app.config.database_url.expose_secret()).await;
+    let before = events_stored(app.config.database.database_url.expose_secret()).await;
     // Recorded back to back on this thread: the writer gets no turn until they are all in.
     for _ in 0..5000 {
         app.audit.record(a_sign_in_event());
     }
     app.flush_audit().await;
-    let stored = events_stored(app.config.database_url.expose_secret()).await - before;
+    let stored = events_stored(app.config.database.database_url.expose_secret()).await - before;
     assert_eq!(stored, 4096, "the queue holds 4096 events");
     let metrics = app.metrics_text().await;
     assert_eq!(

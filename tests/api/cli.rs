@@ -13,7 +13,7 @@ use crate::helpers::{
 /// meanwhile: its background writes must finish for the command's to get their turn.
 async fn create_admin(app: &TestApp, email: &str, stdin: &str) -> std::process::Output {
     let (url, email, stdin) = (
-        app.config.database_url.expose_secret().to_owned(),
+        app.config.database.database_url.expose_secret().to_owned(),
         email.to_owned(),
         stdin.to_owned(),
     );

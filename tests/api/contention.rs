@@ -270,7 +270,7 @@ async fn administration(client: Client, token: String, targets: Vec<String>, unt
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_clients_at_once_never_see_an_internal_error() {
     // The test app's cheap hashing lets far more transactions race.
-    let app = Arc::new(spawn_app_with(|c| c.password_hash_queue = 1024).await);
+    let app = Arc::new(spawn_app_with(|c| c.hashing.password_hash_queue = 1024).await);
     let tally = Arc::new(Tally::default());
     let client = Client {
         app: app.clone(),

@@ -25,8 +25,8 @@ const LOGOUT_ALL: &str = "mutation { logoutAll }";
 
 async fn cookie_app() -> TestApp {
     spawn_app_with(|c| {
-        c.session_cookies = true;
-        c.cors_allowed_origins = vec![APP_ORIGIN.into()];
+        c.browsers.session_cookies = true;
+        c.browsers.cors_allowed_origins = vec![APP_ORIGIN.into()];
     })
     .await
 }
@@ -235,10 +235,10 @@ async fn cache_control_of_a_cookie_request(app: &TestApp, browser: &Browser<'_>)
 async fn production_cookies_are_secure_and_bound_to_this_host() {
     let app = spawn_app_with(|c| {
         c.app_env = Some(authgraph::config::AppEnv::Production);
-        c.jwt_secret =
+        c.tokens.jwt_secret =
             Some("pYyU3mZ0c7mNnY5wZ3Nw2hQ0zvJc5F0b6wqQm1o4J9k5TqW8nVbR2xXl3sA7eD1g".into());
-        c.session_cookies = true;
-        c.cors_allowed_origins = vec![APP_ORIGIN.into()];
+        c.browsers.session_cookies = true;
+        c.browsers.cors_allowed_origins = vec![APP_ORIGIN.into()];
     })
     .await;
     let browser = Browser::on_app(&app);
@@ -404,9 +404,9 @@ async fn reset_password(app: &TestApp, email: String) {
 #[tokio::test]
 async fn a_replayed_refresh_cookie_ends_the_session_for_thief_and_owner() {
     let app = spawn_app_with(|c| {
-        c.session_cookies = true;
-        c.cors_allowed_origins = vec![APP_ORIGIN.into()];
-        c.refresh_token_reuse_grace = Duration::ZERO;
+        c.browsers.session_cookies = true;
+        c.browsers.cors_allowed_origins = vec![APP_ORIGIN.into()];
+        c.sessions.refresh_token_reuse_grace = Duration::ZERO;
     })
     .await;
     let owner = Browser::on_app(&app);
@@ -622,8 +622,8 @@ async fn credentials_are_allowed_for_the_listed_origins_only() {
 async fn a_wildcard_origin_with_cookie_sessions_is_refused_at_startup() {
     let database = crate::helpers::TestDatabase::create().await;
     let config = crate::helpers::test_config(&database.url, |c| {
-        c.session_cookies = true;
-        c.cors_allowed_origins = vec!["https://app.example.com".into(), "*".into()];
+        c.browsers.session_cookies = true;
+        c.browsers.cors_allowed_origins = vec!["https://app.example.com".into(), "*".into()];
     });
     let refused = authgraph::app::Application::build(&config)
         .await
@@ -706,7 +706,7 @@ async fn bearer_clients_are_unchanged_when_cookie_sessions_are_on() {
 
 #[tokio::test]
 async fn with_cookie_sessions_off_cookies_are_ignored_and_never_set() {
-    let app = spawn_app_with(|c| c.cors_allowed_origins = vec![APP_ORIGIN.into()]).await;
+    let app = spawn_app_with(|c| c.browsers.cors_allowed_origins = vec![APP_ORIGIN.into()]).await;
     let browser = Browser::on_app(&app);
     let signed_up = browser.register(&unique_email()).await;
     assert!(signed_up.set_cookies.is_empty());

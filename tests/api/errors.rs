@@ -14,7 +14,7 @@ async fn an_unexpected_failure_is_generic_for_the_client_and_quotes_the_request_
     let email = unique_email();
     app.register(&email, PASSWORD).await;
     // Break storage behind the service's back: sign-in can no longer record a session.
-    let db = Database::connect(app.config.database_url.expose_secret())
+    let db = Database::connect(app.config.database.database_url.expose_secret())
         .await
         .unwrap();
     db.execute_unprepared("DROP TABLE refresh_tokens")

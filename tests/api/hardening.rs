@@ -245,7 +245,7 @@ async fn a_panic_fails_that_request_alone() {
 
 #[tokio::test]
 async fn a_request_past_the_timeout_is_answered_503_with_a_time_to_retry() {
-    let app = spawn_app_with(|c| c.request_timeout = Duration::from_millis(200)).await;
+    let app = spawn_app_with(|c| c.http.request_timeout = Duration::from_millis(200)).await;
     let response = app
         .client
         .get(app.url("/__test/slow/2000"))
@@ -284,7 +284,7 @@ async fn every_response_carries_security_headers_and_is_not_cached() {
         assert!(headers.contains_key("content-security-policy"), "{path}");
         assert!(!headers.contains_key("strict-transport-security"), "{path}");
     }
-    let hsts = spawn_app_with(|c| c.hsts = true).await;
+    let hsts = spawn_app_with(|c| c.http.hsts = true).await;
     let response = hsts.client.get(hsts.url("/health")).send().await.unwrap();
     assert!(
         response.headers()["strict-transport-security"]
@@ -329,8 +329,10 @@ async fn cors_allows_localhost_in_development_and_only_the_configured_origins_ot
             .contains_key("access-control-allow-origin")
     );
 
-    let configured =
-        spawn_app_with(|c| c.cors_allowed_origins = vec!["https://app.example.com".into()]).await;
+    let configured = spawn_app_with(|c| {
+        c.browsers.cors_allowed_origins = vec!["https://app.example.com".into()]
+    })
+    .await;
     let ok = preflight(&configured, "https://app.example.com").await;
     assert_eq!(
         ok.headers()["access-control-allow-origin"],
@@ -349,8 +351,8 @@ async fn cors_allows_localhost_in_development_and_only_the_configured_origins_ot
 #[tokio::test]
 async fn introspection_and_graphiql_can_be_turned_off() {
     let app = spawn_app_with(|c| {
-        c.introspection = Some(false);
-        c.graphiql = Some(false);
+        c.graphql.introspection = Some(false);
+        c.graphql.graphiql = Some(false);
     })
     .await;
     let (status, body) = app
@@ -445,7 +447,8 @@ async fn behind_a_trusted_proxy_the_forwarded_client_address_is_recorded() {
         "untrusted peers cannot claim an address"
     );
     let proxied = spawn_app_with(|c| {
-        c.trusted_proxies = vec![authgraph::interfaces::http::parse_network("127.0.0.1").unwrap()]
+        c.http.trusted_proxies =
+            vec![authgraph::interfaces::http::parse_network("127.0.0.1").unwrap()]
     })
     .await;
     assert_eq!(
@@ -457,7 +460,7 @@ async fn behind_a_trusted_proxy_the_forwarded_client_address_is_recorded() {
 #[tokio::test]
 async fn forwarded_addresses_are_normalised_before_they_are_recorded() {
     let proxy = || vec![authgraph::interfaces::http::parse_network("127.0.0.1").unwrap()];
-    let app = spawn_app_with(|c| c.trusted_proxies = proxy()).await;
+    let app = spawn_app_with(|c| c.http.trusted_proxies = proxy()).await;
     for (hops, client) in [
         ("198.51.100.23:4711", "198.51.100.23"),
         ("[2001:db8::23]:4711", "2001:db8::23"),
@@ -472,8 +475,8 @@ async fn forwarded_addresses_are_normalised_before_they_are_recorded() {
     // The standard header, when the proxies are said to use it; then X-Forwarded-For is the
     // client's word and means nothing.
     let app = spawn_app_with(|c| {
-        c.trusted_proxies = proxy();
-        c.trusted_proxy_header = authgraph::interfaces::http::ForwardedHeader::Forwarded;
+        c.http.trusted_proxies = proxy();
+        c.http.trusted_proxy_header = authgraph::interfaces::http::ForwardedHeader::Forwarded;
     })
     .await;
     assert_eq!(

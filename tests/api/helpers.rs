@@ -88,24 +88,24 @@ pub fn test_config(database_url: &str, configure: impl FnOnce(&mut Config)) -> C
     config.app_env = Some(AppEnv::Development);
     config.host = "127.0.0.1".parse().unwrap();
     config.port = 0;
-    config.database_url = database_url.into();
-    config.jwt_secret = Some(JWT_SECRET.into());
-    config.mfa_encryption_key = Some(MFA_ENCRYPTION_KEY.into());
-    config.jwt_issuer = "authgraph".into();
-    config.jwt_audience = "authgraph".into();
-    config.access_token_ttl = std::time::Duration::from_secs(900);
+    config.database.database_url = database_url.into();
+    config.tokens.jwt_secret = Some(JWT_SECRET.into());
+    config.mfa.mfa_encryption_key = Some(MFA_ENCRYPTION_KEY.into());
+    config.tokens.jwt_issuer = "authgraph".into();
+    config.tokens.jwt_audience = "authgraph".into();
+    config.tokens.access_token_ttl = std::time::Duration::from_secs(900);
     // The cheapest argon2id there is: hashing cost is the subject of only a few tests, and
     // they ask for `production_hashing`.
-    config.argon2_memory_kib = 8;
-    config.argon2_iterations = 1;
-    config.argon2_parallelism = 1;
-    config.password_hash_workers = Some(2);
-    config.password_hash_queue = 64;
-    config.mailer = Some(MailerKind::Log);
+    config.hashing.argon2_memory_kib = 8;
+    config.hashing.argon2_iterations = 1;
+    config.hashing.argon2_parallelism = 1;
+    config.hashing.password_hash_workers = Some(2);
+    config.hashing.password_hash_queue = 64;
+    config.mail.mailer = Some(MailerKind::Log);
     // Limits are tested on their own (limits.rs); elsewhere they would only get in the way.
-    config.rate_limits = false;
-    config.public_url = "https://app.example.com".into();
-    config.metrics_addr = "127.0.0.1:0".parse().unwrap();
+    config.rate_limits.rate_limits = false;
+    config.links.public_url = "https://app.example.com".into();
+    config.telemetry.metrics_addr = "127.0.0.1:0".parse().unwrap();
     configure(&mut config);
     config
 }
@@ -113,9 +113,9 @@ pub fn test_config(database_url: &str, configure: impl FnOnce(&mut Config)) -> C
 /// The production argon2id parameters (the defaults: m = 19456 KiB, t = 2, p = 1), for the
 /// tests whose subject is what hashing costs: a queue that fills, a hash being replaced.
 pub fn production_hashing(config: &mut Config) {
-    config.argon2_memory_kib = 19_456;
-    config.argon2_iterations = 2;
-    config.argon2_parallelism = 1;
+    config.hashing.argon2_memory_kib = 19_456;
+    config.hashing.argon2_iterations = 2;
+    config.hashing.argon2_parallelism = 1;
 }
 
 /// The app on a database a test prepared (an older schema to upgrade, say).
@@ -396,7 +396,7 @@ impl TestApp {
     pub async fn db(&self) -> sea_orm::DatabaseConnection {
         self.own_db
             .get_or_init(|| async {
-                Database::connect(self.config.database_url.expose_secret())
+                Database::connect(self.config.database.database_url.expose_secret())
                     .await
                     .unwrap()
             })

@@ -262,8 +262,8 @@ async fn each_limit_names_itself() {
 #[tokio::test]
 async fn the_parser_limits_are_configurable_and_graphiqls_introspection_fits_the_defaults() {
     let app = spawn_app_with(|config| {
-        config.graphql_max_tokens = 5;
-        config.graphql_max_nesting = 2;
+        config.graphql.graphql_max_tokens = 5;
+        config.graphql.graphql_max_nesting = 2;
     })
     .await;
     let (status, body) = app.post_body(query("{ me { id email } }")).await;
@@ -352,7 +352,7 @@ async fn persisted_queries_keep_only_documents_that_validated() {
 
 #[tokio::test]
 async fn the_persisted_query_store_is_bounded_in_bytes() {
-    let app = spawn_app_with(|config| config.apq_cache_bytes = 10_000).await;
+    let app = spawn_app_with(|config| config.graphql.apq_cache_bytes = 10_000).await;
     for i in 0..20 {
         // Valid documents of ~3 KB each (a comment makes them long).
         let document = format!("{{ __typename }} # {i} {}", "x".repeat(3_000));
@@ -368,7 +368,7 @@ async fn the_persisted_query_store_is_bounded_in_bytes() {
 
 #[tokio::test]
 async fn without_persisted_queries_a_hash_alone_is_told_they_are_not_supported() {
-    let app = spawn_app_with(|config| config.apq_cache_size = 0).await;
+    let app = spawn_app_with(|config| config.graphql.apq_cache_size = 0).await;
     let (_, answer) = app.post_body(by_hash("{ __typename }")).await;
     assert_eq!(codes(&answer), ["PERSISTED_QUERY_NOT_SUPPORTED"]);
     let (status, answer) = app.post_body(persisted("{ __typename }")).await;
@@ -435,7 +435,7 @@ async fn suggestions_name_the_schema_only_while_introspection_is_on() {
         );
     }
 
-    let closed = spawn_app_with(|c| c.introspection = Some(false)).await;
+    let closed = spawn_app_with(|c| c.graphql.introspection = Some(false)).await;
     for document in MISSPELT {
         let (status, body) = closed.post_body(query(document)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{document}");

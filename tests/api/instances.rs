@@ -58,7 +58,8 @@ async fn logout_on_one_instance_ends_the_session_on_the_other_at_once() {
 
 #[tokio::test]
 async fn refresh_token_reuse_seen_by_one_instance_ends_the_session_everywhere() {
-    let a = spawn_app_with(|c| c.refresh_token_reuse_grace = std::time::Duration::ZERO).await;
+    let a =
+        spawn_app_with(|c| c.sessions.refresh_token_reuse_grace = std::time::Duration::ZERO).await;
     let b = a.another_instance().await;
     let registered = a.register(&unique_email(), PASSWORD).await;
     let first = registered["refreshToken"].as_str().unwrap();
@@ -101,7 +102,7 @@ async fn a_database_outage_is_reported_clearly_and_the_service_recovers_by_itsel
     }
     let admin_url = std::env::var("TEST_DATABASE_URL").unwrap();
     let app = spawn_app_with(|c| {
-        c.database_connect_timeout = std::time::Duration::from_millis(500);
+        c.database.database_connect_timeout = std::time::Duration::from_millis(500);
     })
     .await;
     let token = app.register(&unique_email(), PASSWORD).await["accessToken"]
@@ -110,6 +111,7 @@ async fn a_database_outage_is_reported_clearly_and_the_service_recovers_by_itsel
         .to_owned();
     let name = app
         .config
+        .database
         .database_url
         .expose_secret()
         .rsplit('/')
@@ -306,10 +308,10 @@ async fn a_revoked_sessions_es256_token_is_refused_by_every_instance_even_when_r
 
     let pem = generate_pem(JwtAlgorithm::Es256).unwrap().unwrap();
     let a = spawn_app_with(move |c| {
-        c.jwt_secret = None;
-        c.jwt_algorithm = None;
-        c.jwt_private_key = Some(pem.into());
-        c.jwt_verified_tokens = 10_000;
+        c.tokens.jwt_secret = None;
+        c.tokens.jwt_algorithm = None;
+        c.tokens.jwt_private_key = Some(pem.into());
+        c.tokens.jwt_verified_tokens = 10_000;
     })
     .await;
     let b = a.another_instance().await;

@@ -20,8 +20,8 @@ fn key(algorithm: JwtAlgorithm) -> String {
 async fn app_signing_with(algorithm: JwtAlgorithm, pem: &str) -> TestApp {
     let pem = pem.to_owned();
     spawn_app_with(move |c| {
-        c.jwt_algorithm = Some(algorithm);
-        c.jwt_private_key = Some(pem.into());
+        c.tokens.jwt_algorithm = Some(algorithm);
+        c.tokens.jwt_private_key = Some(pem.into());
     })
     .await
 }
@@ -119,9 +119,9 @@ async fn rotation_keeps_earlier_tokens_working_and_publishes_both_keys_until_ret
     let (old, new) = (old_pem.clone(), new_pem.clone());
     let rotated = before
         .another_instance_with(move |c| {
-            c.jwt_algorithm = Some(JwtAlgorithm::EdDsa);
-            c.jwt_private_key = Some(new.into());
-            c.jwt_previous_keys = Some(old.into());
+            c.tokens.jwt_algorithm = Some(JwtAlgorithm::EdDsa);
+            c.tokens.jwt_private_key = Some(new.into());
+            c.tokens.jwt_previous_keys = Some(old.into());
         })
         .await;
     assert_no_errors(&rotated.me(&old_token).await);
@@ -140,8 +140,8 @@ async fn rotation_keeps_earlier_tokens_working_and_publishes_both_keys_until_ret
     // Once the old key is retired, so are its tokens, here and for every verifier.
     let retired = before
         .another_instance_with(move |c| {
-            c.jwt_algorithm = Some(JwtAlgorithm::EdDsa);
-            c.jwt_private_key = Some(new_pem.into());
+            c.tokens.jwt_algorithm = Some(JwtAlgorithm::EdDsa);
+            c.tokens.jwt_private_key = Some(new_pem.into());
         })
         .await;
     assert_eq!(error_code(&retired.me(&old_token).await), "UNAUTHENTICATED");
@@ -239,7 +239,7 @@ async fn the_discovery_document_names_the_issuer_and_where_its_keys_are() {
         let request = app.client.get(app.url("/.well-known/openid-configuration"));
         async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
     };
-    let app = spawn_app_with(|c| c.api_url = Some("https://auth.example.com/".into())).await;
+    let app = spawn_app_with(|c| c.tokens.api_url = Some("https://auth.example.com/".into())).await;
     let document = discovery(&app).await;
     assert_eq!(document["issuer"], "authgraph");
     assert_eq!(

@@ -13,19 +13,19 @@ use crate::helpers::{
 /// Limits on, with only what a test sets; everything else off.
 fn only(set: impl FnOnce(&mut Config)) -> impl FnOnce(&mut Config) {
     move |c: &mut Config| {
-        c.rate_limits = true;
+        c.rate_limits.rate_limits = true;
         let off = QuotaSetting(None);
-        c.rate_limit_login = off;
-        c.rate_limit_login_account = off;
-        c.rate_limit_register = off;
-        c.rate_limit_refresh = off;
-        c.rate_limit_password_reset = off;
-        c.rate_limit_password_reset_account = off;
-        c.rate_limit_password_confirm = off;
-        c.rate_limit_password_confirm_account = off;
-        c.rate_limit_email = off;
-        c.rate_limit_email_recipient = off;
-        c.login_lockout_after = 0;
+        c.rate_limits.rate_limit_login = off;
+        c.rate_limits.rate_limit_login_account = off;
+        c.rate_limits.rate_limit_register = off;
+        c.rate_limits.rate_limit_refresh = off;
+        c.rate_limits.rate_limit_password_reset = off;
+        c.rate_limits.rate_limit_password_reset_account = off;
+        c.rate_limits.rate_limit_password_confirm = off;
+        c.rate_limits.rate_limit_password_confirm_account = off;
+        c.rate_limits.rate_limit_email = off;
+        c.rate_limits.rate_limit_email_recipient = off;
+        c.rate_limits.login_lockout_after = 0;
         set(c);
     }
 }
@@ -53,7 +53,10 @@ async fn register(app: &TestApp, email: &str) -> Value {
 
 #[tokio::test]
 async fn the_sign_in_past_an_accounts_allowance_is_refused_and_hashes_nothing() {
-    let app = spawn_app_with(only(|c| c.rate_limit_login_account = quota("3/1h"))).await;
+    let app = spawn_app_with(only(|c| {
+        c.rate_limits.rate_limit_login_account = quota("3/1h")
+    }))
+    .await;
     let email = unique_email();
     app.register(&email, PASSWORD).await;
     for _ in 0..3 {
@@ -71,7 +74,7 @@ async fn the_sign_in_past_an_accounts_allowance_is_refused_and_hashes_nothing() 
 
 #[tokio::test]
 async fn the_sign_in_past_an_addresss_allowance_is_refused_whatever_the_account() {
-    let app = spawn_app_with(only(|c| c.rate_limit_login = quota("3/1m"))).await;
+    let app = spawn_app_with(only(|c| c.rate_limits.rate_limit_login = quota("3/1m"))).await;
     for _ in 0..3 {
         assert_eq!(
             error_code(&app.login(&unique_email(), PASSWORD).await),
@@ -86,9 +89,9 @@ async fn the_sign_in_past_an_addresss_allowance_is_refused_whatever_the_account(
 #[tokio::test]
 async fn repeated_failed_sign_ins_lock_the_account_for_longer_each_time() {
     let app = spawn_app_with(only(|c| {
-        c.login_lockout_after = 3;
-        c.login_lockout_base = Duration::from_secs(1);
-        c.login_lockout_max = Duration::from_secs(60);
+        c.rate_limits.login_lockout_after = 3;
+        c.rate_limits.login_lockout_base = Duration::from_secs(1);
+        c.rate_limits.login_lockout_max = Duration::from_secs(60);
     }))
     .await;
     let email = unique_email();
@@ -128,9 +131,9 @@ async fn repeated_failed_sign_ins_lock_the_account_for_longer_each_time() {
 #[tokio::test]
 async fn registrations_refreshes_and_password_resets_are_limited_per_address() {
     let app = spawn_app_with(only(|c| {
-        c.rate_limit_register = quota("2/1h");
-        c.rate_limit_refresh = quota("2/1m");
-        c.rate_limit_password_reset = quota("2/1h");
+        c.rate_limits.rate_limit_register = quota("2/1h");
+        c.rate_limits.rate_limit_refresh = quota("2/1m");
+        c.rate_limits.rate_limit_password_reset = quota("2/1h");
     }))
     .await;
     let email = unique_email();
@@ -186,7 +189,7 @@ async fn registrations_refreshes_and_password_resets_are_limited_per_address() {
 #[tokio::test]
 async fn reset_requests_for_one_account_are_limited_the_same_whether_it_exists_or_not() {
     let app = spawn_app_with(only(|c| {
-        c.rate_limit_password_reset_account = quota("2/1h")
+        c.rate_limits.rate_limit_password_reset_account = quota("2/1h")
     }))
     .await;
     let known = unique_email();
@@ -220,8 +223,8 @@ async fn a_full_hashing_queue_sheds_sign_ins_with_rate_limited_not_errors() {
     let app = spawn_app_with(|c| {
         // Hashes must take real time for eight sign-ins to find the queue full.
         production_hashing(c);
-        c.password_hash_workers = Some(1);
-        c.password_hash_queue = 1;
+        c.hashing.password_hash_workers = Some(1);
+        c.hashing.password_hash_queue = 1;
     })
     .await;
     let email = unique_email();
@@ -257,9 +260,9 @@ fn guesses(count: usize) -> String {
 #[tokio::test]
 async fn password_confirmations_are_throttled_so_a_stolen_session_is_no_oracle() {
     let app = spawn_app_with(only(|c| {
-        c.rate_limit_password_confirm = quota("5/15m");
-        c.login_lockout_after = 8;
-        c.login_lockout_base = Duration::from_secs(600);
+        c.rate_limits.rate_limit_password_confirm = quota("5/15m");
+        c.rate_limits.login_lockout_after = 8;
+        c.rate_limits.login_lockout_base = Duration::from_secs(600);
     }))
     .await;
     let email = unique_email();
@@ -307,8 +310,8 @@ async fn password_confirmations_are_throttled_so_a_stolen_session_is_no_oracle()
 #[tokio::test]
 async fn wrong_confirmations_count_toward_the_accounts_lockout() {
     let app = spawn_app_with(only(|c| {
-        c.login_lockout_after = 3;
-        c.login_lockout_base = Duration::from_secs(600);
+        c.rate_limits.login_lockout_after = 3;
+        c.rate_limits.login_lockout_base = Duration::from_secs(600);
     }))
     .await;
     let email = unique_email();
@@ -343,9 +346,9 @@ async fn one_account_cannot_take_the_hashing_queue_from_everyone_elses_sign_ins(
     let app = spawn_app_with(only(|c| {
         // Hashes must take real time for twenty password checks to wait in the queue at once.
         production_hashing(c);
-        c.password_hash_workers = Some(1);
-        c.password_hash_queue = 4;
-        c.password_hashes_per_account = 1;
+        c.hashing.password_hash_workers = Some(1);
+        c.hashing.password_hash_queue = 4;
+        c.rate_limits.password_hashes_per_account = 1;
     }))
     .await;
     let (hog, other) = (unique_email(), unique_email());
@@ -381,8 +384,9 @@ async fn one_account_cannot_take_the_hashing_queue_from_everyone_elses_sign_ins(
 #[tokio::test]
 async fn ipv6_clients_share_the_allowance_of_their_64() {
     let app = spawn_app_with(only(|c| {
-        c.rate_limit_login = quota("2/1m");
-        c.trusted_proxies = vec![authgraph::interfaces::http::parse_network("127.0.0.1").unwrap()];
+        c.rate_limits.rate_limit_login = quota("2/1m");
+        c.http.trusted_proxies =
+            vec![authgraph::interfaces::http::parse_network("127.0.0.1").unwrap()];
     }))
     .await;
     let login_from = |address: &'static str| {
@@ -416,8 +420,8 @@ async fn ipv6_clients_share_the_allowance_of_their_64() {
 #[tokio::test]
 async fn verification_emails_are_limited_per_recipient_and_per_address_so_no_mailbox_is_flooded() {
     let app = spawn_app_with(only(|c| {
-        c.rate_limit_email_recipient = quota("2/1h");
-        c.rate_limit_email = quota("4/1h");
+        c.rate_limits.rate_limit_email_recipient = quota("2/1h");
+        c.rate_limits.rate_limit_email = quota("4/1h");
     }))
     .await;
     let resend =
@@ -462,12 +466,13 @@ async fn a_flood_of_new_keys_leaves_the_lockout_in_force(
     const FLOOD: usize = 150;
     let app = spawn_app_with(only(|c| {
         store(c);
-        c.rate_limit_memory_keys = ROOM;
-        c.login_lockout_after = 5;
-        c.login_lockout_base = Duration::from_secs(600);
-        c.rate_limit_password_reset = quota("10/1h");
-        c.rate_limit_password_reset_account = quota("3/1h");
-        c.trusted_proxies = vec![authgraph::interfaces::http::parse_network("127.0.0.1").unwrap()];
+        c.rate_limits.rate_limit_memory_keys = ROOM;
+        c.rate_limits.login_lockout_after = 5;
+        c.rate_limits.login_lockout_base = Duration::from_secs(600);
+        c.rate_limits.rate_limit_password_reset = quota("10/1h");
+        c.rate_limits.rate_limit_password_reset_account = quota("3/1h");
+        c.http.trusted_proxies =
+            vec![authgraph::interfaces::http::parse_network("127.0.0.1").unwrap()];
     }))
     .await;
     let victim = unique_email();
@@ -517,7 +522,7 @@ const ROOM: usize = 40;
 #[tokio::test]
 async fn a_flood_of_new_keys_cannot_lift_a_lockout_in_memory() {
     let (app, refused) = a_flood_of_new_keys_leaves_the_lockout_in_force(|c| {
-        c.rate_limit_store = RateLimitStore::Memory
+        c.rate_limits.rate_limit_store = RateLimitStore::Memory
     })
     .await;
     // Forty addresses got in; the accounts had room for thirty-nine besides the victim's
@@ -541,9 +546,9 @@ async fn a_flood_of_new_keys_cannot_lift_a_lockout_on_redis() {
     };
     let prefix = format!("authgraph-test-{}:", uuid::Uuid::new_v4().simple());
     let (_, refused) = a_flood_of_new_keys_leaves_the_lockout_in_force(|c| {
-        c.rate_limit_store = RateLimitStore::Redis;
-        c.redis_url = Some(url.into());
-        c.redis_key_prefix = prefix;
+        c.rate_limits.rate_limit_store = RateLimitStore::Redis;
+        c.rate_limits.redis_url = Some(url.into());
+        c.rate_limits.redis_key_prefix = prefix;
     })
     .await;
     assert_eq!(refused, 0, "Redis has no room of its own to run out of");
@@ -575,10 +580,10 @@ async fn two_instances_on_one_redis_share_their_counts() {
     };
     let prefix = format!("authgraph-test-{}:", uuid::Uuid::new_v4().simple());
     let shared = |c: &mut Config| {
-        c.rate_limit_store = RateLimitStore::Redis;
-        c.redis_url = Some(url.clone().into());
-        c.redis_key_prefix = prefix.clone();
-        c.rate_limit_login_account = quota("3/1h");
+        c.rate_limits.rate_limit_store = RateLimitStore::Redis;
+        c.rate_limits.redis_url = Some(url.clone().into());
+        c.rate_limits.redis_key_prefix = prefix.clone();
+        c.rate_limits.rate_limit_login_account = quota("3/1h");
     };
     let a = spawn_app_with(only(shared)).await;
     let b = spawn_app_with(only(shared)).await;
@@ -598,11 +603,11 @@ async fn the_redis_lockout_works_like_the_in_memory_one() {
     };
     let prefix = format!("authgraph-test-{}:", uuid::Uuid::new_v4().simple());
     let app = spawn_app_with(only(|c| {
-        c.rate_limit_store = RateLimitStore::Redis;
-        c.redis_url = Some(url.into());
-        c.redis_key_prefix = prefix;
-        c.login_lockout_after = 2;
-        c.login_lockout_base = Duration::from_secs(30);
+        c.rate_limits.rate_limit_store = RateLimitStore::Redis;
+        c.rate_limits.redis_url = Some(url.into());
+        c.rate_limits.redis_key_prefix = prefix;
+        c.rate_limits.login_lockout_after = 2;
+        c.rate_limits.login_lockout_base = Duration::from_secs(30);
     }))
     .await;
     let email = unique_email();
@@ -620,12 +625,12 @@ async fn the_redis_lockout_works_like_the_in_memory_one() {
 async fn an_unreachable_redis_stops_startup_with_a_clear_message() {
     let config = {
         let mut c = Config::from_env().unwrap();
-        c.database_url = "sqlite::memory:".into();
-        c.jwt_secret = Some(crate::helpers::JWT_SECRET.into());
-        c.mailer = Some(authgraph::config::MailerKind::Log);
+        c.database.database_url = "sqlite::memory:".into();
+        c.tokens.jwt_secret = Some(crate::helpers::JWT_SECRET.into());
+        c.mail.mailer = Some(authgraph::config::MailerKind::Log);
         c.port = 0;
-        c.rate_limit_store = RateLimitStore::Redis;
-        c.redis_url = Some("redis://127.0.0.1:1".into());
+        c.rate_limits.rate_limit_store = RateLimitStore::Redis;
+        c.rate_limits.redis_url = Some("redis://127.0.0.1:1".into());
         c
     };
     let error = authgraph::app::Application::build(&config)
@@ -770,11 +775,12 @@ async fn when_redis_fails_at_run_time_limits_are_skipped_and_sign_in_stays_up() 
     };
     let proxy = RedisProxy::start(&url, "127.0.0.1:0".parse().unwrap()).await;
     let app = spawn_app_with(only(|c| {
-        c.rate_limit_store = RateLimitStore::Redis;
-        c.redis_url = Some(proxy.url().into());
-        c.redis_key_prefix = format!("authgraph-test-{}:", uuid::Uuid::new_v4().simple());
-        c.rate_limit_login_account = quota("1/1h");
-        c.login_lockout_after = 3;
+        c.rate_limits.rate_limit_store = RateLimitStore::Redis;
+        c.rate_limits.redis_url = Some(proxy.url().into());
+        c.rate_limits.redis_key_prefix =
+            format!("authgraph-test-{}:", uuid::Uuid::new_v4().simple());
+        c.rate_limits.rate_limit_login_account = quota("1/1h");
+        c.rate_limits.login_lockout_after = 3;
     }))
     .await;
     let email = unique_email();
@@ -816,8 +822,8 @@ async fn when_redis_fails_at_run_time_limits_are_skipped_and_sign_in_stays_up() 
 #[tokio::test]
 async fn password_confirmations_are_limited_per_account_across_its_sessions() {
     let app = spawn_app_with(only(|c| {
-        c.rate_limit_password_confirm = quota("100/15m");
-        c.rate_limit_password_confirm_account = quota("3/1h");
+        c.rate_limits.rate_limit_password_confirm = quota("100/15m");
+        c.rate_limits.rate_limit_password_confirm_account = quota("3/1h");
     }))
     .await;
     let email = unique_email();

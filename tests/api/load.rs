@@ -49,7 +49,8 @@ async fn health(app: &TestApp) -> StatusCode {
 
 #[tokio::test]
 async fn a_client_that_never_finishes_its_headers_is_disconnected() {
-    let app = spawn_app_with(|c| c.http_header_read_timeout = Duration::from_millis(300)).await;
+    let app =
+        spawn_app_with(|c| c.http.http_header_read_timeout = Duration::from_millis(300)).await;
     let mut slow = TcpStream::connect(host(&app)).await.unwrap();
     slow.write_all(b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Ty")
         .await
@@ -68,7 +69,7 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
 
 #[tokio::test]
 async fn past_the_connection_limit_requests_get_503_and_the_probes_still_answer() {
-    let app = spawn_app_with(|c| c.http_max_connections = 2).await;
+    let app = spawn_app_with(|c| c.http.http_max_connections = 2).await;
     let mut held = Vec::new();
     for _ in 0..2 {
         let mut stream = TcpStream::connect(host(&app)).await.unwrap();
@@ -111,7 +112,7 @@ async fn past_the_connection_limit_requests_get_503_and_the_probes_still_answer(
 
 #[tokio::test]
 async fn past_the_requests_in_flight_new_ones_get_503_and_the_probes_still_answer() {
-    let app = spawn_app_with(|c| c.http_max_in_flight = 2).await;
+    let app = spawn_app_with(|c| c.http.http_max_in_flight = 2).await;
     let key = uuid::Uuid::new_v4().to_string();
     let slow: Vec<_> = (0..2)
         .map(|_| {
@@ -151,7 +152,7 @@ async fn past_the_requests_in_flight_new_ones_get_503_and_the_probes_still_answe
 
 #[tokio::test]
 async fn a_hundred_concurrent_one_megabyte_bodies_stay_within_the_body_budget() {
-    let app = spawn_app_with(|c| c.http_body_budget_bytes = 4 * 1024 * 1024).await;
+    let app = spawn_app_with(|c| c.http.http_body_budget_bytes = 4 * 1024 * 1024).await;
     let body =
         json!({ "query": format!("{{ user(id: \"{}\") {{ id }} }}", "x".repeat(1_000_000)) })
             .to_string();

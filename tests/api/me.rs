@@ -124,7 +124,7 @@ async fn me_with_a_genuine_token_for_an_unknown_session_is_unauthenticated() {
 #[tokio::test]
 async fn a_token_signed_with_a_previous_key_still_works_and_an_unknown_key_does_not() {
     const OLD_SECRET: &str = "the signing secret we rotated away from";
-    let app = spawn_app_with(|c| c.jwt_previous_secrets = vec![OLD_SECRET.into()]).await;
+    let app = spawn_app_with(|c| c.tokens.jwt_previous_secrets = vec![OLD_SECRET.into()]).await;
     let registered = app.register(&unique_email(), PASSWORD).await;
     let claims = token_claims(registered["accessToken"].as_str().unwrap());
 

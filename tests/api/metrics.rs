@@ -85,6 +85,6 @@ async fn metrics_are_served_only_on_their_own_listener_and_can_be_turned_off() {
     let app = spawn_app().await;
     let public = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(public.status(), 404, "not on the API's port");
-    let app = spawn_app_with(|c| c.metrics = false).await;
+    let app = spawn_app_with(|c| c.telemetry.metrics = false).await;
     assert!(app.metrics_address.is_none(), "no listener at all");
 }

@@ -110,11 +110,11 @@ async fn verify(app: &TestApp, ticket: &str, code: &str) -> Value {
 /// Rate limits on, with `per_address` codes per client address; the other allowances out of
 /// the way of a test about codes.
 fn code_limits(c: &mut authgraph::config::Config, per_address: &str) {
-    c.rate_limits = true;
-    c.rate_limit_login = "1000/1m".parse().unwrap();
-    c.rate_limit_login_account = "1000/1m".parse().unwrap();
-    c.rate_limit_code = per_address.parse().unwrap();
-    c.rate_limit_code_account = "1000/1m".parse().unwrap();
+    c.rate_limits.rate_limits = true;
+    c.rate_limits.rate_limit_login = "1000/1m".parse().unwrap();
+    c.rate_limits.rate_limit_login_account = "1000/1m".parse().unwrap();
+    c.rate_limits.rate_limit_code = per_address.parse().unwrap();
+    c.rate_limits.rate_limit_code_account = "1000/1m".parse().unwrap();
 }
 
 fn reason(body: &Value) -> &str {
@@ -332,7 +332,7 @@ async fn two_completions_of_one_ticket_at_once_sign_in_once() {
 async fn wrong_codes_kill_the_ticket_and_lock_codes_apart_from_passwords() {
     let app = spawn_app_with(|c| {
         code_limits(c, "1000/1m");
-        c.login_lockout_after = 8;
+        c.rate_limits.login_lockout_after = 8;
     })
     .await;
     let user = enrolled(&app).await;
@@ -682,8 +682,8 @@ async fn a_rotated_encryption_key_keeps_factors_working_and_each_moves_to_the_ne
     const NEW_KEY: &str = "c2l4dHktZm91ci1yYW5kb20tYnl0ZXMtb2Yta2V5LTI=";
     let rotated = app
         .another_instance_with(|c| {
-            c.mfa_previous_encryption_keys = vec![c.mfa_encryption_key.take().unwrap()];
-            c.mfa_encryption_key = Some(NEW_KEY.into());
+            c.mfa.mfa_previous_encryption_keys = vec![c.mfa.mfa_encryption_key.take().unwrap()];
+            c.mfa.mfa_encryption_key = Some(NEW_KEY.into());
         })
         .await;
     let signed_in = verify(
@@ -702,7 +702,7 @@ async fn a_rotated_encryption_key_keeps_factors_working_and_each_moves_to_the_ne
     );
     // Once used, the old key is no longer needed.
     let retired = app
-        .another_instance_with(|c| c.mfa_encryption_key = Some(NEW_KEY.into()))
+        .another_instance_with(|c| c.mfa.mfa_encryption_key = Some(NEW_KEY.into()))
         .await;
     // (A later time step: each code is accepted once.)
     app.clock.advance(Duration::from_secs(60));
@@ -719,7 +719,7 @@ async fn a_rotated_encryption_key_keeps_factors_working_and_each_moves_to_the_ne
 async fn codes_are_limited_per_address_each_try_counted_once() {
     let app = spawn_app_with(|c| {
         code_limits(c, "3/15m");
-        c.login_lockout_after = 0;
+        c.rate_limits.login_lockout_after = 0;
     })
     .await;
     let user = enrolled(&app).await;
@@ -874,9 +874,10 @@ async fn verify_from(app: &TestApp, address: &str, ticket: &str, code: &str) -> 
 async fn codes_are_limited_per_account_whatever_the_address() {
     let app = spawn_app_with(|c| {
         code_limits(c, "1000/1m");
-        c.rate_limit_code_account = "3/15m".parse().unwrap();
-        c.login_lockout_after = 0;
-        c.trusted_proxies = vec![authgraph::interfaces::http::parse_network("127.0.0.1").unwrap()];
+        c.rate_limits.rate_limit_code_account = "3/15m".parse().unwrap();
+        c.rate_limits.login_lockout_after = 0;
+        c.http.trusted_proxies =
+            vec![authgraph::interfaces::http::parse_network("127.0.0.1").unwrap()];
     })
     .await;
     let user = enrolled(&app).await;

@@ -238,7 +238,7 @@ async fn an_outage_answers_unavailable_then_the_server_recovers_and_keeps_what_i
     let proxy = Proxy::start(server_address(&database.url)).await;
     let config = test_config(&through(&database.url, proxy.address), |c| {
         // How long a request waits for a connection before it is told to come back later.
-        c.database_connect_timeout = CONNECT_TIMEOUT;
+        c.database.database_connect_timeout = CONNECT_TIMEOUT;
     });
     let app = Arc::new(spawn_on(config, database).await);
     let seen = Arc::new(Mutex::new(Seen::default()));

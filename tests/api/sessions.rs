@@ -38,7 +38,7 @@ async fn refresh_rotates_both_tokens_within_the_same_session() {
 
 #[tokio::test]
 async fn a_rotated_refresh_token_used_again_ends_the_whole_session() {
-    let app = spawn_app_with(|c| c.refresh_token_reuse_grace = Duration::ZERO).await;
+    let app = spawn_app_with(|c| c.sessions.refresh_token_reuse_grace = Duration::ZERO).await;
     let (_, first) = tokens(&app.register(&unique_email(), PASSWORD).await);
     let (access, second) = tokens(&app.refresh(&first).await["data"]["refreshToken"]);
 
@@ -279,7 +279,8 @@ async fn revoke_session_ends_another_device_of_the_caller_only() {
 
 #[tokio::test]
 async fn ended_sessions_are_cleaned_up_in_the_background() {
-    let app = spawn_app_with(|c| c.session_cleanup_interval = Duration::from_secs(1)).await;
+    let app =
+        spawn_app_with(|c| c.sessions.session_cleanup_interval = Duration::from_secs(1)).await;
     let (_, refresh) = tokens(&app.register(&unique_email(), PASSWORD).await);
     app.logout(&refresh).await;
 
@@ -313,7 +314,8 @@ async fn a_token_two_generations_old_ends_the_session_even_within_the_grace_wind
 async fn a_thiefs_replay_within_the_window_never_forks_the_session() {
     // The thief replays the owner's previous token at once and gets a sibling; whoever then
     // presents a superseded token after the window ends the session for both.
-    let app = spawn_app_with(|c| c.refresh_token_reuse_grace = Duration::from_secs(10)).await;
+    let app =
+        spawn_app_with(|c| c.sessions.refresh_token_reuse_grace = Duration::from_secs(10)).await;
     // The requests land within the window by the app's clock, however slow the machine.
     app.clock.hold();
     let (_, stolen) = tokens(&app.register(&unique_email(), PASSWORD).await);

@@ -43,7 +43,7 @@ async fn upgrade_from(shipped: u32) {
     let db = Database::connect(&database.url).await.unwrap();
     migration::Migrator::up(&db, Some(shipped)).await.unwrap();
 
-    let hasher = Argon2Hasher::new(&test_config(&database.url, |_| {}).hashing()).unwrap();
+    let hasher = Argon2Hasher::new(&test_config(&database.url, |_| {}).hashing.settings()).unwrap();
     let hash = hasher
         .hash(Password::new(PASSWORD.into()).unwrap())
         .await
