@@ -1,4 +1,4 @@
-//! The `authgraph` command: `serve` (default), `migrate`, `schema`.
+//! The `authgraph` command: `serve` (default), `migrate`, `schema`, `config-reference`, …
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +27,9 @@ enum Command {
     Migrate,
     /// Print the GraphQL schema (SDL) that clients generate code from.
     Schema,
+    /// Print the configuration reference (every setting, its flag, default and meaning) as
+    /// Markdown: what docs/configuration.md holds.
+    ConfigReference,
     /// Make an account an administrator, creating it if there is none. An existing account is
     /// promoted only with its own password (and its sessions end). The password is read from
     /// the terminal (hidden) or from standard input, never from the command line, where other
@@ -81,6 +84,10 @@ async fn run() {
     let command = cli.command.unwrap_or(Command::Serve);
     if let Command::Schema = command {
         print!("{}", graphql::sdl());
+        return;
+    }
+    if let Command::ConfigReference = command {
+        print!("{}", authgraph::config::reference::markdown());
         return;
     }
     if let Command::Healthcheck = command {

@@ -8,7 +8,7 @@ use tracing_subscriber::{EnvFilter, fmt};
 use crate::config::LogFormat;
 
 /// What is logged when `RUST_LOG` is unset: our events, without the driver's per-statement lines.
-const DEFAULT_FILTER: &str = "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn";
+pub(crate) const DEFAULT_FILTER: &str = "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn";
 
 /// Keeps the trace exporter alive; dropping it sends the spans still buffered.
 pub struct Telemetry {

@@ -5,7 +5,7 @@ use clap::Args;
 use crate::interfaces::http::{CookieSameSite, CookieSettings, CorsPolicy};
 
 #[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Browsers: CORS and cookies")]
+#[command(next_help_heading = "Browsers (CORS and cookies)")]
 pub struct BrowserConfig {
     /// Origins browsers may call the API from, comma-separated (`*` for any). Default: any
     /// localhost origin in development, none in production.

@@ -6,7 +6,8 @@
 //! the conversions and range checks that takes, and names what production refuses of it
 //! (`production.rs` asks every area). A field is named after its environment variable
 //! (`DATABASE_URL` is `database.database_url` and `--database-url`), so the flag and the
-//! placeholder in `--help` follow from it.
+//! placeholder in `--help` follow from it. `docs/configuration.md` is generated from these
+//! definitions (`reference.rs`).
 
 mod audit;
 mod browsers;
@@ -18,6 +19,7 @@ mod links;
 mod mail;
 mod production;
 mod rate_limits;
+pub mod reference;
 mod second_factor;
 mod sessions;
 mod telemetry;
@@ -70,7 +72,7 @@ fn chrono_duration(value: Duration, name: &str) -> anyhow::Result<chrono::Durati
     chrono::Duration::from_std(value).with_context(|| format!("{name} is too large"))
 }
 
-/// Everything the server can be told.
+/// Everything the server can be told; `docs/configuration.md` lists the same.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Server")]
 pub struct Config {
