@@ -48,7 +48,7 @@ impl BrowserConfig {
 
     /// The session cookies, when they are on; `Secure` in production.
     pub fn cookies(&self, production: bool) -> Option<CookieSettings> {
-        self.session_cookies.then(|| CookieSettings {
+        self.session_cookies.then_some(CookieSettings {
             secure: production,
             same_site: self.session_cookie_samesite,
         })
