@@ -93,7 +93,7 @@ impl std::str::FromStr for QuotaSetting {
     }
 }
 
-/// Everything the server can be told. The README's configuration table lists the same.
+/// Everything the server can be told. docs/configuration.md lists the same.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// `development` or `production`. Unset, the server runs in development on a loopback
@@ -413,7 +413,7 @@ pub struct Config {
     pub cors_allowed_origins: Vec<String>,
 
     /// Browsers on the allowed origins keep their session in HttpOnly cookies instead of
-    /// holding tokens in JavaScript (see "Browser apps" in the README).
+    /// holding tokens in JavaScript (see docs/cookies.md).
     #[arg(long, env = "SESSION_COOKIES", default_value_t = false, value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
     pub session_cookies: bool,
 
