@@ -18,7 +18,7 @@ pub struct BrowserConfig {
     pub cors_allowed_origins: Vec<String>,
 
     /// Browsers on the allowed origins keep their session in HttpOnly cookies instead of
-    /// holding tokens in JavaScript (see "Browser apps" in the README). Refused with
+    /// holding tokens in JavaScript (see docs/cookies.md). Refused with
     /// CORS_ALLOWED_ORIGINS=*.
     #[arg(long, env = "SESSION_COOKIES", default_value_t = false, value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
     pub session_cookies: bool,

@@ -11,6 +11,7 @@ mod cli;
 mod contention;
 mod contract;
 mod cookies;
+mod docs;
 mod errors;
 mod hardening;
 mod hostile;

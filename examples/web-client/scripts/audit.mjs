@@ -1,11 +1,11 @@
 // The GraphQL-over-HTTP conformance audit (graphql-http's serverAudits) against a running
 // server. Every MUST must pass; a SHOULD or MAY that does not is printed with its reason, and
-// fails the run unless it is one of the departures the README explains (KNOWN below).
+// fails the run unless it is one of the departures docs/api.md explains (KNOWN below).
 import { serverAudits } from "graphql-http";
 
 const url = process.env.AUTHGRAPH_URL ?? "http://127.0.0.1:8000/graphql";
 
-// Departures from a SHOULD, each explained in the README ("GraphQL over HTTP").
+// Departures from a SHOULD, each explained in docs/api.md ("GraphQL over HTTP").
 const KNOWN = new Map([]);
 
 let failed = 0;

@@ -1,7 +1,7 @@
 // A small authgraph client on urql: keeps the tokens, sends the access token, on
 // UNAUTHENTICATED refreshes once and retries, and on SERVICE_UNAVAILABLE waits retryAfter
-// seconds and sends the operation again — the patterns the README recommends. A sign-in that
-// needs a second factor throws MfaRequired, which verifyMfa finishes.
+// seconds and sends the operation again — the patterns docs/frontend.md recommends. A sign-in
+// that needs a second factor throws MfaRequired, which verifyMfa finishes.
 //
 // In a browser on an origin the server allows, `{ session: "cookies" }` keeps no token at all:
 // the server holds the session in HttpOnly cookies that script cannot read (so an XSS cannot

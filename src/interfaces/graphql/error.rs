@@ -16,7 +16,7 @@ use async_graphql::{
 
 use crate::application::ServiceError;
 
-/// The codes clients branch on (see the README's error table).
+/// The codes clients branch on (see docs/errors.md).
 pub mod code {
     pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
     pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
