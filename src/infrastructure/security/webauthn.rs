@@ -798,6 +798,77 @@ mod tests {
         ));
     }
 
+    /// A passkey made by Chromium's virtual authenticator (a platform authenticator with
+    /// resident keys and user verification) on http://localhost, and its discoverable
+    /// sign-in, as `credential.toJSON()` wrote them: captured by the web client's harness
+    /// (`CAPTURE=… npm run webauthn` in examples/web-client) from options shaped as ours.
+    /// The harness made its own challenges, which the states here are given.
+    #[test]
+    fn a_passkey_chromium_made_registers_and_signs_in() {
+        let capture: Value = serde_json::from_str(include_str!("webauthn/chromium.json")).unwrap();
+        let origin = capture["origin"].as_str().unwrap();
+        let rp = WebauthnCeremonies::new(&settings("localhost", &[origin])).unwrap();
+        let handle = URL_SAFE_NO_PAD
+            .decode(capture["userId"].as_str().unwrap())
+            .unwrap();
+        let user = UserId::from_uuid(Uuid::from_slice(&handle).unwrap());
+        let with_challenge = |state: String, key: &str, options: &Value| {
+            let mut state: Value = serde_json::from_str(&state).unwrap();
+            state[key]["challenge"] = options["challenge"].clone();
+            state.to_string()
+        };
+
+        let started = rp.start_registration(account(user), &[]).unwrap();
+        let registration = &capture["registration"];
+        let state = with_challenge(started.state, "rs", &registration["options"]);
+        let made = rp
+            .finish_registration(&state, &registration["credential"])
+            .unwrap();
+        assert_eq!(
+            made.credential_id.encoded(),
+            registration["credential"]["id"].as_str().unwrap()
+        );
+        assert!(
+            !made.backup_eligible && !made.backed_up,
+            "a device-bound key"
+        );
+        let stored = Passkey {
+            id: PasskeyId::generate(),
+            user_id: user,
+            credential_id: made.credential_id.clone(),
+            credential: made.credential.clone(),
+            name: PasskeyName::parse("Chromium").unwrap(),
+            created_at: Utc::now(),
+            last_used_at: None,
+            sign_count: made.sign_count,
+            backup_eligible: made.backup_eligible,
+            backed_up: made.backed_up,
+        };
+
+        let sign_in = &capture["signIn"];
+        assert_eq!(
+            rp.claimed(&sign_in["credential"]).unwrap(),
+            ClaimedCredential {
+                credential_id: made.credential_id.clone(),
+                user_handle: Some(user),
+            }
+        );
+        let started = rp.start_sign_in().unwrap();
+        let state = with_challenge(started.state, "ast", &sign_in["options"]);
+        let used = rp
+            .finish_authentication(&state, &sign_in["credential"], &stored)
+            .unwrap();
+        assert!(used.sign_count > made.sign_count, "{used:?} after {made:?}");
+
+        let elsewhere =
+            WebauthnCeremonies::new(&settings("localhost", &["http://localhost:1"])).unwrap();
+        assert_eq!(
+            elsewhere.finish_authentication(&state, &sign_in["credential"], &stored),
+            Err(PasskeyFailure::WrongOrigin),
+            "the port is part of the origin"
+        );
+    }
+
     #[test]
     fn the_settings_name_a_domain_and_secure_origins_on_it() {
         let ok = |rp_id: &str, origins: &[&str]| WebauthnCeremonies::new(&settings(rp_id, origins));
