@@ -46,7 +46,7 @@ const page = `<!doctype html>
     supported: () => webauthn.passkeysSupported(),
     conditional: () => webauthn.conditionalUiAvailable(),
     create: (options) => call(() => webauthn.createPasskey(options)),
-    get: (options) => call(() => webauthn.getPasskey(options)),
+    get: (options, mediation) => call(() => webauthn.getPasskey(options, { mediation })),
   };
 </script>`;
 const server = createServer(async (request, response) => {
@@ -125,7 +125,8 @@ try {
   await tab.goto(origin);
   await tab.waitForFunction(() => window.passkeys !== undefined, null, { timeout: 10_000 });
   const authenticator = await addVirtualAuthenticator(tab);
-  const run = (name, options) => tab.evaluate(([n, o]) => window.passkeys[n](o), [name, options]);
+  const run = (name, options, mediation) =>
+    tab.evaluate(([n, o, m]) => window.passkeys[n](o, m), [name, options, mediation]);
 
   check(await tab.evaluate(() => window.passkeys.supported()), "http://localhost is a secure context with WebAuthn");
   console.log(`# conditional mediation available: ${await tab.evaluate(() => window.passkeys.conditional())}`);
@@ -189,6 +190,15 @@ try {
     [firstCount, second && signCount(second)],
   );
   console.log(`# counters: ${held[0]?.signCount} at creation, then ${firstCount}, ${second && signCount(second)}`);
+
+  // Conditional mediation (the passkey offered in the username field's autofill): the
+  // virtual authenticator, present and verifying, picks it at once.
+  const autofill = await run("get", requestOptions(), "conditional");
+  check(
+    autofill.ok?.id === credential?.id && autofill.ok.response.userHandle === userId,
+    "a sign-in by autofill (conditional mediation) is answered by the passkey",
+    autofill,
+  );
 
   // The user fails verification: the browser refuses to answer a ceremony that requires it.
   await authenticator.setUserVerified(false);
