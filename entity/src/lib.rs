@@ -3,6 +3,8 @@
 
 pub mod account_token;
 pub mod audit_event;
+pub mod passkey;
+pub mod passkey_ceremony;
 pub mod recovery_code;
 pub mod refresh_token;
 pub mod session;

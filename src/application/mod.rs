@@ -7,6 +7,7 @@ pub mod auth;
 pub mod caller;
 pub mod error;
 pub mod notices;
+pub mod passkey_ports;
 pub mod ports;
 pub mod second_factor;
 pub mod sessions;

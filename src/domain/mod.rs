@@ -4,6 +4,7 @@
 pub mod account_token;
 pub mod audit;
 pub mod page;
+pub mod passkey;
 pub mod repository;
 pub mod second_factor;
 pub mod session;
@@ -14,6 +15,10 @@ pub mod user_query;
 pub use account_token::{AccountToken, Secured, TokenPurpose, UsedToken};
 pub use audit::{AuditEvent, AuditFilter, AuditKind};
 pub use page::{Page, PageRequest};
+pub use passkey::{
+    Ceremony, CeremonyBinding, CeremonyId, CeremonyPurpose, CredentialId, Passkey, PasskeyId,
+    PasskeyName, PasskeyRemoval, PasskeyStore, PasskeyUse,
+};
 pub use repository::{
     AccountRecoveryStore, AccountStore, AccountTokenRepository, AuditQueries, AuditStore,
     GuardedChange, PresentedRefreshToken, RefreshTokenExchange, RepositoryError, SecondFactorStore,

@@ -6,6 +6,7 @@ mod secret;
 mod secret_box;
 mod signing_keys;
 mod verified_tokens;
+mod webauthn;
 
 pub use jwt::{JwtSettings, JwtTokens};
 pub use password::{Argon2Hasher, HashPriority, HashingSettings};
@@ -18,3 +19,4 @@ pub use signing_keys::{
     JwtAlgorithm, KeyError, SigningKey, VerifyingKey, from_private_pem, generate_pem, key_id,
     pem_blocks, previous_from_pem,
 };
+pub use webauthn::{WebauthnCeremonies, WebauthnSettings, WebauthnSettingsError};

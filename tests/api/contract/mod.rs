@@ -12,6 +12,7 @@ mod admin_guard;
 mod audit_retention;
 mod directory;
 mod links;
+mod passkeys;
 mod recovery;
 mod refresh;
 mod second_factor;
