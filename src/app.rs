@@ -16,9 +16,7 @@ use crate::application::ports::{
     Clock, Mailer, PublishedKeys, RateLimiter, SecretSealer, StoreHealth, SystemClock,
 };
 use crate::application::{
-    AccountLinks, AccountService, AuditRetention, AuditService, AuditTrail, AuthService, MfaPolicy,
-    MfaPorts, MfaService, SecurityNotices, Services, SessionPolicy, SessionService, Throttle,
-    UserService,
+    AccountLinks, AuditRetention, MfaPolicy, Policies, Ports, Services, SessionPolicy, Stores,
 };
 use crate::config::{Config, MailerKind, RateLimitStore};
 use crate::domain::{AccountStore, SessionRepository};
@@ -60,8 +58,6 @@ pub struct Core {
     pub deferred: Arc<DeferredQueue>,
     /// The public keys of access tokens, for `/.well-known/jwks.json`.
     pub keys: Arc<dyn PublishedKeys>,
-    /// The abuse limits, for their counters.
-    pub throttle: Arc<Throttle>,
     /// Makes the transactions of two racing requests overlap (test builds).
     #[cfg(feature = "test-hooks")]
     pub overlap: persistence::OverlapGate,
@@ -106,24 +102,25 @@ impl Core {
         let overlap = persistence::OverlapGate::default();
         #[cfg(feature = "test-hooks")]
         let writes = writes.with_overlap_gate(overlap.clone());
-        let throttle = Arc::new(Throttle::new(limiter, config.throttle()));
         let hasher = Arc::new(Argon2Hasher::new(&config.hashing()).map_err(anyhow::Error::msg)?);
         let deferred = DeferredQueue::start(config.mail_senders, config.mail_queue_size);
-        let services = services(
-            config,
-            writes,
-            &queries,
-            Adapters {
-                mailer: mail.sender,
-                deferred: deferred.clone(),
-                audit_log: audit.clone(),
-                throttle: throttle.clone(),
-                hasher: hasher.clone(),
-                sealer,
-                tokens: tokens.clone(),
-                clock,
-            },
-        )?;
+        let ports = Ports {
+            stores: stores(
+                config.database_url.expose_secret(),
+                config.sqlite_fast_paths,
+                &writes,
+                &queries,
+            ),
+            hasher: hasher.clone(),
+            tokens: tokens.clone(),
+            sealer,
+            mailer: mail.sender,
+            deferred: deferred.clone(),
+            audit_log: audit.clone(),
+            limiter,
+            clock,
+        };
+        let services = Services::new(ports, policies(config)?);
         Ok(Self {
             services,
             db,
@@ -134,7 +131,6 @@ impl Core {
             hasher,
             deferred,
             keys: tokens,
-            throttle,
             #[cfg(feature = "test-hooks")]
             overlap,
         })
@@ -177,7 +173,7 @@ impl Application {
                 store: store.clone(),
                 mail: core.deferred.clone(),
                 admission: admission.clone(),
-                limits: core.throttle.clone(),
+                limits: core.services.throttle.clone(),
             }))
         });
         let metrics_server = match &metrics {
@@ -307,160 +303,73 @@ async fn connect_and_migrate_counted(
     Ok(db)
 }
 
-/// What the services are wired with besides the database.
-struct Adapters {
-    mailer: Arc<dyn Mailer>,
-    deferred: Arc<DeferredQueue>,
-    audit_log: Arc<AuditWriter>,
-    throttle: Arc<Throttle>,
-    hasher: Arc<Argon2Hasher>,
-    sealer: Arc<dyn SecretSealer>,
-    tokens: Arc<JwtTokens>,
-    clock: Arc<dyn Clock>,
-}
-
-fn services(
-    config: &Config,
-    writes: Transactions,
-    queries: &QueryCounter,
-    adapters: Adapters,
-) -> anyhow::Result<Services> {
-    let Adapters {
-        mailer,
-        deferred,
-        audit_log,
-        throttle,
-        hasher,
-        sealer,
-        tokens,
-        clock,
-    } = adapters;
-    let (users, session_store) = account_and_session_stores(
-        config.database_url.expose_secret(),
-        config.sqlite_fast_paths,
-        &writes,
-        queries,
-    );
-    let audit = AuditTrail::new(audit_log, clock.clone());
-    let policy = SessionPolicy {
-        idle_timeout: duration(config.refresh_token_ttl, "REFRESH_TOKEN_TTL")?,
-        max_age: duration(config.session_max_age, "SESSION_MAX_AGE")?,
-        reuse_grace: duration(
-            config.refresh_token_reuse_grace,
-            "REFRESH_TOKEN_REUSE_GRACE",
-        )?,
-        require_verified_email: config.require_verified_email,
-        reauthentication_window: duration(
-            config.reauthentication_window,
-            "REAUTHENTICATION_WINDOW",
-        )?,
-    };
-    let sessions = Arc::new(SessionService::new(
-        session_store,
-        users.clone(),
-        tokens,
-        clock.clone(),
-        audit.clone(),
-        throttle.clone(),
-        policy,
-    ));
-    let account_tokens = Arc::new(SeaOrmAccountTokenRepository::new(writes.clone()));
-    let links = Arc::new(AccountLinks {
-        public_url: config.public_url.clone(),
-        password_reset_ttl: duration(config.password_reset_ttl, "PASSWORD_RESET_TTL")?,
-        email_verification_ttl: duration(config.email_verification_ttl, "EMAIL_VERIFICATION_TTL")?,
-        email_change_revert_window: duration(
-            config.email_change_revert_window,
-            "EMAIL_CHANGE_REVERT_WINDOW",
-        )?,
-    });
-    let notices = Arc::new(SecurityNotices::new(
-        users.clone(),
-        account_tokens.clone(),
-        mailer.clone(),
-        deferred.clone(),
-        links.clone(),
-        audit.clone(),
-    ));
-    let mfa = Arc::new(MfaService::new(
-        MfaPorts {
-            users: users.clone(),
-            factors: Arc::new(SeaOrmSecondFactorRepository::new(writes.clone())),
-            tickets: account_tokens.clone(),
-            sealer,
-            hasher: hasher.clone(),
-            clock: clock.clone(),
+/// The services' policies, from the configuration.
+fn policies(config: &Config) -> anyhow::Result<Policies> {
+    Ok(Policies {
+        sessions: SessionPolicy {
+            idle_timeout: duration(config.refresh_token_ttl, "REFRESH_TOKEN_TTL")?,
+            max_age: duration(config.session_max_age, "SESSION_MAX_AGE")?,
+            reuse_grace: duration(
+                config.refresh_token_reuse_grace,
+                "REFRESH_TOKEN_REUSE_GRACE",
+            )?,
+            require_verified_email: config.require_verified_email,
+            reauthentication_window: duration(
+                config.reauthentication_window,
+                "REAUTHENTICATION_WINDOW",
+            )?,
         },
-        notices.clone(),
-        sessions.clone(),
-        throttle.clone(),
-        audit.clone(),
-        MfaPolicy {
+        links: AccountLinks {
+            public_url: config.public_url.clone(),
+            password_reset_ttl: duration(config.password_reset_ttl, "PASSWORD_RESET_TTL")?,
+            email_verification_ttl: duration(
+                config.email_verification_ttl,
+                "EMAIL_VERIFICATION_TTL",
+            )?,
+            email_change_revert_window: duration(
+                config.email_change_revert_window,
+                "EMAIL_CHANGE_REVERT_WINDOW",
+            )?,
+        },
+        mfa: MfaPolicy {
             issuer: config.mfa_issuer.clone(),
             ticket_lifetime: duration(config.mfa_ticket_ttl, "MFA_TICKET_TTL")?,
             ticket_attempts: config.mfa_ticket_attempts.max(1),
         },
-    ));
-    let account = Arc::new(AccountService::new(
-        users.clone(),
-        account_tokens,
-        Arc::new(SeaOrmAccountRecovery::new(writes.clone())),
-        notices.clone(),
-        hasher.clone(),
-        sessions.clone(),
-        mfa.clone(),
-        mailer,
-        deferred,
-        clock.clone(),
-        audit.clone(),
-        throttle.clone(),
-        links,
-    ));
-    let auth = Arc::new(AuthService::new(
-        users.clone(),
-        notices.clone(),
-        hasher.clone(),
-        sessions.clone(),
-        account.clone(),
-        mfa.clone(),
-        clock.clone(),
-        audit.clone(),
-        throttle.clone(),
-    ));
-    let user_service = Arc::new(UserService::new(
-        users,
-        notices,
-        Arc::new(SeaOrmUserRepository::new(writes.clone())),
-        hasher,
-        sessions.clone(),
-        account.clone(),
-        clock.clone(),
-        audit,
-        throttle,
-    ));
-    let audit_trail = Arc::new(SeaOrmAuditRepository::new(writes));
-    Ok(Services {
-        auth,
-        sessions,
-        account,
-        users: user_service,
-        mfa,
-        audit: Arc::new(AuditService::new(
-            audit_trail.clone(),
-            audit_trail,
-            clock,
-            AuditRetention {
-                events: duration(config.audit_retention, "AUDIT_RETENTION")?,
-                clients: duration(config.audit_client_retention, "AUDIT_CLIENT_RETENTION")?,
-            },
-        )),
+        throttle: config.throttle(),
+        audit: AuditRetention {
+            events: duration(config.audit_retention, "AUDIT_RETENTION")?,
+            clients: duration(config.audit_client_retention, "AUDIT_CLIENT_RETENTION")?,
+        },
     })
 }
 
-/// The stores of accounts and sessions: the generic repositories, wrapped on a SQLite file by
-/// the SQLite fast paths unless `sqlite_fast_paths` is off. Public so that the repository
-/// contract suite tests what the service runs.
-pub fn account_and_session_stores(
+/// The repositories over one database, as every service uses them: the SeaORM repositories,
+/// with the account and session stores wrapped on a SQLite file by the SQLite fast paths unless
+/// `sqlite_fast_paths` is off. Public so that the repository suite and the service tests run on
+/// what the service runs.
+pub fn stores(
+    database_url: &str,
+    sqlite_fast_paths: bool,
+    writes: &Transactions,
+    queries: &QueryCounter,
+) -> Stores {
+    let (accounts, sessions) =
+        account_and_session_stores(database_url, sqlite_fast_paths, writes, queries);
+    let audit = Arc::new(SeaOrmAuditRepository::new(writes.clone()));
+    Stores {
+        accounts,
+        sessions,
+        links: Arc::new(SeaOrmAccountTokenRepository::new(writes.clone())),
+        recovery: Arc::new(SeaOrmAccountRecovery::new(writes.clone())),
+        factors: Arc::new(SeaOrmSecondFactorRepository::new(writes.clone())),
+        directory: Arc::new(SeaOrmUserRepository::new(writes.clone())),
+        audit: audit.clone(),
+        audit_queries: audit,
+    }
+}
+
+fn account_and_session_stores(
     database_url: &str,
     sqlite_fast_paths: bool,
     writes: &Transactions,

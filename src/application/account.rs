@@ -13,34 +13,13 @@ use crate::domain::{
 use super::audit::{AuditTrail, Record};
 use super::caller::ClientInfo;
 use super::error::ServiceError;
+use super::links::AccountLinks;
 use super::notices::{Notice, SecurityNotices};
+use super::passwords::require_strong;
 use super::ports::{Clock, Deferred, Mailer, OutgoingEmail, PasswordHasher};
 use super::second_factor::MfaService;
 use super::sessions::{SessionService, SignedIn};
 use super::throttle::Throttle;
-
-/// Where the links in emails point and how long they work.
-#[derive(Debug, Clone)]
-pub struct AccountLinks {
-    /// The frontend's base URL; links are `{public_url}/reset-password?token=…` and
-    /// `{public_url}/verify-email?token=…`.
-    pub public_url: String,
-    pub password_reset_ttl: Duration,
-    pub email_verification_ttl: Duration,
-    /// How long a "this wasn't me" link works: the one an email change sends to the address
-    /// it leaves, and the one in every security notice.
-    pub email_change_revert_window: Duration,
-}
-
-impl AccountLinks {
-    pub(super) fn link(&self, path: &str, token: &OpaqueToken) -> String {
-        format!(
-            "{}/{path}?token={}",
-            self.public_url.trim_end_matches('/'),
-            token.expose()
-        )
-    }
-}
 
 /// Issues links and emails them; what deferred jobs run, so it owns what they need.
 #[derive(Clone)]
@@ -236,23 +215,40 @@ pub struct AccountService {
     deferred: Arc<dyn Deferred>,
 }
 
+/// What [`AccountService`] works with.
+pub struct AccountDeps {
+    pub users: Arc<dyn AccountStore>,
+    pub tokens: Arc<dyn AccountTokenRepository>,
+    pub recovery: Arc<dyn AccountRecoveryStore>,
+    pub notices: Arc<SecurityNotices>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub sessions: Arc<SessionService>,
+    pub mfa: Arc<MfaService>,
+    pub mailer: Arc<dyn Mailer>,
+    pub deferred: Arc<dyn Deferred>,
+    pub clock: Arc<dyn Clock>,
+    pub audit: AuditTrail,
+    pub throttle: Arc<Throttle>,
+    pub links: Arc<AccountLinks>,
+}
+
 impl AccountService {
-    #[allow(clippy::too_many_arguments)] // the composition root wires each port by name
-    pub fn new(
-        users: Arc<dyn AccountStore>,
-        tokens: Arc<dyn AccountTokenRepository>,
-        recovery: Arc<dyn AccountRecoveryStore>,
-        notices: Arc<SecurityNotices>,
-        hasher: Arc<dyn PasswordHasher>,
-        sessions: Arc<SessionService>,
-        mfa: Arc<MfaService>,
-        mailer: Arc<dyn Mailer>,
-        deferred: Arc<dyn Deferred>,
-        clock: Arc<dyn Clock>,
-        audit: AuditTrail,
-        throttle: Arc<Throttle>,
-        links: Arc<AccountLinks>,
-    ) -> Self {
+    pub fn new(deps: AccountDeps) -> Self {
+        let AccountDeps {
+            users,
+            tokens,
+            recovery,
+            notices,
+            hasher,
+            sessions,
+            mfa,
+            mailer,
+            deferred,
+            clock,
+            audit,
+            throttle,
+            links,
+        } = deps;
         Self {
             mail: LinkMail {
                 users: users.clone(),
@@ -326,7 +322,7 @@ impl AccountService {
             .find_by_id(holder.user_id)
             .await?
             .ok_or_else(|| invalid_link(TokenPurpose::PasswordReset))?;
-        super::auth::require_strong(
+        require_strong(
             &new_password,
             &account.email,
             account.display_name.as_ref(),

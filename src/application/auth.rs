@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use crate::domain::{
-    AccountStore, AuditKind, AuthMethods, DisplayName, Email, NewUser, Password, PasswordAttempt,
-    PasswordHash, Role, User, UserId,
+    AccountStore, AuditKind, AuthMethods, Email, NewUser, Password, PasswordAttempt, Role, User,
+    UserId,
 };
 
 use super::account::AccountService;
@@ -12,6 +12,7 @@ use super::audit::{AuditTrail, Record};
 use super::caller::{ClientInfo, Principal};
 use super::error::{AuthFailure, ServiceError};
 use super::notices::{Notice, SecurityNotices};
+use super::passwords::{Confirmation, Matched, require_strong, verify_attempt};
 use super::ports::{Clock, PasswordHasher};
 use super::second_factor::MfaService;
 use super::sessions::{SessionService, SignedIn};
@@ -22,6 +23,7 @@ pub struct AuthService {
     users: Arc<dyn AccountStore>,
     notices: Arc<SecurityNotices>,
     hasher: Arc<dyn PasswordHasher>,
+    confirmation: Arc<Confirmation>,
     sessions: Arc<SessionService>,
     account: Arc<AccountService>,
     mfa: Arc<MfaService>,
@@ -30,23 +32,39 @@ pub struct AuthService {
     throttle: Arc<Throttle>,
 }
 
+/// What [`AuthService`] works with.
+pub struct AuthDeps {
+    pub users: Arc<dyn AccountStore>,
+    pub notices: Arc<SecurityNotices>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub confirmation: Arc<Confirmation>,
+    pub sessions: Arc<SessionService>,
+    pub account: Arc<AccountService>,
+    pub mfa: Arc<MfaService>,
+    pub clock: Arc<dyn Clock>,
+    pub audit: AuditTrail,
+    pub throttle: Arc<Throttle>,
+}
+
 impl AuthService {
-    #[allow(clippy::too_many_arguments)] // the composition root wires each port by name
-    pub fn new(
-        users: Arc<dyn AccountStore>,
-        notices: Arc<SecurityNotices>,
-        hasher: Arc<dyn PasswordHasher>,
-        sessions: Arc<SessionService>,
-        account: Arc<AccountService>,
-        mfa: Arc<MfaService>,
-        clock: Arc<dyn Clock>,
-        audit: AuditTrail,
-        throttle: Arc<Throttle>,
-    ) -> Self {
+    pub fn new(deps: AuthDeps) -> Self {
+        let AuthDeps {
+            users,
+            notices,
+            hasher,
+            confirmation,
+            sessions,
+            account,
+            mfa,
+            clock,
+            audit,
+            throttle,
+        } = deps;
         Self {
             users,
             notices,
             hasher,
+            confirmation,
             sessions,
             account,
             mfa,
@@ -174,22 +192,16 @@ impl AuthService {
             .find_by_id(caller.user_id)
             .await?
             .ok_or(AuthFailure::SessionEnded)?;
-        confirm_sensitive_change(
-            self.hasher.as_ref(),
-            &self.throttle,
-            &self.sessions,
-            caller,
-            &user,
-            current,
-        )
-        .await
-        .map_err(|e| match e {
-            ServiceError::InvalidInput { message, .. } => ServiceError::InvalidInput {
-                field: "currentPassword",
-                message,
-            },
-            other => other,
-        })?;
+        self.confirmation
+            .sensitive_change(caller, &user, current)
+            .await
+            .map_err(|e| match e {
+                ServiceError::InvalidInput { message, .. } => ServiceError::InvalidInput {
+                    field: "currentPassword",
+                    message,
+                },
+                other => other,
+            })?;
         require_strong(&new, &user.email, user.display_name.as_ref(), "newPassword").await?;
         let hash = self.hasher.hash(new).await?;
         let now = self.clock.now();
@@ -258,106 +270,12 @@ impl AuthService {
     }
 }
 
-/// Before a sensitive change (the password, the email, deleting the account): the password
-/// typed again proves a recent authentication, except for an account with a second factor,
-/// whose session must also have proved that factor recently (`reauthenticate`), so a stolen
-/// session and a phished password are not enough.
-pub(super) async fn confirm_sensitive_change(
-    hasher: &dyn PasswordHasher,
-    throttle: &Throttle,
-    sessions: &SessionService,
-    caller: &Principal,
-    user: &User,
-    password: String,
-) -> Result<(), ServiceError> {
-    if user.mfa_enabled_at.is_some() {
-        sessions.require_recent(caller, user)?;
-    }
-    confirm_password(hasher, throttle, caller, user, password).await
-}
-
-/// Checks that the signed-in user typed their own password; a wrong one is an input error
-/// on `password`. Throttled like a sign-in, before any hashing:
-/// a stolen session is no oracle for guessing the password.
-pub(super) async fn confirm_password(
-    hasher: &dyn PasswordHasher,
-    throttle: &Throttle,
-    caller: &Principal,
-    user: &User,
-    password: String,
-) -> Result<(), ServiceError> {
-    let _turn = throttle
-        .password_confirmation(caller.session_id, &user.email)
-        .await?;
-    let matches = match PasswordAttempt::parse(password) {
-        Some(password) => {
-            verify_attempt(hasher, &password, &user.password_hash).await? != Matched::No
-        }
-        None => false,
-    };
-    if matches {
-        throttle.password_succeeded(&user.email).await;
-        Ok(())
-    } else {
-        throttle.password_failed(&user.email).await;
-        Err(ServiceError::InvalidInput {
-            field: "password",
-            message: "The password is incorrect.".into(),
-        })
-    }
-}
-
-/// Which form of a typed password matched a stored hash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Matched {
-    No,
-    /// Its normalised form: a hash made since passwords are normalised.
-    Normalised,
-    /// The characters as typed: a hash made before, to be replaced.
-    AsTyped,
-}
-
-/// Checks every form of an attempt against a hash until one matches: one argon2 hash per
-/// form, so the dummy hash of an unknown email (which matches nothing) costs exactly what a
-/// wrong password costs for the same typed text. The caller counts it as one attempt.
-pub(super) async fn verify_attempt(
-    hasher: &dyn PasswordHasher,
-    attempt: &PasswordAttempt,
-    hash: &PasswordHash,
-) -> Result<Matched, ServiceError> {
-    for (i, form) in attempt.forms().enumerate() {
-        if hasher.verify(form.clone(), hash).await? {
-            return Ok(if i == 0 {
-                Matched::Normalised
-            } else {
-                Matched::AsTyped
-            });
-        }
-    }
-    Ok(Matched::No)
-}
-
-/// Refuses a guessable new password (`Password::check_strength`) as an input error on
-/// `field`. The estimate costs up to milliseconds of CPU, so it runs on the blocking pool,
-/// not on the async threads and not in the hashing pool (which it would slow for sign-ins).
-pub(super) async fn require_strong(
-    password: &Password,
-    email: &Email,
-    display_name: Option<&DisplayName>,
-    field: &'static str,
-) -> Result<(), ServiceError> {
-    let (password, email, display_name) = (password.clone(), email.clone(), display_name.cloned());
-    tokio::task::spawn_blocking(move || password.check_strength(&email, display_name.as_ref()))
-        .await
-        .map_err(ServiceError::internal)?
-        .map_err(|e| ServiceError::invalid(field, e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::application::SessionPolicy;
     use crate::application::fakes::{FakeHasher, Fakes, POLICY};
+    use crate::domain::PasswordHash;
 
     fn new_user(email: &str, password: &str) -> NewUser {
         NewUser {

@@ -17,17 +17,19 @@ use crate::domain::{
     TokenHash, TokenPurpose, UsedToken, User, UserId,
 };
 
-use super::account::{AccountLinks, AccountService};
+use super::account::{AccountDeps, AccountService};
 use super::audit::AuditTrail;
-use super::auth::AuthService;
+use super::auth::{AuthDeps, AuthService};
+use super::links::AccountLinks;
 use super::notices::SecurityNotices;
+use super::passwords::Confirmation;
 use super::ports::{
     AccessClaims, AccessTokens, AuditLog, Clock, Deferred, HashError, IssuedAccessToken, LimitKey,
     LimiterError, Mailer, OutgoingEmail, PasswordHasher, Quota, RateLimiter, TokenError,
 };
 use super::ports::{SealError, SecretSealer};
-use super::second_factor::{MfaPolicy, MfaPorts, MfaService};
-use super::sessions::{SessionPolicy, SessionService};
+use super::second_factor::{MfaDeps, MfaPolicy, MfaService};
+use super::sessions::{SessionDeps, SessionPolicy, SessionService};
 use super::throttle::{Throttle, ThrottlePolicy};
 
 pub const POLICY: SessionPolicy = SessionPolicy {
@@ -102,14 +104,19 @@ impl Fakes {
     pub fn services(&self) -> TestedServices {
         let audit = AuditTrail::new(self.audit.clone(), self.clock.clone());
         let throttle = Arc::new(Throttle::new(self.limiter.clone(), self.throttle));
-        let sessions = Arc::new(SessionService::new(
-            self.sessions.clone(),
-            self.users.clone(),
-            Arc::new(FakeTokens),
-            self.clock.clone(),
-            audit.clone(),
+        let sessions = Arc::new(SessionService::new(SessionDeps {
+            sessions: self.sessions.clone(),
+            users: self.users.clone(),
+            tokens: Arc::new(FakeTokens),
+            clock: self.clock.clone(),
+            audit: audit.clone(),
+            throttle: throttle.clone(),
+            policy: self.policy,
+        }));
+        let confirmation = Arc::new(Confirmation::new(
+            self.hasher.clone(),
             throttle.clone(),
-            self.policy,
+            sessions.clone(),
         ));
         let links = Arc::new(AccountLinks {
             public_url: "https://app.example.com/".into(),
@@ -125,56 +132,55 @@ impl Fakes {
             links.clone(),
             audit.clone(),
         ));
-        let mfa = Arc::new(MfaService::new(
-            MfaPorts {
-                users: self.users.clone(),
-                factors: self.factors.clone(),
-                tickets: self.account_tokens.clone(),
-                sealer: Arc::new(FakeSealer),
-                hasher: self.hasher.clone(),
-                clock: self.clock.clone(),
-            },
-            notices.clone(),
-            sessions.clone(),
-            throttle.clone(),
-            audit.clone(),
-            MfaPolicy {
+        let mfa = Arc::new(MfaService::new(MfaDeps {
+            users: self.users.clone(),
+            factors: self.factors.clone(),
+            tickets: self.account_tokens.clone(),
+            sealer: Arc::new(FakeSealer),
+            clock: self.clock.clone(),
+            confirmation: confirmation.clone(),
+            notices: notices.clone(),
+            sessions: sessions.clone(),
+            throttle: throttle.clone(),
+            audit: audit.clone(),
+            policy: MfaPolicy {
                 issuer: "authgraph".into(),
                 ticket_lifetime: Duration::minutes(5),
                 ticket_attempts: 5,
             },
-        ));
-        let account = Arc::new(AccountService::new(
-            self.users.clone(),
-            self.account_tokens.clone(),
-            Arc::new(InMemoryRecovery {
+        }));
+        let account = Arc::new(AccountService::new(AccountDeps {
+            users: self.users.clone(),
+            tokens: self.account_tokens.clone(),
+            recovery: Arc::new(InMemoryRecovery {
                 users: self.users.clone(),
                 tokens: self.account_tokens.clone(),
                 sessions: self.sessions.clone(),
                 factors: self.factors.clone(),
             }),
-            notices.clone(),
-            self.hasher.clone(),
-            sessions.clone(),
-            mfa.clone(),
-            self.mailer.clone(),
-            self.deferred.clone(),
-            self.clock.clone(),
-            audit.clone(),
-            throttle.clone(),
+            notices: notices.clone(),
+            hasher: self.hasher.clone(),
+            sessions: sessions.clone(),
+            mfa: mfa.clone(),
+            mailer: self.mailer.clone(),
+            deferred: self.deferred.clone(),
+            clock: self.clock.clone(),
+            audit: audit.clone(),
+            throttle: throttle.clone(),
             links,
-        ));
-        let auth = Arc::new(AuthService::new(
-            self.users.clone(),
+        }));
+        let auth = Arc::new(AuthService::new(AuthDeps {
+            users: self.users.clone(),
             notices,
-            self.hasher.clone(),
-            sessions.clone(),
-            account.clone(),
+            hasher: self.hasher.clone(),
+            confirmation,
+            sessions: sessions.clone(),
+            account: account.clone(),
             mfa,
-            self.clock.clone(),
-            audit.clone(),
-            throttle.clone(),
-        ));
+            clock: self.clock.clone(),
+            audit,
+            throttle,
+        }));
         TestedServices {
             auth,
             sessions,

@@ -89,16 +89,28 @@ pub struct SessionService {
     policy: SessionPolicy,
 }
 
+/// What [`SessionService`] works with.
+pub struct SessionDeps {
+    pub sessions: Arc<dyn SessionRepository>,
+    pub users: Arc<dyn AccountStore>,
+    pub tokens: Arc<dyn AccessTokens>,
+    pub clock: Arc<dyn Clock>,
+    pub audit: AuditTrail,
+    pub throttle: Arc<Throttle>,
+    pub policy: SessionPolicy,
+}
+
 impl SessionService {
-    pub fn new(
-        sessions: Arc<dyn SessionRepository>,
-        users: Arc<dyn AccountStore>,
-        tokens: Arc<dyn AccessTokens>,
-        clock: Arc<dyn Clock>,
-        audit: AuditTrail,
-        throttle: Arc<Throttle>,
-        policy: SessionPolicy,
-    ) -> Self {
+    pub fn new(deps: SessionDeps) -> Self {
+        let SessionDeps {
+            sessions,
+            users,
+            tokens,
+            clock,
+            audit,
+            throttle,
+            policy,
+        } = deps;
         Self {
             sessions,
             users,

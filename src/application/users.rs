@@ -10,10 +10,10 @@ use crate::domain::{
 
 use super::account::AccountService;
 use super::audit::{AuditTrail, Record};
-use super::auth::confirm_sensitive_change;
 use super::caller::{ClientInfo, Principal};
 use super::error::ServiceError;
 use super::notices::{Notice, SecurityNotices};
+use super::passwords::Confirmation;
 use super::ports::{Clock, PasswordHasher};
 use super::sessions::SessionService;
 use super::throttle::Throttle;
@@ -39,6 +39,7 @@ pub struct UserService {
     notices: Arc<SecurityNotices>,
     directory: Arc<dyn UserDirectory>,
     hasher: Arc<dyn PasswordHasher>,
+    confirmation: Arc<Confirmation>,
     sessions: Arc<SessionService>,
     account: Arc<AccountService>,
     clock: Arc<dyn Clock>,
@@ -46,26 +47,42 @@ pub struct UserService {
     throttle: Arc<Throttle>,
 }
 
+/// What [`UserService`] works with.
+pub struct UserDeps {
+    pub users: Arc<dyn AccountStore>,
+    pub notices: Arc<SecurityNotices>,
+    pub directory: Arc<dyn UserDirectory>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub confirmation: Arc<Confirmation>,
+    pub sessions: Arc<SessionService>,
+    pub account: Arc<AccountService>,
+    pub clock: Arc<dyn Clock>,
+    pub audit: AuditTrail,
+    pub throttle: Arc<Throttle>,
+}
+
 const NO_SUCH_USER: &str = "There is no user with this id.";
 
 impl UserService {
-    #[allow(clippy::too_many_arguments)] // the composition root wires each port by name
-    pub fn new(
-        users: Arc<dyn AccountStore>,
-        notices: Arc<SecurityNotices>,
-        directory: Arc<dyn UserDirectory>,
-        hasher: Arc<dyn PasswordHasher>,
-        sessions: Arc<SessionService>,
-        account: Arc<AccountService>,
-        clock: Arc<dyn Clock>,
-        audit: AuditTrail,
-        throttle: Arc<Throttle>,
-    ) -> Self {
+    pub fn new(deps: UserDeps) -> Self {
+        let UserDeps {
+            users,
+            notices,
+            directory,
+            hasher,
+            confirmation,
+            sessions,
+            account,
+            clock,
+            audit,
+            throttle,
+        } = deps;
         Self {
             users,
             notices,
             directory,
             hasher,
+            confirmation,
             sessions,
             account,
             clock,
@@ -104,15 +121,9 @@ impl UserService {
     ) -> Result<User, ServiceError> {
         self.throttle.email(client, &new_email).await?;
         let user = self.existing(caller.user_id).await?;
-        confirm_sensitive_change(
-            self.hasher.as_ref(),
-            &self.throttle,
-            &self.sessions,
-            caller,
-            &user,
-            password,
-        )
-        .await?;
+        self.confirmation
+            .sensitive_change(caller, &user, password)
+            .await?;
         if new_email == user.email {
             return Ok(user);
         }
@@ -140,15 +151,9 @@ impl UserService {
         client: &ClientInfo,
     ) -> Result<(), ServiceError> {
         let user = self.existing(caller.user_id).await?;
-        confirm_sensitive_change(
-            self.hasher.as_ref(),
-            &self.throttle,
-            &self.sessions,
-            caller,
-            &user,
-            password,
-        )
-        .await?;
+        self.confirmation
+            .sensitive_change(caller, &user, password)
+            .await?;
         self.guarded(self.users.delete(user.id, self.clock.now()).await?)?;
         tracing::info!(user_id = %user.id, "account deleted");
         self.audit

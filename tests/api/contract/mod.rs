@@ -20,7 +20,6 @@ mod sessions;
 use std::sync::Arc;
 use std::time::Duration;
 
-use authgraph::app::account_and_session_stores;
 use authgraph::application::fakes::{
     InMemoryAccountTokens, InMemoryAudit, InMemoryFactors, InMemoryRecovery, InMemorySessions,
     InMemoryUsers,
@@ -31,9 +30,7 @@ use authgraph::domain::{
     UserDirectory,
 };
 use authgraph::infrastructure::persistence::{
-    self, DatabaseSettings, OverlapGate, QueryCounter, RetryCounter, SeaOrmAccountRecovery,
-    SeaOrmAccountTokenRepository, SeaOrmAuditRepository, SeaOrmSecondFactorRepository,
-    SeaOrmUserRepository, Transactions,
+    self, DatabaseSettings, OverlapGate, QueryCounter, RetryCounter, Transactions,
 };
 use chrono::{DateTime, TimeZone, Utc};
 
@@ -100,19 +97,19 @@ impl Stores {
         let overlap = OverlapGate::default();
         let writes =
             Transactions::new(db, RetryCounter::default()).with_overlap_gate(overlap.clone());
-        let (accounts, sessions) =
-            account_and_session_stores(&database.url, true, &writes, &queries);
+        let stores = authgraph::app::stores(&database.url, true, &writes, &queries);
+        let directory = stores.directory;
         let stores = Self {
-            accounts,
-            sessions,
-            links: Arc::new(SeaOrmAccountTokenRepository::new(writes.clone())),
-            audit: Arc::new(SeaOrmAuditRepository::new(writes.clone())),
-            factors: Arc::new(SeaOrmSecondFactorRepository::new(writes.clone())),
-            recovery: Arc::new(SeaOrmAccountRecovery::new(writes.clone())),
+            accounts: stores.accounts,
+            sessions: stores.sessions,
+            links: stores.links,
+            audit: stores.audit,
+            factors: stores.factors,
+            recovery: stores.recovery,
             overlap: Some(overlap),
             _database: Some(database),
         };
-        (stores, Arc::new(SeaOrmUserRepository::new(writes)))
+        (stores, directory)
     }
 
     /// Runs the calls of a race so that they overlap for sure: on the SeaORM stores the
