@@ -605,14 +605,14 @@ fn invalid_link(purpose: TokenPurpose) -> ServiceError {
 mod tests {
     use super::*;
     use crate::application::AuthFailure;
-    use crate::application::fakes::Fakes;
+    use crate::application::Policies;
+    use crate::application::testing::{Harness, policies};
     use crate::domain::NewUser;
 
     const EMAIL: &str = "ada@example.com";
 
-    async fn sign_up(fakes: &Fakes) -> SignedIn {
-        fakes
-            .services()
+    async fn sign_up(h: &Harness) -> SignedIn {
+        h.services
             .auth
             .register(
                 NewUser {
@@ -637,31 +637,22 @@ mod tests {
         )
     }
 
-    async fn request_reset(fakes: &Fakes) -> OpaqueToken {
-        fakes
-            .services()
+    async fn request_reset(h: &Harness) -> OpaqueToken {
+        h.services
             .account
             .request_password_reset(Email::parse(EMAIL).unwrap(), &ClientInfo::default())
             .await
             .unwrap();
-        OpaqueToken::from_client(fakes.last_link_token(EMAIL).await)
+        OpaqueToken::from_client(h.last_link_token(EMAIL).await)
     }
 
     #[tokio::test]
     async fn a_reset_link_sets_the_password_ends_sessions_and_signs_in() {
-        let fakes = Fakes::new();
-        let services = fakes.services();
-        let before = sign_up(&fakes).await;
-        let token = request_reset(&fakes).await;
-        let text = &fakes
-            .mailer
-            .sent
-            .lock()
-            .unwrap()
-            .last()
-            .unwrap()
-            .text
-            .clone();
+        let h = Harness::new().await;
+        let services = &h.services;
+        let before = sign_up(&h).await;
+        let token = request_reset(&h).await;
+        let text = h.sent().last().unwrap().text.clone();
         assert!(text.contains("https://app.example.com/reset-password?token="));
 
         let signed_in = services
@@ -703,10 +694,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_guessable_new_password_is_refused_and_the_reset_link_stays_usable() {
-        let fakes = Fakes::new();
-        let account = fakes.services().account;
-        sign_up(&fakes).await;
-        let token = request_reset(&fakes).await;
+        let h = Harness::new().await;
+        let account = h.services.account.clone();
+        sign_up(&h).await;
+        let token = request_reset(&h).await;
         let again = OpaqueToken::from_client(token.expose().to_owned());
         for weak in ["ada@example.com", "password123"] {
             let refused = account
@@ -735,12 +726,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_reset_link_works_once_expires_and_is_replaced_by_a_newer_one() {
-        let fakes = Fakes::new();
-        let account = fakes.services().account;
-        sign_up(&fakes).await;
+        let h = Harness::new().await;
+        let account = h.services.account.clone();
+        sign_up(&h).await;
         let client = ClientInfo::default();
 
-        let used = request_reset(&fakes).await;
+        let used = request_reset(&h).await;
         let used_again = OpaqueToken::from_client(used.expose().to_owned());
         account
             .reset_password(used, password("new password 1"), &client)
@@ -751,14 +742,14 @@ mod tests {
             .await;
         assert!(is_invalid_token(&reuse));
 
-        let superseded = request_reset(&fakes).await;
-        let newest = request_reset(&fakes).await;
+        let superseded = request_reset(&h).await;
+        let newest = request_reset(&h).await;
         let old_link = account
             .reset_password(superseded, password("new password 3"), &client)
             .await;
         assert!(is_invalid_token(&old_link));
 
-        fakes.clock.advance(Duration::minutes(31));
+        h.clock.advance(Duration::minutes(31));
         let expired = account
             .reset_password(newest, password("new password 4"), &client)
             .await;
@@ -769,17 +760,21 @@ mod tests {
     async fn a_reset_request_for_an_unknown_email_looks_the_same_and_sends_nothing() {
         use crate::application::ports::Quota;
         use crate::application::throttle::ThrottlePolicy;
-        let fakes = Fakes::new().with_throttle(ThrottlePolicy {
-            password_reset_per_account: Some(Quota {
-                burst: 1,
-                period: std::time::Duration::from_secs(3600),
-            }),
-            ..ThrottlePolicy::default()
-        });
-        sign_up(&fakes).await;
-        fakes.settle().await;
-        let mails_before = fakes.mailer.sent.lock().unwrap().len();
-        let account = fakes.services().account;
+        let h = Harness::with(Policies {
+            throttle: ThrottlePolicy {
+                password_reset_per_account: Some(Quota {
+                    burst: 1,
+                    period: std::time::Duration::from_secs(3600),
+                }),
+                ..ThrottlePolicy::default()
+            },
+            ..policies()
+        })
+        .await;
+        sign_up(&h).await;
+        h.settle().await;
+        let mails_before = h.sent().len();
+        let account = h.services.account.clone();
         let ask = |email: &str| {
             let account = account.clone();
             let email = Email::parse(email).unwrap();
@@ -795,8 +790,8 @@ mod tests {
         assert!(matches!(known, Ok(())), "{known:?}");
         assert!(matches!(unknown, Ok(())), "{unknown:?}");
         // The answer never waits for the mail, so its timing cannot tell the two apart.
-        assert_eq!(fakes.mailer.sent.lock().unwrap().len(), mails_before);
-        assert_eq!(fakes.hasher.verifications(), 0);
+        assert_eq!(h.sent().len(), mails_before);
+        assert_eq!(h.hasher.verifications(), 0);
         // An unknown address is limited exactly as a known one.
         for email in [EMAIL, "nobody@example.com"] {
             let again = ask(email).await;
@@ -811,8 +806,8 @@ mod tests {
             );
         }
 
-        fakes.settle().await;
-        let sent = fakes.mailer.sent.lock().unwrap();
+        h.settle().await;
+        let sent = h.sent();
         assert!(sent.iter().all(|e| e.to != "nobody@example.com"));
         assert_eq!(
             sent.iter().filter(|e| e.to == EMAIL).count(),
@@ -823,10 +818,10 @@ mod tests {
 
     #[tokio::test]
     async fn the_verification_link_confirms_the_email_once() {
-        let fakes = Fakes::new();
-        let account = fakes.services().account;
-        let user = sign_up(&fakes).await.user;
-        let token = fakes.last_link_token(EMAIL).await;
+        let h = Harness::new().await;
+        let account = h.services.account.clone();
+        let user = sign_up(&h).await.user;
+        let token = h.last_link_token(EMAIL).await;
 
         let verified = account
             .verify_email(
@@ -836,7 +831,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(verified.id, user.id);
-        assert_eq!(verified.email_verified_at, Some(fakes.clock.now()));
+        assert_eq!(verified.email_verified_at, Some(h.clock.now()));
         let again = account
             .verify_email(OpaqueToken::from_client(token), &ClientInfo::default())
             .await;
@@ -845,15 +840,15 @@ mod tests {
 
     #[tokio::test]
     async fn resending_replaces_the_link_and_stops_once_verified() {
-        let fakes = Fakes::new();
-        let account = fakes.services().account;
-        sign_up(&fakes).await;
-        let first = fakes.last_link_token(EMAIL).await;
+        let h = Harness::new().await;
+        let account = h.services.account.clone();
+        sign_up(&h).await;
+        let first = h.last_link_token(EMAIL).await;
         account
             .resend_verification(Email::parse(EMAIL).unwrap(), &ClientInfo::default())
             .await
             .unwrap();
-        let second = fakes.last_link_token(EMAIL).await;
+        let second = h.last_link_token(EMAIL).await;
         assert_ne!(first, second);
         assert!(is_invalid_token(
             &account
@@ -865,16 +860,12 @@ mod tests {
             .await
             .unwrap();
 
-        let sent = fakes.mailer.sent.lock().unwrap().len();
+        let sent = h.sent().len();
         account
             .resend_verification(Email::parse(EMAIL).unwrap(), &ClientInfo::default())
             .await
             .unwrap();
-        fakes.settle().await;
-        assert_eq!(
-            fakes.mailer.sent.lock().unwrap().len(),
-            sent,
-            "nothing to confirm"
-        );
+        h.settle().await;
+        assert_eq!(h.sent().len(), sent, "nothing to confirm");
     }
 }

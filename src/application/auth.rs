@@ -273,8 +273,9 @@ impl AuthService {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::application::Policies;
     use crate::application::SessionPolicy;
-    use crate::application::fakes::{FakeHasher, Fakes, POLICY};
+    use crate::application::testing::{CheapHasher, Harness, SESSIONS, policies};
     use crate::domain::PasswordHash;
 
     fn new_user(email: &str, password: &str) -> NewUser {
@@ -289,9 +290,8 @@ mod tests {
         Email::parse(s).unwrap()
     }
 
-    async fn registered(fakes: &Fakes) -> SignedIn {
-        fakes
-            .services()
+    async fn registered(h: &Harness) -> SignedIn {
+        h.services
             .auth
             .register(
                 new_user("ada@example.com", "correct horse"),
@@ -303,16 +303,16 @@ mod tests {
 
     #[tokio::test]
     async fn register_stores_a_hashed_password_and_signs_in() {
-        let fakes = Fakes::new();
-        let signed_in = registered(&fakes).await;
+        let h = Harness::new().await;
+        let signed_in = registered(&h).await;
 
-        let stored = fakes.users.get(signed_in.user.id).unwrap();
+        let stored = h.user(signed_in.user.id).await.unwrap();
         assert_eq!(stored.email.as_str(), "ada@example.com");
         assert_eq!(stored.role, Role::User);
         assert_eq!(stored.email_verified_at, None);
         assert_ne!(stored.password_hash.as_str(), "correct horse");
-        let caller = fakes
-            .services()
+        let caller = h
+            .services
             .sessions
             .authenticate(&signed_in.access_token.token)
             .await
@@ -322,14 +322,11 @@ mod tests {
 
     #[tokio::test]
     async fn register_emails_a_verification_link() {
-        let fakes = Fakes::new();
-        registered(&fakes).await;
-        assert!(
-            fakes.mailer.sent.lock().unwrap().is_empty(),
-            "sent later, not on the request"
-        );
-        fakes.settle().await;
-        let sent = fakes.mailer.sent.lock().unwrap().clone();
+        let h = Harness::new().await;
+        registered(&h).await;
+        assert!(h.sent().is_empty(), "sent later, not on the request");
+        h.settle().await;
+        let sent = h.sent().clone();
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].to, "ada@example.com");
         assert!(
@@ -341,10 +338,10 @@ mod tests {
 
     #[tokio::test]
     async fn register_with_a_taken_email_is_a_conflict() {
-        let fakes = Fakes::new();
-        registered(&fakes).await;
-        let second = fakes
-            .services()
+        let h = Harness::new().await;
+        registered(&h).await;
+        let second = h
+            .services
             .auth
             .register(
                 new_user("ADA@example.com ", "another horse battery"),
@@ -356,9 +353,9 @@ mod tests {
 
     #[tokio::test]
     async fn login_checks_the_password() {
-        let fakes = Fakes::new();
-        registered(&fakes).await;
-        let auth = fakes.services().auth;
+        let h = Harness::new().await;
+        registered(&h).await;
+        let auth = h.services.auth.clone();
 
         let client = ClientInfo::default();
         assert!(
@@ -379,9 +376,9 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_email_fails_like_a_wrong_password_after_the_same_hash_work() {
-        let fakes = Fakes::new();
-        let result = fakes
-            .services()
+        let h = Harness::new().await;
+        let result = h
+            .services
             .auth
             .login(
                 email("nobody@example.com"),
@@ -395,18 +392,14 @@ mod tests {
                 AuthFailure::InvalidCredentials
             ))
         ));
-        assert_eq!(
-            fakes.hasher.verifications(),
-            1,
-            "the dummy hash was checked"
-        );
+        assert_eq!(h.hasher.verifications(), 1, "the dummy hash was checked");
     }
 
     #[tokio::test]
     async fn an_overlong_password_is_refused_without_hashing() {
-        let fakes = Fakes::new();
-        let result = fakes
-            .services()
+        let h = Harness::new().await;
+        let result = h
+            .services
             .auth
             .login(
                 email("nobody@example.com"),
@@ -420,15 +413,15 @@ mod tests {
                 AuthFailure::InvalidCredentials
             ))
         ));
-        assert_eq!(fakes.hasher.verifications(), 0);
+        assert_eq!(h.hasher.verifications(), 0);
     }
 
     #[tokio::test]
     async fn a_saturated_hasher_sheds_load_instead_of_queueing() {
-        let fakes = Fakes::new();
-        fakes.hasher.saturate();
-        let result = fakes
-            .services()
+        let h = Harness::new().await;
+        h.hasher.saturate();
+        let result = h
+            .services
             .auth
             .register(
                 new_user("ada@example.com", "correct horse"),
@@ -436,25 +429,27 @@ mod tests {
             )
             .await;
         assert!(matches!(result, Err(ServiceError::Overloaded { .. })));
-        assert!(fakes.users.is_empty(), "nothing was stored");
+        assert!(
+            h.user_by_email("ada@example.com").await.is_none(),
+            "nothing was stored"
+        );
     }
 
     #[tokio::test]
     async fn login_upgrades_a_hash_made_with_outdated_parameters() {
-        let fakes = Fakes::new();
-        let user = registered(&fakes).await.user;
-        fakes
-            .users
+        let h = Harness::new().await;
+        let user = registered(&h).await.user;
+        h.stores
+            .accounts
             .set_password_hash(
                 user.id,
-                &FakeHasher::outdated_hash("correct horse"),
-                fakes.clock.now(),
+                &CheapHasher::outdated_hash("correct horse"),
+                h.clock.now(),
             )
             .await
             .unwrap();
 
-        fakes
-            .services()
+        h.services
             .auth
             .login(
                 email("ada@example.com"),
@@ -464,18 +459,22 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            fakes.users.get(user.id).unwrap().password_hash.as_str(),
+            h.user(user.id).await.unwrap().password_hash.as_str(),
             "current$correct horse"
         );
     }
 
     #[tokio::test]
     async fn unverified_accounts_cannot_sign_in_when_the_policy_requires_it() {
-        let fakes = Fakes::with_policy(SessionPolicy {
-            require_verified_email: true,
-            ..POLICY
-        });
-        let auth = fakes.services().auth;
+        let h = Harness::with(Policies {
+            sessions: SessionPolicy {
+                require_verified_email: true,
+                ..SESSIONS
+            },
+            ..policies()
+        })
+        .await;
+        let auth = h.services.auth.clone();
         let registration = auth
             .register(
                 new_user("ada@example.com", "correct horse"),
@@ -483,7 +482,10 @@ mod tests {
             )
             .await;
         assert!(matches!(registration, Err(ServiceError::EmailNotVerified)));
-        assert!(!fakes.users.is_empty(), "the account exists");
+        assert!(
+            h.user_by_email("ada@example.com").await.is_some(),
+            "the account exists"
+        );
 
         let login = auth
             .login(
@@ -497,9 +499,9 @@ mod tests {
 
     #[tokio::test]
     async fn changing_the_password_needs_the_current_one_and_ends_other_sessions() {
-        let fakes = Fakes::new();
-        let services = fakes.services();
-        let first = registered(&fakes).await;
+        let h = Harness::new().await;
+        let services = &h.services;
+        let first = registered(&h).await;
         let client = ClientInfo::default();
         let second = services
             .auth
@@ -558,9 +560,9 @@ mod tests {
 
     #[tokio::test]
     async fn register_refuses_a_common_password_before_hashing_anything() {
-        let fakes = Fakes::new();
-        let result = fakes
-            .services()
+        let h = Harness::new().await;
+        let result = h
+            .services
             .auth
             .register(
                 new_user("ada@example.com", "password123"),
@@ -572,14 +574,14 @@ mod tests {
         };
         assert_eq!(field, "password");
         assert!(message.contains("common password"), "{message}");
-        assert!(fakes.users.is_empty());
+        assert!(h.user_by_email("ada@example.com").await.is_none());
     }
 
     #[tokio::test]
     async fn change_password_refuses_a_new_password_made_of_the_accounts_email() {
-        let fakes = Fakes::new();
-        let services = fakes.services();
-        let signed_in = registered(&fakes).await;
+        let h = Harness::new().await;
+        let services = &h.services;
+        let signed_in = registered(&h).await;
         let caller = services
             .sessions
             .authenticate(&signed_in.access_token.token)
@@ -612,32 +614,28 @@ mod tests {
 
     #[tokio::test]
     async fn a_hash_of_a_password_stored_as_typed_before_normalisation_still_signs_in() {
-        let fakes = Fakes::new();
-        let user = registered(&fakes).await.user;
+        let h = Harness::new().await;
+        let user = registered(&h).await.user;
         // What an account registered with a decomposed password before normalisation holds.
-        fakes
-            .users
+        h.stores
+            .accounts
             .set_password_hash(
                 user.id,
                 &PasswordHash::new(format!("current${NFD}")),
-                fakes.clock.now(),
+                h.clock.now(),
             )
             .await
             .unwrap();
-        let auth = fakes.services().auth;
+        let auth = h.services.auth.clone();
         let client = ClientInfo::default();
 
-        let before = fakes.hasher.verifications();
+        let before = h.hasher.verifications();
         auth.login(email("ada@example.com"), NFD.into(), &client)
             .await
             .unwrap();
+        assert_eq!(h.hasher.verifications() - before, 2, "NFC, then as typed");
         assert_eq!(
-            fakes.hasher.verifications() - before,
-            2,
-            "NFC, then as typed"
-        );
-        assert_eq!(
-            fakes.users.get(user.id).unwrap().password_hash.as_str(),
+            h.user(user.id).await.unwrap().password_hash.as_str(),
             format!("current${NFC}"),
             "rehashed to the normalised form"
         );
@@ -650,21 +648,21 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_email_costs_as_many_hashes_as_a_wrong_password_in_both_forms() {
-        let fakes = Fakes::new();
-        registered(&fakes).await;
-        let auth = fakes.services().auth;
+        let h = Harness::new().await;
+        registered(&h).await;
+        let auth = h.services.auth.clone();
         let client = ClientInfo::default();
         for (typed, hashes) in [("Wrong pa\u{0301}ssword", 2), ("Wrong password", 1)] {
-            let before = fakes.hasher.verifications();
+            let before = h.hasher.verifications();
             let known = auth
                 .login(email("ada@example.com"), typed.into(), &client)
                 .await;
-            let known_hashes = fakes.hasher.verifications() - before;
-            let before = fakes.hasher.verifications();
+            let known_hashes = h.hasher.verifications() - before;
+            let before = h.hasher.verifications();
             let unknown = auth
                 .login(email("nobody@example.com"), typed.into(), &client)
                 .await;
-            let unknown_hashes = fakes.hasher.verifications() - before;
+            let unknown_hashes = h.hasher.verifications() - before;
             assert!(known.is_err() && unknown.is_err());
             assert_eq!(
                 (known_hashes, unknown_hashes),

@@ -17,8 +17,8 @@ pub mod throttle;
 pub mod users;
 pub mod wiring;
 
-#[cfg(any(test, feature = "fakes"))]
-pub mod fakes;
+#[cfg(test)]
+pub mod testing;
 
 pub use account::{AccountDeps, AccountService};
 pub use audit::{AuditPage, AuditRetention, AuditService, AuditTrail};
