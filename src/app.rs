@@ -19,17 +19,15 @@ use crate::application::{
     AccountLinks, AuditRetention, MfaPolicy, Policies, Ports, Services, SessionPolicy, Stores,
 };
 use crate::config::{Config, MailerKind, RateLimitStore};
-use crate::domain::{AccountStore, SessionRepository};
+use crate::domain::HotReads;
 use crate::infrastructure::audit::AuditWriter;
 use crate::infrastructure::deferred::DeferredQueue;
 use crate::infrastructure::mail::{LogMailer, SmtpMailer};
-use crate::infrastructure::persistence::sqlite::{
-    DirectReads, SqliteSessionRepository, SqliteUserRepository,
-};
+use crate::infrastructure::persistence::sqlite::DirectReads;
 use crate::infrastructure::persistence::{
     self, DatabaseHealth, QueryCounter, RetryCounter, SeaOrmAccountRecovery,
-    SeaOrmAccountTokenRepository, SeaOrmAuditRepository, SeaOrmSecondFactorRepository,
-    SeaOrmSessionRepository, SeaOrmUserRepository, Transactions,
+    SeaOrmAccountTokenRepository, SeaOrmAuditRepository, SeaOrmHotReads,
+    SeaOrmSecondFactorRepository, SeaOrmSessionRepository, SeaOrmUserRepository, Transactions,
 };
 use crate::infrastructure::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
 use crate::infrastructure::security::{
@@ -345,48 +343,32 @@ fn policies(config: &Config) -> anyhow::Result<Policies> {
 }
 
 /// The repositories over one database, as every service uses them: the SeaORM repositories,
-/// with the account and session stores wrapped on a SQLite file by the SQLite fast paths unless
-/// `sqlite_fast_paths` is off. Public so that the repository suite and the service tests run on
-/// what the service runs.
+/// and the hot reads on the calling thread on a SQLite file (the SQLite fast paths) unless
+/// `sqlite_fast_paths` is off. Public so that the repository suite and the service tests run
+/// on what the service runs.
 pub fn stores(
     database_url: &str,
     sqlite_fast_paths: bool,
     writes: &Transactions,
     queries: &QueryCounter,
 ) -> Stores {
-    let (accounts, sessions) =
-        account_and_session_stores(database_url, sqlite_fast_paths, writes, queries);
+    let generic = SeaOrmHotReads::new(writes.db().clone());
+    let reads: Arc<dyn HotReads> =
+        match persistence::sqlite_file(database_url).filter(|_| sqlite_fast_paths) {
+            Some(file) => Arc::new(DirectReads::new(file, queries.clone(), generic)),
+            None => Arc::new(generic),
+        };
     let audit = Arc::new(SeaOrmAuditRepository::new(writes.clone()));
     Stores {
-        accounts,
-        sessions,
+        accounts: Arc::new(SeaOrmUserRepository::new(writes.clone())),
+        reads,
+        sessions: Arc::new(SeaOrmSessionRepository::new(writes.clone())),
         links: Arc::new(SeaOrmAccountTokenRepository::new(writes.clone())),
         recovery: Arc::new(SeaOrmAccountRecovery::new(writes.clone())),
         factors: Arc::new(SeaOrmSecondFactorRepository::new(writes.clone())),
         directory: Arc::new(SeaOrmUserRepository::new(writes.clone())),
         audit: audit.clone(),
         audit_queries: audit,
-    }
-}
-
-fn account_and_session_stores(
-    database_url: &str,
-    sqlite_fast_paths: bool,
-    writes: &Transactions,
-    queries: &QueryCounter,
-) -> (Arc<dyn AccountStore>, Arc<dyn SessionRepository>) {
-    let users = SeaOrmUserRepository::new(writes.clone());
-    let sessions = SeaOrmSessionRepository::new(writes.clone());
-    let sqlite_file = persistence::sqlite_file(database_url);
-    match sqlite_file.filter(|_| sqlite_fast_paths) {
-        Some(file) => {
-            let reads = Arc::new(DirectReads::new(file, queries.clone()));
-            (
-                Arc::new(SqliteUserRepository::new(users, reads.clone())),
-                Arc::new(SqliteSessionRepository::new(sessions, reads)),
-            )
-        }
-        None => (Arc::new(users), Arc::new(sessions)),
     }
 }
 

@@ -7,7 +7,7 @@ use chrono::Duration;
 
 use crate::domain::{
     AccountRecoveryStore, AccountStore, AccountToken, AccountTokenRepository, AuditKind,
-    AuthMethods, Email, OpaqueToken, Password, TokenPurpose, UsedToken, User, UserId,
+    AuthMethods, Email, HotReads, OpaqueToken, Password, TokenPurpose, UsedToken, User, UserId,
 };
 
 use super::audit::{AuditTrail, Record};
@@ -24,7 +24,7 @@ use super::throttle::Throttle;
 /// Issues links and emails them; what deferred jobs run, so it owns what they need.
 #[derive(Clone)]
 struct LinkMail {
-    users: Arc<dyn AccountStore>,
+    reads: Arc<dyn HotReads>,
     tokens: Arc<dyn AccountTokenRepository>,
     mailer: Arc<dyn Mailer>,
     clock: Arc<dyn Clock>,
@@ -107,7 +107,7 @@ impl LinkMail {
         new: Email,
         recovery: Arc<dyn AccountRecoveryStore>,
     ) -> Result<(), ServiceError> {
-        let taken = self.users.find_by_email(&new).await?.is_some()
+        let taken = self.reads.user_by_email(&new).await?.is_some()
             || recovery
                 .is_reserved(&new, Some(user.id), self.clock.now())
                 .await?;
@@ -202,6 +202,7 @@ impl LinkMail {
 /// Password reset, email verification and change, and giving an account back to its owner.
 pub struct AccountService {
     users: Arc<dyn AccountStore>,
+    reads: Arc<dyn HotReads>,
     tokens: Arc<dyn AccountTokenRepository>,
     recovery: Arc<dyn AccountRecoveryStore>,
     notices: Arc<SecurityNotices>,
@@ -218,6 +219,7 @@ pub struct AccountService {
 /// What [`AccountService`] works with.
 pub struct AccountDeps {
     pub users: Arc<dyn AccountStore>,
+    pub reads: Arc<dyn HotReads>,
     pub tokens: Arc<dyn AccountTokenRepository>,
     pub recovery: Arc<dyn AccountRecoveryStore>,
     pub notices: Arc<SecurityNotices>,
@@ -236,6 +238,7 @@ impl AccountService {
     pub fn new(deps: AccountDeps) -> Self {
         let AccountDeps {
             users,
+            reads,
             tokens,
             recovery,
             notices,
@@ -251,13 +254,14 @@ impl AccountService {
         } = deps;
         Self {
             mail: LinkMail {
-                users: users.clone(),
+                reads: reads.clone(),
                 tokens: tokens.clone(),
                 mailer,
                 clock: clock.clone(),
                 links,
             },
             users,
+            reads,
             tokens,
             recovery,
             notices,
@@ -282,7 +286,7 @@ impl AccountService {
     ) -> Result<(), ServiceError> {
         // Limited the same whether or not the email has an account.
         self.throttle.password_reset(client, Some(&email)).await?;
-        let Some(user) = self.users.find_by_email(&email).await? else {
+        let Some(user) = self.reads.user_by_email(&email).await? else {
             return Ok(());
         };
         self.audit.record(Record {
@@ -403,7 +407,7 @@ impl AccountService {
         client: &ClientInfo,
     ) -> Result<(), ServiceError> {
         self.throttle.email(client, &email).await?;
-        match self.users.find_by_email(&email).await? {
+        match self.reads.user_by_email(&email).await? {
             Some(user) if user.email_verified_at.is_none() => {
                 self.send_verification(user);
                 Ok(())

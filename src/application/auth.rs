@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use crate::domain::{
-    AccountStore, AuditKind, AuthMethods, Email, NewUser, Password, PasswordAttempt, Role, User,
-    UserId,
+    AccountStore, AuditKind, AuthMethods, Email, HotReads, NewUser, Password, PasswordAttempt,
+    Role, User, UserId,
 };
 
 use super::account::AccountService;
@@ -21,6 +21,7 @@ use super::throttle::Throttle;
 /// Sign-up, sign-in and password changes.
 pub struct AuthService {
     users: Arc<dyn AccountStore>,
+    reads: Arc<dyn HotReads>,
     notices: Arc<SecurityNotices>,
     hasher: Arc<dyn PasswordHasher>,
     confirmation: Arc<Confirmation>,
@@ -35,6 +36,7 @@ pub struct AuthService {
 /// What [`AuthService`] works with.
 pub struct AuthDeps {
     pub users: Arc<dyn AccountStore>,
+    pub reads: Arc<dyn HotReads>,
     pub notices: Arc<SecurityNotices>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub confirmation: Arc<Confirmation>,
@@ -50,6 +52,7 @@ impl AuthService {
     pub fn new(deps: AuthDeps) -> Self {
         let AuthDeps {
             users,
+            reads,
             notices,
             hasher,
             confirmation,
@@ -62,6 +65,7 @@ impl AuthService {
         } = deps;
         Self {
             users,
+            reads,
             notices,
             hasher,
             confirmation,
@@ -128,7 +132,7 @@ impl AuthService {
     ) -> Result<SignedIn, ServiceError> {
         // Limits first: a refused attempt costs no password hash.
         let _turn = self.throttle.login(client, &email).await?;
-        let user = self.users.find_by_email(&email).await?;
+        let user = self.reads.user_by_email(&email).await?;
         // An over-long password matches no account; refuse it before spending a hash on it.
         let password = PasswordAttempt::parse(password).ok_or(AuthFailure::InvalidCredentials)?;
         let user = match user {

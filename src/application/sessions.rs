@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    AccountStore, AuditKind, AuthMethods, Authentication, OpaqueToken, Page, PageRequest,
+    AccountStore, AuditKind, AuthMethods, Authentication, HotReads, OpaqueToken, Page, PageRequest,
     RefreshChain, RefreshTokenExchange, RefreshVerdict, Session, SessionId, SessionRepository,
     SiblingAdded, User, UserId,
 };
@@ -82,6 +82,7 @@ pub struct SessionPage {
 pub struct SessionService {
     sessions: Arc<dyn SessionRepository>,
     users: Arc<dyn AccountStore>,
+    reads: Arc<dyn HotReads>,
     tokens: Arc<dyn AccessTokens>,
     clock: Arc<dyn Clock>,
     audit: AuditTrail,
@@ -93,6 +94,7 @@ pub struct SessionService {
 pub struct SessionDeps {
     pub sessions: Arc<dyn SessionRepository>,
     pub users: Arc<dyn AccountStore>,
+    pub reads: Arc<dyn HotReads>,
     pub tokens: Arc<dyn AccessTokens>,
     pub clock: Arc<dyn Clock>,
     pub audit: AuditTrail,
@@ -105,6 +107,7 @@ impl SessionService {
         let SessionDeps {
             sessions,
             users,
+            reads,
             tokens,
             clock,
             audit,
@@ -114,6 +117,7 @@ impl SessionService {
         Self {
             sessions,
             users,
+            reads,
             tokens,
             clock,
             audit,
@@ -172,8 +176,8 @@ impl SessionService {
                 TokenError::Invalid => AuthFailure::InvalidToken,
             })?;
         let (session, user) = self
-            .sessions
-            .find_with_user(claims.session_id)
+            .reads
+            .session_with_user(claims.session_id)
             .await?
             .ok_or(AuthFailure::SessionEnded)?;
         if session.user_id != claims.user_id {

@@ -170,7 +170,7 @@ impl Harness {
     /// The account with this address, as stored now.
     pub async fn user_by_email(&self, email: &str) -> Option<User> {
         let email = Email::parse(email).unwrap();
-        self.stores.accounts.find_by_email(&email).await.unwrap()
+        self.stores.reads.user_by_email(&email).await.unwrap()
     }
 
     /// The session as stored now.

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use crate::domain::{
-    AccountStore, AuditKind, DisplayName, Email, GuardedChange, Page, PageRequest, Password, Role,
-    Suspension, SuspensionReason, User, UserCursor, UserDirectory, UserFilter, UserId, UserOrder,
+    AccountStore, AuditKind, DisplayName, Email, GuardedChange, HotReads, Page, PageRequest,
+    Password, Role, Suspension, SuspensionReason, User, UserCursor, UserDirectory, UserFilter,
+    UserId, UserOrder,
 };
 
 use super::account::AccountService;
@@ -36,6 +37,7 @@ pub struct UserPage {
 /// Account reads and changes, always on behalf of a caller.
 pub struct UserService {
     users: Arc<dyn AccountStore>,
+    reads: Arc<dyn HotReads>,
     notices: Arc<SecurityNotices>,
     directory: Arc<dyn UserDirectory>,
     hasher: Arc<dyn PasswordHasher>,
@@ -50,6 +52,7 @@ pub struct UserService {
 /// What [`UserService`] works with.
 pub struct UserDeps {
     pub users: Arc<dyn AccountStore>,
+    pub reads: Arc<dyn HotReads>,
     pub notices: Arc<SecurityNotices>,
     pub directory: Arc<dyn UserDirectory>,
     pub hasher: Arc<dyn PasswordHasher>,
@@ -67,6 +70,7 @@ impl UserService {
     pub fn new(deps: UserDeps) -> Self {
         let UserDeps {
             users,
+            reads,
             notices,
             directory,
             hasher,
@@ -79,6 +83,7 @@ impl UserService {
         } = deps;
         Self {
             users,
+            reads,
             notices,
             directory,
             hasher,
@@ -310,7 +315,7 @@ impl UserService {
         email: Email,
         password: Password,
     ) -> Result<AdminMade, ServiceError> {
-        let Some(user) = self.users.find_by_email(&email).await? else {
+        let Some(user) = self.reads.user_by_email(&email).await? else {
             return self
                 .create_admin(email, password)
                 .await
@@ -346,7 +351,7 @@ impl UserService {
 
     /// For the operator at the command line: whether an account has this email.
     pub async fn exists(&self, email: &Email) -> Result<bool, ServiceError> {
-        Ok(self.users.find_by_email(email).await?.is_some())
+        Ok(self.reads.user_by_email(email).await?.is_some())
     }
 
     async fn create_admin(&self, email: Email, password: Password) -> Result<User, ServiceError> {

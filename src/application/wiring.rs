@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::domain::{
-    AccountRecoveryStore, AccountStore, AccountTokenRepository, AuditQueries, AuditStore,
+    AccountRecoveryStore, AccountStore, AccountTokenRepository, AuditQueries, AuditStore, HotReads,
     SecondFactorStore, SessionRepository, UserDirectory,
 };
 
@@ -27,6 +27,8 @@ use super::users::{UserDeps, UserService};
 #[derive(Clone)]
 pub struct Stores {
     pub accounts: Arc<dyn AccountStore>,
+    /// The lookup by email and the session check, which a backend may serve faster.
+    pub reads: Arc<dyn HotReads>,
     pub sessions: Arc<dyn SessionRepository>,
     /// One-time links, tickets and recovery links.
     pub links: Arc<dyn AccountTokenRepository>,
@@ -93,6 +95,7 @@ impl Services {
         let sessions = Arc::new(SessionService::new(SessionDeps {
             sessions: stores.sessions.clone(),
             users: stores.accounts.clone(),
+            reads: stores.reads.clone(),
             tokens,
             clock: clock.clone(),
             audit: audit.clone(),
@@ -127,6 +130,7 @@ impl Services {
         }));
         let account = Arc::new(AccountService::new(AccountDeps {
             users: stores.accounts.clone(),
+            reads: stores.reads.clone(),
             tokens: stores.links.clone(),
             recovery: stores.recovery.clone(),
             notices: notices.clone(),
@@ -142,6 +146,7 @@ impl Services {
         }));
         let auth = Arc::new(AuthService::new(AuthDeps {
             users: stores.accounts.clone(),
+            reads: stores.reads.clone(),
             notices: notices.clone(),
             hasher: hasher.clone(),
             confirmation: confirmation.clone(),
@@ -154,6 +159,7 @@ impl Services {
         }));
         let users = Arc::new(UserService::new(UserDeps {
             users: stores.accounts.clone(),
+            reads: stores.reads.clone(),
             notices,
             directory: stores.directory.clone(),
             hasher,

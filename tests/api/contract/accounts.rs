@@ -28,8 +28,8 @@ async fn an_address_belongs_to_one_account() {
     assert_eq!(stores.reread(&bob).await, Some(bob));
     assert_eq!(
         stores
-            .accounts
-            .find_by_email(&ada.email)
+            .reads
+            .user_by_email(&ada.email)
             .await
             .unwrap()
             .map(|u| u.id),
@@ -113,10 +113,7 @@ async fn an_email_change_waits_for_its_link_and_moves_only_from_the_links_state(
     assert_eq!(moved.pending_email, None);
     assert_eq!(moved.email_verified_at, Some(at(8)), "proven by the link");
     assert_eq!(moved.credential_version, ada.credential_version + 1);
-    assert_eq!(
-        stores.accounts.find_by_email(&ada.email).await.unwrap(),
-        None
-    );
+    assert_eq!(stores.reads.user_by_email(&ada.email).await.unwrap(), None);
 }
 
 #[tokio::test]

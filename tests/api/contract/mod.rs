@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use authgraph::domain::{
     AccountRecoveryStore, AccountStore, AccountToken, AccountTokenRepository, AuditStore, Email,
-    PasswordHash, Role, SecondFactorStore, Session, SessionId, SessionRepository, UsedToken, User,
-    UserDirectory,
+    HotReads, PasswordHash, Role, SecondFactorStore, Session, SessionId, SessionRepository,
+    UsedToken, User, UserDirectory,
 };
 use authgraph::infrastructure::persistence::{
     self, DatabaseSettings, OverlapGate, QueryCounter, RetryCounter, Transactions,
@@ -34,6 +34,8 @@ use crate::helpers::TestDatabase;
 /// The repositories under test, over one fresh database.
 pub struct Stores {
     pub accounts: Arc<dyn AccountStore>,
+    /// On a SQLite file, the SQLite adapter's reads on the calling thread.
+    pub reads: Arc<dyn HotReads>,
     pub sessions: Arc<dyn SessionRepository>,
     pub links: Arc<dyn AccountTokenRepository>,
     pub audit: Arc<dyn AuditStore>,
@@ -68,6 +70,7 @@ impl Stores {
         let stores = authgraph::app::stores(&database.url, true, &writes, &queries);
         Self {
             accounts: stores.accounts,
+            reads: stores.reads,
             sessions: stores.sessions,
             links: stores.links,
             audit: stores.audit,

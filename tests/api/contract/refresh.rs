@@ -360,8 +360,8 @@ async fn a_deleted_account_takes_its_sessions_and_their_tokens_with_it() {
     assert!(stores.sessions.find(session).await.unwrap().is_none());
     assert!(
         stores
-            .sessions
-            .find_with_user(session)
+            .reads
+            .session_with_user(session)
             .await
             .unwrap()
             .is_none()

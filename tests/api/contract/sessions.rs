@@ -32,8 +32,8 @@ async fn a_session_is_revoked_once() {
     );
 
     let (revoked, user) = stores
-        .sessions
-        .find_with_user(session.id)
+        .reads
+        .session_with_user(session.id)
         .await
         .unwrap()
         .expect("a revoked session is still found");
