@@ -50,31 +50,18 @@ pub struct AuthDeps {
 
 impl AuthService {
     pub fn new(deps: AuthDeps) -> Self {
-        let AuthDeps {
-            users,
-            reads,
-            notices,
-            hasher,
-            confirmation,
-            sessions,
-            account,
-            mfa,
-            clock,
-            audit,
-            throttle,
-        } = deps;
         Self {
-            users,
-            reads,
-            notices,
-            hasher,
-            confirmation,
-            sessions,
-            account,
-            mfa,
-            clock,
-            audit,
-            throttle,
+            users: deps.users,
+            reads: deps.reads,
+            notices: deps.notices,
+            hasher: deps.hasher,
+            confirmation: deps.confirmation,
+            sessions: deps.sessions,
+            account: deps.account,
+            mfa: deps.mfa,
+            clock: deps.clock,
+            audit: deps.audit,
+            throttle: deps.throttle,
         }
     }
 

@@ -85,31 +85,18 @@ const OWN_FACTOR: &str = "Administrators cannot reset their own second factor: t
 
 impl MfaService {
     pub fn new(deps: MfaDeps) -> Self {
-        let MfaDeps {
-            users,
-            factors,
-            tickets,
-            sealer,
-            clock,
-            confirmation,
-            notices,
-            sessions,
-            throttle,
-            audit,
-            policy,
-        } = deps;
         Self {
-            users,
-            factors,
-            tickets,
-            sealer,
-            clock,
-            confirmation,
-            notices,
-            sessions,
-            throttle,
-            audit,
-            policy,
+            users: deps.users,
+            factors: deps.factors,
+            tickets: deps.tickets,
+            sealer: deps.sealer,
+            clock: deps.clock,
+            confirmation: deps.confirmation,
+            notices: deps.notices,
+            sessions: deps.sessions,
+            throttle: deps.throttle,
+            audit: deps.audit,
+            policy: deps.policy,
         }
     }
 

@@ -104,25 +104,15 @@ pub struct SessionDeps {
 
 impl SessionService {
     pub fn new(deps: SessionDeps) -> Self {
-        let SessionDeps {
-            sessions,
-            users,
-            reads,
-            tokens,
-            clock,
-            audit,
-            throttle,
-            policy,
-        } = deps;
         Self {
-            sessions,
-            users,
-            reads,
-            tokens,
-            clock,
-            audit,
-            throttle,
-            policy,
+            sessions: deps.sessions,
+            users: deps.users,
+            reads: deps.reads,
+            tokens: deps.tokens,
+            clock: deps.clock,
+            audit: deps.audit,
+            throttle: deps.throttle,
+            policy: deps.policy,
         }
     }
 

@@ -68,31 +68,18 @@ const NO_SUCH_USER: &str = "There is no user with this id.";
 
 impl UserService {
     pub fn new(deps: UserDeps) -> Self {
-        let UserDeps {
-            users,
-            reads,
-            notices,
-            directory,
-            hasher,
-            confirmation,
-            sessions,
-            account,
-            clock,
-            audit,
-            throttle,
-        } = deps;
         Self {
-            users,
-            reads,
-            notices,
-            directory,
-            hasher,
-            confirmation,
-            sessions,
-            account,
-            clock,
-            audit,
-            throttle,
+            users: deps.users,
+            reads: deps.reads,
+            notices: deps.notices,
+            directory: deps.directory,
+            hasher: deps.hasher,
+            confirmation: deps.confirmation,
+            sessions: deps.sessions,
+            account: deps.account,
+            clock: deps.clock,
+            audit: deps.audit,
+            throttle: deps.throttle,
         }
     }
 

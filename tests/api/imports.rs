@@ -120,7 +120,6 @@ struct File {
     code: String,
     /// Child modules declared in it (`mod x;`), test-only ones left out.
     children: BTreeSet<String>,
-    test_children: BTreeSet<String>,
     /// Names it re-exports (`pub use path::Name;`), to the path they come from.
     re_exports: BTreeMap<String, Vec<String>>,
 }
@@ -174,69 +173,43 @@ impl Graph {
         Self { edges }
     }
 
-    /// The strongly connected components of more than one file (Tarjan's algorithm), each
-    /// sorted, in order.
+    /// The files that reach themselves through imports, in groups of files that reach each
+    /// other (one cycle, or several sharing files), each sorted.
     pub fn cycles(&self) -> Vec<Vec<String>> {
-        struct Walk<'a> {
-            graph: &'a Graph,
-            index: BTreeMap<&'a str, usize>,
-            low: BTreeMap<&'a str, usize>,
-            stack: Vec<&'a str>,
-            on_stack: BTreeSet<&'a str>,
-            found: Vec<Vec<String>>,
-        }
-        impl<'a> Walk<'a> {
-            fn visit(&mut self, node: &'a str) {
-                let at = self.index.len();
-                self.index.insert(node, at);
-                self.low.insert(node, at);
-                self.stack.push(node);
-                self.on_stack.insert(node);
-                for next in self.graph.edges.get(node).into_iter().flatten() {
-                    let next = next.as_str();
-                    if !self.graph.edges.contains_key(next) {
-                        continue;
-                    }
-                    if !self.index.contains_key(next) {
-                        self.visit(next);
-                        let low = self.low[node].min(self.low[next]);
-                        self.low.insert(node, low);
-                    } else if self.on_stack.contains(next) {
-                        let low = self.low[node].min(self.index[next]);
-                        self.low.insert(node, low);
-                    }
-                }
-                if self.low[node] == self.index[node] {
-                    let mut component = Vec::new();
-                    while let Some(top) = self.stack.pop() {
-                        self.on_stack.remove(top);
-                        component.push(top.to_owned());
-                        if top == node {
-                            break;
-                        }
-                    }
-                    if component.len() > 1 {
-                        component.sort();
-                        self.found.push(component);
-                    }
-                }
+        let reach: BTreeMap<&str, BTreeSet<&str>> = self
+            .edges
+            .keys()
+            .map(|file| (file.as_str(), self.reachable(file)))
+            .collect();
+        let mut groups = BTreeSet::new();
+        for (file, reached) in &reach {
+            if reached.contains(file) {
+                let group: Vec<String> = reached
+                    .iter()
+                    .filter(|other| reach[**other].contains(file))
+                    .map(|other| (*other).to_owned())
+                    .collect();
+                groups.insert(group);
             }
         }
-        let mut walk = Walk {
-            graph: self,
-            index: BTreeMap::new(),
-            low: BTreeMap::new(),
-            stack: Vec::new(),
-            on_stack: BTreeSet::new(),
-            found: Vec::new(),
-        };
-        for node in self.edges.keys() {
-            if !walk.index.contains_key(node.as_str()) {
-                walk.visit(node);
+        groups.into_iter().collect()
+    }
+
+    fn reachable(&self, from: &str) -> BTreeSet<&str> {
+        let mut seen = BTreeSet::new();
+        let mut next: Vec<&str> = self.edges[from].iter().map(String::as_str).collect();
+        while let Some(file) = next.pop() {
+            if seen.insert(file) {
+                next.extend(
+                    self.edges
+                        .get(file)
+                        .into_iter()
+                        .flatten()
+                        .map(String::as_str),
+                );
             }
         }
-        walk.found.sort();
-        walk.found
+        seen
     }
 }
 
@@ -271,15 +244,13 @@ fn resolve(
 
 impl File {
     fn read(text: &str, module: Vec<String>) -> Self {
-        let (code, test_children) = strip(text);
+        let code = strip(text);
         let mut file = Self {
             module,
-            children: BTreeSet::new(),
-            test_children,
+            children: declared_modules(&code),
             re_exports: BTreeMap::new(),
             code,
         };
-        file.children = declared_modules(&file.code);
         for (public, tree) in use_statements(&file.code) {
             if !public {
                 continue;
@@ -318,11 +289,7 @@ impl File {
                 }
             }
             // A child module of this file (`use reads::X` in a `mod.rs`).
-            Some(first) if self.children.contains(first) || self.test_children.contains(first) => {
-                if self.test_children.contains(first) {
-                    return None;
-                }
-            }
+            Some(first) if self.children.contains(first) => {}
             _ => return None,
         }
         at.extend(segments.cloned());
@@ -352,8 +319,8 @@ impl File {
 }
 
 /// The text without comments, without the contents of string and char literals, and without
-/// items under a `#[cfg(...)]` that mentions `test`; and the names of test-only child modules.
-fn strip(text: &str) -> (String, BTreeSet<String>) {
+/// items under a `#[cfg(...)]` that mentions `test`.
+fn strip(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
@@ -450,9 +417,8 @@ fn ident_before(chars: &[char], i: usize) -> bool {
 
 /// Removes every item under a `#[cfg(…test…)]` (the attribute, any attributes after it, and
 /// the item up to its `;` or its closing brace).
-fn without_test_items(code: &str) -> (String, BTreeSet<String>) {
+fn without_test_items(code: &str) -> String {
     let mut out = String::with_capacity(code.len());
-    let mut test_children = BTreeSet::new();
     let mut rest = code;
     while let Some(at) = rest.find("#[cfg(") {
         out.push_str(&rest[..at]);
@@ -466,7 +432,7 @@ fn without_test_items(code: &str) -> (String, BTreeSet<String>) {
             continue;
         }
         // Skip the attribute's `]`, then the item.
-        let mut item = rest[attribute_end..]
+        let item = rest[attribute_end..]
             .find(']')
             .map_or(rest.len(), |e| attribute_end + e + 1);
         let body = &rest[item..];
@@ -478,18 +444,11 @@ fn without_test_items(code: &str) -> (String, BTreeSet<String>) {
             (_, Some(b)) => matching(rest, item + b, '{', '}').map_or(rest.len(), |e| e + 1),
             (None, None) => rest.len(),
         };
-        let declared: Vec<&str> = words(&rest[item..end]).take(3).collect();
-        if let Some(at) = declared.iter().position(|w| *w == "mod")
-            && let Some(name) = declared.get(at + 1)
-        {
-            test_children.insert((*name).to_owned());
-        }
-        item = end;
         out.push(' ');
-        rest = &rest[item..];
+        rest = &rest[end..];
     }
     out.push_str(rest);
-    (out, test_children)
+    out
 }
 
 /// Where the bracket opened at `open_at` closes.
