@@ -15,22 +15,17 @@ use tokio::net::TcpListener;
 use crate::application::ports::{
     Clock, Mailer, PublishedKeys, RateLimiter, SecretSealer, StoreHealth, SystemClock,
 };
-use crate::application::{
-    AccountService, AuditService, AuditTrail, AuthService, MfaPorts, MfaService, SecurityNotices,
-    Services, SessionService, Throttle, UserService,
-};
+use crate::application::{Policies, Ports, Services, Stores};
 use crate::config::{Config, MailerKind, RateLimitStore};
-use crate::domain::{AccountStore, SessionRepository};
+use crate::domain::HotReads;
 use crate::infrastructure::audit::AuditWriter;
 use crate::infrastructure::deferred::DeferredQueue;
 use crate::infrastructure::mail::{LogMailer, SmtpMailer};
-use crate::infrastructure::persistence::sqlite::{
-    DirectReads, SqliteSessionRepository, SqliteUserRepository,
-};
+use crate::infrastructure::persistence::sqlite::DirectReads;
 use crate::infrastructure::persistence::{
     self, DatabaseHealth, QueryCounter, RetryCounter, SeaOrmAccountRecovery,
-    SeaOrmAccountTokenRepository, SeaOrmAuditRepository, SeaOrmSecondFactorRepository,
-    SeaOrmSessionRepository, SeaOrmUserRepository, Transactions,
+    SeaOrmAccountTokenRepository, SeaOrmAuditRepository, SeaOrmHotReads,
+    SeaOrmSecondFactorRepository, SeaOrmSessionRepository, SeaOrmUserRepository, Transactions,
 };
 use crate::infrastructure::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
 use crate::infrastructure::security::{Argon2Hasher, JwtTokens};
@@ -56,8 +51,6 @@ pub struct Core {
     pub deferred: Arc<DeferredQueue>,
     /// The public keys of access tokens, for `/.well-known/jwks.json`.
     pub keys: Arc<dyn PublishedKeys>,
-    /// The abuse limits, for their counters.
-    pub throttle: Arc<Throttle>,
     /// Makes the transactions of two racing requests overlap (test builds).
     #[cfg(feature = "test-hooks")]
     pub overlap: persistence::OverlapGate,
@@ -95,25 +88,26 @@ impl Core {
         let overlap = persistence::OverlapGate::default();
         #[cfg(feature = "test-hooks")]
         let writes = writes.with_overlap_gate(overlap.clone());
-        let throttle = Arc::new(Throttle::new(limiter, config.rate_limits.throttle()));
         let hasher =
             Arc::new(Argon2Hasher::new(&config.hashing.settings()).map_err(anyhow::Error::msg)?);
         let deferred = DeferredQueue::start(config.mail.mail_senders, config.mail.mail_queue_size);
-        let services = services(
-            config,
-            writes,
-            &queries,
-            Adapters {
-                mailer: mail.sender,
-                deferred: deferred.clone(),
-                audit_log: audit.clone(),
-                throttle: throttle.clone(),
-                hasher: hasher.clone(),
-                sealer,
-                tokens: tokens.clone(),
-                clock,
-            },
-        )?;
+        let ports = Ports {
+            stores: stores(
+                config.database.url(),
+                config.database.sqlite_fast_paths,
+                &writes,
+                &queries,
+            ),
+            hasher: hasher.clone(),
+            tokens: tokens.clone(),
+            sealer,
+            mailer: mail.sender,
+            deferred: deferred.clone(),
+            audit_log: audit.clone(),
+            limiter,
+            clock,
+        };
+        let services = Services::new(ports, policies(config)?);
         Ok(Self {
             services,
             db,
@@ -124,7 +118,6 @@ impl Core {
             hasher,
             deferred,
             keys: tokens,
-            throttle,
             #[cfg(feature = "test-hooks")]
             overlap,
         })
@@ -167,7 +160,7 @@ impl Application {
                 store: store.clone(),
                 mail: core.deferred.clone(),
                 admission: admission.clone(),
-                limits: core.throttle.clone(),
+                limits: core.services.throttle.clone(),
             }))
         });
         let metrics_server = match &metrics {
@@ -300,150 +293,44 @@ async fn connect_and_migrate_counted(
     Ok(db)
 }
 
-/// What the services are wired with besides the database.
-struct Adapters {
-    mailer: Arc<dyn Mailer>,
-    deferred: Arc<DeferredQueue>,
-    audit_log: Arc<AuditWriter>,
-    throttle: Arc<Throttle>,
-    hasher: Arc<Argon2Hasher>,
-    sealer: Arc<dyn SecretSealer>,
-    tokens: Arc<JwtTokens>,
-    clock: Arc<dyn Clock>,
-}
-
-fn services(
-    config: &Config,
-    writes: Transactions,
-    queries: &QueryCounter,
-    adapters: Adapters,
-) -> anyhow::Result<Services> {
-    let Adapters {
-        mailer,
-        deferred,
-        audit_log,
-        throttle,
-        hasher,
-        sealer,
-        tokens,
-        clock,
-    } = adapters;
-    let (users, session_store) = account_and_session_stores(
-        config.database.url(),
-        config.database.sqlite_fast_paths,
-        &writes,
-        queries,
-    );
-    let audit = AuditTrail::new(audit_log, clock.clone());
-    let policy = config.sessions.policy()?;
-    let sessions = Arc::new(SessionService::new(
-        session_store,
-        users.clone(),
-        tokens,
-        clock.clone(),
-        audit.clone(),
-        throttle.clone(),
-        policy,
-    ));
-    let account_tokens = Arc::new(SeaOrmAccountTokenRepository::new(writes.clone()));
-    let links = Arc::new(config.links.policy()?);
-    let notices = Arc::new(SecurityNotices::new(
-        users.clone(),
-        account_tokens.clone(),
-        mailer.clone(),
-        deferred.clone(),
-        links.clone(),
-        audit.clone(),
-    ));
-    let mfa = Arc::new(MfaService::new(
-        MfaPorts {
-            users: users.clone(),
-            factors: Arc::new(SeaOrmSecondFactorRepository::new(writes.clone())),
-            tickets: account_tokens.clone(),
-            sealer,
-            hasher: hasher.clone(),
-            clock: clock.clone(),
-        },
-        notices.clone(),
-        sessions.clone(),
-        throttle.clone(),
-        audit.clone(),
-        config.mfa.policy()?,
-    ));
-    let account = Arc::new(AccountService::new(
-        users.clone(),
-        account_tokens,
-        Arc::new(SeaOrmAccountRecovery::new(writes.clone())),
-        notices.clone(),
-        hasher.clone(),
-        sessions.clone(),
-        mfa.clone(),
-        mailer,
-        deferred,
-        clock.clone(),
-        audit.clone(),
-        throttle.clone(),
-        links,
-    ));
-    let auth = Arc::new(AuthService::new(
-        users.clone(),
-        notices.clone(),
-        hasher.clone(),
-        sessions.clone(),
-        account.clone(),
-        mfa.clone(),
-        clock.clone(),
-        audit.clone(),
-        throttle.clone(),
-    ));
-    let user_service = Arc::new(UserService::new(
-        users,
-        notices,
-        Arc::new(SeaOrmUserRepository::new(writes.clone())),
-        hasher,
-        sessions.clone(),
-        account.clone(),
-        clock.clone(),
-        audit,
-        throttle,
-    ));
-    let audit_trail = Arc::new(SeaOrmAuditRepository::new(writes));
-    Ok(Services {
-        auth,
-        sessions,
-        account,
-        users: user_service,
-        mfa,
-        audit: Arc::new(AuditService::new(
-            audit_trail.clone(),
-            audit_trail,
-            clock,
-            config.audit.retention()?,
-        )),
+/// The services' policies, each built by its area of the configuration.
+fn policies(config: &Config) -> anyhow::Result<Policies> {
+    Ok(Policies {
+        sessions: config.sessions.policy()?,
+        links: config.links.policy()?,
+        mfa: config.mfa.policy()?,
+        throttle: config.rate_limits.throttle(),
+        audit: config.audit.retention()?,
     })
 }
 
-/// The stores of accounts and sessions: the generic repositories, wrapped on a SQLite file by
-/// the SQLite fast paths unless `sqlite_fast_paths` is off. Public so that the repository
-/// contract suite tests what the service runs.
-pub fn account_and_session_stores(
+/// The repositories over one database, as every service uses them: the SeaORM repositories,
+/// and the hot reads on the calling thread on a SQLite file (the SQLite fast paths) unless
+/// `sqlite_fast_paths` is off. Public so that the repository suite and the service tests run
+/// on what the service runs.
+pub fn stores(
     database_url: &str,
     sqlite_fast_paths: bool,
     writes: &Transactions,
     queries: &QueryCounter,
-) -> (Arc<dyn AccountStore>, Arc<dyn SessionRepository>) {
-    let users = SeaOrmUserRepository::new(writes.clone());
-    let sessions = SeaOrmSessionRepository::new(writes.clone());
-    let sqlite_file = persistence::sqlite_file(database_url);
-    match sqlite_file.filter(|_| sqlite_fast_paths) {
-        Some(file) => {
-            let reads = Arc::new(DirectReads::new(file, queries.clone()));
-            (
-                Arc::new(SqliteUserRepository::new(users, reads.clone())),
-                Arc::new(SqliteSessionRepository::new(sessions, reads)),
-            )
-        }
-        None => (Arc::new(users), Arc::new(sessions)),
+) -> Stores {
+    let generic = SeaOrmHotReads::new(writes.db().clone());
+    let reads: Arc<dyn HotReads> =
+        match persistence::sqlite_file(database_url).filter(|_| sqlite_fast_paths) {
+            Some(file) => Arc::new(DirectReads::new(file, queries.clone(), generic)),
+            None => Arc::new(generic),
+        };
+    let audit = Arc::new(SeaOrmAuditRepository::new(writes.clone()));
+    Stores {
+        accounts: Arc::new(SeaOrmUserRepository::new(writes.clone())),
+        reads,
+        sessions: Arc::new(SeaOrmSessionRepository::new(writes.clone())),
+        links: Arc::new(SeaOrmAccountTokenRepository::new(writes.clone())),
+        recovery: Arc::new(SeaOrmAccountRecovery::new(writes.clone())),
+        factors: Arc::new(SeaOrmSecondFactorRepository::new(writes.clone())),
+        directory: Arc::new(SeaOrmUserRepository::new(writes.clone())),
+        audit: audit.clone(),
+        audit_queries: audit,
     }
 }
 

@@ -7,45 +7,24 @@ use chrono::Duration;
 
 use crate::domain::{
     AccountRecoveryStore, AccountStore, AccountToken, AccountTokenRepository, AuditKind,
-    AuthMethods, Email, OpaqueToken, Password, TokenPurpose, UsedToken, User, UserId,
+    AuthMethods, Email, HotReads, OpaqueToken, Password, TokenPurpose, UsedToken, User, UserId,
 };
 
 use super::audit::{AuditTrail, Record};
 use super::caller::ClientInfo;
 use super::error::ServiceError;
+use super::links::AccountLinks;
 use super::notices::{Notice, SecurityNotices};
+use super::passwords::require_strong;
 use super::ports::{Clock, Deferred, Mailer, OutgoingEmail, PasswordHasher};
 use super::second_factor::MfaService;
 use super::sessions::{SessionService, SignedIn};
 use super::throttle::Throttle;
 
-/// Where the links in emails point and how long they work.
-#[derive(Debug, Clone)]
-pub struct AccountLinks {
-    /// The frontend's base URL; links are `{public_url}/reset-password?token=…` and
-    /// `{public_url}/verify-email?token=…`.
-    pub public_url: String,
-    pub password_reset_ttl: Duration,
-    pub email_verification_ttl: Duration,
-    /// How long a "this wasn't me" link works: the one an email change sends to the address
-    /// it leaves, and the one in every security notice.
-    pub email_change_revert_window: Duration,
-}
-
-impl AccountLinks {
-    pub(super) fn link(&self, path: &str, token: &OpaqueToken) -> String {
-        format!(
-            "{}/{path}?token={}",
-            self.public_url.trim_end_matches('/'),
-            token.expose()
-        )
-    }
-}
-
 /// Issues links and emails them; what deferred jobs run, so it owns what they need.
 #[derive(Clone)]
 struct LinkMail {
-    users: Arc<dyn AccountStore>,
+    reads: Arc<dyn HotReads>,
     tokens: Arc<dyn AccountTokenRepository>,
     mailer: Arc<dyn Mailer>,
     clock: Arc<dyn Clock>,
@@ -128,7 +107,7 @@ impl LinkMail {
         new: Email,
         recovery: Arc<dyn AccountRecoveryStore>,
     ) -> Result<(), ServiceError> {
-        let taken = self.users.find_by_email(&new).await?.is_some()
+        let taken = self.reads.user_by_email(&new).await?.is_some()
             || recovery
                 .is_reserved(&new, Some(user.id), self.clock.now())
                 .await?;
@@ -223,6 +202,7 @@ impl LinkMail {
 /// Password reset, email verification and change, and giving an account back to its owner.
 pub struct AccountService {
     users: Arc<dyn AccountStore>,
+    reads: Arc<dyn HotReads>,
     tokens: Arc<dyn AccountTokenRepository>,
     recovery: Arc<dyn AccountRecoveryStore>,
     notices: Arc<SecurityNotices>,
@@ -236,32 +216,52 @@ pub struct AccountService {
     deferred: Arc<dyn Deferred>,
 }
 
+/// What [`AccountService`] works with.
+pub struct AccountDeps {
+    pub users: Arc<dyn AccountStore>,
+    pub reads: Arc<dyn HotReads>,
+    pub tokens: Arc<dyn AccountTokenRepository>,
+    pub recovery: Arc<dyn AccountRecoveryStore>,
+    pub notices: Arc<SecurityNotices>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub sessions: Arc<SessionService>,
+    pub mfa: Arc<MfaService>,
+    pub mailer: Arc<dyn Mailer>,
+    pub deferred: Arc<dyn Deferred>,
+    pub clock: Arc<dyn Clock>,
+    pub audit: AuditTrail,
+    pub throttle: Arc<Throttle>,
+    pub links: Arc<AccountLinks>,
+}
+
 impl AccountService {
-    #[allow(clippy::too_many_arguments)] // the composition root wires each port by name
-    pub fn new(
-        users: Arc<dyn AccountStore>,
-        tokens: Arc<dyn AccountTokenRepository>,
-        recovery: Arc<dyn AccountRecoveryStore>,
-        notices: Arc<SecurityNotices>,
-        hasher: Arc<dyn PasswordHasher>,
-        sessions: Arc<SessionService>,
-        mfa: Arc<MfaService>,
-        mailer: Arc<dyn Mailer>,
-        deferred: Arc<dyn Deferred>,
-        clock: Arc<dyn Clock>,
-        audit: AuditTrail,
-        throttle: Arc<Throttle>,
-        links: Arc<AccountLinks>,
-    ) -> Self {
+    pub fn new(deps: AccountDeps) -> Self {
+        let AccountDeps {
+            users,
+            reads,
+            tokens,
+            recovery,
+            notices,
+            hasher,
+            sessions,
+            mfa,
+            mailer,
+            deferred,
+            clock,
+            audit,
+            throttle,
+            links,
+        } = deps;
         Self {
             mail: LinkMail {
-                users: users.clone(),
+                reads: reads.clone(),
                 tokens: tokens.clone(),
                 mailer,
                 clock: clock.clone(),
                 links,
             },
             users,
+            reads,
             tokens,
             recovery,
             notices,
@@ -286,7 +286,7 @@ impl AccountService {
     ) -> Result<(), ServiceError> {
         // Limited the same whether or not the email has an account.
         self.throttle.password_reset(client, Some(&email)).await?;
-        let Some(user) = self.users.find_by_email(&email).await? else {
+        let Some(user) = self.reads.user_by_email(&email).await? else {
             return Ok(());
         };
         self.audit.record(Record {
@@ -326,7 +326,7 @@ impl AccountService {
             .find_by_id(holder.user_id)
             .await?
             .ok_or_else(|| invalid_link(TokenPurpose::PasswordReset))?;
-        super::auth::require_strong(
+        require_strong(
             &new_password,
             &account.email,
             account.display_name.as_ref(),
@@ -407,7 +407,7 @@ impl AccountService {
         client: &ClientInfo,
     ) -> Result<(), ServiceError> {
         self.throttle.email(client, &email).await?;
-        match self.users.find_by_email(&email).await? {
+        match self.reads.user_by_email(&email).await? {
             Some(user) if user.email_verified_at.is_none() => {
                 self.send_verification(user);
                 Ok(())
@@ -609,14 +609,14 @@ fn invalid_link(purpose: TokenPurpose) -> ServiceError {
 mod tests {
     use super::*;
     use crate::application::AuthFailure;
-    use crate::application::fakes::Fakes;
+    use crate::application::Policies;
+    use crate::application::testing::{Harness, policies};
     use crate::domain::NewUser;
 
     const EMAIL: &str = "ada@example.com";
 
-    async fn sign_up(fakes: &Fakes) -> SignedIn {
-        fakes
-            .services()
+    async fn sign_up(h: &Harness) -> SignedIn {
+        h.services
             .auth
             .register(
                 NewUser {
@@ -641,31 +641,22 @@ mod tests {
         )
     }
 
-    async fn request_reset(fakes: &Fakes) -> OpaqueToken {
-        fakes
-            .services()
+    async fn request_reset(h: &Harness) -> OpaqueToken {
+        h.services
             .account
             .request_password_reset(Email::parse(EMAIL).unwrap(), &ClientInfo::default())
             .await
             .unwrap();
-        OpaqueToken::from_client(fakes.last_link_token(EMAIL).await)
+        OpaqueToken::from_client(h.last_link_token(EMAIL).await)
     }
 
     #[tokio::test]
     async fn a_reset_link_sets_the_password_ends_sessions_and_signs_in() {
-        let fakes = Fakes::new();
-        let services = fakes.services();
-        let before = sign_up(&fakes).await;
-        let token = request_reset(&fakes).await;
-        let text = &fakes
-            .mailer
-            .sent
-            .lock()
-            .unwrap()
-            .last()
-            .unwrap()
-            .text
-            .clone();
+        let h = Harness::new().await;
+        let services = &h.services;
+        let before = sign_up(&h).await;
+        let token = request_reset(&h).await;
+        let text = h.sent().last().unwrap().text.clone();
         assert!(text.contains("https://app.example.com/reset-password?token="));
 
         let signed_in = services
@@ -707,10 +698,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_guessable_new_password_is_refused_and_the_reset_link_stays_usable() {
-        let fakes = Fakes::new();
-        let account = fakes.services().account;
-        sign_up(&fakes).await;
-        let token = request_reset(&fakes).await;
+        let h = Harness::new().await;
+        let account = h.services.account.clone();
+        sign_up(&h).await;
+        let token = request_reset(&h).await;
         let again = OpaqueToken::from_client(token.expose().to_owned());
         for weak in ["ada@example.com", "password123"] {
             let refused = account
@@ -739,12 +730,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_reset_link_works_once_expires_and_is_replaced_by_a_newer_one() {
-        let fakes = Fakes::new();
-        let account = fakes.services().account;
-        sign_up(&fakes).await;
+        let h = Harness::new().await;
+        let account = h.services.account.clone();
+        sign_up(&h).await;
         let client = ClientInfo::default();
 
-        let used = request_reset(&fakes).await;
+        let used = request_reset(&h).await;
         let used_again = OpaqueToken::from_client(used.expose().to_owned());
         account
             .reset_password(used, password("new password 1"), &client)
@@ -755,14 +746,14 @@ mod tests {
             .await;
         assert!(is_invalid_token(&reuse));
 
-        let superseded = request_reset(&fakes).await;
-        let newest = request_reset(&fakes).await;
+        let superseded = request_reset(&h).await;
+        let newest = request_reset(&h).await;
         let old_link = account
             .reset_password(superseded, password("new password 3"), &client)
             .await;
         assert!(is_invalid_token(&old_link));
 
-        fakes.clock.advance(Duration::minutes(31));
+        h.clock.advance(Duration::minutes(31));
         let expired = account
             .reset_password(newest, password("new password 4"), &client)
             .await;
@@ -773,17 +764,21 @@ mod tests {
     async fn a_reset_request_for_an_unknown_email_looks_the_same_and_sends_nothing() {
         use crate::application::ports::Quota;
         use crate::application::throttle::ThrottlePolicy;
-        let fakes = Fakes::new().with_throttle(ThrottlePolicy {
-            password_reset_per_account: Some(Quota {
-                burst: 1,
-                period: std::time::Duration::from_secs(3600),
-            }),
-            ..ThrottlePolicy::default()
-        });
-        sign_up(&fakes).await;
-        fakes.settle().await;
-        let mails_before = fakes.mailer.sent.lock().unwrap().len();
-        let account = fakes.services().account;
+        let h = Harness::with(Policies {
+            throttle: ThrottlePolicy {
+                password_reset_per_account: Some(Quota {
+                    burst: 1,
+                    period: std::time::Duration::from_secs(3600),
+                }),
+                ..ThrottlePolicy::default()
+            },
+            ..policies()
+        })
+        .await;
+        sign_up(&h).await;
+        h.settle().await;
+        let mails_before = h.sent().len();
+        let account = h.services.account.clone();
         let ask = |email: &str| {
             let account = account.clone();
             let email = Email::parse(email).unwrap();
@@ -799,8 +794,8 @@ mod tests {
         assert!(matches!(known, Ok(())), "{known:?}");
         assert!(matches!(unknown, Ok(())), "{unknown:?}");
         // The answer never waits for the mail, so its timing cannot tell the two apart.
-        assert_eq!(fakes.mailer.sent.lock().unwrap().len(), mails_before);
-        assert_eq!(fakes.hasher.verifications(), 0);
+        assert_eq!(h.sent().len(), mails_before);
+        assert_eq!(h.hasher.verifications(), 0);
         // An unknown address is limited exactly as a known one.
         for email in [EMAIL, "nobody@example.com"] {
             let again = ask(email).await;
@@ -815,8 +810,8 @@ mod tests {
             );
         }
 
-        fakes.settle().await;
-        let sent = fakes.mailer.sent.lock().unwrap();
+        h.settle().await;
+        let sent = h.sent();
         assert!(sent.iter().all(|e| e.to != "nobody@example.com"));
         assert_eq!(
             sent.iter().filter(|e| e.to == EMAIL).count(),
@@ -827,10 +822,10 @@ mod tests {
 
     #[tokio::test]
     async fn the_verification_link_confirms_the_email_once() {
-        let fakes = Fakes::new();
-        let account = fakes.services().account;
-        let user = sign_up(&fakes).await.user;
-        let token = fakes.last_link_token(EMAIL).await;
+        let h = Harness::new().await;
+        let account = h.services.account.clone();
+        let user = sign_up(&h).await.user;
+        let token = h.last_link_token(EMAIL).await;
 
         let verified = account
             .verify_email(
@@ -840,7 +835,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(verified.id, user.id);
-        assert_eq!(verified.email_verified_at, Some(fakes.clock.now()));
+        assert_eq!(verified.email_verified_at, Some(h.clock.now()));
         let again = account
             .verify_email(OpaqueToken::from_client(token), &ClientInfo::default())
             .await;
@@ -849,15 +844,15 @@ mod tests {
 
     #[tokio::test]
     async fn resending_replaces_the_link_and_stops_once_verified() {
-        let fakes = Fakes::new();
-        let account = fakes.services().account;
-        sign_up(&fakes).await;
-        let first = fakes.last_link_token(EMAIL).await;
+        let h = Harness::new().await;
+        let account = h.services.account.clone();
+        sign_up(&h).await;
+        let first = h.last_link_token(EMAIL).await;
         account
             .resend_verification(Email::parse(EMAIL).unwrap(), &ClientInfo::default())
             .await
             .unwrap();
-        let second = fakes.last_link_token(EMAIL).await;
+        let second = h.last_link_token(EMAIL).await;
         assert_ne!(first, second);
         assert!(is_invalid_token(
             &account
@@ -869,16 +864,12 @@ mod tests {
             .await
             .unwrap();
 
-        let sent = fakes.mailer.sent.lock().unwrap().len();
+        let sent = h.sent().len();
         account
             .resend_verification(Email::parse(EMAIL).unwrap(), &ClientInfo::default())
             .await
             .unwrap();
-        fakes.settle().await;
-        assert_eq!(
-            fakes.mailer.sent.lock().unwrap().len(),
-            sent,
-            "nothing to confirm"
-        );
+        h.settle().await;
+        assert_eq!(h.sent().len(), sent, "nothing to confirm");
     }
 }

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use crate::domain::{
-    AccountStore, AuditKind, AuthMethods, DisplayName, Email, NewUser, Password, PasswordAttempt,
-    PasswordHash, Role, User, UserId,
+    AccountStore, AuditKind, AuthMethods, Email, HotReads, NewUser, Password, PasswordAttempt,
+    Role, User, UserId,
 };
 
 use super::account::AccountService;
@@ -12,6 +12,7 @@ use super::audit::{AuditTrail, Record};
 use super::caller::{ClientInfo, Principal};
 use super::error::{AuthFailure, ServiceError};
 use super::notices::{Notice, SecurityNotices};
+use super::passwords::{Confirmation, Matched, require_strong, verify_attempt};
 use super::ports::{Clock, PasswordHasher};
 use super::second_factor::MfaService;
 use super::sessions::{SessionService, SignedIn};
@@ -20,8 +21,10 @@ use super::throttle::Throttle;
 /// Sign-up, sign-in and password changes.
 pub struct AuthService {
     users: Arc<dyn AccountStore>,
+    reads: Arc<dyn HotReads>,
     notices: Arc<SecurityNotices>,
     hasher: Arc<dyn PasswordHasher>,
+    confirmation: Arc<Confirmation>,
     sessions: Arc<SessionService>,
     account: Arc<AccountService>,
     mfa: Arc<MfaService>,
@@ -30,29 +33,35 @@ pub struct AuthService {
     throttle: Arc<Throttle>,
 }
 
+/// What [`AuthService`] works with.
+pub struct AuthDeps {
+    pub users: Arc<dyn AccountStore>,
+    pub reads: Arc<dyn HotReads>,
+    pub notices: Arc<SecurityNotices>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub confirmation: Arc<Confirmation>,
+    pub sessions: Arc<SessionService>,
+    pub account: Arc<AccountService>,
+    pub mfa: Arc<MfaService>,
+    pub clock: Arc<dyn Clock>,
+    pub audit: AuditTrail,
+    pub throttle: Arc<Throttle>,
+}
+
 impl AuthService {
-    #[allow(clippy::too_many_arguments)] // the composition root wires each port by name
-    pub fn new(
-        users: Arc<dyn AccountStore>,
-        notices: Arc<SecurityNotices>,
-        hasher: Arc<dyn PasswordHasher>,
-        sessions: Arc<SessionService>,
-        account: Arc<AccountService>,
-        mfa: Arc<MfaService>,
-        clock: Arc<dyn Clock>,
-        audit: AuditTrail,
-        throttle: Arc<Throttle>,
-    ) -> Self {
+    pub fn new(deps: AuthDeps) -> Self {
         Self {
-            users,
-            notices,
-            hasher,
-            sessions,
-            account,
-            mfa,
-            clock,
-            audit,
-            throttle,
+            users: deps.users,
+            reads: deps.reads,
+            notices: deps.notices,
+            hasher: deps.hasher,
+            confirmation: deps.confirmation,
+            sessions: deps.sessions,
+            account: deps.account,
+            mfa: deps.mfa,
+            clock: deps.clock,
+            audit: deps.audit,
+            throttle: deps.throttle,
         }
     }
 
@@ -110,7 +119,7 @@ impl AuthService {
     ) -> Result<SignedIn, ServiceError> {
         // Limits first: a refused attempt costs no password hash.
         let _turn = self.throttle.login(client, &email).await?;
-        let user = self.users.find_by_email(&email).await?;
+        let user = self.reads.user_by_email(&email).await?;
         // An over-long password matches no account; refuse it before spending a hash on it.
         let password = PasswordAttempt::parse(password).ok_or(AuthFailure::InvalidCredentials)?;
         let user = match user {
@@ -174,22 +183,16 @@ impl AuthService {
             .find_by_id(caller.user_id)
             .await?
             .ok_or(AuthFailure::SessionEnded)?;
-        confirm_sensitive_change(
-            self.hasher.as_ref(),
-            &self.throttle,
-            &self.sessions,
-            caller,
-            &user,
-            current,
-        )
-        .await
-        .map_err(|e| match e {
-            ServiceError::InvalidInput { message, .. } => ServiceError::InvalidInput {
-                field: "currentPassword",
-                message,
-            },
-            other => other,
-        })?;
+        self.confirmation
+            .sensitive_change(caller, &user, current)
+            .await
+            .map_err(|e| match e {
+                ServiceError::InvalidInput { message, .. } => ServiceError::InvalidInput {
+                    field: "currentPassword",
+                    message,
+                },
+                other => other,
+            })?;
         require_strong(&new, &user.email, user.display_name.as_ref(), "newPassword").await?;
         let hash = self.hasher.hash(new).await?;
         let now = self.clock.now();
@@ -258,106 +261,13 @@ impl AuthService {
     }
 }
 
-/// Before a sensitive change (the password, the email, deleting the account): the password
-/// typed again proves a recent authentication, except for an account with a second factor,
-/// whose session must also have proved that factor recently (`reauthenticate`), so a stolen
-/// session and a phished password are not enough.
-pub(super) async fn confirm_sensitive_change(
-    hasher: &dyn PasswordHasher,
-    throttle: &Throttle,
-    sessions: &SessionService,
-    caller: &Principal,
-    user: &User,
-    password: String,
-) -> Result<(), ServiceError> {
-    if user.mfa_enabled_at.is_some() {
-        sessions.require_recent(caller, user)?;
-    }
-    confirm_password(hasher, throttle, caller, user, password).await
-}
-
-/// Checks that the signed-in user typed their own password; a wrong one is an input error
-/// on `password`. Throttled like a sign-in, before any hashing:
-/// a stolen session is no oracle for guessing the password.
-pub(super) async fn confirm_password(
-    hasher: &dyn PasswordHasher,
-    throttle: &Throttle,
-    caller: &Principal,
-    user: &User,
-    password: String,
-) -> Result<(), ServiceError> {
-    let _turn = throttle
-        .password_confirmation(caller.session_id, &user.email)
-        .await?;
-    let matches = match PasswordAttempt::parse(password) {
-        Some(password) => {
-            verify_attempt(hasher, &password, &user.password_hash).await? != Matched::No
-        }
-        None => false,
-    };
-    if matches {
-        throttle.password_succeeded(&user.email).await;
-        Ok(())
-    } else {
-        throttle.password_failed(&user.email).await;
-        Err(ServiceError::InvalidInput {
-            field: "password",
-            message: "The password is incorrect.".into(),
-        })
-    }
-}
-
-/// Which form of a typed password matched a stored hash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Matched {
-    No,
-    /// Its normalised form: a hash made since passwords are normalised.
-    Normalised,
-    /// The characters as typed: a hash made before, to be replaced.
-    AsTyped,
-}
-
-/// Checks every form of an attempt against a hash until one matches: one argon2 hash per
-/// form, so the dummy hash of an unknown email (which matches nothing) costs exactly what a
-/// wrong password costs for the same typed text. The caller counts it as one attempt.
-pub(super) async fn verify_attempt(
-    hasher: &dyn PasswordHasher,
-    attempt: &PasswordAttempt,
-    hash: &PasswordHash,
-) -> Result<Matched, ServiceError> {
-    for (i, form) in attempt.forms().enumerate() {
-        if hasher.verify(form.clone(), hash).await? {
-            return Ok(if i == 0 {
-                Matched::Normalised
-            } else {
-                Matched::AsTyped
-            });
-        }
-    }
-    Ok(Matched::No)
-}
-
-/// Refuses a guessable new password (`Password::check_strength`) as an input error on
-/// `field`. The estimate costs up to milliseconds of CPU, so it runs on the blocking pool,
-/// not on the async threads and not in the hashing pool (which it would slow for sign-ins).
-pub(super) async fn require_strong(
-    password: &Password,
-    email: &Email,
-    display_name: Option<&DisplayName>,
-    field: &'static str,
-) -> Result<(), ServiceError> {
-    let (password, email, display_name) = (password.clone(), email.clone(), display_name.cloned());
-    tokio::task::spawn_blocking(move || password.check_strength(&email, display_name.as_ref()))
-        .await
-        .map_err(ServiceError::internal)?
-        .map_err(|e| ServiceError::invalid(field, e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::application::Policies;
     use crate::application::SessionPolicy;
-    use crate::application::fakes::{FakeHasher, Fakes, POLICY};
+    use crate::application::testing::{CheapHasher, Harness, SESSIONS, policies};
+    use crate::domain::PasswordHash;
 
     fn new_user(email: &str, password: &str) -> NewUser {
         NewUser {
@@ -371,9 +281,8 @@ mod tests {
         Email::parse(s).unwrap()
     }
 
-    async fn registered(fakes: &Fakes) -> SignedIn {
-        fakes
-            .services()
+    async fn registered(h: &Harness) -> SignedIn {
+        h.services
             .auth
             .register(
                 new_user("ada@example.com", "correct horse"),
@@ -385,16 +294,16 @@ mod tests {
 
     #[tokio::test]
     async fn register_stores_a_hashed_password_and_signs_in() {
-        let fakes = Fakes::new();
-        let signed_in = registered(&fakes).await;
+        let h = Harness::new().await;
+        let signed_in = registered(&h).await;
 
-        let stored = fakes.users.get(signed_in.user.id).unwrap();
+        let stored = h.user(signed_in.user.id).await.unwrap();
         assert_eq!(stored.email.as_str(), "ada@example.com");
         assert_eq!(stored.role, Role::User);
         assert_eq!(stored.email_verified_at, None);
         assert_ne!(stored.password_hash.as_str(), "correct horse");
-        let caller = fakes
-            .services()
+        let caller = h
+            .services
             .sessions
             .authenticate(&signed_in.access_token.token)
             .await
@@ -404,14 +313,11 @@ mod tests {
 
     #[tokio::test]
     async fn register_emails_a_verification_link() {
-        let fakes = Fakes::new();
-        registered(&fakes).await;
-        assert!(
-            fakes.mailer.sent.lock().unwrap().is_empty(),
-            "sent later, not on the request"
-        );
-        fakes.settle().await;
-        let sent = fakes.mailer.sent.lock().unwrap().clone();
+        let h = Harness::new().await;
+        registered(&h).await;
+        assert!(h.sent().is_empty(), "sent later, not on the request");
+        h.settle().await;
+        let sent = h.sent().clone();
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].to, "ada@example.com");
         assert!(
@@ -423,10 +329,10 @@ mod tests {
 
     #[tokio::test]
     async fn register_with_a_taken_email_is_a_conflict() {
-        let fakes = Fakes::new();
-        registered(&fakes).await;
-        let second = fakes
-            .services()
+        let h = Harness::new().await;
+        registered(&h).await;
+        let second = h
+            .services
             .auth
             .register(
                 new_user("ADA@example.com ", "another horse battery"),
@@ -438,9 +344,9 @@ mod tests {
 
     #[tokio::test]
     async fn login_checks_the_password() {
-        let fakes = Fakes::new();
-        registered(&fakes).await;
-        let auth = fakes.services().auth;
+        let h = Harness::new().await;
+        registered(&h).await;
+        let auth = h.services.auth.clone();
 
         let client = ClientInfo::default();
         assert!(
@@ -461,9 +367,9 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_email_fails_like_a_wrong_password_after_the_same_hash_work() {
-        let fakes = Fakes::new();
-        let result = fakes
-            .services()
+        let h = Harness::new().await;
+        let result = h
+            .services
             .auth
             .login(
                 email("nobody@example.com"),
@@ -477,18 +383,14 @@ mod tests {
                 AuthFailure::InvalidCredentials
             ))
         ));
-        assert_eq!(
-            fakes.hasher.verifications(),
-            1,
-            "the dummy hash was checked"
-        );
+        assert_eq!(h.hasher.verifications(), 1, "the dummy hash was checked");
     }
 
     #[tokio::test]
     async fn an_overlong_password_is_refused_without_hashing() {
-        let fakes = Fakes::new();
-        let result = fakes
-            .services()
+        let h = Harness::new().await;
+        let result = h
+            .services
             .auth
             .login(
                 email("nobody@example.com"),
@@ -502,15 +404,15 @@ mod tests {
                 AuthFailure::InvalidCredentials
             ))
         ));
-        assert_eq!(fakes.hasher.verifications(), 0);
+        assert_eq!(h.hasher.verifications(), 0);
     }
 
     #[tokio::test]
     async fn a_saturated_hasher_sheds_load_instead_of_queueing() {
-        let fakes = Fakes::new();
-        fakes.hasher.saturate();
-        let result = fakes
-            .services()
+        let h = Harness::new().await;
+        h.hasher.saturate();
+        let result = h
+            .services
             .auth
             .register(
                 new_user("ada@example.com", "correct horse"),
@@ -518,25 +420,27 @@ mod tests {
             )
             .await;
         assert!(matches!(result, Err(ServiceError::Overloaded { .. })));
-        assert!(fakes.users.is_empty(), "nothing was stored");
+        assert!(
+            h.user_by_email("ada@example.com").await.is_none(),
+            "nothing was stored"
+        );
     }
 
     #[tokio::test]
     async fn login_upgrades_a_hash_made_with_outdated_parameters() {
-        let fakes = Fakes::new();
-        let user = registered(&fakes).await.user;
-        fakes
-            .users
+        let h = Harness::new().await;
+        let user = registered(&h).await.user;
+        h.stores
+            .accounts
             .set_password_hash(
                 user.id,
-                &FakeHasher::outdated_hash("correct horse"),
-                fakes.clock.now(),
+                &CheapHasher::outdated_hash("correct horse"),
+                h.clock.now(),
             )
             .await
             .unwrap();
 
-        fakes
-            .services()
+        h.services
             .auth
             .login(
                 email("ada@example.com"),
@@ -546,18 +450,22 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            fakes.users.get(user.id).unwrap().password_hash.as_str(),
+            h.user(user.id).await.unwrap().password_hash.as_str(),
             "current$correct horse"
         );
     }
 
     #[tokio::test]
     async fn unverified_accounts_cannot_sign_in_when_the_policy_requires_it() {
-        let fakes = Fakes::with_policy(SessionPolicy {
-            require_verified_email: true,
-            ..POLICY
-        });
-        let auth = fakes.services().auth;
+        let h = Harness::with(Policies {
+            sessions: SessionPolicy {
+                require_verified_email: true,
+                ..SESSIONS
+            },
+            ..policies()
+        })
+        .await;
+        let auth = h.services.auth.clone();
         let registration = auth
             .register(
                 new_user("ada@example.com", "correct horse"),
@@ -565,7 +473,10 @@ mod tests {
             )
             .await;
         assert!(matches!(registration, Err(ServiceError::EmailNotVerified)));
-        assert!(!fakes.users.is_empty(), "the account exists");
+        assert!(
+            h.user_by_email("ada@example.com").await.is_some(),
+            "the account exists"
+        );
 
         let login = auth
             .login(
@@ -579,9 +490,9 @@ mod tests {
 
     #[tokio::test]
     async fn changing_the_password_needs_the_current_one_and_ends_other_sessions() {
-        let fakes = Fakes::new();
-        let services = fakes.services();
-        let first = registered(&fakes).await;
+        let h = Harness::new().await;
+        let services = &h.services;
+        let first = registered(&h).await;
         let client = ClientInfo::default();
         let second = services
             .auth
@@ -640,9 +551,9 @@ mod tests {
 
     #[tokio::test]
     async fn register_refuses_a_common_password_before_hashing_anything() {
-        let fakes = Fakes::new();
-        let result = fakes
-            .services()
+        let h = Harness::new().await;
+        let result = h
+            .services
             .auth
             .register(
                 new_user("ada@example.com", "password123"),
@@ -654,14 +565,14 @@ mod tests {
         };
         assert_eq!(field, "password");
         assert!(message.contains("common password"), "{message}");
-        assert!(fakes.users.is_empty());
+        assert!(h.user_by_email("ada@example.com").await.is_none());
     }
 
     #[tokio::test]
     async fn change_password_refuses_a_new_password_made_of_the_accounts_email() {
-        let fakes = Fakes::new();
-        let services = fakes.services();
-        let signed_in = registered(&fakes).await;
+        let h = Harness::new().await;
+        let services = &h.services;
+        let signed_in = registered(&h).await;
         let caller = services
             .sessions
             .authenticate(&signed_in.access_token.token)
@@ -694,32 +605,28 @@ mod tests {
 
     #[tokio::test]
     async fn a_hash_of_a_password_stored_as_typed_before_normalisation_still_signs_in() {
-        let fakes = Fakes::new();
-        let user = registered(&fakes).await.user;
+        let h = Harness::new().await;
+        let user = registered(&h).await.user;
         // What an account registered with a decomposed password before normalisation holds.
-        fakes
-            .users
+        h.stores
+            .accounts
             .set_password_hash(
                 user.id,
                 &PasswordHash::new(format!("current${NFD}")),
-                fakes.clock.now(),
+                h.clock.now(),
             )
             .await
             .unwrap();
-        let auth = fakes.services().auth;
+        let auth = h.services.auth.clone();
         let client = ClientInfo::default();
 
-        let before = fakes.hasher.verifications();
+        let before = h.hasher.verifications();
         auth.login(email("ada@example.com"), NFD.into(), &client)
             .await
             .unwrap();
+        assert_eq!(h.hasher.verifications() - before, 2, "NFC, then as typed");
         assert_eq!(
-            fakes.hasher.verifications() - before,
-            2,
-            "NFC, then as typed"
-        );
-        assert_eq!(
-            fakes.users.get(user.id).unwrap().password_hash.as_str(),
+            h.user(user.id).await.unwrap().password_hash.as_str(),
             format!("current${NFC}"),
             "rehashed to the normalised form"
         );
@@ -732,21 +639,21 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_email_costs_as_many_hashes_as_a_wrong_password_in_both_forms() {
-        let fakes = Fakes::new();
-        registered(&fakes).await;
-        let auth = fakes.services().auth;
+        let h = Harness::new().await;
+        registered(&h).await;
+        let auth = h.services.auth.clone();
         let client = ClientInfo::default();
         for (typed, hashes) in [("Wrong pa\u{0301}ssword", 2), ("Wrong password", 1)] {
-            let before = fakes.hasher.verifications();
+            let before = h.hasher.verifications();
             let known = auth
                 .login(email("ada@example.com"), typed.into(), &client)
                 .await;
-            let known_hashes = fakes.hasher.verifications() - before;
-            let before = fakes.hasher.verifications();
+            let known_hashes = h.hasher.verifications() - before;
+            let before = h.hasher.verifications();
             let unknown = auth
                 .login(email("nobody@example.com"), typed.into(), &client)
                 .await;
-            let unknown_hashes = fakes.hasher.verifications() - before;
+            let unknown_hashes = h.hasher.verifications() - before;
             assert!(known.is_err() && unknown.is_err());
             assert_eq!(
                 (known_hashes, unknown_hashes),

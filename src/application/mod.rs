@@ -1,40 +1,38 @@
 //! Use cases. A service method is the unit a resolver calls; services hold the policy and
-//! depend only on the domain and on the ports below, never on a framework.
+//! depend only on the domain and on the ports below, never on a framework. `wiring` builds
+//! them all, for the composition root and for the tests alike.
 
 pub mod account;
 pub mod audit;
 pub mod auth;
 pub mod caller;
 pub mod error;
+pub mod links;
 pub mod notices;
 pub mod passkey_ports;
+pub mod passwords;
 pub mod ports;
 pub mod second_factor;
 pub mod sessions;
 pub mod throttle;
 pub mod users;
+pub mod wiring;
 
-#[cfg(any(test, feature = "fakes"))]
-pub mod fakes;
+#[cfg(test)]
+pub mod testing;
 
-pub use account::{AccountLinks, AccountService};
+pub use account::{AccountDeps, AccountService};
 pub use audit::{AuditPage, AuditRetention, AuditService, AuditTrail};
-pub use auth::AuthService;
+pub use auth::{AuthDeps, AuthService};
 pub use caller::{Caller, ClientInfo, Principal};
 pub use error::{AuthFailure, ServiceError};
+pub use links::AccountLinks;
 pub use notices::{Notice, SecurityNotices};
-pub use second_factor::{Enrollment, MfaPolicy, MfaPorts, MfaService};
-pub use sessions::{Reauthenticated, SessionPage, SessionPolicy, SessionService, SignedIn};
+pub use passwords::Confirmation;
+pub use second_factor::{Enrollment, MfaDeps, MfaPolicy, MfaService};
+pub use sessions::{
+    Reauthenticated, SessionDeps, SessionPage, SessionPolicy, SessionService, SignedIn,
+};
 pub use throttle::{Lockout, Throttle, ThrottlePolicy};
-pub use users::{AdminMade, UserPage, UserService};
-
-/// Every service, as the composition root wires them and the interfaces use them.
-#[derive(Clone)]
-pub struct Services {
-    pub auth: std::sync::Arc<AuthService>,
-    pub sessions: std::sync::Arc<SessionService>,
-    pub account: std::sync::Arc<AccountService>,
-    pub users: std::sync::Arc<UserService>,
-    pub mfa: std::sync::Arc<MfaService>,
-    pub audit: std::sync::Arc<AuditService>,
-}
+pub use users::{AdminMade, UserDeps, UserPage, UserService};
+pub use wiring::{Policies, Ports, Services, Stores};

@@ -15,9 +15,9 @@ use crate::domain::{
     TokenPurpose, User, UserId,
 };
 
-use super::account::AccountLinks;
 use super::audit::{AuditTrail, Record};
 use super::caller::ClientInfo;
+use super::links::AccountLinks;
 use super::ports::{Deferred, Mailer, OutgoingEmail};
 
 /// What a notice is about.

@@ -12,11 +12,11 @@ use crate::domain::{
 };
 
 use super::audit::{AuditTrail, Record};
-use super::auth::confirm_password;
 use super::caller::{ClientInfo, Principal};
 use super::error::{AuthFailure, ServiceError};
 use super::notices::{Notice, SecurityNotices};
-use super::ports::{Clock, PasswordHasher, SecretSealer};
+use super::passwords::Confirmation;
+use super::ports::{Clock, SecretSealer};
 use super::sessions::{Reauthenticated, SessionService, SignedIn};
 use super::throttle::Throttle;
 
@@ -46,18 +46,29 @@ enum Accepted {
     RecoveryCode,
 }
 
-/// The ports the second factor needs.
-pub struct MfaPorts {
+/// What [`MfaService`] works with.
+pub struct MfaDeps {
     pub users: Arc<dyn AccountStore>,
     pub factors: Arc<dyn SecondFactorStore>,
     pub tickets: Arc<dyn AccountTokenRepository>,
     pub sealer: Arc<dyn SecretSealer>,
-    pub hasher: Arc<dyn PasswordHasher>,
     pub clock: Arc<dyn Clock>,
+    pub confirmation: Arc<Confirmation>,
+    pub notices: Arc<SecurityNotices>,
+    pub sessions: Arc<SessionService>,
+    pub throttle: Arc<Throttle>,
+    pub audit: AuditTrail,
+    pub policy: MfaPolicy,
 }
 
+/// The second factor: enrolment, codes, step-up, and an administrator's reset.
 pub struct MfaService {
-    ports: MfaPorts,
+    users: Arc<dyn AccountStore>,
+    factors: Arc<dyn SecondFactorStore>,
+    tickets: Arc<dyn AccountTokenRepository>,
+    sealer: Arc<dyn SecretSealer>,
+    clock: Arc<dyn Clock>,
+    confirmation: Arc<Confirmation>,
     notices: Arc<SecurityNotices>,
     sessions: Arc<SessionService>,
     throttle: Arc<Throttle>,
@@ -73,21 +84,19 @@ const OWN_FACTOR: &str = "Administrators cannot reset their own second factor: t
                           disableTotp and a code from it (or a recovery code).";
 
 impl MfaService {
-    pub fn new(
-        ports: MfaPorts,
-        notices: Arc<SecurityNotices>,
-        sessions: Arc<SessionService>,
-        throttle: Arc<Throttle>,
-        audit: AuditTrail,
-        policy: MfaPolicy,
-    ) -> Self {
+    pub fn new(deps: MfaDeps) -> Self {
         Self {
-            ports,
-            notices,
-            sessions,
-            throttle,
-            audit,
-            policy,
+            users: deps.users,
+            factors: deps.factors,
+            tickets: deps.tickets,
+            sealer: deps.sealer,
+            clock: deps.clock,
+            confirmation: deps.confirmation,
+            notices: deps.notices,
+            sessions: deps.sessions,
+            throttle: deps.throttle,
+            audit: deps.audit,
+            policy: deps.policy,
         }
     }
 
@@ -103,15 +112,14 @@ impl MfaService {
         let factor = TotpFactor {
             user_id: user.id,
             sealed_secret: self
-                .ports
                 .sealer
                 .seal(user.id, &secret)
                 .map_err(ServiceError::internal)?,
-            created_at: self.ports.clock.now(),
+            created_at: self.clock.now(),
             confirmed_at: None,
             last_step: 0,
         };
-        if !self.ports.factors.begin_enrollment(&factor).await? {
+        if !self.factors.begin_enrollment(&factor).await? {
             return Err(ServiceError::Conflict(ALREADY_ON));
         }
         let totp = self.totp(&user, secret);
@@ -132,14 +140,14 @@ impl MfaService {
     ) -> Result<Vec<RecoveryCode>, ServiceError> {
         let user = self.account(caller.user_id).await?;
         self.sessions.require_recent(caller, &user)?;
-        let factor = match self.ports.factors.find(user.id).await? {
+        let factor = match self.factors.find(user.id).await? {
             Some(factor) if factor.confirmed_at.is_none() => factor,
             Some(_) => return Err(ServiceError::Conflict(ALREADY_ON)),
             None => return Err(ServiceError::Conflict(NOT_ENROLLING)),
         };
         self.throttle.second_factor_from(client).await?;
         self.throttle.second_factor_of(&user.email).await?;
-        let now = self.ports.clock.now();
+        let now = self.clock.now();
         let secret = self.open(&user, &factor)?;
         let Some(step) = self.totp(&user, secret).matching_step(code, now) else {
             return Err(self.wrong_code(&user, client, "enrolment").await);
@@ -147,7 +155,6 @@ impl MfaService {
         let codes = RecoveryCode::generate_set().map_err(ServiceError::internal)?;
         let hashes: Vec<_> = codes.iter().map(|c| c.hash(user.id)).collect();
         if !self
-            .ports
             .factors
             .confirm(user.id, &factor.sealed_secret, step, &hashes, now)
             .await?
@@ -185,7 +192,7 @@ impl MfaService {
         self.sessions.require_recent(caller, &user)?;
         self.throttle.second_factor_from(client).await?;
         self.check_code(&user, code, client).await?;
-        if !self.ports.factors.remove(user.id).await? {
+        if !self.factors.remove(user.id).await? {
             return Err(ServiceError::Conflict(NOT_ON));
         }
         self.audit
@@ -194,7 +201,7 @@ impl MfaService {
             .send(
                 user.id,
                 Notice::SecondFactorDisabled,
-                self.ports.clock.now(),
+                self.clock.now(),
                 client,
             )
             .await;
@@ -215,9 +222,8 @@ impl MfaService {
         self.sessions.require_recent(caller, &user)?;
         let codes = RecoveryCode::generate_set().map_err(ServiceError::internal)?;
         let hashes: Vec<_> = codes.iter().map(|c| c.hash(user.id)).collect();
-        let now = self.ports.clock.now();
-        self.ports
-            .factors
+        let now = self.clock.now();
+        self.factors
             .replace_recovery_codes(user.id, &hashes, now)
             .await?;
         self.audit.record(Record::own(
@@ -236,7 +242,7 @@ impl MfaService {
         if user.mfa_enabled_at.is_none() {
             return Ok(None);
         }
-        Ok(Some(self.ports.factors.recovery_codes_left(user.id).await?))
+        Ok(Some(self.factors.recovery_codes_left(user.id).await?))
     }
 
     /// The refusal of a sign-in whose password was right, for an account with a second
@@ -251,7 +257,7 @@ impl MfaService {
 
     async fn issue_ticket(&self, user: &User) -> Result<OpaqueToken, ServiceError> {
         let ticket = OpaqueToken::generate().map_err(ServiceError::internal)?;
-        let now = self.ports.clock.now();
+        let now = self.clock.now();
         let stored = AccountToken {
             hash: ticket.hash(),
             user_id: user.id,
@@ -262,7 +268,7 @@ impl MfaService {
             created_at: now,
             expires_at: now + self.policy.ticket_lifetime,
         };
-        if !self.ports.tickets.issue(&stored).await? {
+        if !self.tickets.issue(&stored).await? {
             // The account changed in the meantime: the sign-in starts over.
             return Err(AuthFailure::InvalidCredentials.into());
         }
@@ -279,10 +285,9 @@ impl MfaService {
         client: &ClientInfo,
     ) -> Result<SignedIn, ServiceError> {
         self.throttle.second_factor_from(client).await?;
-        let now = self.ports.clock.now();
+        let now = self.clock.now();
         let ticket = ticket.hash();
         let holder = self
-            .ports
             .tickets
             .attempt(
                 &ticket,
@@ -296,7 +301,6 @@ impl MfaService {
         let accepted = self.check_code(&user, code, client).await?;
         // The claim: of concurrent completions of one ticket, one signs in.
         if self
-            .ports
             .tickets
             .consume(&ticket, TokenPurpose::MfaTicket, now)
             .await?
@@ -328,14 +332,7 @@ impl MfaService {
         client: &ClientInfo,
     ) -> Result<Reauthenticated, ServiceError> {
         let user = self.account(caller.user_id).await?;
-        confirm_password(
-            self.ports.hasher.as_ref(),
-            &self.throttle,
-            caller,
-            &user,
-            password,
-        )
-        .await?;
+        self.confirmation.password(caller, &user, password).await?;
         let methods = if user.mfa_enabled_at.is_some() {
             let code = code.ok_or(ServiceError::InvalidInput {
                 field: "code",
@@ -367,12 +364,11 @@ impl MfaService {
         }
         self.sessions.require_recent_admin(admin).await?;
         let user = self
-            .ports
             .users
             .find_by_id(user_id)
             .await?
             .ok_or(ServiceError::NotFound("There is no user with this id."))?;
-        if !self.ports.factors.remove(user.id).await? {
+        if !self.factors.remove(user.id).await? {
             return Err(ServiceError::Conflict(NOT_ON));
         }
         let ended = self.sessions.end_other_sessions(user.id, None).await?;
@@ -384,12 +380,7 @@ impl MfaService {
             detail: Some(format!("sessions ended: {ended}")),
         });
         self.notices
-            .send(
-                user.id,
-                Notice::SecondFactorReset,
-                self.ports.clock.now(),
-                client,
-            )
+            .send(user.id, Notice::SecondFactorReset, self.clock.now(), client)
             .await;
         self.account(user.id).await
     }
@@ -405,17 +396,15 @@ impl MfaService {
     ) -> Result<Accepted, ServiceError> {
         self.throttle.second_factor_of(&user.email).await?;
         let factor = self
-            .ports
             .factors
             .find(user.id)
             .await?
             .filter(|f| f.confirmed_at.is_some())
             .ok_or(ServiceError::Conflict(NOT_ON))?;
-        let now = self.ports.clock.now();
+        let now = self.clock.now();
         self.reseal_with_current_key(user, &factor).await;
         let accepted = if let Some(recovery) = RecoveryCode::from_input(code) {
             let used = self
-                .ports
                 .factors
                 .use_recovery_code(user.id, &recovery.hash(user.id), now)
                 .await?;
@@ -426,7 +415,6 @@ impl MfaService {
                 // The step only moves forward: a code seen before, here or on another
                 // instance, is refused.
                 Some(step) if step > factor.last_step => self
-                    .ports
                     .factors
                     .accept_step(user.id, step)
                     .await?
@@ -438,7 +426,7 @@ impl MfaService {
             Some(accepted) => {
                 self.throttle.second_factor_succeeded(&user.email).await;
                 if accepted == Accepted::RecoveryCode {
-                    let left = self.ports.factors.recovery_codes_left(user.id).await?;
+                    let left = self.factors.recovery_codes_left(user.id).await?;
                     self.audit.record(
                         Record::own(AuditKind::RecoveryCodeUsed, user.id, client)
                             .detail(format!("recovery codes left: {left}")),
@@ -469,17 +457,15 @@ impl MfaService {
     /// at hand, so the previous key can be retired once every factor has been used. Best
     /// effort: the check it serves goes on either way.
     async fn reseal_with_current_key(&self, user: &User, factor: &TotpFactor) {
-        if !self.ports.sealer.needs_reseal(&factor.sealed_secret) {
+        if !self.sealer.needs_reseal(&factor.sealed_secret) {
             return;
         }
         let resealed = self
-            .ports
             .sealer
             .open(user.id, &factor.sealed_secret)
-            .and_then(|secret| self.ports.sealer.seal(user.id, &secret));
+            .and_then(|secret| self.sealer.seal(user.id, &secret));
         let outcome = match resealed {
             Ok(sealed) => self
-                .ports
                 .factors
                 .reseal(user.id, &factor.sealed_secret, &sealed)
                 .await
@@ -497,8 +483,7 @@ impl MfaService {
     }
 
     fn open(&self, user: &User, factor: &TotpFactor) -> Result<Vec<u8>, ServiceError> {
-        self.ports
-            .sealer
+        self.sealer
             .open(user.id, &factor.sealed_secret)
             .map(|secret| secret.to_vec())
             .map_err(ServiceError::internal)
@@ -509,8 +494,7 @@ impl MfaService {
     }
 
     async fn account(&self, id: UserId) -> Result<User, ServiceError> {
-        self.ports
-            .users
+        self.users
             .find_by_id(id)
             .await?
             .ok_or_else(|| AuthFailure::SessionEnded.into())

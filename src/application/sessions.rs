@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    AccountStore, AuditKind, AuthMethods, Authentication, OpaqueToken, Page, PageRequest,
+    AccountStore, AuditKind, AuthMethods, Authentication, HotReads, OpaqueToken, Page, PageRequest,
     RefreshChain, RefreshTokenExchange, RefreshVerdict, Session, SessionId, SessionRepository,
     SiblingAdded, User, UserId,
 };
@@ -82,6 +82,7 @@ pub struct SessionPage {
 pub struct SessionService {
     sessions: Arc<dyn SessionRepository>,
     users: Arc<dyn AccountStore>,
+    reads: Arc<dyn HotReads>,
     tokens: Arc<dyn AccessTokens>,
     clock: Arc<dyn Clock>,
     audit: AuditTrail,
@@ -89,24 +90,29 @@ pub struct SessionService {
     policy: SessionPolicy,
 }
 
+/// What [`SessionService`] works with.
+pub struct SessionDeps {
+    pub sessions: Arc<dyn SessionRepository>,
+    pub users: Arc<dyn AccountStore>,
+    pub reads: Arc<dyn HotReads>,
+    pub tokens: Arc<dyn AccessTokens>,
+    pub clock: Arc<dyn Clock>,
+    pub audit: AuditTrail,
+    pub throttle: Arc<Throttle>,
+    pub policy: SessionPolicy,
+}
+
 impl SessionService {
-    pub fn new(
-        sessions: Arc<dyn SessionRepository>,
-        users: Arc<dyn AccountStore>,
-        tokens: Arc<dyn AccessTokens>,
-        clock: Arc<dyn Clock>,
-        audit: AuditTrail,
-        throttle: Arc<Throttle>,
-        policy: SessionPolicy,
-    ) -> Self {
+    pub fn new(deps: SessionDeps) -> Self {
         Self {
-            sessions,
-            users,
-            tokens,
-            clock,
-            audit,
-            throttle,
-            policy,
+            sessions: deps.sessions,
+            users: deps.users,
+            reads: deps.reads,
+            tokens: deps.tokens,
+            clock: deps.clock,
+            audit: deps.audit,
+            throttle: deps.throttle,
+            policy: deps.policy,
         }
     }
 
@@ -160,8 +166,8 @@ impl SessionService {
                 TokenError::Invalid => AuthFailure::InvalidToken,
             })?;
         let (session, user) = self
-            .sessions
-            .find_with_user(claims.session_id)
+            .reads
+            .session_with_user(claims.session_id)
             .await?
             .ok_or(AuthFailure::SessionEnded)?;
         if session.user_id != claims.user_id {
@@ -459,12 +465,11 @@ impl SessionService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::application::fakes::{Fakes, POLICY, token_for};
+    use crate::application::testing::{Harness, SESSIONS};
     use crate::domain::{Email, NewUser, Password};
 
-    async fn sign_up(fakes: &Fakes) -> SignedIn {
-        fakes
-            .services()
+    async fn sign_up(h: &Harness) -> SignedIn {
+        h.services
             .auth
             .register(
                 NewUser {
@@ -494,27 +499,27 @@ mod tests {
 
     #[tokio::test]
     async fn a_session_records_the_client_and_expires_by_policy() {
-        let fakes = Fakes::new();
-        let signed_in = sign_up(&fakes).await;
-        let principal = fakes
-            .services()
+        let h = Harness::new().await;
+        let signed_in = sign_up(&h).await;
+        let principal = h
+            .services
             .sessions
             .authenticate(&signed_in.access_token.token)
             .await
             .unwrap()
             .principal;
-        let session = fakes.sessions.get(principal.session_id).unwrap();
+        let session = h.session(principal.session_id).await.unwrap();
         assert_eq!(session.ip.as_deref(), Some("203.0.113.7"));
         assert_eq!(session.user_agent.unwrap().len(), 512);
-        assert_eq!(session.expires_at, fakes.clock.now() + POLICY.idle_timeout);
+        assert_eq!(session.expires_at, h.clock.now() + SESSIONS.idle_timeout);
     }
 
     #[tokio::test]
     async fn refreshing_rotates_the_refresh_token_and_extends_the_session() {
-        let fakes = Fakes::new();
-        let sessions = fakes.services().sessions;
-        let first = sign_up(&fakes).await;
-        fakes.clock.advance(chrono::Duration::days(20));
+        let h = Harness::new().await;
+        let sessions = h.services.sessions.clone();
+        let first = sign_up(&h).await;
+        h.clock.advance(chrono::Duration::days(20));
 
         let second = sessions
             .refresh(token(&first), &ClientInfo::default())
@@ -526,9 +531,9 @@ mod tests {
             .await
             .unwrap()
             .principal;
-        let session = fakes.sessions.get(principal.session_id).unwrap();
-        assert_eq!(session.last_used_at, fakes.clock.now());
-        assert_eq!(session.expires_at, fakes.clock.now() + POLICY.idle_timeout);
+        let session = h.session(principal.session_id).await.unwrap();
+        assert_eq!(session.last_used_at, h.clock.now());
+        assert_eq!(session.expires_at, h.clock.now() + SESSIONS.idle_timeout);
 
         // The new token works in turn.
         assert!(
@@ -541,17 +546,17 @@ mod tests {
 
     #[tokio::test]
     async fn no_refresh_outlives_the_absolute_session_age() {
-        let fakes = Fakes::new();
-        let sessions = fakes.services().sessions;
-        let mut latest = sign_up(&fakes).await;
+        let h = Harness::new().await;
+        let sessions = h.services.sessions.clone();
+        let mut latest = sign_up(&h).await;
         for _ in 0..3 {
-            fakes.clock.advance(chrono::Duration::days(29));
+            h.clock.advance(chrono::Duration::days(29));
             latest = sessions
                 .refresh(token(&latest), &ClientInfo::default())
                 .await
                 .unwrap();
         }
-        fakes.clock.advance(chrono::Duration::days(4)); // 91 days in
+        h.clock.advance(chrono::Duration::days(4)); // 91 days in
         let result = sessions
             .refresh(token(&latest), &ClientInfo::default())
             .await;
@@ -560,17 +565,16 @@ mod tests {
 
     #[tokio::test]
     async fn a_reused_refresh_token_ends_the_session_after_the_grace_window() {
-        let fakes = Fakes::new();
-        let sessions = fakes.services().sessions;
-        let first = sign_up(&fakes).await;
+        let h = Harness::new().await;
+        let sessions = h.services.sessions.clone();
+        let first = sign_up(&h).await;
         let second = sessions
             .refresh(token(&first), &ClientInfo::default())
             .await
             .unwrap();
 
-        fakes
-            .clock
-            .advance(POLICY.reuse_grace + chrono::Duration::seconds(1));
+        h.clock
+            .advance(SESSIONS.reuse_grace + chrono::Duration::seconds(1));
         let replay = sessions
             .refresh(token(&first), &ClientInfo::default())
             .await;
@@ -586,14 +590,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_double_submit_within_the_grace_window_gets_its_own_tokens() {
-        let fakes = Fakes::new();
-        let sessions = fakes.services().sessions;
-        let first = sign_up(&fakes).await;
+        let h = Harness::new().await;
+        let sessions = h.services.sessions.clone();
+        let first = sign_up(&h).await;
         let a = sessions
             .refresh(token(&first), &ClientInfo::default())
             .await
             .unwrap();
-        fakes.clock.advance(chrono::Duration::seconds(2));
+        h.clock.advance(chrono::Duration::seconds(2));
         let b = sessions
             .refresh(token(&first), &ClientInfo::default())
             .await
@@ -617,9 +621,9 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_refresh_token_is_refused() {
-        let fakes = Fakes::new();
-        let result = fakes
-            .services()
+        let h = Harness::new().await;
+        let result = h
+            .services
             .sessions
             .refresh(
                 OpaqueToken::from_client("made-up".into()),
@@ -631,10 +635,10 @@ mod tests {
 
     #[tokio::test]
     async fn logout_ends_only_that_session() {
-        let fakes = Fakes::new();
-        let services = fakes.services();
-        let first = sign_up(&fakes).await;
-        let second = sign_in(&fakes).await;
+        let h = Harness::new().await;
+        let services = &h.services;
+        let first = sign_up(&h).await;
+        let second = sign_in(&h).await;
 
         services
             .sessions
@@ -657,9 +661,9 @@ mod tests {
 
     #[tokio::test]
     async fn revoking_needs_an_active_session_of_the_caller() {
-        let fakes = Fakes::new();
-        let sessions = fakes.services().sessions;
-        let signed_in = sign_up(&fakes).await;
+        let h = Harness::new().await;
+        let sessions = h.services.sessions.clone();
+        let signed_in = sign_up(&h).await;
         let caller = sessions
             .authenticate(&signed_in.access_token.token)
             .await
@@ -688,33 +692,47 @@ mod tests {
 
     #[tokio::test]
     async fn a_token_naming_another_users_session_is_invalid() {
-        let fakes = Fakes::new();
-        let sessions = fakes.services().sessions;
-        let ada = sign_up(&fakes).await;
+        let h = Harness::new().await;
+        let sessions = h.services.sessions.clone();
+        let ada = sign_up(&h).await;
         let ada_session = sessions
             .authenticate(&ada.access_token.token)
             .await
             .unwrap()
             .principal
             .session_id;
-        let forged = token_for(UserId::generate(), ada_session);
-        let result = sessions.authenticate(&forged).await;
+        // Genuinely signed, but naming a session of someone else.
+        let forged = h
+            .tokens
+            .issue(
+                AccessClaims {
+                    user_id: UserId::generate(),
+                    session_id: ada_session,
+                    authenticated: Authentication {
+                        at: h.clock.now(),
+                        methods: AuthMethods::Password,
+                    },
+                },
+                h.clock.now(),
+            )
+            .unwrap();
+        let result = sessions.authenticate(&forged.token).await;
         assert!(is_auth_failure(&result, AuthFailure::InvalidToken));
     }
 
     #[tokio::test]
     async fn listing_pages_through_active_sessions_newest_first() {
-        let fakes = Fakes::new();
-        let sessions = fakes.services().sessions;
-        let first = sign_up(&fakes).await;
+        let h = Harness::new().await;
+        let sessions = h.services.sessions.clone();
+        let first = sign_up(&h).await;
         for _ in 0..4 {
-            sign_in(&fakes).await;
+            sign_in(&h).await;
         }
         sessions
             .logout(token(&first), &ClientInfo::default())
             .await
             .unwrap();
-        let current = sign_in(&fakes).await;
+        let current = sign_in(&h).await;
         let caller = sessions
             .authenticate(&current.access_token.token)
             .await
@@ -753,9 +771,8 @@ mod tests {
         assert!(!rest.page.has_next && rest.page.has_previous);
     }
 
-    async fn sign_in(fakes: &Fakes) -> SignedIn {
-        fakes
-            .services()
+    async fn sign_in(h: &Harness) -> SignedIn {
+        h.services
             .auth
             .login(
                 Email::parse("ada@example.com").unwrap(),

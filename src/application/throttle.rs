@@ -491,9 +491,11 @@ mod tests {
     }
 
     use crate::application::ClientInfo;
+    use crate::application::Policies;
     use crate::application::error::AuthFailure;
-    use crate::application::fakes::Fakes;
+    use crate::application::testing::{Harness, ManualClock, policies};
     use crate::domain::{NewUser, Password};
+    use crate::infrastructure::rate_limit::MemoryRateLimiter;
 
     fn client() -> ClientInfo {
         ClientInfo {
@@ -504,10 +506,13 @@ mod tests {
 
     const EMAIL: &str = "ada@example.com";
 
-    async fn signed_up(policy: ThrottlePolicy) -> Fakes {
-        let fakes = Fakes::new().with_throttle(policy);
-        fakes
-            .services()
+    async fn signed_up(policy: ThrottlePolicy) -> Harness {
+        let h = Harness::with(Policies {
+            throttle: policy,
+            ..policies()
+        })
+        .await;
+        h.services
             .auth
             .register(
                 NewUser {
@@ -519,12 +524,11 @@ mod tests {
             )
             .await
             .unwrap();
-        fakes
+        h
     }
 
-    async fn login(fakes: &Fakes, email: &str, password: &str) -> Result<(), ServiceError> {
-        fakes
-            .services()
+    async fn login(h: &Harness, email: &str, password: &str) -> Result<(), ServiceError> {
+        h.services
             .auth
             .login(Email::parse(email).unwrap(), password.into(), &client())
             .await
@@ -537,7 +541,7 @@ mod tests {
 
     #[tokio::test]
     async fn sign_ins_past_the_account_allowance_are_refused_without_hashing() {
-        let fakes = signed_up(ThrottlePolicy {
+        let h = signed_up(ThrottlePolicy {
             login_per_account: Some(Quota {
                 burst: 3,
                 period: Duration::from_secs(60),
@@ -546,17 +550,13 @@ mod tests {
         })
         .await;
         for _ in 0..3 {
-            assert!(login(&fakes, EMAIL, "correct horse").await.is_ok());
+            assert!(login(&h, EMAIL, "correct horse").await.is_ok());
         }
-        let hashes_before = fakes.hasher.verifications();
-        assert!(is_limited(&login(&fakes, EMAIL, "correct horse").await));
-        assert_eq!(
-            fakes.hasher.verifications(),
-            hashes_before,
-            "no hash was spent"
-        );
+        let hashes_before = h.hasher.verifications();
+        assert!(is_limited(&login(&h, EMAIL, "correct horse").await));
+        assert_eq!(h.hasher.verifications(), hashes_before, "no hash was spent");
         // Another account is unaffected: refused for its unknown address, not for the quota.
-        let other = login(&fakes, "bob@example.com", "whatever1").await;
+        let other = login(&h, "bob@example.com", "whatever1").await;
         assert!(
             matches!(
                 other,
@@ -576,21 +576,21 @@ mod tests {
             base: Duration::from_secs(60),
             max: Duration::from_secs(3600),
         };
-        let fakes = signed_up(ThrottlePolicy {
+        let h = signed_up(ThrottlePolicy {
             lockout: Some(lockout),
             ..ThrottlePolicy::default()
         })
         .await;
         for _ in 0..2 {
-            assert!(!is_limited(&login(&fakes, EMAIL, "wrong horse").await));
+            assert!(!is_limited(&login(&h, EMAIL, "wrong horse").await));
         }
         // A success before the threshold forgives the failures.
-        assert!(login(&fakes, EMAIL, "correct horse").await.is_ok());
+        assert!(login(&h, EMAIL, "correct horse").await.is_ok());
         for _ in 0..3 {
-            assert!(!is_limited(&login(&fakes, EMAIL, "wrong horse").await));
+            assert!(!is_limited(&login(&h, EMAIL, "wrong horse").await));
         }
-        let hashes_before = fakes.hasher.verifications();
-        let locked = login(&fakes, EMAIL, "correct horse").await;
+        let hashes_before = h.hasher.verifications();
+        let locked = login(&h, EMAIL, "correct horse").await;
         assert!(
             matches!(
                 locked,
@@ -600,12 +600,12 @@ mod tests {
             ),
             "{locked:?}"
         );
-        assert_eq!(fakes.hasher.verifications(), hashes_before);
+        assert_eq!(h.hasher.verifications(), hashes_before);
     }
 
     #[tokio::test]
     async fn unknown_emails_are_locked_the_same_way_so_locks_reveal_nothing() {
-        let fakes = signed_up(ThrottlePolicy {
+        let h = signed_up(ThrottlePolicy {
             lockout: Some(Lockout {
                 after: 2,
                 window: Duration::from_secs(900),
@@ -618,7 +618,7 @@ mod tests {
         // Exactly as for a real account: the failures below the threshold are answered as
         // wrong credentials, and the one at the threshold locks.
         for _ in 0..2 {
-            let failed = login(&fakes, "nobody@example.com", "whatever1").await;
+            let failed = login(&h, "nobody@example.com", "whatever1").await;
             assert!(
                 matches!(
                     failed,
@@ -629,7 +629,7 @@ mod tests {
                 "{failed:?}"
             );
         }
-        let locked = login(&fakes, "nobody@example.com", "whatever1").await;
+        let locked = login(&h, "nobody@example.com", "whatever1").await;
         assert!(
             matches!(
                 locked,
@@ -641,10 +641,10 @@ mod tests {
         );
         // The same schedule as a real account's.
         for _ in 0..2 {
-            assert!(!is_limited(&login(&fakes, EMAIL, "wrong horse").await));
+            assert!(!is_limited(&login(&h, EMAIL, "wrong horse").await));
         }
         assert!(matches!(
-            login(&fakes, EMAIL, "correct horse").await,
+            login(&h, EMAIL, "correct horse").await,
             Err(ServiceError::RateLimited {
                 retry_after_secs: 60
             })
@@ -653,15 +653,19 @@ mod tests {
 
     #[tokio::test]
     async fn registrations_are_limited_per_address() {
-        let fakes = Fakes::new().with_throttle(ThrottlePolicy {
-            register_per_ip: Some(Quota {
-                burst: 1,
-                period: Duration::from_secs(3600),
-            }),
-            ..ThrottlePolicy::default()
-        });
+        let h = Harness::with(Policies {
+            throttle: ThrottlePolicy {
+                register_per_ip: Some(Quota {
+                    burst: 1,
+                    period: Duration::from_secs(3600),
+                }),
+                ..ThrottlePolicy::default()
+            },
+            ..policies()
+        })
+        .await;
         let register = |email: &str| {
-            let auth = fakes.services().auth;
+            let auth = h.services.auth.clone();
             let email = Email::parse(email).unwrap();
             async move {
                 auth.register(
@@ -679,7 +683,7 @@ mod tests {
         assert!(register("a@example.com").await.is_ok());
         assert!(is_limited(&register("b@example.com").await));
         assert!(
-            fakes.users.get_by_email("b@example.com").is_none(),
+            h.user_by_email("b@example.com").await.is_none(),
             "nothing stored"
         );
     }
@@ -701,7 +705,7 @@ mod tests {
     #[test]
     fn one_account_holds_at_most_its_share_of_the_hashing_queue() {
         let throttle = Throttle::new(
-            Arc::new(crate::application::fakes::CountingLimiter::default()),
+            Arc::new(MemoryRateLimiter::new(100, Arc::new(ManualClock::new()))),
             ThrottlePolicy {
                 hashes_per_account: Some(2),
                 ..ThrottlePolicy::default()

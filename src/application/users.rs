@@ -4,16 +4,17 @@
 use std::sync::Arc;
 
 use crate::domain::{
-    AccountStore, AuditKind, DisplayName, Email, GuardedChange, Page, PageRequest, Password, Role,
-    Suspension, SuspensionReason, User, UserCursor, UserDirectory, UserFilter, UserId, UserOrder,
+    AccountStore, AuditKind, DisplayName, Email, GuardedChange, HotReads, Page, PageRequest,
+    Password, Role, Suspension, SuspensionReason, User, UserCursor, UserDirectory, UserFilter,
+    UserId, UserOrder,
 };
 
 use super::account::AccountService;
 use super::audit::{AuditTrail, Record};
-use super::auth::confirm_sensitive_change;
 use super::caller::{ClientInfo, Principal};
 use super::error::ServiceError;
 use super::notices::{Notice, SecurityNotices};
+use super::passwords::Confirmation;
 use super::ports::{Clock, PasswordHasher};
 use super::sessions::SessionService;
 use super::throttle::Throttle;
@@ -36,9 +37,11 @@ pub struct UserPage {
 /// Account reads and changes, always on behalf of a caller.
 pub struct UserService {
     users: Arc<dyn AccountStore>,
+    reads: Arc<dyn HotReads>,
     notices: Arc<SecurityNotices>,
     directory: Arc<dyn UserDirectory>,
     hasher: Arc<dyn PasswordHasher>,
+    confirmation: Arc<Confirmation>,
     sessions: Arc<SessionService>,
     account: Arc<AccountService>,
     clock: Arc<dyn Clock>,
@@ -46,31 +49,37 @@ pub struct UserService {
     throttle: Arc<Throttle>,
 }
 
+/// What [`UserService`] works with.
+pub struct UserDeps {
+    pub users: Arc<dyn AccountStore>,
+    pub reads: Arc<dyn HotReads>,
+    pub notices: Arc<SecurityNotices>,
+    pub directory: Arc<dyn UserDirectory>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub confirmation: Arc<Confirmation>,
+    pub sessions: Arc<SessionService>,
+    pub account: Arc<AccountService>,
+    pub clock: Arc<dyn Clock>,
+    pub audit: AuditTrail,
+    pub throttle: Arc<Throttle>,
+}
+
 const NO_SUCH_USER: &str = "There is no user with this id.";
 
 impl UserService {
-    #[allow(clippy::too_many_arguments)] // the composition root wires each port by name
-    pub fn new(
-        users: Arc<dyn AccountStore>,
-        notices: Arc<SecurityNotices>,
-        directory: Arc<dyn UserDirectory>,
-        hasher: Arc<dyn PasswordHasher>,
-        sessions: Arc<SessionService>,
-        account: Arc<AccountService>,
-        clock: Arc<dyn Clock>,
-        audit: AuditTrail,
-        throttle: Arc<Throttle>,
-    ) -> Self {
+    pub fn new(deps: UserDeps) -> Self {
         Self {
-            users,
-            notices,
-            directory,
-            hasher,
-            sessions,
-            account,
-            clock,
-            audit,
-            throttle,
+            users: deps.users,
+            reads: deps.reads,
+            notices: deps.notices,
+            directory: deps.directory,
+            hasher: deps.hasher,
+            confirmation: deps.confirmation,
+            sessions: deps.sessions,
+            account: deps.account,
+            clock: deps.clock,
+            audit: deps.audit,
+            throttle: deps.throttle,
         }
     }
 
@@ -104,15 +113,9 @@ impl UserService {
     ) -> Result<User, ServiceError> {
         self.throttle.email(client, &new_email).await?;
         let user = self.existing(caller.user_id).await?;
-        confirm_sensitive_change(
-            self.hasher.as_ref(),
-            &self.throttle,
-            &self.sessions,
-            caller,
-            &user,
-            password,
-        )
-        .await?;
+        self.confirmation
+            .sensitive_change(caller, &user, password)
+            .await?;
         if new_email == user.email {
             return Ok(user);
         }
@@ -140,15 +143,9 @@ impl UserService {
         client: &ClientInfo,
     ) -> Result<(), ServiceError> {
         let user = self.existing(caller.user_id).await?;
-        confirm_sensitive_change(
-            self.hasher.as_ref(),
-            &self.throttle,
-            &self.sessions,
-            caller,
-            &user,
-            password,
-        )
-        .await?;
+        self.confirmation
+            .sensitive_change(caller, &user, password)
+            .await?;
         self.guarded(self.users.delete(user.id, self.clock.now()).await?)?;
         tracing::info!(user_id = %user.id, "account deleted");
         self.audit
@@ -305,7 +302,7 @@ impl UserService {
         email: Email,
         password: Password,
     ) -> Result<AdminMade, ServiceError> {
-        let Some(user) = self.users.find_by_email(&email).await? else {
+        let Some(user) = self.reads.user_by_email(&email).await? else {
             return self
                 .create_admin(email, password)
                 .await
@@ -341,7 +338,7 @@ impl UserService {
 
     /// For the operator at the command line: whether an account has this email.
     pub async fn exists(&self, email: &Email) -> Result<bool, ServiceError> {
-        Ok(self.users.find_by_email(email).await?.is_some())
+        Ok(self.reads.user_by_email(email).await?.is_some())
     }
 
     async fn create_admin(&self, email: Email, password: Password) -> Result<User, ServiceError> {

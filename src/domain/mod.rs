@@ -21,8 +21,8 @@ pub use passkey::{
 };
 pub use repository::{
     AccountRecoveryStore, AccountStore, AccountTokenRepository, AuditQueries, AuditStore,
-    GuardedChange, PresentedRefreshToken, RefreshTokenExchange, RepositoryError, SecondFactorStore,
-    SessionRepository, SiblingAdded, UserDirectory,
+    GuardedChange, HotReads, PresentedRefreshToken, RefreshTokenExchange, RepositoryError,
+    SecondFactorStore, SessionRepository, SiblingAdded, UserDirectory,
 };
 pub use second_factor::{RecoveryCode, Totp, TotpFactor};
 pub use session::{AuthMethods, Authentication, RefreshChain, RefreshVerdict, Session, SessionId};

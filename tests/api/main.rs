@@ -16,6 +16,7 @@ mod errors;
 mod hardening;
 mod hostile;
 mod http;
+mod imports;
 mod instances;
 mod jwks;
 mod limits;

@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use entity::{refresh_token, session, user};
+use entity::{refresh_token, session};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
@@ -11,7 +11,7 @@ use sea_orm::{
 use crate::domain::{
     AuthMethods, Authentication, Page, PageRequest, PresentedRefreshToken, RefreshChain,
     RefreshTokenExchange, RepositoryError, Session, SessionId, SessionRepository, SiblingAdded,
-    TokenHash, User, UserId,
+    TokenHash, UserId,
 };
 
 use super::repository_error;
@@ -69,22 +69,6 @@ impl SessionRepository for SeaOrmSessionRepository {
             .await
             .map_err(repository_error)?;
         Ok(row.map(to_domain))
-    }
-
-    async fn find_with_user(
-        &self,
-        id: SessionId,
-    ) -> Result<Option<(Session, User)>, RepositoryError> {
-        let row = session::Entity::find_by_id(id.as_uuid())
-            .find_also_related(user::Entity)
-            .one(&self.db)
-            .await
-            .map_err(repository_error)?
-            .and_then(|(session, user)| Some((session, user?)));
-        match row {
-            Some((session, user)) => Ok(Some((to_domain(session), super::users::to_domain(user)?))),
-            None => Ok(None),
-        }
     }
 
     async fn find_by_refresh_token(

@@ -75,16 +75,6 @@ impl AccountStore for SeaOrmUserRepository {
             .transpose()
     }
 
-    async fn find_by_email(&self, email: &Email) -> Result<Option<User>, RepositoryError> {
-        user::Entity::find()
-            .filter(user::Column::Email.eq(email.as_str()))
-            .one(&self.db)
-            .await
-            .map_err(repository_error)?
-            .map(to_domain)
-            .transpose()
-    }
-
     async fn set_password_hash(
         &self,
         id: UserId,

@@ -219,7 +219,7 @@ impl RateLimiter for MemoryRateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::application::fakes::ManualClock;
+    use crate::application::testing::ManualClock;
 
     const QUOTA: Quota = Quota {
         burst: 3,

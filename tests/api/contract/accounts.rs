@@ -2,9 +2,11 @@
 
 use authgraph::domain::{DisplayName, RepositoryError, Role, UserId};
 
-use super::{Stores, at, contract, email};
+use super::{Stores, at, email};
 
-async fn an_address_belongs_to_one_account(stores: Stores) {
+#[tokio::test]
+async fn an_address_belongs_to_one_account() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let bob = stores.account("bob@example.com", Role::User, at(0)).await;
 
@@ -26,8 +28,8 @@ async fn an_address_belongs_to_one_account(stores: Stores) {
     assert_eq!(stores.reread(&bob).await, Some(bob));
     assert_eq!(
         stores
-            .accounts
-            .find_by_email(&ada.email)
+            .reads
+            .user_by_email(&ada.email)
             .await
             .unwrap()
             .map(|u| u.id),
@@ -35,7 +37,9 @@ async fn an_address_belongs_to_one_account(stores: Stores) {
     );
 }
 
-async fn an_address_is_marked_verified_only_while_the_account_has_it(stores: Stores) {
+#[tokio::test]
+async fn an_address_is_marked_verified_only_while_the_account_has_it() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
 
     assert!(
@@ -71,7 +75,9 @@ async fn an_address_is_marked_verified_only_while_the_account_has_it(stores: Sto
     assert_eq!(verified.updated_at, at(20));
 }
 
-async fn an_email_change_waits_for_its_link_and_moves_only_from_the_links_state(stores: Stores) {
+#[tokio::test]
+async fn an_email_change_waits_for_its_link_and_moves_only_from_the_links_state() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let new = email("ada@new.example.com");
 
@@ -107,13 +113,12 @@ async fn an_email_change_waits_for_its_link_and_moves_only_from_the_links_state(
     assert_eq!(moved.pending_email, None);
     assert_eq!(moved.email_verified_at, Some(at(8)), "proven by the link");
     assert_eq!(moved.credential_version, ada.credential_version + 1);
-    assert_eq!(
-        stores.accounts.find_by_email(&ada.email).await.unwrap(),
-        None
-    );
+    assert_eq!(stores.reads.user_by_email(&ada.email).await.unwrap(), None);
 }
 
-async fn profile_changes_are_stored(stores: Stores) {
+#[tokio::test]
+async fn profile_changes_are_stored() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let name = DisplayName::parse("Ada Lovelace").unwrap();
 
@@ -132,7 +137,9 @@ async fn profile_changes_are_stored(stores: Stores) {
     );
 }
 
-async fn many_accounts_are_found_at_once(stores: Stores) {
+#[tokio::test]
+async fn many_accounts_are_found_at_once() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let bob = stores.account("bob@example.com", Role::Admin, at(1)).await;
 
@@ -146,11 +153,3 @@ async fn many_accounts_are_found_at_once(stores: Stores) {
     assert_eq!(found, vec![ada, bob]);
     assert!(stores.accounts.find_many(&[]).await.unwrap().is_empty());
 }
-
-contract!(
-    an_address_belongs_to_one_account,
-    an_address_is_marked_verified_only_while_the_account_has_it,
-    an_email_change_waits_for_its_link_and_moves_only_from_the_links_state,
-    profile_changes_are_stored,
-    many_accounts_are_found_at_once,
-);

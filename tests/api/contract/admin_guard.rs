@@ -1,13 +1,14 @@
-//! The last-admin guard: no change leaves the service without an active administrator.
-//! Deleting an account is in the account store, so the fakes must keep the guard too; role
-//! and suspension changes are the administrator's directory, which only the real
-//! repositories implement.
+//! The last-admin guard: no change leaves the service without an active administrator,
+//! whether it deletes the account (the account store) or changes its role or suspension (the
+//! administrator's directory).
 
 use authgraph::domain::{GuardedChange, Role, Suspension, SuspensionReason, UserId};
 
-use super::{Stores, at, contract};
+use super::{Stores, at};
 
-async fn deleting_the_last_active_admin_is_refused_and_changes_nothing(stores: Stores) {
+#[tokio::test]
+async fn deleting_the_last_active_admin_is_refused_and_changes_nothing() {
+    let stores = Stores::new().await;
     let admin = stores.account("root@example.com", Role::Admin, at(0)).await;
     stores.account("ada@example.com", Role::User, at(0)).await;
 
@@ -17,7 +18,9 @@ async fn deleting_the_last_active_admin_is_refused_and_changes_nothing(stores: S
     assert_eq!(stores.reread(&admin).await, Some(admin));
 }
 
-async fn an_admin_may_be_deleted_while_another_remains(stores: Stores) {
+#[tokio::test]
+async fn an_admin_may_be_deleted_while_another_remains() {
+    let stores = Stores::new().await;
     let first = stores
         .account("first@example.com", Role::Admin, at(0))
         .await;
@@ -37,7 +40,9 @@ async fn an_admin_may_be_deleted_while_another_remains(stores: Stores) {
     );
 }
 
-async fn accounts_that_are_not_admins_are_deleted_without_a_guard(stores: Stores) {
+#[tokio::test]
+async fn accounts_that_are_not_admins_are_deleted_without_a_guard() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
 
     let deleted = stores.accounts.delete(ada.id, at(10)).await.unwrap();
@@ -50,7 +55,9 @@ async fn accounts_that_are_not_admins_are_deleted_without_a_guard(stores: Stores
     assert_eq!(stores.reread(&ada).await, None);
 }
 
-async fn deleting_an_unknown_account_says_so(stores: Stores) {
+#[tokio::test]
+async fn deleting_an_unknown_account_says_so() {
+    let stores = Stores::new().await;
     let deleted = stores
         .accounts
         .delete(UserId::generate(), at(10))
@@ -59,13 +66,6 @@ async fn deleting_an_unknown_account_says_so(stores: Stores) {
 
     assert_eq!(deleted, GuardedChange::UnknownUser);
 }
-
-contract!(
-    deleting_the_last_active_admin_is_refused_and_changes_nothing,
-    an_admin_may_be_deleted_while_another_remains,
-    accounts_that_are_not_admins_are_deleted_without_a_guard,
-    deleting_an_unknown_account_says_so,
-);
 
 fn suspension(seconds: i64) -> Suspension {
     Suspension {
@@ -76,7 +76,8 @@ fn suspension(seconds: i64) -> Suspension {
 
 #[tokio::test]
 async fn demoting_the_last_active_admin_is_refused_and_changes_nothing() {
-    let (stores, directory) = Stores::sea_orm_with_directory().await;
+    let stores = Stores::new().await;
+    let directory = stores.directory.clone();
     let admin = stores.account("root@example.com", Role::Admin, at(0)).await;
 
     let demoted = directory
@@ -90,7 +91,8 @@ async fn demoting_the_last_active_admin_is_refused_and_changes_nothing() {
 
 #[tokio::test]
 async fn suspending_the_last_active_admin_is_refused_and_changes_nothing() {
-    let (stores, directory) = Stores::sea_orm_with_directory().await;
+    let stores = Stores::new().await;
+    let directory = stores.directory.clone();
     let admin = stores.account("root@example.com", Role::Admin, at(0)).await;
 
     let suspended = directory
@@ -108,7 +110,8 @@ async fn suspending_the_last_active_admin_is_refused_and_changes_nothing() {
 
 #[tokio::test]
 async fn a_suspended_admin_does_not_count_as_an_active_one() {
-    let (stores, directory) = Stores::sea_orm_with_directory().await;
+    let stores = Stores::new().await;
+    let directory = stores.directory.clone();
     let first = stores
         .account("first@example.com", Role::Admin, at(0))
         .await;
@@ -165,7 +168,8 @@ async fn a_suspended_admin_does_not_count_as_an_active_one() {
 
 #[tokio::test]
 async fn two_admins_demoting_each_other_at_once_leave_one() {
-    let (stores, directory) = Stores::sea_orm_with_directory().await;
+    let stores = Stores::new().await;
+    let directory = stores.directory.clone();
     let first = stores
         .account("first@example.com", Role::Admin, at(0))
         .await;

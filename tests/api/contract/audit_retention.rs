@@ -4,7 +4,7 @@
 
 use authgraph::domain::{AuditEvent, AuditKind, UserId};
 
-use super::{Stores, at, contract};
+use super::{Stores, at};
 
 fn event(seconds: i64, ip: Option<&str>, user_agent: Option<&str>) -> AuditEvent {
     AuditEvent {
@@ -19,7 +19,9 @@ fn event(seconds: i64, ip: Option<&str>, user_agent: Option<&str>) -> AuditEvent
     }
 }
 
-async fn old_events_are_deleted_and_older_client_details_forgotten(stores: Stores) {
+#[tokio::test]
+async fn old_events_are_deleted_and_older_client_details_forgotten() {
+    let stores = Stores::new().await;
     stores
         .audit
         .insert(&[
@@ -54,15 +56,12 @@ async fn old_events_are_deleted_and_older_client_details_forgotten(stores: Store
     );
 }
 
-async fn an_empty_batch_is_no_error(stores: Stores) {
+#[tokio::test]
+async fn an_empty_batch_is_no_error() {
+    let stores = Stores::new().await;
     stores.audit.insert(&[]).await.unwrap();
     assert_eq!(
         stores.audit.apply_retention(at(0), at(0)).await.unwrap(),
         (0, 0)
     );
 }
-
-contract!(
-    old_events_are_deleted_and_older_client_details_forgotten,
-    an_empty_batch_is_no_error,
-);

@@ -1,6 +1,5 @@
 //! The administrator's directory: keyset paging both ways in every order, over ties of the
-//! sort key, and its filters. Only the real repositories implement it (no unit test needs a
-//! fake of it), so these run on the SeaORM repositories alone.
+//! sort key, and its filters.
 
 use std::sync::Arc;
 
@@ -80,7 +79,8 @@ async fn page(
 
 #[tokio::test]
 async fn paging_forward_visits_every_user_once_in_each_order() {
-    let (stores, directory) = Stores::sea_orm_with_directory().await;
+    let stores = Stores::new().await;
+    let directory = stores.directory.clone();
     let users = seven_accounts(&stores).await;
 
     for order in ORDERS {
@@ -109,7 +109,8 @@ async fn paging_forward_visits_every_user_once_in_each_order() {
 
 #[tokio::test]
 async fn paging_backward_visits_every_user_once_in_each_order() {
-    let (stores, directory) = Stores::sea_orm_with_directory().await;
+    let stores = Stores::new().await;
+    let directory = stores.directory.clone();
     let users = seven_accounts(&stores).await;
 
     for order in ORDERS {
@@ -138,7 +139,8 @@ async fn paging_backward_visits_every_user_once_in_each_order() {
 
 #[tokio::test]
 async fn a_cursor_inside_a_run_of_ties_pages_from_exactly_there() {
-    let (stores, directory) = Stores::sea_orm_with_directory().await;
+    let stores = Stores::new().await;
+    let directory = stores.directory.clone();
     let users = seven_accounts(&stores).await;
 
     for order in ORDERS {
@@ -173,7 +175,8 @@ async fn a_cursor_inside_a_run_of_ties_pages_from_exactly_there() {
 
 #[tokio::test]
 async fn filters_select_and_count_the_same_users() {
-    let (stores, directory) = Stores::sea_orm_with_directory().await;
+    let stores = Stores::new().await;
+    let directory = stores.directory.clone();
     let users = seven_accounts(&stores).await;
     let admin = stores.account("zed@example.com", Role::Admin, at(40)).await;
     stores

@@ -7,7 +7,7 @@ use authgraph::domain::{
     TokenPurpose, UsedToken, User,
 };
 
-use super::{Stores, at, contract, email, issued, used};
+use super::{Stores, at, email, issued, used};
 
 /// A link for `user` as it is now, issued at t0 and valid until `expires` seconds later.
 fn link(user: &User, purpose: TokenPurpose, expires: i64) -> AccountToken {
@@ -31,7 +31,9 @@ fn move_link(user: &User, purpose: TokenPurpose, target: &Email) -> AccountToken
     }
 }
 
-async fn a_link_works_once(stores: Stores) {
+#[tokio::test]
+async fn a_link_works_once() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let reset = link(&ada, TokenPurpose::PasswordReset, 1800);
     issued(&stores, &reset).await;
@@ -48,7 +50,9 @@ async fn a_link_works_once(stores: Stores) {
     assert_eq!(used(&stores, &reset, 11).await, None, "used already");
 }
 
-async fn peeking_at_a_link_does_not_use_it_and_sees_only_usable_ones(stores: Stores) {
+#[tokio::test]
+async fn peeking_at_a_link_does_not_use_it_and_sees_only_usable_ones() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let reset = link(&ada, TokenPurpose::PasswordReset, 1800);
     issued(&stores, &reset).await;
@@ -96,7 +100,9 @@ async fn peeking_at_a_link_does_not_use_it_and_sees_only_usable_ones(stores: Sto
     );
 }
 
-async fn a_link_works_only_for_its_purpose(stores: Stores) {
+#[tokio::test]
+async fn a_link_works_only_for_its_purpose() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let verification = link(&ada, TokenPurpose::EmailVerification, 1800);
     issued(&stores, &verification).await;
@@ -114,7 +120,9 @@ async fn a_link_works_only_for_its_purpose(stores: Stores) {
     );
 }
 
-async fn a_link_expires_at_its_expiry(stores: Stores) {
+#[tokio::test]
+async fn a_link_expires_at_its_expiry() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let reset = link(&ada, TokenPurpose::PasswordReset, 1800);
     issued(&stores, &reset).await;
@@ -126,7 +134,9 @@ async fn a_link_expires_at_its_expiry(stores: Stores) {
     );
 }
 
-async fn a_password_change_voids_every_earlier_link(stores: Stores) {
+#[tokio::test]
+async fn a_password_change_voids_every_earlier_link() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let reset = link(&ada, TokenPurpose::PasswordReset, 1800);
     let verification = link(&ada, TokenPurpose::EmailVerification, 1800);
@@ -146,7 +156,9 @@ async fn a_password_change_voids_every_earlier_link(stores: Stores) {
     assert_eq!(changed.updated_at, at(5));
 }
 
-async fn an_email_change_voids_every_earlier_link(stores: Stores) {
+#[tokio::test]
+async fn an_email_change_voids_every_earlier_link() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let reset = link(&ada, TokenPurpose::PasswordReset, 1800);
     issued(&stores, &reset).await;
@@ -165,7 +177,9 @@ async fn an_email_change_voids_every_earlier_link(stores: Stores) {
     assert_eq!(used(&stores, &reset, 10).await, None);
 }
 
-async fn no_link_is_issued_for_a_state_the_account_left(stores: Stores) {
+#[tokio::test]
+async fn no_link_is_issued_for_a_state_the_account_left() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     stores
         .accounts
@@ -189,7 +203,9 @@ async fn no_link_is_issued_for_a_state_the_account_left(stores: Stores) {
     assert_eq!(used(&stores, &other_address, 10).await, None, "not stored");
 }
 
-async fn a_refused_link_leaves_the_earlier_one_working(stores: Stores) {
+#[tokio::test]
+async fn a_refused_link_leaves_the_earlier_one_working() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let earlier = link(&ada, TokenPurpose::EmailVerification, 1800);
     issued(&stores, &earlier).await;
@@ -203,7 +219,9 @@ async fn a_refused_link_leaves_the_earlier_one_working(stores: Stores) {
     assert!(used(&stores, &earlier, 10).await.is_some());
 }
 
-async fn a_newer_link_replaces_the_earlier_one_of_its_purpose(stores: Stores) {
+#[tokio::test]
+async fn a_newer_link_replaces_the_earlier_one_of_its_purpose() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let first = link(&ada, TokenPurpose::PasswordReset, 1800);
     let second = link(&ada, TokenPurpose::PasswordReset, 1800);
@@ -220,7 +238,9 @@ async fn a_newer_link_replaces_the_earlier_one_of_its_purpose(stores: Stores) {
     );
 }
 
-async fn an_email_change_link_goes_only_to_the_pending_address(stores: Stores) {
+#[tokio::test]
+async fn an_email_change_link_goes_only_to_the_pending_address() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let first_choice = email("ada@first.example.com");
     let second_choice = email("ada@second.example.com");
@@ -262,7 +282,9 @@ async fn an_email_change_link_goes_only_to_the_pending_address(stores: Stores) {
     );
 }
 
-async fn of_two_concurrent_uses_of_a_link_one_succeeds(stores: Stores) {
+#[tokio::test]
+async fn of_two_concurrent_uses_of_a_link_one_succeeds() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let reset = link(&ada, TokenPurpose::PasswordReset, 1800);
     issued(&stores, &reset).await;
@@ -274,7 +296,9 @@ async fn of_two_concurrent_uses_of_a_link_one_succeeds(stores: Stores) {
     assert_eq!(one.is_some() as u8 + other.is_some() as u8, 1);
 }
 
-async fn used_and_expired_links_are_deleted(stores: Stores) {
+#[tokio::test]
+async fn used_and_expired_links_are_deleted() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let reset = link(&ada, TokenPurpose::PasswordReset, 1800);
     let verification = link(&ada, TokenPurpose::EmailVerification, 100);
@@ -288,7 +312,9 @@ async fn used_and_expired_links_are_deleted(stores: Stores) {
     assert_eq!(stores.links.delete_spent(at(100)).await.unwrap(), 0);
 }
 
-async fn a_deleted_account_takes_its_links_with_it(stores: Stores) {
+#[tokio::test]
+async fn a_deleted_account_takes_its_links_with_it() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let reset = link(&ada, TokenPurpose::PasswordReset, 1800);
     issued(&stores, &reset).await;
@@ -303,25 +329,10 @@ async fn a_deleted_account_takes_its_links_with_it(stores: Stores) {
     );
 }
 
-contract!(
-    a_link_works_once,
-    peeking_at_a_link_does_not_use_it_and_sees_only_usable_ones,
-    a_link_works_only_for_its_purpose,
-    a_link_expires_at_its_expiry,
-    a_password_change_voids_every_earlier_link,
-    an_email_change_voids_every_earlier_link,
-    no_link_is_issued_for_a_state_the_account_left,
-    a_refused_link_leaves_the_earlier_one_working,
-    a_newer_link_replaces_the_earlier_one_of_its_purpose,
-    an_email_change_link_goes_only_to_the_pending_address,
-    of_two_concurrent_uses_of_a_link_one_succeeds,
-    used_and_expired_links_are_deleted,
-    a_deleted_account_takes_its_links_with_it,
-);
-
 #[tokio::test]
 async fn a_suspension_voids_every_earlier_link() {
-    let (stores, directory) = Stores::sea_orm_with_directory().await;
+    let stores = Stores::new().await;
+    let directory = stores.directory.clone();
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let reset = link(&ada, TokenPurpose::PasswordReset, 1800);
     issued(&stores, &reset).await;

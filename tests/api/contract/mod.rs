@@ -1,8 +1,7 @@
-//! The repository contract: one set of tests, written once against the port traits, run
-//! against the in-memory fakes the unit tests use and against the SeaORM repositories (on
-//! SQLite, or on the server `TEST_DATABASE_URL` names), so the fakes are proven to behave like
-//! the real thing. `contract!` runs a test on both; what only the real repositories implement
-//! (the administrator's directory) runs on them alone.
+//! The repository suite: every rule a store keeps, tested once, against the SeaORM
+//! repositories as the composition root wires them (`app::stores`, with the SQLite fast
+//! paths on SQLite) on a fresh database: SQLite by default, PostgreSQL or MySQL/MariaDB when
+//! `TEST_DATABASE_URL` names a server. A new store method is tested here, once.
 //!
 //! Times are whole seconds from a fixed instant: every backend stores them exactly, and the
 //! repositories take the time from their caller, never from the system clock.
@@ -21,70 +20,38 @@ mod sessions;
 use std::sync::Arc;
 use std::time::Duration;
 
-use authgraph::app::account_and_session_stores;
-use authgraph::application::fakes::{
-    InMemoryAccountTokens, InMemoryAudit, InMemoryFactors, InMemoryRecovery, InMemorySessions,
-    InMemoryUsers,
-};
 use authgraph::domain::{
     AccountRecoveryStore, AccountStore, AccountToken, AccountTokenRepository, AuditStore, Email,
-    PasswordHash, Role, SecondFactorStore, Session, SessionId, SessionRepository, UsedToken, User,
-    UserDirectory,
+    HotReads, PasswordHash, Role, SecondFactorStore, Session, SessionId, SessionRepository,
+    UsedToken, User, UserDirectory,
 };
 use authgraph::infrastructure::persistence::{
-    self, DatabaseSettings, OverlapGate, QueryCounter, RetryCounter, SeaOrmAccountRecovery,
-    SeaOrmAccountTokenRepository, SeaOrmAuditRepository, SeaOrmSecondFactorRepository,
-    SeaOrmUserRepository, Transactions,
+    self, DatabaseSettings, OverlapGate, QueryCounter, RetryCounter, Transactions,
 };
 use chrono::{DateTime, TimeZone, Utc};
 
 use crate::helpers::TestDatabase;
 
-/// The repositories under test, over one store.
+/// The repositories under test, over one fresh database.
 pub struct Stores {
     pub accounts: Arc<dyn AccountStore>,
+    /// On a SQLite file, the SQLite adapter's reads on the calling thread.
+    pub reads: Arc<dyn HotReads>,
     pub sessions: Arc<dyn SessionRepository>,
     pub links: Arc<dyn AccountTokenRepository>,
     pub audit: Arc<dyn AuditStore>,
     pub factors: Arc<dyn SecondFactorStore>,
     pub recovery: Arc<dyn AccountRecoveryStore>,
-    /// Holds a transaction until a racing one has begun (the SeaORM stores only).
-    overlap: Option<OverlapGate>,
-    _database: Option<TestDatabase>,
+    pub directory: Arc<dyn UserDirectory>,
+    /// Holds a transaction until a racing one has begun.
+    overlap: OverlapGate,
+    _database: TestDatabase,
 }
 
 impl Stores {
-    /// The fakes of the unit tests, wired together as `Fakes` wires them.
-    pub async fn in_memory() -> Self {
-        let users = Arc::new(InMemoryUsers::default());
-        let sessions = Arc::new(InMemorySessions::new(users.clone()));
-        let links = Arc::new(InMemoryAccountTokens::new(users.clone()));
-        let factors = Arc::new(InMemoryFactors::new(users.clone()));
-        Self {
-            recovery: Arc::new(InMemoryRecovery {
-                users: users.clone(),
-                tokens: links.clone(),
-                sessions: sessions.clone(),
-                factors: factors.clone(),
-            }),
-            sessions,
-            links,
-            audit: Arc::new(InMemoryAudit::default()),
-            factors,
-            accounts: users,
-            overlap: None,
-            _database: None,
-        }
-    }
-
-    /// The SeaORM repositories on a fresh, migrated database, wired as the composition root
-    /// wires them (with the direct reads on SQLite).
-    pub async fn sea_orm() -> Self {
-        Self::sea_orm_with_directory().await.0
-    }
-
-    /// The same, with the administrator's directory over the same table.
-    pub async fn sea_orm_with_directory() -> (Self, Arc<dyn UserDirectory>) {
+    /// The repositories on a fresh, migrated database, wired as the composition root wires
+    /// them.
+    pub async fn new() -> Self {
         let database = TestDatabase::create().await;
         let queries = QueryCounter::default();
         let db = persistence::connect(
@@ -101,32 +68,27 @@ impl Stores {
         let overlap = OverlapGate::default();
         let writes =
             Transactions::new(db, RetryCounter::default()).with_overlap_gate(overlap.clone());
-        let (accounts, sessions) =
-            account_and_session_stores(&database.url, true, &writes, &queries);
-        let stores = Self {
-            accounts,
-            sessions,
-            links: Arc::new(SeaOrmAccountTokenRepository::new(writes.clone())),
-            audit: Arc::new(SeaOrmAuditRepository::new(writes.clone())),
-            factors: Arc::new(SeaOrmSecondFactorRepository::new(writes.clone())),
-            recovery: Arc::new(SeaOrmAccountRecovery::new(writes.clone())),
-            overlap: Some(overlap),
-            _database: Some(database),
-        };
-        (stores, Arc::new(SeaOrmUserRepository::new(writes)))
+        let stores = authgraph::app::stores(&database.url, true, &writes, &queries);
+        Self {
+            accounts: stores.accounts,
+            reads: stores.reads,
+            sessions: stores.sessions,
+            links: stores.links,
+            audit: stores.audit,
+            factors: stores.factors,
+            recovery: stores.recovery,
+            directory: stores.directory,
+            overlap,
+            _database: database,
+        }
     }
 
-    /// Runs the calls of a race so that they overlap for sure: on the SeaORM stores the
-    /// first transaction to finish is held until another has begun (the in-memory fakes
-    /// serialise every call under one lock: there is nothing to overlap).
+    /// Runs the calls of a race so that they overlap for sure: the first transaction to
+    /// finish is held until another has begun.
     pub async fn race<T>(&self, calls: impl std::future::Future<Output = T>) -> T {
-        if let Some(gate) = &self.overlap {
-            gate.arm();
-        }
+        self.overlap.arm();
         let outcome = calls.await;
-        if let Some(gate) = &self.overlap {
-            assert!(gate.finish(), "the racing calls did not overlap");
-        }
+        assert!(self.overlap.finish(), "the racing calls did not overlap");
         outcome
     }
 
@@ -199,28 +161,3 @@ pub fn session_of(user: &User, opened: DateTime<Utc>) -> Session {
         },
     }
 }
-
-/// Runs each named test, an `async fn(Stores)`, once on the fakes and once on the SeaORM
-/// repositories.
-macro_rules! contract {
-    ($($test:ident),+ $(,)?) => {
-        mod in_memory {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    super::$test($crate::contract::Stores::in_memory().await).await;
-                }
-            )+
-        }
-
-        mod sea_orm {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    super::$test($crate::contract::Stores::sea_orm().await).await;
-                }
-            )+
-        }
-    };
-}
-pub(crate) use contract;

@@ -6,7 +6,7 @@ use authgraph::domain::{
     AccountToken, Email, OpaqueToken, PasswordHash, Role, TokenHash, TokenPurpose, TotpFactor, User,
 };
 
-use super::{Stores, at, contract, email, session_of};
+use super::{Stores, at, email, session_of};
 
 fn locked() -> PasswordHash {
     PasswordHash::new("$argon2id$locked".into())
@@ -75,7 +75,9 @@ async fn factor_confirmed_at(stores: &Stores, user: &User, seconds: i64) {
     );
 }
 
-async fn the_link_gives_the_account_back_through_any_number_of_changes(stores: Stores) {
+#[tokio::test]
+async fn the_link_gives_the_account_back_through_any_number_of_changes() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let owners = recovery_link(&stores, &ada, 1).await;
     moved(&stores, &ada, "h1@evil.example", 2).await;
@@ -109,7 +111,9 @@ async fn the_link_gives_the_account_back_through_any_number_of_changes(stores: S
     assert_eq!(secure(&stores, &owners, 12).await, None, "used once");
 }
 
-async fn the_intruders_own_link_cannot_undo_the_owners(stores: Stores) {
+#[tokio::test]
+async fn the_intruders_own_link_cannot_undo_the_owners() {
+    let stores = Stores::new().await;
     // The intruder uses theirs first: the owner's, older, still wins.
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let owners = recovery_link(&stores, &ada, 1).await;
@@ -132,7 +136,9 @@ async fn the_intruders_own_link_cannot_undo_the_owners(stores: Stores) {
     assert_eq!(stores.reread(&bob).await.unwrap().email, bob.email);
 }
 
-async fn two_links_of_the_owner_work_in_either_order(stores: Stores) {
+#[tokio::test]
+async fn two_links_of_the_owner_work_in_either_order() {
+    let stores = Stores::new().await;
     // The owner moved legitimately, X -> Y; then an intruder moved Y -> H.
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let to_x = recovery_link(&stores, &ada, 1).await;
@@ -153,7 +159,9 @@ async fn two_links_of_the_owner_work_in_either_order(stores: Stores) {
     );
 }
 
-async fn the_window_starts_at_the_earliest_link_to_the_same_mailbox(stores: Stores) {
+#[tokio::test]
+async fn the_window_starts_at_the_earliest_link_to_the_same_mailbox() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let first = recovery_link(&stores, &ada, 1).await;
     factor_confirmed_at(&stores, &ada, 3).await;
@@ -179,7 +187,9 @@ async fn the_window_starts_at_the_earliest_link_to_the_same_mailbox(stores: Stor
     );
 }
 
-async fn an_older_factor_stays_but_codes_made_within_the_window_go(stores: Stores) {
+#[tokio::test]
+async fn an_older_factor_stays_but_codes_made_within_the_window_go() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     factor_confirmed_at(&stores, &ada, 1).await;
     let link = recovery_link(&stores, &ada, 5).await;
@@ -206,7 +216,9 @@ async fn an_older_factor_stays_but_codes_made_within_the_window_go(stores: Store
     assert_eq!(stores.factors.recovery_codes_left(ada.id).await.unwrap(), 0);
 }
 
-async fn every_session_ends(stores: Stores) {
+#[tokio::test]
+async fn every_session_ends() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let mine = session_of(&ada, at(1));
     let theirs = session_of(&ada, at(2));
@@ -229,7 +241,9 @@ async fn every_session_ends(stores: Stores) {
     }
 }
 
-async fn a_link_works_within_its_window_and_once_of_two_concurrent_uses(stores: Stores) {
+#[tokio::test]
+async fn a_link_works_within_its_window_and_once_of_two_concurrent_uses() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let link = recovery_link(&stores, &ada, 0).await;
     assert_eq!(secure(&stores, &link, 3600).await, None, "expired");
@@ -242,7 +256,9 @@ async fn a_link_works_within_its_window_and_once_of_two_concurrent_uses(stores: 
     assert_eq!(one.is_some() as u8 + other.is_some() as u8, 1);
 }
 
-async fn the_address_is_held_for_its_account_alone(stores: Stores) {
+#[tokio::test]
+async fn the_address_is_held_for_its_account_alone() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let link = recovery_link(&stores, &ada, 1).await;
     moved(&stores, &ada, "ada@new.example.com", 2).await;
@@ -284,14 +300,3 @@ async fn the_address_is_held_for_its_account_alone(stores: Stores) {
     stores.accounts.delete(squatter.id, at(6)).await.unwrap();
     assert_eq!(secure(&stores, &link, 7).await, Some(ada.email.clone()));
 }
-
-contract!(
-    the_link_gives_the_account_back_through_any_number_of_changes,
-    the_intruders_own_link_cannot_undo_the_owners,
-    two_links_of_the_owner_work_in_either_order,
-    the_window_starts_at_the_earliest_link_to_the_same_mailbox,
-    an_older_factor_stays_but_codes_made_within_the_window_go,
-    every_session_ends,
-    a_link_works_within_its_window_and_once_of_two_concurrent_uses,
-    the_address_is_held_for_its_account_alone,
-);

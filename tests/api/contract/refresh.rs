@@ -7,7 +7,7 @@ use authgraph::domain::{
 };
 use chrono::Duration;
 
-use super::{Stores, at, contract, session_of};
+use super::{Stores, at, session_of};
 
 const GRACE: Duration = Duration::seconds(10);
 
@@ -61,7 +61,9 @@ async fn signed_in(stores: &Stores) -> (SessionId, TokenHash) {
     (session.id, first)
 }
 
-async fn a_new_session_starts_its_chain_at_generation_zero(stores: Stores) {
+#[tokio::test]
+async fn a_new_session_starts_its_chain_at_generation_zero() {
+    let stores = Stores::new().await;
     let (session, first) = signed_in(&stores).await;
 
     let found = stores
@@ -91,7 +93,9 @@ async fn a_new_session_starts_its_chain_at_generation_zero(stores: Stores) {
     );
 }
 
-async fn rotation_moves_the_chain_on_and_the_session_with_it(stores: Stores) {
+#[tokio::test]
+async fn rotation_moves_the_chain_on_and_the_session_with_it() {
+    let stores = Stores::new().await;
     let (session, first) = signed_in(&stores).await;
     let second = new_token();
 
@@ -117,7 +121,9 @@ async fn rotation_moves_the_chain_on_and_the_session_with_it(stores: Stores) {
     assert_eq!(found.session.expires_at, at(60) + Duration::days(1));
 }
 
-async fn a_racing_exchange_of_the_same_generation_changes_nothing(stores: Stores) {
+#[tokio::test]
+async fn a_racing_exchange_of_the_same_generation_changes_nothing() {
+    let stores = Stores::new().await;
     let (session, first) = signed_in(&stores).await;
     let winner = new_token();
     let loser = new_token();
@@ -155,7 +161,9 @@ async fn a_racing_exchange_of_the_same_generation_changes_nothing(stores: Stores
     assert_eq!(chain.rotated_at, rotated_at);
 }
 
-async fn a_spent_token_is_still_found_so_its_reuse_is_recognised(stores: Stores) {
+#[tokio::test]
+async fn a_spent_token_is_still_found_so_its_reuse_is_recognised() {
+    let stores = Stores::new().await;
     let (session, first) = signed_in(&stores).await;
     let second = new_token();
     let third = new_token();
@@ -199,7 +207,9 @@ async fn a_spent_token_is_still_found_so_its_reuse_is_recognised(stores: Stores)
     );
 }
 
-async fn siblings_join_the_current_generation_up_to_the_bound(stores: Stores) {
+#[tokio::test]
+async fn siblings_join_the_current_generation_up_to_the_bound() {
+    let stores = Stores::new().await;
     let (session, first) = signed_in(&stores).await;
     let current = new_token();
     rotate(&stores, session, &first, &current, 0, 60).await;
@@ -257,7 +267,9 @@ async fn siblings_join_the_current_generation_up_to_the_bound(stores: Stores) {
     assert_eq!(found.session.last_used_at, at(63));
 }
 
-async fn a_sibling_for_a_chain_that_moved_on_is_refused_as_moved(stores: Stores) {
+#[tokio::test]
+async fn a_sibling_for_a_chain_that_moved_on_is_refused_as_moved() {
+    let stores = Stores::new().await;
     let (session, first) = signed_in(&stores).await;
     let second = new_token();
     let third = new_token();
@@ -294,7 +306,9 @@ async fn a_sibling_for_a_chain_that_moved_on_is_refused_as_moved(stores: Stores)
     );
 }
 
-async fn exchanging_a_sibling_supersedes_the_others(stores: Stores) {
+#[tokio::test]
+async fn exchanging_a_sibling_supersedes_the_others() {
+    let stores = Stores::new().await;
     let (session, first) = signed_in(&stores).await;
     let current = new_token();
     let sibling = new_token();
@@ -329,7 +343,9 @@ async fn exchanging_a_sibling_supersedes_the_others(stores: Stores) {
     );
 }
 
-async fn a_deleted_account_takes_its_sessions_and_their_tokens_with_it(stores: Stores) {
+#[tokio::test]
+async fn a_deleted_account_takes_its_sessions_and_their_tokens_with_it() {
+    let stores = Stores::new().await;
     let (session, first) = signed_in(&stores).await;
     let owner = stores
         .sessions
@@ -344,8 +360,8 @@ async fn a_deleted_account_takes_its_sessions_and_their_tokens_with_it(stores: S
     assert!(stores.sessions.find(session).await.unwrap().is_none());
     assert!(
         stores
-            .sessions
-            .find_with_user(session)
+            .reads
+            .session_with_user(session)
             .await
             .unwrap()
             .is_none()
@@ -365,14 +381,3 @@ async fn a_deleted_account_takes_its_sessions_and_their_tokens_with_it(stores: S
     );
     assert!(!stores.sessions.revoke(session, at(60)).await.unwrap());
 }
-
-contract!(
-    a_new_session_starts_its_chain_at_generation_zero,
-    rotation_moves_the_chain_on_and_the_session_with_it,
-    a_racing_exchange_of_the_same_generation_changes_nothing,
-    a_spent_token_is_still_found_so_its_reuse_is_recognised,
-    siblings_join_the_current_generation_up_to_the_bound,
-    a_sibling_for_a_chain_that_moved_on_is_refused_as_moved,
-    exchanging_a_sibling_supersedes_the_others,
-    a_deleted_account_takes_its_sessions_and_their_tokens_with_it,
-);

@@ -11,7 +11,7 @@ use authgraph::domain::{
     TokenHash, TokenPurpose, Totp, TotpFactor, UsedToken, User,
 };
 
-use super::{Stores, at, contract, issued, session_of, used};
+use super::{Stores, at, issued, session_of, used};
 
 /// The time step of a code read `seconds` after t0.
 fn step(seconds: i64) -> i64 {
@@ -80,7 +80,9 @@ async fn factor_of(stores: &Stores, user: &User) -> Option<TotpFactor> {
 
 // Enrolment and confirmation.
 
-async fn an_enrolment_is_stored_unconfirmed(stores: Stores) {
+#[tokio::test]
+async fn an_enrolment_is_stored_unconfirmed() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
 
     let factor = enrolling(&stores, &ada, "sealed-secret", 5).await;
@@ -95,7 +97,9 @@ async fn an_enrolment_is_stored_unconfirmed(stores: Stores) {
     assert_eq!(codes_left(&stores, &ada).await, 0);
 }
 
-async fn a_new_enrolment_replaces_an_unconfirmed_one(stores: Stores) {
+#[tokio::test]
+async fn a_new_enrolment_replaces_an_unconfirmed_one() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     enrolling(&stores, &ada, "first-secret", 5).await;
 
@@ -112,7 +116,9 @@ async fn a_new_enrolment_replaces_an_unconfirmed_one(stores: Stores) {
     );
 }
 
-async fn a_confirmed_factor_refuses_a_new_enrolment(stores: Stores) {
+#[tokio::test]
+async fn a_confirmed_factor_refuses_a_new_enrolment() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     turned_on(&stores, &ada).await;
     let before = factor_of(&stores, &ada).await;
@@ -131,7 +137,9 @@ async fn a_confirmed_factor_refuses_a_new_enrolment(stores: Stores) {
     );
 }
 
-async fn confirming_turns_the_factor_on(stores: Stores) {
+#[tokio::test]
+async fn confirming_turns_the_factor_on() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     enrolling(&stores, &ada, "sealed-secret", 5).await;
     let recovery = codes(3);
@@ -160,7 +168,9 @@ async fn confirming_turns_the_factor_on(stores: Stores) {
     assert_eq!(account.credential_version, ada.credential_version + 1);
 }
 
-async fn confirming_binds_to_the_secret_that_was_shown(stores: Stores) {
+#[tokio::test]
+async fn confirming_binds_to_the_secret_that_was_shown() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let factor = enrolling(&stores, &ada, "sealed-secret", 5).await;
 
@@ -182,7 +192,9 @@ async fn confirming_binds_to_the_secret_that_was_shown(stores: Stores) {
     assert_eq!(account.credential_version, ada.credential_version);
 }
 
-async fn confirming_replaces_earlier_recovery_codes(stores: Stores) {
+#[tokio::test]
+async fn confirming_replaces_earlier_recovery_codes() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     enrolling(&stores, &ada, "sealed-secret", 5).await;
     let earlier = codes(2);
@@ -204,7 +216,9 @@ async fn confirming_replaces_earlier_recovery_codes(stores: Stores) {
     assert!(use_code(&stores, &ada, &recovery[0], 11).await);
 }
 
-async fn a_factor_is_confirmed_once(stores: Stores) {
+#[tokio::test]
+async fn a_factor_is_confirmed_once() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let recovery = turned_on(&stores, &ada).await;
     let on = stores.reread(&ada).await.unwrap();
@@ -225,7 +239,9 @@ async fn a_factor_is_confirmed_once(stores: Stores) {
     assert_eq!(stores.reread(&ada).await.unwrap(), on);
 }
 
-async fn nothing_is_confirmed_without_an_enrolment(stores: Stores) {
+#[tokio::test]
+async fn nothing_is_confirmed_without_an_enrolment() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
 
     let confirmed = stores
@@ -242,7 +258,9 @@ async fn nothing_is_confirmed_without_an_enrolment(stores: Stores) {
 
 // Codes of the authenticator: each time step once, only forward.
 
-async fn a_step_is_accepted_once_and_only_forward(stores: Stores) {
+#[tokio::test]
+async fn a_step_is_accepted_once_and_only_forward() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     turned_on(&stores, &ada).await;
 
@@ -263,7 +281,9 @@ async fn a_step_is_accepted_once_and_only_forward(stores: Stores) {
     assert_eq!(factor_of(&stores, &ada).await.unwrap().last_step, step(100));
 }
 
-async fn no_step_is_accepted_without_a_confirmed_factor(stores: Stores) {
+#[tokio::test]
+async fn no_step_is_accepted_without_a_confirmed_factor() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     assert!(
         !stores.factors.accept_step(ada.id, step(10)).await.unwrap(),
@@ -279,7 +299,9 @@ async fn no_step_is_accepted_without_a_confirmed_factor(stores: Stores) {
     assert_eq!(factor_of(&stores, &ada).await, Some(waiting));
 }
 
-async fn of_two_concurrent_uses_of_a_step_one_succeeds(stores: Stores) {
+#[tokio::test]
+async fn of_two_concurrent_uses_of_a_step_one_succeeds() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     turned_on(&stores, &ada).await;
 
@@ -297,7 +319,9 @@ async fn of_two_concurrent_uses_of_a_step_one_succeeds(stores: Stores) {
 
 // Recovery codes.
 
-async fn a_recovery_code_works_once(stores: Stores) {
+#[tokio::test]
+async fn a_recovery_code_works_once() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let recovery = turned_on(&stores, &ada).await;
 
@@ -309,7 +333,9 @@ async fn a_recovery_code_works_once(stores: Stores) {
     );
 }
 
-async fn a_recovery_code_works_only_for_its_account(stores: Stores) {
+#[tokio::test]
+async fn a_recovery_code_works_only_for_its_account() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let bob = stores.account("bob@example.com", Role::User, at(0)).await;
     turned_on(&stores, &ada).await;
@@ -322,7 +348,9 @@ async fn a_recovery_code_works_only_for_its_account(stores: Stores) {
     );
 }
 
-async fn only_unused_recovery_codes_are_left(stores: Stores) {
+#[tokio::test]
+async fn only_unused_recovery_codes_are_left() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let bob = stores.account("bob@example.com", Role::User, at(0)).await;
     let recovery = turned_on(&stores, &ada).await;
@@ -335,7 +363,9 @@ async fn only_unused_recovery_codes_are_left(stores: Stores) {
     assert_eq!(codes_left(&stores, &bob).await, 3, "another account's");
 }
 
-async fn new_recovery_codes_void_the_old_ones(stores: Stores) {
+#[tokio::test]
+async fn new_recovery_codes_void_the_old_ones() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let old = turned_on(&stores, &ada).await;
     use_code(&stores, &ada, &old[0], 20).await;
@@ -352,7 +382,9 @@ async fn new_recovery_codes_void_the_old_ones(stores: Stores) {
     assert!(use_code(&stores, &ada, &new[0], 31).await);
 }
 
-async fn of_two_concurrent_uses_of_a_recovery_code_one_succeeds(stores: Stores) {
+#[tokio::test]
+async fn of_two_concurrent_uses_of_a_recovery_code_one_succeeds() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let recovery = turned_on(&stores, &ada).await;
 
@@ -369,7 +401,9 @@ async fn of_two_concurrent_uses_of_a_recovery_code_one_succeeds(stores: Stores) 
     assert_eq!(codes_left(&stores, &ada).await, 2);
 }
 
-async fn an_empty_set_of_recovery_codes_works_like_any_other(stores: Stores) {
+#[tokio::test]
+async fn an_empty_set_of_recovery_codes_works_like_any_other() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let bob = stores.account("bob@example.com", Role::User, at(0)).await;
     let adas = turned_on(&stores, &ada).await;
@@ -398,7 +432,9 @@ async fn an_empty_set_of_recovery_codes_works_like_any_other(stores: Stores) {
 
 // Turning the factor off.
 
-async fn removing_the_factor_takes_its_codes_and_the_mark_with_it(stores: Stores) {
+#[tokio::test]
+async fn removing_the_factor_takes_its_codes_and_the_mark_with_it() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let recovery = turned_on(&stores, &ada).await;
     let on = stores.reread(&ada).await.unwrap();
@@ -423,7 +459,9 @@ async fn removing_the_factor_takes_its_codes_and_the_mark_with_it(stores: Stores
     );
 }
 
-async fn only_a_confirmed_factor_is_removed(stores: Stores) {
+#[tokio::test]
+async fn only_a_confirmed_factor_is_removed() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     assert!(!stores.factors.remove(ada.id).await.unwrap(), "no factor");
 
@@ -441,7 +479,9 @@ async fn only_a_confirmed_factor_is_removed(stores: Stores) {
     );
 }
 
-async fn a_deleted_account_takes_its_factor_and_codes_with_it(stores: Stores) {
+#[tokio::test]
+async fn a_deleted_account_takes_its_factor_and_codes_with_it() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let recovery = turned_on(&stores, &ada).await;
 
@@ -456,7 +496,9 @@ async fn a_deleted_account_takes_its_factor_and_codes_with_it(stores: Stores) {
 
 // Sealing a secret again with the current key.
 
-async fn resealing_replaces_the_sealed_secret_and_nothing_else(stores: Stores) {
+#[tokio::test]
+async fn resealing_replaces_the_sealed_secret_and_nothing_else() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let bob = stores.account("bob@example.com", Role::User, at(0)).await;
     turned_on(&stores, &ada).await;
@@ -494,7 +536,9 @@ async fn resealing_replaces_the_sealed_secret_and_nothing_else(stores: Stores) {
     );
 }
 
-async fn a_secret_replaced_meanwhile_is_not_resealed(stores: Stores) {
+#[tokio::test]
+async fn a_secret_replaced_meanwhile_is_not_resealed() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     assert!(
         !stores
@@ -549,7 +593,9 @@ async fn tried(
         .unwrap()
 }
 
-async fn turning_the_factor_on_voids_earlier_links(stores: Stores) {
+#[tokio::test]
+async fn turning_the_factor_on_voids_earlier_links() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let reset = token_for(&ada, TokenPurpose::PasswordReset, 1);
     issued(&stores, &reset).await;
@@ -559,7 +605,9 @@ async fn turning_the_factor_on_voids_earlier_links(stores: Stores) {
     assert_eq!(used(&stores, &reset, 20).await, None);
 }
 
-async fn turning_the_factor_off_voids_earlier_links_and_tickets(stores: Stores) {
+#[tokio::test]
+async fn turning_the_factor_off_voids_earlier_links_and_tickets() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     turned_on(&stores, &ada).await;
     let on = stores.reread(&ada).await.unwrap();
@@ -587,7 +635,9 @@ async fn ticket_of_signed_in_user(stores: &Stores) -> (User, AccountToken) {
     (on, ticket)
 }
 
-async fn a_ticket_allows_its_tries_and_no_more(stores: Stores) {
+#[tokio::test]
+async fn a_ticket_allows_its_tries_and_no_more() {
+    let stores = Stores::new().await;
     let (ada, ticket) = ticket_of_signed_in_user(&stores).await;
     let holder = UsedToken {
         user_id: ada.id,
@@ -606,7 +656,9 @@ async fn a_ticket_allows_its_tries_and_no_more(stores: Stores) {
     assert_eq!(tried(&stores, &ticket, 3, 30).await, None, "a fourth try");
 }
 
-async fn tries_do_not_use_the_ticket(stores: Stores) {
+#[tokio::test]
+async fn tries_do_not_use_the_ticket() {
+    let stores = Stores::new().await;
     let (ada, ticket) = ticket_of_signed_in_user(&stores).await;
     tried(&stores, &ticket, 3, 20).await.unwrap();
     tried(&stores, &ticket, 3, 21).await.unwrap();
@@ -625,7 +677,9 @@ async fn tries_do_not_use_the_ticket(stores: Stores) {
     );
 }
 
-async fn a_ticket_allows_no_tries_once_expired(stores: Stores) {
+#[tokio::test]
+async fn a_ticket_allows_no_tries_once_expired() {
+    let stores = Stores::new().await;
     let (_, ticket) = ticket_of_signed_in_user(&stores).await;
 
     assert_eq!(tried(&stores, &ticket, 3, 11 + 1800).await, None, "expired");
@@ -635,7 +689,9 @@ async fn a_ticket_allows_no_tries_once_expired(stores: Stores) {
     );
 }
 
-async fn only_a_ticket_allows_tries_as_one(stores: Stores) {
+#[tokio::test]
+async fn only_a_ticket_allows_tries_as_one() {
+    let stores = Stores::new().await;
     let (ada, _) = ticket_of_signed_in_user(&stores).await;
     let never_issued = token_for(&ada, TokenPurpose::MfaTicket, 11);
     let reset = token_for(&ada, TokenPurpose::PasswordReset, 11);
@@ -650,7 +706,9 @@ async fn only_a_ticket_allows_tries_as_one(stores: Stores) {
     assert_eq!(reset_as_ticket, None, "a link of another purpose");
 }
 
-async fn a_ticket_allows_no_tries_once_the_account_changed(stores: Stores) {
+#[tokio::test]
+async fn a_ticket_allows_no_tries_once_the_account_changed() {
+    let stores = Stores::new().await;
     let (ada, ticket) = ticket_of_signed_in_user(&stores).await;
 
     stores
@@ -662,7 +720,9 @@ async fn a_ticket_allows_no_tries_once_the_account_changed(stores: Stores) {
     assert_eq!(tried(&stores, &ticket, 3, 20).await, None);
 }
 
-async fn concurrent_tries_cannot_outrun_the_count(stores: Stores) {
+#[tokio::test]
+async fn concurrent_tries_cannot_outrun_the_count() {
+    let stores = Stores::new().await;
     let (_, ticket) = ticket_of_signed_in_user(&stores).await;
 
     let tries = stores
@@ -686,7 +746,9 @@ async fn concurrent_tries_cannot_outrun_the_count(stores: Stores) {
 
 // A session proving its user again.
 
-async fn reauthentication_records_when_and_how(stores: Stores) {
+#[tokio::test]
+async fn reauthentication_records_when_and_how() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let session = session_of(&ada, at(0));
     stores
@@ -715,7 +777,9 @@ async fn reauthentication_records_when_and_how(stores: Stores) {
     assert_eq!(found.expires_at, session.expires_at);
 }
 
-async fn an_ended_session_is_not_reauthenticated(stores: Stores) {
+#[tokio::test]
+async fn an_ended_session_is_not_reauthenticated() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let revoked = session_of(&ada, at(0));
     let expiring = session_of(&ada, at(0));
@@ -772,38 +836,3 @@ async fn an_ended_session_is_not_reauthenticated(stores: Stores) {
         "a second before it expired"
     );
 }
-
-contract!(
-    an_enrolment_is_stored_unconfirmed,
-    a_new_enrolment_replaces_an_unconfirmed_one,
-    a_confirmed_factor_refuses_a_new_enrolment,
-    confirming_turns_the_factor_on,
-    confirming_binds_to_the_secret_that_was_shown,
-    confirming_replaces_earlier_recovery_codes,
-    a_factor_is_confirmed_once,
-    nothing_is_confirmed_without_an_enrolment,
-    a_step_is_accepted_once_and_only_forward,
-    no_step_is_accepted_without_a_confirmed_factor,
-    of_two_concurrent_uses_of_a_step_one_succeeds,
-    a_recovery_code_works_once,
-    a_recovery_code_works_only_for_its_account,
-    only_unused_recovery_codes_are_left,
-    new_recovery_codes_void_the_old_ones,
-    of_two_concurrent_uses_of_a_recovery_code_one_succeeds,
-    an_empty_set_of_recovery_codes_works_like_any_other,
-    removing_the_factor_takes_its_codes_and_the_mark_with_it,
-    only_a_confirmed_factor_is_removed,
-    a_deleted_account_takes_its_factor_and_codes_with_it,
-    resealing_replaces_the_sealed_secret_and_nothing_else,
-    a_secret_replaced_meanwhile_is_not_resealed,
-    turning_the_factor_on_voids_earlier_links,
-    turning_the_factor_off_voids_earlier_links_and_tickets,
-    a_ticket_allows_its_tries_and_no_more,
-    tries_do_not_use_the_ticket,
-    a_ticket_allows_no_tries_once_expired,
-    only_a_ticket_allows_tries_as_one,
-    a_ticket_allows_no_tries_once_the_account_changed,
-    concurrent_tries_cannot_outrun_the_count,
-    reauthentication_records_when_and_how,
-    an_ended_session_is_not_reauthenticated,
-);

@@ -3,7 +3,7 @@
 
 use authgraph::domain::{OpaqueToken, Page, PageRequest, Role, Session, SessionId, User, UserId};
 
-use super::{Stores, at, contract, session_of};
+use super::{Stores, at, session_of};
 
 /// Opens a session of `user` at `seconds`, expiring after `lasts` seconds.
 async fn open(stores: &Stores, user: &User, seconds: i64, lasts: i64) -> Session {
@@ -19,7 +19,9 @@ async fn open(stores: &Stores, user: &User, seconds: i64, lasts: i64) -> Session
     session
 }
 
-async fn a_session_is_revoked_once(stores: Stores) {
+#[tokio::test]
+async fn a_session_is_revoked_once() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let session = open(&stores, &ada, 0, 3600).await;
 
@@ -30,8 +32,8 @@ async fn a_session_is_revoked_once(stores: Stores) {
     );
 
     let (revoked, user) = stores
-        .sessions
-        .find_with_user(session.id)
+        .reads
+        .session_with_user(session.id)
         .await
         .unwrap()
         .expect("a revoked session is still found");
@@ -46,7 +48,9 @@ async fn a_session_is_revoked_once(stores: Stores) {
     );
 }
 
-async fn ending_every_other_session_counts_only_the_active_ones(stores: Stores) {
+#[tokio::test]
+async fn ending_every_other_session_counts_only_the_active_ones() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let bob = stores.account("bob@example.com", Role::User, at(0)).await;
     let this_one = open(&stores, &ada, 0, 3600).await;
@@ -117,7 +121,9 @@ fn ids(page: &Page<Session>) -> Vec<SessionId> {
     page.items.iter().map(|s| s.id).collect()
 }
 
-async fn active_sessions_page_forward_newest_first(stores: Stores) {
+#[tokio::test]
+async fn active_sessions_page_forward_newest_first() {
+    let stores = Stores::new().await;
     let (ada, newest_first) = five_active_of_seven(&stores).await;
 
     let mut seen = Vec::new();
@@ -140,7 +146,9 @@ async fn active_sessions_page_forward_newest_first(stores: Stores) {
     assert_eq!(stores.sessions.count_active(ada, at(100)).await.unwrap(), 5);
 }
 
-async fn active_sessions_page_backward_to_the_newest(stores: Stores) {
+#[tokio::test]
+async fn active_sessions_page_backward_to_the_newest() {
+    let stores = Stores::new().await;
     let (ada, newest_first) = five_active_of_seven(&stores).await;
 
     let mut seen: Vec<SessionId> = Vec::new();
@@ -162,7 +170,9 @@ async fn active_sessions_page_backward_to_the_newest(stores: Stores) {
     assert_eq!(seen, newest_first);
 }
 
-async fn ended_sessions_are_deleted_with_their_tokens(stores: Stores) {
+#[tokio::test]
+async fn ended_sessions_are_deleted_with_their_tokens() {
+    let stores = Stores::new().await;
     let ada = stores.account("ada@example.com", Role::User, at(0)).await;
     let token = OpaqueToken::generate().unwrap().hash();
     let revoked = session_of(&ada, at(0));
@@ -187,11 +197,3 @@ async fn ended_sessions_are_deleted_with_their_tokens(stores: Stores) {
     );
     assert_eq!(stores.sessions.delete_ended(at(100)).await.unwrap(), 0);
 }
-
-contract!(
-    a_session_is_revoked_once,
-    ending_every_other_session_counts_only_the_active_ones,
-    active_sessions_page_forward_newest_first,
-    active_sessions_page_backward_to_the_newest,
-    ended_sessions_are_deleted_with_their_tokens,
-);

@@ -6,31 +6,38 @@
 //! takes microseconds, so it runs right here, on a plain read-only connection.
 //!
 //! It never waits on a lock: the connection has no busy timeout, and when SQLite answers
-//! "busy" (a checkpoint resetting the WAL, for instance) the caller asks the generic
-//! repository instead. Every statement is its own read transaction, so it sees every commit
+//! "busy" (a checkpoint resetting the WAL, for instance) the read goes to the generic
+//! implementation instead. Every statement is its own read transaction, so it sees every commit
 //! made before it began, by this process or another one — revocation still takes effect at
 //! once.
 //!
 //! The statements are the ones SeaORM builds from the entities for the generic path, and rows
-//! are read by the column names SeaORM gives them, so the two paths cannot drift apart.
+//! are read by the column names SeaORM gives them (`rows`), so the two paths cannot drift
+//! apart.
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
-use chrono::{DateTime, Utc};
-use rusqlite::types::{FromSql, FromSqlResult, ValueRef};
+use async_trait::async_trait;
+use entity::{session, user};
 use rusqlite::{Connection, OpenFlags, Row, ToSql};
-use sea_orm::ColumnTrait;
 
-use super::super::QueryCounter;
+use crate::domain::{Email, HotReads, RepositoryError, Session, SessionId, User};
+
 use super::super::failure::{Failure, sqlite_code};
+use super::super::{QueryCounter, SeaOrmHotReads, sessions, users};
+use super::rows::{self, Columns, Query};
 
-/// Read-only connections to one SQLite file, opened on first use and reused. At most one per
-/// thread is ever in use at once, since nothing awaits while holding one.
+/// The hot reads of one SQLite file on the calling thread, through read-only connections
+/// opened on first use and reused (at most one per thread is ever in use at once, since
+/// nothing awaits while holding one); the generic reads when the file is busy.
 pub struct DirectReads {
     path: String,
     idle: Mutex<Vec<Connection>>,
     /// The statements sent, counted with the pool's.
     statements: QueryCounter,
+    generic: SeaOrmHotReads,
+    user_by_email: Query<Columns<user::Column>>,
+    session_with_user: Query<(Columns<session::Column>, Columns<user::Column>)>,
 }
 
 /// Why a read did not answer.
@@ -54,31 +61,77 @@ impl From<rusqlite::Error> for ReadError {
     }
 }
 
+#[async_trait]
+impl HotReads for DirectReads {
+    async fn user_by_email(&self, email: &Email) -> Result<Option<User>, RepositoryError> {
+        match self.user_row_by_email(email) {
+            Ok(row) => row.map(users::to_domain).transpose(),
+            Err(ReadError::Busy) => self.generic.user_by_email(email).await,
+            Err(ReadError::Failed(error)) => Err(RepositoryError::Internal(Box::new(error))),
+        }
+    }
+
+    async fn session_with_user(
+        &self,
+        id: SessionId,
+    ) -> Result<Option<(Session, User)>, RepositoryError> {
+        match self.session_rows(id) {
+            Ok(Some((session, user))) => Ok(Some((
+                sessions::to_domain(session),
+                users::to_domain(user)?,
+            ))),
+            Ok(None) => Ok(None),
+            Err(ReadError::Busy) => self.generic.session_with_user(id).await,
+            Err(ReadError::Failed(error)) => Err(RepositoryError::Internal(Box::new(error))),
+        }
+    }
+}
+
 impl DirectReads {
-    pub fn new(path: impl Into<String>, statements: QueryCounter) -> Self {
+    /// Reads from the SQLite file at `path`, counting statements in `statements`, and through
+    /// `generic` when it is busy.
+    pub fn new(path: impl Into<String>, statements: QueryCounter, generic: SeaOrmHotReads) -> Self {
         Self {
             path: path.into(),
             idle: Mutex::new(Vec::new()),
             statements,
+            generic,
+            user_by_email: rows::user_by_email(),
+            session_with_user: rows::session_with_user(),
         }
     }
 
+    /// The row of the user with this email, read on the calling thread.
+    pub(super) fn user_row_by_email(
+        &self,
+        email: &Email,
+    ) -> Result<Option<user::Model>, ReadError> {
+        self.first_row(&self.user_by_email, email.as_str(), rows::user_row)
+    }
+
+    /// The rows of a session and its user, read on the calling thread.
+    pub(super) fn session_rows(
+        &self,
+        id: SessionId,
+    ) -> Result<Option<(session::Model, user::Model)>, ReadError> {
+        let found = self.first_row(
+            &self.session_with_user,
+            id.as_uuid(),
+            rows::session_and_user,
+        )?;
+        Ok(found.flatten())
+    }
+
     /// Runs `query` with its one parameter and reads the first row it returns, if any.
-    pub(super) fn first_row<L, T>(
+    fn first_row<L, T>(
         &self,
         query: &Query<L>,
         parameter: impl ToSql,
         read: impl FnOnce(&Row<'_>, &L) -> rusqlite::Result<T>,
     ) -> Result<Option<T>, ReadError> {
         self.with_connection(|connection| {
-            let mut statement = connection.prepare_cached(&query.sql)?;
-            let layout = match query.layout.get() {
-                Some(layout) => layout,
-                None => {
-                    let located = (query.locate)(&statement)?;
-                    query.layout.get_or_init(|| located)
-                }
-            };
+            let mut statement = connection.prepare_cached(query.sql())?;
+            let layout = query.layout(&statement)?;
             self.statements.add(1);
             let mut rows = statement.query([parameter])?;
             match rows.next()? {
@@ -112,93 +165,5 @@ impl DirectReads {
         )?;
         connection.busy_timeout(std::time::Duration::ZERO)?;
         Ok(connection)
-    }
-}
-
-/// A statement SeaORM built for SQLite, with one parameter bound at each read, and where its
-/// columns are in a row: found by name the first time it runs (finding a name costs a scan of
-/// every column's name, too dear for every value of every read).
-pub(super) struct Query<L> {
-    sql: String,
-    layout: OnceLock<L>,
-    locate: fn(&rusqlite::Statement<'_>) -> rusqlite::Result<L>,
-}
-
-impl<L> Query<L> {
-    pub(super) fn new(
-        statement: sea_orm::Statement,
-        locate: fn(&rusqlite::Statement<'_>) -> rusqlite::Result<L>,
-    ) -> Self {
-        Self {
-            sql: statement.sql,
-            layout: OnceLock::new(),
-            locate,
-        }
-    }
-}
-
-/// Where each column of an entity is in the rows of one statement: its name, after the
-/// prefix SeaORM gives that entity's columns in the statement (`A_`, `B_` in a join).
-pub(super) struct Columns<C> {
-    at: Vec<(C, usize)>,
-}
-
-impl<C: ColumnTrait> Columns<C> {
-    pub(super) fn locate(
-        statement: &rusqlite::Statement<'_>,
-        prefix: &str,
-    ) -> rusqlite::Result<Self> {
-        let at = C::iter()
-            .map(|column| {
-                let name = format!("{prefix}{}", column.as_str());
-                Ok((column, statement.column_index(&name)?))
-            })
-            .collect::<rusqlite::Result<_>>()?;
-        Ok(Self { at })
-    }
-
-    /// The value of `column` in `row`.
-    pub(super) fn get<T: FromSql>(&self, row: &Row<'_>, column: C) -> rusqlite::Result<T> {
-        let wanted = std::mem::discriminant(&column);
-        match self
-            .at
-            .iter()
-            .find(|(c, _)| std::mem::discriminant(c) == wanted)
-        {
-            Some((_, at)) => row.get(*at),
-            None => Err(rusqlite::Error::InvalidColumnName(column.as_str().into())),
-        }
-    }
-
-    pub(super) fn instant(&self, row: &Row<'_>, column: C) -> rusqlite::Result<DateTime<Utc>> {
-        self.get(row, column).map(|Instant(at)| at)
-    }
-
-    pub(super) fn optional_instant(
-        &self,
-        row: &Row<'_>,
-        column: C,
-    ) -> rusqlite::Result<Option<DateTime<Utc>>> {
-        self.get(row, column)
-            .map(|at: Option<Instant>| at.map(|Instant(at)| at))
-    }
-}
-
-/// A stored `DateTime<Utc>`, read as sqlx reads it for the generic path. sqlx writes RFC 3339
-/// (`2026-01-02T03:04:05.123456+00:00`, as many fraction digits as the value has) and tries
-/// chrono's RFC 3339 parser first; so does this, and it leaves anything else (a row written
-/// by hand, `2026-01-02 03:04:05`) to rusqlite's chrono support. rusqlite alone would read
-/// the RFC 3339 text through a format string, several times slower on the hottest read.
-struct Instant(DateTime<Utc>);
-
-impl FromSql for Instant {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        if let ValueRef::Text(text) = value
-            && let Ok(text) = std::str::from_utf8(text)
-            && let Ok(parsed) = DateTime::parse_from_rfc3339(text)
-        {
-            return Ok(Self(parsed.to_utc()));
-        }
-        DateTime::<Utc>::column_result(value).map(Self)
     }
 }

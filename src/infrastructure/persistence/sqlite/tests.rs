@@ -1,8 +1,7 @@
-//! The fast paths against the generic repositories they wrap, on the same rows of one SQLite
-//! file: every replaced method must answer exactly as the generic one does.
+//! The direct reads against the generic ones, on the same rows of one SQLite file: each hot
+//! read must answer exactly as the generic one does.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -15,29 +14,29 @@ use uuid::Uuid;
 #[path = "../../../../tests/api/helpers/rows.rs"]
 mod rows;
 
+use super::DirectReads;
 use super::reads::ReadError;
-use super::{DirectReads, SqliteSessionRepository, SqliteUserRepository};
 use crate::domain::{
-    AccountStore, AuthMethods, Authentication, DisplayName, Email, PasswordHash,
+    AccountStore, AuthMethods, Authentication, DisplayName, Email, HotReads, PasswordHash,
     RefreshTokenExchange, Role, Session, SessionId, SessionRepository, SiblingAdded, Suspension,
     SuspensionReason, TokenHash, User, UserId,
 };
 use crate::infrastructure::persistence::{
-    DatabaseSettings, QueryCounter, RetryCounter, SeaOrmSessionRepository, SeaOrmUserRepository,
-    Transactions, connect, migrate,
+    DatabaseSettings, QueryCounter, RetryCounter, SeaOrmHotReads, SeaOrmSessionRepository,
+    SeaOrmUserRepository, Transactions, connect, migrate,
 };
 use rows::insert_row;
 
-/// One SQLite file, its generic repositories and the fast paths over them, all counting
-/// their statements in `counter`.
+/// One SQLite file, the repositories that write it, and both implementations of the hot
+/// reads over it, all counting their statements in `counter`.
 struct Both {
     db: DatabaseConnection,
     path: String,
     counter: QueryCounter,
-    generic_users: SeaOrmUserRepository,
-    generic_sessions: SeaOrmSessionRepository,
-    fast_users: SqliteUserRepository,
-    fast_sessions: SqliteSessionRepository,
+    users: SeaOrmUserRepository,
+    sessions: SeaOrmSessionRepository,
+    generic: SeaOrmHotReads,
+    fast: DirectReads,
 }
 
 /// Connected, with the migrations up to `up_to` applied (all of them when `None`).
@@ -59,22 +58,13 @@ async fn database(file: &Path, up_to: Option<u32>) -> (DatabaseConnection, Query
 impl Both {
     fn over(db: DatabaseConnection, path: &Path, counter: QueryCounter) -> Self {
         let writes = Transactions::new(db.clone(), RetryCounter::default());
-        let reads = Arc::new(DirectReads::new(
-            path.display().to_string(),
-            counter.clone(),
-        ));
+        let generic = SeaOrmHotReads::new(db.clone());
         Self {
             path: path.display().to_string(),
-            generic_users: SeaOrmUserRepository::new(writes.clone()),
-            generic_sessions: SeaOrmSessionRepository::new(writes.clone()),
-            fast_users: SqliteUserRepository::new(
-                SeaOrmUserRepository::new(writes.clone()),
-                reads.clone(),
-            ),
-            fast_sessions: SqliteSessionRepository::new(
-                SeaOrmSessionRepository::new(writes),
-                reads,
-            ),
+            users: SeaOrmUserRepository::new(writes.clone()),
+            sessions: SeaOrmSessionRepository::new(writes),
+            fast: DirectReads::new(path.display().to_string(), counter.clone(), generic.clone()),
+            generic,
             db,
             counter,
         }
@@ -89,11 +79,11 @@ impl Both {
     /// Both paths agree on this session, down to the columns the domain value leaves out,
     /// and on its user by email; returns what they read.
     async fn agree_on_session(&self, id: SessionId) -> Option<(Session, User)> {
-        let generic = self.generic_sessions.find_with_user(id).await.unwrap();
-        let fast = self.fast_sessions.find_with_user(id).await.unwrap();
+        let generic = self.generic.session_with_user(id).await.unwrap();
+        let fast = self.fast.session_with_user(id).await.unwrap();
         assert_eq!(fast, generic, "session {id}");
 
-        let rows = self.fast_sessions.read_directly(id).unwrap();
+        let rows = self.fast.session_rows(id).unwrap();
         let pool = session::Entity::find_by_id(id.as_uuid())
             .find_also_related(user::Entity)
             .one(&self.db)
@@ -110,11 +100,11 @@ impl Both {
 
     /// Both paths agree on the user with this email, down to the row.
     async fn agree_on_user(&self, email: &Email) -> Option<User> {
-        let generic = self.generic_users.find_by_email(email).await.unwrap();
-        let fast = self.fast_users.find_by_email(email).await.unwrap();
+        let generic = self.generic.user_by_email(email).await.unwrap();
+        let fast = self.fast.user_by_email(email).await.unwrap();
         assert_eq!(fast, generic, "user {}", email.as_str());
 
-        let row = self.fast_users.read_directly(email).unwrap();
+        let row = self.fast.user_row_by_email(email).unwrap();
         let pool = user::Entity::find()
             .filter(user::Column::Email.eq(email.as_str()))
             .one(&self.db)
@@ -212,28 +202,22 @@ async fn the_fast_paths_read_every_field_as_the_generic_ones_do() {
     let both = Both::migrated(&dir).await;
     let users = users();
     for user in &users {
-        both.generic_users.insert(user).await.unwrap();
+        both.users.insert(user).await.unwrap();
     }
     let (ada, carol, bob) = (&users[0], &users[1], &users[2]);
 
     let plain = session_of(ada, 10, 6);
-    both.generic_sessions
-        .create(&plain, &token("plain"))
-        .await
-        .unwrap();
+    both.sessions.create(&plain, &token("plain")).await.unwrap();
 
     // Sessions revoked, rotated, with siblings, without a user agent or address.
     let revoked = session_of(ada, 20, 9);
-    both.generic_sessions
+    both.sessions
         .create(&revoked, &token("revoked"))
         .await
         .unwrap();
-    both.generic_sessions
-        .revoke(revoked.id, at(21, 3))
-        .await
-        .unwrap();
+    both.sessions.revoke(revoked.id, at(21, 3)).await.unwrap();
     let rotated = session_of(bob, 30, 3);
-    both.generic_sessions
+    both.sessions
         .create(&rotated, &token("rotated-0"))
         .await
         .unwrap();
@@ -247,13 +231,13 @@ async fn the_fast_paths_read_every_field_as_the_generic_ones_do() {
     };
     let (first, second, sibling) = (token("rotated-0"), token("rotated-1"), token("sibling"));
     assert!(
-        both.generic_sessions
+        both.sessions
             .rotate_refresh_token(&exchange(&first, &second, 0))
             .await
             .unwrap()
     );
     assert_eq!(
-        both.generic_sessions
+        both.sessions
             .add_sibling(&exchange(&first, &sibling, 1), 3)
             .await
             .unwrap(),
@@ -264,7 +248,7 @@ async fn the_fast_paths_read_every_field_as_the_generic_ones_do() {
         ip: None,
         ..session_of(carol, 50, 0)
     };
-    both.generic_sessions
+    both.sessions
         .create(&anonymous, &token("anonymous"))
         .await
         .unwrap();
@@ -276,11 +260,7 @@ async fn the_fast_paths_read_every_field_as_the_generic_ones_do() {
     }
     let (read, _) = both.agree_on_session(revoked.id).await.unwrap();
     assert_eq!(read.revoked_at, Some(at(21, 3)));
-    let (rotated_row, _) = both
-        .fast_sessions
-        .read_directly(rotated.id)
-        .unwrap()
-        .unwrap();
+    let (rotated_row, _) = both.fast.session_rows(rotated.id).unwrap().unwrap();
     assert_eq!(
         (rotated_row.generation, rotated_row.siblings),
         (1, 1),
@@ -375,32 +355,29 @@ async fn every_statement_is_counted_as_the_generic_path_counts_it() {
     let dir = tempfile::tempdir().unwrap();
     let both = Both::migrated(&dir).await;
     let user = &users()[0];
-    both.generic_users.insert(user).await.unwrap();
+    both.users.insert(user).await.unwrap();
     let (fast, generic) = (session_of(user, 0, 6), session_of(user, 0, 6));
 
     let counted = |before: u64| both.counter.get() - before;
-    both.generic_sessions
-        .create(&fast, &token("fast"))
-        .await
-        .unwrap();
-    both.generic_sessions
+    both.sessions.create(&fast, &token("fast")).await.unwrap();
+    both.sessions
         .create(&generic, &token("generic"))
         .await
         .unwrap();
 
     let before = both.counter.get();
-    both.fast_sessions.find_with_user(fast.id).await.unwrap();
+    both.fast.session_with_user(fast.id).await.unwrap();
     let fast_read = counted(before);
     let before = both.counter.get();
-    both.generic_sessions.find_with_user(fast.id).await.unwrap();
-    assert_eq!((fast_read, counted(before)), (1, 1), "find_with_user");
+    both.generic.session_with_user(fast.id).await.unwrap();
+    assert_eq!((fast_read, counted(before)), (1, 1), "session_with_user");
 
     let before = both.counter.get();
-    both.fast_users.find_by_email(&user.email).await.unwrap();
+    both.fast.user_by_email(&user.email).await.unwrap();
     let fast_read = counted(before);
     let before = both.counter.get();
-    both.generic_users.find_by_email(&user.email).await.unwrap();
-    assert_eq!((fast_read, counted(before)), (1, 1), "find_by_email");
+    both.generic.user_by_email(&user.email).await.unwrap();
+    assert_eq!((fast_read, counted(before)), (1, 1), "user_by_email");
 }
 
 #[tokio::test]
@@ -409,9 +386,9 @@ async fn a_busy_database_sends_the_read_to_the_generic_path() {
     let user = &users()[0];
     let session = session_of(user, 0, 6);
     let written = Both::migrated(&dir).await;
-    written.generic_users.insert(user).await.unwrap();
+    written.users.insert(user).await.unwrap();
     written
-        .generic_sessions
+        .sessions
         .create(&session, &token("t"))
         .await
         .unwrap();
@@ -431,21 +408,21 @@ async fn a_busy_database_sends_the_read_to_the_generic_path() {
 
     // The direct read answers at once instead of waiting for the lock…
     let began = std::time::Instant::now();
-    let read = both.fast_sessions.read_directly(session.id);
+    let read = both.fast.session_rows(session.id);
     assert!(matches!(read, Err(ReadError::Busy)), "{read:?}");
-    let read = both.fast_users.read_directly(&user.email);
+    let read = both.fast.user_row_by_email(&user.email);
     assert!(matches!(read, Err(ReadError::Busy)), "{read:?}");
     assert!(began.elapsed() < Duration::from_secs(1));
 
-    // …and the adapters ask the generic path instead.
+    // …and the reads go to the generic path instead.
     let (read, read_user) = both
-        .fast_sessions
-        .find_with_user(session.id)
+        .fast
+        .session_with_user(session.id)
         .await
         .unwrap()
         .unwrap();
     assert_eq!((read, &read_user), (session, user));
-    let read_user = both.fast_users.find_by_email(&user.email).await.unwrap();
+    let read_user = both.fast.user_by_email(&user.email).await.unwrap();
     assert_eq!(read_user.as_ref(), Some(user));
 }
 
@@ -456,42 +433,30 @@ async fn a_commit_made_through_the_pool_is_read_at_once() {
     let user = &users()[1];
     let session = session_of(user, 0, 6);
     // A connection already open and used keeps no stale snapshot between reads.
-    assert_eq!(
-        both.fast_sessions.find_with_user(session.id).await.unwrap(),
-        None
-    );
-    assert_eq!(
-        both.fast_users.find_by_email(&user.email).await.unwrap(),
-        None
-    );
+    assert_eq!(both.fast.session_with_user(session.id).await.unwrap(), None);
+    assert_eq!(both.fast.user_by_email(&user.email).await.unwrap(), None);
 
-    both.generic_users.insert(user).await.unwrap();
-    both.generic_sessions
-        .create(&session, &token("t"))
-        .await
-        .unwrap();
+    both.users.insert(user).await.unwrap();
+    both.sessions.create(&session, &token("t")).await.unwrap();
     let (read, _) = both
-        .fast_sessions
-        .find_with_user(session.id)
+        .fast
+        .session_with_user(session.id)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(read.revoked_at, None);
     assert!(
-        both.fast_users
-            .find_by_email(&user.email)
+        both.fast
+            .user_by_email(&user.email)
             .await
             .unwrap()
             .is_some()
     );
 
-    both.generic_sessions
-        .revoke(session.id, at(7, 6))
-        .await
-        .unwrap();
+    both.sessions.revoke(session.id, at(7, 6)).await.unwrap();
     let (read, _) = both
-        .fast_sessions
-        .find_with_user(session.id)
+        .fast
+        .session_with_user(session.id)
         .await
         .unwrap()
         .unwrap();
