@@ -6,5 +6,8 @@ pub mod audit_event;
 pub mod recovery_code;
 pub mod refresh_token;
 pub mod session;
+pub mod social_code;
+pub mod social_flow;
+pub mod social_identity;
 pub mod totp_factor;
 pub mod user;

@@ -9,6 +9,7 @@ mod m20261125_000003_admin_and_audit;
 mod m20261129_000004_credential_binding;
 mod m20261129_000005_pending_email_change;
 mod m20261130_000006_second_factor;
+mod m20261210_000008_social_sign_in;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000004_credential_binding::Migration),
             Box::new(m20261129_000005_pending_email_change::Migration),
             Box::new(m20261130_000006_second_factor::Migration),
+            Box::new(m20261210_000008_social_sign_in::Migration),
         ]
     }
 }

@@ -7,6 +7,7 @@ pub mod page;
 pub mod repository;
 pub mod second_factor;
 pub mod session;
+pub mod social;
 pub mod token;
 pub mod user;
 pub mod user_query;
@@ -21,6 +22,10 @@ pub use repository::{
 };
 pub use second_factor::{RecoveryCode, Totp, TotpFactor};
 pub use session::{AuthMethods, Authentication, RefreshChain, RefreshVerdict, Session, SessionId};
+pub use social::{
+    Delivery, FlowPurpose, IdentityKey, LinkOutcome, ProviderId, SocialCode, SocialCodeKind,
+    SocialFlow, SocialFlowStore, SocialIdentity, SocialIdentityStore, VerifiedIdentity,
+};
 pub use token::{OpaqueToken, TokenHash};
 pub use user::{
     DisplayName, Email, NewUser, Password, PasswordAttempt, PasswordHash, Role, Suspension,

@@ -7,6 +7,7 @@ mod health;
 mod recovery;
 mod second_factor;
 mod sessions;
+mod social;
 pub mod sqlite;
 mod transactions;
 mod user_directory;
@@ -31,6 +32,7 @@ pub use health::DatabaseHealth;
 pub use recovery::SeaOrmAccountRecovery;
 pub use second_factor::SeaOrmSecondFactorRepository;
 pub use sessions::SeaOrmSessionRepository;
+pub use social::SeaOrmSocialRepository;
 #[cfg(feature = "test-hooks")]
 pub use transactions::OverlapGate;
 pub use transactions::{RetryCounter, RetryPolicy, Transactions};
