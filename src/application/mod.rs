@@ -10,6 +10,7 @@ pub mod notices;
 pub mod ports;
 pub mod second_factor;
 pub mod sessions;
+pub mod social_ports;
 pub mod throttle;
 pub mod users;
 
