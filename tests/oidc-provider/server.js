@@ -77,7 +77,7 @@ function makeProvider(issuer, mountPath, conform) {
     jwks: { keys: signingKeys() },
     cookies: { keys: [randomUUID()] },
     pkce: { required: () => true },
-    claims: { openid: ['sub'], amr: null, email: ['email', 'email_verified'], profile: ['name'] },
+    claims: { openid: ['sub', 'amr'], email: ['email', 'email_verified'], profile: ['name'] },
     conformIdTokenClaims: conform,
     features: { devInteractions: { enabled: false } },
     interactions: { url: (_ctx, interaction) => `${mountPath}/interaction/${interaction.uid}` },
