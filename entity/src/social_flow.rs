@@ -9,10 +9,12 @@ pub struct Model {
     pub id: String,
     /// The configured provider's id.
     pub provider: String,
-    /// `sign_in` or `link`.
+    /// `sign_in`, `link` or `reauthenticate`.
     pub purpose: String,
-    /// The account a `link` flow adds the identity to.
+    /// The account a `link` or `reauthenticate` flow acts on.
     pub user_id: Option<Uuid>,
+    /// The signed-in session that started a `link` or `reauthenticate` flow.
+    pub session_id: Option<Uuid>,
     /// SHA-256 of the value in the starting browser's cookie.
     pub binding_hash: String,
     /// The PKCE code verifier (RFC 7636).
@@ -36,6 +38,19 @@ pub enum Relation {
         on_delete = "Cascade"
     )]
     User,
+    #[sea_orm(
+        belongs_to = "super::session::Entity",
+        from = "Column::SessionId",
+        to = "super::session::Column::Id",
+        on_delete = "Cascade"
+    )]
+    Session,
+}
+
+impl Related<super::session::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Session.def()
+    }
 }
 
 impl Related<super::user::Entity> for Entity {

@@ -10,7 +10,9 @@
 //! - `social_flows`: a redirect to a provider on its way back. The row's id is the hash of
 //!   the `state` sent with it; `binding_hash` is the hash of a value kept in an HttpOnly cookie
 //!   of the browser that started it. The PKCE verifier and the nonce never leave the server.
-//!   Used once (one conditional delete), and only until `expires_at`.
+//!   Used once (one conditional delete), and only until `expires_at`. A flow that acts on a
+//!   signed-in session (linking an identity, proving the user again) names that session, and
+//!   is deleted with it.
 //! - `social_codes`: what a finished flow hands on by a one-time code (hashes only): a sign-in
 //!   for a bearer client to finish, or an identity waiting to be linked once its account
 //!   proves itself.
@@ -24,6 +26,12 @@ pub struct Migration;
 
 #[derive(DeriveIden)]
 enum Users {
+    Table,
+    Id,
+}
+
+#[derive(DeriveIden)]
+enum Sessions {
     Table,
     Id,
 }
@@ -49,6 +57,7 @@ enum SocialFlows {
     Provider,
     Purpose,
     UserId,
+    SessionId,
     BindingHash,
     PkceVerifier,
     Nonce,
@@ -120,6 +129,7 @@ impl MigrationTrait for Migration {
                     .col(string_len(SocialFlows::Provider, 64))
                     .col(string_len(SocialFlows::Purpose, 16))
                     .col(uuid_null(SocialFlows::UserId))
+                    .col(uuid_null(SocialFlows::SessionId))
                     .col(string_len(SocialFlows::BindingHash, 64))
                     .col(string_len(SocialFlows::PkceVerifier, 128))
                     .col(string_len(SocialFlows::Nonce, 128))
@@ -132,6 +142,13 @@ impl MigrationTrait for Migration {
                             .name("fk_social_flows_user")
                             .from(SocialFlows::Table, SocialFlows::UserId)
                             .to(Users::Table, Users::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_social_flows_session")
+                            .from(SocialFlows::Table, SocialFlows::SessionId)
+                            .to(Sessions::Table, Sessions::Id)
                             .on_delete(ForeignKeyAction::Cascade),
                     )
                     .to_owned(),

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{Email, RepositoryError, TokenHash, UserId, ValidationError};
+use super::{Email, RepositoryError, SessionId, TokenHash, UserId, ValidationError};
 
 /// A configured provider's id (`google`, `corp`): what the API and the configuration name it
 /// by (`SOCIAL_PROVIDERS=google,corp`, `SOCIAL_CORP_ISSUER`). Lower-case ASCII letters,
@@ -170,13 +170,18 @@ pub enum LinkOutcome {
     UnknownUser,
 }
 
-/// What a flow is for.
+/// What a flow is for. A flow started by a signed-in session names it, to act on that
+/// session's account only while the session is active (the service checks; the store drops
+/// the flow when the session is deleted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlowPurpose {
     /// Signing in (or up) with the identity.
     SignIn,
-    /// Adding the identity to this signed-in account.
-    Link(UserId),
+    /// Adding the identity to the account of this signed-in session.
+    Link { user: UserId, session: SessionId },
+    /// Proving again who the user of this session is, with an identity the account has
+    /// (recent authentication, for an account that signs in only through providers).
+    Reauthenticate { user: UserId, session: SessionId },
 }
 
 /// How a finished flow hands the sign-in to the client.

@@ -9,7 +9,7 @@ use sea_orm::{
 };
 
 use crate::domain::{
-    Delivery, Email, FlowPurpose, IdentityKey, LinkOutcome, ProviderId, RepositoryError,
+    Delivery, Email, FlowPurpose, IdentityKey, LinkOutcome, ProviderId, RepositoryError, SessionId,
     SocialCode, SocialCodeKind, SocialFlow, SocialFlowStore, SocialIdentity, SocialIdentityStore,
     TokenHash, UserId, VerifiedIdentity,
 };
@@ -137,15 +137,19 @@ impl SocialIdentityStore for SeaOrmSocialRepository {
 #[async_trait]
 impl SocialFlowStore for SeaOrmSocialRepository {
     async fn save_flow(&self, flow: &SocialFlow) -> Result<(), RepositoryError> {
-        let (purpose, user) = match flow.purpose {
-            FlowPurpose::SignIn => ("sign_in", None),
-            FlowPurpose::Link(user) => ("link", Some(user.as_uuid())),
+        let (purpose, user, session) = match flow.purpose {
+            FlowPurpose::SignIn => ("sign_in", None, None),
+            FlowPurpose::Link { user, session } => ("link", Some(user), Some(session)),
+            FlowPurpose::Reauthenticate { user, session } => {
+                ("reauthenticate", Some(user), Some(session))
+            }
         };
         let insert = social_flow::Entity::insert(social_flow::ActiveModel {
             id: Set(flow.id.as_str().to_owned()),
             provider: Set(flow.provider.as_str().to_owned()),
             purpose: Set(purpose.to_owned()),
-            user_id: Set(user),
+            user_id: Set(user.map(|u| u.as_uuid())),
+            session_id: Set(session.map(|s| s.as_uuid())),
             binding_hash: Set(flow.binding.as_str().to_owned()),
             pkce_verifier: Set(flow.pkce_verifier.clone()),
             nonce: Set(flow.nonce.clone()),
@@ -278,9 +282,14 @@ fn identity_from_row(row: social_identity::Model) -> Result<SocialIdentity, Repo
 
 fn flow_from_row(row: social_flow::Model) -> Result<SocialFlow, RepositoryError> {
     const TABLE: &str = "social_flows";
-    let purpose = match (row.purpose.as_str(), row.user_id) {
+    let signed_in = row
+        .user_id
+        .zip(row.session_id)
+        .map(|(user, session)| (UserId::from_uuid(user), SessionId::from_uuid(session)));
+    let purpose = match (row.purpose.as_str(), signed_in) {
         ("sign_in", None) => FlowPurpose::SignIn,
-        ("link", Some(user)) => FlowPurpose::Link(UserId::from_uuid(user)),
+        ("link", Some((user, session))) => FlowPurpose::Link { user, session },
+        ("reauthenticate", Some((user, session))) => FlowPurpose::Reauthenticate { user, session },
         _ => return Err(corrupt(TABLE, "purpose")),
     };
     Ok(SocialFlow {

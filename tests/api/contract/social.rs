@@ -11,15 +11,16 @@ use std::time::Duration;
 
 use authgraph::domain::{
     AccountStore, Delivery, Email, FlowPurpose, GuardedChange, IdentityKey, LinkOutcome,
-    OpaqueToken, PasswordHash, ProviderId, Role, SocialCode, SocialCodeKind, SocialFlow,
-    SocialFlowStore, SocialIdentity, SocialIdentityStore, TokenHash, User, VerifiedIdentity,
+    OpaqueToken, PasswordHash, ProviderId, Role, SessionId, SessionRepository, SocialCode,
+    SocialCodeKind, SocialFlow, SocialFlowStore, SocialIdentity, SocialIdentityStore, TokenHash,
+    User, VerifiedIdentity,
 };
 use authgraph::infrastructure::persistence::{
-    self, DatabaseSettings, OverlapGate, QueryCounter, RetryCounter, SeaOrmSocialRepository,
-    SeaOrmUserRepository, Transactions,
+    self, DatabaseSettings, OverlapGate, QueryCounter, RetryCounter, SeaOrmSessionRepository,
+    SeaOrmSocialRepository, SeaOrmUserRepository, Transactions,
 };
 
-use super::{at, email};
+use super::{at, email, session_of};
 use crate::helpers::TestDatabase;
 
 const ISSUER: &str = "https://idp.example";
@@ -27,6 +28,7 @@ const ISSUER: &str = "https://idp.example";
 /// The social store and the accounts it refers to, on a fresh, migrated database.
 struct Social {
     accounts: Arc<dyn AccountStore>,
+    sessions: Arc<dyn SessionRepository>,
     identities: Arc<dyn SocialIdentityStore>,
     flows: Arc<dyn SocialFlowStore>,
     overlap: OverlapGate,
@@ -52,6 +54,7 @@ impl Social {
             Transactions::new(db, RetryCounter::default()).with_overlap_gate(overlap.clone());
         let social = Arc::new(SeaOrmSocialRepository::new(writes.clone()));
         Self {
+            sessions: Arc::new(SeaOrmSessionRepository::new(writes.clone())),
             accounts: Arc::new(SeaOrmUserRepository::new(writes)),
             identities: social.clone(),
             flows: social,
@@ -71,6 +74,13 @@ impl Social {
         );
         self.accounts.insert(&user).await.unwrap();
         user
+    }
+
+    /// A session of `user`, opened at t0.
+    async fn signed_in(&self, user: &User) -> SessionId {
+        let session = session_of(user, at(0));
+        self.sessions.create(&session, &hash()).await.unwrap();
+        session.id
     }
 
     /// Runs racing calls so that they overlap for sure (see `contract::Stores::race`).
@@ -365,7 +375,10 @@ async fn deleting_an_account_removes_its_identities_flows_and_codes() {
     );
     let binding = hash();
     let linking = SocialFlow {
-        purpose: FlowPurpose::Link(ada.id),
+        purpose: FlowPurpose::Link {
+            user: ada.id,
+            session: social.signed_in(&ada).await,
+        },
         ..flow(&binding, 600)
     };
     social.flows.save_flow(&linking).await.unwrap();
@@ -392,14 +405,26 @@ async fn a_flow_is_taken_once_with_everything_it_was_saved_with() {
     let social = Social::new().await;
     let ada = social.account("ada@example.com").await;
     let binding = hash();
+    let session = social.signed_in(&ada).await;
     let signing_in = flow(&binding, 600);
     let linking = SocialFlow {
-        purpose: FlowPurpose::Link(ada.id),
+        purpose: FlowPurpose::Link {
+            user: ada.id,
+            session,
+        },
         delivery: Delivery::Cookies,
         ..flow(&binding, 600)
     };
-    social.flows.save_flow(&signing_in).await.unwrap();
-    social.flows.save_flow(&linking).await.unwrap();
+    let proving = SocialFlow {
+        purpose: FlowPurpose::Reauthenticate {
+            user: ada.id,
+            session,
+        },
+        ..flow(&binding, 600)
+    };
+    for flow in [&signing_in, &linking, &proving] {
+        social.flows.save_flow(flow).await.unwrap();
+    }
 
     assert_eq!(
         social.take_flow(&signing_in, &binding, 10).await,
@@ -414,6 +439,31 @@ async fn a_flow_is_taken_once_with_everything_it_was_saved_with() {
         social.take_flow(&linking, &binding, 12).await,
         Some(linking)
     );
+    assert_eq!(
+        social.take_flow(&proving, &binding, 13).await,
+        Some(proving)
+    );
+}
+
+#[tokio::test]
+async fn a_flow_of_a_session_is_deleted_with_the_session() {
+    let social = Social::new().await;
+    let ada = social.account("ada@example.com").await;
+    let session = social.signed_in(&ada).await;
+    let binding = hash();
+    let linking = SocialFlow {
+        purpose: FlowPurpose::Link {
+            user: ada.id,
+            session,
+        },
+        ..flow(&binding, 600)
+    };
+    social.flows.save_flow(&linking).await.unwrap();
+
+    assert!(social.sessions.revoke(session, at(10)).await.unwrap());
+    assert_eq!(social.sessions.delete_ended(at(20)).await.unwrap(), 1);
+
+    assert_eq!(social.take_flow(&linking, &binding, 30).await, None);
 }
 
 #[tokio::test]
