@@ -10,6 +10,9 @@
 #   REQUIRE_FRONTEND=1       fail instead of skipping the frontend checks when Node.js or
 #                            Chromium is missing (CI)
 #
+# With Node.js, a real OpenID provider (tests/oidc-provider) runs beside the passes for the
+# social sign-in tests (OIDC_TEST_ISSUER).
+#
 # Each test creates its own database on the server and drops it afterwards.
 #
 # The last line is the count over every pass, 'summary: N passed, N failed, N skipped', where
@@ -131,6 +134,29 @@ elif [[ ${REQUIRE_ALL_DATABASES:-} == 1 ]]; then
 else
   echo "== Redis does not answer at $(address "$REDIS_TEST_URL" 6379): its tests will be skipped"
   unset TEST_REDIS_URL
+fi
+
+# A real OpenID provider for the social sign-in tests (tests/oidc-provider: npm oidc-provider
+# with static clients and sign-in by login_hint), one for every pass; the tests find its
+# issuer in OIDC_TEST_ISSUER, and are skipped without it (CI: they fail).
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  (cd tests/oidc-provider && npm ci --no-audit --no-fund --loglevel=error)
+  PORT=0 node tests/oidc-provider/server.js >"$work/oidc-provider.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 100); do grep -q '^ready ' "$work/oidc-provider.log" && break; sleep 0.1; done
+  OIDC_TEST_ISSUER=$(awk '/^ready /{ print $2 }' "$work/oidc-provider.log")
+  if [[ -z $OIDC_TEST_ISSUER ]]; then
+    echo "error: the OpenID provider of the tests did not start:" >&2
+    cat "$work/oidc-provider.log" >&2
+    exit 1
+  fi
+  export OIDC_TEST_ISSUER
+elif [[ ${REQUIRE_ALL_DATABASES:-} == 1 || ${REQUIRE_FRONTEND:-} == 1 ]]; then
+  echo "error: Node.js and npm are needed for the OpenID provider of the social sign-in tests" >&2
+  exit 1
+else
+  echo "== no Node.js/npm: the social sign-in tests against a real OpenID provider will be skipped"
+  unset OIDC_TEST_ISSUER
 fi
 
 # The servers the suite runs on besides SQLite. A test for one backend only is left out of the

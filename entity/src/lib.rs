@@ -8,5 +8,8 @@ pub mod passkey_ceremony;
 pub mod recovery_code;
 pub mod refresh_token;
 pub mod session;
+pub mod social_code;
+pub mod social_flow;
+pub mod social_identity;
 pub mod totp_factor;
 pub mod user;

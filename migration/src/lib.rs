@@ -10,6 +10,7 @@ mod m20261129_000004_credential_binding;
 mod m20261129_000005_pending_email_change;
 mod m20261130_000006_second_factor;
 mod m20261207_000007_passkeys;
+mod m20261208_000008_social_sign_in;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000005_pending_email_change::Migration),
             Box::new(m20261130_000006_second_factor::Migration),
             Box::new(m20261207_000007_passkeys::Migration),
+            Box::new(m20261208_000008_social_sign_in::Migration),
         ]
     }
 }

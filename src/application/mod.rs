@@ -14,6 +14,7 @@ pub mod passwords;
 pub mod ports;
 pub mod second_factor;
 pub mod sessions;
+pub mod social_ports;
 pub mod throttle;
 pub mod users;
 pub mod wiring;

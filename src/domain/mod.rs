@@ -8,6 +8,7 @@ pub mod passkey;
 pub mod repository;
 pub mod second_factor;
 pub mod session;
+pub mod social;
 pub mod token;
 pub mod user;
 pub mod user_query;
@@ -26,6 +27,10 @@ pub use repository::{
 };
 pub use second_factor::{RecoveryCode, Totp, TotpFactor};
 pub use session::{AuthMethods, Authentication, RefreshChain, RefreshVerdict, Session, SessionId};
+pub use social::{
+    Delivery, FlowPurpose, IdentityKey, LinkOutcome, ProviderId, SocialCode, SocialCodeKind,
+    SocialFlow, SocialFlowStore, SocialIdentity, SocialIdentityStore, VerifiedIdentity,
+};
 pub use token::{OpaqueToken, TokenHash};
 pub use user::{
     DisplayName, Email, NewUser, Password, PasswordAttempt, PasswordHash, Role, Suspension,

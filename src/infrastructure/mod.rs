@@ -5,6 +5,7 @@ pub mod audit;
 pub mod clock;
 pub mod deferred;
 pub mod mail;
+pub mod oidc;
 pub mod persistence;
 pub mod rate_limit;
 pub mod scheduling;

@@ -25,6 +25,7 @@ mod login;
 mod me;
 mod metrics;
 mod mfa;
+mod oidc;
 mod outage;
 mod recovery;
 mod register;

@@ -9,6 +9,7 @@ mod passkeys;
 mod recovery;
 mod second_factor;
 mod sessions;
+mod social;
 pub mod sqlite;
 mod transactions;
 mod user_directory;
@@ -35,6 +36,7 @@ pub use passkeys::SeaOrmPasskeyRepository;
 pub use recovery::SeaOrmAccountRecovery;
 pub use second_factor::SeaOrmSecondFactorRepository;
 pub use sessions::SeaOrmSessionRepository;
+pub use social::SeaOrmSocialRepository;
 #[cfg(feature = "test-hooks")]
 pub use transactions::OverlapGate;
 pub use transactions::{RetryCounter, RetryPolicy, Transactions};

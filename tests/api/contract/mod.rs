@@ -16,6 +16,7 @@ mod recovery;
 mod refresh;
 mod second_factor;
 mod sessions;
+mod social;
 
 use std::sync::Arc;
 use std::time::Duration;
