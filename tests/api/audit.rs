@@ -34,12 +34,12 @@ fn kinds(events: &[Value]) -> Vec<&str> {
 async fn every_security_flow_leaves_an_event_without_secrets() {
     let app = spawn_app_with(|c| c.refresh_token_reuse_grace = std::time::Duration::ZERO).await;
     let admin = app.admin().await;
-    let admin_token = admin["accessToken"].as_str().unwrap().to_owned();
+    let admin_token = admin.access();
     let email = unique_email();
     let mut secrets = vec![PASSWORD.to_owned(), "a wrong password".to_owned()];
 
     let user = app.register(&email, PASSWORD).await;
-    let user_id = user["user"]["id"].as_str().unwrap().to_owned();
+    let user_id = user.user.id.clone();
     app.login(&email, "a wrong password").await;
     app.login(&unique_email(), "a wrong password").await;
     let login = app.login(&email, PASSWORD).await;
@@ -174,8 +174,8 @@ async fn every_security_flow_leaves_an_event_without_secrets() {
     assert_eq!(seen[0], "ACCOUNT_DELETED");
     assert!(events.iter().all(|e| e["ip"] == "127.0.0.1"));
     let role_change = events.iter().find(|e| e["kind"] == "ROLE_CHANGED").unwrap();
-    assert_eq!(role_change["actorId"], admin["user"]["id"]);
-    assert_eq!(role_change["actor"]["email"], admin["user"]["email"]);
+    assert_eq!(role_change["actorId"], admin.user.id);
+    assert_eq!(role_change["actor"]["email"], admin.user.email);
     assert!(
         role_change["subject"].is_null(),
         "the subject's account is deleted"
@@ -231,7 +231,7 @@ async fn users_read_their_own_events_through_me() {
     let other = app.register(&unique_email(), PASSWORD).await;
     app.login(&email, "a wrong password").await;
     app.flush_audit().await;
-    let token = user["accessToken"].as_str().unwrap();
+    let token = &user.access();
 
     let body = app
         .graphql_as(token, "{ me { auditEvents(first: 10) { totalCount edges { node { kind subject { id } } } } } }", json!({}))
@@ -257,14 +257,15 @@ async fn users_read_their_own_events_through_me() {
 async fn a_page_of_events_loads_its_users_in_a_constant_number_of_queries() {
     let app = spawn_app().await;
     let admin = app.admin().await;
-    let token = admin["accessToken"].as_str().unwrap();
+    let token = &admin.access();
     // 150 events between 30 users, written straight to the database.
     let mut users = Vec::new();
     for _ in 0..30 {
         users.push(
-            app.register(&unique_email(), PASSWORD).await["user"]["id"]
-                .as_str()
-                .unwrap()
+            app.register(&unique_email(), PASSWORD)
+                .await
+                .user
+                .id
                 .parse::<Uuid>()
                 .unwrap(),
         );
@@ -317,7 +318,7 @@ async fn a_page_of_events_loads_its_users_in_a_constant_number_of_queries() {
 async fn audit_pages_follow_on_and_bad_filters_are_handled() {
     let app = spawn_app().await;
     let admin = app.admin().await;
-    let token = admin["accessToken"].as_str().unwrap();
+    let token = &admin.access();
     for _ in 0..5 {
         app.login(&unique_email(), "whatever-123").await;
     }
@@ -362,7 +363,7 @@ async fn audit_pages_follow_on_and_bad_filters_are_handled() {
 async fn each_users_latest_events_in_a_user_list_load_in_one_batch() {
     let app = spawn_app().await;
     let admin = app.admin().await;
-    let token = admin["accessToken"].as_str().unwrap();
+    let token = &admin.access();
     let mut emails = Vec::new();
     for i in 0..24 {
         let email = unique_email();
@@ -427,10 +428,10 @@ async fn each_users_latest_events_in_a_user_list_load_in_one_batch() {
 async fn a_user_sees_that_an_administrator_acted_on_them_but_not_who_or_from_where() {
     let app = spawn_app().await;
     let admin = app.admin().await;
-    let admin_token = admin["accessToken"].as_str().unwrap().to_owned();
+    let admin_token = admin.access();
     let email = unique_email();
     let user = app.register(&email, PASSWORD).await;
-    let user_id = user["user"]["id"].as_str().unwrap().to_owned();
+    let user_id = user.user.id.clone();
     app.graphql_as(
         &admin_token,
         "mutation($i: SetUserRoleInput!) { setUserRole(input: $i) { id } }",
@@ -489,7 +490,7 @@ async fn a_user_sees_that_an_administrator_acted_on_them_but_not_who_or_from_whe
     let seen = events(&body);
     assert!(
         seen.iter()
-            .all(|e| e["actorId"] == admin["user"]["id"] && e["ip"] == "127.0.0.1")
+            .all(|e| e["actorId"] == admin.user.id && e["ip"] == "127.0.0.1")
     );
 }
 

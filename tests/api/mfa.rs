@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use totp_rs::{Algorithm, Secret, TOTP};
 
 use crate::helpers::{
-    PASSWORD, TestApp, assert_no_errors, data_str, error_code, spawn_app, spawn_app_with,
-    token_claims, unique_email,
+    PASSWORD, TestApp, assert_no_errors, data_str, error_code, only_error, spawn_app,
+    spawn_app_with, token_claims, unique_email,
 };
 
 const ENROLL: &str = "mutation { enrollTotp { secret otpauthUri qrCodeSvg } }";
@@ -62,7 +62,7 @@ impl Enrolled {
 async fn enrolled(app: &TestApp) -> Enrolled {
     let email = unique_email();
     let signed_up = app.register(&email, PASSWORD).await;
-    let token = signed_up["accessToken"].as_str().unwrap().to_owned();
+    let token = signed_up.access();
     let enrollment = app.graphql_as(&token, ENROLL, json!({})).await;
     assert_no_errors(&enrollment);
     let secret = data_str(&enrollment, &["enrollTotp", "secret"]).to_owned();
@@ -82,7 +82,7 @@ async fn enrolled(app: &TestApp) -> Enrolled {
         .collect();
     Enrolled {
         email,
-        id: signed_up["user"]["id"].as_str().unwrap().to_owned(),
+        id: signed_up.user.id.clone(),
         secret,
         recovery_codes,
         token,
@@ -127,10 +127,7 @@ fn reason(body: &Value) -> &str {
 async fn a_factor_turns_on_only_with_a_code_from_it_and_its_secret_is_sealed_at_rest() {
     let app = spawn_app().await;
     let email = unique_email();
-    let token = app.register(&email, PASSWORD).await["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.register(&email, PASSWORD).await.access();
 
     let enrollment = app.graphql_as(&token, ENROLL, json!({})).await;
     let enrollment = &enrollment["data"]["enrollTotp"];
@@ -154,7 +151,7 @@ async fn a_factor_turns_on_only_with_a_code_from_it_and_its_secret_is_sealed_at_
         .graphql_as(&token, CONFIRM, json!({ "input": { "code": "000000" } }))
         .await;
     assert_eq!(error_code(&wrong), "BAD_USER_INPUT");
-    assert_eq!(wrong["errors"][0]["extensions"]["field"], "code");
+    assert_eq!(only_error(&wrong).extensions.field.as_deref(), Some("code"));
 
     let confirmed = app
         .graphql_as(
@@ -233,10 +230,7 @@ async fn signing_in_needs_the_code_and_the_tokens_say_how_the_user_proved_it() {
 
     // Without a factor, the password alone.
     let plain = app.register(&unique_email(), PASSWORD).await;
-    assert_eq!(
-        token_claims(plain["accessToken"].as_str().unwrap())["amr"],
-        json!(["pwd"])
-    );
+    assert_eq!(token_claims(&plain.access())["amr"], json!(["pwd"]));
 }
 
 #[tokio::test]
@@ -440,10 +434,7 @@ async fn a_recovery_code_signs_in_once_however_it_is_typed() {
 async fn sensitive_changes_need_a_recent_authentication_and_reauthenticate_gives_one() {
     let app = spawn_app().await;
     let email = unique_email();
-    let token = app.register(&email, PASSWORD).await["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.register(&email, PASSWORD).await.access();
     app.clock.advance(Duration::from_secs(11 * 60));
     let stale = app.graphql_as(&token, ENROLL, json!({})).await;
     assert_eq!(error_code(&stale), "FORBIDDEN");
@@ -537,7 +528,10 @@ async fn a_stolen_session_cannot_add_replace_or_remove_a_factor_or_change_the_ac
         )
         .await;
     assert_eq!(error_code(&no_code), "BAD_USER_INPUT");
-    assert_eq!(no_code["errors"][0]["extensions"]["field"], "code");
+    assert_eq!(
+        only_error(&no_code).extensions.field.as_deref(),
+        Some("code")
+    );
     let state = app.graphql_as(&stolen, MFA_STATE, json!({})).await;
     assert_eq!(state["data"]["me"]["mfaEnabled"], true);
     assert_eq!(state["data"]["me"]["recoveryCodesRemaining"], 10);
@@ -597,7 +591,7 @@ async fn an_administrator_resets_a_lost_factor_ends_the_sessions_and_it_is_audit
     let app = spawn_app().await;
     let user = enrolled(&app).await;
     let admin = app.admin().await;
-    let admin_token = admin["accessToken"].as_str().unwrap();
+    let admin_token = &admin.access();
     const RESET: &str = "mutation($input: ResetUserMfaInput!) {
       resetUserMfa(input: $input) { id mfaEnabled }
     }";
@@ -658,7 +652,7 @@ async fn an_administrator_resets_a_lost_factor_ends_the_sessions_and_it_is_audit
         .iter()
         .find(|e| e["node"]["kind"] == "MFA_RESET")
         .unwrap();
-    assert_eq!(reset_event["node"]["actor"]["id"], admin["user"]["id"]);
+    assert_eq!(reset_event["node"]["actor"]["id"], admin.user.id);
 }
 
 #[tokio::test]
@@ -747,9 +741,9 @@ const RESET_MFA: &str = "mutation($input: ResetUserMfaInput!) {
 async fn an_administrator_cannot_reset_their_own_factor_and_a_stale_one_resets_nobody() {
     let app = spawn_app().await;
     let admin = app.admin().await;
-    let admin_id = admin["user"]["id"].as_str().unwrap().to_owned();
-    let admin_email = admin["user"]["email"].as_str().unwrap().to_owned();
-    let token = admin["accessToken"].as_str().unwrap().to_owned();
+    let admin_id = admin.user.id.clone();
+    let admin_email = admin.user.email.clone();
+    let token = admin.access();
     let secret = data_str(
         &app.graphql_as(&token, ENROLL, json!({})).await,
         &["enrollTotp", "secret"],
@@ -775,13 +769,7 @@ async fn an_administrator_cannot_reset_their_own_factor_and_a_stale_one_resets_n
         .await;
     assert_eq!(error_code(&own), "FORBIDDEN", "{own}");
     assert_eq!(reason(&own), "", "not a matter of reauthenticating: {own}");
-    assert!(
-        own["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("disableTotp"),
-        "{own}"
-    );
+    assert!(only_error(&own).message.contains("disableTotp"), "{own}");
 
     app.clock.advance(Duration::from_secs(11 * 60));
     let stale_own = app
@@ -808,7 +796,10 @@ async fn an_administrator_cannot_reset_their_own_factor_and_a_stale_one_resets_n
             json!({ "input": { "password": PASSWORD } }),
         )
         .await;
-    assert_eq!(password_only["errors"][0]["extensions"]["field"], "code");
+    assert_eq!(
+        only_error(&password_only).extensions.field.as_deref(),
+        Some("code")
+    );
     assert_eq!(
         app.graphql_as(&token, MFA_STATE, json!({})).await["data"]["me"]["mfaEnabled"],
         true

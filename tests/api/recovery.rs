@@ -356,10 +356,7 @@ async fn second_factor_on(app: &TestApp, token: &str) -> Vec<String> {
 async fn second_factor_recovery_code_and_administrator_changes_are_each_told_to_the_address() {
     let app = spawn_app().await;
     let owner = unique_email();
-    let session = app.register(&owner, PASSWORD).await["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let session = app.register(&owner, PASSWORD).await.access();
 
     second_factor_on(&app, &session).await;
     notice_link(&app, &owner, "Two-step sign-in was turned on").await;
@@ -400,8 +397,8 @@ async fn second_factor_recovery_code_and_administrator_changes_are_each_told_to_
 
     // An administrator's changes (from a fresh administrator's session).
     let admin = app.admin().await;
-    let admin_token = admin["accessToken"].as_str().unwrap();
-    let user_id = app.me(&session).await["data"]["me"]["id"].clone();
+    let admin_token = &admin.access();
+    let user_id = app.current_user(&session).await.id;
     second_factor_on(&app, &session).await;
     assert_no_errors(
         &app.graphql_as(
