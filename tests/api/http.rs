@@ -143,7 +143,7 @@ async fn get_runs_queries_from_the_url() {
             ("query", "query Me { me { email } }"),
             ("operationName", "Me"),
         ])
-        .bearer_auth(&registered.access())
+        .bearer_auth(registered.access())
         .send()
         .await
         .unwrap();

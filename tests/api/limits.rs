@@ -233,7 +233,7 @@ async fn a_full_hashing_queue_sheds_sign_ins_with_rate_limited_not_errors() {
         .filter(|b| b.get("errors").is_some())
         .inspect(|b| {
             assert_eq!(error_code(b), "RATE_LIMITED", "{b}");
-            assert_eq!(only_error(&b).extensions.retry_after, Some(1));
+            assert_eq!(only_error(b).extensions.retry_after, Some(1));
         })
         .count();
     assert!(shed >= 1, "a queue of one cannot take eight at once");

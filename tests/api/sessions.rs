@@ -358,7 +358,7 @@ async fn racing_tabs_stay_signed_in_and_reuse_detection_still_bites_afterwards()
     let mut latest = Vec::new();
     for body in &raced {
         assert_no_errors(body);
-        latest.push(data::<AuthPayload>(&body, "refreshToken").tokens().1);
+        latest.push(data::<AuthPayload>(body, "refreshToken").tokens().1);
     }
     // Each tab's own token works; the first to move on supersedes the others', which still
     // get a sibling within the window.
