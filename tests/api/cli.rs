@@ -4,8 +4,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use crate::helpers::{
-    JWT_SECRET, MFA_ENCRYPTION_KEY, PASSWORD, Role, TestApp, assert_no_errors, data_str,
-    error_code, spawn_app, unique_email,
+    JWT_SECRET, MFA_ENCRYPTION_KEY, PASSWORD, Role, TestApp, assert_no_errors, error_code,
+    spawn_app, unique_email,
 };
 
 /// Runs `authgraph create-admin` against the test app's database, the password on stdin.
@@ -88,8 +88,7 @@ async fn create_admin_promotes_an_existing_account_only_with_its_password_and_en
         "UNAUTHENTICATED",
         "promotion ended the account's sessions"
     );
-    let login = app.login(&email, PASSWORD).await;
-    let admin = data_str(&login, &["login", "accessToken"]).to_owned();
+    let admin = app.sign_in(&email, PASSWORD).await.access();
     assert_no_errors(
         &app.graphql_as(&admin, "{ users { totalCount } }", serde_json::json!({}))
             .await,

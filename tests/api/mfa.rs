@@ -586,10 +586,8 @@ async fn turning_a_factor_on_ends_the_sessions_signed_in_with_the_password_alone
     let app = spawn_app().await;
     let email = unique_email();
     app.register(&email, PASSWORD).await;
-    let elsewhere = app.login(&email, PASSWORD).await;
-    let elsewhere = data_str(&elsewhere, &["login", "accessToken"]).to_owned();
-    let here = app.login(&email, PASSWORD).await;
-    let here = data_str(&here, &["login", "accessToken"]).to_owned();
+    let elsewhere = app.sign_in(&email, PASSWORD).await.access();
+    let here = app.sign_in(&email, PASSWORD).await.access();
 
     let secret = app.graphql_as(&here, ENROLL, json!({})).await["data"]["enrollTotp"]["secret"]
         .as_str()

@@ -43,11 +43,8 @@ struct Hijacked {
 async fn hijacked(app: &TestApp) -> Hijacked {
     let owner = unique_email();
     app.register(&owner, PASSWORD).await;
-    let login = app.login(&owner, PASSWORD).await;
-    Hijacked {
-        owner,
-        intruder: data_str(&login, &["login", "accessToken"]).to_owned(),
-    }
+    let intruder = app.sign_in(&owner, PASSWORD).await.access();
+    Hijacked { owner, intruder }
 }
 
 /// Asks, as `token`, to move the account to `to`, with `password`.
@@ -89,8 +86,7 @@ async fn secure(app: &TestApp, link: &str) -> Value {
 
 /// The intruder signs in afresh at `address` with `password` (after a move or a reset).
 async fn signs_in(app: &TestApp, address: &str, password: &str) -> String {
-    let login = app.login(address, password).await;
-    data_str(&login, &["login", "accessToken"]).to_owned()
+    app.sign_in(address, password).await.access()
 }
 
 /// The owner is back: the account answers at `owner` only through a reset of the password;
