@@ -4,7 +4,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use authgraph::config::MailerKind;
 
 use crate::helpers::{
-    PASSWORD, TestApp, access, assert_no_errors, data_str, error_code, metric_value, spawn_app,
+    PASSWORD, TestApp, assert_no_errors, data_str, error_code, metric_value, only_error, spawn_app,
     spawn_app_with, unique_email,
 };
 
@@ -25,8 +25,8 @@ const NEW_PASSWORD: &str = "a brand new passphrase";
 async fn change_password_needs_the_current_one_and_signs_out_other_sessions() {
     let app = spawn_app().await;
     let email = unique_email();
-    let laptop = access(&app.register(&email, PASSWORD).await);
-    let phone = access(&app.login(&email, PASSWORD).await["data"]["login"]);
+    let laptop = app.register(&email, PASSWORD).await.access();
+    let phone = app.sign_in(&email, PASSWORD).await.access();
 
     let wrong = app
         .graphql_as(
@@ -36,7 +36,10 @@ async fn change_password_needs_the_current_one_and_signs_out_other_sessions() {
         )
         .await;
     assert_eq!(error_code(&wrong), "BAD_USER_INPUT");
-    assert_eq!(wrong["errors"][0]["extensions"]["field"], "currentPassword");
+    assert_eq!(
+        only_error(&wrong).extensions.field.as_deref(),
+        Some("currentPassword")
+    );
     let short = app
         .graphql_as(
             &laptop,
@@ -44,7 +47,10 @@ async fn change_password_needs_the_current_one_and_signs_out_other_sessions() {
             json!({ "input": { "currentPassword": PASSWORD, "newPassword": "short" } }),
         )
         .await;
-    assert_eq!(short["errors"][0]["extensions"]["field"], "newPassword");
+    assert_eq!(
+        only_error(&short).extensions.field.as_deref(),
+        Some("newPassword")
+    );
     let anonymous = app
         .graphql(
             CHANGE_PASSWORD,
@@ -74,7 +80,7 @@ async fn change_password_needs_the_current_one_and_signs_out_other_sessions() {
 async fn a_reset_link_sets_a_new_password_signs_out_everywhere_and_signs_in() {
     let app = spawn_app().await;
     let email = unique_email();
-    let before = access(&app.register(&email, PASSWORD).await);
+    let before = app.register(&email, PASSWORD).await.access();
 
     let body = app
         .graphql(
@@ -131,9 +137,9 @@ async fn reset(app: &TestApp, token: &str) -> Value {
 
 fn assert_refused(body: Value) {
     assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
-    assert_eq!(body["errors"][0]["extensions"]["field"], "token");
+    assert_eq!(only_error(&body).extensions.field.as_deref(), Some("token"));
     assert_eq!(
-        body["errors"][0]["message"],
+        only_error(&body).message,
         "This password-reset link is invalid, was already used, or has expired; ask for a new one."
     );
 }
@@ -197,8 +203,8 @@ async fn a_reset_request_for_an_unknown_email_is_indistinguishable_and_sends_not
 async fn the_emailed_link_verifies_the_address_once() {
     let app = spawn_app().await;
     let email = unique_email();
-    let token = access(&app.register(&email, PASSWORD).await);
-    assert_eq!(app.me(&token).await["data"]["me"]["emailVerified"], false);
+    let token = app.register(&email, PASSWORD).await.access();
+    assert!(!app.current_user(&token).await.email_verified);
     assert_eq!(
         app.emails_to(&email).await[0].subject,
         "Confirm your email address"
@@ -210,13 +216,16 @@ async fn the_emailed_link_verifies_the_address_once() {
         .await;
     assert_no_errors(&body);
     assert_eq!(body["data"]["verifyEmail"]["emailVerified"], true);
-    assert_eq!(app.me(&token).await["data"]["me"]["emailVerified"], true);
+    assert!(app.current_user(&token).await.email_verified);
 
     let again = app
         .graphql(VERIFY, json!({ "input": { "token": link } }))
         .await;
     assert_eq!(error_code(&again), "BAD_USER_INPUT");
-    assert_eq!(again["errors"][0]["extensions"]["field"], "token");
+    assert_eq!(
+        only_error(&again).extensions.field.as_deref(),
+        Some("token")
+    );
 }
 
 #[tokio::test]
@@ -263,8 +272,8 @@ async fn when_required_an_unverified_account_cannot_sign_in_until_it_verifies() 
         .await;
     assert_eq!(error_code(&register), "FORBIDDEN");
     assert_eq!(
-        register["errors"][0]["extensions"]["reason"],
-        "EMAIL_NOT_VERIFIED"
+        only_error(&register).extensions.reason.as_deref(),
+        Some("EMAIL_NOT_VERIFIED")
     );
     let login = app.login(&email, PASSWORD).await;
     assert_eq!(error_code(&login), "FORBIDDEN");
@@ -274,12 +283,8 @@ async fn when_required_an_unverified_account_cannot_sign_in_until_it_verifies() 
         &app.graphql(VERIFY, json!({ "input": { "token": link } }))
             .await,
     );
-    let login = app.login(&email, PASSWORD).await;
-    assert_no_errors(&login);
-    assert_eq!(
-        app.me(data_str(&login, &["login", "accessToken"])).await["data"]["me"]["emailVerified"],
-        true
-    );
+    let login = app.sign_in(&email, PASSWORD).await;
+    assert!(app.current_user(&login.access()).await.email_verified);
 }
 
 /// A mail server that accepts one message and hands back what it received.
@@ -387,7 +392,7 @@ async fn move_account(app: &TestApp, token: &str, new: &str) {
 async fn a_reset_link_cannot_verify_an_address_its_holder_never_controlled() {
     let app = spawn_app().await;
     let attacker = unique_email();
-    let token = access(&app.register(&attacker, PASSWORD).await);
+    let token = app.register(&attacker, PASSWORD).await.access();
     let link = request_reset(&app, &attacker).await;
     let victim = unique_email();
     let asked = change_email(&app, &token, &victim).await;
@@ -412,7 +417,7 @@ async fn a_reset_link_cannot_verify_an_address_its_holder_never_controlled() {
 
     // And once an account does move, a link sent to its old address is void.
     let owner = unique_email();
-    let token = access(&app.register(&owner, PASSWORD).await);
+    let token = app.register(&owner, PASSWORD).await.access();
     let link = request_reset(&app, &owner).await;
     move_account(&app, &token, &unique_email()).await;
     assert_refused(reset(&app, &link).await);
@@ -481,7 +486,7 @@ async fn every_change_of_password_email_or_suspension_voids_outstanding_links() 
 
     // A password change.
     let email = unique_email();
-    let token = access(&app.register(&email, PASSWORD).await);
+    let token = app.register(&email, PASSWORD).await.access();
     let links = outstanding_links(&app, &email).await;
     let changed = app
         .graphql_as(
@@ -495,24 +500,24 @@ async fn every_change_of_password_email_or_suspension_voids_outstanding_links() 
 
     // An email change (the old address's links).
     let email = unique_email();
-    let token = access(&app.register(&email, PASSWORD).await);
+    let token = app.register(&email, PASSWORD).await.access();
     let links = outstanding_links(&app, &email).await;
     move_account(&app, &token, &unique_email()).await;
     assert_both_void(&app, links, "an email change").await;
 
     // A suspension, lifted again: the links issued before it stay void.
-    let admin = access(&app.admin().await);
+    let admin = app.admin().await.access();
     let email = unique_email();
     let user = app.register(&email, PASSWORD).await;
     let links = outstanding_links(&app, &email).await;
     for (mutation, input) in [
         (
             "mutation($i: SuspendUserInput!) { suspendUser(input: $i) { id } }",
-            json!({ "userId": user["user"]["id"], "reason": "investigating" }),
+            json!({ "userId": user.user.id, "reason": "investigating" }),
         ),
         (
             "mutation($i: UnsuspendUserInput!) { unsuspendUser(input: $i) { id } }",
-            json!({ "userId": user["user"]["id"] }),
+            json!({ "userId": user.user.id }),
         ),
     ] {
         assert_no_errors(
@@ -534,7 +539,7 @@ async fn every_change_of_password_email_or_suspension_voids_outstanding_links() 
 
     // Deleting the account voids them too.
     let email = unique_email();
-    let token = access(&app.register(&email, PASSWORD).await);
+    let token = app.register(&email, PASSWORD).await.access();
     let links = outstanding_links(&app, &email).await;
     let deleted = app
         .graphql_as(
@@ -551,7 +556,7 @@ async fn every_change_of_password_email_or_suspension_voids_outstanding_links() 
 async fn an_email_change_waits_for_the_new_address_and_each_link_works_once() {
     let app = spawn_app().await;
     let old = unique_email();
-    let token = access(&app.register(&old, PASSWORD).await);
+    let token = app.register(&old, PASSWORD).await.access();
     let verify_old = app.link_token(&old, "verify-email").await;
     let new = unique_email();
     let asked = change_email(&app, &token, &new).await;
@@ -587,7 +592,7 @@ async fn an_email_change_waits_for_the_new_address_and_each_link_works_once() {
 async fn the_old_address_cancels_a_pending_change_ends_every_session_and_asks_for_a_new_password() {
     let app = spawn_app().await;
     let old = unique_email();
-    let token = access(&app.register(&old, PASSWORD).await);
+    let token = app.register(&old, PASSWORD).await.access();
     let new = unique_email();
     assert_no_errors(&change_email(&app, &token, &new).await);
     let cancel = app.link_token(&old, "cancel-email-change").await;
@@ -637,7 +642,7 @@ async fn the_old_address_cancels_a_pending_change_ends_every_session_and_asks_fo
 async fn the_old_address_undoes_a_completed_change_even_after_the_hijacker_changed_the_password() {
     let app = spawn_app().await;
     let old = unique_email();
-    let token = access(&app.register(&old, PASSWORD).await);
+    let token = app.register(&old, PASSWORD).await.access();
     // A hijacker with the password moves the account to their address...
     let hijacker = unique_email();
     move_account(&app, &token, &hijacker).await;
@@ -683,7 +688,7 @@ async fn asking_for_a_taken_address_looks_the_same_and_changes_nothing() {
     let owner = unique_email();
     app.register(&owner, PASSWORD).await;
     let prober = unique_email();
-    let token = access(&app.register(&prober, PASSWORD).await);
+    let token = app.register(&prober, PASSWORD).await.access();
     let free = change_email(&app, &token, &unique_email()).await;
     let taken = change_email(&app, &token, &owner).await;
     assert_no_errors(&taken);
@@ -744,7 +749,7 @@ async fn a_mail_server_that_hangs_fills_a_bounded_queue_and_never_holds_up_a_req
 async fn a_password_change_voids_a_pending_email_changes_confirmation_link() {
     let app = spawn_app().await;
     let owner = unique_email();
-    let token = access(&app.register(&owner, PASSWORD).await);
+    let token = app.register(&owner, PASSWORD).await.access();
     let intruder = unique_email();
     assert_no_errors(&change_email(&app, &token, &intruder).await);
     let link = app.link_token(&intruder, "confirm-email-change").await;

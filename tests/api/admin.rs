@@ -2,11 +2,13 @@ use std::collections::HashSet;
 
 use chrono::{Duration, Utc};
 use sea_orm::{ActiveValue::Set, EntityTrait};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::{
-    PASSWORD, TestApp, access, assert_no_errors, error_code, spawn_app, unique_email,
+    AuthPayload, Connection, PASSWORD, Role, TestApp, assert_no_errors, data, error_code,
+    only_error, spawn_app, unique_email,
 };
 
 const USERS: &str = "query Users($first: Int, $after: String, $last: Int, $before: String,
@@ -26,8 +28,8 @@ const UNSUSPEND: &str =
     "mutation($input: UnsuspendUserInput!) { unsuspendUser(input: $input) { id suspended } }";
 const DELETE: &str = "mutation($input: DeleteAccountInput!) { deleteAccount(input: $input) }";
 
-fn id(payload: &Value) -> String {
-    payload["user"]["id"].as_str().unwrap().to_owned()
+fn id(payload: &AuthPayload) -> String {
+    payload.user.id.clone()
 }
 
 #[tokio::test]
@@ -35,7 +37,7 @@ async fn a_regular_user_is_refused_every_administrative_operation() {
     let app = spawn_app().await;
     let user = app.register(&unique_email(), PASSWORD).await;
     let other = app.register(&unique_email(), PASSWORD).await;
-    let token = access(&user);
+    let token = user.access();
     let other_id = id(&other);
 
     for (name, query, variables) in [
@@ -75,8 +77,8 @@ async fn a_regular_user_is_refused_every_administrative_operation() {
         assert_eq!(error_code(&body), "FORBIDDEN", "{name}: {body}");
     }
     assert_eq!(
-        app.me(&access(&other)).await["data"]["me"]["role"],
-        "USER",
+        app.current_user(&other.access()).await.role,
+        Role::User,
         "nothing changed"
     );
 }
@@ -90,30 +92,30 @@ async fn a_user_may_read_themselves_and_an_admin_anyone_also_through_node() {
     let node_query = "query($id: ID!) { node(id: $id) { id ... on User { email } } }";
 
     let own = app
-        .graphql_as(&access(&user), user_query, json!({ "id": id(&user) }))
+        .graphql_as(&user.access(), user_query, json!({ "id": id(&user) }))
         .await;
-    assert_eq!(own["data"]["user"]["email"], user["user"]["email"]);
+    assert_eq!(own["data"]["user"]["email"], user.user.email);
     let by_admin = app
-        .graphql_as(&access(&admin), user_query, json!({ "id": id(&user) }))
+        .graphql_as(&admin.access(), user_query, json!({ "id": id(&user) }))
         .await;
-    assert_eq!(by_admin["data"]["user"]["email"], user["user"]["email"]);
+    assert_eq!(by_admin["data"]["user"]["email"], user.user.email);
     let node = app
-        .graphql_as(&access(&admin), node_query, json!({ "id": id(&user) }))
+        .graphql_as(&admin.access(), node_query, json!({ "id": id(&user) }))
         .await;
-    assert_eq!(node["data"]["node"]["email"], user["user"]["email"]);
+    assert_eq!(node["data"]["node"]["email"], user.user.email);
 
     let hidden = app
-        .graphql_as(&access(&user), node_query, json!({ "id": id(&admin) }))
+        .graphql_as(&user.access(), node_query, json!({ "id": id(&admin) }))
         .await;
     assert_no_errors(&hidden);
     assert!(hidden["data"]["node"].is_null());
     for missing in [Uuid::now_v7().to_string(), "not-an-id".to_owned()] {
         let body = app
-            .graphql_as(&access(&admin), user_query, json!({ "id": missing }))
+            .graphql_as(&admin.access(), user_query, json!({ "id": missing }))
             .await;
         assert_eq!(error_code(&body), "NOT_FOUND");
         let node = app
-            .graphql_as(&access(&admin), node_query, json!({ "id": missing }))
+            .graphql_as(&admin.access(), node_query, json!({ "id": missing }))
             .await;
         assert!(node["data"]["node"].is_null());
     }
@@ -179,19 +181,27 @@ async fn insert_user(app: &TestApp, email: &str, created_at: chrono::DateTime<Ut
     .unwrap();
 }
 
-fn nodes(body: &Value) -> Vec<Value> {
-    body["data"]["users"]["edges"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{body:#}"))
-        .iter()
-        .map(|edge| edge["node"].clone())
-        .collect()
+/// A user of the `users` list, as `USERS` selects it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Listed {
+    id: String,
+    email: String,
+    created_at: String,
+    role: Role,
+    email_verified: bool,
+    suspended: bool,
+}
+
+/// A page of `users`; the request must succeed.
+async fn users(app: &TestApp, token: &str, variables: Value) -> Connection<Listed> {
+    data(&app.graphql_as(token, USERS, variables).await, "users")
 }
 
 #[tokio::test]
 async fn users_pages_through_every_ordering_both_ways_each_user_once_despite_inserts() {
     let app = spawn_app().await;
-    let admin = access(&app.admin().await);
+    let admin = app.admin().await.access();
     let seeded = seed_users(&app, 250).await;
     let seeded_ids: HashSet<String> = seeded.iter().map(|(id, _)| id.clone()).collect();
     let mut inserted = 0;
@@ -200,7 +210,7 @@ async fn users_pages_through_every_ordering_both_ways_each_user_once_despite_ins
         for direction in ["ASC", "DESC"] {
             for forward in [true, false] {
                 let order = json!({ "field": field, "direction": direction });
-                let mut seen: Vec<Value> = Vec::new();
+                let mut seen: Vec<Listed> = Vec::new();
                 let mut cursor: Option<String> = None;
                 loop {
                     let variables = if forward {
@@ -208,14 +218,13 @@ async fn users_pages_through_every_ordering_both_ways_each_user_once_despite_ins
                     } else {
                         json!({ "last": 37, "before": cursor, "orderBy": order })
                     };
-                    let body = app.graphql_as(&admin, USERS, variables).await;
-                    assert_no_errors(&body);
-                    let page = nodes(&body);
-                    let info = &body["data"]["users"]["pageInfo"];
+                    let page = users(&app, &admin, variables).await;
+                    let info = page.page_info;
+                    let nodes = page.edges.into_iter().map(|edge| edge.node);
                     if forward {
-                        seen.extend(page);
+                        seen.extend(nodes);
                     } else {
-                        seen.splice(0..0, page);
+                        seen.splice(0..0, nodes);
                     }
                     // Users arrive between pages, sorting at both ends of every ordering.
                     inserted += 1;
@@ -232,41 +241,37 @@ async fn users_pages_through_every_ordering_both_ways_each_user_once_despite_ins
                     )
                     .await;
                     let more = if forward {
-                        info["hasNextPage"] == true
+                        info.has_next_page
                     } else {
-                        info["hasPreviousPage"] == true
+                        info.has_previous_page
                     };
                     if !more {
                         break;
                     }
                     cursor = if forward {
-                        info["endCursor"].as_str()
+                        info.end_cursor
                     } else {
-                        info["startCursor"].as_str()
-                    }
-                    .map(str::to_owned);
+                        info.start_cursor
+                    };
                 }
 
                 let case = format!(
                     "{field} {direction} {}",
                     if forward { "forward" } else { "backward" }
                 );
-                let ids: Vec<String> = seen
-                    .iter()
-                    .map(|n| n["id"].as_str().unwrap().to_owned())
-                    .collect();
+                let ids: Vec<String> = seen.iter().map(|n| n.id.clone()).collect();
                 let unique: HashSet<&String> = ids.iter().collect();
                 assert_eq!(unique.len(), ids.len(), "{case}: a user appeared twice");
                 let seeded_seen = ids.iter().filter(|id| seeded_ids.contains(*id)).count();
                 assert_eq!(seeded_seen, 250, "{case}: every seeded user exactly once");
                 // Within what was seen, the order is the requested one.
-                let key = |n: &Value| -> String {
+                let key = |n: &Listed| -> String {
                     let k = if field == "EMAIL" {
-                        &n["email"]
+                        &n.email
                     } else {
-                        &n["createdAt"]
+                        &n.created_at
                     };
-                    format!("{}|{}", k.as_str().unwrap(), n["id"].as_str().unwrap())
+                    format!("{k}|{}", n.id)
                 };
                 let keys: Vec<String> = seen.iter().map(key).collect();
                 let mut sorted = keys.clone();
@@ -291,7 +296,7 @@ async fn users_pages_through_every_ordering_both_ways_each_user_once_despite_ins
 #[tokio::test]
 async fn users_can_be_filtered_and_counted() {
     let app = spawn_app().await;
-    let admin = access(&app.admin().await);
+    let admin = app.admin().await.access();
     seed_users(&app, 100).await;
     insert_user(&app, "per%cent_under@x.example.com", Utc::now()).await;
     insert_user(&app, "percentxunder@x.example.com", Utc::now()).await;
@@ -300,14 +305,9 @@ async fn users_can_be_filtered_and_counted() {
         let app = &app;
         let admin = admin.clone();
         async move {
-            let body = app
-                .graphql_as(&admin, USERS, json!({ "first": 100, "filter": filter }))
-                .await;
-            assert_no_errors(&body);
-            (
-                body["data"]["users"]["totalCount"].as_i64().unwrap(),
-                nodes(&body),
-            )
+            let page = users(app, &admin, json!({ "first": 100, "filter": filter })).await;
+            let found: Vec<Listed> = page.nodes().into_iter().cloned().collect();
+            (page.total_count, found)
         }
     };
 
@@ -315,23 +315,19 @@ async fn users_can_be_filtered_and_counted() {
     assert_eq!(total, 103, "100 seeded, 2 inserted, 1 admin");
     let (n, found) = count(json!({ "emailContains": "%CENT_" })).await;
     assert_eq!(n, 1, "wildcards match literally, case-insensitively");
-    assert_eq!(found[0]["email"], "per%cent_under@x.example.com");
+    assert_eq!(found[0].email, "per%cent_under@x.example.com");
     let (n, found) = count(json!({ "emailContains": "SEED.example" })).await;
     assert_eq!(n, 100);
-    assert!(
-        found
-            .iter()
-            .all(|u| u["email"].as_str().unwrap().contains("seed.example"))
-    );
+    assert!(found.iter().all(|u| u.email.contains("seed.example")));
     let (n, found) = count(json!({ "role": "ADMIN" })).await;
     assert_eq!(n, 5, "4 seeded admins and the test's");
-    assert!(found.iter().all(|u| u["role"] == "ADMIN"));
+    assert!(found.iter().all(|u| u.role == Role::Admin));
     let (n, found) = count(json!({ "verified": true, "emailContains": "seed" })).await;
     assert_eq!(n, 34);
-    assert!(found.iter().all(|u| u["emailVerified"] == true));
+    assert!(found.iter().all(|u| u.email_verified));
     let (n, found) = count(json!({ "suspended": true })).await;
     assert_eq!(n, 2);
-    assert!(found.iter().all(|u| u["suspended"] == true));
+    assert!(found.iter().all(|u| u.suspended));
     let (n, _) =
         count(json!({ "role": "ADMIN", "suspended": false, "emailContains": "seed" })).await;
     assert_eq!(n, 4);
@@ -340,18 +336,15 @@ async fn users_can_be_filtered_and_counted() {
 #[tokio::test]
 async fn a_cursor_of_another_ordering_is_refused() {
     let app = spawn_app().await;
-    let admin = access(&app.admin().await);
+    let admin = app.admin().await.access();
     seed_users(&app, 5).await;
-    let body = app
-        .graphql_as(
-            &admin,
-            USERS,
-            json!({ "first": 2, "orderBy": { "field": "EMAIL", "direction": "ASC" } }),
-        )
-        .await;
-    let cursor = body["data"]["users"]["pageInfo"]["endCursor"]
-        .as_str()
-        .unwrap();
+    let page = users(
+        &app,
+        &admin,
+        json!({ "first": 2, "orderBy": { "field": "EMAIL", "direction": "ASC" } }),
+    )
+    .await;
+    let cursor = page.page_info.end_cursor.expect("a cursor");
     let other = app
         .graphql_as(&admin, USERS, json!({ "first": 2, "after": cursor }))
         .await;
@@ -362,7 +355,7 @@ async fn a_cursor_of_another_ordering_is_refused() {
 async fn the_last_active_admin_cannot_be_demoted_suspended_or_deleted() {
     let app = spawn_app().await;
     let admin = app.admin().await;
-    let token = access(&admin);
+    let token = admin.access();
     let admin_id = id(&admin);
 
     let demote = app
@@ -374,7 +367,7 @@ async fn the_last_active_admin_cannot_be_demoted_suspended_or_deleted() {
         .await;
     assert_eq!(error_code(&demote), "CONFLICT");
     assert_eq!(
-        demote["errors"][0]["message"],
+        only_error(&demote).message,
         "This is the last active administrator: make another user an administrator first."
     );
     let suspend = app
@@ -389,7 +382,7 @@ async fn the_last_active_admin_cannot_be_demoted_suspended_or_deleted() {
         .graphql_as(&token, DELETE, json!({ "input": { "password": PASSWORD } }))
         .await;
     assert_eq!(error_code(&delete), "CONFLICT");
-    assert_eq!(app.me(&token).await["data"]["me"]["role"], "ADMIN");
+    assert_eq!(app.current_user(&token).await.role, Role::Admin);
 
     // With a second administrator, the first may step down.
     let second = app.register(&unique_email(), PASSWORD).await;
@@ -421,7 +414,7 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin() {
     let app = spawn_app().await;
     let a = app.admin().await;
     let b = app.admin().await;
-    let (token_a, token_b) = (access(&a), access(&b));
+    let (token_a, token_b) = (a.access(), b.access());
     let (demote_b, demote_a) = app
         .race(async {
             tokio::join!(
@@ -450,20 +443,20 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin() {
         .count();
     assert_eq!((succeeded, refused), (1, 1), "{demote_a} {demote_b}");
     let roles = [
-        app.me(&access(&a)).await["data"]["me"]["role"].clone(),
-        app.me(&access(&b)).await["data"]["me"]["role"].clone(),
+        app.current_user(&a.access()).await.role,
+        app.current_user(&b.access()).await.role,
     ];
-    assert!(roles.contains(&json!("ADMIN")), "{roles:?}");
+    assert!(roles.contains(&Role::Admin), "{roles:?}");
 }
 
 #[tokio::test]
 async fn suspension_ends_sessions_at_once_and_blocks_sign_in_until_lifted() {
     let app = spawn_app().await;
-    let admin = access(&app.admin().await);
+    let admin = app.admin().await.access();
     let email = unique_email();
     let user = app.register(&email, PASSWORD).await;
-    let refresh = user["refreshToken"].as_str().unwrap();
-    assert_no_errors(&app.me(&access(&user)).await);
+    let refresh = &user.refresh();
+    assert_no_errors(&app.me(&user.access()).await);
 
     let body = app
         .graphql_as(
@@ -476,13 +469,13 @@ async fn suspension_ends_sessions_at_once_and_blocks_sign_in_until_lifted() {
     assert_eq!(body["data"]["suspendUser"]["suspended"], true);
     assert_eq!(body["data"]["suspendUser"]["suspensionReason"], "Spamming");
 
-    assert_eq!(error_code(&app.me(&access(&user)).await), "UNAUTHENTICATED");
+    assert_eq!(error_code(&app.me(&user.access()).await), "UNAUTHENTICATED");
     assert_eq!(error_code(&app.refresh(refresh).await), "UNAUTHENTICATED");
     let login = app.login(&email, PASSWORD).await;
     assert_eq!(error_code(&login), "FORBIDDEN");
     assert_eq!(
-        login["errors"][0]["extensions"]["reason"],
-        "ACCOUNT_SUSPENDED"
+        only_error(&login).extensions.reason.as_deref(),
+        Some("ACCOUNT_SUSPENDED")
     );
     // The wrong password still gets the ordinary answer: a suspension is no oracle.
     assert_eq!(
@@ -497,7 +490,10 @@ async fn suspension_ends_sessions_at_once_and_blocks_sign_in_until_lifted() {
             json!({ "input": { "userId": id(&user), "reason": " " } }),
         )
         .await;
-    assert_eq!(blank["errors"][0]["extensions"]["field"], "reason");
+    assert_eq!(
+        only_error(&blank).extensions.field.as_deref(),
+        Some("reason")
+    );
 
     let body = app
         .graphql_as(
@@ -513,7 +509,7 @@ async fn suspension_ends_sessions_at_once_and_blocks_sign_in_until_lifted() {
 #[tokio::test]
 async fn admin_operations_on_an_unknown_user_are_not_found() {
     let app = spawn_app().await;
-    let admin = access(&app.admin().await);
+    let admin = app.admin().await.access();
     let nobody = Uuid::now_v7().to_string();
     for (query, variables) in [
         (
@@ -536,7 +532,7 @@ async fn profile_email_and_deletion_are_self_service() {
     let app = spawn_app().await;
     let email = unique_email();
     let user = app.register(&email, PASSWORD).await;
-    let token = access(&user);
+    let token = user.access();
 
     let profile = app
         .graphql_as(
@@ -558,7 +554,10 @@ async fn profile_email_and_deletion_are_self_service() {
             json!({ "input": { "newEmail": unique_email(), "password": "nope nope" } }),
         )
         .await;
-    assert_eq!(wrong["errors"][0]["extensions"]["field"], "password");
+    assert_eq!(
+        only_error(&wrong).extensions.field.as_deref(),
+        Some("password")
+    );
 
     let new_email = unique_email();
     let changed = app
@@ -610,7 +609,10 @@ async fn profile_email_and_deletion_are_self_service() {
             json!({ "input": { "password": "not the password" } }),
         )
         .await;
-    assert_eq!(refused["errors"][0]["extensions"]["field"], "password");
+    assert_eq!(
+        only_error(&refused).extensions.field.as_deref(),
+        Some("password")
+    );
     let deleted = app
         .graphql_as(&token, DELETE, json!({ "input": { "password": PASSWORD } }))
         .await;
@@ -632,7 +634,7 @@ async fn profile_email_and_deletion_are_self_service() {
 #[tokio::test]
 async fn display_names_that_spoof_or_hide_text_are_refused_and_names_are_normalised() {
     let app = spawn_app().await;
-    let token = access(&app.register(&unique_email(), PASSWORD).await);
+    let token = app.register(&unique_email(), PASSWORD).await.access();
     let update =
         "mutation($input: UpdateProfileInput!) { updateProfile(input: $input) { displayName } }";
     for spoof in [
@@ -649,7 +651,10 @@ async fn display_names_that_spoof_or_hide_text_are_refused_and_names_are_normali
             .graphql_as(&token, update, json!({ "input": { "displayName": spoof } }))
             .await;
         assert_eq!(error_code(&body), "BAD_USER_INPUT", "{spoof:?}: {body}");
-        assert_eq!(body["errors"][0]["extensions"]["field"], "displayName");
+        assert_eq!(
+            only_error(&body).extensions.field.as_deref(),
+            Some("displayName")
+        );
     }
     let body = app
         .graphql_as(
@@ -674,7 +679,7 @@ const REAUTHENTICATE: &str = "mutation($input: ReauthenticateInput!) {
 async fn a_stale_admin_session_must_reauthenticate_before_changing_accounts() {
     let app = spawn_app().await;
     let admin = app.admin().await;
-    let token = access(&admin);
+    let token = admin.access();
     let user = app.register(&unique_email(), PASSWORD).await;
     let user_id = id(&user);
     app.clock.advance(std::time::Duration::from_secs(11 * 60));
@@ -705,7 +710,8 @@ async fn a_stale_admin_session_must_reauthenticate_before_changing_accounts() {
         let body = app.graphql_as(&token, query, variables.clone()).await;
         assert_eq!(error_code(&body), "FORBIDDEN", "{name}: {body}");
         assert_eq!(
-            body["errors"][0]["extensions"]["reason"], "REAUTHENTICATION_REQUIRED",
+            only_error(&body).extensions.reason.as_deref(),
+            Some("REAUTHENTICATION_REQUIRED"),
             "{name}: {body}"
         );
     }
@@ -764,7 +770,8 @@ async fn a_stale_admin_session_must_reauthenticate_before_changing_accounts() {
     app.clock.advance(std::time::Duration::from_secs(11 * 60));
     let stale_again = app.graphql_as(&token, SUSPEND, changes[1].2.clone()).await;
     assert_eq!(
-        stale_again["errors"][0]["extensions"]["reason"], "REAUTHENTICATION_REQUIRED",
+        only_error(&stale_again).extensions.reason.as_deref(),
+        Some("REAUTHENTICATION_REQUIRED"),
         "{stale_again}"
     );
 }

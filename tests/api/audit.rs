@@ -1,33 +1,59 @@
 use chrono::Utc;
 use sea_orm::{ActiveValue::Set, EntityTrait};
 use secrecy::ExposeSecret;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::{
-    PASSWORD, assert_no_errors, data_str, error_code, spawn_app, spawn_app_with, unique_email,
+    Connection, PASSWORD, TestApp, assert_no_errors, data, data_str, error_code, spawn_app,
+    spawn_app_with, unique_email,
 };
 
 const EVENTS: &str = "query($first: Int, $after: String, $filter: AuditEventFilter) {
   auditEvents(first: $first, after: $after, filter: $filter) {
     totalCount
-    pageInfo { hasNextPage endCursor }
-    edges { node { id kind occurredAt actorId subjectId ip userAgent detail
-                   actor { id email } subject { id email } } }
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    edges { cursor node { id kind occurredAt actorId subjectId ip userAgent detail
+                          actor { id email } subject { id email } } }
   }
 }";
 
-fn events(body: &Value) -> Vec<Value> {
-    body["data"]["auditEvents"]["edges"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{body:#}"))
-        .iter()
-        .map(|e| e["node"].clone())
-        .collect()
+/// The fields of an audit event the tests read (`EVENTS` selects more).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Event {
+    kind: String,
+    actor_id: Option<String>,
+    subject_id: Option<String>,
+    ip: Option<String>,
+    detail: Option<String>,
+    actor: Option<Account>,
+    subject: Option<Account>,
 }
 
-fn kinds(events: &[Value]) -> Vec<&str> {
-    events.iter().map(|e| e["kind"].as_str().unwrap()).collect()
+/// An account an event names: `actor { email }`, `subject { email }`.
+#[derive(Debug, Deserialize)]
+struct Account {
+    email: String,
+}
+
+/// A page of `auditEvents` as `EVENTS` selects it; the request must succeed.
+async fn audit_page(app: &TestApp, token: &str, variables: Value) -> Connection<Event> {
+    data(
+        &app.graphql_as(token, EVENTS, variables).await,
+        "auditEvents",
+    )
+}
+
+/// The events of a page of `EVENTS`, in order.
+async fn events(app: &TestApp, token: &str, variables: Value) -> Vec<Event> {
+    let page = audit_page(app, token, variables).await;
+    page.edges.into_iter().map(|edge| edge.node).collect()
+}
+
+fn kinds(events: &[Event]) -> Vec<&str> {
+    events.iter().map(|e| e.kind.as_str()).collect()
 }
 
 #[tokio::test]
@@ -35,12 +61,12 @@ async fn every_security_flow_leaves_an_event_without_secrets() {
     let app =
         spawn_app_with(|c| c.sessions.refresh_token_reuse_grace = std::time::Duration::ZERO).await;
     let admin = app.admin().await;
-    let admin_token = admin["accessToken"].as_str().unwrap().to_owned();
+    let admin_token = admin.access();
     let email = unique_email();
     let mut secrets = vec![PASSWORD.to_owned(), "a wrong password".to_owned()];
 
     let user = app.register(&email, PASSWORD).await;
-    let user_id = user["user"]["id"].as_str().unwrap().to_owned();
+    let user_id = user.user.id.clone();
     app.login(&email, "a wrong password").await;
     app.login(&unique_email(), "a wrong password").await;
     let login = app.login(&email, PASSWORD).await;
@@ -140,16 +166,13 @@ async fn every_security_flow_leaves_an_event_without_secrets() {
     .await;
     app.flush_audit().await;
 
-    let body = app
-        .graphql_as(
-            &admin_token,
-            EVENTS,
-            json!({ "first": 100, "filter": { "userId": user_id } }),
-        )
-        .await;
-    assert_no_errors(&body);
-    let events = events(&body);
-    let seen = kinds(&events);
+    let trail = events(
+        &app,
+        &admin_token,
+        json!({ "first": 100, "filter": { "userId": user_id } }),
+    )
+    .await;
+    let seen = kinds(&trail);
     for kind in [
         "REGISTERED",
         "LOGIN_FAILED",
@@ -173,29 +196,29 @@ async fn every_security_flow_leaves_an_event_without_secrets() {
     }
     // Newest first, with the request's origin.
     assert_eq!(seen[0], "ACCOUNT_DELETED");
-    assert!(events.iter().all(|e| e["ip"] == "127.0.0.1"));
-    let role_change = events.iter().find(|e| e["kind"] == "ROLE_CHANGED").unwrap();
-    assert_eq!(role_change["actorId"], admin["user"]["id"]);
-    assert_eq!(role_change["actor"]["email"], admin["user"]["email"]);
+    assert!(trail.iter().all(|e| e.ip.as_deref() == Some("127.0.0.1")));
+    let role_change = trail.iter().find(|e| e.kind == "ROLE_CHANGED").unwrap();
+    assert_eq!(role_change.actor_id.as_ref(), Some(&admin.user.id));
+    assert_eq!(
+        role_change.actor.as_ref().map(|a| &a.email),
+        Some(&admin.user.email)
+    );
     assert!(
-        role_change["subject"].is_null(),
+        role_change.subject.is_none(),
         "the subject's account is deleted"
     );
-    assert_eq!(role_change["subjectId"], user_id.as_str());
-    let suspension = events.iter().find(|e| e["kind"] == "SUSPENDED").unwrap();
-    assert_eq!(suspension["detail"], "testing");
+    assert_eq!(role_change.subject_id.as_ref(), Some(&user_id));
+    let suspension = trail.iter().find(|e| e.kind == "SUSPENDED").unwrap();
+    assert_eq!(suspension.detail.as_deref(), Some("testing"));
 
-    let failed_unknown = app
-        .graphql_as(
-            &admin_token,
-            EVENTS,
-            json!({ "first": 100, "filter": { "kind": "LOGIN_FAILED" } }),
-        )
-        .await;
+    let failed = events(
+        &app,
+        &admin_token,
+        json!({ "first": 100, "filter": { "kind": "LOGIN_FAILED" } }),
+    )
+    .await;
     assert!(
-        events_of(&failed_unknown)
-            .iter()
-            .any(|e| e["subjectId"].is_null()),
+        failed.iter().any(|e| e.subject_id.is_none()),
         "a failed sign-in of an unknown email"
     );
 
@@ -220,10 +243,6 @@ fn access_of(login: &Value) -> String {
     data_str(login, &["login", "accessToken"]).to_owned()
 }
 
-fn events_of(body: &Value) -> Vec<Value> {
-    events(body)
-}
-
 #[tokio::test]
 async fn users_read_their_own_events_through_me() {
     let app = spawn_app().await;
@@ -232,7 +251,7 @@ async fn users_read_their_own_events_through_me() {
     let other = app.register(&unique_email(), PASSWORD).await;
     app.login(&email, "a wrong password").await;
     app.flush_audit().await;
-    let token = user["accessToken"].as_str().unwrap();
+    let token = &user.access();
 
     let body = app
         .graphql_as(token, "{ me { auditEvents(first: 10) { totalCount edges { node { kind subject { id } } } } } }", json!({}))
@@ -258,14 +277,15 @@ async fn users_read_their_own_events_through_me() {
 async fn a_page_of_events_loads_its_users_in_a_constant_number_of_queries() {
     let app = spawn_app().await;
     let admin = app.admin().await;
-    let token = admin["accessToken"].as_str().unwrap();
+    let token = &admin.access();
     // 150 events between 30 users, written straight to the database.
     let mut users = Vec::new();
     for _ in 0..30 {
         users.push(
-            app.register(&unique_email(), PASSWORD).await["user"]["id"]
-                .as_str()
-                .unwrap()
+            app.register(&unique_email(), PASSWORD)
+                .await
+                .user
+                .id
                 .parse::<Uuid>()
                 .unwrap(),
         );
@@ -297,13 +317,11 @@ async fn a_page_of_events_loads_its_users_in_a_constant_number_of_queries() {
             .graphql_as(token, query, json!({ "first": first }))
             .await;
         assert_no_errors(&body);
-        let loaded = events(&body);
+        let loaded = body["data"]["auditEvents"]["edges"].as_array().unwrap();
         assert_eq!(loaded.len(), first as usize);
-        assert!(
-            loaded
-                .iter()
-                .all(|e| e["actor"]["email"].is_string() && e["subject"]["email"].is_string())
-        );
+        assert!(loaded.iter().all(|e| {
+            e["node"]["actor"]["email"].is_string() && e["node"]["subject"]["email"].is_string()
+        }));
         costs.push(app.queries.get() - before);
     }
     // Session + account, the page, its count, one batch of users: the same for 10 or 100.
@@ -318,41 +336,26 @@ async fn a_page_of_events_loads_its_users_in_a_constant_number_of_queries() {
 async fn audit_pages_follow_on_and_bad_filters_are_handled() {
     let app = spawn_app().await;
     let admin = app.admin().await;
-    let token = admin["accessToken"].as_str().unwrap();
+    let token = &admin.access();
     for _ in 0..5 {
         app.login(&unique_email(), "whatever-123").await;
     }
     app.flush_audit().await;
-    let first = app
-        .graphql_as(
-            token,
-            EVENTS,
-            json!({ "first": 3, "filter": { "kind": "LOGIN_FAILED" } }),
-        )
-        .await;
-    let info = &first["data"]["auditEvents"]["pageInfo"];
-    assert_eq!(info["hasNextPage"], true);
-    let rest = app
-        .graphql_as(
-            token,
-            EVENTS,
-            json!({ "first": 3, "after": info["endCursor"], "filter": { "kind": "LOGIN_FAILED" } }),
-        )
-        .await;
-    assert_eq!(events(&rest).len(), 2);
-    assert_eq!(
-        rest["data"]["auditEvents"]["pageInfo"]["hasNextPage"],
-        false
-    );
+    let filter = json!({ "kind": "LOGIN_FAILED" });
+    let first = audit_page(&app, token, json!({ "first": 3, "filter": filter })).await;
+    assert!(first.page_info.has_next_page);
+    let after = first.page_info.end_cursor;
+    let rest = audit_page(
+        &app,
+        token,
+        json!({ "first": 3, "after": after, "filter": filter }),
+    )
+    .await;
+    assert_eq!(rest.edges.len(), 2);
+    assert!(!rest.page_info.has_next_page);
 
-    let nobody = app
-        .graphql_as(
-            token,
-            EVENTS,
-            json!({ "filter": { "userId": "not-a-uuid" } }),
-        )
-        .await;
-    assert_eq!(nobody["data"]["auditEvents"]["totalCount"], 0);
+    let nobody = audit_page(&app, token, json!({ "filter": { "userId": "not-a-uuid" } })).await;
+    assert_eq!(nobody.total_count, 0);
     let bad = app
         .graphql_as(token, EVENTS, json!({ "filter": { "kind": "NOT_A_KIND" } }))
         .await;
@@ -363,7 +366,7 @@ async fn audit_pages_follow_on_and_bad_filters_are_handled() {
 async fn each_users_latest_events_in_a_user_list_load_in_one_batch() {
     let app = spawn_app().await;
     let admin = app.admin().await;
-    let token = admin["accessToken"].as_str().unwrap();
+    let token = &admin.access();
     let mut emails = Vec::new();
     for i in 0..24 {
         let email = unique_email();
@@ -428,10 +431,10 @@ async fn each_users_latest_events_in_a_user_list_load_in_one_batch() {
 async fn a_user_sees_that_an_administrator_acted_on_them_but_not_who_or_from_where() {
     let app = spawn_app().await;
     let admin = app.admin().await;
-    let admin_token = admin["accessToken"].as_str().unwrap().to_owned();
+    let admin_token = admin.access();
     let email = unique_email();
     let user = app.register(&email, PASSWORD).await;
-    let user_id = user["user"]["id"].as_str().unwrap().to_owned();
+    let user_id = user.user.id.clone();
     app.graphql_as(
         &admin_token,
         "mutation($i: SetUserRoleInput!) { setUserRole(input: $i) { id } }",
@@ -480,18 +483,15 @@ async fn a_user_sees_that_an_administrator_acted_on_them_but_not_who_or_from_whe
         }
     }
     // The administrators see it all.
-    let body = app
-        .graphql_as(
-            &admin_token,
-            EVENTS,
-            json!({ "first": 10, "filter": { "userId": user_id, "kind": "ROLE_CHANGED" } }),
-        )
-        .await;
-    let seen = events(&body);
-    assert!(
-        seen.iter()
-            .all(|e| e["actorId"] == admin["user"]["id"] && e["ip"] == "127.0.0.1")
-    );
+    let seen = events(
+        &app,
+        &admin_token,
+        json!({ "first": 10, "filter": { "userId": user_id, "kind": "ROLE_CHANGED" } }),
+    )
+    .await;
+    assert!(seen.iter().all(|e| {
+        e.actor_id.as_ref() == Some(&admin.user.id) && e.ip.as_deref() == Some("127.0.0.1")
+    }));
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use crate::helpers::{
-    JWT_SECRET, MFA_ENCRYPTION_KEY, PASSWORD, TestApp, assert_no_errors, data_str, error_code,
+    JWT_SECRET, MFA_ENCRYPTION_KEY, PASSWORD, Role, TestApp, assert_no_errors, error_code,
     spawn_app, unique_email,
 };
 
@@ -55,11 +55,10 @@ async fn create_admin_makes_a_new_administrator_with_a_password_from_stdin() {
         String::from_utf8_lossy(&output.stderr)
     );
 
-    let login = app.login(&email, PASSWORD).await;
-    assert_no_errors(&login);
-    let me = app.me(data_str(&login, &["login", "accessToken"])).await;
-    assert_eq!(me["data"]["me"]["role"], "ADMIN");
-    assert_eq!(me["data"]["me"]["emailVerified"], true);
+    let login = app.sign_in(&email, PASSWORD).await;
+    let me = app.current_user(&login.access()).await;
+    assert_eq!(me.role, Role::Admin);
+    assert!(me.email_verified);
 }
 
 #[tokio::test]
@@ -67,10 +66,7 @@ async fn create_admin_promotes_an_existing_account_only_with_its_password_and_en
     let app = spawn_app().await;
     // Someone registered the operator's address first.
     let email = unique_email();
-    let squatter = app.register(&email, PASSWORD).await["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let squatter = app.register(&email, PASSWORD).await.access();
 
     let refused = create_admin(&app, &email.to_uppercase(), "the operator's own password\n").await;
     assert!(!refused.status.success());
@@ -92,8 +88,7 @@ async fn create_admin_promotes_an_existing_account_only_with_its_password_and_en
         "UNAUTHENTICATED",
         "promotion ended the account's sessions"
     );
-    let login = app.login(&email, PASSWORD).await;
-    let admin = data_str(&login, &["login", "accessToken"]).to_owned();
+    let admin = app.sign_in(&email, PASSWORD).await.access();
     assert_no_errors(
         &app.graphql_as(&admin, "{ users { totalCount } }", serde_json::json!({}))
             .await,

@@ -10,10 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    LOGIN, PASSWORD, REFRESH, REGISTER, TestApp, spawn_app_with, tokens, unique_email,
+    AuthPayload, LOGIN, PASSWORD, REFRESH, REGISTER, TestApp, spawn_app_with, unique_email,
 };
 
 /// How long the clients run: long enough for thousands of transactions to overlap, short
@@ -92,32 +93,38 @@ impl Client {
         self.tally.violations.lock().unwrap().push(what);
     }
 
-    async fn register(&self, email: &str, password: &str, allowed: &[&str]) -> Option<Value> {
+    async fn register(&self, email: &str, password: &str, allowed: &[&str]) -> Option<AuthPayload> {
         let variables = json!({ "input": { "email": email, "password": password } });
         let data = self
             .call("register", None, REGISTER, variables, allowed)
             .await?;
-        Some(data["register"].clone())
+        Some(payload(&data["register"]))
     }
 
-    async fn login(&self, email: &str, password: &str, allowed: &[&str]) -> Option<Value> {
+    async fn login(&self, email: &str, password: &str, allowed: &[&str]) -> Option<AuthPayload> {
         let variables = json!({ "input": { "email": email, "password": password } });
-        Some(self.call("login", None, LOGIN, variables, allowed).await?["login"].clone())
+        Some(payload(
+            &self.call("login", None, LOGIN, variables, allowed).await?["login"],
+        ))
     }
 
-    async fn refresh(&self, refresh_token: &str, allowed: &[&str]) -> Option<Value> {
+    async fn refresh(&self, refresh_token: &str, allowed: &[&str]) -> Option<AuthPayload> {
         let variables = json!({ "input": { "refreshToken": refresh_token } });
-        Some(
-            self.call("refreshToken", None, REFRESH, variables, allowed)
-                .await?["refreshToken"]
-                .clone(),
-        )
+        Some(payload(
+            &self
+                .call("refreshToken", None, REFRESH, variables, allowed)
+                .await?["refreshToken"],
+        ))
     }
 
     async fn logout(&self, refresh_token: &str, allowed: &[&str]) {
         let variables = json!({ "i": { "refreshToken": refresh_token } });
         self.call("logout", None, LOGOUT, variables, allowed).await;
     }
+}
+
+fn payload(data: &Value) -> AuthPayload {
+    AuthPayload::deserialize(data).unwrap_or_else(|e| panic!("not an AuthPayload: {e}: {data}"))
 }
 
 /// Signs up new accounts; every fourth tries an address taken a moment ago (CONFLICT).
@@ -158,12 +165,12 @@ async fn sessions(client: Client, until: Instant) {
         let Some(signed_in) = client.login(&email, passwords[current], &[]).await else {
             break;
         };
-        let (_, refresh) = tokens(&signed_in);
+        let (_, refresh) = signed_in.tokens();
         let Some(refreshed) = client.refresh(&refresh, &[]).await else {
             break;
         };
         // Three tabs waking up together: within the reuse grace, each gets a pair.
-        let (_, refresh) = tokens(&refreshed);
+        let (_, refresh) = refreshed.tokens();
         let (a, b, c) = tokio::join!(
             client.refresh(&refresh, &[]),
             client.refresh(&refresh, &[]),
@@ -172,7 +179,7 @@ async fn sessions(client: Client, until: Instant) {
         let (Some(a), Some(_), Some(_)) = (a, b, c) else {
             break;
         };
-        let (access, refresh) = tokens(&a);
+        let (access, refresh) = a.tokens();
         let next = 1 - current;
         let changed = client
             .call(
@@ -206,7 +213,7 @@ async fn deletions(client: Client, until: Instant) {
         let Some(registered) = client.register(&unique_email(), PASSWORD, &[]).await else {
             continue;
         };
-        let (access, refresh) = tokens(&registered);
+        let (access, refresh) = registered.tokens();
         let delete = client.call(
             "deleteAccount",
             Some(&access),
@@ -227,12 +234,12 @@ async fn targeted(client: Client, email: String, until: Instant) {
         let Some(signed_in) = client.login(&email, PASSWORD, &["FORBIDDEN"]).await else {
             continue;
         };
-        let (_, refresh) = tokens(&signed_in);
+        let (_, refresh) = signed_in.tokens();
         let allowed = ["FORBIDDEN", "UNAUTHENTICATED"];
         let Some(refreshed) = client.refresh(&refresh, &allowed).await else {
             continue;
         };
-        client.logout(&tokens(&refreshed).1, &allowed).await;
+        client.logout(&refreshed.tokens().1, &allowed).await;
     }
 }
 
@@ -276,14 +283,14 @@ async fn many_clients_at_once_never_see_an_internal_error() {
         app: app.clone(),
         tally: tally.clone(),
     };
-    let first_admin = tokens(&app.admin().await).0;
-    let second_admin = tokens(&app.admin().await).0;
+    let first_admin = app.admin().await.tokens().0;
+    let second_admin = app.admin().await.tokens().0;
     let mut target_emails = Vec::new();
     let mut target_ids = Vec::new();
     for _ in 0..3 {
         let email = unique_email();
         let registered = app.register(&email, PASSWORD).await;
-        target_ids.push(registered["user"]["id"].as_str().unwrap().to_owned());
+        target_ids.push(registered.user.id);
         target_emails.push(email);
     }
 

@@ -1,8 +1,10 @@
 //! `spawn_app()`: the real server on an ephemeral port with a fresh database, and a small
 //! client for it.
 
+mod responses;
 mod rows;
 
+pub use responses::{AuthPayload, Connection, Role, Session, User, data, only_error};
 pub use rows::insert_row;
 
 use secrecy::ExposeSecret;
@@ -295,15 +297,14 @@ impl TestApp {
     }
 
     /// Registers an account; returns the `AuthPayload`.
-    pub async fn register(&self, email: &str, password: &str) -> Value {
+    pub async fn register(&self, email: &str, password: &str) -> AuthPayload {
         let body = self
             .graphql(
                 REGISTER,
                 json!({ "input": { "email": email, "password": password } }),
             )
             .await;
-        assert_no_errors(&body);
-        body["data"]["register"].clone()
+        data(&body, "register")
     }
 
     /// Signs in; returns the whole response body.
@@ -315,6 +316,11 @@ impl TestApp {
         .await
     }
 
+    /// Signs in, which must succeed; returns the `AuthPayload`.
+    pub async fn sign_in(&self, email: &str, password: &str) -> AuthPayload {
+        data(&self.login(email, password).await, "login")
+    }
+
     /// Exchanges a refresh token; returns the whole response body.
     pub async fn refresh(&self, refresh_token: &str) -> Value {
         self.graphql(
@@ -322,6 +328,11 @@ impl TestApp {
             json!({ "input": { "refreshToken": refresh_token } }),
         )
         .await
+    }
+
+    /// Exchanges a refresh token, which must succeed; returns the new `AuthPayload`.
+    pub async fn refreshed(&self, refresh_token: &str) -> AuthPayload {
+        data(&self.refresh(refresh_token).await, "refreshToken")
     }
 
     /// Signs out a session by its refresh token; returns the whole response body.
@@ -364,7 +375,7 @@ impl TestApp {
 
     /// Registers an account and makes it an administrator; returns the `AuthPayload` of a
     /// sign-in after the promotion.
-    pub async fn admin(&self) -> Value {
+    pub async fn admin(&self) -> AuthPayload {
         let email = unique_email();
         self.register(&email, PASSWORD).await;
         let promoted = self
@@ -381,9 +392,7 @@ impl TestApp {
             authgraph::application::AdminMade::Promoted { .. }
         ));
         // Promotion ends the account's sessions: sign in again.
-        let login = self.login(&email, PASSWORD).await;
-        assert_no_errors(&login);
-        login["data"]["login"].clone()
+        self.sign_in(&email, PASSWORD).await
     }
 
     /// Waits until every audit event recorded so far is stored.
@@ -417,44 +426,50 @@ impl TestApp {
     pub async fn me(&self, token: &str) -> Value {
         self.graphql_as(token, ME, json!({})).await
     }
+
+    /// `me` with a bearer token, which must succeed; returns the user.
+    pub async fn current_user(&self, token: &str) -> User {
+        data(&self.me(token).await, "me")
+    }
 }
 
-pub const REGISTER: &str = "mutation Register($input: RegisterInput!) {
-  register(input: $input) {
-    accessToken refreshToken tokenType expiresIn
-    user { id email emailVerified displayName role createdAt updatedAt }
-  }
-}";
-
-pub const LOGIN: &str = "mutation Login($input: LoginInput!) {
-  login(input: $input) {
-    accessToken refreshToken tokenType expiresIn
-    user { id email }
-  }
-}";
-
-pub const REFRESH: &str = "mutation Refresh($input: RefreshTokenInput!) {
-  refreshToken(input: $input) {
-    accessToken refreshToken tokenType expiresIn
-    user { id email }
-  }
-}";
-
-pub const ME: &str =
-    "query Me { me { id email emailVerified displayName role createdAt updatedAt } }";
-
-/// The access token of an `AuthPayload`.
-pub fn access(payload: &Value) -> String {
-    payload["accessToken"].as_str().unwrap().to_owned()
+/// The fields of a user the helpers' operations select: what [`User`] reads.
+macro_rules! user_fields {
+    () => {
+        "{ id email emailVerified displayName role createdAt updatedAt }"
+    };
 }
 
-/// The access and refresh tokens of an `AuthPayload`.
-pub fn tokens(payload: &Value) -> (String, String) {
-    (
-        access(payload),
-        payload["refreshToken"].as_str().unwrap().to_owned(),
-    )
+/// The fields of an `AuthPayload` the helpers' operations select: what [`AuthPayload`] reads.
+macro_rules! auth_payload {
+    () => {
+        concat!(
+            "{ accessToken refreshToken tokenType expiresIn user ",
+            user_fields!(),
+            " }"
+        )
+    };
 }
+
+pub const REGISTER: &str = concat!(
+    "mutation Register($input: RegisterInput!) { register(input: $input) ",
+    auth_payload!(),
+    " }"
+);
+
+pub const LOGIN: &str = concat!(
+    "mutation Login($input: LoginInput!) { login(input: $input) ",
+    auth_payload!(),
+    " }"
+);
+
+pub const REFRESH: &str = concat!(
+    "mutation Refresh($input: RefreshTokenInput!) { refreshToken(input: $input) ",
+    auth_payload!(),
+    " }"
+);
+
+pub const ME: &str = concat!("query Me { me ", user_fields!(), " }");
 
 pub fn assert_no_errors(body: &Value) {
     assert!(body.get("errors").is_none(), "unexpected errors: {body:#}");

@@ -6,7 +6,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{PASSWORD, TestApp, metric_value, spawn_app, spawn_app_with, unique_email};
+use crate::helpers::{
+    PASSWORD, TestApp, metric_value, only_error, spawn_app, spawn_app_with, unique_email,
+};
 
 const PARSE: &[&str] = &["GRAPHQL_PARSE_FAILED"];
 const VALIDATION: &[&str] = &["GRAPHQL_VALIDATION_FAILED"];
@@ -221,7 +223,7 @@ async fn each_limit_names_itself() {
         .post_body(query(&format!("{{ {} }}", "__typename ".repeat(20_000))))
         .await;
     assert_eq!(
-        tokens["errors"][0]["message"],
+        only_error(&tokens).message,
         "The document has more than 15000 tokens; at most 15000 are allowed."
     );
     let (_, nesting) = app
@@ -231,7 +233,7 @@ async fn each_limit_names_itself() {
         )))
         .await;
     assert_eq!(
-        nesting["errors"][0]["message"],
+        only_error(&nesting).message,
         "The document nests brackets more than 128 deep; at most 128 levels are allowed."
     );
     let (_, directives) = app
@@ -241,19 +243,19 @@ async fn each_limit_names_itself() {
         )))
         .await;
     assert_eq!(
-        directives["errors"][0]["message"],
+        only_error(&directives).message,
         "A selection carries 11 directives; at most 10 are allowed."
     );
     let (_, cycle) = app
         .post_body(query("query { ...A } fragment A on Query { ...A }"))
         .await;
     assert_eq!(
-        cycle["errors"][0]["message"],
+        only_error(&cycle).message,
         "Cannot spread fragment \"A\" within itself."
     );
     let (_, fan) = app.post_body(query(&fan_out(40))).await;
     assert_eq!(
-        fan["errors"][0]["message"],
+        only_error(&fan).message,
         "The document selects more than 20000 fields once its fragments are expanded; at most \
          20000 are allowed."
     );
@@ -428,7 +430,7 @@ async fn suggestions_name_the_schema_only_while_introspection_is_on() {
     {
         let (status, body) = development.post_body(query(document)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{document}");
-        let message = body["errors"][0]["message"].as_str().unwrap();
+        let message = only_error(&body).message;
         assert!(
             message.contains("Did you mean") && message.contains(hint),
             "{document}: {message}"
@@ -440,7 +442,7 @@ async fn suggestions_name_the_schema_only_while_introspection_is_on() {
         let (status, body) = closed.post_body(query(document)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{document}");
         assert_eq!(codes(&body), ["GRAPHQL_VALIDATION_FAILED"], "{document}");
-        let message = body["errors"][0]["message"].as_str().unwrap();
+        let message = only_error(&body).message;
         assert!(!message.contains("Did you mean"), "{document}: {message}");
     }
 }
@@ -471,7 +473,7 @@ async fn an_input_field_written_twice_is_refused_wherever_the_object_is() {
     }
     let (_, body) = app.post_body(query(&documents[0])).await;
     assert_eq!(
-        body["errors"][0]["message"],
+        only_error(&body).message,
         "There can be only one input field named \"email\"."
     );
     assert_eq!(body["errors"][0]["locations"][0]["line"], 1);
@@ -510,7 +512,7 @@ async fn a_json_key_given_twice_anywhere_in_the_request_is_refused() {
         let (status, answer) = app.post_body(body.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
         assert_eq!(codes(&answer), ["GRAPHQL_PARSE_FAILED"], "{body}");
-        let message = answer["errors"][0]["message"].as_str().unwrap();
+        let message = only_error(&answer).message;
         assert!(message.contains("twice"), "{body}: {message}");
     }
     let answer = app.login(&second, PASSWORD).await;
@@ -566,7 +568,7 @@ async fn every_json_array_is_refused_as_a_batch_even_in_the_tuple_form() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(codes(&answer), ["GRAPHQL_PARSE_FAILED"], "{body}");
         assert_eq!(
-            answer["errors"][0]["message"],
+            only_error(&answer).message,
             "Batched requests are not supported: send one operation per request.",
             "{body}"
         );

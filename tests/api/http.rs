@@ -2,7 +2,7 @@ use reqwest::StatusCode;
 use reqwest::header::ACCEPT;
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, spawn_app, unique_email};
+use crate::helpers::{PASSWORD, only_error, spawn_app, unique_email};
 
 fn only_code(body: &Value) -> &str {
     body["errors"][0]["extensions"]["code"].as_str().unwrap()
@@ -68,7 +68,7 @@ async fn an_invalid_document_is_a_request_error_with_the_status_the_media_type_a
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(only_code(&body), "GRAPHQL_VALIDATION_FAILED");
     assert_eq!(
-        body["errors"][0]["message"],
+        only_error(&body).message,
         "Unknown field \"nothing\" on type \"Query\"."
     );
 }
@@ -107,10 +107,7 @@ async fn an_unknown_operation_name_is_a_request_error() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(only_code(&body), "GRAPHQL_VALIDATION_FAILED");
-    assert_eq!(
-        body["errors"][0]["message"],
-        "Unknown operation named \"C\""
-    );
+    assert_eq!(only_error(&body).message, "Unknown operation named \"C\"");
 }
 
 #[tokio::test]
@@ -121,7 +118,7 @@ async fn a_batch_is_refused_with_a_clear_message() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(only_code(&body), "GRAPHQL_PARSE_FAILED");
     assert_eq!(
-        body["errors"][0]["message"],
+        only_error(&body).message,
         "Batched requests are not supported: send one operation per request."
     );
 }
@@ -146,13 +143,13 @@ async fn get_runs_queries_from_the_url() {
             ("query", "query Me { me { email } }"),
             ("operationName", "Me"),
         ])
-        .bearer_auth(registered["accessToken"].as_str().unwrap())
+        .bearer_auth(registered.access())
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["data"]["me"]["email"], registered["user"]["email"]);
+    assert_eq!(body["data"]["me"]["email"], registered.user.email);
 }
 
 #[tokio::test]
@@ -174,7 +171,7 @@ async fn get_refuses_mutations() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(only_code(&body), "GRAPHQL_VALIDATION_FAILED");
     assert_eq!(
-        body["errors"][0]["message"],
+        only_error(&body).message,
         "Mutations must be sent with POST."
     );
 }
@@ -310,7 +307,7 @@ async fn a_body_that_is_not_a_request_is_told_so_without_naming_our_types() {
         let (status, _, json) = app.post_raw(body.to_owned(), "application/json").await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(only_code(&json), "GRAPHQL_PARSE_FAILED", "{body}");
-        let message = json["errors"][0]["message"].as_str().unwrap();
+        let message = only_error(&json).message;
         for internal in [
             "BatchRequest",
             "untagged",

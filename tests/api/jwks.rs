@@ -39,10 +39,7 @@ async fn jwks(app: &TestApp) -> (reqwest::header::HeaderMap, Value) {
 }
 
 async fn access_token(app: &TestApp) -> String {
-    app.register(&unique_email(), PASSWORD).await["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    app.register(&unique_email(), PASSWORD).await.access()
 }
 
 /// Verifies `token` as a resource server would: the key its `kid` names in the published set,

@@ -6,7 +6,7 @@ use authgraph::application::ports::HashingLoad;
 use authgraph::config::{Config, QuotaSetting, RateLimitStore};
 
 use crate::helpers::{
-    PASSWORD, REGISTER, TestApp, answers, assert_no_errors, error_code, metric_value,
+    PASSWORD, REGISTER, TestApp, answers, assert_no_errors, error_code, metric_value, only_error,
     production_hashing, skip_unless, spawn_app_with, unique_email,
 };
 
@@ -236,7 +236,7 @@ async fn a_full_hashing_queue_sheds_sign_ins_with_rate_limited_not_errors() {
         .filter(|b| b.get("errors").is_some())
         .inspect(|b| {
             assert_eq!(error_code(b), "RATE_LIMITED", "{b}");
-            assert_eq!(b["errors"][0]["extensions"]["retryAfter"], 1);
+            assert_eq!(only_error(b).extensions.retry_after, Some(1));
         })
         .count();
     assert!(shed >= 1, "a queue of one cannot take eight at once");
@@ -266,10 +266,7 @@ async fn password_confirmations_are_throttled_so_a_stolen_session_is_no_oracle()
     }))
     .await;
     let email = unique_email();
-    let stolen = app.register(&email, PASSWORD).await["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let stolen = app.register(&email, PASSWORD).await.access();
     // Sixty guesses in six requests of ten aliases each.
     let hashed = app.hasher.completed();
     let mut codes = Vec::new();
@@ -315,10 +312,7 @@ async fn wrong_confirmations_count_toward_the_accounts_lockout() {
     }))
     .await;
     let email = unique_email();
-    let stolen = app.register(&email, PASSWORD).await["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let stolen = app.register(&email, PASSWORD).await.access();
     let body = app.graphql_as(&stolen, &guesses(3), json!({})).await;
     assert!(
         body["errors"]
@@ -352,10 +346,7 @@ async fn one_account_cannot_take_the_hashing_queue_from_everyone_elses_sign_ins(
     }))
     .await;
     let (hog, other) = (unique_email(), unique_email());
-    let token = app.register(&hog, PASSWORD).await["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.register(&hog, PASSWORD).await.access();
     app.register(&other, PASSWORD).await;
     // Twenty concurrent password checks by one signed-in user, and one sign-in by someone else.
     let delete = "mutation($i: DeleteAccountInput!) { deleteAccount(input: $i) }";
@@ -827,10 +818,7 @@ async fn password_confirmations_are_limited_per_account_across_its_sessions() {
     }))
     .await;
     let email = unique_email();
-    let first = app.register(&email, PASSWORD).await["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let first = app.register(&email, PASSWORD).await.access();
     let mut sessions = vec![first];
     for _ in 0..3 {
         let login = app.login(&email, PASSWORD).await;
@@ -845,10 +833,7 @@ async fn password_confirmations_are_limited_per_account_across_its_sessions() {
     assert_eq!(app.hasher.completed(), hashed, "refused before any hash");
 
     // Another account's allowance is its own.
-    let other = app.register(&unique_email(), PASSWORD).await["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let other = app.register(&unique_email(), PASSWORD).await.access();
     let body = app.graphql_as(&other, &guesses(1), json!({})).await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
 }

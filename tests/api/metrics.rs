@@ -24,7 +24,7 @@ async fn metrics_count_requests_sign_ins_and_report_the_pools() {
     app.login(&email, PASSWORD).await;
     app.login(&email, "a wrong password").await;
     app.graphql_as(
-        registered["accessToken"].as_str().unwrap(),
+        &registered.access(),
         "query MyOwnFancyName { me { id } }",
         json!({}),
     )

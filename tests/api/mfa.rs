@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use authgraph::application::ports::Clock;
 use sea_orm::{ConnectionTrait, Statement};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use totp_rs::{Algorithm, Secret, TOTP};
 
 use crate::helpers::{
-    PASSWORD, TestApp, assert_no_errors, data_str, error_code, spawn_app, spawn_app_with,
-    token_claims, unique_email,
+    PASSWORD, TestApp, assert_no_errors, data, data_str, error_code, only_error, spawn_app,
+    spawn_app_with, token_claims, unique_email,
 };
 
 const ENROLL: &str = "mutation { enrollTotp { secret otpauthUri qrCodeSvg } }";
@@ -29,6 +30,26 @@ const REAUTHENTICATE: &str = "mutation($input: ReauthenticateInput!) {
 const MFA_STATE: &str = "{ me { mfaEnabled recoveryCodesRemaining } }";
 const CHANGE_PASSWORD: &str =
     "mutation($input: ChangePasswordInput!) { changePassword(input: $input) }";
+
+/// What `MFA_STATE` reads of the signed-in user.
+#[derive(Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MfaState {
+    mfa_enabled: bool,
+    recovery_codes_remaining: Option<i32>,
+}
+
+/// The signed-in user's second-factor state; the request must succeed.
+async fn mfa_state(app: &TestApp, token: &str) -> MfaState {
+    data(&app.graphql_as(token, MFA_STATE, json!({})).await, "me")
+}
+
+/// The answer to `CONFIRM`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Confirmed {
+    recovery_codes: Vec<String>,
+}
 
 /// The code an authenticator app shows for `secret` (base32) at `at`.
 pub(crate) fn code_at(secret: &str, at: chrono::DateTime<chrono::Utc>) -> String {
@@ -62,7 +83,7 @@ impl Enrolled {
 async fn enrolled(app: &TestApp) -> Enrolled {
     let email = unique_email();
     let signed_up = app.register(&email, PASSWORD).await;
-    let token = signed_up["accessToken"].as_str().unwrap().to_owned();
+    let token = signed_up.access();
     let enrollment = app.graphql_as(&token, ENROLL, json!({})).await;
     assert_no_errors(&enrollment);
     let secret = data_str(&enrollment, &["enrollTotp", "secret"]).to_owned();
@@ -73,16 +94,10 @@ async fn enrolled(app: &TestApp) -> Enrolled {
             json!({ "input": { "code": code_at(&secret, app.clock.now()) } }),
         )
         .await;
-    assert_no_errors(&confirmed);
-    let recovery_codes = confirmed["data"]["confirmTotp"]["recoveryCodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_owned())
-        .collect();
+    let recovery_codes = data::<Confirmed>(&confirmed, "confirmTotp").recovery_codes;
     Enrolled {
         email,
-        id: signed_up["user"]["id"].as_str().unwrap().to_owned(),
+        id: signed_up.user.id.clone(),
         secret,
         recovery_codes,
         token,
@@ -93,10 +108,10 @@ async fn enrolled(app: &TestApp) -> Enrolled {
 async fn sign_in_ticket(app: &TestApp, email: &str) -> String {
     let body = app.login(email, PASSWORD).await;
     assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
-    let extensions = &body["errors"][0]["extensions"];
-    assert_eq!(extensions["reason"], "MFA_REQUIRED");
+    let extensions = only_error(&body).extensions;
+    assert_eq!(extensions.reason.as_deref(), Some("MFA_REQUIRED"));
     assert_eq!(body["data"], Value::Null, "no token before the code");
-    extensions["mfaTicket"].as_str().unwrap().to_owned()
+    extensions.mfa_ticket.expect("a ticket")
 }
 
 async fn verify(app: &TestApp, ticket: &str, code: &str) -> Value {
@@ -127,10 +142,7 @@ fn reason(body: &Value) -> &str {
 async fn a_factor_turns_on_only_with_a_code_from_it_and_its_secret_is_sealed_at_rest() {
     let app = spawn_app().await;
     let email = unique_email();
-    let token = app.register(&email, PASSWORD).await["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.register(&email, PASSWORD).await.access();
 
     let enrollment = app.graphql_as(&token, ENROLL, json!({})).await;
     let enrollment = &enrollment["data"]["enrollTotp"];
@@ -146,15 +158,19 @@ async fn a_factor_turns_on_only_with_a_code_from_it_and_its_secret_is_sealed_at_
             .contains("<svg xmlns=\"http://www.w3.org/2000/svg\"")
     );
     // Nothing is on until a code from the app proves it was added.
-    let state = app.graphql_as(&token, MFA_STATE, json!({})).await;
-    assert_eq!(state["data"]["me"]["mfaEnabled"], false);
-    assert_eq!(state["data"]["me"]["recoveryCodesRemaining"], Value::Null);
+    assert_eq!(
+        mfa_state(&app, &token).await,
+        MfaState {
+            mfa_enabled: false,
+            recovery_codes_remaining: None
+        }
+    );
     assert_no_errors(&app.login(&email, PASSWORD).await);
     let wrong = app
         .graphql_as(&token, CONFIRM, json!({ "input": { "code": "000000" } }))
         .await;
     assert_eq!(error_code(&wrong), "BAD_USER_INPUT");
-    assert_eq!(wrong["errors"][0]["extensions"]["field"], "code");
+    assert_eq!(only_error(&wrong).extensions.field.as_deref(), Some("code"));
 
     let confirmed = app
         .graphql_as(
@@ -163,21 +179,19 @@ async fn a_factor_turns_on_only_with_a_code_from_it_and_its_secret_is_sealed_at_
             json!({ "input": { "code": code_at(&secret, app.clock.now()) } }),
         )
         .await;
-    assert_no_errors(&confirmed);
-    let codes: Vec<&str> = confirmed["data"]["confirmTotp"]["recoveryCodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap())
-        .collect();
+    let codes = data::<Confirmed>(&confirmed, "confirmTotp").recovery_codes;
     assert_eq!(codes.len(), 10);
     for code in &codes {
         // 16 characters of a 32-letter alphabet: 80 bits.
         assert_eq!(code.replace('-', "").len(), 16, "{code}");
     }
-    let state = app.graphql_as(&token, MFA_STATE, json!({})).await;
-    assert_eq!(state["data"]["me"]["mfaEnabled"], true);
-    assert_eq!(state["data"]["me"]["recoveryCodesRemaining"], 10);
+    assert_eq!(
+        mfa_state(&app, &token).await,
+        MfaState {
+            mfa_enabled: true,
+            recovery_codes_remaining: Some(10)
+        }
+    );
     // A second factor cannot be swapped underneath: disable it first.
     assert_eq!(
         error_code(&app.graphql_as(&token, ENROLL, json!({})).await),
@@ -233,10 +247,7 @@ async fn signing_in_needs_the_code_and_the_tokens_say_how_the_user_proved_it() {
 
     // Without a factor, the password alone.
     let plain = app.register(&unique_email(), PASSWORD).await;
-    assert_eq!(
-        token_claims(plain["accessToken"].as_str().unwrap())["amr"],
-        json!(["pwd"])
-    );
+    assert_eq!(token_claims(&plain.access())["amr"], json!(["pwd"]));
 }
 
 #[tokio::test]
@@ -399,8 +410,10 @@ async fn a_recovery_code_signs_in_once_however_it_is_typed() {
     let signed_in = verify(&app, &sign_in_ticket(&app, &user.email).await, &typed).await;
     assert_no_errors(&signed_in);
     let token = data_str(&signed_in, &["verifyMfa", "accessToken"]);
-    let state = app.graphql_as(token, MFA_STATE, json!({})).await;
-    assert_eq!(state["data"]["me"]["recoveryCodesRemaining"], 9);
+    assert_eq!(
+        mfa_state(&app, token).await.recovery_codes_remaining,
+        Some(9)
+    );
     let again = verify(&app, &sign_in_ticket(&app, &user.email).await, code).await;
     assert_eq!(error_code(&again), "BAD_USER_INPUT");
 
@@ -440,10 +453,7 @@ async fn a_recovery_code_signs_in_once_however_it_is_typed() {
 async fn sensitive_changes_need_a_recent_authentication_and_reauthenticate_gives_one() {
     let app = spawn_app().await;
     let email = unique_email();
-    let token = app.register(&email, PASSWORD).await["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.register(&email, PASSWORD).await.access();
     app.clock.advance(Duration::from_secs(11 * 60));
     let stale = app.graphql_as(&token, ENROLL, json!({})).await;
     assert_eq!(error_code(&stale), "FORBIDDEN");
@@ -537,10 +547,17 @@ async fn a_stolen_session_cannot_add_replace_or_remove_a_factor_or_change_the_ac
         )
         .await;
     assert_eq!(error_code(&no_code), "BAD_USER_INPUT");
-    assert_eq!(no_code["errors"][0]["extensions"]["field"], "code");
-    let state = app.graphql_as(&stolen, MFA_STATE, json!({})).await;
-    assert_eq!(state["data"]["me"]["mfaEnabled"], true);
-    assert_eq!(state["data"]["me"]["recoveryCodesRemaining"], 10);
+    assert_eq!(
+        only_error(&no_code).extensions.field.as_deref(),
+        Some("code")
+    );
+    assert_eq!(
+        mfa_state(&app, &stolen).await,
+        MfaState {
+            mfa_enabled: true,
+            recovery_codes_remaining: Some(10)
+        }
+    );
 
     // The owner, proving both again, turns it off.
     let owner = app
@@ -569,10 +586,8 @@ async fn turning_a_factor_on_ends_the_sessions_signed_in_with_the_password_alone
     let app = spawn_app().await;
     let email = unique_email();
     app.register(&email, PASSWORD).await;
-    let elsewhere = app.login(&email, PASSWORD).await;
-    let elsewhere = data_str(&elsewhere, &["login", "accessToken"]).to_owned();
-    let here = app.login(&email, PASSWORD).await;
-    let here = data_str(&here, &["login", "accessToken"]).to_owned();
+    let elsewhere = app.sign_in(&email, PASSWORD).await.access();
+    let here = app.sign_in(&email, PASSWORD).await.access();
 
     let secret = app.graphql_as(&here, ENROLL, json!({})).await["data"]["enrollTotp"]["secret"]
         .as_str()
@@ -597,7 +612,7 @@ async fn an_administrator_resets_a_lost_factor_ends_the_sessions_and_it_is_audit
     let app = spawn_app().await;
     let user = enrolled(&app).await;
     let admin = app.admin().await;
-    let admin_token = admin["accessToken"].as_str().unwrap();
+    let admin_token = &admin.access();
     const RESET: &str = "mutation($input: ResetUserMfaInput!) {
       resetUserMfa(input: $input) { id mfaEnabled }
     }";
@@ -658,7 +673,7 @@ async fn an_administrator_resets_a_lost_factor_ends_the_sessions_and_it_is_audit
         .iter()
         .find(|e| e["node"]["kind"] == "MFA_RESET")
         .unwrap();
-    assert_eq!(reset_event["node"]["actor"]["id"], admin["user"]["id"]);
+    assert_eq!(reset_event["node"]["actor"]["id"], admin.user.id);
 }
 
 #[tokio::test]
@@ -747,9 +762,9 @@ const RESET_MFA: &str = "mutation($input: ResetUserMfaInput!) {
 async fn an_administrator_cannot_reset_their_own_factor_and_a_stale_one_resets_nobody() {
     let app = spawn_app().await;
     let admin = app.admin().await;
-    let admin_id = admin["user"]["id"].as_str().unwrap().to_owned();
-    let admin_email = admin["user"]["email"].as_str().unwrap().to_owned();
-    let token = admin["accessToken"].as_str().unwrap().to_owned();
+    let admin_id = admin.user.id.clone();
+    let admin_email = admin.user.email.clone();
+    let token = admin.access();
     let secret = data_str(
         &app.graphql_as(&token, ENROLL, json!({})).await,
         &["enrollTotp", "secret"],
@@ -775,13 +790,7 @@ async fn an_administrator_cannot_reset_their_own_factor_and_a_stale_one_resets_n
         .await;
     assert_eq!(error_code(&own), "FORBIDDEN", "{own}");
     assert_eq!(reason(&own), "", "not a matter of reauthenticating: {own}");
-    assert!(
-        own["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("disableTotp"),
-        "{own}"
-    );
+    assert!(only_error(&own).message.contains("disableTotp"), "{own}");
 
     app.clock.advance(Duration::from_secs(11 * 60));
     let stale_own = app
@@ -808,15 +817,12 @@ async fn an_administrator_cannot_reset_their_own_factor_and_a_stale_one_resets_n
             json!({ "input": { "password": PASSWORD } }),
         )
         .await;
-    assert_eq!(password_only["errors"][0]["extensions"]["field"], "code");
     assert_eq!(
-        app.graphql_as(&token, MFA_STATE, json!({})).await["data"]["me"]["mfaEnabled"],
-        true
+        only_error(&password_only).extensions.field.as_deref(),
+        Some("code")
     );
-    assert_eq!(
-        app.graphql_as(&user.token, MFA_STATE, json!({})).await["data"]["me"]["mfaEnabled"],
-        true
-    );
+    assert!(mfa_state(&app, &token).await.mfa_enabled);
+    assert!(mfa_state(&app, &user.token).await.mfa_enabled);
     // Signing in still needs the administrator's code.
     sign_in_ticket(&app, &admin_email).await;
 
@@ -845,10 +851,7 @@ async fn an_administrator_cannot_reset_their_own_factor_and_a_stale_one_resets_n
         )
         .await;
     assert_eq!(error_code(&own), "FORBIDDEN", "{own}");
-    assert_eq!(
-        app.graphql_as(&token, MFA_STATE, json!({})).await["data"]["me"]["mfaEnabled"],
-        true
-    );
+    assert!(mfa_state(&app, &token).await.mfa_enabled);
 }
 
 /// Completes a sign-in as a client at `address` (behind the trusted proxy).

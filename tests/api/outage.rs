@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use reqwest::StatusCode;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use crate::helpers::{
-    Backend, ME, PASSWORD, REFRESH, REGISTER, TestApp, TestDatabase, skip_unless_backend, spawn_on,
-    test_config, unique_email,
+    AuthPayload, Backend, ME, PASSWORD, REFRESH, REGISTER, TestApp, TestDatabase,
+    skip_unless_backend, spawn_on, test_config, unique_email,
 };
 
 /// Forwards TCP connections to `upstream` until cut; refuses them until restored.
@@ -215,11 +216,9 @@ async fn refreshing(
     while !stop.load(Ordering::SeqCst) {
         let variables = json!({ "input": { "refreshToken": tokens.1 } });
         if let Some(data) = send(&app, &seen, None, REFRESH, variables).await {
-            let pair = &data["refreshToken"];
-            tokens = (
-                pair["accessToken"].as_str().unwrap().to_owned(),
-                pair["refreshToken"].as_str().unwrap().to_owned(),
-            );
+            tokens = AuthPayload::deserialize(&data["refreshToken"])
+                .expect("an AuthPayload")
+                .tokens();
         }
         send(&app, &seen, Some(&tokens.0), ME, json!({})).await;
     }
@@ -244,11 +243,7 @@ async fn an_outage_answers_unavailable_then_the_server_recovers_and_keeps_what_i
     let seen = Arc::new(Mutex::new(Seen::default()));
     let mut sessions = Vec::new();
     for _ in 0..3 {
-        let payload = app.register(&unique_email(), PASSWORD).await;
-        sessions.push((
-            payload["accessToken"].as_str().unwrap().to_owned(),
-            payload["refreshToken"].as_str().unwrap().to_owned(),
-        ));
+        sessions.push(app.register(&unique_email(), PASSWORD).await.tokens());
     }
 
     // Traffic that succeeds, an outage every client runs into, then traffic that succeeds

@@ -43,11 +43,8 @@ struct Hijacked {
 async fn hijacked(app: &TestApp) -> Hijacked {
     let owner = unique_email();
     app.register(&owner, PASSWORD).await;
-    let login = app.login(&owner, PASSWORD).await;
-    Hijacked {
-        owner,
-        intruder: data_str(&login, &["login", "accessToken"]).to_owned(),
-    }
+    let intruder = app.sign_in(&owner, PASSWORD).await.access();
+    Hijacked { owner, intruder }
 }
 
 /// Asks, as `token`, to move the account to `to`, with `password`.
@@ -89,8 +86,7 @@ async fn secure(app: &TestApp, link: &str) -> Value {
 
 /// The intruder signs in afresh at `address` with `password` (after a move or a reset).
 async fn signs_in(app: &TestApp, address: &str, password: &str) -> String {
-    let login = app.login(address, password).await;
-    data_str(&login, &["login", "accessToken"]).to_owned()
+    app.sign_in(address, password).await.access()
 }
 
 /// The owner is back: the account answers at `owner` only through a reset of the password;
@@ -356,10 +352,7 @@ async fn second_factor_on(app: &TestApp, token: &str) -> Vec<String> {
 async fn second_factor_recovery_code_and_administrator_changes_are_each_told_to_the_address() {
     let app = spawn_app().await;
     let owner = unique_email();
-    let session = app.register(&owner, PASSWORD).await["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let session = app.register(&owner, PASSWORD).await.access();
 
     second_factor_on(&app, &session).await;
     notice_link(&app, &owner, "Two-step sign-in was turned on").await;
@@ -400,8 +393,8 @@ async fn second_factor_recovery_code_and_administrator_changes_are_each_told_to_
 
     // An administrator's changes (from a fresh administrator's session).
     let admin = app.admin().await;
-    let admin_token = admin["accessToken"].as_str().unwrap();
-    let user_id = app.me(&session).await["data"]["me"]["id"].clone();
+    let admin_token = &admin.access();
+    let user_id = app.current_user(&session).await.id;
     second_factor_on(&app, &session).await;
     assert_no_errors(
         &app.graphql_as(

@@ -1,6 +1,8 @@
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, REGISTER, error_code, spawn_app, token_claims, unique_email};
+use crate::helpers::{
+    PASSWORD, REGISTER, error_code, only_error, spawn_app, token_claims, unique_email,
+};
 
 #[tokio::test]
 async fn register_returns_tokens_and_the_new_user() {
@@ -47,7 +49,7 @@ async fn register_with_a_taken_email_is_a_conflict_whatever_its_case() {
             .await;
         assert_eq!(error_code(&body), "CONFLICT", "{email:?}");
         assert_eq!(
-            body["errors"][0]["message"],
+            only_error(&body).message,
             "An account with this email already exists."
         );
     }
@@ -91,7 +93,7 @@ async fn register_rejects_an_invalid_email_naming_the_field() {
             )
             .await;
         assert_eq!(error_code(&body), "BAD_USER_INPUT", "{email:?}");
-        assert_eq!(body["errors"][0]["extensions"]["field"], "email");
+        assert_eq!(only_error(&body).extensions.field.as_deref(), Some("email"));
         assert!(body["data"].is_null());
     }
 }
@@ -111,8 +113,11 @@ async fn register_enforces_the_password_length_policy() {
             )
             .await;
         assert_eq!(error_code(&body), "BAD_USER_INPUT");
-        assert_eq!(body["errors"][0]["extensions"]["field"], "password");
-        assert_eq!(body["errors"][0]["message"], message);
+        assert_eq!(
+            only_error(&body).extensions.field.as_deref(),
+            Some("password")
+        );
+        assert_eq!(only_error(&body).message, message);
     }
 }
 
@@ -142,7 +147,10 @@ async fn register_rejects_an_overlong_display_name() {
         )
         .await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT");
-    assert_eq!(body["errors"][0]["extensions"]["field"], "displayName");
+    assert_eq!(
+        only_error(&body).extensions.field.as_deref(),
+        Some("displayName")
+    );
 }
 
 #[tokio::test]
@@ -168,8 +176,11 @@ async fn register_refuses_common_and_personal_passwords_saying_why() {
             )
             .await;
         assert_eq!(error_code(&body), "BAD_USER_INPUT", "{password}: {body}");
-        assert_eq!(body["errors"][0]["extensions"]["field"], "password");
-        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert_eq!(
+            only_error(&body).extensions.field.as_deref(),
+            Some("password")
+        );
+        let message = only_error(&body).message;
         assert!(
             message.starts_with("Choose a harder password to guess."),
             "{message}"
@@ -204,7 +215,10 @@ async fn register_refuses_display_names_that_render_blank_or_imitate_others() {
             )
             .await;
         assert_eq!(error_code(&body), "BAD_USER_INPUT", "{name:?}: {body}");
-        assert_eq!(body["errors"][0]["extensions"]["field"], "displayName");
+        assert_eq!(
+            only_error(&body).extensions.field.as_deref(),
+            Some("displayName")
+        );
     }
     let body = app
         .graphql(

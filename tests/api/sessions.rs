@@ -3,8 +3,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    PASSWORD, assert_no_errors, data_str, error_code, spawn_app, spawn_app_with, token_claims,
-    tokens, unique_email,
+    AuthPayload, Connection, PASSWORD, Session, TestApp, assert_no_errors, data, data_str,
+    error_code, only_error, spawn_app, spawn_app_with, token_claims, unique_email,
 };
 
 const SESSIONS: &str = "query Sessions($first: Int, $after: String, $last: Int, $before: String) {
@@ -15,17 +15,23 @@ const SESSIONS: &str = "query Sessions($first: Int, $after: String, $last: Int, 
   }
 }";
 
+/// A page of the caller's sessions; the request must succeed.
+async fn sessions(app: &TestApp, token: &str, variables: Value) -> Connection<Session> {
+    data(
+        &app.graphql_as(token, SESSIONS, variables).await,
+        "sessions",
+    )
+}
+
 #[tokio::test]
 async fn refresh_rotates_both_tokens_within_the_same_session() {
     let app = spawn_app().await;
-    let (access, refresh) = tokens(&app.register(&unique_email(), PASSWORD).await);
+    let (access, refresh) = app.register(&unique_email(), PASSWORD).await.tokens();
 
-    let body = app.refresh(&refresh).await;
-    assert_no_errors(&body);
-    let renewed = &body["data"]["refreshToken"];
-    assert_eq!(renewed["tokenType"], "Bearer");
-    assert_eq!(renewed["expiresIn"], 900);
-    let (new_access, new_refresh) = tokens(renewed);
+    let renewed = app.refreshed(&refresh).await;
+    assert_eq!(renewed.token_type, "Bearer");
+    assert_eq!(renewed.expires_in, 900);
+    let (new_access, new_refresh) = renewed.tokens();
     assert_ne!(new_refresh, refresh);
     assert_eq!(
         token_claims(&new_access)["sid"],
@@ -39,13 +45,13 @@ async fn refresh_rotates_both_tokens_within_the_same_session() {
 #[tokio::test]
 async fn a_rotated_refresh_token_used_again_ends_the_whole_session() {
     let app = spawn_app_with(|c| c.sessions.refresh_token_reuse_grace = Duration::ZERO).await;
-    let (_, first) = tokens(&app.register(&unique_email(), PASSWORD).await);
-    let (access, second) = tokens(&app.refresh(&first).await["data"]["refreshToken"]);
+    let (_, first) = app.register(&unique_email(), PASSWORD).await.tokens();
+    let (access, second) = app.refreshed(&first).await.tokens();
 
     let replay = app.refresh(&first).await;
     assert_eq!(error_code(&replay), "UNAUTHENTICATED");
     assert_eq!(
-        replay["errors"][0]["message"],
+        only_error(&replay).message,
         "The refresh token was already used, so the session has been ended to protect the account; sign in again."
     );
     // The access token of that session stops working right away, and so does its latest
@@ -53,7 +59,7 @@ async fn a_rotated_refresh_token_used_again_ends_the_whole_session() {
     let me = app.me(&access).await;
     assert_eq!(error_code(&me), "UNAUTHENTICATED");
     assert_eq!(
-        me["errors"][0]["message"],
+        only_error(&me).message,
         "The session has ended; sign in again."
     );
     assert_eq!(error_code(&app.refresh(&second).await), "UNAUTHENTICATED");
@@ -64,15 +70,15 @@ async fn a_concurrent_double_submit_within_the_grace_window_is_not_taken_for_the
     let app = spawn_app().await;
     // The requests land within the window by the app's clock, however slow the machine.
     app.clock.hold();
-    let (_, refresh) = tokens(&app.register(&unique_email(), PASSWORD).await);
+    let (_, refresh) = app.register(&unique_email(), PASSWORD).await.tokens();
 
     let (a, b) = app
         .race(async { tokio::join!(app.refresh(&refresh), app.refresh(&refresh)) })
         .await;
     assert_no_errors(&a);
     assert_no_errors(&b);
-    let (access_a, refresh_a) = tokens(&a["data"]["refreshToken"]);
-    let (_, refresh_b) = tokens(&b["data"]["refreshToken"]);
+    let (access_a, refresh_a) = data::<AuthPayload>(&a, "refreshToken").tokens();
+    let (_, refresh_b) = data::<AuthPayload>(&b, "refreshToken").tokens();
     assert_ne!(refresh_a, refresh_b);
     assert_no_errors(&app.me(&access_a).await);
     assert_no_errors(&app.refresh(&refresh_a).await);
@@ -86,7 +92,7 @@ async fn an_unknown_refresh_token_is_refused() {
         let body = app.refresh(token).await;
         assert_eq!(error_code(&body), "UNAUTHENTICATED", "{token:?}");
         assert_eq!(
-            body["errors"][0]["message"],
+            only_error(&body).message,
             "The refresh token is invalid; sign in again."
         );
     }
@@ -96,8 +102,8 @@ async fn an_unknown_refresh_token_is_refused() {
 async fn logout_ends_the_session_at_once() {
     let app = spawn_app().await;
     let email = unique_email();
-    let (access, refresh) = tokens(&app.register(&email, PASSWORD).await);
-    let (other_access, _) = tokens(&app.login(&email, PASSWORD).await["data"]["login"]);
+    let (access, refresh) = app.register(&email, PASSWORD).await.tokens();
+    let (other_access, _) = app.sign_in(&email, PASSWORD).await.tokens();
 
     let body = app.logout(&refresh).await;
     assert_eq!(body["data"]["logout"], true);
@@ -115,10 +121,10 @@ async fn logout_ends_the_session_at_once() {
 async fn logout_all_ends_every_session_of_the_user_only() {
     let app = spawn_app().await;
     let email = unique_email();
-    let (first, _) = tokens(&app.register(&email, PASSWORD).await);
-    let (second, _) = tokens(&app.login(&email, PASSWORD).await["data"]["login"]);
-    let (third, third_refresh) = tokens(&app.login(&email, PASSWORD).await["data"]["login"]);
-    let (stranger, _) = tokens(&app.register(&unique_email(), PASSWORD).await);
+    let (first, _) = app.register(&email, PASSWORD).await.tokens();
+    let (second, _) = app.sign_in(&email, PASSWORD).await.tokens();
+    let (third, third_refresh) = app.sign_in(&email, PASSWORD).await.tokens();
+    let (stranger, _) = app.register(&unique_email(), PASSWORD).await.tokens();
 
     let body = app
         .graphql_as(&second, "mutation { logoutAll }", json!({}))
@@ -155,32 +161,25 @@ async fn sessions_lists_the_devices_and_flags_the_current_one() {
         .unwrap();
     let phone_access = data_str(&phone, &["login", "accessToken"]);
 
-    let body = app.graphql_as(phone_access, SESSIONS, json!({})).await;
-    assert_no_errors(&body);
-    let sessions = &body["data"]["sessions"];
-    assert_eq!(sessions["totalCount"], 2);
-    let nodes: Vec<&Value> = sessions["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| &e["node"])
-        .collect();
+    let sessions = sessions(&app, phone_access, json!({})).await;
+    assert_eq!(sessions.total_count, 2);
+    let nodes = sessions.nodes();
     assert_eq!(nodes.len(), 2);
-    assert_eq!(nodes[0]["current"], true, "the newest first: {nodes:#?}");
-    assert_eq!(nodes[0]["userAgent"], "Phone/1.0");
-    assert_eq!(nodes[0]["ip"], "127.0.0.1");
+    assert!(nodes[0].current, "the newest first: {nodes:#?}");
+    assert_eq!(nodes[0].user_agent.as_deref(), Some("Phone/1.0"));
+    assert_eq!(nodes[0].ip.as_deref(), Some("127.0.0.1"));
     assert_eq!(
-        nodes[0]["id"].as_str(),
+        Some(nodes[0].id.as_str()),
         token_claims(phone_access)["sid"].as_str()
     );
-    assert_eq!(nodes[1]["current"], false);
+    assert!(!nodes[1].current);
 }
 
 #[tokio::test]
 async fn sessions_pages_forwards_and_backwards_without_gaps() {
     let app = spawn_app().await;
     let email = unique_email();
-    let (access, _) = tokens(&app.register(&email, PASSWORD).await);
+    let (access, _) = app.register(&email, PASSWORD).await.tokens();
     for _ in 0..4 {
         app.login(&email, PASSWORD).await;
     }
@@ -188,41 +187,37 @@ async fn sessions_pages_forwards_and_backwards_without_gaps() {
     let mut forward = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let body = app
-            .graphql_as(&access, SESSIONS, json!({ "first": 2, "after": after }))
-            .await;
-        assert_no_errors(&body);
-        let page = &body["data"]["sessions"];
-        assert_eq!(page["totalCount"], 5);
-        for edge in page["edges"].as_array().unwrap() {
-            forward.push(edge["node"]["id"].as_str().unwrap().to_owned());
-        }
-        if page["pageInfo"]["hasNextPage"] == false {
+        let page = sessions(&app, &access, json!({ "first": 2, "after": after })).await;
+        assert_eq!(page.total_count, 5);
+        // The page's cursors are those of its first and last items.
+        let cursors: Vec<&str> = page.edges.iter().map(|e| e.cursor.as_str()).collect();
+        assert_eq!(
+            page.page_info.start_cursor.as_deref(),
+            cursors.first().copied()
+        );
+        assert_eq!(
+            page.page_info.end_cursor.as_deref(),
+            cursors.last().copied()
+        );
+        forward.extend(page.nodes().into_iter().map(|node| node.id.clone()));
+        if !page.page_info.has_next_page {
             break;
         }
-        after = page["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+        after = page.page_info.end_cursor;
     }
     assert_eq!(forward.len(), 5);
 
     let mut backward = Vec::new();
     let mut before: Option<String> = None;
     loop {
-        let body = app
-            .graphql_as(&access, SESSIONS, json!({ "last": 2, "before": before }))
-            .await;
-        let page = &body["data"]["sessions"];
-        let mut ids: Vec<String> = page["edges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["node"]["id"].as_str().unwrap().to_owned())
-            .collect();
+        let page = sessions(&app, &access, json!({ "last": 2, "before": before })).await;
+        let mut ids: Vec<String> = page.nodes().into_iter().map(|n| n.id.clone()).collect();
         ids.extend(backward);
         backward = ids;
-        if page["pageInfo"]["hasPreviousPage"] == false {
+        if !page.page_info.has_previous_page {
             break;
         }
-        before = page["pageInfo"]["startCursor"].as_str().map(str::to_owned);
+        before = page.page_info.start_cursor;
     }
     assert_eq!(backward, forward);
 }
@@ -230,7 +225,7 @@ async fn sessions_pages_forwards_and_backwards_without_gaps() {
 #[tokio::test]
 async fn bad_page_arguments_are_input_errors() {
     let app = spawn_app().await;
-    let (access, _) = tokens(&app.register(&unique_email(), PASSWORD).await);
+    let (access, _) = app.register(&unique_email(), PASSWORD).await.tokens();
     for variables in [
         json!({ "first": -1 }),
         json!({ "first": 101 }),
@@ -246,9 +241,9 @@ async fn bad_page_arguments_are_input_errors() {
 async fn revoke_session_ends_another_device_of_the_caller_only() {
     let app = spawn_app().await;
     let email = unique_email();
-    let (laptop, _) = tokens(&app.register(&email, PASSWORD).await);
-    let (phone, _) = tokens(&app.login(&email, PASSWORD).await["data"]["login"]);
-    let (stranger, _) = tokens(&app.register(&unique_email(), PASSWORD).await);
+    let (laptop, _) = app.register(&email, PASSWORD).await.tokens();
+    let (phone, _) = app.sign_in(&email, PASSWORD).await.tokens();
+    let (stranger, _) = app.register(&unique_email(), PASSWORD).await.tokens();
     let phone_session = token_claims(&phone)["sid"].as_str().unwrap().to_owned();
     let revoke = "mutation($input: RevokeSessionInput!) { revokeSession(input: $input) }";
 
@@ -281,7 +276,7 @@ async fn revoke_session_ends_another_device_of_the_caller_only() {
 async fn ended_sessions_are_cleaned_up_in_the_background() {
     let app =
         spawn_app_with(|c| c.sessions.session_cleanup_interval = Duration::from_secs(1)).await;
-    let (_, refresh) = tokens(&app.register(&unique_email(), PASSWORD).await);
+    let (_, refresh) = app.register(&unique_email(), PASSWORD).await.tokens();
     app.logout(&refresh).await;
 
     use sea_orm::{EntityTrait, PaginatorTrait};
@@ -301,9 +296,9 @@ async fn a_token_two_generations_old_ends_the_session_even_within_the_grace_wind
     let app = spawn_app().await;
     // The requests land within the window by the app's clock, however slow the machine.
     app.clock.hold();
-    let (_, first) = tokens(&app.register(&unique_email(), PASSWORD).await);
-    let (_, second) = tokens(&app.refresh(&first).await["data"]["refreshToken"]);
-    let (access, third) = tokens(&app.refresh(&second).await["data"]["refreshToken"]);
+    let (_, first) = app.register(&unique_email(), PASSWORD).await.tokens();
+    let (_, second) = app.refreshed(&first).await.tokens();
+    let (access, third) = app.refreshed(&second).await.tokens();
     let replay = app.refresh(&first).await;
     assert_eq!(error_code(&replay), "UNAUTHENTICATED");
     assert_eq!(error_code(&app.me(&access).await), "UNAUTHENTICATED");
@@ -318,13 +313,13 @@ async fn a_thiefs_replay_within_the_window_never_forks_the_session() {
         spawn_app_with(|c| c.sessions.refresh_token_reuse_grace = Duration::from_secs(10)).await;
     // The requests land within the window by the app's clock, however slow the machine.
     app.clock.hold();
-    let (_, stolen) = tokens(&app.register(&unique_email(), PASSWORD).await);
-    let (_, owners) = tokens(&app.refresh(&stolen).await["data"]["refreshToken"]);
+    let (_, stolen) = app.register(&unique_email(), PASSWORD).await.tokens();
+    let (_, owners) = app.refreshed(&stolen).await.tokens();
     let thief = app.refresh(&stolen).await;
     assert_no_errors(&thief);
-    let (_, thiefs) = tokens(&thief["data"]["refreshToken"]);
+    let (_, thiefs) = data::<AuthPayload>(&thief, "refreshToken").tokens();
     // The thief moves on to make the chain theirs...
-    let (thief_access, thief_next) = tokens(&app.refresh(&thiefs).await["data"]["refreshToken"]);
+    let (thief_access, thief_next) = app.refreshed(&thiefs).await.tokens();
     app.clock.advance(Duration::from_secs(11));
     // ...and the owner's next refresh, with a superseded token after the window, ends it.
     assert_eq!(error_code(&app.refresh(&owners).await), "UNAUTHENTICATED");
@@ -340,8 +335,8 @@ async fn replaying_one_token_gets_only_a_bounded_number_of_siblings() {
     let app = spawn_app().await;
     // The requests land within the window by the app's clock, however slow the machine.
     app.clock.hold();
-    let (_, token) = tokens(&app.register(&unique_email(), PASSWORD).await);
-    let (access, _) = tokens(&app.refresh(&token).await["data"]["refreshToken"]);
+    let (_, token) = app.register(&unique_email(), PASSWORD).await.tokens();
+    let (access, _) = app.refreshed(&token).await.tokens();
     // Three siblings, then the fourth replay is theft.
     for _ in 0..3 {
         assert_no_errors(&app.refresh(&token).await);
@@ -359,13 +354,13 @@ async fn racing_tabs_stay_signed_in_and_reuse_detection_still_bites_afterwards()
     let app = spawn_app().await;
     // The requests land within the window by the app's clock, however slow the machine.
     app.clock.hold();
-    let (_, shared) = tokens(&app.register(&unique_email(), PASSWORD).await);
+    let (_, shared) = app.register(&unique_email(), PASSWORD).await.tokens();
     // Four tabs refresh with the cookie they share, at once.
     let raced = futures_util::future::join_all((0..4).map(|_| app.refresh(&shared))).await;
     let mut latest = Vec::new();
     for body in &raced {
         assert_no_errors(body);
-        latest.push(tokens(&body["data"]["refreshToken"]).1);
+        latest.push(data::<AuthPayload>(body, "refreshToken").tokens().1);
     }
     // Each tab's own token works; the first to move on supersedes the others', which still
     // get a sibling within the window.

@@ -16,7 +16,7 @@ use authgraph::infrastructure::security::Argon2Hasher;
 
 use crate::helpers::{
     JWT_SECRET, PASSWORD, TestDatabase, assert_no_errors, data_str, error_code, forge_token,
-    insert_row, spawn_app_on, test_config,
+    insert_row, only_error, spawn_app_on, test_config,
 };
 
 /// The first release shipped three migrations; the previous one five.
@@ -128,8 +128,8 @@ async fn upgrade_from(shipped: u32) {
         .graphql_as(&old_token, "mutation { enrollTotp { secret } }", json!({}))
         .await;
     assert_eq!(
-        enroll["errors"][0]["extensions"]["reason"],
-        "REAUTHENTICATION_REQUIRED"
+        only_error(&enroll).extensions.reason.as_deref(),
+        Some("REAUTHENTICATION_REQUIRED")
     );
     let state = app
         .graphql_as(&old_token, "{ me { mfaEnabled } }", json!({}))

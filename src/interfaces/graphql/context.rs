@@ -14,8 +14,8 @@ use crate::application::{
 };
 use crate::domain::{AuditKind, User, UserId};
 
-use super::browser_session::{Transport, refuses_session};
 use super::error::graphql_error;
+use super::transport::{Transport, refuses_session};
 
 /// Per-request data, put into the GraphQL request by the HTTP handler.
 pub struct RequestContext {

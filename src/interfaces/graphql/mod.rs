@@ -11,6 +11,7 @@ pub mod error;
 mod pagination;
 mod second_factor;
 mod sessions;
+mod transport;
 mod types;
 mod users;
 
@@ -18,10 +19,10 @@ use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
 use crate::application::Services;
 
-pub use admission::{Admission, Admitted, PersistedLimits, SizeLimits};
-pub use browser_session::{CookieChange, CookieChanges, CookieSession, Transport};
+pub use admission::{Admission, Admitted, Limits, PersistedLimits, SizeLimits};
 pub use context::RequestContext;
 pub use error::{ExecutionMarker, RequestErrors};
+pub use transport::{CookieChange, CookieChanges, CookieSession, Transport};
 
 // Each feature module contributes its fields to the two roots.
 
@@ -40,49 +41,6 @@ pub struct Mutation(
 );
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
-
-/// What one request may ask for.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Checked on the text, before parsing.
-    pub size: SizeLimits,
-    /// Deepest selection nesting (GraphiQL's own introspection query is 13 levels deep).
-    pub max_depth: usize,
-    /// Highest cost: each field costs 1, lists multiply by their page size. It also bounds
-    /// the fields a document expands to once its fragments are inlined.
-    pub max_complexity: usize,
-    pub max_aliases: usize,
-    pub max_root_fields: usize,
-    /// Most directives on one field, fragment spread or inline fragment.
-    pub max_directives: usize,
-    pub introspection: bool,
-    /// Automatic persisted queries: what the store of documents may hold.
-    pub persisted: PersistedLimits,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            // GraphiQL's introspection query is ~400 tokens and 13 levels deep; Apollo Router
-            // also refuses past 15,000 tokens by default.
-            size: SizeLimits {
-                max_tokens: 15_000,
-                max_nesting: 128,
-            },
-            max_depth: 16,
-            // A page of 100 items with a rich selection costs ~2,000; nested pages multiply.
-            max_complexity: 20_000,
-            max_aliases: 30,
-            max_root_fields: 10,
-            max_directives: 10,
-            introspection: true,
-            persisted: PersistedLimits {
-                entries: 1024,
-                bytes: 2 * 1024 * 1024,
-            },
-        }
-    }
-}
 
 fn builder(limits: Limits) -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     let builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription);

@@ -1,16 +1,15 @@
 //! Relay connection arguments → a domain `PageRequest`, and opaque cursors.
 
+use std::borrow::Cow;
+
 use async_graphql::connection::CursorType;
-use async_graphql::{OutputType, SimpleObject};
+use async_graphql::{OutputType, SimpleObject, TypeName};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use uuid::Uuid;
 
 use crate::application::ServiceError;
 use crate::domain::{Page, PageRequest};
-
-use super::audit::AuditEvent;
-use super::types::{Session, User};
 
 /// Items per page when the client gives neither `first` nor `last`.
 pub const DEFAULT_PAGE_SIZE: usize = 20;
@@ -51,14 +50,17 @@ pub struct PageInfo {
     end_cursor: Option<String>,
 }
 
+/// A type listed in pages: it names its connection and edge types (`UserConnection`,
+/// `UserEdge`), so this module names none of them.
+pub trait Paged: OutputType {
+    const CONNECTION: &'static str;
+    const EDGE: &'static str;
+}
+
 /// An item of a page, with its cursor.
 #[derive(SimpleObject)]
-#[graphql(
-    concrete(name = "UserEdge", params(User)),
-    concrete(name = "SessionEdge", params(Session)),
-    concrete(name = "AuditEventEdge", params(AuditEvent))
-)]
-pub struct Edge<N: OutputType> {
+#[graphql(name_type)]
+pub struct Edge<N: Paged> {
     /// The item.
     node: N,
     /// The item's position: pass it as `after` or `before` to page from here. Opaque, and
@@ -66,19 +68,17 @@ pub struct Edge<N: OutputType> {
     cursor: String,
 }
 
+impl<N: Paged> TypeName for Edge<N> {
+    fn type_name() -> Cow<'static, str> {
+        Cow::Borrowed(N::EDGE)
+    }
+}
+
 /// A page of a list (a Relay connection): its items, where it sits, and how many items the
 /// list holds in all.
 #[derive(SimpleObject)]
-#[graphql(
-    concrete(name = "UserConnection", params(User)),
-    concrete(name = "SessionConnection", params(Session)),
-    concrete(name = "AuditEventConnection", params(AuditEvent))
-)]
-pub struct Connection<N>
-where
-    N: OutputType,
-    Edge<N>: OutputType,
-{
+#[graphql(name_type)]
+pub struct Connection<N: Paged> {
     /// The items of this page, in list order.
     edges: Vec<Edge<N>>,
     /// Where this page sits in the list.
@@ -87,17 +87,18 @@ where
     total_count: i64,
 }
 
+impl<N: Paged> TypeName for Connection<N> {
+    fn type_name() -> Cow<'static, str> {
+        Cow::Borrowed(N::CONNECTION)
+    }
+}
+
 /// The connection of a page of `total` items; `edge` gives each item its cursor and node.
-pub fn connection<T, C, N>(
+pub fn connection<T, C: CursorType, N: Paged>(
     page: Page<T>,
     total: u64,
     mut edge: impl FnMut(T) -> (C, N),
-) -> Connection<N>
-where
-    C: CursorType,
-    N: OutputType,
-    Edge<N>: OutputType,
-{
+) -> Connection<N> {
     let edges: Vec<Edge<N>> = page
         .items
         .into_iter()

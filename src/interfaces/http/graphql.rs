@@ -199,7 +199,7 @@ async fn execute(
         .schema
         .execute(request.data(context).data(marker.clone()))
         .await;
-    finish_response(&mut response, &request_id.0);
+    finish_response(&mut response, super::observe::id_text(request_id));
     // The schema's name for what ran, never the client's `operationName` (unbounded text).
     let operation = state.admission.finish(admitted, marker.executed());
     tracing::Span::current().record("operation", operation.as_str());

@@ -1,6 +1,6 @@
 //! The HTTP surface: `/graphql` (API and GraphiQL), health checks, and the middleware every
-//! request passes: an id, a span and a log line (`observe`), limits, panic containment and
-//! security headers (`guard`), and CORS.
+//! request passes: an id, a span and a log line (`observe`), security headers, limits and
+//! coded refusals (`guard`), panic containment, a timeout, and CORS.
 
 mod browser;
 mod client_ip;
@@ -15,13 +15,20 @@ mod observe;
 mod problem;
 mod request_json;
 mod server;
+#[cfg(feature = "test-hooks")]
+mod test_hooks;
 mod well_known;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::{StatusCode, header};
 use axum::routing::get;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
 
 use super::graphql::{Admission, AppSchema};
 use crate::application::ports::{PublishedKeys, StoreHealth};
@@ -29,12 +36,12 @@ use crate::application::ports::{PublishedKeys, StoreHealth};
 pub use browser::{CookieSameSite, CookieSettings};
 pub use client_ip::{ForwardedHeader, TrustedProxies, parse_network};
 pub use cors::CorsPolicy;
-#[cfg(feature = "test-hooks")]
-pub use guard::release_held;
 pub use load::{Load, LoadLimits};
 pub use metrics::{Metrics, Sources as MetricSources};
-pub use observe::RequestId;
 pub use server::{ConnectionLimits, serve};
+#[cfg(feature = "test-hooks")]
+pub use test_hooks::release_held;
+pub use tower_http::request_id::RequestId;
 pub use well_known::Discovery;
 
 /// Limits and switches of the HTTP layer.
@@ -92,7 +99,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/graphiql/{version}/{file}", get(graphiql::asset));
     #[cfg(feature = "test-hooks")]
-    let work = work.merge(guard::test_hooks());
+    let work = work.merge(test_hooks::routes());
     // The probes answer however busy the server is.
     let routes = work
         .route_layer(axum::middleware::from_fn_with_state(
@@ -107,17 +114,50 @@ pub fn router(state: AppState) -> Router {
             "/.well-known/openid-configuration",
             get(well_known::openid_configuration),
         );
-    routes
-        // Unknown paths pass the middleware too, which gives them the coded body (`guard.rs`).
-        .fallback(|| async { axum::http::StatusCode::NOT_FOUND })
-        .layer(cors::layer(
-            &state.settings.cors,
-            state.settings.session_cookies.is_some(),
+    let settings = &state.settings;
+    // Outermost first. One `layer` call: each wraps every route once more.
+    let middleware = ServiceBuilder::new()
+        // The id is always ours: a client's `x-request-id` is dropped before one is made.
+        .map_request(observe::forget_client_id)
+        .layer(SetRequestIdLayer::new(
+            observe::REQUEST_ID,
+            observe::NewRequestId,
+        ))
+        .layer(observe::trace())
+        .layer(PropagateRequestIdLayer::new(observe::REQUEST_ID))
+        // Innermost first on the way out: the headers are written bottom to top.
+        .layer(guard::hsts(settings.hsts))
+        .layer(guard::default_header(header::CACHE_CONTROL, "no-store"))
+        .layer(guard::default_header(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ))
+        .layer(guard::default_header(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(guard::default_header(
+            header::REFERRER_POLICY,
+            "no-referrer",
+        ))
+        .layer(guard::default_header(
+            header::X_CONTENT_TYPE_OPTIONS,
+            "nosniff",
         ))
         .layer(axum::middleware::from_fn_with_state(
-            state.settings.clone(),
+            settings.clone(),
             guard::guard,
         ))
-        .layer(axum::middleware::from_fn(observe::observe))
+        .layer(CatchPanicLayer::custom(guard::Panicked))
+        // A bare 503, which `guard` answers with the coded body and `Retry-After`.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            settings.request_timeout,
+        ))
+        .layer(cors::layer(
+            &settings.cors,
+            settings.session_cookies.is_some(),
+        ));
+    routes
+        // Unknown paths pass the middleware too, which gives them the coded body (`guard.rs`).
+        .fallback(|| async { StatusCode::NOT_FOUND })
+        .layer(middleware)
         .with_state(state)
 }
