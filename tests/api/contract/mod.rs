@@ -33,6 +33,41 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use crate::helpers::TestDatabase;
 
+/// A fresh, migrated database and its transactions, whose overlap gate `race` arms.
+pub struct Fresh {
+    pub database: TestDatabase,
+    pub writes: Transactions,
+    pub overlap: OverlapGate,
+    pub queries: QueryCounter,
+}
+
+impl Fresh {
+    pub async fn database() -> Self {
+        let database = TestDatabase::create().await;
+        let queries = QueryCounter::default();
+        let db = persistence::connect(
+            &DatabaseSettings {
+                url: database.url.clone(),
+                max_connections: 5,
+                connect_timeout: Duration::from_secs(10),
+            },
+            &queries,
+        )
+        .await
+        .expect("the test database answers");
+        persistence::migrate(&db).await.expect("migrations apply");
+        let overlap = OverlapGate::default();
+        let writes =
+            Transactions::new(db, RetryCounter::default()).with_overlap_gate(overlap.clone());
+        Self {
+            database,
+            writes,
+            overlap,
+            queries,
+        }
+    }
+}
+
 /// The repositories under test, over one fresh database.
 pub struct Stores {
     pub accounts: Arc<dyn AccountStore>,
@@ -53,22 +88,12 @@ impl Stores {
     /// The repositories on a fresh, migrated database, wired as the composition root wires
     /// them.
     pub async fn new() -> Self {
-        let database = TestDatabase::create().await;
-        let queries = QueryCounter::default();
-        let db = persistence::connect(
-            &DatabaseSettings {
-                url: database.url.clone(),
-                max_connections: 5,
-                connect_timeout: Duration::from_secs(10),
-            },
-            &queries,
-        )
-        .await
-        .expect("the test database answers");
-        persistence::migrate(&db).await.expect("migrations apply");
-        let overlap = OverlapGate::default();
-        let writes =
-            Transactions::new(db, RetryCounter::default()).with_overlap_gate(overlap.clone());
+        let Fresh {
+            database,
+            writes,
+            overlap,
+            queries,
+        } = Fresh::database().await;
         let stores = authgraph::app::stores(&database.url, true, &writes, &queries);
         Self {
             accounts: stores.accounts,

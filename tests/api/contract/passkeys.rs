@@ -7,7 +7,6 @@
 //! The SeaORM repository only, on the database `TEST_DATABASE_URL` names (SQLite otherwise).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use authgraph::domain::{
     AccountStore, Ceremony, CeremonyBinding, CeremonyId, CeremonyPurpose, CredentialId,
@@ -15,11 +14,10 @@ use authgraph::domain::{
     PasskeyUse, PasswordHash, RepositoryError, Role, SessionId, User,
 };
 use authgraph::infrastructure::persistence::{
-    self, DatabaseSettings, OverlapGate, QueryCounter, RetryCounter, SeaOrmPasskeyRepository,
-    SeaOrmUserRepository, Transactions,
+    OverlapGate, SeaOrmPasskeyRepository, SeaOrmUserRepository,
 };
 
-use super::{at, email};
+use super::{Fresh, at, email};
 use crate::helpers::TestDatabase;
 
 /// The passkey store and the account store over one fresh, migrated database.
@@ -32,21 +30,12 @@ struct Stores {
 
 impl Stores {
     async fn new() -> Self {
-        let database = TestDatabase::create().await;
-        let db = persistence::connect(
-            &DatabaseSettings {
-                url: database.url.clone(),
-                max_connections: 5,
-                connect_timeout: Duration::from_secs(10),
-            },
-            &QueryCounter::default(),
-        )
-        .await
-        .expect("the test database answers");
-        persistence::migrate(&db).await.expect("migrations apply");
-        let overlap = OverlapGate::default();
-        let writes =
-            Transactions::new(db, RetryCounter::default()).with_overlap_gate(overlap.clone());
+        let Fresh {
+            database,
+            writes,
+            overlap,
+            ..
+        } = Fresh::database().await;
         Self {
             accounts: Arc::new(SeaOrmUserRepository::new(writes.clone())),
             passkeys: Arc::new(SeaOrmPasskeyRepository::new(writes)),

@@ -7,7 +7,6 @@
 //! binding of the browser that started it, and so is a one-time code.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use authgraph::domain::{
     AccountStore, Delivery, Email, FlowPurpose, GuardedChange, IdentityKey, LinkOutcome,
@@ -16,11 +15,10 @@ use authgraph::domain::{
     User, VerifiedIdentity,
 };
 use authgraph::infrastructure::persistence::{
-    self, DatabaseSettings, OverlapGate, QueryCounter, RetryCounter, SeaOrmSessionRepository,
-    SeaOrmSocialRepository, SeaOrmUserRepository, Transactions,
+    OverlapGate, SeaOrmSessionRepository, SeaOrmSocialRepository, SeaOrmUserRepository,
 };
 
-use super::{at, email, session_of};
+use super::{Fresh, at, email, session_of};
 use crate::helpers::TestDatabase;
 
 const ISSUER: &str = "https://idp.example";
@@ -37,21 +35,12 @@ struct Social {
 
 impl Social {
     async fn new() -> Self {
-        let database = TestDatabase::create().await;
-        let db = persistence::connect(
-            &DatabaseSettings {
-                url: database.url.clone(),
-                max_connections: 5,
-                connect_timeout: Duration::from_secs(10),
-            },
-            &QueryCounter::default(),
-        )
-        .await
-        .expect("the test database answers");
-        persistence::migrate(&db).await.expect("migrations apply");
-        let overlap = OverlapGate::default();
-        let writes =
-            Transactions::new(db, RetryCounter::default()).with_overlap_gate(overlap.clone());
+        let Fresh {
+            database,
+            writes,
+            overlap,
+            ..
+        } = Fresh::database().await;
         let social = Arc::new(SeaOrmSocialRepository::new(writes.clone()));
         Self {
             sessions: Arc::new(SeaOrmSessionRepository::new(writes.clone())),
