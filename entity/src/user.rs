@@ -25,6 +25,9 @@ pub struct Model {
     pub pending_email: Option<String>,
     /// Set while the account has a confirmed second factor (`totp_factors`).
     pub mfa_enabled_at: Option<DateTimeUtc>,
+    /// Whether the account has a password of its own; `false` for an account created by a
+    /// social sign-in (its hash is the dummy one) until a password reset sets one.
+    pub has_password: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -697,6 +697,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_reset_gives_an_account_without_a_password_one() {
+        let h = Harness::new().await;
+        let mut social_only = User::new(
+            Email::parse(EMAIL).unwrap(),
+            None,
+            crate::domain::Role::User,
+            h.hasher.dummy_hash().clone(),
+            Some(h.clock.now()),
+            h.clock.now(),
+        );
+        social_only.has_password = false;
+        h.stores.accounts.insert(&social_only).await.unwrap();
+        let token = request_reset(&h).await;
+
+        h.services
+            .account
+            .reset_password(token, password("battery staple"), &ClientInfo::default())
+            .await
+            .unwrap();
+
+        assert!(h.user(social_only.id).await.unwrap().has_password);
+        assert!(
+            h.services
+                .auth
+                .login(
+                    Email::parse(EMAIL).unwrap(),
+                    "battery staple".into(),
+                    &ClientInfo::default()
+                )
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
     async fn a_guessable_new_password_is_refused_and_the_reset_link_stays_usable() {
         let h = Harness::new().await;
         let account = h.services.account.clone();

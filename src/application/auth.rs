@@ -123,6 +123,13 @@ impl AuthService {
         // An over-long password matches no account; refuse it before spending a hash on it.
         let password = PasswordAttempt::parse(password).ok_or(AuthFailure::InvalidCredentials)?;
         let user = match user {
+            Some(user) if !user.has_password => {
+                // An account that signs in only through a provider has no password: refused
+                // as a wrong one, after the same hash work, whatever its stored hash is.
+                verify_attempt(self.hasher.as_ref(), &password, self.hasher.dummy_hash()).await?;
+                self.throttle.password_failed(&email).await;
+                return Err(self.refuse_login(Some(user.id), client, "no password"));
+            }
             Some(user) => {
                 if !self.password_matches(&user, &password).await? {
                     self.throttle.password_failed(&email).await;
@@ -634,6 +641,51 @@ mod tests {
             auth.login(email("ada@example.com"), typed.into(), &client)
                 .await
                 .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn an_account_without_a_password_refuses_every_password_like_a_wrong_one() {
+        let h = Harness::new().await;
+        let mut social_only = User::new(
+            email("ada@example.com"),
+            None,
+            Role::User,
+            // Even a stored hash that would match is not a password the account has.
+            PasswordHash::new("current$correct horse".into()),
+            None,
+            h.clock.now(),
+        );
+        social_only.has_password = false;
+        h.stores.accounts.insert(&social_only).await.unwrap();
+        let auth = h.services.auth.clone();
+        let client = ClientInfo::default();
+        for typed in [
+            "correct horse",
+            "<matches nothing>",
+            "Wrong pa\u{0301}ssword",
+        ] {
+            let before = h.hasher.verifications();
+            let known = auth
+                .login(email("ada@example.com"), typed.into(), &client)
+                .await;
+            let known_hashes = h.hasher.verifications() - before;
+            let before = h.hasher.verifications();
+            let unknown = auth
+                .login(email("nobody@example.com"), typed.into(), &client)
+                .await;
+            let unknown_hashes = h.hasher.verifications() - before;
+            assert!(
+                matches!(
+                    known,
+                    Err(ServiceError::Unauthenticated(
+                        AuthFailure::InvalidCredentials
+                    ))
+                ),
+                "{typed:?}: {known:?}"
+            );
+            assert!(unknown.is_err());
+            assert_eq!(known_hashes, unknown_hashes, "same work: {typed:?}");
         }
     }
 

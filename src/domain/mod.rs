@@ -28,8 +28,9 @@ pub use repository::{
 pub use second_factor::{RecoveryCode, Totp, TotpFactor};
 pub use session::{AuthMethods, Authentication, RefreshChain, RefreshVerdict, Session, SessionId};
 pub use social::{
-    Delivery, FlowPurpose, IdentityKey, LinkOutcome, ProviderId, SocialCode, SocialCodeKind,
-    SocialFlow, SocialFlowStore, SocialIdentity, SocialIdentityStore, VerifiedIdentity,
+    CreateOutcome, Delivery, FlowPurpose, IdentityKey, LinkOutcome, ProviderId, Replacing,
+    SocialCode, SocialCodeKind, SocialFlow, SocialFlowStore, SocialIdentity, SocialIdentityStore,
+    UnlinkOutcome, VerifiedIdentity,
 };
 pub use token::{OpaqueToken, TokenHash};
 pub use user::{

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{Email, RepositoryError, SessionId, TokenHash, UserId, ValidationError};
+use super::{Email, RepositoryError, SessionId, TokenHash, User, UserId, ValidationError};
 
 /// A configured provider's id (`google`, `corp`): what the API and the configuration name it
 /// by (`SOCIAL_PROVIDERS=google,corp`, `SOCIAL_CORP_ISSUER`). Lower-case ASCII letters,
@@ -170,6 +170,38 @@ pub enum LinkOutcome {
     UnknownUser,
 }
 
+/// What unlinking an identity did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnlinkOutcome {
+    Unlinked,
+    /// The account has no identity through this provider (or no longer exists).
+    NotLinked,
+    /// It is the account's last way to sign in (no other identity, no passkey, no password
+    /// of its own): kept.
+    LastMethod,
+}
+
+/// An unverified account that a new account replaces: refused by an account that, since it
+/// was read, moved on (its credential version), proved its address, or became an
+/// administrator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replacing {
+    pub user: UserId,
+    pub credential_version: i64,
+}
+
+/// What creating an account with its identity did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateOutcome {
+    Created,
+    /// An account has the address (nothing was written).
+    EmailTaken,
+    /// The (issuer, subject) pair is linked already (nothing was written).
+    IdentityTaken,
+    /// The account to replace changed since it was read, or is gone (nothing was written).
+    ReplacedChanged,
+}
+
 /// What a flow is for. A flow started by a signed-in session names it, to act on that
 /// session's account only while the session is active (the service checks; the store drops
 /// the flow when the session is deleted).
@@ -301,6 +333,26 @@ pub trait SocialIdentityStore: Send + Sync {
     async fn find(&self, key: &IdentityKey) -> Result<Option<SocialIdentity>, RepositoryError>;
     /// Removes the account's identity through `provider`; `false` if it has none.
     async fn unlink(&self, user: UserId, provider: &ProviderId) -> Result<bool, RepositoryError>;
+    /// Removes the account's identity through `provider` unless it is the account's last way
+    /// to sign in, counting its other identities, its passkeys and whether it has a password,
+    /// in one transaction with the account locked: two unlinks at once cannot leave it with
+    /// none.
+    async fn unlink_unless_last(
+        &self,
+        user: UserId,
+        provider: &ProviderId,
+    ) -> Result<UnlinkOutcome, RepositoryError>;
+    /// Creates `user` with `identity` linked to it, all or nothing. With `replacing`, first
+    /// deletes that account (with its sessions and everything else of it) if it is still an
+    /// unverified, non-administrator account at that credential version: a local account
+    /// registered with someone else's address gives way to its provider-verified owner
+    /// (pre-hijacking).
+    async fn create_with_identity(
+        &self,
+        user: &User,
+        identity: &SocialIdentity,
+        replacing: Option<Replacing>,
+    ) -> Result<CreateOutcome, RepositoryError>;
 }
 
 /// The state of social sign-ins in progress: flows and one-time codes, each used once.

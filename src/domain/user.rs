@@ -503,6 +503,10 @@ pub struct User {
     pub pending_email: Option<Email>,
     /// Set while the account has a confirmed second factor: signing in then needs a code.
     pub mfa_enabled_at: Option<DateTime<Utc>>,
+    /// Whether the account has a password of its own. An account created by a social
+    /// sign-in has none (its hash is the dummy one, which matches nothing) until a password
+    /// reset sets one; it counts among the ways left to sign in.
+    pub has_password: bool,
 }
 
 impl User {
@@ -528,6 +532,7 @@ impl User {
             credential_version: 0,
             pending_email: None,
             mfa_enabled_at: None,
+            has_password: true,
         }
     }
 

@@ -148,6 +148,7 @@ async fn seed_users(app: &TestApp, count: usize) -> Vec<(String, String)> {
                 credential_version: Set(0),
                 pending_email: Set(None),
                 mfa_enabled_at: Set(None),
+                has_password: Set(true),
             }
         })
         .collect();
@@ -175,6 +176,7 @@ async fn insert_user(app: &TestApp, email: &str, created_at: chrono::DateTime<Ut
         credential_version: Set(0),
         pending_email: Set(None),
         mfa_enabled_at: Set(None),
+        has_password: Set(true),
     })
     .exec_without_returning(&app.db().await)
     .await

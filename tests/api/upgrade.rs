@@ -5,7 +5,7 @@
 
 use chrono::{Duration, Utc};
 use migration::MigratorTrait;
-use sea_orm::Database;
+use sea_orm::{Database, EntityTrait};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -145,7 +145,14 @@ async fn upgrade_from(shipped: u32) {
         error_code(&app.refresh("old-used").await),
         "UNAUTHENTICATED"
     );
-    // The account signs in with its password.
+    // Every account made before accounts could sign in through providers only has a
+    // password of its own (migration 9), and signs in with it.
+    let row = entity::user::Entity::find_by_id(user_id)
+        .one(&app.db().await)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(row.has_password);
     assert_no_errors(&app.login(&email, PASSWORD).await);
     // The reset link emailed before the upgrade works, once.
     let reset = "mutation($i: ResetPasswordInput!) { resetPassword(input: $i) { accessToken } }";

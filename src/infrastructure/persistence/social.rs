@@ -2,20 +2,21 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use entity::{social_code, social_flow, social_identity};
+use entity::{passkey, social_code, social_flow, social_identity, user};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QueryTrait, SqlErr,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqlErr,
 };
 
 use crate::domain::{
-    Delivery, Email, FlowPurpose, IdentityKey, LinkOutcome, ProviderId, RepositoryError, SessionId,
-    SocialCode, SocialCodeKind, SocialFlow, SocialFlowStore, SocialIdentity, SocialIdentityStore,
-    TokenHash, UserId, VerifiedIdentity,
+    CreateOutcome, Delivery, Email, FlowPurpose, IdentityKey, LinkOutcome, ProviderId, Replacing,
+    RepositoryError, Role, SessionId, SocialCode, SocialCodeKind, SocialFlow, SocialFlowStore,
+    SocialIdentity, SocialIdentityStore, TokenHash, UnlinkOutcome, User, UserId, VerifiedIdentity,
 };
 
 use super::repository_error;
 use super::transactions::{Finish, Transactions};
+use super::users::insert_statement;
 
 /// Identities, flows and one-time codes of social sign-in.
 pub struct SeaOrmSocialRepository {
@@ -60,18 +61,7 @@ impl SeaOrmSocialRepository {
 #[async_trait]
 impl SocialIdentityStore for SeaOrmSocialRepository {
     async fn link(&self, identity: &SocialIdentity) -> Result<LinkOutcome, RepositoryError> {
-        let insert = social_identity::Entity::insert(social_identity::ActiveModel {
-            id: Set(identity.id),
-            user_id: Set(identity.user_id.as_uuid()),
-            key_hash: Set(identity.key.hash()),
-            provider: Set(identity.provider.as_str().to_owned()),
-            issuer: Set(identity.key.issuer().to_owned()),
-            subject: Set(identity.key.subject().to_owned()),
-            email: Set(identity.email.as_ref().map(|e| e.as_str().to_owned())),
-            email_verified: Set(identity.email_verified),
-            linked_at: Set(identity.linked_at),
-        })
-        .build(self.backend());
+        let insert = identity_insert(identity, self.backend());
         // The unique indexes decide, so two links of one pair at once cannot both succeed.
         let inserted = self
             .writes
@@ -132,6 +122,123 @@ impl SocialIdentityStore for SeaOrmSocialRepository {
             .build(self.backend());
         Ok(self.writes.execute(delete).await?.rows_affected() == 1)
     }
+
+    async fn unlink_unless_last(
+        &self,
+        user: UserId,
+        provider: &ProviderId,
+    ) -> Result<UnlinkOutcome, RepositoryError> {
+        let delete = social_identity::Entity::delete_many()
+            .filter(social_identity::Column::UserId.eq(user.as_uuid()))
+            .filter(social_identity::Column::Provider.eq(provider.as_str()))
+            .build(self.backend());
+        let sqlite = self.backend() == DbBackend::Sqlite;
+        self.writes
+            .run(|txn| {
+                let delete = delete.clone();
+                Box::pin(async move {
+                    // Everything that decides "last" is counted under the account's lock, so
+                    // two unlinks (or an unlink and a passkey removal that takes the same
+                    // lock) cannot both see the other way still there. PostgreSQL and MySQL
+                    // lock the account's row; on SQLite (one writer) the delete takes the
+                    // lock, and the other transaction starts after this one ends.
+                    let account = || user::Entity::find_by_id(user.as_uuid());
+                    if !sqlite && account().lock_exclusive().one(txn).await?.is_none() {
+                        return Ok(Finish::Rollback(UnlinkOutcome::NotLinked));
+                    }
+                    if txn.execute_raw(delete).await?.rows_affected() != 1 {
+                        return Ok(Finish::Rollback(UnlinkOutcome::NotLinked));
+                    }
+                    let Some(account) = account().one(txn).await? else {
+                        return Ok(Finish::Rollback(UnlinkOutcome::NotLinked));
+                    };
+                    let identities = social_identity::Entity::find()
+                        .filter(social_identity::Column::UserId.eq(user.as_uuid()))
+                        .count(txn)
+                        .await?;
+                    let passkeys = passkey::Entity::find()
+                        .filter(passkey::Column::UserId.eq(user.as_uuid()))
+                        .count(txn)
+                        .await?;
+                    if identities == 0 && passkeys == 0 && !account.has_password {
+                        return Ok(Finish::Rollback(UnlinkOutcome::LastMethod));
+                    }
+                    Ok(Finish::Commit(UnlinkOutcome::Unlinked))
+                })
+            })
+            .await
+    }
+
+    async fn create_with_identity(
+        &self,
+        user: &User,
+        identity: &SocialIdentity,
+        replacing: Option<Replacing>,
+    ) -> Result<CreateOutcome, RepositoryError> {
+        let backend = self.backend();
+        let replace = replacing.map(|old| {
+            user::Entity::delete_many()
+                .filter(user::Column::Id.eq(old.user.as_uuid()))
+                .filter(user::Column::CredentialVersion.eq(old.credential_version))
+                .filter(user::Column::EmailVerifiedAt.is_null())
+                .filter(user::Column::Role.eq(Role::User.as_str()))
+                .build(backend)
+        });
+        let insert_user = insert_statement(user, backend);
+        let insert_identity = identity_insert(identity, backend);
+        self.writes
+            .run(|txn| {
+                let (replace, insert_user, insert_identity) = (
+                    replace.clone(),
+                    insert_user.clone(),
+                    insert_identity.clone(),
+                );
+                Box::pin(async move {
+                    // The delete cascades to the old account's sessions, refresh tokens,
+                    // links, factors, passkeys and identities: whoever registered the address
+                    // keeps nothing of it.
+                    if let Some(replace) = replace
+                        && txn.execute_raw(replace).await?.rows_affected() != 1
+                    {
+                        return Ok(Finish::Rollback(CreateOutcome::ReplacedChanged));
+                    }
+                    if let Err(error) = txn.execute_raw(insert_user).await {
+                        return match error.sql_err() {
+                            Some(SqlErr::UniqueConstraintViolation(_)) => {
+                                Ok(Finish::Rollback(CreateOutcome::EmailTaken))
+                            }
+                            _ => Err(error),
+                        };
+                    }
+                    if let Err(error) = txn.execute_raw(insert_identity).await {
+                        return match error.sql_err() {
+                            Some(SqlErr::UniqueConstraintViolation(_)) => {
+                                Ok(Finish::Rollback(CreateOutcome::IdentityTaken))
+                            }
+                            _ => Err(error),
+                        };
+                    }
+                    Ok(Finish::Commit(CreateOutcome::Created))
+                })
+            })
+            .await
+    }
+}
+
+/// The statement that inserts a linked identity.
+fn identity_insert(identity: &SocialIdentity, backend: DbBackend) -> sea_orm::Statement {
+    social_identity::Entity::insert(social_identity::ActiveModel {
+        id: Set(identity.id),
+        user_id: Set(identity.user_id.as_uuid()),
+        key_hash: Set(identity.key.hash()),
+        provider: Set(identity.provider.as_str().to_owned()),
+        issuer: Set(identity.key.issuer().to_owned()),
+        subject: Set(identity.key.subject().to_owned()),
+        email: Set(identity.email.as_ref().map(|e| e.as_str().to_owned())),
+        email_verified: Set(identity.email_verified),
+        linked_at: Set(identity.linked_at),
+    })
+    .build(backend)
 }
 
 #[async_trait]

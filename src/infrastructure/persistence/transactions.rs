@@ -491,6 +491,7 @@ mod tests {
             credential_version: Set(0),
             pending_email: Set(None),
             mfa_enabled_at: Set(None),
+            has_password: Set(true),
         })
         .build(sea_orm::DbBackend::Sqlite)
     }

@@ -43,25 +43,7 @@ pub(super) enum AdminSensitive {
 #[async_trait]
 impl AccountStore for SeaOrmUserRepository {
     async fn insert(&self, user: &User) -> Result<(), RepositoryError> {
-        let row = user::ActiveModel {
-            id: Set(user.id.as_uuid()),
-            email: Set(user.email.as_str().to_owned()),
-            password_hash: Set(user.password_hash.as_str().to_owned()),
-            display_name: Set(user.display_name.as_ref().map(|n| n.as_str().to_owned())),
-            role: Set(user.role.as_str().to_owned()),
-            email_verified_at: Set(user.email_verified_at),
-            suspended_at: Set(user.suspension.as_ref().map(|s| s.since)),
-            suspension_reason: Set(user
-                .suspension
-                .as_ref()
-                .map(|s| s.reason.as_str().to_owned())),
-            created_at: Set(user.created_at),
-            updated_at: Set(user.updated_at),
-            credential_version: Set(user.credential_version),
-            pending_email: Set(user.pending_email.as_ref().map(|e| e.as_str().to_owned())),
-            mfa_enabled_at: Set(user.mfa_enabled_at),
-        };
-        let insert = user::Entity::insert(row).build(self.db.get_database_backend());
+        let insert = insert_statement(user, self.db.get_database_backend());
         self.writes.execute(insert).await?;
         Ok(())
     }
@@ -82,8 +64,10 @@ impl AccountStore for SeaOrmUserRepository {
         now: DateTime<Utc>,
     ) -> Result<(), RepositoryError> {
         self.update(id, now, |q| {
+            // A password set (changed or reset) is one the account has from now on.
             next_credential_version(
-                q.col_expr(user::Column::PasswordHash, Expr::value(hash.as_str())),
+                q.col_expr(user::Column::PasswordHash, Expr::value(hash.as_str()))
+                    .col_expr(user::Column::HasPassword, Expr::value(true)),
             )
         })
         .await
@@ -282,6 +266,30 @@ async fn guarded_in(
     Ok(GuardedChange::Applied)
 }
 
+/// The statement that inserts `user`.
+pub(super) fn insert_statement(user: &User, backend: DbBackend) -> sea_orm::Statement {
+    let row = user::ActiveModel {
+        id: Set(user.id.as_uuid()),
+        email: Set(user.email.as_str().to_owned()),
+        password_hash: Set(user.password_hash.as_str().to_owned()),
+        display_name: Set(user.display_name.as_ref().map(|n| n.as_str().to_owned())),
+        role: Set(user.role.as_str().to_owned()),
+        email_verified_at: Set(user.email_verified_at),
+        suspended_at: Set(user.suspension.as_ref().map(|s| s.since)),
+        suspension_reason: Set(user
+            .suspension
+            .as_ref()
+            .map(|s| s.reason.as_str().to_owned())),
+        created_at: Set(user.created_at),
+        updated_at: Set(user.updated_at),
+        credential_version: Set(user.credential_version),
+        pending_email: Set(user.pending_email.as_ref().map(|e| e.as_str().to_owned())),
+        mfa_enabled_at: Set(user.mfa_enabled_at),
+        has_password: Set(user.has_password),
+    };
+    user::Entity::insert(row).build(backend)
+}
+
 /// Moves the account's credential version on, voiding every link issued before.
 fn next_credential_version(
     update: sea_orm::UpdateMany<user::Entity>,
@@ -328,6 +336,7 @@ pub(super) fn to_domain(row: user::Model) -> Result<User, RepositoryError> {
         updated_at: row.updated_at,
         credential_version: row.credential_version,
         mfa_enabled_at: row.mfa_enabled_at,
+        has_password: row.has_password,
         pending_email: match &row.pending_email {
             Some(email) => Some(Email::parse(email).map_err(|_| corrupt("pending email"))?),
             None => None,

@@ -9,13 +9,15 @@
 use std::sync::Arc;
 
 use authgraph::domain::{
-    AccountStore, Delivery, Email, FlowPurpose, GuardedChange, IdentityKey, LinkOutcome,
-    OpaqueToken, PasswordHash, ProviderId, Role, SessionId, SessionRepository, SocialCode,
+    AccountStore, CreateOutcome, CredentialId, Delivery, Email, FlowPurpose, GuardedChange,
+    IdentityKey, LinkOutcome, OpaqueToken, Passkey, PasskeyId, PasskeyName, PasskeyStore,
+    PasswordHash, ProviderId, Replacing, Role, SessionId, SessionRepository, SocialCode,
     SocialCodeKind, SocialFlow, SocialFlowStore, SocialIdentity, SocialIdentityStore, TokenHash,
-    User, VerifiedIdentity,
+    UnlinkOutcome, User, VerifiedIdentity,
 };
 use authgraph::infrastructure::persistence::{
-    OverlapGate, SeaOrmSessionRepository, SeaOrmSocialRepository, SeaOrmUserRepository,
+    OverlapGate, SeaOrmPasskeyRepository, SeaOrmSessionRepository, SeaOrmSocialRepository,
+    SeaOrmUserRepository,
 };
 
 use super::{Fresh, at, email, session_of};
@@ -26,6 +28,7 @@ const ISSUER: &str = "https://idp.example";
 /// The social store and the accounts it refers to, on a fresh, migrated database.
 struct Social {
     accounts: Arc<dyn AccountStore>,
+    passkeys: Arc<dyn PasskeyStore>,
     sessions: Arc<dyn SessionRepository>,
     identities: Arc<dyn SocialIdentityStore>,
     flows: Arc<dyn SocialFlowStore>,
@@ -43,6 +46,7 @@ impl Social {
         } = Fresh::database().await;
         let social = Arc::new(SeaOrmSocialRepository::new(writes.clone()));
         Self {
+            passkeys: Arc::new(SeaOrmPasskeyRepository::new(writes.clone())),
             sessions: Arc::new(SeaOrmSessionRepository::new(writes.clone())),
             accounts: Arc::new(SeaOrmUserRepository::new(writes)),
             identities: social.clone(),
@@ -385,6 +389,387 @@ async fn deleting_an_account_removes_its_identities_flows_and_codes() {
         social.take_code(&pending, SocialCodeKind::Link, 30).await,
         None
     );
+}
+
+// Accounts that sign in through providers.
+
+impl Social {
+    /// An account that signs in only through providers (no password of its own).
+    async fn social_only(&self, address: &str) -> User {
+        let mut user = User::new(
+            Email::parse(address).unwrap(),
+            None,
+            Role::User,
+            PasswordHash::new("$argon2id$dummy".into()),
+            Some(at(0)),
+            at(0),
+        );
+        user.has_password = false;
+        self.accounts.insert(&user).await.unwrap();
+        user
+    }
+
+    async fn unlink_unless_last(&self, user: &User, provider_id: &str) -> UnlinkOutcome {
+        self.identities
+            .unlink_unless_last(user.id, &provider(provider_id))
+            .await
+            .unwrap()
+    }
+
+    async fn create(
+        &self,
+        user: &User,
+        identity: &SocialIdentity,
+        replacing: Option<Replacing>,
+    ) -> CreateOutcome {
+        self.identities
+            .create_with_identity(user, identity, replacing)
+            .await
+            .unwrap()
+    }
+
+    async fn stored(&self, user: &User) -> Option<User> {
+        self.accounts.find_by_id(user.id).await.unwrap()
+    }
+}
+
+/// `subject` at the test issuer through provider `provider_id`, for `user`.
+fn identity_via(user: &User, provider_id: &str, subject: &str, seconds: i64) -> SocialIdentity {
+    SocialIdentity::link(
+        user.id,
+        &verified(provider_id, subject, user.email.as_str()),
+        at(seconds),
+    )
+}
+
+fn a_passkey_of(user: &User) -> Passkey {
+    Passkey {
+        id: PasskeyId::generate(),
+        user_id: user.id,
+        credential_id: CredentialId::from_bytes(vec![7; 32]).unwrap(),
+        credential: r#"{"cred":{}}"#.into(),
+        name: PasskeyName::parse("Key").unwrap(),
+        created_at: at(0),
+        last_used_at: None,
+        sign_count: 0,
+        backup_eligible: true,
+        backed_up: false,
+    }
+}
+
+#[tokio::test]
+async fn an_account_keeps_its_has_password_as_stored_and_a_new_password_sets_it() {
+    let social = Social::new().await;
+    let ada = social.social_only("ada@example.com").await;
+    let bob = social.account("bob@example.com").await;
+    assert!(!social.stored(&ada).await.unwrap().has_password);
+    assert!(social.stored(&bob).await.unwrap().has_password);
+
+    social
+        .accounts
+        .set_password_hash(ada.id, &PasswordHash::new("$argon2id$new".into()), at(10))
+        .await
+        .unwrap();
+
+    let ada = social.stored(&ada).await.unwrap();
+    assert!(ada.has_password);
+    assert_eq!(ada.credential_version, 1);
+}
+
+#[tokio::test]
+async fn the_last_identity_of_an_account_without_a_password_or_passkey_stays() {
+    let social = Social::new().await;
+    let ada = social.social_only("ada@example.com").await;
+    assert_eq!(
+        social.link(&identity_via(&ada, "corp", "a-1", 10)).await,
+        LinkOutcome::Linked
+    );
+
+    assert_eq!(
+        social.unlink_unless_last(&ada, "corp").await,
+        UnlinkOutcome::LastMethod
+    );
+    assert!(social.find(ISSUER, "a-1").await.is_some(), "kept");
+    assert_eq!(
+        social.unlink_unless_last(&ada, "google").await,
+        UnlinkOutcome::NotLinked
+    );
+}
+
+#[tokio::test]
+async fn an_identity_is_unlinked_while_another_way_to_sign_in_remains() {
+    let social = Social::new().await;
+    // Another identity.
+    let ada = social.social_only("ada@example.com").await;
+    social.link(&identity_via(&ada, "corp", "a-1", 10)).await;
+    social.link(&identity_via(&ada, "google", "a-2", 10)).await;
+    assert_eq!(
+        social.unlink_unless_last(&ada, "corp").await,
+        UnlinkOutcome::Unlinked
+    );
+    assert_eq!(social.find(ISSUER, "a-1").await, None);
+    assert_eq!(
+        social.unlink_unless_last(&ada, "google").await,
+        UnlinkOutcome::LastMethod
+    );
+    // A password.
+    let bob = social.account("bob@example.com").await;
+    social.link(&identity_via(&bob, "corp", "b-1", 10)).await;
+    assert_eq!(
+        social.unlink_unless_last(&bob, "corp").await,
+        UnlinkOutcome::Unlinked
+    );
+    assert_eq!(
+        social.unlink_unless_last(&bob, "corp").await,
+        UnlinkOutcome::NotLinked
+    );
+    // A passkey.
+    let carol = social.social_only("carol@example.com").await;
+    social.link(&identity_via(&carol, "corp", "c-1", 10)).await;
+    social.passkeys.add(&a_passkey_of(&carol)).await.unwrap();
+    assert_eq!(
+        social.unlink_unless_last(&carol, "corp").await,
+        UnlinkOutcome::Unlinked
+    );
+}
+
+#[tokio::test]
+async fn only_the_owner_unlinks_with_the_last_method_rule() {
+    let social = Social::new().await;
+    let ada = social.account("ada@example.com").await;
+    let mallory = social.account("mallory@example.com").await;
+    social.link(&identity_via(&ada, "corp", "a-1", 10)).await;
+
+    assert_eq!(
+        social.unlink_unless_last(&mallory, "corp").await,
+        UnlinkOutcome::NotLinked
+    );
+    assert!(social.find(ISSUER, "a-1").await.is_some());
+}
+
+#[tokio::test]
+async fn unlinking_the_last_two_identities_at_once_keeps_one() {
+    let social = Social::new().await;
+    let ada = social.social_only("ada@example.com").await;
+    social.link(&identity_via(&ada, "corp", "a-1", 10)).await;
+    social.link(&identity_via(&ada, "google", "a-2", 10)).await;
+
+    let outcomes = social
+        .race(async {
+            tokio::join!(
+                social.unlink_unless_last(&ada, "corp"),
+                social.unlink_unless_last(&ada, "google")
+            )
+        })
+        .await;
+
+    let mut outcomes = [outcomes.0, outcomes.1];
+    outcomes.sort_by_key(|o| *o != UnlinkOutcome::Unlinked);
+    assert_eq!(
+        outcomes,
+        [UnlinkOutcome::Unlinked, UnlinkOutcome::LastMethod]
+    );
+    assert_eq!(
+        social.identities.list_for_user(ada.id).await.unwrap().len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn an_account_is_created_with_its_identity_all_or_nothing() {
+    let social = Social::new().await;
+    let mut ada = User::new(
+        email("ada@example.com"),
+        None,
+        Role::User,
+        PasswordHash::new("$argon2id$dummy".into()),
+        Some(at(5)),
+        at(5),
+    );
+    ada.has_password = false;
+    let linked = identity_via(&ada, "corp", "a-1", 5);
+
+    assert_eq!(
+        social.create(&ada, &linked, None).await,
+        CreateOutcome::Created
+    );
+    assert_eq!(social.stored(&ada).await, Some(ada.clone()));
+    assert_eq!(social.find(ISSUER, "a-1").await, Some(linked.clone()));
+
+    // The address is taken: nothing is written, not even the identity.
+    let twin = User::new(
+        email("ADA@example.com"),
+        None,
+        Role::User,
+        PasswordHash::new("x".into()),
+        None,
+        at(6),
+    );
+    assert_eq!(
+        social
+            .create(&twin, &identity_via(&twin, "corp", "a-2", 6), None)
+            .await,
+        CreateOutcome::EmailTaken
+    );
+    assert_eq!(social.find(ISSUER, "a-2").await, None);
+    // The identity is taken: nothing is written, not even the account.
+    let bob = User::new(
+        email("bob@example.com"),
+        None,
+        Role::User,
+        PasswordHash::new("x".into()),
+        None,
+        at(6),
+    );
+    assert_eq!(
+        social
+            .create(&bob, &identity_via(&bob, "corp", "a-1", 6), None)
+            .await,
+        CreateOutcome::IdentityTaken
+    );
+    assert_eq!(social.stored(&bob).await, None);
+    assert_eq!(social.find(ISSUER, "a-1").await.unwrap().user_id, ada.id);
+}
+
+#[tokio::test]
+async fn an_unverified_account_is_replaced_with_its_sessions_and_identities() {
+    let social = Social::new().await;
+    // Mallory registered Ada's address first, signed in, and linked her own identity to it.
+    let squatter = social.account("ada@example.com").await;
+    let session = social.signed_in(&squatter).await;
+    social
+        .link(&identity_via(&squatter, "google", "mallory", 10))
+        .await;
+    let ada = User::new(
+        email("ada@example.com"),
+        None,
+        Role::User,
+        PasswordHash::new("x".into()),
+        Some(at(20)),
+        at(20),
+    );
+    let linked = identity_via(&ada, "corp", "ada", 20);
+
+    let outcome = social
+        .create(
+            &ada,
+            &linked,
+            Some(Replacing {
+                user: squatter.id,
+                credential_version: squatter.credential_version,
+            }),
+        )
+        .await;
+
+    assert_eq!(outcome, CreateOutcome::Created);
+    assert_eq!(social.stored(&squatter).await, None);
+    assert_eq!(
+        social.sessions.find(session).await.unwrap(),
+        None,
+        "its sessions ended"
+    );
+    assert_eq!(
+        social.find(ISSUER, "mallory").await,
+        None,
+        "its identities gone"
+    );
+    assert_eq!(social.find(ISSUER, "ada").await, Some(linked));
+    assert_eq!(
+        social.stored(&ada).await.unwrap().email.as_str(),
+        "ada@example.com"
+    );
+}
+
+#[tokio::test]
+async fn an_account_that_changed_proved_its_address_or_administers_is_not_replaced() {
+    let social = Social::new().await;
+    let newcomer = |subject: &str| {
+        let user = User::new(
+            email("ada@example.com"),
+            None,
+            Role::User,
+            PasswordHash::new("x".into()),
+            Some(at(20)),
+            at(20),
+        );
+        let linked = identity_via(&user, "corp", subject, 20);
+        (user, linked)
+    };
+    // Its credential version moved on since it was read.
+    let moved = social.account("ada@example.com").await;
+    social
+        .accounts
+        .set_password_hash(moved.id, &PasswordHash::new("y".into()), at(10))
+        .await
+        .unwrap();
+    let (ada, linked) = newcomer("s-1");
+    assert_eq!(
+        social
+            .create(
+                &ada,
+                &linked,
+                Some(Replacing {
+                    user: moved.id,
+                    credential_version: 0
+                })
+            )
+            .await,
+        CreateOutcome::ReplacedChanged
+    );
+    assert!(social.stored(&moved).await.is_some());
+    assert_eq!(social.stored(&ada).await, None);
+    assert_eq!(social.find(ISSUER, "s-1").await, None);
+    social.accounts.delete(moved.id, at(11)).await.unwrap();
+    // It proved its address.
+    let proven = social.account("ada@example.com").await;
+    assert!(
+        social
+            .accounts
+            .mark_email_verified(proven.id, &proven.email, at(12))
+            .await
+            .unwrap()
+    );
+    let (ada, linked) = newcomer("s-2");
+    assert_eq!(
+        social
+            .create(
+                &ada,
+                &linked,
+                Some(Replacing {
+                    user: proven.id,
+                    credential_version: 0
+                })
+            )
+            .await,
+        CreateOutcome::ReplacedChanged
+    );
+    assert!(social.stored(&proven).await.is_some());
+    social.accounts.delete(proven.id, at(13)).await.unwrap();
+    // It is an administrator's (unverified, never replaced by a stranger's sign-in).
+    let admin = User::new(
+        email("ada@example.com"),
+        None,
+        Role::Admin,
+        PasswordHash::new("x".into()),
+        None,
+        at(0),
+    );
+    social.accounts.insert(&admin).await.unwrap();
+    let (ada, linked) = newcomer("s-3");
+    assert_eq!(
+        social
+            .create(
+                &ada,
+                &linked,
+                Some(Replacing {
+                    user: admin.id,
+                    credential_version: 0
+                })
+            )
+            .await,
+        CreateOutcome::ReplacedChanged
+    );
+    assert!(social.stored(&admin).await.is_some());
 }
 
 // Flows.

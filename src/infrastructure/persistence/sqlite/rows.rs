@@ -51,6 +51,7 @@ pub(super) fn user_row(row: &Row<'_>, at: &Columns<user::Column>) -> rusqlite::R
         credential_version: at.get(row, Column::CredentialVersion)?,
         pending_email: at.get(row, Column::PendingEmail)?,
         mfa_enabled_at: at.optional_instant(row, Column::MfaEnabledAt)?,
+        has_password: at.get(row, Column::HasPassword)?,
     })
 }
 

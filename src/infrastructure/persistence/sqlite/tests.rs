@@ -141,6 +141,7 @@ fn users() -> Vec<User> {
         credential_version: 0,
         pending_email: None,
         mfa_enabled_at: None,
+        has_password: true,
     };
     vec![
         User {
@@ -158,6 +159,7 @@ fn users() -> Vec<User> {
             credential_version: 42,
             pending_email: Some(email("ada@new.example.com")),
             mfa_enabled_at: Some(at(5, 6)),
+            has_password: false,
             ..bare.clone()
         },
         User {
