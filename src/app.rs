@@ -21,11 +21,13 @@ use crate::domain::HotReads;
 use crate::infrastructure::audit::AuditWriter;
 use crate::infrastructure::deferred::DeferredQueue;
 use crate::infrastructure::mail::{LogMailer, SmtpMailer};
+use crate::infrastructure::oidc::OidcProviders;
 use crate::infrastructure::persistence::sqlite::DirectReads;
 use crate::infrastructure::persistence::{
     self, DatabaseHealth, QueryCounter, RetryCounter, SeaOrmAccountRecovery,
     SeaOrmAccountTokenRepository, SeaOrmAuditRepository, SeaOrmHotReads,
-    SeaOrmSecondFactorRepository, SeaOrmSessionRepository, SeaOrmUserRepository, Transactions,
+    SeaOrmSecondFactorRepository, SeaOrmSessionRepository, SeaOrmSocialRepository,
+    SeaOrmUserRepository, Transactions,
 };
 use crate::infrastructure::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
 use crate::infrastructure::security::{Argon2Hasher, JwtTokens};
@@ -91,6 +93,18 @@ impl Core {
         let hasher =
             Arc::new(Argon2Hasher::new(&config.hashing.settings()).map_err(anyhow::Error::msg)?);
         let deferred = DeferredQueue::start(config.mail.mail_senders, config.mail.mail_queue_size);
+        let providers = Arc::new(OidcProviders::new(
+            config.social.providers()?,
+            &config
+                .social
+                .oidc_settings(config.tokens.api_url.as_deref(), config.is_production()),
+        )?);
+        if config.social.enabled() {
+            // Discovery in the background: a provider that is down delays nothing at startup,
+            // and is tried again when it is first used.
+            let discovering = providers.clone();
+            tokio::spawn(async move { discovering.discover_all().await });
+        }
         let ports = Ports {
             stores: stores(
                 config.database.url(),
@@ -106,6 +120,7 @@ impl Core {
             audit_log: audit.clone(),
             limiter,
             clock,
+            providers,
         };
         let services = Services::new(ports, policies(config)?);
         Ok(Self {
@@ -301,6 +316,7 @@ fn policies(config: &Config) -> anyhow::Result<Policies> {
         mfa: config.mfa.policy()?,
         throttle: config.rate_limits.throttle(),
         audit: config.audit.retention()?,
+        social: config.social_policy(),
     })
 }
 
@@ -321,6 +337,7 @@ pub fn stores(
             None => Arc::new(generic),
         };
     let audit = Arc::new(SeaOrmAuditRepository::new(writes.clone()));
+    let social = Arc::new(SeaOrmSocialRepository::new(writes.clone()));
     Stores {
         accounts: Arc::new(SeaOrmUserRepository::new(writes.clone())),
         reads,
@@ -331,6 +348,8 @@ pub fn stores(
         directory: Arc::new(SeaOrmUserRepository::new(writes.clone())),
         audit: audit.clone(),
         audit_queries: audit,
+        social_identities: social.clone(),
+        social_flows: social,
     }
 }
 
@@ -416,11 +435,15 @@ async fn clean_up_periodically(services: Services, every: Duration) {
             services.sessions.delete_ended(),
             services.account.delete_spent_tokens(),
             services.audit.apply_retention(),
+            services.social.delete_expired(),
         ) {
-            Ok((sessions, links, (events, clients))) if sessions + links + events + clients > 0 => {
+            Ok((sessions, links, (events, clients), social))
+                if sessions + links + events + clients + social > 0 =>
+            {
                 tracing::info!(
                     sessions,
                     links,
+                    social_flows_and_codes = social,
                     audit_events = events,
                     audit_clients_forgotten = clients,
                     "deleted ended sessions, spent links and audit events past their retention"

@@ -50,6 +50,10 @@ pub enum ServiceError {
     /// The state of the account does not allow it (e.g. a second factor is on already).
     #[error("{0}")]
     Conflict(&'static str),
+    /// A social sign-in that would take over an account, or that a provider's unverified
+    /// address cannot back.
+    #[error("{0}")]
+    SocialRefused(SocialRefusal),
     /// The email is registered already.
     #[error("An account with this email already exists.")]
     EmailTaken,
@@ -70,6 +74,36 @@ pub enum ServiceError {
     /// Anything unexpected. The source is for the log, never for the client.
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Why a sign-in through a provider was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SocialRefusal {
+    /// The provider vouched for an address whose account has proved it: the identity is
+    /// linked only once that account proves itself (signed in, or the link emailed to it).
+    #[error(
+        "An account with this email already exists: sign in to it and link this provider, or          follow the link we emailed to that address."
+    )]
+    AccountExists,
+    /// The provider did not vouch for an address that an account has.
+    #[error(
+        "The provider has not verified this email address, and an account already uses it:          sign in to that account first."
+    )]
+    UnverifiedProviderEmail,
+    /// The provider gave no address, which a new account needs.
+    #[error("The provider did not share an email address, which a new account needs.")]
+    EmailRequired,
+}
+
+impl SocialRefusal {
+    /// The stable name clients branch on (`extensions.reason`, the callback's `error`).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::AccountExists => "ACCOUNT_EXISTS",
+            Self::UnverifiedProviderEmail => "UNVERIFIED_PROVIDER_EMAIL",
+            Self::EmailRequired => "EMAIL_REQUIRED",
+        }
+    }
 }
 
 /// Why a caller is not authenticated.

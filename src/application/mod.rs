@@ -14,6 +14,7 @@ pub mod passwords;
 pub mod ports;
 pub mod second_factor;
 pub mod sessions;
+pub mod social;
 pub mod social_ports;
 pub mod throttle;
 pub mod users;
@@ -34,6 +35,7 @@ pub use second_factor::{Enrollment, MfaDeps, MfaPolicy, MfaService};
 pub use sessions::{
     Reauthenticated, SessionDeps, SessionPage, SessionPolicy, SessionService, SignedIn,
 };
+pub use social::{SocialDeps, SocialPolicy, SocialService};
 pub use throttle::{Lockout, Throttle, ThrottlePolicy};
 pub use users::{AdminMade, UserDeps, UserPage, UserService};
 pub use wiring::{Policies, Ports, Services, Stores};

@@ -38,6 +38,10 @@ pub enum Notice {
     RecoveryCodeUsed(u64),
     /// An administrator (or the operator) gave the account this role.
     RoleChanged(Role),
+    /// An identity at this provider (its name) was linked to the account.
+    IdentityLinked(String),
+    /// The identity at this provider (its name) was unlinked from the account.
+    IdentityUnlinked(String),
 }
 
 impl Notice {
@@ -53,6 +57,8 @@ impl Notice {
             Notice::RecoveryCodesRegenerated => "New recovery codes were made",
             Notice::RecoveryCodeUsed(_) => "A recovery code was used to sign in",
             Notice::RoleChanged(_) => "Your account's role was changed",
+            Notice::IdentityLinked(_) => "A sign-in through another service was added",
+            Notice::IdentityUnlinked(_) => "A sign-in through another service was removed",
         }
     }
 
@@ -89,6 +95,12 @@ impl Notice {
                 "Your account's role is now {}",
                 role.as_str().to_uppercase()
             ),
+            Notice::IdentityLinked(provider) => {
+                format!("Your account can now be signed in to with {provider}")
+            }
+            Notice::IdentityUnlinked(provider) => {
+                format!("Your account can no longer be signed in to with {provider}")
+            }
         }
     }
 
@@ -105,6 +117,8 @@ impl Notice {
             Notice::RecoveryCodesRegenerated => "recovery codes regenerated",
             Notice::RecoveryCodeUsed(_) => "recovery code used",
             Notice::RoleChanged(_) => "role changed",
+            Notice::IdentityLinked(_) => "identity linked",
+            Notice::IdentityUnlinked(_) => "identity unlinked",
         }
     }
 }

@@ -6,7 +6,9 @@
 //!
 //! Stubs remain only where a test must hold something still or count it: a clock that moves
 //! when told ([`ManualClock`]), deferred jobs that run when told ([`HeldJobs`]), and a hasher
-//! that costs nothing, counts its verifications and can be saturated ([`CheapHasher`]).
+//! that costs nothing, counts its verifications and can be saturated ([`CheapHasher`]); and
+//! an OpenID provider whose answers a test scripts ([`ScriptedProviders`]: the real one runs
+//! in the HTTP tests).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,6 +32,11 @@ use super::links::AccountLinks;
 use super::ports::{Clock, Deferred, HashError, OutgoingEmail, PasswordHasher};
 use super::second_factor::MfaPolicy;
 use super::sessions::SessionPolicy;
+use super::social::SocialPolicy;
+use super::social_ports::{
+    AuthorizationRedirect, AuthorizationResponse, FlowSecrets, ProviderError, ProviderInfo,
+    SocialProviders,
+};
 use super::throttle::ThrottlePolicy;
 use super::wiring::{Policies, Ports, Services, Stores};
 
@@ -63,6 +70,100 @@ pub fn policies() -> Policies {
             events: Duration::days(365),
             clients: Duration::days(90),
         },
+        social: SocialPolicy {
+            flow_lifetime: Duration::minutes(10),
+            code_lifetime: Duration::minutes(2),
+            link_lifetime: Duration::hours(1),
+            trust_provider_mfa: false,
+            cookies: false,
+            redirect_origins: vec!["https://app.example.com".into()],
+            any_localhost: false,
+        },
+    }
+}
+
+/// One provider, `corp`, whose next answers a test sets. It hands out a fresh nonce and
+/// PKCE verifier per request, as the real one does, and refuses a response verified with
+/// secrets it did not hand out for that flow's `state`.
+#[derive(Default)]
+pub struct ScriptedProviders {
+    issued: Mutex<Vec<(String, String, String)>>,
+    next: Mutex<Option<Result<crate::domain::VerifiedIdentity, ProviderError>>>,
+    start_fails: Mutex<Option<ProviderError>>,
+}
+
+impl ScriptedProviders {
+    /// What the next `verify` answers.
+    pub fn answer(&self, answer: Result<crate::domain::VerifiedIdentity, ProviderError>) {
+        *self.next.lock().unwrap() = Some(answer);
+    }
+
+    /// What the next `authorization_redirect` fails with.
+    pub fn fail_start(&self, error: ProviderError) {
+        *self.start_fails.lock().unwrap() = Some(error);
+    }
+}
+
+#[async_trait]
+impl SocialProviders for ScriptedProviders {
+    fn list(&self) -> Vec<ProviderInfo> {
+        vec![ProviderInfo {
+            id: crate::domain::ProviderId::parse("corp").unwrap(),
+            name: "Corp".into(),
+        }]
+    }
+
+    async fn authorization_redirect(
+        &self,
+        provider: &crate::domain::ProviderId,
+        state: &str,
+    ) -> Result<AuthorizationRedirect, ProviderError> {
+        if let Some(error) = self.start_fails.lock().unwrap().take() {
+            return Err(error);
+        }
+        if provider.as_str() != "corp" {
+            return Err(ProviderError::UnknownProvider);
+        }
+        let nonce = format!("nonce-{}", self.issued.lock().unwrap().len());
+        let verifier = format!("verifier-{}", self.issued.lock().unwrap().len());
+        self.issued
+            .lock()
+            .unwrap()
+            .push((state.to_owned(), nonce.clone(), verifier.clone()));
+        Ok(AuthorizationRedirect {
+            url: format!("https://idp.example/authorize?state={state}"),
+            nonce,
+            pkce_verifier: verifier,
+        })
+    }
+
+    async fn verify(
+        &self,
+        _provider: &crate::domain::ProviderId,
+        response: &AuthorizationResponse,
+        secrets: FlowSecrets<'_>,
+        _now: DateTime<Utc>,
+    ) -> Result<crate::domain::VerifiedIdentity, ProviderError> {
+        // The response's code is the state it was issued for: the flow's secrets must be
+        // the ones handed out with that state.
+        let matches = self
+            .issued
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(state, nonce, verifier)| {
+                *state == response.code
+                    && nonce == secrets.nonce
+                    && verifier == secrets.pkce_verifier
+            });
+        if !matches {
+            return Err(ProviderError::Rejected("secrets of another flow".into()));
+        }
+        self.next
+            .lock()
+            .unwrap()
+            .take()
+            .unwrap_or_else(|| Err(ProviderError::Rejected("no answer scripted".into())))
     }
 }
 
@@ -75,6 +176,7 @@ pub struct Harness {
     pub mailer: Arc<LogMailer>,
     pub deferred: Arc<HeldJobs>,
     pub clock: Arc<ManualClock>,
+    pub providers: Arc<ScriptedProviders>,
     /// The signer of the services' access tokens.
     pub tokens: Arc<JwtTokens>,
     /// The in-memory database lives as long as a connection to it.
@@ -110,6 +212,7 @@ impl Harness {
             lifetime: StdDuration::from_secs(900),
             remembered: 0,
         }));
+        let providers = Arc::new(ScriptedProviders::default());
         let key = EncryptionKey::parse(&EncryptionKey::generate_text().unwrap()).unwrap();
         let (hasher, mailer, deferred) = (
             Arc::new(CheapHasher::default()),
@@ -126,6 +229,7 @@ impl Harness {
             audit_log: AuditWriter::start(stores.audit.clone()),
             limiter: Arc::new(MemoryRateLimiter::new(1_000, clock.clone())),
             clock: clock.clone(),
+            providers: providers.clone(),
         };
         Self {
             services: Services::new(ports, policies),
@@ -134,6 +238,7 @@ impl Harness {
             mailer,
             deferred,
             clock,
+            providers,
             tokens,
             _db: db,
         }

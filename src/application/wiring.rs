@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::domain::{
     AccountRecoveryStore, AccountStore, AccountTokenRepository, AuditQueries, AuditStore, HotReads,
-    SecondFactorStore, SessionRepository, UserDirectory,
+    SecondFactorStore, SessionRepository, SocialFlowStore, SocialIdentityStore, UserDirectory,
 };
 
 use super::account::{AccountDeps, AccountService};
@@ -19,6 +19,8 @@ use super::ports::{
 };
 use super::second_factor::{MfaDeps, MfaPolicy, MfaService};
 use super::sessions::{SessionDeps, SessionPolicy, SessionService};
+use super::social::{SocialDeps, SocialPolicy, SocialService};
+use super::social_ports::SocialProviders;
 use super::throttle::{Throttle, ThrottlePolicy};
 use super::users::{UserDeps, UserService};
 
@@ -37,6 +39,9 @@ pub struct Stores {
     pub directory: Arc<dyn UserDirectory>,
     pub audit: Arc<dyn AuditStore>,
     pub audit_queries: Arc<dyn AuditQueries>,
+    /// Identities linked to accounts, and social sign-in flows and codes.
+    pub social_identities: Arc<dyn SocialIdentityStore>,
+    pub social_flows: Arc<dyn SocialFlowStore>,
 }
 
 /// Everything the services use that is not a policy.
@@ -51,6 +56,8 @@ pub struct Ports {
     pub audit_log: Arc<dyn AuditLog>,
     pub limiter: Arc<dyn RateLimiter>,
     pub clock: Arc<dyn Clock>,
+    /// The configured OpenID providers.
+    pub providers: Arc<dyn SocialProviders>,
 }
 
 /// The rules the services apply, each built by its configuration area.
@@ -61,6 +68,7 @@ pub struct Policies {
     pub mfa: MfaPolicy,
     pub throttle: ThrottlePolicy,
     pub audit: AuditRetention,
+    pub social: SocialPolicy,
 }
 
 /// Every service, as the interfaces use them.
@@ -72,6 +80,7 @@ pub struct Services {
     pub users: Arc<UserService>,
     pub mfa: Arc<MfaService>,
     pub audit: Arc<AuditService>,
+    pub social: Arc<SocialService>,
     /// The abuse limits every service applies, for their counters.
     pub throttle: Arc<Throttle>,
 }
@@ -88,6 +97,7 @@ impl Services {
             audit_log,
             limiter,
             clock,
+            providers,
         } = ports;
         let audit = AuditTrail::new(audit_log, clock.clone());
         let throttle = Arc::new(Throttle::new(limiter, policies.throttle));
@@ -115,6 +125,7 @@ impl Services {
             links.clone(),
             audit.clone(),
         ));
+        let social_mail = (mailer.clone(), deferred.clone(), links.clone());
         let mfa = Arc::new(MfaService::new(MfaDeps {
             users: stores.accounts.clone(),
             factors: stores.factors.clone(),
@@ -157,6 +168,25 @@ impl Services {
             audit: audit.clone(),
             throttle: throttle.clone(),
         }));
+        let (social_mailer, social_deferred, social_links) = social_mail;
+        let social = Arc::new(SocialService::new(SocialDeps {
+            providers,
+            identities: stores.social_identities.clone(),
+            flows: stores.social_flows.clone(),
+            users: stores.accounts.clone(),
+            reads: stores.reads.clone(),
+            session_store: stores.sessions.clone(),
+            hasher: hasher.clone(),
+            sessions: sessions.clone(),
+            mfa: mfa.clone(),
+            notices: notices.clone(),
+            mailer: social_mailer,
+            deferred: social_deferred,
+            links: social_links,
+            clock: clock.clone(),
+            audit: audit.clone(),
+            policy: policies.social,
+        }));
         let users = Arc::new(UserService::new(UserDeps {
             users: stores.accounts.clone(),
             reads: stores.reads.clone(),
@@ -183,6 +213,7 @@ impl Services {
             users,
             mfa,
             audit,
+            social,
             throttle,
         }
     }

@@ -22,6 +22,7 @@ mod rate_limits;
 pub mod reference;
 mod second_factor;
 mod sessions;
+mod social;
 mod telemetry;
 mod tokens;
 
@@ -44,6 +45,7 @@ pub use mail::{MailConfig, MailerKind};
 pub use rate_limits::{QuotaSetting, RateLimitConfig, RateLimitStore};
 pub use second_factor::SecondFactorConfig;
 pub use sessions::SessionConfig;
+pub use social::{CALLBACK_PATH, SocialConfig};
 pub use telemetry::{LogFormat, TelemetryConfig};
 pub use tokens::TokenConfig;
 
@@ -128,6 +130,9 @@ pub struct Config {
     pub audit: AuditConfig,
 
     #[command(flatten)]
+    pub social: SocialConfig,
+
+    #[command(flatten)]
     pub telemetry: TelemetryConfig,
 }
 
@@ -149,7 +154,12 @@ impl Config {
             #[command(flatten)]
             config: Config,
         }
-        <Arguments as clap::Parser>::try_parse_from(args).map(|parsed| parsed.config)
+        <Arguments as clap::Parser>::try_parse_from(args).map(|parsed| {
+            let mut config = parsed.config;
+            // The providers' own settings have names made from their ids.
+            config.social.capture(std::env::vars());
+            config
+        })
     }
 
     /// The settings as a clap command, with no subcommands: what `--help` and the generated
@@ -245,6 +255,36 @@ impl Config {
             trusted_proxies: self.http.trusted_proxies(),
             hsts: self.http.hsts,
             session_cookies: self.browsers.cookies(production),
+        }
+    }
+
+    /// How social sign-in behaves: where `redirectTo` may point (the CORS origins and
+    /// PUBLIC_URL's origin; any localhost origin when CORS allows it), cookies or codes, and
+    /// whether a provider's second factor counts.
+    pub fn social_policy(&self) -> crate::application::SocialPolicy {
+        use crate::application::social::redirect_origin;
+        let production = self.is_production();
+        let (mut origins, any_localhost) = match self.browsers.cors(production) {
+            CorsPolicy::None => (Vec::new(), false),
+            CorsPolicy::Localhost => (Vec::new(), true),
+            CorsPolicy::Origins(listed) => (
+                listed
+                    .iter()
+                    .filter(|o| o.as_str() != "*")
+                    .filter_map(|o| redirect_origin(o))
+                    .collect(),
+                false,
+            ),
+        };
+        origins.extend(redirect_origin(&self.links.public_url));
+        crate::application::SocialPolicy {
+            flow_lifetime: chrono::Duration::minutes(10),
+            code_lifetime: chrono::Duration::minutes(2),
+            link_lifetime: chrono::Duration::hours(1),
+            trust_provider_mfa: self.social.social_trust_provider_mfa,
+            cookies: self.browsers.cookies(production).is_some(),
+            redirect_origins: origins,
+            any_localhost,
         }
     }
 

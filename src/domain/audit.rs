@@ -69,6 +69,12 @@ audit_kinds! {
     RecoveryCodesRegenerated => "recovery_codes_regenerated",
     AccountSecured => "account_secured",
     SecurityNoticeSent => "security_notice_sent",
+    SocialSignIn => "social_sign_in",
+    SocialSignInRefused => "social_sign_in_refused",
+    SocialAccountCreated => "social_account_created",
+    SocialAccountReplaced => "social_account_replaced",
+    IdentityLinked => "identity_linked",
+    IdentityUnlinked => "identity_unlinked",
 }
 
 impl fmt::Display for AuditKind {

@@ -66,6 +66,11 @@ pub enum AuthMethods {
     Password,
     /// The password and a one-time code of a second factor (TOTP or a recovery code).
     PasswordAndOtp,
+    /// An identity at an OpenID provider (social sign-in).
+    Federated,
+    /// An identity at an OpenID provider that asserted a second factor, trusted by the
+    /// deployment (`SOCIAL_TRUST_PROVIDER_MFA`).
+    FederatedWithMfa,
 }
 
 impl AuthMethods {
@@ -74,6 +79,8 @@ impl AuthMethods {
         match self {
             Self::Password => &["pwd"],
             Self::PasswordAndOtp => &["pwd", "otp"],
+            Self::Federated => &["fed"],
+            Self::FederatedWithMfa => &["fed", "mfa"],
         }
     }
 
@@ -82,6 +89,8 @@ impl AuthMethods {
         match self {
             Self::Password => "pwd",
             Self::PasswordAndOtp => "pwd otp",
+            Self::Federated => "fed",
+            Self::FederatedWithMfa => "fed mfa",
         }
     }
 
@@ -89,12 +98,14 @@ impl AuthMethods {
     pub fn from_stored(stored: Option<&str>) -> Self {
         match stored {
             Some("pwd otp") => Self::PasswordAndOtp,
+            Some("fed") => Self::Federated,
+            Some("fed mfa") => Self::FederatedWithMfa,
             _ => Self::Password,
         }
     }
 
     pub fn includes_second_factor(self) -> bool {
-        self == Self::PasswordAndOtp
+        matches!(self, Self::PasswordAndOtp | Self::FederatedWithMfa)
     }
 }
 

@@ -58,6 +58,7 @@ pub fn shared_graphql_error(error: &ServiceError) -> async_graphql::Error {
         | ServiceError::AccountSuspended
         | ServiceError::MfaRequired { .. }
         | ServiceError::ReauthenticationRequired
+        | ServiceError::SocialRefused(_)
         | ServiceError::Forbidden(_) => (code::FORBIDDEN, message),
         ServiceError::NotFound(_) => (code::NOT_FOUND, message),
         ServiceError::EmailTaken | ServiceError::LastAdmin | ServiceError::Conflict(_) => {
@@ -95,6 +96,7 @@ pub fn shared_graphql_error(error: &ServiceError) -> async_graphql::Error {
         ServiceError::ReauthenticationRequired => {
             extensions.set("reason", "REAUTHENTICATION_REQUIRED");
         }
+        ServiceError::SocialRefused(refusal) => extensions.set("reason", refusal.reason()),
         _ => {}
     }
     graphql

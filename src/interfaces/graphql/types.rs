@@ -378,6 +378,20 @@ pub enum AuditEventKind {
     AccountSecured,
     /// A security notice was emailed to the account's address (the detail says about what).
     SecurityNoticeSent,
+    /// Signed in with an identity at an OpenID provider.
+    SocialSignIn,
+    /// A sign-in through an OpenID provider was refused (the account exists, an unverified
+    /// provider email, a suspended account).
+    SocialSignInRefused,
+    /// An account was created by a sign-in through an OpenID provider.
+    SocialAccountCreated,
+    /// An unverified account with the address a provider vouched for was replaced by its
+    /// owner's (pre-hijacking), its sessions ended.
+    SocialAccountReplaced,
+    /// An identity at an OpenID provider was linked to the account.
+    IdentityLinked,
+    /// An identity at an OpenID provider was unlinked from the account.
+    IdentityUnlinked,
 }
 
 pub struct AuditEvent(domain::AuditEvent);
