@@ -204,6 +204,7 @@ impl Application {
             load: Arc::new(http::Load::new(config.http.load_limits())),
             keys: core.keys.clone(),
             discovery: Arc::new(config.tokens.discovery(listener.local_addr()?)),
+            social: core.services.social.clone(),
         });
         Ok(Self {
             listener,

@@ -608,8 +608,15 @@ impl SocialService {
         Ok(Ok(()))
     }
 
-    /// The caller's identities, oldest first.
-    pub async fn identities(&self, user: UserId) -> Result<Vec<SocialIdentity>, ServiceError> {
+    /// A user's identities, oldest first: for the user and for administrators.
+    pub async fn identities(
+        &self,
+        caller: &Principal,
+        user: UserId,
+    ) -> Result<Vec<SocialIdentity>, ServiceError> {
+        if caller.user_id != user {
+            caller.require_admin()?;
+        }
         Ok(self.deps.identities.list_for_user(user).await?)
     }
 
@@ -871,7 +878,12 @@ mod tests {
             "the provider vouched for it"
         );
         assert_eq!(
-            h.services.social.identities(user.id).await.unwrap().len(),
+            h.stores
+                .social_identities
+                .list_for_user(user.id)
+                .await
+                .unwrap()
+                .len(),
             1
         );
         let again = h
@@ -1056,9 +1068,9 @@ mod tests {
 
         assert_eq!(param(&outcome, "error").as_deref(), Some("ACCOUNT_EXISTS"));
         assert!(
-            h.services
-                .social
-                .identities(ada.user.id)
+            h.stores
+                .social_identities
+                .list_for_user(ada.user.id)
                 .await
                 .unwrap()
                 .is_empty()
@@ -1083,9 +1095,9 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            h.services
-                .social
-                .identities(ada.user.id)
+            h.stores
+                .social_identities
+                .list_for_user(ada.user.id)
                 .await
                 .unwrap()
                 .len(),
@@ -1229,9 +1241,9 @@ mod tests {
         let linked = come_back(&h, &state, &binding).await;
         assert_eq!(param(&linked, "linked").as_deref(), Some("corp"));
         assert_eq!(
-            h.services
-                .social
-                .identities(bob.user.id)
+            h.stores
+                .social_identities
+                .list_for_user(bob.user.id)
                 .await
                 .unwrap()
                 .len(),
@@ -1243,9 +1255,9 @@ mod tests {
             .await
             .unwrap();
         assert!(
-            h.services
-                .social
-                .identities(bob.user.id)
+            h.stores
+                .social_identities
+                .list_for_user(bob.user.id)
                 .await
                 .unwrap()
                 .is_empty()

@@ -255,6 +255,7 @@ impl Config {
             trusted_proxies: self.http.trusted_proxies(),
             hsts: self.http.hsts,
             session_cookies: self.browsers.cookies(production),
+            secure_cookies: production,
         }
     }
 

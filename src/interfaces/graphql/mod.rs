@@ -11,6 +11,7 @@ pub mod error;
 mod pagination;
 mod second_factor;
 mod sessions;
+mod social;
 mod transport;
 mod types;
 mod users;
@@ -22,13 +23,18 @@ use crate::application::Services;
 pub use admission::{Admission, Admitted, Limits, PersistedLimits, SizeLimits};
 pub use context::RequestContext;
 pub use error::{ExecutionMarker, RequestErrors};
-pub use transport::{CookieChange, CookieChanges, CookieSession, Transport};
+pub use transport::{CookieChange, CookieChanges, CookieSession, SocialBinding, Transport};
 
 // Each feature module contributes its fields to the two roots.
 
 /// Read operations.
 #[derive(MergedObject, Default)]
-pub struct Query(users::UserQuery, sessions::SessionQuery, audit::AuditQuery);
+pub struct Query(
+    users::UserQuery,
+    sessions::SessionQuery,
+    audit::AuditQuery,
+    social::SocialQuery,
+);
 
 /// Operations that change state.
 #[derive(MergedObject, Default)]
@@ -38,6 +44,7 @@ pub struct Mutation(
     account::AccountMutation,
     users::UserMutation,
     second_factor::SecondFactorMutation,
+    social::SocialMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -71,6 +78,7 @@ pub fn schema(services: &Services, limits: Limits) -> AppSchema {
         .data(services.users.clone())
         .data(services.audit.clone())
         .data(services.mfa.clone())
+        .data(services.social.clone())
         .finish()
 }
 

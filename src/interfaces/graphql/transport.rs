@@ -123,3 +123,42 @@ pub(super) fn refuses_session(error: &ServiceError) -> bool {
             | ServiceError::EmailNotVerified
     )
 }
+
+/// The browser's social sign-in binding (the HttpOnly `authgraph-oidc` cookie): the value it
+/// brought, and a new one for the response to set. Present on every request, whatever the
+/// session transport: a bearer SPA's browser holds the binding too.
+#[derive(Default)]
+pub struct SocialBinding {
+    presented: Option<String>,
+    set: Mutex<Option<String>>,
+}
+
+impl SocialBinding {
+    pub fn new(presented: Option<String>) -> Self {
+        Self {
+            presented,
+            set: Mutex::default(),
+        }
+    }
+
+    /// The binding the browser brought.
+    pub fn presented(&self) -> Option<&str> {
+        self.presented.as_deref()
+    }
+
+    /// Sets the cookie to `value` in the response.
+    pub fn hold(&self, value: String) {
+        *self
+            .set
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(value);
+    }
+
+    /// What the response sets, if anything.
+    pub fn to_set(&self) -> Option<String> {
+        self.set
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}

@@ -72,6 +72,12 @@ impl User {
         self.0.mfa_enabled_at.is_some()
     }
 
+    /// The identities at OpenID providers linked to the account, oldest first. Readable by
+    /// the user and by administrators.
+    async fn identities(&self, ctx: &Context<'_>) -> Result<Vec<super::social::SocialIdentity>> {
+        super::social::identities_of(ctx, self.0.id).await
+    }
+
     /// Unused recovery codes of the second factor; only for the user themselves (`null` for
     /// anyone else, and without a second factor).
     async fn recovery_codes_remaining(&self, ctx: &Context<'_>) -> Result<Option<i32>> {

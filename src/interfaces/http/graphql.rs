@@ -195,9 +195,18 @@ async fn execute(
         transport,
     );
     let marker = ExecutionMarker::default();
+    let binding = std::sync::Arc::new(super::social::presented_binding(
+        headers,
+        state.settings.secure_cookies,
+    ));
     let mut response = state
         .schema
-        .execute(request.data(context).data(marker.clone()))
+        .execute(
+            request
+                .data(context)
+                .data(marker.clone())
+                .data(binding.clone()),
+        )
         .await;
     finish_response(&mut response, super::observe::id_text(request_id));
     // The schema's name for what ran, never the client's `operationName` (unbounded text).
@@ -227,6 +236,11 @@ async fn execute(
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
     };
+    if let Some(value) = super::social::binding_cookie(&binding, state.settings.secure_cookies) {
+        http_response
+            .headers_mut()
+            .append(header::SET_COOKIE, value);
+    }
     if let (Some(session), Some(cookies)) = (cookie_session, &state.settings.session_cookies) {
         let headers = http_response.headers_mut();
         // `guard.rs` marks every response `Cache-Control: no-store`, so no cache keeps these.

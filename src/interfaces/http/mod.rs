@@ -15,6 +15,7 @@ mod observe;
 mod problem;
 mod request_json;
 mod server;
+mod social;
 #[cfg(feature = "test-hooks")]
 mod test_hooks;
 mod well_known;
@@ -62,6 +63,8 @@ pub struct HttpSettings {
     pub hsts: bool,
     /// Browser sessions in cookies; `None` when only bearer tokens are used.
     pub session_cookies: Option<CookieSettings>,
+    /// Whether cookies are `Secure` (`__Host-`): in production.
+    pub secure_cookies: bool,
 }
 
 /// Shared handles for the handlers; cheap to clone.
@@ -80,6 +83,8 @@ pub struct AppState {
     /// The public keys of access tokens, and where verifiers find them.
     pub keys: Arc<dyn PublishedKeys>,
     pub discovery: Arc<Discovery>,
+    /// Social sign-in, for the providers' callback.
+    pub social: Arc<crate::application::SocialService>,
 }
 
 /// `/metrics`, for a listener of its own (`METRICS_ADDR`): what it tells (request rates,
@@ -97,7 +102,8 @@ pub fn router(state: AppState) -> Router {
             "/graphql",
             get(graphql::get_graphql).post(graphql::post_graphql),
         )
-        .route("/graphiql/{version}/{file}", get(graphiql::asset));
+        .route("/graphiql/{version}/{file}", get(graphiql::asset))
+        .route(crate::config::CALLBACK_PATH, get(social::callback));
     #[cfg(feature = "test-hooks")]
     let work = work.merge(test_hooks::routes());
     // The probes answer however busy the server is.
