@@ -31,5 +31,6 @@ mod recovery;
 mod register;
 mod schema;
 mod sessions;
+mod social;
 mod startup;
 mod upgrade;
