@@ -219,7 +219,7 @@ impl SocialService {
             invalid("redirectTo must be an absolute http:// or https:// URL of your frontend.")
         })?;
         let policy = &self.deps.policy;
-        let allowed = policy.redirect_origins.iter().any(|o| *o == origin)
+        let allowed = policy.redirect_origins.contains(&origin)
             || (policy.any_localhost && is_loopback_origin(&origin));
         if !allowed {
             return Err(invalid(
