@@ -7,13 +7,13 @@ use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
 
 use crate::application::social_ports::ProviderInfo;
 use crate::application::{ServiceError, SocialService};
-use crate::domain::{OpaqueToken, SocialIdentity as DomainIdentity};
+use crate::domain::OpaqueToken;
 
 use super::browser_session;
 use super::context::{caller, client, service};
 use super::error::graphql_error;
 use super::transport::SocialBinding;
-use super::types::{AuthPayload, DateTime};
+use super::types::AuthPayload;
 
 #[derive(Default)]
 pub struct SocialQuery;
@@ -35,31 +35,6 @@ impl From<ProviderInfo> for SocialProvider {
         Self {
             id: info.id.to_string(),
             name: info.name,
-        }
-    }
-}
-
-/// An identity at a provider, linked to the account.
-#[derive(SimpleObject)]
-pub struct SocialIdentity {
-    /// The provider's id.
-    provider: String,
-    /// The provider's identifier of the user (with the provider's issuer, what the identity
-    /// is keyed on; never the email).
-    subject: String,
-    /// The address the provider gave when it was linked, if any.
-    email: Option<String>,
-    /// When it was linked.
-    linked_at: DateTime,
-}
-
-impl From<DomainIdentity> for SocialIdentity {
-    fn from(identity: DomainIdentity) -> Self {
-        Self {
-            provider: identity.provider.to_string(),
-            subject: identity.key.subject().to_owned(),
-            email: identity.email.map(|e| e.as_str().to_owned()),
-            linked_at: DateTime(identity.linked_at),
         }
     }
 }
@@ -207,19 +182,4 @@ impl SocialMutation {
             .map_err(graphql_error)?;
         Ok(true)
     }
-}
-
-/// `User.identities`, for the user and administrators.
-pub async fn identities_of(
-    ctx: &Context<'_>,
-    user: crate::domain::UserId,
-) -> Result<Vec<SocialIdentity>> {
-    let caller = caller(ctx).await?;
-    Ok(service::<SocialService>(ctx)?
-        .identities(&caller, user)
-        .await
-        .map_err(graphql_error)?
-        .into_iter()
-        .map(SocialIdentity::from)
-        .collect())
 }

@@ -74,8 +74,17 @@ impl User {
 
     /// The identities at OpenID providers linked to the account, oldest first. Readable by
     /// the user and by administrators.
-    async fn identities(&self, ctx: &Context<'_>) -> Result<Vec<super::social::SocialIdentity>> {
-        super::social::identities_of(ctx, self.0.id).await
+    async fn identities(&self, ctx: &Context<'_>) -> Result<Vec<SocialIdentity>> {
+        let caller = super::context::caller(ctx).await?;
+        Ok(
+            super::context::service::<crate::application::SocialService>(ctx)?
+                .identities(&caller, self.0.id)
+                .await
+                .map_err(graphql_error)?
+                .into_iter()
+                .map(SocialIdentity::from)
+                .collect(),
+        )
     }
 
     /// Unused recovery codes of the second factor; only for the user themselves (`null` for
@@ -518,4 +527,29 @@ pub async fn audit_connection_of(
     Ok(connection(listed.page, listed.total, |event| {
         (IdCursor(event.id), AuditEvent(event))
     }))
+}
+
+/// An identity at a provider, linked to the account.
+#[derive(SimpleObject)]
+pub struct SocialIdentity {
+    /// The provider's id.
+    provider: String,
+    /// The provider's identifier of the user (with the provider's issuer, what the identity
+    /// is keyed on; never the email).
+    subject: String,
+    /// The address the provider gave when it was linked, if any.
+    email: Option<String>,
+    /// When it was linked.
+    linked_at: DateTime,
+}
+
+impl From<domain::SocialIdentity> for SocialIdentity {
+    fn from(identity: domain::SocialIdentity) -> Self {
+        Self {
+            provider: identity.provider.to_string(),
+            subject: identity.key.subject().to_owned(),
+            email: identity.email.map(|e| e.as_str().to_owned()),
+            linked_at: DateTime(identity.linked_at),
+        }
+    }
 }
