@@ -37,6 +37,7 @@ use super::sessions::{SessionService, SignedIn};
 use super::social_ports::{
     AuthorizationResponse, FlowSecrets, ProviderError, ProviderInfo, SocialProviders,
 };
+use super::throttle::Throttle;
 
 /// The longest `redirectTo` accepted (the column's size).
 pub const MAX_REDIRECT_LEN: usize = 2048;
@@ -52,8 +53,12 @@ pub struct SocialPolicy {
     pub link_lifetime: Duration,
     /// Whether a provider's `amr` second factor stands in for the account's own.
     pub trust_provider_mfa: bool,
-    /// Whether a finished flow sets session cookies (`SESSION_COOKIES`) or hands a code.
-    pub cookies: bool,
+    /// Flows one browser (binding cookie) may have under way at once; beyond, starting
+    /// another is refused (RATE_LIMITED) until one ends or expires.
+    pub max_flows_per_binding: u64,
+    /// Flows under way at once, over every browser: beyond, starting one is refused
+    /// (RATE_LIMITED), so a flood from many addresses cannot fill the table.
+    pub max_live_flows: u64,
     /// The origins `redirectTo` may point to (`https://app.example`), lower-case.
     pub redirect_origins: Vec<String>,
     /// Whether any `localhost`/loopback origin is allowed too (development).
@@ -111,6 +116,7 @@ pub struct SocialDeps {
     pub links: Arc<AccountLinks>,
     pub clock: Arc<dyn Clock>,
     pub audit: AuditTrail,
+    pub throttle: Arc<Throttle>,
     pub policy: SocialPolicy,
 }
 
@@ -138,13 +144,18 @@ impl SocialService {
 
     /// Starts a sign-in (`caller` = `None`) or the linking of an identity to the caller's
     /// account (which needs a recent authentication). `binding` is the browser's binding
-    /// cookie, if it has one.
+    /// cookie, if it has one; `delivery` how the request that starts the flow holds its
+    /// session (cookies or tokens), which is how the callback hands over the new one.
+    /// Anonymous, so bounded: the address's allowance (RATE_LIMIT_SOCIAL), the browser's
+    /// flows under way and everyone's.
     pub async fn start(
         &self,
         provider: &str,
         redirect_to: &str,
         caller: Option<&Principal>,
         binding: Option<OpaqueToken>,
+        delivery: Delivery,
+        client: &ClientInfo,
     ) -> Result<Started, ServiceError> {
         let provider = ProviderId::parse(provider)
             .ok()
@@ -170,18 +181,20 @@ impl SocialService {
                 }
             }
         };
-        let state = OpaqueToken::generate().map_err(ServiceError::internal)?;
+        self.deps.throttle.social_flow(client).await?;
+        let now = self.deps.clock.now();
         let binding = match binding {
             Some(binding) => binding,
             None => OpaqueToken::generate().map_err(ServiceError::internal)?,
         };
+        self.room_for_a_flow(&binding, now).await?;
+        let state = OpaqueToken::generate().map_err(ServiceError::internal)?;
         let redirect = self
             .deps
             .providers
             .authorization_redirect(&provider, state.expose())
             .await
             .map_err(provider_failure)?;
-        let now = self.deps.clock.now();
         let flow = SocialFlow {
             id: state.hash(),
             provider,
@@ -190,11 +203,7 @@ impl SocialService {
             pkce_verifier: redirect.pkce_verifier,
             nonce: redirect.nonce,
             redirect_to,
-            delivery: if self.deps.policy.cookies {
-                Delivery::Cookies
-            } else {
-                Delivery::Code
-            },
+            delivery,
             created_at: now,
             expires_at: now + self.deps.policy.flow_lifetime,
         };
@@ -203,6 +212,33 @@ impl SocialService {
             authorization_url: redirect.url,
             binding,
         })
+    }
+
+    /// Refuses a new flow past the browser's or everyone's cap of flows under way: the
+    /// table stays bounded whoever floods it (a cap that cannot be checked refuses too).
+    async fn room_for_a_flow(
+        &self,
+        binding: &OpaqueToken,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), ServiceError> {
+        let policy = &self.deps.policy;
+        let full = |what: &str| {
+            tracing::warn!(
+                cap = what,
+                "social sign-in flow refused: too many under way"
+            );
+            ServiceError::RateLimited {
+                retry_after_secs: 60,
+            }
+        };
+        let flows = &self.deps.flows;
+        if flows.live_flows(Some(&binding.hash()), now).await? >= policy.max_flows_per_binding {
+            return Err(full("browser"));
+        }
+        if flows.live_flows(None, now).await? >= policy.max_live_flows {
+            return Err(full("global"));
+        }
+        Ok(())
     }
 
     /// Refuses a `redirectTo` that is not an absolute http(s) URL on an allowed origin: the
@@ -784,7 +820,14 @@ mod tests {
         let started = h
             .services
             .social
-            .start("corp", APP, caller, None)
+            .start(
+                "corp",
+                APP,
+                caller,
+                None,
+                Delivery::Code,
+                &ClientInfo::default(),
+            )
             .await
             .unwrap();
         let state = started
@@ -1005,7 +1048,18 @@ mod tests {
         assert_eq!(param(&denied, "error").as_deref(), Some("invalid_response"));
         h.providers
             .fail_start(ProviderError::Unavailable("down".into()));
-        let start = h.services.social.start("corp", APP, None, None).await;
+        let start = h
+            .services
+            .social
+            .start(
+                "corp",
+                APP,
+                None,
+                None,
+                Delivery::Code,
+                &ClientInfo::default(),
+            )
+            .await;
         assert!(
             matches!(start, Err(ServiceError::Unavailable { .. })),
             "{start:?}"
@@ -1022,7 +1076,18 @@ mod tests {
             "/relative",
             "javascript:alert(1)",
         ] {
-            let refused = h.services.social.start("corp", bad, None, None).await;
+            let refused = h
+                .services
+                .social
+                .start(
+                    "corp",
+                    bad,
+                    None,
+                    None,
+                    Delivery::Code,
+                    &ClientInfo::default(),
+                )
+                .await;
             assert!(
                 matches!(
                     refused,
@@ -1038,11 +1103,29 @@ mod tests {
         assert!(
             h.services
                 .social
-                .start("corp", &long, None, None)
+                .start(
+                    "corp",
+                    &long,
+                    None,
+                    None,
+                    Delivery::Code,
+                    &ClientInfo::default()
+                )
                 .await
                 .is_err()
         );
-        let unknown = h.services.social.start("google", APP, None, None).await;
+        let unknown = h
+            .services
+            .social
+            .start(
+                "google",
+                APP,
+                None,
+                None,
+                Delivery::Code,
+                &ClientInfo::default(),
+            )
+            .await;
         assert!(matches!(
             unknown,
             Err(ServiceError::InvalidInput {
@@ -1163,6 +1246,99 @@ mod tests {
         assert!(h.user(ada.user.id).await.is_some(), "nothing replaced");
     }
 
+    fn from_address(ip: &str) -> ClientInfo {
+        ClientInfo {
+            ip: Some(ip.parse().unwrap()),
+            user_agent: None,
+        }
+    }
+
+    async fn start_from(
+        h: &Harness,
+        binding: Option<&OpaqueToken>,
+        client: &ClientInfo,
+    ) -> Result<Started, ServiceError> {
+        h.services
+            .social
+            .start(
+                "corp",
+                APP,
+                None,
+                binding.map(|b| OpaqueToken::from_client(b.expose().to_owned())),
+                Delivery::Code,
+                client,
+            )
+            .await
+    }
+
+    fn limited(result: &Result<Started, ServiceError>) -> bool {
+        matches!(result, Err(ServiceError::RateLimited { retry_after_secs }) if *retry_after_secs > 0)
+    }
+
+    #[tokio::test]
+    async fn starting_flows_is_limited_per_client_address() {
+        let mut policies = crate::application::testing::policies();
+        policies.throttle.social_per_ip = Some(crate::application::ports::Quota {
+            burst: 3,
+            period: std::time::Duration::from_secs(600),
+        });
+        let h = Harness::with(policies).await;
+        let flooder = from_address("203.0.113.7");
+        for _ in 0..3 {
+            start_from(&h, None, &flooder).await.unwrap();
+        }
+        let refused = start_from(&h, None, &flooder).await;
+        assert!(limited(&refused), "{refused:?}");
+        // Another address keeps its own allowance.
+        start_from(&h, None, &from_address("198.51.100.1"))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn flows_under_way_are_capped_per_browser_and_overall() {
+        let mut policies = crate::application::testing::policies();
+        policies.social.max_flows_per_binding = 2;
+        policies.social.max_live_flows = 4;
+        let h = Harness::with(policies).await;
+        let client = ClientInfo::default();
+        let first = start_from(&h, None, &client).await.unwrap();
+        start_from(&h, Some(&first.binding), &client).await.unwrap();
+        let refused = start_from(&h, Some(&first.binding), &client).await;
+        assert!(
+            limited(&refused),
+            "a third flow for one browser: {refused:?}"
+        );
+        // A flow that ends makes room for that browser again.
+        let state = first
+            .authorization_url
+            .split_once("state=")
+            .unwrap()
+            .1
+            .to_owned();
+        h.providers
+            .answer(Ok(identity("s-cap", Some("cap@example.com"), true)));
+        come_back(&h, &state, &first.binding).await;
+        start_from(&h, Some(&first.binding), &client).await.unwrap();
+        // Dropping the cookie (a new binding each time) still meets the global cap.
+        start_from(&h, None, &client).await.unwrap();
+        start_from(&h, None, &client).await.unwrap();
+        let refused = start_from(&h, None, &client).await;
+        assert!(limited(&refused), "past the global cap: {refused:?}");
+        assert_eq!(
+            h.stores
+                .social_flows
+                .live_flows(None, h.clock.now())
+                .await
+                .unwrap(),
+            4,
+            "nothing stored for a refused start"
+        );
+        // Expired flows do not count.
+        h.clock.advance(Duration::minutes(11));
+        start_from(&h, Some(&first.binding), &client).await.unwrap();
+    }
+
     async fn with_second_factor(h: &Harness, trust: bool) -> (Harness, UserId) {
         let _ = h;
         let mut policies = crate::application::testing::policies();
@@ -1268,7 +1444,14 @@ mod tests {
         let refused = h
             .services
             .social
-            .start("corp", APP, Some(&stale), None)
+            .start(
+                "corp",
+                APP,
+                Some(&stale),
+                None,
+                Delivery::Code,
+                &ClientInfo::default(),
+            )
             .await;
         assert!(matches!(
             refused,

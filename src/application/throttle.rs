@@ -58,6 +58,9 @@ pub struct ThrottlePolicy {
     /// and per account.
     pub code_per_ip: Option<Quota>,
     pub code_per_account: Option<Quota>,
+    /// Social sign-in flows started (`startSocialSignIn`, `linkSocialIdentity`), per address:
+    /// each one stores a flow until it ends or expires.
+    pub social_per_ip: Option<Quota>,
     /// Applies to wrong passwords and, with counts of their own, to wrong second-factor
     /// codes: someone who has the password still cannot guess codes without bound.
     pub lockout: Option<Lockout>,
@@ -84,6 +87,7 @@ impl Default for ThrottlePolicy {
             email_per_recipient: None,
             code_per_ip: None,
             code_per_account: None,
+            social_per_ip: None,
             lockout: None,
             hashes_per_account: None,
             ipv6_prefix: 64,
@@ -139,6 +143,7 @@ enum Action {
     Confirm,
     Email,
     Code,
+    Social,
 }
 
 impl Action {
@@ -151,6 +156,7 @@ impl Action {
             Action::Confirm => "confirm",
             Action::Email => "email",
             Action::Code => "code",
+            Action::Social => "social",
         }
     }
 }
@@ -321,6 +327,12 @@ impl Throttle {
 
     pub async fn register(&self, client: &ClientInfo) -> Result<(), ServiceError> {
         self.per_ip(Action::Register, client, self.policy.register_per_ip)
+            .await
+    }
+
+    /// Before a social sign-in flow is stored: the address's allowance of flows.
+    pub async fn social_flow(&self, client: &ClientInfo) -> Result<(), ServiceError> {
+        self.per_ip(Action::Social, client, self.policy.social_per_ip)
             .await
     }
 

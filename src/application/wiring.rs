@@ -185,6 +185,7 @@ impl Services {
             links: social_links,
             clock: clock.clone(),
             audit: audit.clone(),
+            throttle: throttle.clone(),
             policy: policies.social,
         }));
         let users = Arc::new(UserService::new(UserDeps {

@@ -283,7 +283,8 @@ impl Config {
             code_lifetime: chrono::Duration::minutes(2),
             link_lifetime: chrono::Duration::hours(1),
             trust_provider_mfa: self.social.social_trust_provider_mfa,
-            cookies: self.browsers.cookies(production).is_some(),
+            max_flows_per_binding: 10,
+            max_live_flows: 10_000,
             redirect_origins: origins,
             any_localhost,
         }

@@ -196,6 +196,16 @@ pub struct RateLimitConfig {
     )]
     pub rate_limit_code_account: QuotaSetting,
 
+    /// Social sign-in flows started (startSocialSignIn, linkSocialIdentity) per client
+    /// address; each one is kept until the browser comes back or it expires.
+    #[arg(
+        long,
+        env = "RATE_LIMIT_SOCIAL",
+        default_value = "20/10m",
+        global = true
+    )]
+    pub rate_limit_social: QuotaSetting,
+
     /// Password hashes one account may have queued or running at once (with RATE_LIMITS on).
     #[arg(
         long,
@@ -242,6 +252,7 @@ impl RateLimitConfig {
             email_per_recipient: self.rate_limit_email_recipient.0,
             code_per_ip: self.rate_limit_code.0,
             code_per_account: self.rate_limit_code_account.0,
+            social_per_ip: self.rate_limit_social.0,
             hashes_per_account: Some(self.password_hashes_per_account.max(1)),
             ipv6_prefix: self.rate_limit_ipv6_prefix,
             lockout: (self.login_lockout_after > 0).then_some(Lockout {

@@ -369,6 +369,12 @@ pub trait SocialFlowStore: Send + Sync {
         binding: &TokenHash,
         now: DateTime<Utc>,
     ) -> Result<Option<SocialFlow>, RepositoryError>;
+    /// How many flows have not expired at `now`: all of them, or those bound to `binding`.
+    async fn live_flows(
+        &self,
+        binding: Option<&TokenHash>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, RepositoryError>;
     /// Stores a new one-time code.
     async fn save_code(&self, code: &SocialCode) -> Result<(), RepositoryError>;
     /// Uses a code of `kind` once, as `take_flow` does.

@@ -27,8 +27,17 @@ fn test_issuer() -> Option<String> {
 
 /// The app with provider `corp` at `issuer`.
 async fn app_with_provider(issuer: &str) -> TestApp {
+    app_with_provider_and(issuer, |_| {}).await
+}
+
+/// The app with provider `corp` at `issuer`, and `more` of its configuration.
+async fn app_with_provider_and(
+    issuer: &str,
+    more: impl FnOnce(&mut authgraph::config::Config),
+) -> TestApp {
     let issuer = issuer.to_owned();
     spawn_app_with(move |config| {
+        more(config);
         config.social.social_providers = vec!["corp".into()];
         for (name, value) in [
             ("SOCIAL_CORP_ISSUER", issuer.as_str()),
@@ -255,4 +264,27 @@ async fn a_redirect_off_the_allowed_origins_is_refused() {
         )
         .await;
     assert_eq!(error_code(&refused), "BAD_USER_INPUT");
+}
+
+#[tokio::test]
+async fn starting_sign_ins_is_rate_limited_per_client_address() {
+    let Some(issuer) = test_issuer() else { return };
+    let app = app_with_provider_and(&issuer, |config| {
+        config.rate_limits.rate_limits = true;
+        config.rate_limits.rate_limit_social = "2/10m".parse().unwrap();
+    })
+    .await;
+    start(&app).await;
+    start(&app).await;
+    let limited = app
+        .graphql(
+            "mutation($i: StartSocialSignInInput!) { startSocialSignIn(input: $i) { authorizationUrl } }",
+            json!({ "i": { "provider": "corp", "redirectTo": DONE } }),
+        )
+        .await;
+    assert_eq!(error_code(&limited), "RATE_LIMITED");
+    assert!(
+        limited["errors"][0]["extensions"]["retryAfter"].as_u64() > Some(0),
+        "{limited}"
+    );
 }

@@ -297,6 +297,18 @@ impl SocialFlowStore for SeaOrmSocialRepository {
         flow_from_row(row).map(Some)
     }
 
+    async fn live_flows(
+        &self,
+        binding: Option<&TokenHash>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, RepositoryError> {
+        let mut live = social_flow::Entity::find().filter(social_flow::Column::ExpiresAt.gt(now));
+        if let Some(binding) = binding {
+            live = live.filter(social_flow::Column::BindingHash.eq(binding.as_str()));
+        }
+        live.count(&self.db).await.map_err(repository_error)
+    }
+
     async fn save_code(&self, code: &SocialCode) -> Result<(), RepositoryError> {
         let identity = &code.identity;
         let insert = social_code::Entity::insert(social_code::ActiveModel {

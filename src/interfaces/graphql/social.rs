@@ -7,12 +7,12 @@ use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
 
 use crate::application::social_ports::ProviderInfo;
 use crate::application::{ServiceError, SocialService};
-use crate::domain::OpaqueToken;
+use crate::domain::{Delivery, OpaqueToken};
 
 use super::browser_session;
-use super::context::{caller, client, service};
+use super::context::{caller, client, request, service};
 use super::error::graphql_error;
-use super::transport::SocialBinding;
+use super::transport::{SocialBinding, Transport};
 use super::types::AuthPayload;
 
 #[derive(Default)]
@@ -109,8 +109,21 @@ async fn start(
     let presented = binding
         .and_then(|b| b.presented())
         .map(|value| OpaqueToken::from_client(value.to_owned()));
+    // The answer travels as this request's session does: a bearer client gets a one-time
+    // code even where cookie sessions are on.
+    let delivery = match &request(ctx)?.transport {
+        Transport::Cookies(_) => Delivery::Cookies,
+        Transport::Bearer => Delivery::Code,
+    };
     let started = service::<SocialService>(ctx)?
-        .start(provider, redirect_to, caller.as_ref(), presented)
+        .start(
+            provider,
+            redirect_to,
+            caller.as_ref(),
+            presented,
+            delivery,
+            &client(ctx)?,
+        )
         .await
         .map_err(graphql_error)?;
     match binding {
