@@ -267,12 +267,15 @@ impl SocialService {
 
     /// The provider sent the browser back: `state` finds the flow, which must be this
     /// browser's (`binding`). `response` is the provider's answer: its code and `iss`, or its
-    /// error name.
+    /// error name. `previous` is the refresh token of the session the browser held in its
+    /// cookies, if any: a sign-in that sets new session cookies ends it, so a session planted
+    /// in the browser is never carried over (fixation), as at any other sign-in.
     pub async fn callback(
         &self,
         state: &str,
         binding: Option<&str>,
         response: Result<AuthorizationResponse, String>,
+        previous: Option<OpaqueToken>,
         client: &ClientInfo,
     ) -> Result<CallbackOutcome, ServiceError> {
         let Some(binding) = binding else {
@@ -343,10 +346,13 @@ impl SocialService {
         let mfa_needed = self.mfa_needed(&user, &identity);
         if flow.delivery == Delivery::Cookies && !mfa_needed {
             return Ok(match self.open(user, &identity, client).await {
-                Ok(signed_in) => CallbackOutcome::Redirect {
-                    to: flow.redirect_to.clone(),
-                    signed_in: Some(Box::new(signed_in)),
-                },
+                Ok(signed_in) => {
+                    self.end_previous(previous, client).await;
+                    CallbackOutcome::Redirect {
+                        to: flow.redirect_to.clone(),
+                        signed_in: Some(Box::new(signed_in)),
+                    }
+                }
                 Err(ServiceError::AccountSuspended) => back(&[("error", "ACCOUNT_SUSPENDED")]),
                 Err(ServiceError::EmailNotVerified) => back(&[("error", "EMAIL_NOT_VERIFIED")]),
                 Err(other) => return Err(other),
@@ -367,6 +373,15 @@ impl SocialService {
             })
             .await?;
         Ok(back(&[("code", code.expose())]))
+    }
+
+    /// Ends the session whose refresh token the browser brought, if it is one.
+    async fn end_previous(&self, previous: Option<OpaqueToken>, client: &ClientInfo) {
+        let Some(previous) = previous else { return };
+        if let Err(error) = self.deps.sessions.logout(previous, client).await {
+            // Already ended, or not a token at all: there is nothing left to end.
+            tracing::debug!(%error, "the browser's previous session was not ended");
+        }
     }
 
     /// Exchanges a callback's one-time code for a session (`finishSocialSignIn`).
@@ -849,6 +864,7 @@ mod tests {
                     code: state.to_owned(),
                     iss: None,
                 }),
+                None,
                 &ClientInfo::default(),
             )
             .await
@@ -980,6 +996,7 @@ mod tests {
                 &state,
                 None,
                 Err("access_denied".into()),
+                None,
                 &ClientInfo::default(),
             )
             .await
@@ -1041,6 +1058,7 @@ mod tests {
                 &state,
                 Some(binding.expose()),
                 Err("<b>evil</b>".into()),
+                None,
                 &ClientInfo::default(),
             )
             .await

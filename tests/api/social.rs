@@ -3,12 +3,14 @@
 //! callback, and the one-time code a bearer client exchanges. Skipped without a provider
 //! unless REQUIRE_ALL_DATABASES=1.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use openidconnect::url::Url;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_no_errors, error_code, skip_unless, spawn_app_with};
+use crate::helpers::{
+    ME, PASSWORD, REGISTER, TestApp, assert_no_errors, error_code, skip_unless, spawn_app_with,
+};
 
 const DONE: &str = "http://localhost:3000/done";
 
@@ -287,4 +289,193 @@ async fn starting_sign_ins_is_rate_limited_per_client_address() {
         limited["errors"][0]["extensions"]["retryAfter"].as_u64() > Some(0),
         "{limited}"
     );
+}
+
+/// The frontend's origin on the deployments with cookie sessions.
+const FRONTEND: &str = "http://localhost:3000";
+
+/// The app with provider `corp` and cookie sessions for pages of `FRONTEND`.
+async fn cookie_app(issuer: &str) -> TestApp {
+    app_with_provider_and(issuer, |config| {
+        config.browsers.session_cookies = true;
+        config.browsers.cors_allowed_origins = vec![FRONTEND.into()];
+    })
+    .await
+}
+
+/// A browser's cookie jar.
+#[derive(Default)]
+struct Jar(BTreeMap<String, String>);
+
+impl Jar {
+    fn header(&self) -> String {
+        self.0
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// Keeps what a response set (and drops what it cleared); the names it set.
+    fn keep(&mut self, response: &reqwest::Response) -> Vec<String> {
+        let mut set = Vec::new();
+        for value in response.headers().get_all("set-cookie") {
+            let cookie = cookie::Cookie::parse(value.to_str().unwrap().to_owned()).unwrap();
+            if cookie.max_age() == Some(cookie::time::Duration::ZERO) {
+                self.0.remove(cookie.name());
+            } else {
+                self.0
+                    .insert(cookie.name().to_owned(), cookie.value().to_owned());
+                set.push(cookie.name().to_owned());
+            }
+        }
+        set
+    }
+
+    fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+
+    /// A request from a page of `FRONTEND` (a fetch with `credentials: 'include'`).
+    async fn post(&mut self, app: &TestApp, query: &str, variables: Value) -> Value {
+        let response = http()
+            .post(app.url("/graphql"))
+            .header("origin", FRONTEND)
+            .header("sec-fetch-site", "same-site")
+            .header("cookie", self.header())
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .unwrap();
+        self.keep(&response);
+        response.json().await.unwrap()
+    }
+
+    /// The provider's redirect back: a top-level navigation from another site, with this
+    /// jar's cookies (all SameSite=Lax, so they come along). The status and `Location`.
+    async fn callback(&mut self, app: &TestApp, query: &str) -> (u16, Option<String>) {
+        let response = http()
+            .get(app.url(&format!("/auth/oidc/callback?{query}")))
+            .header("sec-fetch-site", "cross-site")
+            .header("cookie", self.header())
+            .send()
+            .await
+            .unwrap();
+        self.keep(&response);
+        let location = response
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned());
+        (response.status().as_u16(), location)
+    }
+
+    async fn start(&mut self, app: &TestApp) -> String {
+        let started = self
+            .post(
+                app,
+                "mutation($i: StartSocialSignInInput!) { startSocialSignIn(input: $i) { authorizationUrl } }",
+                json!({ "i": { "provider": "corp", "redirectTo": format!("{FRONTEND}/done") } }),
+            )
+            .await;
+        assert_no_errors(&started);
+        assert!(self.get("authgraph-oidc").is_some(), "a binding cookie");
+        started["data"]["startSocialSignIn"]["authorizationUrl"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+#[tokio::test]
+async fn a_browser_with_cookie_sessions_is_signed_in_by_the_callback_and_its_old_session_ends() {
+    let Some(issuer) = test_issuer() else { return };
+    let app = cookie_app(&issuer).await;
+    let mut browser = Jar::default();
+    // The browser holds a session already (one an attacker could have planted in it).
+    let planted = address("planted");
+    let registered = browser
+        .post(
+            &app,
+            REGISTER,
+            json!({ "input": { "email": planted, "password": PASSWORD } }),
+        )
+        .await;
+    assert_no_errors(&registered);
+    let old_refresh = browser.get("authgraph-refresh").expect("a refresh cookie");
+
+    let email = address("cara");
+    let url = browser.start(&app).await;
+    let query = at_provider(&url, &format!("verified:{email}")).await;
+    let before = browser.0.clone();
+    let (status, location) = browser.callback(&app, &query).await;
+    assert_eq!(status, 303);
+    // Signed in by cookies: redirectTo as it was, no code and never a token in the URL.
+    assert_eq!(
+        location.as_deref(),
+        Some(format!("{FRONTEND}/done").as_str())
+    );
+    let new_refresh = browser.get("authgraph-refresh").unwrap();
+    assert_ne!(new_refresh, old_refresh, "a new session in the cookies");
+    assert_ne!(
+        browser.get("authgraph-access"),
+        before.get("authgraph-access").cloned()
+    );
+
+    let me = browser.post(&app, ME, json!({})).await;
+    assert_no_errors(&me);
+    assert_eq!(me["data"]["me"]["email"], email.as_str());
+
+    // The session the browser held before is over, for whoever kept its cookie.
+    let mut keeper = Jar::default();
+    keeper.0.insert("authgraph-refresh".into(), old_refresh);
+    let refreshed = keeper
+        .post(
+            &app,
+            "mutation { refreshToken { user { email } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&refreshed), "UNAUTHENTICATED", "{refreshed}");
+
+    // The callback replayed in the same browser: the flow was used.
+    assert_eq!(browser.callback(&app, &query).await, (400, None));
+}
+
+#[tokio::test]
+async fn a_bearer_client_on_a_cookie_deployment_gets_a_one_time_code_not_cookies() {
+    let Some(issuer) = test_issuer() else { return };
+    let app = cookie_app(&issuer).await;
+    // No Origin, no session cookies: a bearer client (its browser keeps the binding).
+    let (url, binding) = start(&app).await;
+    let email = address("dan");
+    let query = at_provider(&url, &format!("verified:{email}")).await;
+    let response = http()
+        .get(app.url(&format!("/auth/oidc/callback?{query}")))
+        .header("cookie", binding)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 303);
+    let session_cookies: Vec<_> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .filter(|c| c.starts_with("authgraph-access") || c.starts_with("authgraph-refresh"))
+        .collect();
+    assert!(session_cookies.is_empty(), "{session_cookies:?}");
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let code = param(&location, "code").expect("a one-time code");
+    let finished = finish(&app, &code).await;
+    assert_no_errors(&finished);
+    assert!(finished["data"]["finishSocialSignIn"]["accessToken"].is_string());
+
+    // And a browser page on the same deployment gets cookies, not a code.
+    let mut browser = Jar::default();
+    let url = browser.start(&app).await;
+    let query = at_provider(&url, &format!("verified:{}", address("eve"))).await;
+    let (status, location) = browser.callback(&app, &query).await;
+    assert_eq!(status, 303);
+    assert_eq!(param(&location.unwrap(), "code"), None);
+    assert!(browser.get("authgraph-refresh").is_some());
 }

@@ -115,6 +115,12 @@ impl CookieSettings {
         ))))
     }
 
+    /// The refresh cookie's value, whatever the request's origin (the provider's redirect
+    /// back to the social sign-in callback is a top-level navigation from another site).
+    pub fn refresh_token(&self, headers: &HeaderMap) -> Option<String> {
+        self.presented(headers).1
+    }
+
     /// The session cookies' values, from every `Cookie` header; the first of a name wins.
     fn presented(&self, headers: &HeaderMap) -> (Option<String>, Option<String>) {
         let (mut access, mut refresh) = (None, None);

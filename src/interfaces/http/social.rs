@@ -11,6 +11,7 @@ use serde::Deserialize;
 use crate::application::social::CallbackOutcome;
 use crate::application::social_ports::AuthorizationResponse;
 use crate::application::{ClientInfo, ServiceError};
+use crate::domain::OpaqueToken;
 use crate::interfaces::graphql::{CookieChange, CookieChanges, SocialBinding};
 
 use super::AppState;
@@ -89,9 +90,21 @@ pub async fn callback(
             .map(str::to_owned),
         ip: Some(state.settings.trusted_proxies.client_ip(peer, &headers)),
     };
+    let previous = state
+        .settings
+        .session_cookies
+        .as_ref()
+        .and_then(|cookies| cookies.refresh_token(&headers))
+        .map(OpaqueToken::from_client);
     let outcome = state
         .social
-        .callback(&flow_state, binding.presented(), response, &client)
+        .callback(
+            &flow_state,
+            binding.presented(),
+            response,
+            previous,
+            &client,
+        )
         .await;
     match outcome {
         Ok(CallbackOutcome::NoFlow) => no_flow(),
