@@ -604,9 +604,16 @@ impl SocialService {
         Ok(())
     }
 
-    /// Follows the link emailed to an account: links the identity it was sent for.
+    /// Follows the link emailed to an account (`confirmSocialLink`): links the identity it
+    /// was sent for. Once only, within its lifetime, and only while the account is as it was
+    /// when the link was sent: a change since (a new password or email, a suspension, …)
+    /// voids it, like the account's other emailed links.
     pub async fn confirm_link(&self, token: &str, client: &ClientInfo) -> Result<(), ServiceError> {
         let now = self.deps.clock.now();
+        let invalid = || ServiceError::InvalidInput {
+            field: "token",
+            message: "This link is invalid, was already used, or has expired.".into(),
+        };
         let code = self
             .deps
             .flows
@@ -616,10 +623,18 @@ impl SocialService {
                 now,
             )
             .await?
-            .ok_or_else(|| ServiceError::InvalidInput {
-                field: "token",
-                message: "This link is invalid, was already used, or has expired.".into(),
-            })?;
+            .ok_or_else(invalid)?;
+        let account = self
+            .deps
+            .users
+            .find_by_id(code.user_id)
+            .await?
+            .ok_or_else(invalid)?;
+        // `>=`: a database that keeps whole seconds must not let a change in the same second
+        // through; an account changed with its link being sent only has to sign in again.
+        if account.updated_at >= code.created_at || account.suspension.is_some() {
+            return Err(invalid());
+        }
         match self.link(code.user_id, &code.identity, client).await? {
             Ok(()) => Ok(()),
             Err(_) => Err(ServiceError::Conflict(
@@ -1162,6 +1177,7 @@ mod tests {
             .mark_email_verified(ada.user.id, &ada.user.email, h.clock.now())
             .await
             .unwrap();
+        h.clock.advance(Duration::seconds(1));
         h.settle().await;
         let before = h.sent().len();
 

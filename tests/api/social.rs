@@ -479,3 +479,110 @@ async fn a_bearer_client_on_a_cookie_deployment_gets_a_one_time_code_not_cookies
     assert_eq!(param(&location.unwrap(), "code"), None);
     assert!(browser.get("authgraph-refresh").is_some());
 }
+
+const CONFIRM_LINK: &str = "mutation($i: ConfirmSocialLinkInput!) { confirmSocialLink(input: $i) }";
+
+/// An account whose address is proved, signed in: its access token.
+async fn verified_account(app: &TestApp, email: &str) -> String {
+    let signed_up = app.register(email, PASSWORD).await;
+    let token = app.link_token(email, "verify-email").await;
+    let verified = app
+        .graphql(
+            "mutation($i: VerifyEmailInput!) { verifyEmail(input: $i) { id } }",
+            json!({ "i": { "token": token } }),
+        )
+        .await;
+    assert_no_errors(&verified);
+    // A link emailed in the second the account last changed is void (whole-second
+    // timestamps on MariaDB): let that second pass.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    signed_up.access_token.expect("a bearer access token")
+}
+
+/// A sign-in with the provider vouching for `email`, which an account proved: refused with
+/// ACCOUNT_EXISTS, and the account is emailed a link; that link's token.
+async fn account_exists(app: &TestApp, email: &str) -> String {
+    let (url, cookie) = start(app).await;
+    let query = at_provider(&url, &format!("verified:{email}")).await;
+    let (_, location) = callback(app, &query, Some(&cookie)).await;
+    assert_eq!(
+        param(&location.unwrap(), "error").as_deref(),
+        Some("ACCOUNT_EXISTS")
+    );
+    app.link_token(email, "link-identity").await
+}
+
+async fn identities(app: &TestApp, token: &str) -> Vec<Value> {
+    let me = app
+        .graphql_as(token, "{ me { identities { provider email } } }", json!({}))
+        .await;
+    assert_no_errors(&me);
+    me["data"]["me"]["identities"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn the_emailed_link_of_an_existing_account_links_the_identity_once() {
+    let Some(issuer) = test_issuer() else { return };
+    let app = app_with_provider(&issuer).await;
+    let email = address("fay");
+    let access = verified_account(&app, &email).await;
+    let token = account_exists(&app, &email).await;
+    assert!(identities(&app, &access).await.is_empty(), "never silently");
+
+    let confirmed = app
+        .graphql(CONFIRM_LINK, json!({ "i": { "token": token } }))
+        .await;
+    assert_no_errors(&confirmed);
+    assert_eq!(confirmed["data"]["confirmSocialLink"], true);
+    assert_eq!(identities(&app, &access).await.len(), 1);
+
+    // Replayed: refused.
+    let replayed = app
+        .graphql(CONFIRM_LINK, json!({ "i": { "token": token } }))
+        .await;
+    assert_eq!(error_code(&replayed), "BAD_USER_INPUT");
+    // A made-up token too.
+    let forged = app
+        .graphql(CONFIRM_LINK, json!({ "i": { "token": "not-a-link" } }))
+        .await;
+    assert_eq!(error_code(&forged), "BAD_USER_INPUT");
+
+    // The provider's sign-in now opens that account.
+    let (url, cookie) = start(&app).await;
+    let query = at_provider(&url, &format!("verified:{email}")).await;
+    let (_, location) = callback(&app, &query, Some(&cookie)).await;
+    let code = param(&location.unwrap(), "code").expect("a code");
+    let signed_in = finish(&app, &code).await;
+    assert_no_errors(&signed_in);
+    assert_eq!(
+        signed_in["data"]["finishSocialSignIn"]["user"]["email"],
+        email.as_str()
+    );
+}
+
+#[tokio::test]
+async fn the_emailed_link_is_void_once_the_account_changed() {
+    let Some(issuer) = test_issuer() else { return };
+    let app = app_with_provider(&issuer).await;
+    let email = address("gus");
+    let access = verified_account(&app, &email).await;
+    let token = account_exists(&app, &email).await;
+    // The owner changes the password (say, fearing the email was someone's attack) before
+    // anyone follows the link.
+    let changed = app
+        .graphql_as(
+            &access,
+            "mutation($i: ChangePasswordInput!) { changePassword(input: $i) }",
+            json!({ "i": { "currentPassword": PASSWORD, "newPassword": "another horse battery staple" } }),
+        )
+        .await;
+    assert_no_errors(&changed);
+
+    let stale = app
+        .graphql(CONFIRM_LINK, json!({ "i": { "token": token } }))
+        .await;
+    assert_eq!(error_code(&stale), "BAD_USER_INPUT");
+    let signed_in = app.sign_in(&email, "another horse battery staple").await;
+    let access = signed_in.access_token.unwrap();
+    assert!(identities(&app, &access).await.is_empty());
+}

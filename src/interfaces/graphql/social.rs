@@ -74,6 +74,13 @@ pub struct LinkSocialIdentityInput {
     redirect_to: String,
 }
 
+/// The link emailed to an account when a sign-in with a provider found it (ACCOUNT_EXISTS).
+#[derive(InputObject)]
+pub struct ConfirmSocialLinkInput {
+    /// The `token` query parameter of the emailed link (`{PUBLIC_URL}/link-identity?token=…`).
+    token: String,
+}
+
 /// The identity to remove.
 #[derive(InputObject)]
 pub struct UnlinkSocialIdentityInput {
@@ -178,6 +185,23 @@ impl SocialMutation {
         #[graphql(desc = "What the operation needs.")] input: LinkSocialIdentityInput,
     ) -> Result<SocialSignInStart> {
         start(ctx, &input.provider, &input.redirect_to, true).await
+    }
+
+    /// Follows the link emailed to an account whose address a provider vouched for
+    /// (ACCOUNT_EXISTS): links that identity to the account, so it signs in there from now
+    /// on. Works once, within an hour, and only while the account is unchanged since the
+    /// email (a new password or email voids it): `BAD_USER_INPUT` otherwise. `CONFLICT` when
+    /// the identity, or another at that provider, is linked already. Signs no one in.
+    async fn confirm_social_link(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What the operation needs.")] input: ConfirmSocialLinkInput,
+    ) -> Result<bool> {
+        service::<SocialService>(ctx)?
+            .confirm_link(&input.token, &client(ctx)?)
+            .await
+            .map_err(graphql_error)?;
+        Ok(true)
     }
 
     /// Removes the account's identity at a provider (needs a recent authentication).
