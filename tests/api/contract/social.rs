@@ -1004,3 +1004,36 @@ async fn an_expired_code_is_never_taken_and_expired_state_is_purged() {
         Some(new_flow)
     );
 }
+
+#[tokio::test]
+async fn live_flows_are_counted_per_binding_and_overall_and_expired_ones_are_not() {
+    let social = Social::new().await;
+    let (mine, theirs) = (hash(), hash());
+    let first = flow(&mine, 600);
+    for saved in [
+        &first,
+        &flow(&mine, 600),
+        &flow(&theirs, 600),
+        &flow(&mine, 30),
+    ] {
+        social.flows.save_flow(saved).await.unwrap();
+    }
+    let live = |binding: Option<TokenHash>, seconds| {
+        let flows = social.flows.clone();
+        async move {
+            flows
+                .live_flows(binding.as_ref(), at(seconds))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(live(Some(mine.clone()), 10).await, 3);
+    assert_eq!(live(Some(theirs.clone()), 10).await, 1);
+    assert_eq!(live(None, 10).await, 4);
+    // One expired, one used.
+    assert_eq!(live(Some(mine.clone()), 30).await, 2);
+    assert!(social.take_flow(&first, &mine, 40).await.is_some());
+    assert_eq!(live(Some(mine.clone()), 40).await, 1);
+    assert_eq!(live(None, 40).await, 2);
+    assert_eq!(live(None, 600).await, 0);
+}
