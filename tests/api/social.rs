@@ -586,3 +586,77 @@ async fn the_emailed_link_is_void_once_the_account_changed() {
     let access = signed_in.access_token.unwrap();
     assert!(identities(&app, &access).await.is_empty());
 }
+
+/// `query` with its parameter `name` set to `value`.
+fn with_param(query: &str, name: &str, value: &str) -> String {
+    let mut url = Url::parse(&format!("http://x/?{query}")).unwrap();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(n, v)| {
+            let v = if n == name {
+                value.to_owned()
+            } else {
+                v.into_owned()
+            };
+            (n.into_owned(), v)
+        })
+        .collect();
+    url.query_pairs_mut().clear().extend_pairs(pairs);
+    url.query().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn an_answer_naming_another_issuer_is_refused_and_the_flow_is_spent() {
+    let Some(issuer) = test_issuer() else { return };
+    let app = app_with_provider(&issuer).await;
+    let (url, cookie) = start(&app).await;
+    let query = at_provider(&url, &format!("verified:{}", address("ivy"))).await;
+    assert!(
+        query.contains("iss="),
+        "the provider sends RFC 9207 iss: {query}"
+    );
+    let forged = with_param(&query, "iss", "https://evil.example");
+    let (status, location) = callback(&app, &forged, Some(&cookie)).await;
+    assert_eq!(status, 303);
+    let location = location.unwrap();
+    assert_eq!(
+        param(&location, "error").as_deref(),
+        Some("invalid_response")
+    );
+    assert_eq!(param(&location, "code"), None);
+    // The genuine answer afterwards finds no flow: one try per flow.
+    assert_eq!(callback(&app, &query, Some(&cookie)).await, (400, None));
+}
+
+#[tokio::test]
+async fn a_code_from_another_flow_fails_its_pkce_verifier() {
+    let Some(issuer) = test_issuer() else { return };
+    let app = app_with_provider(&issuer).await;
+    // The victim's flow, and an attacker's own flow whose code they inject into it (code
+    // injection): the victim's verifier does not match the attacker's challenge.
+    let (victim_url, victim_cookie) = start(&app).await;
+    let victim = at_provider(&victim_url, &format!("verified:{}", address("jo"))).await;
+    let (attacker_url, _) = start(&app).await;
+    let attacker = at_provider(&attacker_url, &format!("verified:{}", address("mal"))).await;
+    let injected_code = param(&format!("http://x/?{attacker}"), "code").unwrap();
+    let injected = with_param(&victim, "code", &injected_code);
+    let (status, location) = callback(&app, &injected, Some(&victim_cookie)).await;
+    assert_eq!(status, 303);
+    let location = location.unwrap();
+    assert_eq!(
+        param(&location, "error").as_deref(),
+        Some("invalid_response")
+    );
+    assert_eq!(param(&location, "code"), None);
+}
+
+#[tokio::test]
+async fn a_flow_older_than_ten_minutes_finds_nothing() {
+    let Some(issuer) = test_issuer() else { return };
+    let app = app_with_provider(&issuer).await;
+    let (url, cookie) = start(&app).await;
+    let query = at_provider(&url, &format!("verified:{}", address("kim"))).await;
+    app.clock
+        .advance(std::time::Duration::from_secs(10 * 60 + 1));
+    assert_eq!(callback(&app, &query, Some(&cookie)).await, (400, None));
+}
