@@ -220,6 +220,25 @@ mod tests {
     }
 
     #[test]
+    fn methods_read_back_from_their_amr_and_their_stored_name() {
+        for methods in [
+            AuthMethods::Password,
+            AuthMethods::PasswordAndOtp,
+            AuthMethods::Passkey,
+            AuthMethods::PasswordAndPasskey,
+        ] {
+            assert_eq!(AuthMethods::from_amr(methods.amr()), methods);
+            assert_eq!(AuthMethods::from_stored(Some(methods.as_str())), methods);
+            assert_eq!(
+                methods.includes_second_factor(),
+                methods != AuthMethods::Password
+            );
+        }
+        assert_eq!(AuthMethods::from_amr::<&str>(&[]), AuthMethods::Password);
+        assert_eq!(AuthMethods::from_stored(Some("?")), AuthMethods::Password);
+    }
+
+    #[test]
     fn a_session_is_active_until_it_expires_or_is_revoked() {
         let now = Utc::now();
         assert!(session(Duration::minutes(5), false).is_active_at(now));
