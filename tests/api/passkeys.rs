@@ -37,10 +37,8 @@ struct Holder {
 async fn registered(app: &TestApp) -> (String, String, String) {
     let email = unique_email();
     let signed_up = app.register(&email, PASSWORD).await;
-    let token = signed_up["accessToken"].as_str().unwrap().to_owned();
-    let me = app.me(&token).await;
-    let id = data_str(&me, &["me", "id"]).to_owned();
-    (email, id, token)
+    let token = signed_up.access();
+    (email, signed_up.user.id, token)
 }
 
 /// Enrols a passkey of `device` for the account behind `token`; the whole response.
