@@ -12,17 +12,20 @@ use chrono::Duration;
 use serde_json::Value;
 
 use crate::domain::{
-    AccountStore, AuditKind, AuthMethods, Ceremony, CeremonyBinding, CeremonyId, CeremonyPurpose,
-    CredentialId, Passkey, PasskeyId, PasskeyName, PasskeyStore, PasskeyUse, RepositoryError, User,
-    UserId, ValidationError,
+    AccountStore, AccountTokenRepository, AuditKind, AuthMethods, Ceremony, CeremonyBinding,
+    CeremonyId, CeremonyPurpose, CredentialId, OpaqueToken, Passkey, PasskeyId, PasskeyName,
+    PasskeyRemoval, PasskeyStore, PasskeyUse, RepositoryError, TokenPurpose, User, UserId,
+    ValidationError,
 };
 
 use super::audit::{AuditTrail, Record};
 use super::caller::{ClientInfo, Principal};
 use super::error::{AuthFailure, ServiceError};
+use super::notices::{Notice, SecurityNotices};
 use super::passkey_ports::{PasskeyAccount, PasskeyCeremonies, PasskeyFailure};
 use super::ports::Clock;
-use super::sessions::{SessionService, SignedIn};
+use super::second_factor::MfaPolicy;
+use super::sessions::{Reauthenticated, SessionService, SignedIn};
 use super::throttle::Throttle;
 
 /// How long a ceremony waits for its response, and how many passkeys an account may hold.
@@ -58,6 +61,11 @@ pub struct PasskeyDeps {
     pub clock: Arc<dyn Clock>,
     pub audit: AuditTrail,
     pub throttle: Arc<Throttle>,
+    pub notices: Arc<SecurityNotices>,
+    /// The MFA tickets a passkey completes as a second factor.
+    pub tickets: Arc<dyn AccountTokenRepository>,
+    /// How long tickets live and how many tries each allows.
+    pub mfa: MfaPolicy,
     pub policy: PasskeyPolicy,
 }
 
@@ -70,11 +78,18 @@ pub struct PasskeyService {
     clock: Arc<dyn Clock>,
     audit: AuditTrail,
     throttle: Arc<Throttle>,
+    notices: Arc<SecurityNotices>,
+    tickets: Arc<dyn AccountTokenRepository>,
+    mfa: MfaPolicy,
     policy: PasskeyPolicy,
 }
 
 const TOO_MANY: &str = "This account holds as many passkeys as it may; remove one first.";
 const TAKEN: &str = "This passkey is registered already.";
+const NO_SUCH_PASSKEY: &str = "You have no passkey with this id.";
+const NO_PASSKEY: &str = "This account has no passkey.";
+const LAST_WAY_IN: &str =
+    "This passkey is the last way to sign in to this account: add another first.";
 const CEREMONY_GONE: &str =
     "This passkey ceremony has expired or was finished already; start it again.";
 
@@ -88,6 +103,9 @@ impl PasskeyService {
             clock: deps.clock,
             audit: deps.audit,
             throttle: deps.throttle,
+            notices: deps.notices,
+            tickets: deps.tickets,
+            mfa: deps.mfa,
             policy: deps.policy,
         }
     }
@@ -104,7 +122,7 @@ impl PasskeyService {
         caller: &Principal,
     ) -> Result<PasskeyChallenge, ServiceError> {
         let user = self.account(caller.user_id).await?;
-        self.sessions.require_recent(caller, &user)?;
+        self.sessions.require_recent(caller, &user).await?;
         let existing = self.passkeys.list(user.id).await?;
         if existing.len() >= self.policy.max_per_account {
             return Err(ServiceError::Conflict(TOO_MANY));
@@ -146,8 +164,7 @@ impl PasskeyService {
         client: &ClientInfo,
     ) -> Result<Passkey, ServiceError> {
         let name = PasskeyName::parse(name).map_err(|e| ServiceError::invalid("name", e))?;
-        let user = self.account(caller.user_id).await?;
-        self.sessions.require_recent(caller, &user)?;
+        // Taken first: whatever is refused next, the state is spent.
         let ceremony = self
             .take(
                 challenge,
@@ -155,6 +172,8 @@ impl PasskeyService {
                 &CeremonyBinding::Session(caller.session_id),
             )
             .await?;
+        let user = self.account(caller.user_id).await?;
+        self.sessions.require_recent(caller, &user).await?;
         if ceremony.user_id != Some(user.id) {
             return Err(gone());
         }
@@ -191,6 +210,16 @@ impl PasskeyService {
         self.audit.record(
             Record::own(AuditKind::PasskeyAdded, user.id, client).detail(passkey.name.as_str()),
         );
+        // Someone holding the password and a fresh session could add a passkey of theirs:
+        // the address is told, with a link whose window covers this passkey.
+        self.notices
+            .send(
+                user.id,
+                Notice::PasskeyAdded(passkey.name.clone()),
+                passkey.created_at,
+                client,
+            )
+            .await;
         Ok(passkey)
     }
 
@@ -274,6 +303,267 @@ impl PasskeyService {
         Ok(signed_in)
     }
 
+    /// Renames one of the caller's passkeys (recent authentication needed).
+    pub async fn rename(
+        &self,
+        caller: &Principal,
+        id: PasskeyId,
+        name: &str,
+        client: &ClientInfo,
+    ) -> Result<Passkey, ServiceError> {
+        let name = PasskeyName::parse(name).map_err(|e| ServiceError::invalid("name", e))?;
+        let user = self.account(caller.user_id).await?;
+        self.sessions.require_recent(caller, &user).await?;
+        if !self.passkeys.rename(user.id, id, &name).await? {
+            return Err(ServiceError::NotFound(NO_SUCH_PASSKEY));
+        }
+        self.audit
+            .record(Record::own(AuditKind::PasskeyRenamed, user.id, client).detail(name.as_str()));
+        self.passkeys
+            .list(user.id)
+            .await?
+            .into_iter()
+            .find(|p| p.id == id)
+            .ok_or(ServiceError::NotFound(NO_SUCH_PASSKEY))
+    }
+
+    /// Removes one of the caller's passkeys (recent authentication needed); the address is
+    /// told. Every account has a password today, so a passkey is never its last way to sign
+    /// in, and nothing requires a second factor, so the last one may go.
+    pub async fn remove(
+        &self,
+        caller: &Principal,
+        id: PasskeyId,
+        client: &ClientInfo,
+    ) -> Result<(), ServiceError> {
+        let user = self.account(caller.user_id).await?;
+        self.sessions.require_recent(caller, &user).await?;
+        let Some(passkey) = self
+            .passkeys
+            .list(user.id)
+            .await?
+            .into_iter()
+            .find(|p| p.id == id)
+        else {
+            return Err(ServiceError::NotFound(NO_SUCH_PASSKEY));
+        };
+        match self.passkeys.remove(user.id, id, false).await? {
+            PasskeyRemoval::Removed => {}
+            PasskeyRemoval::NotFound => return Err(ServiceError::NotFound(NO_SUCH_PASSKEY)),
+            PasskeyRemoval::LastPasskey => return Err(ServiceError::Forbidden(LAST_WAY_IN)),
+        }
+        tracing::info!(user_id = %user.id, passkey = %id, "passkey removed");
+        self.audit.record(
+            Record::own(AuditKind::PasskeyRemoved, user.id, client).detail(passkey.name.as_str()),
+        );
+        self.notices
+            .send(
+                user.id,
+                Notice::PasskeyRemoved(passkey.name),
+                self.clock.now(),
+                client,
+            )
+            .await;
+        Ok(())
+    }
+
+    /// Starts a passkey as the second factor of a sign-in that proved the password: the
+    /// ceremony is bound to the sign-in's ticket (its hash), lists the account's passkeys, and
+    /// lives no longer than a ticket does. Each start counts as a try on the ticket.
+    pub async fn start_mfa(
+        &self,
+        ticket: OpaqueToken,
+        client: &ClientInfo,
+    ) -> Result<PasskeyChallenge, ServiceError> {
+        self.throttle.second_factor_from(client).await?;
+        let ticket = ticket.hash();
+        let holder = self
+            .tickets
+            .attempt(
+                &ticket,
+                TokenPurpose::MfaTicket,
+                self.mfa.ticket_attempts,
+                self.clock.now(),
+            )
+            .await?
+            .ok_or(AuthFailure::InvalidMfaTicket)?;
+        let allowed = self.allowed(holder.user_id).await?;
+        let started = self
+            .ceremonies
+            .start_authentication(&allowed)
+            .map_err(ServiceError::internal)?;
+        self.save_for(
+            CeremonyPurpose::Mfa,
+            Some(holder.user_id),
+            CeremonyBinding::Ticket(ticket),
+            started.state,
+            started.options,
+            self.mfa.ticket_lifetime,
+        )
+        .await
+    }
+
+    /// Completes a sign-in with its ticket and a passkey of the ticket's account: the try is
+    /// counted on the ticket first, the ceremony (bound to that ticket) is taken once, the
+    /// assertion verified against the stored passkey, then the ticket is claimed. The session's
+    /// `amr` is `["pwd","webauthn"]`.
+    pub async fn verify_mfa(
+        &self,
+        ticket: OpaqueToken,
+        challenge: CeremonyId,
+        credential: &Value,
+        client: &ClientInfo,
+    ) -> Result<SignedIn, ServiceError> {
+        self.throttle.second_factor_from(client).await?;
+        let now = self.clock.now();
+        let ticket = ticket.hash();
+        let holder = self
+            .tickets
+            .attempt(
+                &ticket,
+                TokenPurpose::MfaTicket,
+                self.mfa.ticket_attempts,
+                now,
+            )
+            .await?
+            .ok_or(AuthFailure::InvalidMfaTicket)?;
+        let user = self.account(holder.user_id).await?;
+        self.throttle.second_factor_of(&user.email).await?;
+        let ceremony = self
+            .take(
+                challenge,
+                CeremonyPurpose::Mfa,
+                &CeremonyBinding::Ticket(ticket.clone()),
+            )
+            .await?;
+        if ceremony.user_id != Some(user.id) {
+            return Err(gone());
+        }
+        let stored = self.owned(&user, credential, client).await?;
+        self.verify(&ceremony, credential, &stored, client).await?;
+        self.throttle.second_factor_succeeded(&user.email).await;
+        // The claim: of concurrent completions of one ticket, one signs in.
+        if self
+            .tickets
+            .consume(&ticket, TokenPurpose::MfaTicket, now)
+            .await?
+            .is_none()
+        {
+            return Err(AuthFailure::InvalidMfaTicket.into());
+        }
+        let signed_in = self
+            .sessions
+            .open(user, AuthMethods::PasswordAndPasskey, client)
+            .await?;
+        self.audit.record(
+            Record::own(AuditKind::LoginSucceeded, signed_in.user.id, client)
+                .detail("second factor: passkey"),
+        );
+        Ok(signed_in)
+    }
+
+    /// Starts proving the signed-in user again with one of their passkeys (step-up), bound to
+    /// the caller's session.
+    pub async fn start_reauthentication(
+        &self,
+        caller: &Principal,
+        client: &ClientInfo,
+    ) -> Result<PasskeyChallenge, ServiceError> {
+        self.throttle.second_factor_from(client).await?;
+        let user = self.account(caller.user_id).await?;
+        let allowed = self.allowed(user.id).await?;
+        let started = self
+            .ceremonies
+            .start_authentication(&allowed)
+            .map_err(ServiceError::internal)?;
+        self.save(
+            CeremonyPurpose::Reauthentication,
+            Some(user.id),
+            CeremonyBinding::Session(caller.session_id),
+            started.state,
+            started.options,
+        )
+        .await
+    }
+
+    /// Proves the signed-in user again with a passkey of theirs (user-verified: two factors),
+    /// in the session that started the ceremony; the session's authentication moves to now,
+    /// as `webauthn`.
+    pub async fn reauthenticate(
+        &self,
+        caller: &Principal,
+        challenge: CeremonyId,
+        credential: &Value,
+        client: &ClientInfo,
+    ) -> Result<Reauthenticated, ServiceError> {
+        self.throttle.second_factor_from(client).await?;
+        let ceremony = self
+            .take(
+                challenge,
+                CeremonyPurpose::Reauthentication,
+                &CeremonyBinding::Session(caller.session_id),
+            )
+            .await?;
+        let user = self.account(caller.user_id).await?;
+        if ceremony.user_id != Some(user.id) {
+            return Err(gone());
+        }
+        self.throttle.second_factor_of(&user.email).await?;
+        let stored = self.owned(&user, credential, client).await?;
+        self.verify(&ceremony, credential, &stored, client).await?;
+        self.throttle.second_factor_succeeded(&user.email).await;
+        self.sessions
+            .reauthenticated(caller, user, AuthMethods::Passkey)
+            .await
+    }
+
+    /// The account's credential ids, for an authentication's options; `CONFLICT` if it has
+    /// no passkey.
+    async fn allowed(&self, user: UserId) -> Result<Vec<CredentialId>, ServiceError> {
+        let allowed: Vec<CredentialId> = self
+            .passkeys
+            .list(user)
+            .await?
+            .into_iter()
+            .map(|p| p.credential_id)
+            .collect();
+        if allowed.is_empty() {
+            return Err(ServiceError::Conflict(NO_PASSKEY));
+        }
+        Ok(allowed)
+    }
+
+    /// The stored passkey an assertion claims to be, which must be `user`'s: another
+    /// account's credential, or an unknown one, is refused (and counted as a wrong code).
+    async fn owned(
+        &self,
+        user: &User,
+        credential: &Value,
+        client: &ClientInfo,
+    ) -> Result<Passkey, ServiceError> {
+        let claimed = self
+            .ceremonies
+            .claimed(credential)
+            .map_err(|failure| self.refused(failure, Some(user.id), client))?;
+        let stored = self
+            .passkeys
+            .find_by_credential(&claimed.credential_id)
+            .await?
+            .filter(|p| p.user_id == user.id)
+            .filter(|_| claimed.user_handle.is_none_or(|h| h == user.id));
+        match stored {
+            Some(stored) => Ok(stored),
+            None => {
+                self.throttle.second_factor_failed(&user.email).await;
+                self.audit.record(
+                    Record::own(AuditKind::MfaFailed, user.id, client)
+                        .detail("a passkey not of this account"),
+                );
+                Err(AuthFailure::InvalidCredentials.into())
+            }
+        }
+    }
+
     /// Verifies an assertion against the stored passkey as it is now and records its use;
     /// a counter that went backwards, a flipped backup eligibility or a use that lost the
     /// race with another (the stored counter moved meanwhile) is refused and audited.
@@ -318,6 +608,27 @@ impl PasskeyService {
         state: String,
         options: Value,
     ) -> Result<PasskeyChallenge, ServiceError> {
+        self.save_for(
+            purpose,
+            user_id,
+            binding,
+            state,
+            options,
+            self.policy.ceremony_lifetime,
+        )
+        .await
+    }
+
+    /// Saves a ceremony living `at_most` (or its usual lifetime, if shorter).
+    async fn save_for(
+        &self,
+        purpose: CeremonyPurpose,
+        user_id: Option<UserId>,
+        binding: CeremonyBinding,
+        state: String,
+        options: Value,
+        at_most: Duration,
+    ) -> Result<PasskeyChallenge, ServiceError> {
         let now = self.clock.now();
         let ceremony = Ceremony {
             id: CeremonyId::generate().map_err(ServiceError::internal)?,
@@ -326,7 +637,7 @@ impl PasskeyService {
             binding,
             state,
             created_at: now,
-            expires_at: now + self.policy.ceremony_lifetime,
+            expires_at: now + self.policy.ceremony_lifetime.min(at_most),
         };
         self.passkeys.save_ceremony(&ceremony).await?;
         Ok(PasskeyChallenge {

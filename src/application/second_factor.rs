@@ -104,7 +104,7 @@ impl MfaService {
     /// unconfirmed one). Needs a recent authentication.
     pub async fn enroll(&self, caller: &Principal) -> Result<Enrollment, ServiceError> {
         let user = self.account(caller.user_id).await?;
-        self.sessions.require_recent(caller, &user)?;
+        self.sessions.require_recent(caller, &user).await?;
         if user.mfa_enabled_at.is_some() {
             return Err(ServiceError::Conflict(ALREADY_ON));
         }
@@ -139,7 +139,7 @@ impl MfaService {
         client: &ClientInfo,
     ) -> Result<Vec<RecoveryCode>, ServiceError> {
         let user = self.account(caller.user_id).await?;
-        self.sessions.require_recent(caller, &user)?;
+        self.sessions.require_recent(caller, &user).await?;
         let factor = match self.factors.find(user.id).await? {
             Some(factor) if factor.confirmed_at.is_none() => factor,
             Some(_) => return Err(ServiceError::Conflict(ALREADY_ON)),
@@ -189,7 +189,7 @@ impl MfaService {
         client: &ClientInfo,
     ) -> Result<(), ServiceError> {
         let user = self.account(caller.user_id).await?;
-        self.sessions.require_recent(caller, &user)?;
+        self.sessions.require_recent(caller, &user).await?;
         self.throttle.second_factor_from(client).await?;
         self.check_code(&user, code, client).await?;
         if !self.factors.remove(user.id).await? {
@@ -219,7 +219,7 @@ impl MfaService {
         if user.mfa_enabled_at.is_none() {
             return Err(ServiceError::Conflict(NOT_ON));
         }
-        self.sessions.require_recent(caller, &user)?;
+        self.sessions.require_recent(caller, &user).await?;
         let codes = RecoveryCode::generate_set().map_err(ServiceError::internal)?;
         let hashes: Vec<_> = codes.iter().map(|c| c.hash(user.id)).collect();
         let now = self.clock.now();

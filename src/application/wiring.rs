@@ -104,6 +104,7 @@ impl Services {
         let sessions = Arc::new(SessionService::new(SessionDeps {
             sessions: stores.sessions.clone(),
             users: stores.accounts.clone(),
+            passkeys: stores.passkeys.clone(),
             reads: stores.reads.clone(),
             tokens,
             clock: clock.clone(),
@@ -135,7 +136,7 @@ impl Services {
             sessions: sessions.clone(),
             throttle: throttle.clone(),
             audit: audit.clone(),
-            policy: policies.mfa,
+            policy: policies.mfa.clone(),
         }));
         let account = Arc::new(AccountService::new(AccountDeps {
             users: stores.accounts.clone(),
@@ -174,6 +175,9 @@ impl Services {
             clock: clock.clone(),
             audit: audit.clone(),
             throttle: throttle.clone(),
+            notices: notices.clone(),
+            tickets: stores.links.clone(),
+            mfa: policies.mfa,
             policy: policies.passkeys,
         }));
         let users = Arc::new(UserService::new(UserDeps {

@@ -42,7 +42,7 @@ async fn registered(app: &TestApp) -> (String, String, String) {
 }
 
 /// Enrols a passkey of `device` for the account behind `token`; the whole response.
-async fn enrol(app: &TestApp, token: &str, device: &mut Device, name: &str) -> Value {
+pub(crate) async fn enrol(app: &TestApp, token: &str, device: &mut Device, name: &str) -> Value {
     let started = app.graphql_as(token, START_REGISTRATION, json!({})).await;
     assert_no_errors(&started);
     let challenge = &started["data"]["startPasskeyRegistration"];
@@ -67,7 +67,7 @@ async fn holder(app: &TestApp, device: &mut Device) -> Holder {
 }
 
 /// A started sign-in: the ceremony id and the options.
-async fn start_sign_in(app: &TestApp) -> (Value, Value) {
+pub(crate) async fn start_sign_in(app: &TestApp) -> (Value, Value) {
     let started = app.graphql(START_SIGN_IN, json!({})).await;
     assert_no_errors(&started);
     let challenge = &started["data"]["startPasskeySignIn"];
@@ -77,7 +77,7 @@ async fn start_sign_in(app: &TestApp) -> (Value, Value) {
     )
 }
 
-async fn finish_sign_in(app: &TestApp, challenge: &Value, credential: &Value) -> Value {
+pub(crate) async fn finish_sign_in(app: &TestApp, challenge: &Value, credential: &Value) -> Value {
     app.graphql(
         FINISH_SIGN_IN,
         json!({ "input": { "challengeId": challenge, "credential": credential } }),
@@ -130,18 +130,30 @@ async fn a_sign_in_with_a_passkey_is_never_asked_for_another_factor() {
     let app = spawn_app().await;
     let mut device = Device::new();
     let holder = holder(&app, &mut device).await;
-    let enrolled = app
+    // The account has a second factor now (the passkey): turning TOTP on takes a session
+    // that proved one, as a passkey sign-in does.
+    let (challenge, options) = start_sign_in(&app).await;
+    let signed_in = finish_sign_in(&app, &challenge, &device.get(&options)).await;
+    let token = data_str(&signed_in, &["finishPasskeySignIn", "accessToken"]).to_owned();
+    let stale = app
         .graphql_as(
             &holder.token,
             "mutation { enrollTotp { secret } }",
             json!({}),
         )
         .await;
+    assert_eq!(
+        stale["errors"][0]["extensions"]["reason"],
+        "REAUTHENTICATION_REQUIRED"
+    );
+    let enrolled = app
+        .graphql_as(&token, "mutation { enrollTotp { secret } }", json!({}))
+        .await;
     assert_no_errors(&enrolled);
     let secret = data_str(&enrolled, &["enrollTotp", "secret"]).to_owned();
     let confirmed = app
         .graphql_as(
-            &holder.token,
+            &token,
             "mutation($input: ConfirmTotpInput!) { confirmTotp(input: $input) { recoveryCodes } }",
             json!({ "input": { "code": code_at(&secret, app.clock.now()) } }),
         )
@@ -164,10 +176,14 @@ async fn a_ceremony_finishes_once_even_when_replayed_concurrently() {
 
     let (challenge, options) = start_sign_in(&app).await;
     let credential = device.get(&options);
-    let (first, second) = tokio::join!(
-        finish_sign_in(&app, &challenge, &credential),
-        finish_sign_in(&app, &challenge, &credential),
-    );
+    let (first, second) = app
+        .race(async {
+            tokio::join!(
+                finish_sign_in(&app, &challenge, &credential),
+                finish_sign_in(&app, &challenge, &credential),
+            )
+        })
+        .await;
     let signed_in = [&first, &second]
         .iter()
         .filter(|r| r["errors"].is_null())
@@ -319,5 +335,81 @@ async fn a_ceremony_started_on_one_instance_finishes_on_another() {
     assert_eq!(
         signed_in["data"]["finishPasskeySignIn"]["user"]["id"],
         holder.id.as_str()
+    );
+}
+
+#[tokio::test]
+async fn a_passkey_is_a_second_factor_for_a_password_sign_in_a_reset_and_sensitive_changes() {
+    let app = spawn_app().await;
+    let mut device = Device::new();
+    let holder = holder(&app, &mut device).await;
+
+    // A session that proved the password only (the one that enrolled, however recent) is not
+    // enough for a sensitive change any more; a passkey sign-in is.
+    let change = |token: String| {
+        let app = &app;
+        async move {
+            app.graphql_as(
+                &token,
+                "mutation($input: ChangePasswordInput!) { changePassword(input: $input) }",
+                json!({ "input": {
+                    "currentPassword": PASSWORD,
+                    "newPassword": "another new passphrase 10",
+                } }),
+            )
+            .await
+        }
+    };
+    let stale = change(holder.token.clone()).await;
+    assert_eq!(
+        stale["errors"][0]["extensions"]["reason"], "REAUTHENTICATION_REQUIRED",
+        "{stale}"
+    );
+
+    // The password alone no longer signs in: a second factor is due.
+    let login = app.login(&holder.email, PASSWORD).await;
+    assert_eq!(error_code(&login), "FORBIDDEN");
+    assert_eq!(login["errors"][0]["extensions"]["reason"], "MFA_REQUIRED");
+    assert!(login["errors"][0]["extensions"]["mfaTicket"].is_string());
+
+    let (challenge, options) = start_sign_in(&app).await;
+    let signed_in = finish_sign_in(&app, &challenge, &device.get(&options)).await;
+    let fresh = data_str(&signed_in, &["finishPasskeySignIn", "accessToken"]).to_owned();
+    assert_no_errors(&change(fresh).await);
+
+    // Nor does a reset link sign in (it proves the mailbox, not the passkey).
+    assert_no_errors(
+        &app.graphql(
+            "mutation($input: RequestPasswordResetInput!) { requestPasswordReset(input: $input) }",
+            json!({ "input": { "email": holder.email } }),
+        )
+        .await,
+    );
+    let link = app.link_token(&holder.email, "reset-password").await;
+    let reset = app
+        .graphql(
+            "mutation($input: ResetPasswordInput!) { resetPassword(input: $input) { accessToken } }",
+            json!({ "input": { "token": link, "newPassword": "a brand new passphrase 9" } }),
+        )
+        .await;
+    assert_eq!(error_code(&reset), "FORBIDDEN");
+    assert_eq!(reset["errors"][0]["extensions"]["reason"], "MFA_REQUIRED");
+}
+
+#[tokio::test]
+async fn adding_a_passkey_is_told_to_the_address_with_a_link_that_removes_it() {
+    let app = spawn_app().await;
+    let mut device = Device::new();
+    let holder = holder(&app, &mut device).await;
+    let emails = app.emails_to(&holder.email).await;
+    let notice = emails
+        .iter()
+        .find(|e| e.subject == "A passkey was added to your account")
+        .unwrap_or_else(|| panic!("no notice in {emails:#?}"));
+    assert!(notice.text.contains("\"Phone\""), "{}", notice.text);
+    assert!(
+        notice.text.contains("secure-account?token="),
+        "{}",
+        notice.text
     );
 }
