@@ -341,6 +341,15 @@ impl MfaService {
             self.throttle.second_factor_from(client).await?;
             self.check_code(&user, code, client).await?;
             AuthMethods::PasswordAndOtp
+        } else if self.sessions.has_second_factor(&user).await? {
+            // Its second factor is a passkey: the password alone would not make the session
+            // recent enough for anything, so say what would.
+            return Err(ServiceError::InvalidInput {
+                field: "passkey",
+                message: "This account's second factor is a passkey: reauthenticate with it \
+                          (startPasskeyReauthentication)."
+                    .into(),
+            });
         } else {
             AuthMethods::Password
         };

@@ -413,3 +413,390 @@ async fn adding_a_passkey_is_told_to_the_address_with_a_link_that_removes_it() {
         notice.text
     );
 }
+
+// Slice (b): a passkey as the second factor of a password sign-in, as a step-up, and
+// renaming and removing one.
+
+const START_MFA: &str = "mutation($input: StartPasskeyMfaInput!) {
+  startPasskeyMfa(input: $input) { challengeId options }
+}";
+const VERIFY_MFA: &str = "mutation($input: VerifyMfaInput!) {
+  verifyMfa(input: $input) { accessToken user { id } }
+}";
+const START_REAUTH: &str = "mutation { startPasskeyReauthentication { challengeId options } }";
+const REAUTHENTICATE: &str = "mutation($input: ReauthenticateInput!) {
+  reauthenticate(input: $input) { accessToken }
+}";
+const RENAME: &str = "mutation($input: RenamePasskeyInput!) {
+  renamePasskey(input: $input) { id name }
+}";
+const REMOVE: &str = "mutation($input: RemovePasskeyInput!) { removePasskey(input: $input) }";
+
+/// The ticket of a password sign-in that answered `MFA_REQUIRED`.
+async fn mfa_ticket(app: &TestApp, email: &str) -> String {
+    let login = app.login(email, PASSWORD).await;
+    assert_eq!(
+        login["errors"][0]["extensions"]["reason"], "MFA_REQUIRED",
+        "{login}"
+    );
+    login["errors"][0]["extensions"]["mfaTicket"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn start_mfa(app: &TestApp, ticket: &str) -> Value {
+    app.graphql(START_MFA, json!({ "input": { "ticket": ticket } }))
+        .await
+}
+
+async fn verify_mfa(app: &TestApp, ticket: &str, challenge: &Value, credential: &Value) -> Value {
+    app.graphql(
+        VERIFY_MFA,
+        json!({ "input": { "ticket": ticket, "passkey": {
+            "challengeId": challenge, "credential": credential,
+        } } }),
+    )
+    .await
+}
+
+/// A session that proved the user with their passkey (a passkey sign-in).
+async fn passkey_session(app: &TestApp, device: &mut Device) -> String {
+    let (challenge, options) = start_sign_in(app).await;
+    let signed_in = finish_sign_in(app, &challenge, &device.get(&options)).await;
+    data_str(&signed_in, &["finishPasskeySignIn", "accessToken"]).to_owned()
+}
+
+#[tokio::test]
+async fn a_passkey_completes_a_password_sign_in_as_its_only_second_factor_once() {
+    let app = spawn_app().await;
+    let mut device = Device::new();
+    let holder = holder(&app, &mut device).await;
+    let ticket = mfa_ticket(&app, &holder.email).await;
+
+    let started = start_mfa(&app, &ticket).await;
+    assert_no_errors(&started);
+    let challenge = started["data"]["startPasskeyMfa"]["challengeId"].clone();
+    let options = started["data"]["startPasskeyMfa"]["options"].clone();
+    let allowed = options["allowCredentials"].as_array().unwrap();
+    assert_eq!(
+        allowed.len(),
+        1,
+        "the account's passkey is listed: {options}"
+    );
+    assert_eq!(options["userVerification"], "required");
+
+    let credential = device.get(&options);
+    let (first, second) = app
+        .race(async {
+            tokio::join!(
+                verify_mfa(&app, &ticket, &challenge, &credential),
+                verify_mfa(&app, &ticket, &challenge, &credential),
+            )
+        })
+        .await;
+    let ok: Vec<&Value> = [&first, &second]
+        .into_iter()
+        .filter(|r| r["errors"].is_null())
+        .collect();
+    assert_eq!(ok.len(), 1, "{first}\n{second}");
+    let payload = &ok[0]["data"]["verifyMfa"];
+    assert_eq!(payload["user"]["id"], holder.id.as_str());
+    let claims = token_claims(payload["accessToken"].as_str().unwrap());
+    assert_eq!(claims["amr"], json!(["pwd", "webauthn"]));
+
+    // Later, the same again: the ceremony and the ticket are spent.
+    let again = verify_mfa(&app, &ticket, &challenge, &credential).await;
+    assert!(
+        ["BAD_USER_INPUT", "UNAUTHENTICATED"].contains(&error_code(&again)),
+        "{again}"
+    );
+    let restart = start_mfa(&app, &ticket).await;
+    assert_eq!(error_code(&restart), "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn verify_mfa_takes_exactly_one_of_a_code_and_a_passkey() {
+    let app = spawn_app().await;
+    let mut device = Device::new();
+    let holder = holder(&app, &mut device).await;
+    let ticket = mfa_ticket(&app, &holder.email).await;
+    let started = start_mfa(&app, &ticket).await;
+    let challenge = started["data"]["startPasskeyMfa"]["challengeId"].clone();
+    let credential = device.get(&started["data"]["startPasskeyMfa"]["options"]);
+
+    let both = app
+        .graphql(
+            VERIFY_MFA,
+            json!({ "input": { "ticket": ticket, "code": "123456", "passkey": {
+                "challengeId": challenge, "credential": credential,
+            } } }),
+        )
+        .await;
+    assert_eq!(error_code(&both), "BAD_USER_INPUT");
+    let neither = app
+        .graphql(VERIFY_MFA, json!({ "input": { "ticket": ticket } }))
+        .await;
+    assert_eq!(error_code(&neither), "BAD_USER_INPUT");
+    // Neither spent the ceremony.
+    assert_no_errors(&verify_mfa(&app, &ticket, &challenge, &credential).await);
+}
+
+#[tokio::test]
+async fn a_second_factor_ceremony_is_bound_to_its_ticket_and_account() {
+    let app = spawn_app().await;
+    let mut ada_device = Device::new();
+    let ada = holder(&app, &mut ada_device).await;
+    let mut bob_device = Device::new();
+    let bob = holder(&app, &mut bob_device).await;
+
+    // Started with one sign-in's ticket, finished with another's.
+    let first = mfa_ticket(&app, &ada.email).await;
+    let second = mfa_ticket(&app, &ada.email).await;
+    let started = start_mfa(&app, &second).await;
+    let challenge = started["data"]["startPasskeyMfa"]["challengeId"].clone();
+    let credential = ada_device.get(&started["data"]["startPasskeyMfa"]["options"]);
+    let crossed = verify_mfa(&app, &first, &challenge, &credential).await;
+    assert!(
+        ["BAD_USER_INPUT", "UNAUTHENTICATED"].contains(&error_code(&crossed)),
+        "{crossed}"
+    );
+
+    // Bob's passkey answering Ada's sign-in (Bob knows Ada's password).
+    let ticket = mfa_ticket(&app, &ada.email).await;
+    let started = start_mfa(&app, &ticket).await;
+    let challenge = started["data"]["startPasskeyMfa"]["challengeId"].clone();
+    let bobs = bob_device.get(&started["data"]["startPasskeyMfa"]["options"]);
+    let refused = verify_mfa(&app, &ticket, &challenge, &bobs).await;
+    assert_eq!(error_code(&refused), "UNAUTHENTICATED");
+    let _ = bob;
+
+    // A dead ticket starts nothing; nor does an account without a passkey.
+    let dead = start_mfa(&app, "not-a-ticket").await;
+    assert_eq!(error_code(&dead), "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn each_start_and_each_try_counts_on_the_ticket() {
+    let app = spawn_app().await;
+    let mut device = Device::new();
+    let holder = holder(&app, &mut device).await;
+    let ticket = mfa_ticket(&app, &holder.email).await;
+    // MFA_TICKET_ATTEMPTS is 5: five starts spend the ticket.
+    for _ in 0..5 {
+        assert_no_errors(&start_mfa(&app, &ticket).await);
+    }
+    assert_eq!(
+        error_code(&start_mfa(&app, &ticket).await),
+        "UNAUTHENTICATED"
+    );
+}
+
+#[tokio::test]
+async fn a_passkey_ceremony_started_for_a_ticket_outlives_neither_it_nor_five_minutes() {
+    let app = spawn_app().await;
+    let mut device = Device::new();
+    let holder = holder(&app, &mut device).await;
+    let ticket = mfa_ticket(&app, &holder.email).await;
+    let started = start_mfa(&app, &ticket).await;
+    let challenge = started["data"]["startPasskeyMfa"]["challengeId"].clone();
+    let credential = device.get(&started["data"]["startPasskeyMfa"]["options"]);
+    app.clock.advance(Duration::from_secs(5 * 60 + 1));
+    let late = verify_mfa(&app, &ticket, &challenge, &credential).await;
+    assert!(
+        ["BAD_USER_INPUT", "UNAUTHENTICATED"].contains(&error_code(&late)),
+        "{late}"
+    );
+}
+
+#[tokio::test]
+async fn a_passkey_steps_up_the_session_that_started_it() {
+    let app = spawn_app().await;
+    let mut device = Device::new();
+    let holder = holder(&app, &mut device).await;
+
+    // The enrolling session proved the password only: the password again is not enough.
+    let with_password = app
+        .graphql_as(
+            &holder.token,
+            REAUTHENTICATE,
+            json!({ "input": { "password": PASSWORD } }),
+        )
+        .await;
+    assert_eq!(error_code(&with_password), "BAD_USER_INPUT");
+    assert_eq!(with_password["errors"][0]["extensions"]["field"], "passkey");
+
+    let started = app.graphql_as(&holder.token, START_REAUTH, json!({})).await;
+    assert_no_errors(&started);
+    let challenge = started["data"]["startPasskeyReauthentication"]["challengeId"].clone();
+    let credential = device.get(&started["data"]["startPasskeyReauthentication"]["options"]);
+    let input = json!({ "input": { "passkey": {
+        "challengeId": challenge, "credential": credential,
+    } } });
+
+    // Another session of the same user cannot finish it.
+    let other = passkey_session(&app, &mut device).await;
+    let elsewhere = app.graphql_as(&other, REAUTHENTICATE, input.clone()).await;
+    assert_eq!(error_code(&elsewhere), "BAD_USER_INPUT");
+
+    // Password and passkey together are refused.
+    let mixed = app
+        .graphql_as(
+            &holder.token,
+            REAUTHENTICATE,
+            json!({ "input": { "password": PASSWORD, "passkey": input["input"]["passkey"] } }),
+        )
+        .await;
+    assert_eq!(error_code(&mixed), "BAD_USER_INPUT");
+
+    // The session that started it. (A fresh ceremony: the other session's sign-in used the
+    // passkey since, so the assertion above carries a counter already passed.)
+    let started = app.graphql_as(&holder.token, START_REAUTH, json!({})).await;
+    let challenge = started["data"]["startPasskeyReauthentication"]["challengeId"].clone();
+    let credential = device.get(&started["data"]["startPasskeyReauthentication"]["options"]);
+    let input = json!({ "input": { "passkey": {
+        "challengeId": challenge, "credential": credential,
+    } } });
+    let stepped = app
+        .graphql_as(&holder.token, REAUTHENTICATE, input.clone())
+        .await;
+    assert_no_errors(&stepped);
+    let token = data_str(&stepped, &["reauthenticate", "accessToken"]).to_owned();
+    assert_eq!(token_claims(&token)["amr"], json!(["webauthn"]));
+    assert_no_errors(
+        &app.graphql_as(
+            &token,
+            "mutation($input: ChangePasswordInput!) { changePassword(input: $input) }",
+            json!({ "input": { "currentPassword": PASSWORD, "newPassword": "stepped up passphrase 1" } }),
+        )
+        .await,
+    );
+    // Once.
+    let replayed = app.graphql_as(&token, REAUTHENTICATE, input).await;
+    assert_eq!(error_code(&replayed), "BAD_USER_INPUT");
+}
+
+#[tokio::test]
+async fn a_passkey_is_renamed_and_removed_by_its_owner_only_after_a_recent_authentication() {
+    let app = spawn_app().await;
+    let mut device = Device::new();
+    let holder = holder(&app, &mut device).await;
+    let mut other_device = Device::new();
+    let other = holder_token(&app, &mut other_device).await;
+    let listed = app.graphql_as(&holder.token, PASSKEYS, json!({})).await;
+    let id = listed["data"]["me"]["passkeys"][0]["id"].clone();
+
+    // The password-only session is not recent enough for an account with a passkey.
+    let stale = app
+        .graphql_as(&holder.token, REMOVE, json!({ "input": { "id": id } }))
+        .await;
+    assert_eq!(
+        stale["errors"][0]["extensions"]["reason"],
+        "REAUTHENTICATION_REQUIRED"
+    );
+    let token = passkey_session(&app, &mut device).await;
+
+    // Another account's session cannot touch it.
+    for (query, input) in [
+        (RENAME, json!({ "input": { "id": id, "name": "Mine now" } })),
+        (REMOVE, json!({ "input": { "id": id } })),
+    ] {
+        let refused = app.graphql_as(&other, query, input).await;
+        assert_eq!(error_code(&refused), "NOT_FOUND", "{refused}");
+    }
+    let bad_name = app
+        .graphql_as(
+            &token,
+            RENAME,
+            json!({ "input": { "id": id, "name": "a\u{202E}b" } }),
+        )
+        .await;
+    assert_eq!(error_code(&bad_name), "BAD_USER_INPUT");
+
+    let renamed = app
+        .graphql_as(
+            &token,
+            RENAME,
+            json!({ "input": { "id": id, "name": " Work phone " } }),
+        )
+        .await;
+    assert_no_errors(&renamed);
+    assert_eq!(renamed["data"]["renamePasskey"]["name"], "Work phone");
+
+    let removed = app
+        .graphql_as(&token, REMOVE, json!({ "input": { "id": id } }))
+        .await;
+    assert_no_errors(&removed);
+    let emails = app.emails_to(&holder.email).await;
+    let notice = emails
+        .iter()
+        .find(|e| e.subject == "A passkey was removed from your account")
+        .unwrap_or_else(|| panic!("no notice in {emails:#?}"));
+    assert!(notice.text.contains("\"Work phone\""), "{}", notice.text);
+    let again = app
+        .graphql_as(&token, REMOVE, json!({ "input": { "id": id } }))
+        .await;
+    assert_eq!(error_code(&again), "NOT_FOUND");
+
+    // It signs in no more, and the password alone does again.
+    let (challenge, options) = start_sign_in(&app).await;
+    let refused = finish_sign_in(&app, &challenge, &device.get(&options)).await;
+    assert_eq!(error_code(&refused), "UNAUTHENTICATED");
+    assert_no_errors(&app.login(&holder.email, PASSWORD).await);
+
+    app.flush_audit().await;
+    let events = app
+        .graphql_as(
+            &app.admin().await.access(),
+            "query($f: AuditEventFilter) { auditEvents(first: 50, filter: $f) { edges { node { kind detail } } } }",
+            json!({ "f": { "userId": holder.id } }),
+        )
+        .await;
+    let kinds: Vec<&str> = events["data"]["auditEvents"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["kind"].as_str().unwrap())
+        .collect();
+    for kind in ["PASSKEY_ADDED", "PASSKEY_RENAMED", "PASSKEY_REMOVED"] {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+}
+
+/// Another account with a passkey; its passkey session's token.
+async fn holder_token(app: &TestApp, device: &mut Device) -> String {
+    holder(app, device).await;
+    passkey_session(app, device).await
+}
+
+#[tokio::test]
+async fn an_assertion_whose_counter_went_backwards_is_refused_and_audited() {
+    let app = spawn_app().await;
+    let mut device = Device::new();
+    let holder = holder(&app, &mut device).await;
+
+    // Two sign-ins started; the device answers both, the later answer is used first.
+    let (early, early_options) = start_sign_in(&app).await;
+    let stale = device.get(&early_options);
+    let (late, late_options) = start_sign_in(&app).await;
+    assert_no_errors(&finish_sign_in(&app, &late, &device.get(&late_options)).await);
+    // A clone of the authenticator would send just that: an older counter.
+    let refused = finish_sign_in(&app, &early, &stale).await;
+    assert_eq!(error_code(&refused), "UNAUTHENTICATED");
+
+    app.flush_audit().await;
+    let events = app
+        .graphql_as(
+            &app.admin().await.access(),
+            "query($f: AuditEventFilter) { auditEvents(first: 50, filter: $f) { edges { node { kind detail } } } }",
+            json!({ "f": { "userId": holder.id, "kind": "PASSKEY_REFUSED" } }),
+        )
+        .await;
+    let details: Vec<&str> = events["data"]["auditEvents"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["detail"].as_str().unwrap())
+        .collect();
+    assert!(details.iter().any(|d| d.contains("counter")), "{details:?}");
+}

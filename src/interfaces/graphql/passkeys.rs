@@ -8,7 +8,7 @@ use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use serde_json::Value;
 
 use crate::application::{PasskeyChallenge as Started, PasskeyService, ServiceError};
-use crate::domain::{CeremonyId, ValidationError};
+use crate::domain::{CeremonyId, OpaqueToken, PasskeyId, ValidationError};
 
 use super::browser_session;
 use super::context::{caller, client, service};
@@ -58,6 +58,45 @@ pub struct FinishPasskeySignInInput {
     challenge_id: ID,
     /// `credential.toJSON()` of what `navigator.credentials.get` returned.
     credential: Value,
+}
+
+/// A passkey's answer to a started ceremony (a second factor, a step-up).
+#[derive(InputObject)]
+pub struct PasskeyAssertionInput {
+    /// `challengeId` of the `start…` mutation.
+    pub(super) challenge_id: ID,
+    /// `credential.toJSON()` of what `navigator.credentials.get` returned.
+    pub(super) credential: Value,
+}
+
+/// The sign-in waiting for its second factor.
+#[derive(InputObject)]
+pub struct StartPasskeyMfaInput {
+    /// `extensions.mfaTicket` of the `MFA_REQUIRED` answer.
+    ticket: String,
+}
+
+/// A passkey to rename.
+#[derive(InputObject)]
+pub struct RenamePasskeyInput {
+    /// The passkey's id.
+    id: ID,
+    /// Its new name: 1 to 64 characters.
+    name: String,
+}
+
+/// A passkey to remove.
+#[derive(InputObject)]
+pub struct RemovePasskeyInput {
+    /// The passkey's id.
+    id: ID,
+}
+
+/// A passkey id from a client; one that is no UUID names no passkey of the caller.
+fn passkey_id(id: &ID) -> Result<PasskeyId> {
+    id.parse::<uuid::Uuid>()
+        .map(PasskeyId::from_uuid)
+        .map_err(|_| graphql_error(ServiceError::NotFound("You have no passkey with this id.")))
 }
 
 /// A ceremony id from a client; one that is no UUID names no ceremony.
@@ -138,5 +177,65 @@ impl PasskeyMutation {
             .await
             .map_err(graphql_error)?;
         browser_session::new_session(ctx, signed_in).await
+    }
+
+    /// Starts a passkey as the second factor of a sign-in that answered `MFA_REQUIRED`: the
+    /// options list the account's passkeys; answer with `verifyMfa(input: {ticket, passkey})`.
+    /// Counts as a try on the ticket. A dead ticket is `UNAUTHENTICATED`; an account with no
+    /// passkey `CONFLICT`.
+    async fn start_passkey_mfa(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What the operation needs.")] input: StartPasskeyMfaInput,
+    ) -> Result<PasskeyChallenge> {
+        Ok(service::<PasskeyService>(ctx)?
+            .start_mfa(OpaqueToken::from_client(input.ticket), &client(ctx)?)
+            .await
+            .map_err(graphql_error)?
+            .into())
+    }
+
+    /// Starts proving the signed-in user again with one of their passkeys, before a
+    /// sensitive change; answer with `reauthenticate(input: {passkey})` in the same session.
+    /// `CONFLICT` if the account has no passkey.
+    async fn start_passkey_reauthentication(&self, ctx: &Context<'_>) -> Result<PasskeyChallenge> {
+        let caller = caller(ctx).await?;
+        Ok(service::<PasskeyService>(ctx)?
+            .start_reauthentication(&caller, &client(ctx)?)
+            .await
+            .map_err(graphql_error)?
+            .into())
+    }
+
+    /// Renames one of the signed-in user's passkeys. Needs a recent authentication;
+    /// `NOT_FOUND` for an id that is not one of theirs.
+    async fn rename_passkey(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What the operation needs.")] input: RenamePasskeyInput,
+    ) -> Result<Passkey> {
+        let caller = caller(ctx).await?;
+        let id = passkey_id(&input.id)?;
+        let passkey = service::<PasskeyService>(ctx)?
+            .rename(&caller, id, &input.name, &client(ctx)?)
+            .await
+            .map_err(graphql_error)?;
+        Ok(Passkey(passkey))
+    }
+
+    /// Removes one of the signed-in user's passkeys; the account's address is told. Needs a
+    /// recent authentication; `NOT_FOUND` for an id that is not one of theirs.
+    async fn remove_passkey(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What the operation needs.")] input: RemovePasskeyInput,
+    ) -> Result<bool> {
+        let caller = caller(ctx).await?;
+        let id = passkey_id(&input.id)?;
+        service::<PasskeyService>(ctx)?
+            .remove(&caller, id, &client(ctx)?)
+            .await
+            .map_err(graphql_error)?;
+        Ok(true)
     }
 }

@@ -5,12 +5,13 @@ use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use qrcode::QrCode;
 use qrcode::render::svg;
 
-use crate::application::{MfaService, ServiceError};
-use crate::domain::{OpaqueToken, UserId};
+use crate::application::{MfaService, PasskeyService, ServiceError};
+use crate::domain::{OpaqueToken, UserId, ValidationError};
 
 use super::browser_session;
 use super::context::{caller, client, service};
 use super::error::graphql_error;
+use super::passkeys::{PasskeyAssertionInput, ceremony_id};
 use super::types::{AuthPayload, User};
 
 #[derive(Default)]
@@ -55,18 +56,24 @@ pub struct DisableTotpInput {
 pub struct VerifyMfaInput {
     /// `extensions.mfaTicket` of that answer.
     ticket: String,
-    /// A code from the authenticator, or a recovery code.
-    code: String,
+    /// A code from the authenticator, or a recovery code. Exactly one of `code` and
+    /// `passkey`.
+    code: Option<String>,
+    /// A passkey of the account, answering `startPasskeyMfa` with this ticket.
+    passkey: Option<PasskeyAssertionInput>,
 }
 
 /// Proof that the signed-in user is at the keyboard.
 #[derive(InputObject)]
 pub struct ReauthenticateInput {
-    /// The account's password.
-    password: String,
-    /// A code from the authenticator, or a recovery code; needed when the account has a
-    /// second factor.
+    /// The account's password (with no `passkey`).
+    password: Option<String>,
+    /// A code from the authenticator, or a recovery code; needed with the password when the
+    /// account has an authenticator app.
     code: Option<String>,
+    /// Instead of the password (and code): a passkey of the account, answering
+    /// `startPasskeyReauthentication` in this session.
+    passkey: Option<PasskeyAssertionInput>,
 }
 
 /// The user whose second factor to remove.
@@ -152,14 +159,22 @@ impl SecondFactorMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "What the operation needs.")] input: VerifyMfaInput,
     ) -> Result<AuthPayload> {
-        let signed_in = service::<MfaService>(ctx)?
-            .verify(
-                OpaqueToken::from_client(input.ticket),
-                &input.code,
-                &client(ctx)?,
-            )
-            .await
-            .map_err(graphql_error)?;
+        let ticket = OpaqueToken::from_client(input.ticket);
+        let signed_in = match (input.code, input.passkey) {
+            (Some(code), None) => {
+                service::<MfaService>(ctx)?
+                    .verify(ticket, &code, &client(ctx)?)
+                    .await
+            }
+            (None, Some(passkey)) => {
+                let challenge = ceremony_id(&passkey.challenge_id)?;
+                service::<PasskeyService>(ctx)?
+                    .verify_mfa(ticket, challenge, &passkey.credential, &client(ctx)?)
+                    .await
+            }
+            _ => Err(one_of("code", "Give either a code or a passkey.")),
+        }
+        .map_err(graphql_error)?;
         browser_session::new_session(ctx, signed_in).await
     }
 
@@ -173,15 +188,24 @@ impl SecondFactorMutation {
         #[graphql(desc = "What the operation needs.")] input: ReauthenticateInput,
     ) -> Result<AuthPayload> {
         let caller = caller(ctx).await?;
-        let reauthenticated = service::<MfaService>(ctx)?
-            .reauthenticate(
-                &caller,
-                input.password,
-                input.code.as_deref(),
-                &client(ctx)?,
-            )
-            .await
-            .map_err(graphql_error)?;
+        let reauthenticated = match (input.password, input.code, input.passkey) {
+            (Some(password), code, None) => {
+                service::<MfaService>(ctx)?
+                    .reauthenticate(&caller, password, code.as_deref(), &client(ctx)?)
+                    .await
+            }
+            (None, None, Some(passkey)) => {
+                let challenge = ceremony_id(&passkey.challenge_id)?;
+                service::<PasskeyService>(ctx)?
+                    .reauthenticate(&caller, challenge, &passkey.credential, &client(ctx)?)
+                    .await
+            }
+            _ => Err(one_of(
+                "password",
+                "Give either the password (and a code) or a passkey.",
+            )),
+        }
+        .map_err(graphql_error)?;
         browser_session::reauthenticated(ctx, reauthenticated)
     }
 
@@ -207,4 +231,9 @@ impl SecondFactorMutation {
             .map_err(graphql_error)?;
         Ok(User(user))
     }
+}
+
+/// Two ways of proving something given together, or neither.
+fn one_of(field: &'static str, message: &str) -> ServiceError {
+    ServiceError::invalid(field, ValidationError(message.into()))
 }
