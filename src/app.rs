@@ -412,8 +412,8 @@ fn mail(config: &Config) -> anyhow::Result<Mail> {
     }
 }
 
-/// Deletes ended sessions, spent email links and audit events past their retention now and
-/// then, off the request path.
+/// Deletes ended sessions, spent email links, expired passkey ceremonies and audit events past
+/// their retention now and then, off the request path.
 async fn clean_up_periodically(services: Services, every: Duration) {
     let every = every.max(Duration::from_secs(1));
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -423,15 +423,20 @@ async fn clean_up_periodically(services: Services, every: Duration) {
         match tokio::try_join!(
             services.sessions.delete_ended(),
             services.account.delete_spent_tokens(),
+            services.passkeys.delete_expired_ceremonies(),
             services.audit.apply_retention(),
         ) {
-            Ok((sessions, links, (events, clients))) if sessions + links + events + clients > 0 => {
+            Ok((sessions, links, ceremonies, (events, clients)))
+                if sessions + links + ceremonies + events + clients > 0 =>
+            {
                 tracing::info!(
                     sessions,
                     links,
+                    passkey_ceremonies = ceremonies,
                     audit_events = events,
                     audit_clients_forgotten = clients,
-                    "deleted ended sessions, spent links and audit events past their retention"
+                    "deleted ended sessions, spent links, expired passkey ceremonies and audit events \
+                     past their retention"
                 );
             }
             Ok(_) => {}

@@ -303,6 +303,14 @@ impl PasskeyService {
         Ok(signed_in)
     }
 
+    /// Deletes the ceremonies that expired unfinished; returns how many.
+    pub async fn delete_expired_ceremonies(&self) -> Result<u64, ServiceError> {
+        Ok(self
+            .passkeys
+            .delete_expired_ceremonies(self.clock.now())
+            .await?)
+    }
+
     /// Renames one of the caller's passkeys (recent authentication needed).
     pub async fn rename(
         &self,

@@ -128,6 +128,7 @@ impl Services {
         let mfa = Arc::new(MfaService::new(MfaDeps {
             users: stores.accounts.clone(),
             factors: stores.factors.clone(),
+            passkeys: stores.passkeys.clone(),
             tickets: stores.links.clone(),
             sealer,
             clock: clock.clone(),

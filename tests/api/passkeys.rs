@@ -800,3 +800,86 @@ async fn an_assertion_whose_counter_went_backwards_is_refused_and_audited() {
         .collect();
     assert!(details.iter().any(|d| d.contains("counter")), "{details:?}");
 }
+
+#[tokio::test]
+async fn expired_ceremonies_are_cleaned_up_in_the_background() {
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.sessions.session_cleanup_interval = Duration::from_secs(1);
+    })
+    .await;
+    let (kept, _) = start_sign_in(&app).await;
+    app.clock.advance(Duration::from_secs(4 * 60));
+    start_sign_in(&app).await;
+    app.clock.advance(Duration::from_secs(60 + 1));
+
+    // The first expired; the second has a minute left.
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    let db = app.db().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while entity::passkey_ceremony::Entity::find()
+        .count(&db)
+        .await
+        .unwrap()
+        > 1
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the expired ceremony was not deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let left = entity::passkey_ceremony::Entity::find()
+        .all(&db)
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1);
+    assert_ne!(left[0].id.to_string(), kept.as_str().unwrap());
+}
+
+#[tokio::test]
+async fn an_administrators_reset_removes_the_passkeys_too() {
+    let app = spawn_app().await;
+    let mut device = Device::new();
+    let holder = holder(&app, &mut device).await;
+    let session = passkey_session(&app, &mut device).await;
+    let admin = app.admin().await.access();
+    let reset = |user: String| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            app.graphql_as(
+                admin,
+                "mutation($input: ResetUserMfaInput!) { resetUserMfa(input: $input) { id } }",
+                json!({ "input": { "userId": user } }),
+            )
+            .await
+        }
+    };
+    assert_no_errors(&reset(holder.id.clone()).await);
+
+    // The passkey signs in no more, its sessions ended, and the password alone signs in.
+    assert_eq!(error_code(&app.me(&session).await), "UNAUTHENTICATED");
+    let (challenge, options) = start_sign_in(&app).await;
+    let refused = finish_sign_in(&app, &challenge, &device.get(&options)).await;
+    assert_eq!(error_code(&refused), "UNAUTHENTICATED");
+    assert_no_errors(&app.login(&holder.email, PASSWORD).await);
+    // Nothing left to reset.
+    assert_eq!(error_code(&reset(holder.id.clone()).await), "CONFLICT");
+
+    app.flush_audit().await;
+    let events = app
+        .graphql_as(
+            &admin,
+            "query($f: AuditEventFilter) { auditEvents(first: 50, filter: $f) { edges { node { kind actorId detail } } } }",
+            json!({ "f": { "userId": holder.id, "kind": "PASSKEY_REMOVED" } }),
+        )
+        .await;
+    let removed = &events["data"]["auditEvents"]["edges"][0]["node"];
+    assert!(removed["actorId"].is_string(), "{events}");
+    assert!(
+        removed["detail"]
+            .as_str()
+            .unwrap()
+            .contains("administrator"),
+        "{events}"
+    );
+}

@@ -151,9 +151,11 @@ impl SecondFactorMutation {
     }
 
     /// Finishes a sign-in that answered `FORBIDDEN` with `extensions.reason: MFA_REQUIRED`,
-    /// with its `mfaTicket` and a code from the authenticator or a recovery code. A wrong
-    /// code is `BAD_USER_INPUT` on `code` (try again, a few times); a ticket that expired,
-    /// was used, or had too many wrong codes is `UNAUTHENTICATED`: sign in again.
+    /// with its `mfaTicket` and either a code from the authenticator or a recovery code, or
+    /// a passkey answering `startPasskeyMfa` (both or neither: `BAD_USER_INPUT`). A wrong
+    /// code is `BAD_USER_INPUT` on `code` (try again, a few times); a passkey that is not the
+    /// account's or does not verify is `UNAUTHENTICATED`; a ticket that expired, was used, or
+    /// had too many tries is `UNAUTHENTICATED`: sign in again.
     async fn verify_mfa(
         &self,
         ctx: &Context<'_>,
@@ -179,7 +181,8 @@ impl SecondFactorMutation {
     }
 
     /// Proves again that the signed-in user is at the keyboard (the password, and a code
-    /// when the account has a second factor), before a sensitive change. The session's
+    /// when the account has an authenticator app; or a passkey answering
+    /// `startPasskeyReauthentication`), before a sensitive change. The session's
     /// authentication time moves to now; a new access token says so (`auth_time`, `amr`).
     /// `refreshToken` is `null`: the session's refresh token stays as it is.
     async fn reauthenticate(
@@ -209,8 +212,9 @@ impl SecondFactorMutation {
         browser_session::reauthenticated(ctx, reauthenticated)
     }
 
-    /// Removes a user's second factor and ends every session of theirs (administrators
-    /// only), e.g. after they lost the device and their recovery codes. Audited. Needs a
+    /// Removes a user's second factor (the authenticator app and every passkey) and ends
+    /// every session of theirs (administrators only), e.g. after they lost the device and
+    /// their recovery codes. Audited; `CONFLICT` when they have neither. Needs a
     /// recent authentication (`FORBIDDEN` with `extensions.reason: REAUTHENTICATION_REQUIRED`:
     /// call `reauthenticate`, then retry). An administrator's own factor is refused here
     /// (`FORBIDDEN`): they turn it off with `disableTotp` and a code.
