@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use crate::application::ports::{
     Clock, Mailer, PublishedKeys, RateLimiter, SecretSealer, StoreHealth, SystemClock,
 };
-use crate::application::{Policies, Ports, Services, Stores};
+use crate::application::{PasskeyPolicy, Policies, Ports, Services, Stores};
 use crate::config::{Config, MailerKind, RateLimitStore};
 use crate::domain::HotReads;
 use crate::infrastructure::audit::AuditWriter;
@@ -24,11 +24,11 @@ use crate::infrastructure::mail::{LogMailer, SmtpMailer};
 use crate::infrastructure::persistence::sqlite::DirectReads;
 use crate::infrastructure::persistence::{
     self, DatabaseHealth, QueryCounter, RetryCounter, SeaOrmAccountRecovery,
-    SeaOrmAccountTokenRepository, SeaOrmAuditRepository, SeaOrmHotReads,
+    SeaOrmAccountTokenRepository, SeaOrmAuditRepository, SeaOrmHotReads, SeaOrmPasskeyRepository,
     SeaOrmSecondFactorRepository, SeaOrmSessionRepository, SeaOrmUserRepository, Transactions,
 };
 use crate::infrastructure::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
-use crate::infrastructure::security::{Argon2Hasher, JwtTokens};
+use crate::infrastructure::security::{Argon2Hasher, JwtTokens, WebauthnCeremonies};
 use crate::interfaces::graphql;
 use crate::interfaces::http::{self, AppState, MetricSources, Metrics};
 
@@ -76,6 +76,11 @@ impl Core {
         let dev_dir = config.dev_state_dir();
         let sealer: Arc<dyn SecretSealer> = Arc::new(config.mfa.sealer(dev_dir.as_deref())?);
         let tokens = Arc::new(JwtTokens::new(config.tokens.settings(dev_dir.as_deref())?));
+        // And WebAuthn settings no browser would accept.
+        let ceremonies = Arc::new(
+            WebauthnCeremonies::new(&config.webauthn.settings(&config.links.public_url)?)
+                .map_err(|e| anyhow::anyhow!("WEBAUTHN_RP_ID / WEBAUTHN_ORIGINS: {e}"))?,
+        );
         let queries = QueryCounter::default();
         let db = connect_and_migrate_counted(config, &queries).await?;
         let retries = RetryCounter::default();
@@ -106,6 +111,7 @@ impl Core {
             audit_log: audit.clone(),
             limiter,
             clock,
+            ceremonies,
         };
         let services = Services::new(ports, policies(config)?);
         Ok(Self {
@@ -299,6 +305,7 @@ fn policies(config: &Config) -> anyhow::Result<Policies> {
         sessions: config.sessions.policy()?,
         links: config.links.policy()?,
         mfa: config.mfa.policy()?,
+        passkeys: PasskeyPolicy::default(),
         throttle: config.rate_limits.throttle(),
         audit: config.audit.retention()?,
     })
@@ -328,6 +335,7 @@ pub fn stores(
         links: Arc::new(SeaOrmAccountTokenRepository::new(writes.clone())),
         recovery: Arc::new(SeaOrmAccountRecovery::new(writes.clone())),
         factors: Arc::new(SeaOrmSecondFactorRepository::new(writes.clone())),
+        passkeys: Arc::new(SeaOrmPasskeyRepository::new(writes.clone())),
         directory: Arc::new(SeaOrmUserRepository::new(writes.clone())),
         audit: audit.clone(),
         audit_queries: audit,
@@ -404,8 +412,8 @@ fn mail(config: &Config) -> anyhow::Result<Mail> {
     }
 }
 
-/// Deletes ended sessions, spent email links and audit events past their retention now and
-/// then, off the request path.
+/// Deletes ended sessions, spent email links, expired passkey ceremonies and audit events past
+/// their retention now and then, off the request path.
 async fn clean_up_periodically(services: Services, every: Duration) {
     let every = every.max(Duration::from_secs(1));
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -415,15 +423,20 @@ async fn clean_up_periodically(services: Services, every: Duration) {
         match tokio::try_join!(
             services.sessions.delete_ended(),
             services.account.delete_spent_tokens(),
+            services.passkeys.delete_expired_ceremonies(),
             services.audit.apply_retention(),
         ) {
-            Ok((sessions, links, (events, clients))) if sessions + links + events + clients > 0 => {
+            Ok((sessions, links, ceremonies, (events, clients)))
+                if sessions + links + ceremonies + events + clients > 0 =>
+            {
                 tracing::info!(
                     sessions,
                     links,
+                    passkey_ceremonies = ceremonies,
                     audit_events = events,
                     audit_clients_forgotten = clients,
-                    "deleted ended sessions, spent links and audit events past their retention"
+                    "deleted ended sessions, spent links, expired passkey ceremonies and audit events \
+                     past their retention"
                 );
             }
             Ok(_) => {}

@@ -10,6 +10,7 @@ pub mod error;
 pub mod links;
 pub mod notices;
 pub mod passkey_ports;
+pub mod passkeys;
 pub mod passwords;
 pub mod ports;
 pub mod second_factor;
@@ -29,6 +30,7 @@ pub use caller::{Caller, ClientInfo, Principal};
 pub use error::{AuthFailure, ServiceError};
 pub use links::AccountLinks;
 pub use notices::{Notice, SecurityNotices};
+pub use passkeys::{PasskeyChallenge, PasskeyDeps, PasskeyPolicy, PasskeyService};
 pub use passwords::Confirmation;
 pub use second_factor::{Enrollment, MfaDeps, MfaPolicy, MfaService};
 pub use sessions::{

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    AccountStore, AccountToken, AccountTokenRepository, AuditKind, Email, OpaqueToken, Role,
-    TokenPurpose, User, UserId,
+    AccountStore, AccountToken, AccountTokenRepository, AuditKind, Email, OpaqueToken, PasskeyName,
+    Role, TokenPurpose, User, UserId,
 };
 
 use super::audit::{AuditTrail, Record};
@@ -38,6 +38,10 @@ pub enum Notice {
     RecoveryCodeUsed(u64),
     /// An administrator (or the operator) gave the account this role.
     RoleChanged(Role),
+    /// A passkey of this name was added.
+    PasskeyAdded(PasskeyName),
+    /// A passkey of this name was removed.
+    PasskeyRemoved(PasskeyName),
 }
 
 impl Notice {
@@ -53,6 +57,8 @@ impl Notice {
             Notice::RecoveryCodesRegenerated => "New recovery codes were made",
             Notice::RecoveryCodeUsed(_) => "A recovery code was used to sign in",
             Notice::RoleChanged(_) => "Your account's role was changed",
+            Notice::PasskeyAdded(_) => "A passkey was added to your account",
+            Notice::PasskeyRemoved(_) => "A passkey was removed from your account",
         }
     }
 
@@ -89,6 +95,15 @@ impl Notice {
                 "Your account's role is now {}",
                 role.as_str().to_uppercase()
             ),
+            Notice::PasskeyAdded(name) => format!(
+                "A passkey named \"{}\" was added: it signs in to your account without the \
+                 password",
+                name.as_str()
+            ),
+            Notice::PasskeyRemoved(name) => format!(
+                "The passkey named \"{}\" was removed from your account",
+                name.as_str()
+            ),
         }
     }
 
@@ -105,6 +120,8 @@ impl Notice {
             Notice::RecoveryCodesRegenerated => "recovery codes regenerated",
             Notice::RecoveryCodeUsed(_) => "recovery code used",
             Notice::RoleChanged(_) => "role changed",
+            Notice::PasskeyAdded(_) => "passkey added",
+            Notice::PasskeyRemoved(_) => "passkey removed",
         }
     }
 }

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{
     AccountStore, AuditKind, AuthMethods, Authentication, HotReads, OpaqueToken, Page, PageRequest,
-    RefreshChain, RefreshTokenExchange, RefreshVerdict, Session, SessionId, SessionRepository,
-    SiblingAdded, User, UserId,
+    PasskeyStore, RefreshChain, RefreshTokenExchange, RefreshVerdict, Session, SessionId,
+    SessionRepository, SiblingAdded, User, UserId,
 };
 
 use super::audit::{AuditTrail, Record};
@@ -82,6 +82,7 @@ pub struct SessionPage {
 pub struct SessionService {
     sessions: Arc<dyn SessionRepository>,
     users: Arc<dyn AccountStore>,
+    passkeys: Arc<dyn PasskeyStore>,
     reads: Arc<dyn HotReads>,
     tokens: Arc<dyn AccessTokens>,
     clock: Arc<dyn Clock>,
@@ -94,6 +95,8 @@ pub struct SessionService {
 pub struct SessionDeps {
     pub sessions: Arc<dyn SessionRepository>,
     pub users: Arc<dyn AccountStore>,
+    /// To tell whether an account has a passkey (a second factor as much as TOTP is).
+    pub passkeys: Arc<dyn PasskeyStore>,
     pub reads: Arc<dyn HotReads>,
     pub tokens: Arc<dyn AccessTokens>,
     pub clock: Arc<dyn Clock>,
@@ -107,6 +110,7 @@ impl SessionService {
         Self {
             sessions: deps.sessions,
             users: deps.users,
+            passkeys: deps.passkeys,
             reads: deps.reads,
             tokens: deps.tokens,
             clock: deps.clock,
@@ -390,13 +394,26 @@ impl SessionService {
         Ok(Reauthenticated { user, access_token })
     }
 
+    /// Whether the account has a second factor: an authenticator app (TOTP) or a passkey.
+    /// Every question "must this account prove a second factor" asks this.
+    pub async fn has_second_factor(&self, user: &User) -> Result<bool, ServiceError> {
+        if user.mfa_enabled_at.is_some() {
+            return Ok(true);
+        }
+        Ok(!self.passkeys.list(user.id).await?.is_empty())
+    }
+
     /// Refuses a sensitive change unless the caller's session proved its user within the
     /// reauthentication window, with the second factor if the account has one.
-    pub fn require_recent(&self, caller: &Principal, user: &User) -> Result<(), ServiceError> {
+    pub async fn require_recent(
+        &self,
+        caller: &Principal,
+        user: &User,
+    ) -> Result<(), ServiceError> {
         let recent = caller.authenticated.is_recent(
             self.clock.now(),
             self.policy.reauthentication_window,
-            user.mfa_enabled_at.is_some(),
+            self.has_second_factor(user).await?,
         );
         if recent {
             Ok(())
@@ -416,7 +433,7 @@ impl SessionService {
             .find_by_id(caller.user_id)
             .await?
             .ok_or(AuthFailure::SessionEnded)?;
-        self.require_recent(caller, &admin)
+        self.require_recent(caller, &admin).await
     }
 
     fn access_token(

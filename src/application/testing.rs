@@ -23,10 +23,13 @@ use crate::infrastructure::persistence::{
     self, DatabaseSettings, QueryCounter, RetryCounter, Transactions,
 };
 use crate::infrastructure::rate_limit::MemoryRateLimiter;
-use crate::infrastructure::security::{EncryptionKey, JwtSettings, JwtTokens, SecretBox};
+use crate::infrastructure::security::{
+    EncryptionKey, JwtSettings, JwtTokens, SecretBox, WebauthnCeremonies, WebauthnSettings,
+};
 
 use super::audit::AuditRetention;
 use super::links::AccountLinks;
+use super::passkeys::PasskeyPolicy;
 use super::ports::{Clock, Deferred, HashError, OutgoingEmail, PasswordHasher};
 use super::second_factor::MfaPolicy;
 use super::sessions::SessionPolicy;
@@ -58,6 +61,7 @@ pub fn policies() -> Policies {
             ticket_lifetime: Duration::minutes(5),
             ticket_attempts: 5,
         },
+        passkeys: PasskeyPolicy::default(),
         throttle: ThrottlePolicy::default(),
         audit: AuditRetention {
             events: Duration::days(365),
@@ -126,6 +130,14 @@ impl Harness {
             audit_log: AuditWriter::start(stores.audit.clone()),
             limiter: Arc::new(MemoryRateLimiter::new(1_000, clock.clone())),
             clock: clock.clone(),
+            ceremonies: Arc::new(
+                WebauthnCeremonies::new(&WebauthnSettings {
+                    rp_id: "app.example.com".into(),
+                    rp_name: "authgraph".into(),
+                    origins: vec!["https://app.example.com".into()],
+                })
+                .expect("the test relying party"),
+            ),
         };
         Self {
             services: Services::new(ports, policies),

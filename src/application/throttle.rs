@@ -185,6 +185,13 @@ impl Throttle {
         self.hashing_turn(email)
     }
 
+    /// Before starting or finishing a passkey sign-in: the address's sign-in allowance (no
+    /// account is named, and starting one stores a ceremony).
+    pub async fn passkey_sign_in(&self, client: &ClientInfo) -> Result<(), ServiceError> {
+        self.per_ip(Action::Login, client, self.policy.login_per_ip)
+            .await
+    }
+
     /// Before checking the password of a signed-in user (who means to change the password or
     /// the email, or delete the account): the account's lock, the session's and the account's
     /// allowance, and a turn at hashing. A wrong password then counts toward the lockout like

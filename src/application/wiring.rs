@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::domain::{
     AccountRecoveryStore, AccountStore, AccountTokenRepository, AuditQueries, AuditStore, HotReads,
-    SecondFactorStore, SessionRepository, UserDirectory,
+    PasskeyStore, SecondFactorStore, SessionRepository, UserDirectory,
 };
 
 use super::account::{AccountDeps, AccountService};
@@ -13,6 +13,8 @@ use super::audit::{AuditRetention, AuditService, AuditTrail};
 use super::auth::{AuthDeps, AuthService};
 use super::links::AccountLinks;
 use super::notices::SecurityNotices;
+use super::passkey_ports::PasskeyCeremonies;
+use super::passkeys::{PasskeyDeps, PasskeyPolicy, PasskeyService};
 use super::passwords::Confirmation;
 use super::ports::{
     AccessTokens, AuditLog, Clock, Deferred, Mailer, PasswordHasher, RateLimiter, SecretSealer,
@@ -34,6 +36,8 @@ pub struct Stores {
     pub links: Arc<dyn AccountTokenRepository>,
     pub recovery: Arc<dyn AccountRecoveryStore>,
     pub factors: Arc<dyn SecondFactorStore>,
+    /// Passkeys and the state of their ceremonies.
+    pub passkeys: Arc<dyn PasskeyStore>,
     pub directory: Arc<dyn UserDirectory>,
     pub audit: Arc<dyn AuditStore>,
     pub audit_queries: Arc<dyn AuditQueries>,
@@ -51,6 +55,8 @@ pub struct Ports {
     pub audit_log: Arc<dyn AuditLog>,
     pub limiter: Arc<dyn RateLimiter>,
     pub clock: Arc<dyn Clock>,
+    /// The WebAuthn relying party.
+    pub ceremonies: Arc<dyn PasskeyCeremonies>,
 }
 
 /// The rules the services apply, each built by its configuration area.
@@ -59,6 +65,7 @@ pub struct Policies {
     pub sessions: SessionPolicy,
     pub links: AccountLinks,
     pub mfa: MfaPolicy,
+    pub passkeys: PasskeyPolicy,
     pub throttle: ThrottlePolicy,
     pub audit: AuditRetention,
 }
@@ -71,6 +78,7 @@ pub struct Services {
     pub account: Arc<AccountService>,
     pub users: Arc<UserService>,
     pub mfa: Arc<MfaService>,
+    pub passkeys: Arc<PasskeyService>,
     pub audit: Arc<AuditService>,
     /// The abuse limits every service applies, for their counters.
     pub throttle: Arc<Throttle>,
@@ -88,6 +96,7 @@ impl Services {
             audit_log,
             limiter,
             clock,
+            ceremonies,
         } = ports;
         let audit = AuditTrail::new(audit_log, clock.clone());
         let throttle = Arc::new(Throttle::new(limiter, policies.throttle));
@@ -95,6 +104,7 @@ impl Services {
         let sessions = Arc::new(SessionService::new(SessionDeps {
             sessions: stores.sessions.clone(),
             users: stores.accounts.clone(),
+            passkeys: stores.passkeys.clone(),
             reads: stores.reads.clone(),
             tokens,
             clock: clock.clone(),
@@ -118,6 +128,7 @@ impl Services {
         let mfa = Arc::new(MfaService::new(MfaDeps {
             users: stores.accounts.clone(),
             factors: stores.factors.clone(),
+            passkeys: stores.passkeys.clone(),
             tickets: stores.links.clone(),
             sealer,
             clock: clock.clone(),
@@ -126,7 +137,7 @@ impl Services {
             sessions: sessions.clone(),
             throttle: throttle.clone(),
             audit: audit.clone(),
-            policy: policies.mfa,
+            policy: policies.mfa.clone(),
         }));
         let account = Arc::new(AccountService::new(AccountDeps {
             users: stores.accounts.clone(),
@@ -157,6 +168,19 @@ impl Services {
             audit: audit.clone(),
             throttle: throttle.clone(),
         }));
+        let passkeys = Arc::new(PasskeyService::new(PasskeyDeps {
+            passkeys: stores.passkeys.clone(),
+            users: stores.accounts.clone(),
+            ceremonies,
+            sessions: sessions.clone(),
+            clock: clock.clone(),
+            audit: audit.clone(),
+            throttle: throttle.clone(),
+            notices: notices.clone(),
+            tickets: stores.links.clone(),
+            mfa: policies.mfa,
+            policy: policies.passkeys,
+        }));
         let users = Arc::new(UserService::new(UserDeps {
             users: stores.accounts.clone(),
             reads: stores.reads.clone(),
@@ -182,6 +206,7 @@ impl Services {
             account,
             users,
             mfa,
+            passkeys,
             audit,
             throttle,
         }

@@ -24,6 +24,7 @@ mod second_factor;
 mod sessions;
 mod telemetry;
 mod tokens;
+mod webauthn;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -46,6 +47,7 @@ pub use second_factor::SecondFactorConfig;
 pub use sessions::SessionConfig;
 pub use telemetry::{LogFormat, TelemetryConfig};
 pub use tokens::TokenConfig;
+pub use webauthn::WebauthnConfig;
 
 use crate::infrastructure::persistence::sqlite_file;
 use crate::interfaces::graphql::Limits;
@@ -105,6 +107,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub links: LinkConfig,
+
+    #[command(flatten)]
+    pub webauthn: WebauthnConfig,
 
     #[command(flatten)]
     pub mail: MailConfig,

@@ -13,6 +13,11 @@ pub(super) fn findings(config: &Config) -> Vec<String> {
     found.extend(config.http.production_findings());
     found.extend(config.links.production_findings());
     found.extend(config.mail.production_findings());
+    found.extend(
+        config
+            .webauthn
+            .production_findings(&config.links.public_url),
+    );
     found
 }
 

@@ -68,6 +68,10 @@ audit_kinds! {
     RecoveryCodeUsed => "recovery_code_used",
     RecoveryCodesRegenerated => "recovery_codes_regenerated",
     AccountSecured => "account_secured",
+    PasskeyAdded => "passkey_added",
+    PasskeyRenamed => "passkey_renamed",
+    PasskeyRemoved => "passkey_removed",
+    PasskeyRefused => "passkey_refused",
     SecurityNoticeSent => "security_notice_sent",
 }
 

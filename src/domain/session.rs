@@ -66,6 +66,11 @@ pub enum AuthMethods {
     Password,
     /// The password and a one-time code of a second factor (TOTP or a recovery code).
     PasswordAndOtp,
+    /// A user-verified passkey alone: something the user has, unlocked by something they
+    /// know or are, so two factors (`amr` `["webauthn"]`, as in RFC 8176's registry).
+    Passkey,
+    /// The password and a passkey as the second factor.
+    PasswordAndPasskey,
 }
 
 impl AuthMethods {
@@ -74,6 +79,20 @@ impl AuthMethods {
         match self {
             Self::Password => &["pwd"],
             Self::PasswordAndOtp => &["pwd", "otp"],
+            Self::Passkey => &["webauthn"],
+            Self::PasswordAndPasskey => &["pwd", "webauthn"],
+        }
+    }
+
+    /// The methods an `amr` claim names (what [`Self::amr`] writes); anything unknown counts
+    /// as the weakest proof.
+    pub fn from_amr<S: AsRef<str>>(amr: &[S]) -> Self {
+        let has = |m: &str| amr.iter().any(|a| a.as_ref() == m);
+        match (has("pwd"), has("otp"), has("webauthn")) {
+            (_, true, _) => Self::PasswordAndOtp,
+            (true, _, true) => Self::PasswordAndPasskey,
+            (false, _, true) => Self::Passkey,
+            _ => Self::Password,
         }
     }
 
@@ -82,6 +101,8 @@ impl AuthMethods {
         match self {
             Self::Password => "pwd",
             Self::PasswordAndOtp => "pwd otp",
+            Self::Passkey => "webauthn",
+            Self::PasswordAndPasskey => "pwd webauthn",
         }
     }
 
@@ -89,12 +110,14 @@ impl AuthMethods {
     pub fn from_stored(stored: Option<&str>) -> Self {
         match stored {
             Some("pwd otp") => Self::PasswordAndOtp,
+            Some("webauthn") => Self::Passkey,
+            Some("pwd webauthn") => Self::PasswordAndPasskey,
             _ => Self::Password,
         }
     }
 
     pub fn includes_second_factor(self) -> bool {
-        self == Self::PasswordAndOtp
+        self != Self::Password
     }
 }
 
@@ -194,6 +217,25 @@ mod tests {
         };
         assert!(both.is_recent(now, window, true));
         assert!(!both.is_recent(now + Duration::minutes(6), window, true));
+    }
+
+    #[test]
+    fn methods_read_back_from_their_amr_and_their_stored_name() {
+        for methods in [
+            AuthMethods::Password,
+            AuthMethods::PasswordAndOtp,
+            AuthMethods::Passkey,
+            AuthMethods::PasswordAndPasskey,
+        ] {
+            assert_eq!(AuthMethods::from_amr(methods.amr()), methods);
+            assert_eq!(AuthMethods::from_stored(Some(methods.as_str())), methods);
+            assert_eq!(
+                methods.includes_second_factor(),
+                methods != AuthMethods::Password
+            );
+        }
+        assert_eq!(AuthMethods::from_amr::<&str>(&[]), AuthMethods::Password);
+        assert_eq!(AuthMethods::from_stored(Some("?")), AuthMethods::Password);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `spawn_app()`: the real server on an ephemeral port with a fresh database, and a small
 //! client for it.
 
+pub mod passkey;
 mod responses;
 mod rows;
 

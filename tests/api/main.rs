@@ -27,6 +27,7 @@ mod metrics;
 mod mfa;
 mod oidc;
 mod outage;
+mod passkeys;
 mod recovery;
 mod register;
 mod schema;

@@ -186,11 +186,7 @@ impl AccessTokens for JwtTokens {
             session_id: SessionId::from_uuid(claims.sid),
             authenticated: Authentication {
                 at: DateTime::from_timestamp(at, 0).unwrap_or_default(),
-                methods: if claims.amr.iter().any(|m| m == "otp") {
-                    AuthMethods::PasswordAndOtp
-                } else {
-                    AuthMethods::Password
-                },
+                methods: AuthMethods::from_amr(&claims.amr),
             },
         };
         if let Some(remembered) = &self.verified {

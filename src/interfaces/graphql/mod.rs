@@ -9,6 +9,7 @@ mod browser_session;
 mod context;
 pub mod error;
 mod pagination;
+mod passkeys;
 mod second_factor;
 mod sessions;
 mod transport;
@@ -38,6 +39,7 @@ pub struct Mutation(
     account::AccountMutation,
     users::UserMutation,
     second_factor::SecondFactorMutation,
+    passkeys::PasskeyMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -71,6 +73,7 @@ pub fn schema(services: &Services, limits: Limits) -> AppSchema {
         .data(services.users.clone())
         .data(services.audit.clone())
         .data(services.mfa.clone())
+        .data(services.passkeys.clone())
         .finish()
 }
 

@@ -86,6 +86,24 @@ impl User {
         Ok(left.map(|n| i32::try_from(n).unwrap_or(i32::MAX)))
     }
 
+    /// The user's passkeys, oldest first; only for the user themselves and administrators
+    /// (empty for anyone else).
+    async fn passkeys(&self, ctx: &Context<'_>) -> Result<Vec<Passkey>> {
+        let caller = super::context::caller(ctx).await?;
+        if caller.user_id != self.0.id && !caller.is_admin() {
+            return Ok(Vec::new());
+        }
+        Ok(
+            super::context::service::<crate::application::PasskeyService>(ctx)?
+                .list(self.0.id)
+                .await
+                .map_err(graphql_error)?
+                .into_iter()
+                .map(Passkey)
+                .collect(),
+        )
+    }
+
     /// Security events by or about this user, newest first (sign-ins, password and email
     /// changes, …). Readable by the user and by administrators.
     #[graphql(complexity = "super::pagination::page_cost(first, last, child_complexity)")]
@@ -294,6 +312,39 @@ impl AuthPayload {
     }
 }
 
+pub struct Passkey(pub domain::Passkey);
+
+/// A passkey of the user: a credential on a device or in a password manager that signs in
+/// without a password.
+#[Object]
+impl Passkey {
+    /// Stable identifier (a UUID).
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// The name the user gave it.
+    async fn name(&self) -> &str {
+        self.0.name.as_str()
+    }
+
+    /// When it was added.
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.0.created_at)
+    }
+
+    /// When it last signed in or confirmed the user; null if never.
+    async fn last_used_at(&self) -> Option<DateTime> {
+        self.0.last_used_at.map(DateTime)
+    }
+
+    /// Whether it is backed up (synced to the user's other devices by a password manager),
+    /// as the authenticator last reported.
+    async fn backed_up(&self) -> bool {
+        self.0.backed_up
+    }
+}
+
 pub struct DateTime(pub chrono::DateTime<Utc>);
 
 /// An instant, as an RFC 3339 string in UTC with microseconds, e.g.
@@ -376,6 +427,15 @@ pub enum AuditEventKind {
     /// the account back to its address: sessions ended, later changes undone, a password
     /// reset required.
     AccountSecured,
+    /// The user added a passkey (the detail is its name).
+    PasskeyAdded,
+    /// The user renamed a passkey.
+    PasskeyRenamed,
+    /// The user removed a passkey (or every passkey went with an administrator's reset).
+    PasskeyRemoved,
+    /// A passkey's assertion was refused for a sign of a cloned or replayed credential (its
+    /// counter went backwards, its backup eligibility changed) or did not verify.
+    PasskeyRefused,
     /// A security notice was emailed to the account's address (the detail says about what).
     SecurityNoticeSent,
 }
