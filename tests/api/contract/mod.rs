@@ -132,6 +132,11 @@ impl Stores {
         user
     }
 
+    /// The database's URL (which backend the suite runs on).
+    pub fn url(&self) -> &str {
+        &self._database.url
+    }
+
     /// The account as stored now.
     pub async fn reread(&self, user: &User) -> Option<User> {
         self.accounts.find_by_id(user.id).await.unwrap()
