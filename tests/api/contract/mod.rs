@@ -43,7 +43,7 @@ pub struct Fresh {
 
 impl Fresh {
     pub async fn database() -> Self {
-        let database = TestDatabase::create().await;
+        let database = TestDatabase::migrated().await;
         let queries = QueryCounter::default();
         let db = persistence::connect(
             &DatabaseSettings {
