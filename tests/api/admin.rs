@@ -830,4 +830,14 @@ async fn lists_count_their_items_only_when_total_count_is_selected() {
         body["data"]["users"]["totalCount"], 4,
         "the admin and three"
     );
+    // Selected through a fragment and under an alias, it is still seen and counted.
+    let body = app
+        .graphql_as(
+            token,
+            "{ users(first: 1) { ...Counted } } fragment Counted on UserConnection { n: totalCount }",
+            json!({}),
+        )
+        .await;
+    assert_no_errors(&body);
+    assert_eq!(body["data"]["users"]["n"], 4);
 }
