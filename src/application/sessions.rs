@@ -6,9 +6,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    AccountStore, AuditKind, AuthMethods, Authentication, HotReads, OpaqueToken, Page, PageRequest,
-    PasskeyStore, RefreshChain, RefreshTokenExchange, RefreshVerdict, Session, SessionId,
-    SessionRepository, SiblingAdded, User, UserId,
+    AccountStore, AuditKind, AuthMethods, Authentication, EXACT_TOTAL_UP_TO, HotReads, OpaqueToken,
+    Page, PageRequest, PasskeyStore, RefreshChain, RefreshTokenExchange, RefreshVerdict, Session,
+    SessionId, SessionRepository, SiblingAdded, User, UserId,
 };
 
 use super::audit::{AuditTrail, Record};
@@ -75,7 +75,8 @@ pub struct Reauthenticated {
 #[derive(Debug)]
 pub struct SessionPage {
     pub page: Page<Session>,
-    pub total: u64,
+    /// How many active sessions (at most [`EXACT_TOTAL_UP_TO`] + 1), when asked for.
+    pub total: Option<u64>,
 }
 
 /// Opens, checks, refreshes and ends sessions.
@@ -334,17 +335,27 @@ impl SessionService {
             .await?)
     }
 
-    /// The caller's active sessions, newest first.
+    /// The caller's active sessions, newest first, and how many they are when `count` asks.
     pub async fn list(
         &self,
         caller: &Principal,
         page: &PageRequest<SessionId>,
+        count: bool,
     ) -> Result<SessionPage, ServiceError> {
         let now = self.clock.now();
-        let (page, total) = tokio::try_join!(
-            self.sessions.list_active(caller.user_id, now, page),
-            self.sessions.count_active(caller.user_id, now),
-        )?;
+        let total = async {
+            match count {
+                true => Some(
+                    self.sessions
+                        .count_active(caller.user_id, now, EXACT_TOTAL_UP_TO)
+                        .await,
+                )
+                .transpose(),
+                false => Ok(None),
+            }
+        };
+        let (page, total) =
+            tokio::try_join!(self.sessions.list_active(caller.user_id, now, page), total)?;
         Ok(SessionPage { page, total })
     }
 
@@ -763,11 +774,13 @@ mod tests {
                     after: None,
                     first: 3,
                 },
+                true,
             )
             .await
             .unwrap();
         assert_eq!(
-            page.total, 5,
+            page.total,
+            Some(5),
             "four more sign-ins and this one; the first ended"
         );
         assert_eq!(page.page.items.len(), 3);
@@ -781,9 +794,11 @@ mod tests {
                     after: page.page.items.last().map(|s| s.id),
                     first: 3,
                 },
+                false,
             )
             .await
             .unwrap();
+        assert_eq!(rest.total, None, "not asked for, not counted");
         assert_eq!(rest.page.items.len(), 2);
         assert!(!rest.page.has_next && rest.page.has_previous);
     }

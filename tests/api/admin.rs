@@ -775,3 +775,69 @@ async fn a_stale_admin_session_must_reauthenticate_before_changing_accounts() {
         "{stale_again}"
     );
 }
+
+/// A total is a query of its own, read only when the selection asks for `totalCount`: each
+/// list costs one query more with it than without it, and the same total either way it is
+/// asked.
+#[tokio::test]
+async fn lists_count_their_items_only_when_total_count_is_selected() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let token = &admin.access();
+    for _ in 0..3 {
+        app.register(&unique_email(), PASSWORD).await;
+    }
+    app.flush_audit().await;
+    for (list, without, with) in [
+        (
+            "users",
+            "{ users(first: 2) { edges { node { id } } } }",
+            "{ users(first: 2) { totalCount edges { node { id } } } }",
+        ),
+        (
+            "auditEvents",
+            "{ auditEvents(first: 2) { edges { node { id } } } }",
+            "{ auditEvents(first: 2) { totalCount edges { node { id } } } }",
+        ),
+        (
+            "sessions",
+            "{ sessions(first: 2) { edges { node { id } } } }",
+            "{ sessions(first: 2) { totalCount edges { node { id } } } }",
+        ),
+    ] {
+        let before = app.queries.get();
+        let body = app.graphql_as(token, without, json!({})).await;
+        assert_no_errors(&body);
+        let plain = app.queries.get() - before;
+        let before = app.queries.get();
+        let body = app.graphql_as(token, with, json!({})).await;
+        assert_no_errors(&body);
+        let counted = app.queries.get() - before;
+        assert_eq!(
+            counted,
+            plain + 1,
+            "{list}: {plain} queries without, {counted} with"
+        );
+        assert!(
+            body["data"][list]["totalCount"].as_i64().unwrap() >= 1,
+            "{list}"
+        );
+    }
+    let body = app
+        .graphql_as(token, "{ users(first: 1) { totalCount } }", json!({}))
+        .await;
+    assert_eq!(
+        body["data"]["users"]["totalCount"], 4,
+        "the admin and three"
+    );
+    // Selected through a fragment and under an alias, it is still seen and counted.
+    let body = app
+        .graphql_as(
+            token,
+            "{ users(first: 1) { ...Counted } } fragment Counted on UserConnection { n: totalCount }",
+            json!({}),
+        )
+        .await;
+    assert_no_errors(&body);
+    assert_eq!(body["data"]["users"]["n"], 4);
+}

@@ -12,7 +12,7 @@ use crate::domain::{self, AuditFilter, Email, UserId};
 
 use super::context::{caller, service, users};
 use super::error::{graphql_error, shared_graphql_error};
-use super::pagination::{Connection, IdCursor, Paged, connection, page_request};
+use super::pagination::{Connection, IdCursor, Paged, connection, page_request, total_wanted};
 
 pub struct User(pub domain::User);
 
@@ -146,7 +146,7 @@ impl User {
                         has_previous: false,
                         has_next: false,
                     },
-                    total: 0,
+                    total: Some(0),
                 });
             return audit_connection_of(ctx, page).await;
         }
@@ -529,7 +529,7 @@ pub async fn audit_connection(
     let request =
         page_request::<IdCursor, _>(after, before, first, last, |c| c.0).map_err(graphql_error)?;
     let listed = service::<AuditService>(ctx)?
-        .list(&caller, filter, &request)
+        .list(&caller, filter, &request, total_wanted(ctx))
         .await
         .map_err(graphql_error)?;
     audit_connection_of(ctx, listed).await

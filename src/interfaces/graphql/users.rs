@@ -15,7 +15,7 @@ use crate::domain::{
 use super::browser_session;
 use super::context::{caller, caller_account, client, service};
 use super::error::graphql_error;
-use super::pagination::{Connection, connection, page_request};
+use super::pagination::{Connection, connection, page_request, total_wanted};
 use super::types::{Node, Role, User};
 
 #[derive(Default)]
@@ -241,7 +241,7 @@ impl UserQuery {
             },
         });
         let listed = service::<UserService>(ctx)?
-            .list(&caller, &filter, order, &request)
+            .list(&caller, &filter, order, &request, total_wanted(ctx))
             .await
             .map_err(graphql_error)?;
         Ok(connection(listed.page, listed.total, |user| {

@@ -43,7 +43,7 @@ pub struct Fresh {
 
 impl Fresh {
     pub async fn database() -> Self {
-        let database = TestDatabase::create().await;
+        let database = TestDatabase::migrated().await;
         let queries = QueryCounter::default();
         let db = persistence::connect(
             &DatabaseSettings {
@@ -132,6 +132,11 @@ impl Stores {
         );
         self.accounts.insert(&user).await.unwrap();
         user
+    }
+
+    /// The database's URL (which backend the suite runs on).
+    pub fn url(&self) -> &str {
+        &self._database.url
     }
 
     /// The account as stored now.
