@@ -962,3 +962,54 @@ async fn a_deleted_accounts_passkey_signs_in_no_more() {
     let db = app.db().await;
     assert_eq!(entity::passkey::Entity::find().count(&db).await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn the_first_passkey_ends_the_sessions_signed_in_with_the_password_alone() {
+    let app = spawn_app().await;
+    let (email, _, token) = registered(&app).await;
+    let elsewhere = app.sign_in(&email, PASSWORD).await.access();
+    let mut device = Device::new();
+    assert_no_errors(&enrol(&app, &token, &mut device, "Phone").await);
+    assert_eq!(error_code(&app.me(&elsewhere).await), "UNAUTHENTICATED");
+    assert_no_errors(&app.me(&token).await);
+
+    // A second passkey (from a session that proved the first) ends nothing more.
+    let proved = passkey_session(&app, &mut device).await;
+    let mut laptop = Device::new();
+    assert_no_errors(&enrol(&app, &proved, &mut laptop, "Laptop").await);
+    assert_no_errors(&app.me(&token).await);
+}
+
+#[tokio::test]
+async fn a_passkey_that_does_not_verify_counts_toward_the_code_lockout() {
+    // Every refused second-factor passkey is a wrong code: past the lockout threshold the
+    // account's codes lock, and even a good passkey waits.
+    let app = crate::helpers::spawn_app_with(|c| {
+        crate::mfa::code_limits(c, "1000/1m");
+        c.rate_limits.login_lockout_after = 3;
+    })
+    .await;
+    let mut device = Device::new();
+    let holder = holder(&app, &mut device).await;
+    let mut refused = 0;
+    while refused < 10 {
+        let ticket = mfa_ticket(&app, &holder.email).await;
+        let started = start_mfa(&app, &ticket).await;
+        let challenge = started["data"]["startPasskeyMfa"]["challengeId"].clone();
+        let mut credential = device.get(&started["data"]["startPasskeyMfa"]["options"]);
+        credential["response"]["signature"] = json!("AAAA");
+        let answer = verify_mfa(&app, &ticket, &challenge, &credential).await;
+        if error_code(&answer) == "RATE_LIMITED" {
+            break;
+        }
+        assert_eq!(error_code(&answer), "UNAUTHENTICATED", "{answer}");
+        refused += 1;
+    }
+    assert!(refused < 10, "the wrong passkeys were never limited");
+    let ticket = mfa_ticket(&app, &holder.email).await;
+    let started = start_mfa(&app, &ticket).await;
+    let challenge = started["data"]["startPasskeyMfa"]["challengeId"].clone();
+    let good = device.get(&started["data"]["startPasskeyMfa"]["options"]);
+    let locked = verify_mfa(&app, &ticket, &challenge, &good).await;
+    assert_eq!(error_code(&locked), "RATE_LIMITED", "{locked}");
+}
