@@ -180,6 +180,7 @@ impl PasskeyService {
         if self.passkeys.list(user.id).await?.len() >= self.policy.max_per_account {
             return Err(ServiceError::Conflict(TOO_MANY));
         }
+        let first_factor = !self.sessions.has_second_factor(&user).await?;
         let made = self
             .ceremonies
             .finish_registration(&ceremony.state, credential)
@@ -206,9 +207,21 @@ impl PasskeyService {
             RepositoryError::Conflict => ServiceError::Conflict(TAKEN),
             other => other.into(),
         })?;
-        tracing::info!(user_id = %user.id, passkey = %passkey.id, "passkey added");
+        // The account's first second factor: as when an authenticator app is turned on, the
+        // other sessions proved the password alone, and end (an intruder's among them).
+        let ended = if first_factor {
+            self.sessions
+                .end_other_sessions(user.id, Some(caller.session_id))
+                .await?
+        } else {
+            0
+        };
+        tracing::info!(user_id = %user.id, passkey = %passkey.id, ended, "passkey added");
         self.audit.record(
-            Record::own(AuditKind::PasskeyAdded, user.id, client).detail(passkey.name.as_str()),
+            Record::own(AuditKind::PasskeyAdded, user.id, client).detail(format!(
+                "{}; other sessions ended: {ended}",
+                passkey.name.as_str()
+            )),
         );
         // Someone holding the password and a fresh session could add a passkey of theirs:
         // the address is told, with a link whose window covers this passkey.
@@ -448,8 +461,8 @@ impl PasskeyService {
             return Err(gone());
         }
         let stored = self.owned(&user, credential, client).await?;
-        self.verify(&ceremony, credential, &stored, client).await?;
-        self.throttle.second_factor_succeeded(&user.email).await;
+        self.verify_factor(&user, &ceremony, credential, &stored, client)
+            .await?;
         // The claim: of concurrent completions of one ticket, one signs in.
         if self
             .tickets
@@ -518,8 +531,8 @@ impl PasskeyService {
         }
         self.throttle.second_factor_of(&user.email).await?;
         let stored = self.owned(&user, credential, client).await?;
-        self.verify(&ceremony, credential, &stored, client).await?;
-        self.throttle.second_factor_succeeded(&user.email).await;
+        self.verify_factor(&user, &ceremony, credential, &stored, client)
+            .await?;
         self.sessions
             .reauthenticated(caller, user, AuthMethods::Passkey)
             .await
@@ -568,6 +581,28 @@ impl PasskeyService {
                         .detail("a passkey not of this account"),
                 );
                 Err(AuthFailure::InvalidCredentials.into())
+            }
+        }
+    }
+
+    /// `verify` as a second factor: a refusal counts toward the account's code lockout, a
+    /// success forgives the wrong tries so far.
+    async fn verify_factor(
+        &self,
+        user: &User,
+        ceremony: &Ceremony,
+        credential: &Value,
+        stored: &Passkey,
+        client: &ClientInfo,
+    ) -> Result<(), ServiceError> {
+        match self.verify(ceremony, credential, stored, client).await {
+            Ok(()) => {
+                self.throttle.second_factor_succeeded(&user.email).await;
+                Ok(())
+            }
+            Err(refused) => {
+                self.throttle.second_factor_failed(&user.email).await;
+                Err(refused)
             }
         }
     }

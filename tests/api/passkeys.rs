@@ -883,3 +883,133 @@ async fn an_administrators_reset_removes_the_passkeys_too() {
         "{events}"
     );
 }
+
+#[tokio::test]
+async fn an_assertion_reporting_another_backup_eligibility_is_refused_and_audited() {
+    let app = spawn_app().await;
+    let mut device = Device::new();
+    let holder = holder(&app, &mut device).await;
+
+    // The authenticator registered with one backup eligibility; the stored passkey is made
+    // to say the other, as if a different (cloned or swapped) authenticator now answered.
+    use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
+    let db = app.db().await;
+    let stored = entity::passkey::Entity::find()
+        .one(&db)
+        .await
+        .unwrap()
+        .unwrap();
+    let registered = stored.backup_eligible;
+    let mut flipped = stored.into_active_model();
+    flipped.backup_eligible = Set(!registered);
+    flipped.update(&db).await.unwrap();
+
+    let (challenge, options) = start_sign_in(&app).await;
+    let refused = finish_sign_in(&app, &challenge, &device.get(&options)).await;
+    assert_eq!(error_code(&refused), "UNAUTHENTICATED");
+
+    app.flush_audit().await;
+    let events = app
+        .graphql_as(
+            &app.admin().await.access(),
+            "query($f: AuditEventFilter) { auditEvents(first: 50, filter: $f) { edges { node { kind detail } } } }",
+            json!({ "f": { "userId": holder.id, "kind": "PASSKEY_REFUSED" } }),
+        )
+        .await;
+    let details: Vec<&str> = events["data"]["auditEvents"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["detail"].as_str().unwrap())
+        .collect();
+    assert!(
+        details.iter().any(|d| d.contains("backup eligibility")),
+        "{details:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_second_factor_ceremony_started_on_one_instance_finishes_on_another() {
+    let app = spawn_app().await;
+    let other = app.another_instance().await;
+    let mut device = Device::new();
+    let holder = holder(&app, &mut device).await;
+    let ticket = mfa_ticket(&app, &holder.email).await;
+    let started = start_mfa(&app, &ticket).await;
+    let challenge = started["data"]["startPasskeyMfa"]["challengeId"].clone();
+    let credential = device.get(&started["data"]["startPasskeyMfa"]["options"]);
+    assert_no_errors(&verify_mfa(&other, &ticket, &challenge, &credential).await);
+}
+
+#[tokio::test]
+async fn a_deleted_accounts_passkey_signs_in_no_more() {
+    let app = spawn_app().await;
+    let mut device = Device::new();
+    holder(&app, &mut device).await;
+    let session = passkey_session(&app, &mut device).await;
+    assert_no_errors(
+        &app.graphql_as(
+            &session,
+            "mutation($i: DeleteAccountInput!) { deleteAccount(input: $i) }",
+            json!({ "i": { "password": PASSWORD } }),
+        )
+        .await,
+    );
+    let (challenge, options) = start_sign_in(&app).await;
+    let refused = finish_sign_in(&app, &challenge, &device.get(&options)).await;
+    assert_eq!(error_code(&refused), "UNAUTHENTICATED");
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    let db = app.db().await;
+    assert_eq!(entity::passkey::Entity::find().count(&db).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn the_first_passkey_ends_the_sessions_signed_in_with_the_password_alone() {
+    let app = spawn_app().await;
+    let (email, _, token) = registered(&app).await;
+    let elsewhere = app.sign_in(&email, PASSWORD).await.access();
+    let mut device = Device::new();
+    assert_no_errors(&enrol(&app, &token, &mut device, "Phone").await);
+    assert_eq!(error_code(&app.me(&elsewhere).await), "UNAUTHENTICATED");
+    assert_no_errors(&app.me(&token).await);
+
+    // A second passkey (from a session that proved the first) ends nothing more.
+    let proved = passkey_session(&app, &mut device).await;
+    let mut laptop = Device::new();
+    assert_no_errors(&enrol(&app, &proved, &mut laptop, "Laptop").await);
+    assert_no_errors(&app.me(&token).await);
+}
+
+#[tokio::test]
+async fn a_passkey_that_does_not_verify_counts_toward_the_code_lockout() {
+    // Every refused second-factor passkey is a wrong code: past the lockout threshold the
+    // account's codes lock, and even a good passkey waits.
+    let app = crate::helpers::spawn_app_with(|c| {
+        crate::mfa::code_limits(c, "1000/1m");
+        c.rate_limits.login_lockout_after = 3;
+    })
+    .await;
+    let mut device = Device::new();
+    let holder = holder(&app, &mut device).await;
+    let mut refused = 0;
+    while refused < 10 {
+        let ticket = mfa_ticket(&app, &holder.email).await;
+        let started = start_mfa(&app, &ticket).await;
+        let challenge = started["data"]["startPasskeyMfa"]["challengeId"].clone();
+        let mut credential = device.get(&started["data"]["startPasskeyMfa"]["options"]);
+        credential["response"]["signature"] = json!("AAAA");
+        let answer = verify_mfa(&app, &ticket, &challenge, &credential).await;
+        if error_code(&answer) == "RATE_LIMITED" {
+            break;
+        }
+        assert_eq!(error_code(&answer), "UNAUTHENTICATED", "{answer}");
+        refused += 1;
+    }
+    assert!(refused < 10, "the wrong passkeys were never limited");
+    let ticket = mfa_ticket(&app, &holder.email).await;
+    let started = start_mfa(&app, &ticket).await;
+    let challenge = started["data"]["startPasskeyMfa"]["challengeId"].clone();
+    let good = device.get(&started["data"]["startPasskeyMfa"]["options"]);
+    let locked = verify_mfa(&app, &ticket, &challenge, &good).await;
+    assert_eq!(error_code(&locked), "RATE_LIMITED", "{locked}");
+}

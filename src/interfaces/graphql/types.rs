@@ -427,7 +427,8 @@ pub enum AuditEventKind {
     /// the account back to its address: sessions ended, later changes undone, a password
     /// reset required.
     AccountSecured,
-    /// The user added a passkey (the detail is its name).
+    /// The user added a passkey (the detail is its name, and how many other sessions ended:
+    /// those that proved the password alone, when it is the account's first second factor).
     PasskeyAdded,
     /// The user renamed a passkey.
     PasskeyRenamed,
