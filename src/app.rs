@@ -105,6 +105,7 @@ impl Core {
             deferred: deferred.clone(),
             audit_log: audit.clone(),
             limiter,
+            claims_hook: None,
             clock,
         };
         let services = Services::new(ports, policies(config)?);
@@ -300,6 +301,7 @@ fn policies(config: &Config) -> anyhow::Result<Policies> {
         links: config.links.policy()?,
         mfa: config.mfa.policy()?,
         throttle: config.rate_limits.throttle(),
+        claims: config.claims.policy()?,
         audit: config.audit.retention()?,
     })
 }

@@ -13,8 +13,11 @@ use crate::domain::{
 
 use super::audit::{AuditTrail, Record};
 use super::caller::{Caller, ClientInfo, Principal};
+use super::claims::TokenClaims;
 use super::error::{AuthFailure, ServiceError};
-use super::ports::{AccessClaims, AccessTokens, Clock, IssuedAccessToken, TokenError};
+use super::ports::{
+    AccessClaims, AccessTokens, Clock, CustomClaims, IssuedAccessToken, TokenError, TokenEvent,
+};
 use super::throttle::Throttle;
 
 /// How long sessions live and how refresh tokens are checked.
@@ -84,6 +87,7 @@ pub struct SessionService {
     users: Arc<dyn AccountStore>,
     reads: Arc<dyn HotReads>,
     tokens: Arc<dyn AccessTokens>,
+    claims: Arc<TokenClaims>,
     clock: Arc<dyn Clock>,
     audit: AuditTrail,
     throttle: Arc<Throttle>,
@@ -96,6 +100,8 @@ pub struct SessionDeps {
     pub users: Arc<dyn AccountStore>,
     pub reads: Arc<dyn HotReads>,
     pub tokens: Arc<dyn AccessTokens>,
+    /// What tokens say beyond the registered claims.
+    pub claims: Arc<TokenClaims>,
     pub clock: Arc<dyn Clock>,
     pub audit: AuditTrail,
     pub throttle: Arc<Throttle>,
@@ -109,6 +115,7 @@ impl SessionService {
             users: deps.users,
             reads: deps.reads,
             tokens: deps.tokens,
+            claims: deps.claims,
             clock: deps.clock,
             audit: deps.audit,
             throttle: deps.throttle,
@@ -118,6 +125,11 @@ impl SessionService {
 
     pub fn policy(&self) -> &SessionPolicy {
         &self.policy
+    }
+
+    /// What tokens say beyond the registered claims, and the hook's figures.
+    pub fn claims(&self) -> &TokenClaims {
+        &self.claims
     }
 
     /// Opens a session for a user whose credentials (`methods`) were just checked.
@@ -130,8 +142,14 @@ impl SessionService {
         self.policy.admit(&user)?;
         let now = self.clock.now();
         let authenticated = Authentication { at: now, methods };
+        let id = SessionId::generate();
+        // Before the session is stored: a hook that fails closed leaves nothing behind.
+        let custom = self
+            .claims
+            .for_token(&user, id, authenticated, TokenEvent::SignIn)
+            .await?;
         let session = Session {
-            id: SessionId::generate(),
+            id,
             user_id: user.id,
             created_at: now,
             last_used_at: now,
@@ -148,6 +166,7 @@ impl SessionService {
         self.signed_in(
             user,
             (session.id, authenticated),
+            &custom,
             refresh_token,
             session.expires_at,
             now,
@@ -230,6 +249,22 @@ impl SessionService {
             let verdict = found
                 .chain
                 .judge(found.generation, now, self.policy.reuse_grace);
+            // Before the exchange is written, and only for a token the chain accepts: a
+            // hook that fails closed leaves the presented token usable, and a replayed one
+            // never reaches the hook.
+            let custom = match verdict {
+                RefreshVerdict::Rotate | RefreshVerdict::Sibling => {
+                    self.claims
+                        .for_token(
+                            &user,
+                            session.id,
+                            session.authenticated,
+                            TokenEvent::Refresh,
+                        )
+                        .await?
+                }
+                RefreshVerdict::Reuse => CustomClaims::new(),
+            };
             let exchanged = match verdict {
                 RefreshVerdict::Rotate => self.sessions.rotate_refresh_token(&exchange).await?,
                 RefreshVerdict::Sibling => match self
@@ -247,6 +282,7 @@ impl SessionService {
                 return self.signed_in(
                     user,
                     (session.id, session.authenticated),
+                    &custom,
                     successor,
                     exchange.expires_at,
                     now,
@@ -379,6 +415,10 @@ impl SessionService {
     ) -> Result<Reauthenticated, ServiceError> {
         let now = self.clock.now();
         let authenticated = Authentication { at: now, methods };
+        let custom = self
+            .claims
+            .for_token(&user, caller.session_id, authenticated, TokenEvent::StepUp)
+            .await?;
         if !self
             .sessions
             .reauthenticate(caller.session_id, authenticated)
@@ -386,7 +426,8 @@ impl SessionService {
         {
             return Err(AuthFailure::SessionEnded.into());
         }
-        let access_token = self.access_token(&user, caller.session_id, authenticated, now)?;
+        let access_token =
+            self.access_token(&user, caller.session_id, authenticated, &custom, now)?;
         Ok(Reauthenticated { user, access_token })
     }
 
@@ -424,6 +465,7 @@ impl SessionService {
         user: &User,
         session_id: SessionId,
         authenticated: Authentication,
+        custom: &CustomClaims,
         now: DateTime<Utc>,
     ) -> Result<IssuedAccessToken, ServiceError> {
         self.tokens
@@ -433,6 +475,7 @@ impl SessionService {
                     session_id,
                     authenticated,
                 },
+                custom,
                 now,
             )
             .map_err(ServiceError::internal)
@@ -448,11 +491,12 @@ impl SessionService {
         &self,
         user: User,
         (session_id, authenticated): (SessionId, Authentication),
+        custom: &CustomClaims,
         refresh_token: OpaqueToken,
         session_expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<SignedIn, ServiceError> {
-        let access_token = self.access_token(&user, session_id, authenticated, now)?;
+        let access_token = self.access_token(&user, session_id, authenticated, custom, now)?;
         Ok(SignedIn {
             user,
             access_token,
@@ -713,6 +757,7 @@ mod tests {
                         methods: AuthMethods::Password,
                     },
                 },
+                &CustomClaims::new(),
                 h.clock.now(),
             )
             .unwrap();

@@ -11,11 +11,13 @@ use crate::domain::{
 use super::account::{AccountDeps, AccountService};
 use super::audit::{AuditRetention, AuditService, AuditTrail};
 use super::auth::{AuthDeps, AuthService};
+use super::claims::{ClaimsPolicy, TokenClaims};
 use super::links::AccountLinks;
 use super::notices::SecurityNotices;
 use super::passwords::Confirmation;
 use super::ports::{
-    AccessTokens, AuditLog, Clock, Deferred, Mailer, PasswordHasher, RateLimiter, SecretSealer,
+    AccessTokens, AuditLog, ClaimsHook, Clock, Deferred, Mailer, PasswordHasher, RateLimiter,
+    SecretSealer,
 };
 use super::second_factor::{MfaDeps, MfaPolicy, MfaService};
 use super::sessions::{SessionDeps, SessionPolicy, SessionService};
@@ -50,6 +52,8 @@ pub struct Ports {
     /// Where services record audit events (written later, in batches).
     pub audit_log: Arc<dyn AuditLog>,
     pub limiter: Arc<dyn RateLimiter>,
+    /// Adds claims to access tokens before they are signed, when one is configured.
+    pub claims_hook: Option<Arc<dyn ClaimsHook>>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -60,6 +64,7 @@ pub struct Policies {
     pub links: AccountLinks,
     pub mfa: MfaPolicy,
     pub throttle: ThrottlePolicy,
+    pub claims: ClaimsPolicy,
     pub audit: AuditRetention,
 }
 
@@ -87,6 +92,7 @@ impl Services {
             deferred,
             audit_log,
             limiter,
+            claims_hook,
             clock,
         } = ports;
         let audit = AuditTrail::new(audit_log, clock.clone());
@@ -97,6 +103,11 @@ impl Services {
             users: stores.accounts.clone(),
             reads: stores.reads.clone(),
             tokens,
+            claims: Arc::new(TokenClaims::new(
+                policies.claims,
+                claims_hook,
+                audit.clone(),
+            )),
             clock: clock.clone(),
             audit: audit.clone(),
             throttle: throttle.clone(),

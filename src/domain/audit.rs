@@ -69,6 +69,7 @@ audit_kinds! {
     RecoveryCodesRegenerated => "recovery_codes_regenerated",
     AccountSecured => "account_secured",
     SecurityNoticeSent => "security_notice_sent",
+    ClaimsHookFailed => "claims_hook_failed",
 }
 
 impl fmt::Display for AuditKind {
