@@ -105,7 +105,10 @@ impl Core {
             deferred: deferred.clone(),
             audit_log: audit.clone(),
             limiter,
-            claims_hook: None,
+            claims_hook: config
+                .claims
+                .hook()?
+                .map(|hook| Arc::new(hook) as Arc<dyn crate::application::ports::ClaimsHook>),
             clock,
         };
         let services = Services::new(ports, policies(config)?);
@@ -162,6 +165,7 @@ impl Application {
                 mail: core.deferred.clone(),
                 admission: admission.clone(),
                 limits: core.services.throttle.clone(),
+                claims_hook: core.services.sessions.claims().stats(),
             }))
         });
         let metrics_server = match &metrics {

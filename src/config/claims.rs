@@ -1,9 +1,15 @@
 //! Claims for GraphQL engines: the preset an engine reads (Hasura, PostGraphile), the claims
 //! hook that adds to it, and the resource servers that may introspect tokens.
 
-use clap::{Args, ValueEnum};
+use std::time::Duration;
 
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::secret;
 use crate::application::{ClaimsPolicy, ClaimsPreset, DatabaseRoles, HookFailure};
+use crate::infrastructure::claims_hook::{HookSettings, HttpClaimsHook, parse_hook_secret};
 
 /// Which engine's claims access tokens carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -56,6 +62,27 @@ pub struct ClaimsConfig {
     #[arg(long, env = "DATABASE_ROLES", value_delimiter = ',', global = true)]
     pub database_roles: Vec<String>,
 
+    /// A URL the service POSTs to before it signs an access token (sign-in, refresh,
+    /// step-up), with the user, the session and the authentication methods; the answer's
+    /// `claims` are added to the token (see docs/graphql-engines.md). Unset: no hook.
+    #[arg(long, env = "CLAIMS_HOOK_URL", global = true)]
+    pub claims_hook_url: Option<String>,
+
+    /// The Standard Webhooks secret (`whsec_…`, base64 of 24 or more random bytes) that signs
+    /// the hook's requests; required with CLAIMS_HOOK_URL.
+    #[arg(
+        long,
+        env = "CLAIMS_HOOK_SECRET",
+        hide_env_values = true,
+        value_parser = secret,
+        global = true
+    )]
+    pub claims_hook_secret: Option<SecretString>,
+
+    /// How long the service waits for the claims hook's answer, connecting included.
+    #[arg(long, env = "CLAIMS_HOOK_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
+    pub claims_hook_timeout: Duration,
+
     /// What happens when the claims hook fails: `closed` (the sign-in answers
     /// SERVICE_UNAVAILABLE) or `open` (the token is signed without the hook's claims, and the
     /// failure is counted).
@@ -98,6 +125,55 @@ impl ClaimsConfig {
                 HookFailureName::Open => HookFailure::Open,
             },
         })
+    }
+
+    /// The claims hook, when CLAIMS_HOOK_URL is set; refuses a URL or secret it cannot use.
+    pub fn hook(&self) -> anyhow::Result<Option<HttpClaimsHook>> {
+        let Some(url) = &self.claims_hook_url else {
+            anyhow::ensure!(
+                self.claims_hook_secret.is_none(),
+                "CLAIMS_HOOK_SECRET is set but CLAIMS_HOOK_URL is not"
+            );
+            return Ok(None);
+        };
+        let url = reqwest::Url::parse(url).context("CLAIMS_HOOK_URL is not a URL")?;
+        anyhow::ensure!(
+            matches!(url.scheme(), "https" | "http") && url.host().is_some(),
+            "CLAIMS_HOOK_URL must be an https:// (or, in development, http://) URL"
+        );
+        let secret = self
+            .claims_hook_secret
+            .as_ref()
+            .context("CLAIMS_HOOK_URL is set: set CLAIMS_HOOK_SECRET (whsec_…) too")?;
+        let secret = parse_hook_secret(secret.expose_secret())?;
+        anyhow::ensure!(
+            !self.claims_hook_timeout.is_zero(),
+            "CLAIMS_HOOK_TIMEOUT must be more than zero"
+        );
+        let hook = HttpClaimsHook::new(HookSettings {
+            url,
+            secret,
+            timeout: self.claims_hook_timeout,
+        })
+        .context("cannot build the claims hook's HTTP client")?;
+        Ok(Some(hook))
+    }
+
+    /// What production refuses: a hook reached over plain HTTP (its answers decide what
+    /// tokens grant).
+    pub fn production_findings(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        if self
+            .claims_hook_url
+            .as_deref()
+            .is_some_and(|url| !url.starts_with("https://"))
+        {
+            found.push(
+                "CLAIMS_HOOK_URL is not https://: the hook's answers decide what tokens grant"
+                    .to_owned(),
+            );
+        }
+        found
     }
 
     fn database_roles(&self) -> anyhow::Result<DatabaseRoles> {

@@ -13,6 +13,7 @@ pub(super) fn findings(config: &Config) -> Vec<String> {
     found.extend(config.http.production_findings());
     found.extend(config.links.production_findings());
     found.extend(config.mail.production_findings());
+    found.extend(config.claims.production_findings());
     found
 }
 
