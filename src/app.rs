@@ -194,6 +194,8 @@ impl Application {
             load: Arc::new(http::Load::new(config.http.load_limits())),
             keys: core.keys.clone(),
             discovery: Arc::new(config.tokens.discovery(listener.local_addr()?)),
+            sessions: core.services.sessions.clone(),
+            introspection: Arc::new(config.claims.introspection_clients()?),
         });
         Ok(Self {
             listener,

@@ -34,7 +34,7 @@ pub use notices::{Notice, SecurityNotices};
 pub use passwords::Confirmation;
 pub use second_factor::{Enrollment, MfaDeps, MfaPolicy, MfaService};
 pub use sessions::{
-    Reauthenticated, SessionDeps, SessionPage, SessionPolicy, SessionService, SignedIn,
+    LiveToken, Reauthenticated, SessionDeps, SessionPage, SessionPolicy, SessionService, SignedIn,
 };
 pub use throttle::{Lockout, Throttle, ThrottlePolicy};
 pub use users::{AdminMade, UserDeps, UserPage, UserService};

@@ -74,6 +74,18 @@ pub struct Reauthenticated {
     pub access_token: IssuedAccessToken,
 }
 
+/// An access token that still grants something, as a resource server is told of it
+/// (introspection, Hasura's webhook): the account and session as they are now.
+#[derive(Debug)]
+pub struct LiveToken {
+    pub user: User,
+    pub session_id: SessionId,
+    pub authenticated: Authentication,
+    /// The preset's claims for the account as it is now (a role changed since the token
+    /// was signed shows here).
+    pub claims: CustomClaims,
+}
+
 /// A page of the caller's sessions.
 #[derive(Debug)]
 pub struct SessionPage {
@@ -205,6 +217,26 @@ impl SessionService {
             },
             user,
         })
+    }
+
+    /// What a resource server should believe of `access_token` now: `None` when it grants
+    /// nothing (malformed, forged, expired, its session ended, the account suspended or
+    /// gone), so the answer never depends on which.
+    pub async fn live(&self, access_token: &str) -> Result<Option<LiveToken>, ServiceError> {
+        match self.authenticate(access_token).await {
+            Ok(caller) => Ok(Some(LiveToken {
+                claims: self.claims.preset_claims(&caller.user),
+                session_id: caller.principal.session_id,
+                authenticated: caller.principal.authenticated,
+                user: caller.user,
+            })),
+            Err(
+                ServiceError::Unauthenticated(_)
+                | ServiceError::AccountSuspended
+                | ServiceError::EmailNotVerified,
+            ) => Ok(None),
+            Err(other) => Err(other),
+        }
     }
 
     /// Exchanges a refresh token for new tokens, by the rule of [`RefreshChain::judge`]: a

@@ -7,9 +7,11 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::production::{MIN_SECRET_BITS, estimated_bits};
 use super::secret;
 use crate::application::{ClaimsPolicy, ClaimsPreset, DatabaseRoles, HookFailure};
 use crate::infrastructure::claims_hook::{HookSettings, HttpClaimsHook, parse_hook_secret};
+use crate::interfaces::http::IntrospectionClients;
 
 /// Which engine's claims access tokens carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -82,6 +84,19 @@ pub struct ClaimsConfig {
     /// How long the service waits for the claims hook's answer, connecting included.
     #[arg(long, env = "CLAIMS_HOOK_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
     pub claims_hook_timeout: Duration,
+
+    /// The resource servers that may call `POST /oauth/introspect`, as `id:secret`
+    /// (comma-separated); each authenticates with HTTP Basic. Unset: introspection refuses
+    /// every caller.
+    #[arg(
+        long,
+        env = "INTROSPECTION_CLIENTS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        value_parser = secret,
+        global = true
+    )]
+    pub introspection_clients: Vec<SecretString>,
 
     /// What happens when the claims hook fails: `closed` (the sign-in answers
     /// SERVICE_UNAVAILABLE) or `open` (the token is signed without the hook's claims, and the
@@ -159,10 +174,25 @@ impl ClaimsConfig {
         Ok(Some(hook))
     }
 
+    /// The resource servers that may introspect tokens; refuses a malformed entry.
+    pub fn introspection_clients(&self) -> anyhow::Result<IntrospectionClients> {
+        IntrospectionClients::parse(&self.introspection_clients).map_err(anyhow::Error::msg)
+    }
+
     /// What production refuses: a hook reached over plain HTTP (its answers decide what
-    /// tokens grant).
+    /// tokens grant), an introspection secret that could be guessed.
     pub fn production_findings(&self) -> Vec<String> {
         let mut found = Vec::new();
+        for entry in &self.introspection_clients {
+            if let Some((id, secret)) = entry.expose_secret().split_once(':')
+                && estimated_bits(secret.as_bytes()) < MIN_SECRET_BITS
+            {
+                found.push(format!(
+                    "INTROSPECTION_CLIENTS: the secret of `{id}` is too weak (use `openssl rand \
+                     -base64 32`)"
+                ));
+            }
+        }
         if self
             .claims_hook_url
             .as_deref()

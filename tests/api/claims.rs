@@ -560,3 +560,259 @@ mod hook {
         }
     }
 }
+
+// Freshness: introspection, Hasura's webhook, and role changes that end sessions.
+
+mod freshness {
+    use reqwest::StatusCode;
+    use serde_json::{Value, json};
+
+    use super::{Config, hasura};
+    use crate::helpers::{
+        PASSWORD, TestApp, assert_no_errors, error_code, spawn_app_with, unique_email,
+    };
+
+    const SET_ROLE: &str =
+        "mutation($input: SetUserRoleInput!) { setUserRole(input: $input) { id role } }";
+    const SUSPEND: &str =
+        "mutation($input: SuspendUserInput!) { suspendUser(input: $input) { id } }";
+    const NS: &str = "https://hasura.io/jwt/claims";
+
+    fn with_clients(c: &mut Config) {
+        hasura(c);
+        c.claims.introspection_clients = vec![
+            "engine:a-secret-only-the-engine-knows".into(),
+            "other:another-secret".into(),
+        ];
+    }
+
+    async fn introspect_as(
+        app: &TestApp,
+        credentials: Option<(&str, &str)>,
+        token: &str,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut request = app
+            .client
+            .post(app.url("/oauth/introspect"))
+            .form(&[("token", token), ("token_type_hint", "access_token")]);
+        if let Some((id, secret)) = credentials {
+            request = request.basic_auth(id, Some(secret));
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, headers, body)
+    }
+
+    async fn introspect(app: &TestApp, token: &str) -> Value {
+        let (status, headers, body) = introspect_as(
+            app,
+            Some(("engine", "a-secret-only-the-engine-knows")),
+            token,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(headers["cache-control"], "no-store");
+        body
+    }
+
+    async fn hasura_auth(
+        app: &TestApp,
+        token: Option<&str>,
+        role: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut request = app.client.get(app.url("/hasura/auth"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(role) = role {
+            request = request.header("x-hasura-role", role);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    #[tokio::test]
+    async fn introspection_needs_a_configured_client_and_its_secret() {
+        let app = spawn_app_with(with_clients).await;
+        let token = app.register(&unique_email(), PASSWORD).await.access();
+        for credentials in [
+            None,
+            Some(("engine", "wrong")),
+            Some(("engine", "another-secret")),
+            Some(("nobody", "a-secret-only-the-engine-knows")),
+            Some(("", "")),
+        ] {
+            let (status, headers, body) = introspect_as(&app, credentials, &token).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{credentials:?}");
+            assert_eq!(headers["www-authenticate"], "Basic realm=\"introspection\"");
+            assert_eq!(body, json!({"error": "invalid_client"}));
+        }
+        // Without INTROSPECTION_CLIENTS nobody may introspect.
+        let closed = spawn_app_with(hasura).await;
+        let (status, _, _) = introspect_as(
+            &closed,
+            Some(("engine", "a-secret-only-the-engine-knows")),
+            &token,
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn introspection_answers_the_current_claims_of_a_live_token_and_inactive_otherwise() {
+        let app = spawn_app_with(with_clients).await;
+        let email = unique_email();
+        let user = app.register(&email, PASSWORD).await;
+        let token = user.access();
+        let body = introspect(&app, &token).await;
+        assert_eq!(body["active"], true, "{body}");
+        assert_eq!(body["sub"], user.user.id);
+        assert_eq!(body["username"], email);
+        assert_eq!(body["role"], "user");
+        assert_eq!(body["amr"], json!(["pwd"]));
+        assert_eq!(body[NS]["x-hasura-default-role"], "user");
+        assert_eq!(body[NS]["x-hasura-user-id"], user.user.id);
+
+        for garbage in ["", "not-a-token", "a.b.c", &format!("{token}x")] {
+            assert_eq!(
+                introspect(&app, garbage).await,
+                json!({"active": false}),
+                "{garbage}"
+            );
+        }
+        // Signed out: inactive at once, well before the token expires.
+        app.logout(&user.refresh_token.clone().unwrap()).await;
+        assert_eq!(introspect(&app, &token).await, json!({"active": false}));
+    }
+
+    #[tokio::test]
+    async fn a_suspension_or_a_role_change_is_seen_on_the_very_next_check() {
+        let app = spawn_app_with(with_clients).await;
+        let admin = app.admin().await.access();
+        let email = unique_email();
+        let user = app.register(&email, PASSWORD).await;
+        let token = user.access();
+        assert_eq!(
+            hasura_auth(&app, Some(&token), None).await.0,
+            StatusCode::OK
+        );
+
+        // Promotion: the token that says "user" stops working everywhere at once.
+        let promoted = app
+            .graphql_as(
+                &admin,
+                SET_ROLE,
+                json!({"input": {"userId": user.user.id, "role": "ADMIN"}}),
+            )
+            .await;
+        assert_no_errors(&promoted);
+        assert_eq!(introspect(&app, &token).await, json!({"active": false}));
+        assert_eq!(
+            hasura_auth(&app, Some(&token), None).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            error_code(&app.graphql_as(&token, "{ me { id } }", json!({})).await),
+            "UNAUTHENTICATED"
+        );
+
+        // Signed in again, the token and both checks say "admin".
+        let again = app.sign_in(&email, PASSWORD).await.access();
+        assert_eq!(
+            introspect(&app, &again).await[NS]["x-hasura-default-role"],
+            "admin"
+        );
+        assert_eq!(
+            hasura_auth(&app, Some(&again), None).await,
+            (
+                StatusCode::OK,
+                json!({"X-Hasura-User-Id": user.user.id, "X-Hasura-Role": "admin"})
+            )
+        );
+
+        // Demotion, the same.
+        let demoted = app
+            .graphql_as(
+                &admin,
+                SET_ROLE,
+                json!({"input": {"userId": user.user.id, "role": "USER"}}),
+            )
+            .await;
+        assert_no_errors(&demoted);
+        assert_eq!(introspect(&app, &again).await, json!({"active": false}));
+        assert_eq!(
+            hasura_auth(&app, Some(&again), None).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+
+        // Suspension.
+        let third = app.sign_in(&email, PASSWORD).await.access();
+        assert_eq!(introspect(&app, &third).await["active"], true);
+        let suspended = app
+            .graphql_as(
+                &admin,
+                SUSPEND,
+                json!({"input": {"userId": user.user.id, "reason": "abuse"}}),
+            )
+            .await;
+        assert_no_errors(&suspended);
+        assert_eq!(introspect(&app, &third).await, json!({"active": false}));
+        assert_eq!(
+            hasura_auth(&app, Some(&third), None).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
+    #[tokio::test]
+    async fn the_hasura_webhook_answers_session_variables_of_a_live_token_only() {
+        let app = spawn_app_with(with_clients).await;
+        let user = app.register(&unique_email(), PASSWORD).await;
+        let token = user.access();
+        assert_eq!(
+            hasura_auth(&app, Some(&token), None).await,
+            (
+                StatusCode::OK,
+                json!({"X-Hasura-User-Id": user.user.id, "X-Hasura-Role": "user"})
+            )
+        );
+        // A role the account does not have is refused; one it has is granted.
+        assert_eq!(
+            hasura_auth(&app, Some(&token), Some("admin")).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            hasura_auth(&app, Some(&token), Some("user")).await.1["X-Hasura-Role"],
+            "user"
+        );
+        let admin = app.admin().await.access();
+        assert_eq!(
+            hasura_auth(&app, Some(&admin), Some("user")).await.1["X-Hasura-Role"],
+            "user"
+        );
+        assert_eq!(
+            hasura_auth(&app, Some(&admin), None).await.1["X-Hasura-Role"],
+            "admin"
+        );
+
+        for bad in [
+            None,
+            Some(""),
+            Some("not-a-token"),
+            Some(&format!("{token}x") as &str),
+        ] {
+            assert_eq!(
+                hasura_auth(&app, bad, None).await.0,
+                StatusCode::UNAUTHORIZED,
+                "{bad:?}"
+            );
+        }
+        app.logout(&user.refresh_token.clone().unwrap()).await;
+        assert_eq!(
+            hasura_auth(&app, Some(&token), None).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}
