@@ -196,6 +196,7 @@ impl Application {
             discovery: Arc::new(config.tokens.discovery(listener.local_addr()?)),
             sessions: core.services.sessions.clone(),
             introspection: Arc::new(config.claims.introspection_clients()?),
+            throttle: core.services.throttle.clone(),
         });
         Ok(Self {
             listener,

@@ -662,6 +662,35 @@ mod freshness {
     }
 
     #[tokio::test]
+    async fn an_address_guessing_introspection_secrets_is_locked_out() {
+        let app = spawn_app_with(|c| {
+            with_clients(c);
+            c.rate_limits.rate_limits = true;
+            c.rate_limits.login_lockout_after = 3;
+            c.rate_limits.login_lockout_base = std::time::Duration::from_secs(60);
+        })
+        .await;
+        let token = app.register(&unique_email(), PASSWORD).await.access();
+        let right = Some(("engine", "a-secret-only-the-engine-knows"));
+        assert_eq!(introspect_as(&app, right, &token).await.0, StatusCode::OK);
+        let mut statuses = Vec::new();
+        for guess in 0..5 {
+            let secret = format!("guess-{guess}");
+            statuses.push(
+                introspect_as(&app, Some(("engine", &secret)), &token)
+                    .await
+                    .0,
+            );
+        }
+        assert_eq!(statuses[..3], [StatusCode::UNAUTHORIZED; 3]);
+        assert!(statuses[4] == StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
+        // Locked out: even the right secret is not checked now.
+        let (status, headers, _) = introspect_as(&app, right, &token).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(headers.contains_key("retry-after"));
+    }
+
+    #[tokio::test]
     async fn introspection_answers_the_current_claims_of_a_live_token_and_inactive_otherwise() {
         let app = spawn_app_with(with_clients).await;
         let email = unique_email();

@@ -6,8 +6,10 @@
 //! - `GET /hasura/auth`, Hasura's webhook mode: Hasura forwards the client's headers and runs
 //!   the request with the session variables of a 200 answer, and refuses it on a 401.
 
+use std::net::SocketAddr;
+
 use axum::Form;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -19,7 +21,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::AppState;
-use crate::application::LiveToken;
+use crate::application::{ClientInfo, LiveToken, ServiceError};
 use crate::domain::Role;
 
 /// The resource servers that may introspect tokens: an id and a secret each.
@@ -84,10 +86,26 @@ pub struct IntrospectionRequest {
 /// else `active: true` with the account's current claims.
 pub async fn introspect(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     form: Result<Form<IntrospectionRequest>, axum::extract::rejection::FormRejection>,
 ) -> Response {
+    let client = ClientInfo {
+        user_agent: None,
+        ip: Some(state.settings.trusted_proxies.client_ip(peer, &headers)),
+    };
+    if let Err(ServiceError::RateLimited { retry_after_secs }) =
+        state.throttle.introspection_allowed(&client).await
+    {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, HeaderValue::from(retry_after_secs))],
+            axum::Json(json!({"error": "invalid_client"})),
+        )
+            .into_response();
+    }
     if !state.introspection.authenticate(&headers) {
+        state.throttle.introspection_failed(&client).await;
         return (
             StatusCode::UNAUTHORIZED,
             [(

@@ -86,6 +86,8 @@ pub struct AppState {
     pub sessions: Arc<crate::application::SessionService>,
     /// The resource servers that may introspect tokens.
     pub introspection: Arc<IntrospectionClients>,
+    /// Locks out an address that keeps guessing introspection credentials.
+    pub throttle: Arc<crate::application::Throttle>,
 }
 
 /// `/metrics`, for a listener of its own (`METRICS_ADDR`): what it tells (request rates,
