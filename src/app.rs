@@ -110,6 +110,10 @@ impl Core {
             deferred: deferred.clone(),
             audit_log: audit.clone(),
             limiter,
+            claims_hook: config
+                .claims
+                .hook()?
+                .map(|hook| Arc::new(hook) as Arc<dyn crate::application::ports::ClaimsHook>),
             clock,
             ceremonies,
         };
@@ -167,6 +171,7 @@ impl Application {
                 mail: core.deferred.clone(),
                 admission: admission.clone(),
                 limits: core.services.throttle.clone(),
+                claims_hook: core.services.sessions.claims().stats(),
             }))
         });
         let metrics_server = match &metrics {
@@ -195,6 +200,9 @@ impl Application {
             load: Arc::new(http::Load::new(config.http.load_limits())),
             keys: core.keys.clone(),
             discovery: Arc::new(config.tokens.discovery(listener.local_addr()?)),
+            sessions: core.services.sessions.clone(),
+            introspection: Arc::new(config.claims.introspection_clients()?),
+            throttle: core.services.throttle.clone(),
         });
         Ok(Self {
             listener,
@@ -307,6 +315,7 @@ fn policies(config: &Config) -> anyhow::Result<Policies> {
         mfa: config.mfa.policy()?,
         passkeys: PasskeyPolicy::default(),
         throttle: config.rate_limits.throttle(),
+        claims: config.claims.policy()?,
         audit: config.audit.retention()?,
     })
 }

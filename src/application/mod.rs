@@ -6,6 +6,7 @@ pub mod account;
 pub mod audit;
 pub mod auth;
 pub mod caller;
+pub mod claims;
 pub mod error;
 pub mod links;
 pub mod notices;
@@ -27,6 +28,7 @@ pub use account::{AccountDeps, AccountService};
 pub use audit::{AuditPage, AuditRetention, AuditService, AuditTrail};
 pub use auth::{AuthDeps, AuthService};
 pub use caller::{Caller, ClientInfo, Principal};
+pub use claims::{ClaimsPolicy, ClaimsPreset, DatabaseRoles, HookFailure, HookStats, TokenClaims};
 pub use error::{AuthFailure, ServiceError};
 pub use links::AccountLinks;
 pub use notices::{Notice, SecurityNotices};
@@ -34,7 +36,7 @@ pub use passkeys::{PasskeyChallenge, PasskeyDeps, PasskeyPolicy, PasskeyService}
 pub use passwords::Confirmation;
 pub use second_factor::{Enrollment, MfaDeps, MfaPolicy, MfaService};
 pub use sessions::{
-    Reauthenticated, SessionDeps, SessionPage, SessionPolicy, SessionService, SignedIn,
+    LiveToken, Reauthenticated, SessionDeps, SessionPage, SessionPolicy, SessionService, SignedIn,
 };
 pub use throttle::{Lockout, Throttle, ThrottlePolicy};
 pub use users::{AdminMade, UserDeps, UserPage, UserService};

@@ -13,8 +13,11 @@ use crate::domain::{
 
 use super::audit::{AuditTrail, Record};
 use super::caller::{Caller, ClientInfo, Principal};
+use super::claims::TokenClaims;
 use super::error::{AuthFailure, ServiceError};
-use super::ports::{AccessClaims, AccessTokens, Clock, IssuedAccessToken, TokenError};
+use super::ports::{
+    AccessClaims, AccessTokens, Clock, CustomClaims, IssuedAccessToken, TokenError, TokenEvent,
+};
 use super::throttle::Throttle;
 
 /// How long sessions live and how refresh tokens are checked.
@@ -71,6 +74,18 @@ pub struct Reauthenticated {
     pub access_token: IssuedAccessToken,
 }
 
+/// An access token that still grants something, as a resource server is told of it
+/// (introspection, Hasura's webhook): the account and session as they are now.
+#[derive(Debug)]
+pub struct LiveToken {
+    pub user: User,
+    pub session_id: SessionId,
+    pub authenticated: Authentication,
+    /// The preset's claims for the account as it is now (a role changed since the token
+    /// was signed shows here).
+    pub claims: CustomClaims,
+}
+
 /// A page of the caller's sessions.
 #[derive(Debug)]
 pub struct SessionPage {
@@ -86,6 +101,7 @@ pub struct SessionService {
     passkeys: Arc<dyn PasskeyStore>,
     reads: Arc<dyn HotReads>,
     tokens: Arc<dyn AccessTokens>,
+    claims: Arc<TokenClaims>,
     clock: Arc<dyn Clock>,
     audit: AuditTrail,
     throttle: Arc<Throttle>,
@@ -100,6 +116,8 @@ pub struct SessionDeps {
     pub passkeys: Arc<dyn PasskeyStore>,
     pub reads: Arc<dyn HotReads>,
     pub tokens: Arc<dyn AccessTokens>,
+    /// What tokens say beyond the registered claims.
+    pub claims: Arc<TokenClaims>,
     pub clock: Arc<dyn Clock>,
     pub audit: AuditTrail,
     pub throttle: Arc<Throttle>,
@@ -114,6 +132,7 @@ impl SessionService {
             passkeys: deps.passkeys,
             reads: deps.reads,
             tokens: deps.tokens,
+            claims: deps.claims,
             clock: deps.clock,
             audit: deps.audit,
             throttle: deps.throttle,
@@ -123,6 +142,11 @@ impl SessionService {
 
     pub fn policy(&self) -> &SessionPolicy {
         &self.policy
+    }
+
+    /// What tokens say beyond the registered claims, and the hook's figures.
+    pub fn claims(&self) -> &TokenClaims {
+        &self.claims
     }
 
     /// Opens a session for a user whose credentials (`methods`) were just checked.
@@ -135,8 +159,14 @@ impl SessionService {
         self.policy.admit(&user)?;
         let now = self.clock.now();
         let authenticated = Authentication { at: now, methods };
+        let id = SessionId::generate();
+        // Before the session is stored: a hook that fails closed leaves nothing behind.
+        let custom = self
+            .claims
+            .for_token(&user, id, authenticated, TokenEvent::SignIn)
+            .await?;
         let session = Session {
-            id: SessionId::generate(),
+            id,
             user_id: user.id,
             created_at: now,
             last_used_at: now,
@@ -153,6 +183,7 @@ impl SessionService {
         self.signed_in(
             user,
             (session.id, authenticated),
+            &custom,
             refresh_token,
             session.expires_at,
             now,
@@ -191,6 +222,26 @@ impl SessionService {
             },
             user,
         })
+    }
+
+    /// What a resource server should believe of `access_token` now: `None` when it grants
+    /// nothing (malformed, forged, expired, its session ended, the account suspended or
+    /// gone), so the answer never depends on which.
+    pub async fn live(&self, access_token: &str) -> Result<Option<LiveToken>, ServiceError> {
+        match self.authenticate(access_token).await {
+            Ok(caller) => Ok(Some(LiveToken {
+                claims: self.claims.preset_claims(&caller.user),
+                session_id: caller.principal.session_id,
+                authenticated: caller.principal.authenticated,
+                user: caller.user,
+            })),
+            Err(
+                ServiceError::Unauthenticated(_)
+                | ServiceError::AccountSuspended
+                | ServiceError::EmailNotVerified,
+            ) => Ok(None),
+            Err(other) => Err(other),
+        }
     }
 
     /// Exchanges a refresh token for new tokens, by the rule of [`RefreshChain::judge`]: a
@@ -235,6 +286,22 @@ impl SessionService {
             let verdict = found
                 .chain
                 .judge(found.generation, now, self.policy.reuse_grace);
+            // Before the exchange is written, and only for a token the chain accepts: a
+            // hook that fails closed leaves the presented token usable, and a replayed one
+            // never reaches the hook.
+            let custom = match verdict {
+                RefreshVerdict::Rotate | RefreshVerdict::Sibling => {
+                    self.claims
+                        .for_token(
+                            &user,
+                            session.id,
+                            session.authenticated,
+                            TokenEvent::Refresh,
+                        )
+                        .await?
+                }
+                RefreshVerdict::Reuse => CustomClaims::new(),
+            };
             let exchanged = match verdict {
                 RefreshVerdict::Rotate => self.sessions.rotate_refresh_token(&exchange).await?,
                 RefreshVerdict::Sibling => match self
@@ -252,6 +319,7 @@ impl SessionService {
                 return self.signed_in(
                     user,
                     (session.id, session.authenticated),
+                    &custom,
                     successor,
                     exchange.expires_at,
                     now,
@@ -394,6 +462,10 @@ impl SessionService {
     ) -> Result<Reauthenticated, ServiceError> {
         let now = self.clock.now();
         let authenticated = Authentication { at: now, methods };
+        let custom = self
+            .claims
+            .for_token(&user, caller.session_id, authenticated, TokenEvent::StepUp)
+            .await?;
         if !self
             .sessions
             .reauthenticate(caller.session_id, authenticated)
@@ -401,7 +473,8 @@ impl SessionService {
         {
             return Err(AuthFailure::SessionEnded.into());
         }
-        let access_token = self.access_token(&user, caller.session_id, authenticated, now)?;
+        let access_token =
+            self.access_token(&user, caller.session_id, authenticated, &custom, now)?;
         Ok(Reauthenticated { user, access_token })
     }
 
@@ -452,6 +525,7 @@ impl SessionService {
         user: &User,
         session_id: SessionId,
         authenticated: Authentication,
+        custom: &CustomClaims,
         now: DateTime<Utc>,
     ) -> Result<IssuedAccessToken, ServiceError> {
         self.tokens
@@ -461,6 +535,7 @@ impl SessionService {
                     session_id,
                     authenticated,
                 },
+                custom,
                 now,
             )
             .map_err(ServiceError::internal)
@@ -476,11 +551,12 @@ impl SessionService {
         &self,
         user: User,
         (session_id, authenticated): (SessionId, Authentication),
+        custom: &CustomClaims,
         refresh_token: OpaqueToken,
         session_expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<SignedIn, ServiceError> {
-        let access_token = self.access_token(&user, session_id, authenticated, now)?;
+        let access_token = self.access_token(&user, session_id, authenticated, custom, now)?;
         Ok(SignedIn {
             user,
             access_token,
@@ -741,6 +817,7 @@ mod tests {
                         methods: AuthMethods::Password,
                     },
                 },
+                &CustomClaims::new(),
                 h.clock.now(),
             )
             .unwrap();

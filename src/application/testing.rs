@@ -8,6 +8,7 @@
 //! when told ([`ManualClock`]), deferred jobs that run when told ([`HeldJobs`]), and a hasher
 //! that costs nothing, counts its verifications and can be saturated ([`CheapHasher`]).
 
+use crate::application::ClaimsPolicy;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
@@ -63,6 +64,7 @@ pub fn policies() -> Policies {
         },
         passkeys: PasskeyPolicy::default(),
         throttle: ThrottlePolicy::default(),
+        claims: ClaimsPolicy::default(),
         audit: AuditRetention {
             events: Duration::days(365),
             clients: Duration::days(90),
@@ -129,6 +131,7 @@ impl Harness {
             deferred: deferred.clone(),
             audit_log: AuditWriter::start(stores.audit.clone()),
             limiter: Arc::new(MemoryRateLimiter::new(1_000, clock.clone())),
+            claims_hook: None,
             clock: clock.clone(),
             ceremonies: Arc::new(
                 WebauthnCeremonies::new(&WebauthnSettings {

@@ -139,6 +139,8 @@ enum Action {
     Confirm,
     Email,
     Code,
+    /// Resource servers authenticating to the introspection endpoint.
+    Introspection,
 }
 
 impl Action {
@@ -151,6 +153,7 @@ impl Action {
             Action::Confirm => "confirm",
             Action::Email => "email",
             Action::Code => "code",
+            Action::Introspection => "introspection",
         }
     }
 }
@@ -309,6 +312,38 @@ impl Throttle {
                 kind,
                 "repeated failures: account locked for a while"
             );
+            self.guarded(self.limiter.block(&key, duration).await).ok();
+        }
+    }
+
+    /// Refuses a client address locked out of the introspection endpoint after wrong client
+    /// credentials (the sign-in lockout's settings). Checked before the credentials, so a
+    /// locked-out address learns nothing more of a guess.
+    pub async fn introspection_allowed(&self, client: &ClientInfo) -> Result<(), ServiceError> {
+        if let (Some(_), Some(ip)) = (self.policy.lockout, client.ip) {
+            let key = ip_key(Action::Introspection, ip, self.policy.ipv6_prefix);
+            if let Some(wait) = self
+                .guarded(self.limiter.blocked_for(&key).await)?
+                .flatten()
+            {
+                return Err(limited(wait));
+            }
+        }
+        Ok(())
+    }
+
+    /// Wrong introspection client credentials from `client`: counts toward its lockout.
+    pub async fn introspection_failed(&self, client: &ClientInfo) {
+        let (Some(lockout), Some(ip)) = (self.policy.lockout, client.ip) else {
+            return;
+        };
+        let key = ip_key(Action::Introspection, ip, self.policy.ipv6_prefix);
+        let failures = self
+            .guarded(self.limiter.count_failure(&key, lockout.window).await)
+            .ok()
+            .flatten();
+        if let Some(duration) = failures.and_then(|n| lockout.duration(n)) {
+            tracing::warn!(%ip, lock_secs = duration.as_secs(), "repeated wrong introspection credentials: address locked for a while");
             self.guarded(self.limiter.block(&key, duration).await).ok();
         }
     }

@@ -213,8 +213,8 @@ impl UserService {
         Ok(UserPage { page, total })
     }
 
-    /// Makes a user an administrator or a regular user. The last active administrator
-    /// cannot be demoted. Needs a recent authentication of the administrator.
+    /// Makes a user an administrator or a regular user, and ends their sessions when the role
+    /// changes. The last active administrator cannot be demoted. Needs a recent authentication of the administrator.
     pub async fn set_role(
         &self,
         caller: &Principal,
@@ -234,6 +234,12 @@ impl UserService {
             detail: Some(format!("{} -> {}", before.role.as_str(), role.as_str())),
         });
         if before.role != role {
+            // Tokens already issued say the old role (an engine's claims too): the
+            // sessions end, so no token grants the old rights past this moment to a
+            // verifier that checks the session (introspection, Hasura's webhook), nor past
+            // one access-token lifetime to one that does not.
+            let ended = self.sessions.end_other_sessions(id, None).await?;
+            tracing::info!(user_id = %id, ended_sessions = ended, "role changed: sessions ended");
             self.notices
                 .send(id, Notice::RoleChanged(role), now, client)
                 .await;

@@ -11,13 +11,15 @@ use crate::domain::{
 use super::account::{AccountDeps, AccountService};
 use super::audit::{AuditRetention, AuditService, AuditTrail};
 use super::auth::{AuthDeps, AuthService};
+use super::claims::{ClaimsPolicy, TokenClaims};
 use super::links::AccountLinks;
 use super::notices::SecurityNotices;
 use super::passkey_ports::PasskeyCeremonies;
 use super::passkeys::{PasskeyDeps, PasskeyPolicy, PasskeyService};
 use super::passwords::Confirmation;
 use super::ports::{
-    AccessTokens, AuditLog, Clock, Deferred, Mailer, PasswordHasher, RateLimiter, SecretSealer,
+    AccessTokens, AuditLog, ClaimsHook, Clock, Deferred, Mailer, PasswordHasher, RateLimiter,
+    SecretSealer,
 };
 use super::second_factor::{MfaDeps, MfaPolicy, MfaService};
 use super::sessions::{SessionDeps, SessionPolicy, SessionService};
@@ -54,6 +56,8 @@ pub struct Ports {
     /// Where services record audit events (written later, in batches).
     pub audit_log: Arc<dyn AuditLog>,
     pub limiter: Arc<dyn RateLimiter>,
+    /// Adds claims to access tokens before they are signed, when one is configured.
+    pub claims_hook: Option<Arc<dyn ClaimsHook>>,
     pub clock: Arc<dyn Clock>,
     /// The WebAuthn relying party.
     pub ceremonies: Arc<dyn PasskeyCeremonies>,
@@ -67,6 +71,7 @@ pub struct Policies {
     pub mfa: MfaPolicy,
     pub passkeys: PasskeyPolicy,
     pub throttle: ThrottlePolicy,
+    pub claims: ClaimsPolicy,
     pub audit: AuditRetention,
 }
 
@@ -95,6 +100,7 @@ impl Services {
             deferred,
             audit_log,
             limiter,
+            claims_hook,
             clock,
             ceremonies,
         } = ports;
@@ -107,6 +113,11 @@ impl Services {
             passkeys: stores.passkeys.clone(),
             reads: stores.reads.clone(),
             tokens,
+            claims: Arc::new(TokenClaims::new(
+                policies.claims,
+                claims_hook,
+                audit.clone(),
+            )),
             clock: clock.clone(),
             audit: audit.clone(),
             throttle: throttle.clone(),

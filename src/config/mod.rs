@@ -11,6 +11,7 @@
 
 mod audit;
 mod browsers;
+mod claims;
 mod database;
 mod graphql;
 mod hashing;
@@ -36,6 +37,7 @@ use secrecy::SecretString;
 
 pub use audit::AuditConfig;
 pub use browsers::BrowserConfig;
+pub use claims::{ClaimsConfig, ClaimsPresetName, HookFailureName};
 pub use database::DatabaseConfig;
 pub use graphql::GraphqlConfig;
 pub use hashing::HashingConfig;
@@ -101,6 +103,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub sessions: SessionConfig,
+
+    #[command(flatten)]
+    pub claims: ClaimsConfig,
 
     #[command(flatten)]
     pub mfa: SecondFactorConfig,

@@ -18,6 +18,7 @@ pub(super) fn findings(config: &Config) -> Vec<String> {
             .webauthn
             .production_findings(&config.links.public_url),
     );
+    found.extend(config.claims.production_findings());
     found
 }
 

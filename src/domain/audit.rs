@@ -73,6 +73,7 @@ audit_kinds! {
     PasskeyRemoved => "passkey_removed",
     PasskeyRefused => "passkey_refused",
     SecurityNoticeSent => "security_notice_sent",
+    ClaimsHookFailed => "claims_hook_failed",
 }
 
 impl fmt::Display for AuditKind {

@@ -356,6 +356,7 @@ async fn the_last_active_admin_cannot_be_demoted_suspended_or_deleted() {
     let app = spawn_app().await;
     let admin = app.admin().await;
     let token = admin.access();
+    let admin_email = admin.user.email.clone();
     let admin_id = id(&admin);
 
     let demote = app
@@ -402,9 +403,15 @@ async fn the_last_active_admin_cannot_be_demoted_suspended_or_deleted() {
         )
         .await;
     assert_eq!(step_down["data"]["setUserRole"]["role"], "USER");
-    // The role is read on every request: the old token no longer administers.
+    // A role change ends the account's sessions: the old token no longer administers, nor
+    // anything else.
     assert_eq!(
         error_code(&app.graphql_as(&token, USERS, json!({})).await),
+        "UNAUTHENTICATED"
+    );
+    let again = app.sign_in(&admin_email, PASSWORD).await.access();
+    assert_eq!(
+        error_code(&app.graphql_as(&again, USERS, json!({})).await),
         "FORBIDDEN"
     );
 }
@@ -438,13 +445,20 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin() {
     let refused = [&demote_a, &demote_b]
         .iter()
         .filter(|body| {
-            body.get("errors").is_some() && ["CONFLICT", "FORBIDDEN"].contains(&error_code(body))
+            // UNAUTHENTICATED: the winner's demotion ended the loser's sessions before the
+            // loser's request was authenticated.
+            body.get("errors").is_some()
+                && ["CONFLICT", "FORBIDDEN", "UNAUTHENTICATED"].contains(&error_code(body))
         })
         .count();
     assert_eq!((succeeded, refused), (1, 1), "{demote_a} {demote_b}");
     let roles = [
-        app.current_user(&a.access()).await.role,
-        app.current_user(&b.access()).await.role,
+        app.current_user(&app.sign_in(&a.user.email, PASSWORD).await.access())
+            .await
+            .role,
+        app.current_user(&app.sign_in(&b.user.email, PASSWORD).await.access())
+            .await
+            .role,
     ];
     assert!(roles.contains(&Role::Admin), "{roles:?}");
 }

@@ -7,6 +7,7 @@ mod helpers;
 mod account;
 mod admin;
 mod audit;
+mod claims;
 mod cli;
 mod contention;
 mod contract;

@@ -439,6 +439,9 @@ pub enum AuditEventKind {
     PasskeyRefused,
     /// A security notice was emailed to the account's address (the detail says about what).
     SecurityNoticeSent,
+    /// The claims hook gave no usable answer before a token was signed (the detail says why,
+    /// and for which event); with `CLAIMS_HOOK_FAILURE=closed` the sign-in was refused.
+    ClaimsHookFailed,
 }
 
 pub struct AuditEvent(domain::AuditEvent);

@@ -312,8 +312,9 @@ impl UserMutation {
         Ok(true)
     }
 
-    /// Gives a user a role (administrators only). The last active administrator cannot be
-    /// demoted (`CONFLICT`). Needs a recent authentication (`FORBIDDEN` with
+    /// Gives a user a role (administrators only); a change of role ends the user's sessions,
+    /// so no token issued before it keeps the old rights. The last active administrator
+    /// cannot be demoted (`CONFLICT`). Needs a recent authentication (`FORBIDDEN` with
     /// `extensions.reason: REAUTHENTICATION_REQUIRED`: call `reauthenticate`, then retry).
     async fn set_user_role(
         &self,
