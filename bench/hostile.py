@@ -1,7 +1,10 @@
 """The hostile figures of scripts/bench.sh: how long the server takes to refuse 1 MiB hostile
 documents, and its peak memory while 100 clients each send a 1 MiB body at once.
 
-    python3 bench/hostile.py URL SERVER_PID ROUNDS
+    python3 bench/hostile.py URL SERVER_PID ROUNDS [MAX_BODY_BYTES]
+
+MAX_BODY_BYTES is the server's HTTP_MAX_BODY_BYTES (default 32 KiB): the worst document of
+a valid size is one just under it, which the server parses and then refuses.
 
 Prints one line per figure, `RESULT name=value`. A hostile request that is answered with a
 5xx other than 503 (load shed), or not at all, fails the run.
@@ -16,6 +19,7 @@ import urllib.error
 import urllib.request
 
 URL, PID, ROUNDS = sys.argv[1], sys.argv[2], int(sys.argv[3])
+MAX_BODY = int(sys.argv[4]) if len(sys.argv) > 4 else 32 * 1024
 MIB = 1024 * 1024
 
 
@@ -55,6 +59,9 @@ HOSTILE = {
     "string_1mib_ms": document('{ user(id: "' + fill("x", MIB - 4096) + '") { id } }'),
     # 2^40 fields once expanded.
     "fan_out_ms": document(fan_out(40)),
+    # The worst documents within the body limit: parsed, then refused.
+    "fields_budget_ms": document("{ " + fill("a ", MAX_BODY - 64) + "}"),
+    "string_budget_ms": document('{ user(id: "' + fill("x", MAX_BODY - 64) + '") { id } }'),
 }
 
 

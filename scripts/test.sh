@@ -141,6 +141,9 @@ fi
 # issuer in OIDC_TEST_ISSUER, and are skipped without it (CI: they fail).
 if command -v node >/dev/null && command -v npm >/dev/null; then
   (cd tests/oidc-provider && npm ci --no-audit --no-fund --loglevel=error)
+  # The Standard Webhooks reference (npm standardwebhooks) that checks the claims hook's
+  # signatures (tests/api/claims.rs); that test is skipped without it.
+  (cd tests/claims-hook && npm ci --no-audit --no-fund --loglevel=error)
   PORT=0 node tests/oidc-provider/server.js >"$work/oidc-provider.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 100); do grep -q '^ready ' "$work/oidc-provider.log" && break; sleep 0.1; done

@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use crate::application::ports::{
     Clock, Mailer, PublishedKeys, RateLimiter, SecretSealer, StoreHealth, SystemClock,
 };
-use crate::application::{Policies, Ports, Services, Stores};
+use crate::application::{PasskeyPolicy, Policies, Ports, Services, Stores};
 use crate::config::{Config, MailerKind, RateLimitStore};
 use crate::domain::HotReads;
 use crate::infrastructure::audit::AuditWriter;
@@ -25,12 +25,12 @@ use crate::infrastructure::oidc::OidcProviders;
 use crate::infrastructure::persistence::sqlite::DirectReads;
 use crate::infrastructure::persistence::{
     self, DatabaseHealth, QueryCounter, RetryCounter, SeaOrmAccountRecovery,
-    SeaOrmAccountTokenRepository, SeaOrmAuditRepository, SeaOrmHotReads,
+    SeaOrmAccountTokenRepository, SeaOrmAuditRepository, SeaOrmHotReads, SeaOrmPasskeyRepository,
     SeaOrmSecondFactorRepository, SeaOrmSessionRepository, SeaOrmSocialRepository,
     SeaOrmUserRepository, Transactions,
 };
 use crate::infrastructure::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
-use crate::infrastructure::security::{Argon2Hasher, JwtTokens};
+use crate::infrastructure::security::{Argon2Hasher, JwtTokens, WebauthnCeremonies};
 use crate::interfaces::graphql;
 use crate::interfaces::http::{self, AppState, MetricSources, Metrics};
 
@@ -78,6 +78,11 @@ impl Core {
         let dev_dir = config.dev_state_dir();
         let sealer: Arc<dyn SecretSealer> = Arc::new(config.mfa.sealer(dev_dir.as_deref())?);
         let tokens = Arc::new(JwtTokens::new(config.tokens.settings(dev_dir.as_deref())?));
+        // And WebAuthn settings no browser would accept.
+        let ceremonies = Arc::new(
+            WebauthnCeremonies::new(&config.webauthn.settings(&config.links.public_url)?)
+                .map_err(|e| anyhow::anyhow!("WEBAUTHN_RP_ID / WEBAUTHN_ORIGINS: {e}"))?,
+        );
         let queries = QueryCounter::default();
         let db = connect_and_migrate_counted(config, &queries).await?;
         let retries = RetryCounter::default();
@@ -119,8 +124,13 @@ impl Core {
             deferred: deferred.clone(),
             audit_log: audit.clone(),
             limiter,
+            claims_hook: config
+                .claims
+                .hook()?
+                .map(|hook| Arc::new(hook) as Arc<dyn crate::application::ports::ClaimsHook>),
             clock,
             providers,
+            ceremonies,
         };
         let services = Services::new(ports, policies(config)?);
         Ok(Self {
@@ -176,6 +186,7 @@ impl Application {
                 mail: core.deferred.clone(),
                 admission: admission.clone(),
                 limits: core.services.throttle.clone(),
+                claims_hook: core.services.sessions.claims().stats(),
             }))
         });
         let metrics_server = match &metrics {
@@ -205,6 +216,9 @@ impl Application {
             keys: core.keys.clone(),
             discovery: Arc::new(config.tokens.discovery(listener.local_addr()?)),
             social: core.services.social.clone(),
+            sessions: core.services.sessions.clone(),
+            introspection: Arc::new(config.claims.introspection_clients()?),
+            throttle: core.services.throttle.clone(),
         });
         Ok(Self {
             listener,
@@ -315,7 +329,9 @@ fn policies(config: &Config) -> anyhow::Result<Policies> {
         sessions: config.sessions.policy()?,
         links: config.links.policy()?,
         mfa: config.mfa.policy()?,
+        passkeys: PasskeyPolicy::default(),
         throttle: config.rate_limits.throttle(),
+        claims: config.claims.policy()?,
         audit: config.audit.retention()?,
         social: config.social_policy(),
     })
@@ -346,6 +362,7 @@ pub fn stores(
         links: Arc::new(SeaOrmAccountTokenRepository::new(writes.clone())),
         recovery: Arc::new(SeaOrmAccountRecovery::new(writes.clone())),
         factors: Arc::new(SeaOrmSecondFactorRepository::new(writes.clone())),
+        passkeys: Arc::new(SeaOrmPasskeyRepository::new(writes.clone())),
         directory: Arc::new(SeaOrmUserRepository::new(writes.clone())),
         audit: audit.clone(),
         audit_queries: audit,
@@ -424,8 +441,8 @@ fn mail(config: &Config) -> anyhow::Result<Mail> {
     }
 }
 
-/// Deletes ended sessions, spent email links and audit events past their retention now and
-/// then, off the request path.
+/// Deletes ended sessions, spent email links, expired passkey ceremonies and audit events past
+/// their retention now and then, off the request path.
 async fn clean_up_periodically(services: Services, every: Duration) {
     let every = every.max(Duration::from_secs(1));
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -435,19 +452,22 @@ async fn clean_up_periodically(services: Services, every: Duration) {
         match tokio::try_join!(
             services.sessions.delete_ended(),
             services.account.delete_spent_tokens(),
+            services.passkeys.delete_expired_ceremonies(),
             services.audit.apply_retention(),
             services.social.delete_expired(),
         ) {
-            Ok((sessions, links, (events, clients), social))
-                if sessions + links + events + clients + social > 0 =>
+            Ok((sessions, links, ceremonies, (events, clients), social))
+                if sessions + links + ceremonies + events + clients + social > 0 =>
             {
                 tracing::info!(
                     sessions,
                     links,
+                    passkey_ceremonies = ceremonies,
                     social_flows_and_codes = social,
                     audit_events = events,
                     audit_clients_forgotten = clients,
-                    "deleted ended sessions, spent links and audit events past their retention"
+                    "deleted ended sessions, spent links, expired passkey ceremonies and audit events \
+                     past their retention"
                 );
             }
             Ok(_) => {}

@@ -1,8 +1,8 @@
 // GraphiQL for authgraph: the endpoint is this server, and the access token returned by
-// register, login, refreshToken, verifyMfa or reauthenticate is sent automatically on later
-// requests (unless the Headers tab sets Authorization itself), so "Register, then Me" works
-// with no copying. With SESSION_COOKIES=true the answers carry no token (null): the session
-// cookies, which this same-origin fetch sends, authenticate instead.
+// register, login, refreshToken, verifyMfa, reauthenticate or finishPasskeySignIn is sent
+// automatically on later requests (unless the Headers tab sets Authorization itself), so
+// "Register, then Me" works with no copying. With SESSION_COOKIES=true the answers carry no
+// token (null): the session cookies, which this same-origin fetch sends, authenticate instead.
 //
 // Nothing is written to the browser's storage: not the token, not the Headers tab (where a
 // pasted bearer token would sit), not the Variables tab (where passwords sit). GraphiQL's own
@@ -94,6 +94,41 @@
     "  }",
     "}",
     "",
+    "# Passkeys: each start... answers options for the browser's",
+    "# navigator.credentials.create / get (a page of yours runs",
+    "# them: examples/web-client/src/webauthn.ts); its finish",
+    "# takes the challengeId and credential.toJSON(). An account",
+    "# with a passkey answers MFA_REQUIRED to Login: StartPasskeyMfa",
+    "# with the ticket, then VerifyMfa with passkey instead of code.",
+    "",
+    "query Passkeys {",
+    "  me { passkeys { id name createdAt lastUsedAt backedUp } }",
+    "}",
+    "",
+    "mutation StartPasskeyRegistration {",
+    "  startPasskeyRegistration { challengeId options }",
+    "}",
+    "",
+    "mutation StartPasskeySignIn {",
+    "  startPasskeySignIn { challengeId options }",
+    "}",
+    "",
+    "mutation StartPasskeyMfa($startPasskeyMfa: StartPasskeyMfaInput!) {",
+    "  startPasskeyMfa(input: $startPasskeyMfa) { challengeId options }",
+    "}",
+    "",
+    "mutation StartPasskeyReauthentication {",
+    "  startPasskeyReauthentication { challengeId options }",
+    "}",
+    "",
+    "mutation RenamePasskey($renamePasskey: RenamePasskeyInput!) {",
+    "  renamePasskey(input: $renamePasskey) { id name }",
+    "}",
+    "",
+    "mutation RemovePasskey($removePasskey: RemovePasskeyInput!) {",
+    "  removePasskey(input: $removePasskey)",
+    "}",
+    "",
   ].join("\n");
 
   var starterVariables = JSON.stringify(
@@ -103,6 +138,9 @@
       confirmTotp: { code: "123456" },
       verifyMfa: { ticket: "the mfaTicket from Login's error", code: "123456" },
       reauthenticate: { password: "correct horse battery staple", code: "123456" },
+      startPasskeyMfa: { ticket: "the mfaTicket from Login's error" },
+      renamePasskey: { id: "a passkey id from Passkeys", name: "Work laptop" },
+      removePasskey: { id: "a passkey id from Passkeys" },
     },
     null,
     2
@@ -117,7 +155,7 @@
   function rememberToken(result) {
     var data = result && result.data;
     if (!data) return;
-    ["register", "login", "refreshToken", "verifyMfa", "reauthenticate"].forEach(function (field) {
+    ["register", "login", "refreshToken", "verifyMfa", "reauthenticate", "finishPasskeySignIn"].forEach(function (field) {
       if (data[field] && data[field].accessToken) {
         accessToken = data[field].accessToken;
       }

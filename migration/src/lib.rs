@@ -12,6 +12,7 @@ mod m20261130_000006_second_factor;
 mod m20261207_000007_passkeys;
 mod m20261208_000008_social_sign_in;
 mod m20261209_000009_social_accounts;
+mod m20261212_000012_directory_indexes;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000007_passkeys::Migration),
             Box::new(m20261208_000008_social_sign_in::Migration),
             Box::new(m20261209_000009_social_accounts::Migration),
+            Box::new(m20261212_000012_directory_indexes::Migration),
         ]
     }
 }

@@ -360,7 +360,7 @@ impl AccountService {
         self.notices
             .send(user.id, Notice::PasswordReset, now, client)
             .await;
-        if user.mfa_enabled_at.is_some() {
+        if self.sessions.has_second_factor(&user).await? {
             // The link proves the mailbox, not the second factor: the password is set, and
             // signing in waits for a code as at any sign-in.
             self.sessions.policy().admit(&user)?;
@@ -537,11 +537,12 @@ impl AccountService {
         self.audit.record(
             Record::own(AuditKind::AccountSecured, secured.user_id, client).detail(format!(
                 "sessions ended: {}; links voided: {}; second factor removed: {}; recovery \
-                 codes removed: {}",
+                 codes removed: {}; passkeys removed: {}",
                 secured.sessions_ended,
                 secured.links_voided,
                 secured.factor_removed,
-                secured.recovery_codes_removed
+                secured.recovery_codes_removed,
+                secured.passkeys_removed
             )),
         );
         if let Some(user) = self.users.find_by_id(secured.user_id).await? {

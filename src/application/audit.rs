@@ -6,7 +6,8 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::domain::{
-    AuditEvent, AuditFilter, AuditKind, AuditQueries, AuditStore, Page, PageRequest, UserId,
+    AuditEvent, AuditFilter, AuditKind, AuditQueries, AuditStore, EXACT_TOTAL_UP_TO, Page,
+    PageRequest, UserId,
 };
 
 use super::caller::{ClientInfo, Principal};
@@ -70,7 +71,8 @@ impl AuditTrail {
 #[derive(Debug, Clone)]
 pub struct AuditPage {
     pub page: Page<AuditEvent>,
-    pub total: u64,
+    /// How many events pass the filter (at most [`EXACT_TOTAL_UP_TO`] + 1), when asked for.
+    pub total: Option<u64>,
 }
 
 /// How long the audit trail keeps what.
@@ -117,13 +119,14 @@ impl AuditService {
             .await?)
     }
 
-    /// Events that pass `filter`, newest first. A user who is not an administrator sees only
-    /// events about or by themselves.
+    /// Events that pass `filter`, newest first, and how many they are when `count` asks. A
+    /// user who is not an administrator sees only events about or by themselves.
     pub async fn list(
         &self,
         caller: &Principal,
         mut filter: AuditFilter,
         page: &PageRequest<Uuid>,
+        count: bool,
     ) -> Result<AuditPage, ServiceError> {
         if !caller.is_admin() {
             match filter.user {
@@ -135,10 +138,13 @@ impl AuditService {
                 _ => filter.user = Some(caller.user_id),
             }
         }
-        let (page, total) = tokio::try_join!(
-            self.queries.list(&filter, page),
-            self.queries.count(&filter)
-        )?;
+        let total = async {
+            match count {
+                true => Some(self.queries.count(&filter, EXACT_TOTAL_UP_TO).await).transpose(),
+                false => Ok(None),
+            }
+        };
+        let (page, total) = tokio::try_join!(self.queries.list(&filter, page), total)?;
         Ok(AuditPage {
             page: page.map(|event| as_seen_by(caller, event)),
             total,
@@ -171,7 +177,7 @@ impl AuditService {
                 let events = events.into_iter().map(|e| as_seen_by(caller, e)).collect();
                 let page = AuditPage {
                     page: Page::from_probe(&request, events),
-                    total,
+                    total: Some(total),
                 };
                 (*user, page)
             })

@@ -146,7 +146,7 @@ impl AuthService {
             }
         };
         self.throttle.password_succeeded(&email).await;
-        if user.mfa_enabled_at.is_some() {
+        if self.sessions.has_second_factor(&user).await? {
             // The password was right; the session waits for the second factor.
             self.sessions.policy().admit(&user)?;
             return Err(self.mfa.challenge(&user).await);

@@ -6,10 +6,12 @@ pub mod account;
 pub mod audit;
 pub mod auth;
 pub mod caller;
+pub mod claims;
 pub mod error;
 pub mod links;
 pub mod notices;
 pub mod passkey_ports;
+pub mod passkeys;
 pub mod passwords;
 pub mod ports;
 pub mod second_factor;
@@ -27,13 +29,15 @@ pub use account::{AccountDeps, AccountService};
 pub use audit::{AuditPage, AuditRetention, AuditService, AuditTrail};
 pub use auth::{AuthDeps, AuthService};
 pub use caller::{Caller, ClientInfo, Principal};
+pub use claims::{ClaimsPolicy, ClaimsPreset, DatabaseRoles, HookFailure, HookStats, TokenClaims};
 pub use error::{AuthFailure, ServiceError};
 pub use links::AccountLinks;
 pub use notices::{Notice, SecurityNotices};
+pub use passkeys::{PasskeyChallenge, PasskeyDeps, PasskeyPolicy, PasskeyService};
 pub use passwords::Confirmation;
 pub use second_factor::{Enrollment, MfaDeps, MfaPolicy, MfaService};
 pub use sessions::{
-    Reauthenticated, SessionDeps, SessionPage, SessionPolicy, SessionService, SignedIn,
+    LiveToken, Reauthenticated, SessionDeps, SessionPage, SessionPolicy, SessionService, SignedIn,
 };
 pub use social::{SocialDeps, SocialPolicy, SocialService};
 pub use throttle::{Lockout, Throttle, ThrottlePolicy};

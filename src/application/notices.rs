@@ -11,8 +11,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    AccountStore, AccountToken, AccountTokenRepository, AuditKind, Email, OpaqueToken, Role,
-    TokenPurpose, User, UserId,
+    AccountStore, AccountToken, AccountTokenRepository, AuditKind, Email, OpaqueToken, PasskeyName,
+    Role, TokenPurpose, User, UserId,
 };
 
 use super::audit::{AuditTrail, Record};
@@ -42,6 +42,10 @@ pub enum Notice {
     IdentityLinked(String),
     /// The identity at this provider (its name) was unlinked from the account.
     IdentityUnlinked(String),
+    /// A passkey of this name was added.
+    PasskeyAdded(PasskeyName),
+    /// A passkey of this name was removed.
+    PasskeyRemoved(PasskeyName),
 }
 
 impl Notice {
@@ -59,6 +63,8 @@ impl Notice {
             Notice::RoleChanged(_) => "Your account's role was changed",
             Notice::IdentityLinked(_) => "A sign-in through another service was added",
             Notice::IdentityUnlinked(_) => "A sign-in through another service was removed",
+            Notice::PasskeyAdded(_) => "A passkey was added to your account",
+            Notice::PasskeyRemoved(_) => "A passkey was removed from your account",
         }
     }
 
@@ -101,6 +107,15 @@ impl Notice {
             Notice::IdentityUnlinked(provider) => {
                 format!("Your account can no longer be signed in to with {provider}")
             }
+            Notice::PasskeyAdded(name) => format!(
+                "A passkey named \"{}\" was added: it signs in to your account without the \
+                 password",
+                name.as_str()
+            ),
+            Notice::PasskeyRemoved(name) => format!(
+                "The passkey named \"{}\" was removed from your account",
+                name.as_str()
+            ),
         }
     }
 
@@ -119,6 +134,8 @@ impl Notice {
             Notice::RoleChanged(_) => "role changed",
             Notice::IdentityLinked(_) => "identity linked",
             Notice::IdentityUnlinked(_) => "identity unlinked",
+            Notice::PasskeyAdded(_) => "passkey added",
+            Notice::PasskeyRemoved(_) => "passkey removed",
         }
     }
 }

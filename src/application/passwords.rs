@@ -44,8 +44,8 @@ impl Confirmation {
         user: &User,
         password: String,
     ) -> Result<(), ServiceError> {
-        if user.mfa_enabled_at.is_some() {
-            self.sessions.require_recent(caller, user)?;
+        if self.sessions.has_second_factor(user).await? {
+            self.sessions.require_recent(caller, user).await?;
         }
         self.password(caller, user, password).await
     }

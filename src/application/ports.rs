@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Authentication, Password, PasswordHash, SessionId, UserId};
+use crate::domain::{Authentication, Password, PasswordHash, Role, SessionId, UserId};
 
 /// Why hashing or verifying a password did not produce an answer.
 #[derive(Debug, thiserror::Error)]
@@ -57,17 +57,79 @@ pub enum TokenError {
     Invalid,
 }
 
+/// Claims an access token carries beyond the registered ones (an engine's preset, what the
+/// claims hook added), as JSON; computed by the application (`claims.rs`), never by the
+/// token adapter.
+pub type CustomClaims = serde_json::Map<String, serde_json::Value>;
+
 /// Signs and checks short-lived access tokens.
 pub trait AccessTokens: Send + Sync {
-    /// A token for this session, valid from `now` for the configured lifetime.
+    /// A token for this session, valid from `now` for the configured lifetime, carrying
+    /// `custom` beside the registered claims. Refuses (`Invalid`) custom claims that name a
+    /// registered one.
     fn issue(
         &self,
         claims: AccessClaims,
+        custom: &CustomClaims,
         now: DateTime<Utc>,
     ) -> Result<IssuedAccessToken, TokenError>;
     /// The claims of a token whose signature, issuer and audience check out and which has
     /// not expired at `now`.
     fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, TokenError>;
+}
+
+/// Why a token is about to be signed: what the claims hook is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenEvent {
+    /// A new session (a password, a second factor, a passkey, a social sign-in).
+    SignIn,
+    /// A refresh token exchanged.
+    Refresh,
+    /// The session proved its user again (`reauthenticate`).
+    StepUp,
+}
+
+impl TokenEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SignIn => "sign_in",
+            Self::Refresh => "refresh",
+            Self::StepUp => "step_up",
+        }
+    }
+}
+
+/// What the claims hook is told about a token about to be signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimsHookRequest {
+    pub event: TokenEvent,
+    pub user_id: UserId,
+    pub email: String,
+    pub role: Role,
+    pub session_id: SessionId,
+    pub authenticated: Authentication,
+}
+
+/// Why the claims hook gave no usable answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HookError {
+    #[error("the claims hook did not answer in time")]
+    Timeout,
+    #[error("the claims hook could not be reached: {0}")]
+    Unreachable(String),
+    #[error("the claims hook answered HTTP {0}")]
+    Status(u16),
+    #[error("the claims hook's answer is not usable: {0}")]
+    Invalid(String),
+    #[error("the claims hook's answer is too large")]
+    TooLarge,
+}
+
+/// An outside service that adds claims to access tokens before they are signed.
+#[async_trait]
+pub trait ClaimsHook: Send + Sync {
+    /// The claims to add (an object); the caller decides which it keeps.
+    async fn claims(&self, request: &ClaimsHookRequest) -> Result<CustomClaims, HookError>;
 }
 
 /// The public half of a key that signs access tokens, as a JWK (RFC 7517): what other

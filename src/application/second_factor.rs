@@ -8,7 +8,7 @@ use chrono::Duration;
 
 use crate::domain::{
     AccountStore, AccountToken, AccountTokenRepository, AuditKind, AuthMethods, OpaqueToken,
-    RecoveryCode, SecondFactorStore, TokenPurpose, Totp, TotpFactor, User, UserId,
+    PasskeyStore, RecoveryCode, SecondFactorStore, TokenPurpose, Totp, TotpFactor, User, UserId,
 };
 
 use super::audit::{AuditTrail, Record};
@@ -50,6 +50,8 @@ enum Accepted {
 pub struct MfaDeps {
     pub users: Arc<dyn AccountStore>,
     pub factors: Arc<dyn SecondFactorStore>,
+    /// An administrator's reset removes the passkeys too.
+    pub passkeys: Arc<dyn PasskeyStore>,
     pub tickets: Arc<dyn AccountTokenRepository>,
     pub sealer: Arc<dyn SecretSealer>,
     pub clock: Arc<dyn Clock>,
@@ -65,6 +67,7 @@ pub struct MfaDeps {
 pub struct MfaService {
     users: Arc<dyn AccountStore>,
     factors: Arc<dyn SecondFactorStore>,
+    passkeys: Arc<dyn PasskeyStore>,
     tickets: Arc<dyn AccountTokenRepository>,
     sealer: Arc<dyn SecretSealer>,
     clock: Arc<dyn Clock>,
@@ -80,6 +83,8 @@ const NOT_ENROLLING: &str =
     "There is no authenticator waiting for confirmation: start with enrollTotp.";
 const ALREADY_ON: &str = "A second factor is already on: disable it first to replace it.";
 const NOT_ON: &str = "This account has no second factor.";
+const NOTHING_TO_RESET: &str =
+    "This account has no second factor: no authenticator app, no passkey.";
 const OWN_FACTOR: &str = "Administrators cannot reset their own second factor: turn it off with \
                           disableTotp and a code from it (or a recovery code).";
 
@@ -88,6 +93,7 @@ impl MfaService {
         Self {
             users: deps.users,
             factors: deps.factors,
+            passkeys: deps.passkeys,
             tickets: deps.tickets,
             sealer: deps.sealer,
             clock: deps.clock,
@@ -104,7 +110,7 @@ impl MfaService {
     /// unconfirmed one). Needs a recent authentication.
     pub async fn enroll(&self, caller: &Principal) -> Result<Enrollment, ServiceError> {
         let user = self.account(caller.user_id).await?;
-        self.sessions.require_recent(caller, &user)?;
+        self.sessions.require_recent(caller, &user).await?;
         if user.mfa_enabled_at.is_some() {
             return Err(ServiceError::Conflict(ALREADY_ON));
         }
@@ -139,7 +145,7 @@ impl MfaService {
         client: &ClientInfo,
     ) -> Result<Vec<RecoveryCode>, ServiceError> {
         let user = self.account(caller.user_id).await?;
-        self.sessions.require_recent(caller, &user)?;
+        self.sessions.require_recent(caller, &user).await?;
         let factor = match self.factors.find(user.id).await? {
             Some(factor) if factor.confirmed_at.is_none() => factor,
             Some(_) => return Err(ServiceError::Conflict(ALREADY_ON)),
@@ -189,7 +195,7 @@ impl MfaService {
         client: &ClientInfo,
     ) -> Result<(), ServiceError> {
         let user = self.account(caller.user_id).await?;
-        self.sessions.require_recent(caller, &user)?;
+        self.sessions.require_recent(caller, &user).await?;
         self.throttle.second_factor_from(client).await?;
         self.check_code(&user, code, client).await?;
         if !self.factors.remove(user.id).await? {
@@ -219,7 +225,7 @@ impl MfaService {
         if user.mfa_enabled_at.is_none() {
             return Err(ServiceError::Conflict(NOT_ON));
         }
-        self.sessions.require_recent(caller, &user)?;
+        self.sessions.require_recent(caller, &user).await?;
         let codes = RecoveryCode::generate_set().map_err(ServiceError::internal)?;
         let hashes: Vec<_> = codes.iter().map(|c| c.hash(user.id)).collect();
         let now = self.clock.now();
@@ -341,6 +347,15 @@ impl MfaService {
             self.throttle.second_factor_from(client).await?;
             self.check_code(&user, code, client).await?;
             AuthMethods::PasswordAndOtp
+        } else if self.sessions.has_second_factor(&user).await? {
+            // Its second factor is a passkey: the password alone would not make the session
+            // recent enough for anything, so say what would.
+            return Err(ServiceError::InvalidInput {
+                field: "passkey",
+                message: "This account's second factor is a passkey: reauthenticate with it \
+                          (startPasskeyReauthentication)."
+                    .into(),
+            });
         } else {
             AuthMethods::Password
         };
@@ -368,10 +383,24 @@ impl MfaService {
             .find_by_id(user_id)
             .await?
             .ok_or(ServiceError::NotFound("There is no user with this id."))?;
-        if !self.factors.remove(user.id).await? {
-            return Err(ServiceError::Conflict(NOT_ON));
+        // Both go: a passkey is as much the second factor the user lost as the app is.
+        let factor_removed = self.factors.remove(user.id).await?;
+        let passkeys_removed = self.passkeys.remove_all(user.id).await?;
+        if !factor_removed && passkeys_removed == 0 {
+            return Err(ServiceError::Conflict(NOTHING_TO_RESET));
         }
         let ended = self.sessions.end_other_sessions(user.id, None).await?;
+        if passkeys_removed > 0 {
+            self.audit.record(Record {
+                kind: AuditKind::PasskeyRemoved,
+                actor: Some(admin.user_id),
+                subject: Some(user.id),
+                client: Some(client),
+                detail: Some(format!(
+                    "every passkey ({passkeys_removed}), by an administrator's reset"
+                )),
+            });
+        }
         self.audit.record(Record {
             kind: AuditKind::MfaReset,
             actor: Some(admin.user_id),

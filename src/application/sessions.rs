@@ -6,15 +6,18 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    AccountStore, AuditKind, AuthMethods, Authentication, HotReads, OpaqueToken, Page, PageRequest,
-    RefreshChain, RefreshTokenExchange, RefreshVerdict, Session, SessionId, SessionRepository,
-    SiblingAdded, User, UserId,
+    AccountStore, AuditKind, AuthMethods, Authentication, EXACT_TOTAL_UP_TO, HotReads, OpaqueToken,
+    Page, PageRequest, PasskeyStore, RefreshChain, RefreshTokenExchange, RefreshVerdict, Session,
+    SessionId, SessionRepository, SiblingAdded, User, UserId,
 };
 
 use super::audit::{AuditTrail, Record};
 use super::caller::{Caller, ClientInfo, Principal};
+use super::claims::TokenClaims;
 use super::error::{AuthFailure, ServiceError};
-use super::ports::{AccessClaims, AccessTokens, Clock, IssuedAccessToken, TokenError};
+use super::ports::{
+    AccessClaims, AccessTokens, Clock, CustomClaims, IssuedAccessToken, TokenError, TokenEvent,
+};
 use super::throttle::Throttle;
 
 /// How long sessions live and how refresh tokens are checked.
@@ -71,19 +74,34 @@ pub struct Reauthenticated {
     pub access_token: IssuedAccessToken,
 }
 
+/// An access token that still grants something, as a resource server is told of it
+/// (introspection, Hasura's webhook): the account and session as they are now.
+#[derive(Debug)]
+pub struct LiveToken {
+    pub user: User,
+    pub session_id: SessionId,
+    pub authenticated: Authentication,
+    /// The preset's claims for the account as it is now (a role changed since the token
+    /// was signed shows here).
+    pub claims: CustomClaims,
+}
+
 /// A page of the caller's sessions.
 #[derive(Debug)]
 pub struct SessionPage {
     pub page: Page<Session>,
-    pub total: u64,
+    /// How many active sessions (at most [`EXACT_TOTAL_UP_TO`] + 1), when asked for.
+    pub total: Option<u64>,
 }
 
 /// Opens, checks, refreshes and ends sessions.
 pub struct SessionService {
     sessions: Arc<dyn SessionRepository>,
     users: Arc<dyn AccountStore>,
+    passkeys: Arc<dyn PasskeyStore>,
     reads: Arc<dyn HotReads>,
     tokens: Arc<dyn AccessTokens>,
+    claims: Arc<TokenClaims>,
     clock: Arc<dyn Clock>,
     audit: AuditTrail,
     throttle: Arc<Throttle>,
@@ -94,8 +112,12 @@ pub struct SessionService {
 pub struct SessionDeps {
     pub sessions: Arc<dyn SessionRepository>,
     pub users: Arc<dyn AccountStore>,
+    /// To tell whether an account has a passkey (a second factor as much as TOTP is).
+    pub passkeys: Arc<dyn PasskeyStore>,
     pub reads: Arc<dyn HotReads>,
     pub tokens: Arc<dyn AccessTokens>,
+    /// What tokens say beyond the registered claims.
+    pub claims: Arc<TokenClaims>,
     pub clock: Arc<dyn Clock>,
     pub audit: AuditTrail,
     pub throttle: Arc<Throttle>,
@@ -107,8 +129,10 @@ impl SessionService {
         Self {
             sessions: deps.sessions,
             users: deps.users,
+            passkeys: deps.passkeys,
             reads: deps.reads,
             tokens: deps.tokens,
+            claims: deps.claims,
             clock: deps.clock,
             audit: deps.audit,
             throttle: deps.throttle,
@@ -118,6 +142,11 @@ impl SessionService {
 
     pub fn policy(&self) -> &SessionPolicy {
         &self.policy
+    }
+
+    /// What tokens say beyond the registered claims, and the hook's figures.
+    pub fn claims(&self) -> &TokenClaims {
+        &self.claims
     }
 
     /// Opens a session for a user whose credentials (`methods`) were just checked.
@@ -130,8 +159,14 @@ impl SessionService {
         self.policy.admit(&user)?;
         let now = self.clock.now();
         let authenticated = Authentication { at: now, methods };
+        let id = SessionId::generate();
+        // Before the session is stored: a hook that fails closed leaves nothing behind.
+        let custom = self
+            .claims
+            .for_token(&user, id, authenticated, TokenEvent::SignIn)
+            .await?;
         let session = Session {
-            id: SessionId::generate(),
+            id,
             user_id: user.id,
             created_at: now,
             last_used_at: now,
@@ -148,6 +183,7 @@ impl SessionService {
         self.signed_in(
             user,
             (session.id, authenticated),
+            &custom,
             refresh_token,
             session.expires_at,
             now,
@@ -186,6 +222,26 @@ impl SessionService {
             },
             user,
         })
+    }
+
+    /// What a resource server should believe of `access_token` now: `None` when it grants
+    /// nothing (malformed, forged, expired, its session ended, the account suspended or
+    /// gone), so the answer never depends on which.
+    pub async fn live(&self, access_token: &str) -> Result<Option<LiveToken>, ServiceError> {
+        match self.authenticate(access_token).await {
+            Ok(caller) => Ok(Some(LiveToken {
+                claims: self.claims.preset_claims(&caller.user),
+                session_id: caller.principal.session_id,
+                authenticated: caller.principal.authenticated,
+                user: caller.user,
+            })),
+            Err(
+                ServiceError::Unauthenticated(_)
+                | ServiceError::AccountSuspended
+                | ServiceError::EmailNotVerified,
+            ) => Ok(None),
+            Err(other) => Err(other),
+        }
     }
 
     /// Exchanges a refresh token for new tokens, by the rule of [`RefreshChain::judge`]: a
@@ -230,6 +286,22 @@ impl SessionService {
             let verdict = found
                 .chain
                 .judge(found.generation, now, self.policy.reuse_grace);
+            // Before the exchange is written, and only for a token the chain accepts: a
+            // hook that fails closed leaves the presented token usable, and a replayed one
+            // never reaches the hook.
+            let custom = match verdict {
+                RefreshVerdict::Rotate | RefreshVerdict::Sibling => {
+                    self.claims
+                        .for_token(
+                            &user,
+                            session.id,
+                            session.authenticated,
+                            TokenEvent::Refresh,
+                        )
+                        .await?
+                }
+                RefreshVerdict::Reuse => CustomClaims::new(),
+            };
             let exchanged = match verdict {
                 RefreshVerdict::Rotate => self.sessions.rotate_refresh_token(&exchange).await?,
                 RefreshVerdict::Sibling => match self
@@ -247,6 +319,7 @@ impl SessionService {
                 return self.signed_in(
                     user,
                     (session.id, session.authenticated),
+                    &custom,
                     successor,
                     exchange.expires_at,
                     now,
@@ -330,17 +403,27 @@ impl SessionService {
             .await?)
     }
 
-    /// The caller's active sessions, newest first.
+    /// The caller's active sessions, newest first, and how many they are when `count` asks.
     pub async fn list(
         &self,
         caller: &Principal,
         page: &PageRequest<SessionId>,
+        count: bool,
     ) -> Result<SessionPage, ServiceError> {
         let now = self.clock.now();
-        let (page, total) = tokio::try_join!(
-            self.sessions.list_active(caller.user_id, now, page),
-            self.sessions.count_active(caller.user_id, now),
-        )?;
+        let total = async {
+            match count {
+                true => Some(
+                    self.sessions
+                        .count_active(caller.user_id, now, EXACT_TOTAL_UP_TO)
+                        .await,
+                )
+                .transpose(),
+                false => Ok(None),
+            }
+        };
+        let (page, total) =
+            tokio::try_join!(self.sessions.list_active(caller.user_id, now, page), total)?;
         Ok(SessionPage { page, total })
     }
 
@@ -379,6 +462,10 @@ impl SessionService {
     ) -> Result<Reauthenticated, ServiceError> {
         let now = self.clock.now();
         let authenticated = Authentication { at: now, methods };
+        let custom = self
+            .claims
+            .for_token(&user, caller.session_id, authenticated, TokenEvent::StepUp)
+            .await?;
         if !self
             .sessions
             .reauthenticate(caller.session_id, authenticated)
@@ -386,17 +473,31 @@ impl SessionService {
         {
             return Err(AuthFailure::SessionEnded.into());
         }
-        let access_token = self.access_token(&user, caller.session_id, authenticated, now)?;
+        let access_token =
+            self.access_token(&user, caller.session_id, authenticated, &custom, now)?;
         Ok(Reauthenticated { user, access_token })
+    }
+
+    /// Whether the account has a second factor: an authenticator app (TOTP) or a passkey.
+    /// Every question "must this account prove a second factor" asks this.
+    pub async fn has_second_factor(&self, user: &User) -> Result<bool, ServiceError> {
+        if user.mfa_enabled_at.is_some() {
+            return Ok(true);
+        }
+        Ok(!self.passkeys.list(user.id).await?.is_empty())
     }
 
     /// Refuses a sensitive change unless the caller's session proved its user within the
     /// reauthentication window, with the second factor if the account has one.
-    pub fn require_recent(&self, caller: &Principal, user: &User) -> Result<(), ServiceError> {
+    pub async fn require_recent(
+        &self,
+        caller: &Principal,
+        user: &User,
+    ) -> Result<(), ServiceError> {
         let recent = caller.authenticated.is_recent(
             self.clock.now(),
             self.policy.reauthentication_window,
-            user.mfa_enabled_at.is_some(),
+            self.has_second_factor(user).await?,
         );
         if recent {
             Ok(())
@@ -416,7 +517,7 @@ impl SessionService {
             .find_by_id(caller.user_id)
             .await?
             .ok_or(AuthFailure::SessionEnded)?;
-        self.require_recent(caller, &admin)
+        self.require_recent(caller, &admin).await
     }
 
     fn access_token(
@@ -424,6 +525,7 @@ impl SessionService {
         user: &User,
         session_id: SessionId,
         authenticated: Authentication,
+        custom: &CustomClaims,
         now: DateTime<Utc>,
     ) -> Result<IssuedAccessToken, ServiceError> {
         self.tokens
@@ -433,6 +535,7 @@ impl SessionService {
                     session_id,
                     authenticated,
                 },
+                custom,
                 now,
             )
             .map_err(ServiceError::internal)
@@ -448,11 +551,12 @@ impl SessionService {
         &self,
         user: User,
         (session_id, authenticated): (SessionId, Authentication),
+        custom: &CustomClaims,
         refresh_token: OpaqueToken,
         session_expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<SignedIn, ServiceError> {
-        let access_token = self.access_token(&user, session_id, authenticated, now)?;
+        let access_token = self.access_token(&user, session_id, authenticated, custom, now)?;
         Ok(SignedIn {
             user,
             access_token,
@@ -713,6 +817,7 @@ mod tests {
                         methods: AuthMethods::Password,
                     },
                 },
+                &CustomClaims::new(),
                 h.clock.now(),
             )
             .unwrap();
@@ -746,11 +851,13 @@ mod tests {
                     after: None,
                     first: 3,
                 },
+                true,
             )
             .await
             .unwrap();
         assert_eq!(
-            page.total, 5,
+            page.total,
+            Some(5),
             "four more sign-ins and this one; the first ended"
         );
         assert_eq!(page.page.items.len(), 3);
@@ -764,9 +871,11 @@ mod tests {
                     after: page.page.items.last().map(|s| s.id),
                     first: 3,
                 },
+                false,
             )
             .await
             .unwrap();
+        assert_eq!(rest.total, None, "not asked for, not counted");
         assert_eq!(rest.page.items.len(), 2);
         assert!(!rest.page.has_next && rest.page.has_previous);
     }

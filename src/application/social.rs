@@ -174,7 +174,7 @@ impl SocialService {
                     .find_by_id(caller.user_id)
                     .await?
                     .ok_or(AuthFailure::SessionEnded)?;
-                self.deps.sessions.require_recent(caller, &user)?;
+                self.deps.sessions.require_recent(caller, &user).await?;
                 FlowPurpose::Link {
                     user: user.id,
                     session: caller.session_id,
@@ -343,7 +343,7 @@ impl SocialService {
             }
             Err(other) => return Err(other),
         };
-        let mfa_needed = self.mfa_needed(&user, &identity);
+        let mfa_needed = self.mfa_needed(&user, &identity).await?;
         if flow.delivery == Delivery::Cookies && !mfa_needed {
             return Ok(match self.open(user, &identity, client).await {
                 Ok(signed_in) => {
@@ -408,17 +408,23 @@ impl SocialService {
             .find_by_id(used.user_id)
             .await?
             .ok_or(AuthFailure::InvalidCredentials)?;
-        if self.mfa_needed(&user, &used.identity) {
+        if self.mfa_needed(&user, &used.identity).await? {
             self.deps.sessions.policy().admit(&user)?;
             return Err(self.deps.mfa.challenge(&user).await);
         }
         self.open(user, &used.identity, client).await
     }
 
-    /// Whether the account's second factor is still to be asked for.
-    fn mfa_needed(&self, user: &User, identity: &VerifiedIdentity) -> bool {
-        user.mfa_enabled_at.is_some()
-            && !(identity.provider_mfa && self.deps.policy.trust_provider_mfa)
+    /// Whether the account's second factor (TOTP or a passkey) is still to be asked for.
+    async fn mfa_needed(
+        &self,
+        user: &User,
+        identity: &VerifiedIdentity,
+    ) -> Result<bool, ServiceError> {
+        if identity.provider_mfa && self.deps.policy.trust_provider_mfa {
+            return Ok(false);
+        }
+        self.deps.sessions.has_second_factor(user).await
     }
 
     async fn open(
@@ -700,7 +706,7 @@ impl SocialService {
             .find_by_id(caller.user_id)
             .await?
             .ok_or(AuthFailure::SessionEnded)?;
-        self.deps.sessions.require_recent(caller, &user)?;
+        self.deps.sessions.require_recent(caller, &user).await?;
         let not_linked = || ServiceError::NotFound("No identity at this provider is linked.");
         let provider = ProviderId::parse(provider).map_err(|_| not_linked())?;
         match self
@@ -1423,6 +1429,62 @@ mod tests {
                 "trust {trust}, provider MFA {provider_mfa}: {result:?}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn the_last_passkey_of_an_account_without_a_password_or_identity_stays() {
+        let h = Harness::new().await;
+        let created = finish(
+            &h,
+            &sign_in(&h, identity("s-9", Some("kim@example.com"), true)).await,
+        )
+        .await
+        .unwrap();
+        let user = h.user(created.user.id).await.unwrap();
+        let passkey = |seed: u8| crate::domain::Passkey {
+            id: crate::domain::PasskeyId::generate(),
+            user_id: user.id,
+            credential_id: crate::domain::CredentialId::from_bytes(vec![seed; 32]).unwrap(),
+            credential: format!(r#"{{"cred":{{"seed":{seed}}}}}"#),
+            name: crate::domain::PasskeyName::parse(&format!("Key {seed}")).unwrap(),
+            created_at: h.clock.now(),
+            last_used_at: None,
+            sign_count: 0,
+            backup_eligible: true,
+            backed_up: false,
+        };
+        let (first, second) = (passkey(1), passkey(2));
+        h.stores.passkeys.add(&first).await.unwrap();
+        h.stores.passkeys.add(&second).await.unwrap();
+        // A passkey is now the account's second factor: a recent proof must include one.
+        let stepped_up = h
+            .services
+            .sessions
+            .open(user.clone(), AuthMethods::Passkey, &ClientInfo::default())
+            .await
+            .unwrap();
+        let caller = principal(&h, &stepped_up).await;
+        let client = ClientInfo::default();
+
+        // With the identity still linked, a passkey may go, and then the identity.
+        h.services
+            .passkeys
+            .remove(&caller, first.id, &client)
+            .await
+            .unwrap();
+        h.services
+            .social
+            .unlink(&caller, "corp", &client)
+            .await
+            .unwrap();
+
+        let last = h
+            .services
+            .passkeys
+            .remove(&caller, second.id, &client)
+            .await;
+        assert!(matches!(last, Err(ServiceError::Forbidden(_))), "{last:?}");
+        assert_eq!(h.stores.passkeys.list(user.id).await.unwrap().len(), 1);
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@
 //! an OpenID provider whose answers a test scripts ([`ScriptedProviders`]: the real one runs
 //! in the HTTP tests).
 
+use crate::application::ClaimsPolicy;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
@@ -25,10 +26,13 @@ use crate::infrastructure::persistence::{
     self, DatabaseSettings, QueryCounter, RetryCounter, Transactions,
 };
 use crate::infrastructure::rate_limit::MemoryRateLimiter;
-use crate::infrastructure::security::{EncryptionKey, JwtSettings, JwtTokens, SecretBox};
+use crate::infrastructure::security::{
+    EncryptionKey, JwtSettings, JwtTokens, SecretBox, WebauthnCeremonies, WebauthnSettings,
+};
 
 use super::audit::AuditRetention;
 use super::links::AccountLinks;
+use super::passkeys::PasskeyPolicy;
 use super::ports::{Clock, Deferred, HashError, OutgoingEmail, PasswordHasher};
 use super::second_factor::MfaPolicy;
 use super::sessions::SessionPolicy;
@@ -65,7 +69,9 @@ pub fn policies() -> Policies {
             ticket_lifetime: Duration::minutes(5),
             ticket_attempts: 5,
         },
+        passkeys: PasskeyPolicy::default(),
         throttle: ThrottlePolicy::default(),
+        claims: ClaimsPolicy::default(),
         audit: AuditRetention {
             events: Duration::days(365),
             clients: Duration::days(90),
@@ -229,8 +235,17 @@ impl Harness {
             deferred: deferred.clone(),
             audit_log: AuditWriter::start(stores.audit.clone()),
             limiter: Arc::new(MemoryRateLimiter::new(1_000, clock.clone())),
+            claims_hook: None,
             clock: clock.clone(),
             providers: providers.clone(),
+            ceremonies: Arc::new(
+                WebauthnCeremonies::new(&WebauthnSettings {
+                    rp_id: "app.example.com".into(),
+                    rp_name: "authgraph".into(),
+                    origins: vec!["https://app.example.com".into()],
+                })
+                .expect("the test relying party"),
+            ),
         };
         Self {
             services: Services::new(ports, policies),

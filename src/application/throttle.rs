@@ -144,6 +144,8 @@ enum Action {
     Email,
     Code,
     Social,
+    /// Resource servers authenticating to the introspection endpoint.
+    Introspection,
 }
 
 impl Action {
@@ -157,6 +159,7 @@ impl Action {
             Action::Email => "email",
             Action::Code => "code",
             Action::Social => "social",
+            Action::Introspection => "introspection",
         }
     }
 }
@@ -189,6 +192,13 @@ impl Throttle {
         self.per_account(Action::Login, email, self.policy.login_per_account)
             .await?;
         self.hashing_turn(email)
+    }
+
+    /// Before starting or finishing a passkey sign-in: the address's sign-in allowance (no
+    /// account is named, and starting one stores a ceremony).
+    pub async fn passkey_sign_in(&self, client: &ClientInfo) -> Result<(), ServiceError> {
+        self.per_ip(Action::Login, client, self.policy.login_per_ip)
+            .await
     }
 
     /// Before checking the password of a signed-in user (who means to change the password or
@@ -308,6 +318,38 @@ impl Throttle {
                 kind,
                 "repeated failures: account locked for a while"
             );
+            self.guarded(self.limiter.block(&key, duration).await).ok();
+        }
+    }
+
+    /// Refuses a client address locked out of the introspection endpoint after wrong client
+    /// credentials (the sign-in lockout's settings). Checked before the credentials, so a
+    /// locked-out address learns nothing more of a guess.
+    pub async fn introspection_allowed(&self, client: &ClientInfo) -> Result<(), ServiceError> {
+        if let (Some(_), Some(ip)) = (self.policy.lockout, client.ip) {
+            let key = ip_key(Action::Introspection, ip, self.policy.ipv6_prefix);
+            if let Some(wait) = self
+                .guarded(self.limiter.blocked_for(&key).await)?
+                .flatten()
+            {
+                return Err(limited(wait));
+            }
+        }
+        Ok(())
+    }
+
+    /// Wrong introspection client credentials from `client`: counts toward its lockout.
+    pub async fn introspection_failed(&self, client: &ClientInfo) {
+        let (Some(lockout), Some(ip)) = (self.policy.lockout, client.ip) else {
+            return;
+        };
+        let key = ip_key(Action::Introspection, ip, self.policy.ipv6_prefix);
+        let failures = self
+            .guarded(self.limiter.count_failure(&key, lockout.window).await)
+            .ok()
+            .flatten();
+        if let Some(duration) = failures.and_then(|n| lockout.duration(n)) {
+            tracing::warn!(%ip, lock_secs = duration.as_secs(), "repeated wrong introspection credentials: address locked for a while");
             self.guarded(self.limiter.block(&key, duration).await).ok();
         }
     }

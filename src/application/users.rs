@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use crate::domain::{
-    AccountStore, AuditKind, DisplayName, Email, GuardedChange, HotReads, Page, PageRequest,
-    Password, Role, Suspension, SuspensionReason, User, UserCursor, UserDirectory, UserFilter,
-    UserId, UserOrder,
+    AccountStore, AuditKind, DisplayName, EXACT_TOTAL_UP_TO, Email, GuardedChange, HotReads, Page,
+    PageRequest, Password, Role, Suspension, SuspensionReason, User, UserCursor, UserDirectory,
+    UserFilter, UserId, UserOrder,
 };
 
 use super::account::AccountService;
@@ -31,7 +31,8 @@ pub enum AdminMade {
 #[derive(Debug)]
 pub struct UserPage {
     pub page: Page<User>,
-    pub total: u64,
+    /// How many users pass the filter (see [`UserDirectory::count`]), when it was asked for.
+    pub total: Option<u64>,
 }
 
 /// Account reads and changes, always on behalf of a caller.
@@ -181,13 +182,15 @@ impl UserService {
         Ok(self.users.find_many(&ids).await?)
     }
 
-    /// Users that pass `filter`, for administrators.
+    /// Users that pass `filter`, for administrators, and how many they are when `count` asks
+    /// (exact up to [`EXACT_TOTAL_UP_TO`], an estimate past it).
     pub async fn list(
         &self,
         caller: &Principal,
         filter: &UserFilter,
         order: UserOrder,
         page: &PageRequest<UserCursor>,
+        count: bool,
     ) -> Result<UserPage, ServiceError> {
         caller.require_admin()?;
         let cursor = match page {
@@ -200,15 +203,18 @@ impl UserService {
                 message: "This cursor belongs to another ordering; start again without it.".into(),
             });
         }
-        let (page, total) = tokio::try_join!(
-            self.directory.list(filter, order, page),
-            self.directory.count(filter)
-        )?;
+        let total = async {
+            match count {
+                true => Some(self.directory.count(filter, EXACT_TOTAL_UP_TO).await).transpose(),
+                false => Ok(None),
+            }
+        };
+        let (page, total) = tokio::try_join!(self.directory.list(filter, order, page), total)?;
         Ok(UserPage { page, total })
     }
 
-    /// Makes a user an administrator or a regular user. The last active administrator
-    /// cannot be demoted. Needs a recent authentication of the administrator.
+    /// Makes a user an administrator or a regular user, and ends their sessions when the role
+    /// changes. The last active administrator cannot be demoted. Needs a recent authentication of the administrator.
     pub async fn set_role(
         &self,
         caller: &Principal,
@@ -228,6 +234,12 @@ impl UserService {
             detail: Some(format!("{} -> {}", before.role.as_str(), role.as_str())),
         });
         if before.role != role {
+            // Tokens already issued say the old role (an engine's claims too): the
+            // sessions end, so no token grants the old rights past this moment to a
+            // verifier that checks the session (introspection, Hasura's webhook), nor past
+            // one access-token lifetime to one that does not.
+            let ended = self.sessions.end_other_sessions(id, None).await?;
+            tracing::info!(user_id = %id, ended_sessions = ended, "role changed: sessions ended");
             self.notices
                 .send(id, Notice::RoleChanged(role), now, client)
                 .await;

@@ -5,17 +5,22 @@ use std::sync::Arc;
 
 use crate::domain::{
     AccountRecoveryStore, AccountStore, AccountTokenRepository, AuditQueries, AuditStore, HotReads,
-    SecondFactorStore, SessionRepository, SocialFlowStore, SocialIdentityStore, UserDirectory,
+    PasskeyStore, SecondFactorStore, SessionRepository, SocialFlowStore, SocialIdentityStore,
+    UserDirectory,
 };
 
 use super::account::{AccountDeps, AccountService};
 use super::audit::{AuditRetention, AuditService, AuditTrail};
 use super::auth::{AuthDeps, AuthService};
+use super::claims::{ClaimsPolicy, TokenClaims};
 use super::links::AccountLinks;
 use super::notices::SecurityNotices;
+use super::passkey_ports::PasskeyCeremonies;
+use super::passkeys::{PasskeyDeps, PasskeyPolicy, PasskeyService};
 use super::passwords::Confirmation;
 use super::ports::{
-    AccessTokens, AuditLog, Clock, Deferred, Mailer, PasswordHasher, RateLimiter, SecretSealer,
+    AccessTokens, AuditLog, ClaimsHook, Clock, Deferred, Mailer, PasswordHasher, RateLimiter,
+    SecretSealer,
 };
 use super::second_factor::{MfaDeps, MfaPolicy, MfaService};
 use super::sessions::{SessionDeps, SessionPolicy, SessionService};
@@ -36,6 +41,8 @@ pub struct Stores {
     pub links: Arc<dyn AccountTokenRepository>,
     pub recovery: Arc<dyn AccountRecoveryStore>,
     pub factors: Arc<dyn SecondFactorStore>,
+    /// Passkeys and the state of their ceremonies.
+    pub passkeys: Arc<dyn PasskeyStore>,
     pub directory: Arc<dyn UserDirectory>,
     pub audit: Arc<dyn AuditStore>,
     pub audit_queries: Arc<dyn AuditQueries>,
@@ -55,9 +62,13 @@ pub struct Ports {
     /// Where services record audit events (written later, in batches).
     pub audit_log: Arc<dyn AuditLog>,
     pub limiter: Arc<dyn RateLimiter>,
+    /// Adds claims to access tokens before they are signed, when one is configured.
+    pub claims_hook: Option<Arc<dyn ClaimsHook>>,
     pub clock: Arc<dyn Clock>,
     /// The configured OpenID providers.
     pub providers: Arc<dyn SocialProviders>,
+    /// The WebAuthn relying party.
+    pub ceremonies: Arc<dyn PasskeyCeremonies>,
 }
 
 /// The rules the services apply, each built by its configuration area.
@@ -66,7 +77,9 @@ pub struct Policies {
     pub sessions: SessionPolicy,
     pub links: AccountLinks,
     pub mfa: MfaPolicy,
+    pub passkeys: PasskeyPolicy,
     pub throttle: ThrottlePolicy,
+    pub claims: ClaimsPolicy,
     pub audit: AuditRetention,
     pub social: SocialPolicy,
 }
@@ -79,6 +92,7 @@ pub struct Services {
     pub account: Arc<AccountService>,
     pub users: Arc<UserService>,
     pub mfa: Arc<MfaService>,
+    pub passkeys: Arc<PasskeyService>,
     pub audit: Arc<AuditService>,
     pub social: Arc<SocialService>,
     /// The abuse limits every service applies, for their counters.
@@ -96,8 +110,10 @@ impl Services {
             deferred,
             audit_log,
             limiter,
+            claims_hook,
             clock,
             providers,
+            ceremonies,
         } = ports;
         let audit = AuditTrail::new(audit_log, clock.clone());
         let throttle = Arc::new(Throttle::new(limiter, policies.throttle));
@@ -105,8 +121,14 @@ impl Services {
         let sessions = Arc::new(SessionService::new(SessionDeps {
             sessions: stores.sessions.clone(),
             users: stores.accounts.clone(),
+            passkeys: stores.passkeys.clone(),
             reads: stores.reads.clone(),
             tokens,
+            claims: Arc::new(TokenClaims::new(
+                policies.claims,
+                claims_hook,
+                audit.clone(),
+            )),
             clock: clock.clone(),
             audit: audit.clone(),
             throttle: throttle.clone(),
@@ -129,6 +151,7 @@ impl Services {
         let mfa = Arc::new(MfaService::new(MfaDeps {
             users: stores.accounts.clone(),
             factors: stores.factors.clone(),
+            passkeys: stores.passkeys.clone(),
             tickets: stores.links.clone(),
             sealer,
             clock: clock.clone(),
@@ -137,7 +160,7 @@ impl Services {
             sessions: sessions.clone(),
             throttle: throttle.clone(),
             audit: audit.clone(),
-            policy: policies.mfa,
+            policy: policies.mfa.clone(),
         }));
         let account = Arc::new(AccountService::new(AccountDeps {
             users: stores.accounts.clone(),
@@ -188,6 +211,20 @@ impl Services {
             throttle: throttle.clone(),
             policy: policies.social,
         }));
+        let passkeys = Arc::new(PasskeyService::new(PasskeyDeps {
+            passkeys: stores.passkeys.clone(),
+            identities: stores.social_identities.clone(),
+            users: stores.accounts.clone(),
+            ceremonies,
+            sessions: sessions.clone(),
+            clock: clock.clone(),
+            audit: audit.clone(),
+            throttle: throttle.clone(),
+            notices: notices.clone(),
+            tickets: stores.links.clone(),
+            mfa: policies.mfa,
+            policy: policies.passkeys,
+        }));
         let users = Arc::new(UserService::new(UserDeps {
             users: stores.accounts.clone(),
             reads: stores.reads.clone(),
@@ -213,6 +250,7 @@ impl Services {
             account,
             users,
             mfa,
+            passkeys,
             audit,
             social,
             throttle,

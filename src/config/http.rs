@@ -18,8 +18,11 @@ const NARROWEST_IPV6_PREFIX: u8 = 7;
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "HTTP")]
 pub struct HttpConfig {
-    /// Largest request body accepted, in bytes.
-    #[arg(long, env = "HTTP_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
+    /// Largest request body accepted, in bytes; larger bodies are refused with 413 before any
+    /// parsing. An auth API's requests are a few hundred bytes (a passkey's attestation a few
+    /// KiB), and persisted queries make large documents unnecessary; the bound is what the
+    /// largest document the server must parse and validate costs.
+    #[arg(long, env = "HTTP_MAX_BODY_BYTES", default_value_t = 32 * 1024, global = true)]
     pub http_max_body_bytes: usize,
 
     /// Largest total size of a request's headers, in bytes.

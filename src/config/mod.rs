@@ -11,6 +11,7 @@
 
 mod audit;
 mod browsers;
+mod claims;
 mod database;
 mod graphql;
 mod hashing;
@@ -25,6 +26,7 @@ mod sessions;
 mod social;
 mod telemetry;
 mod tokens;
+mod webauthn;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -36,6 +38,7 @@ use secrecy::SecretString;
 
 pub use audit::AuditConfig;
 pub use browsers::BrowserConfig;
+pub use claims::{ClaimsConfig, ClaimsPresetName, HookFailureName};
 pub use database::DatabaseConfig;
 pub use graphql::GraphqlConfig;
 pub use hashing::HashingConfig;
@@ -48,6 +51,7 @@ pub use sessions::SessionConfig;
 pub use social::{CALLBACK_PATH, SocialConfig};
 pub use telemetry::{LogFormat, TelemetryConfig};
 pub use tokens::TokenConfig;
+pub use webauthn::WebauthnConfig;
 
 use crate::infrastructure::persistence::sqlite_file;
 use crate::interfaces::graphql::Limits;
@@ -103,10 +107,16 @@ pub struct Config {
     pub sessions: SessionConfig,
 
     #[command(flatten)]
+    pub claims: ClaimsConfig,
+
+    #[command(flatten)]
     pub mfa: SecondFactorConfig,
 
     #[command(flatten)]
     pub links: LinkConfig,
+
+    #[command(flatten)]
+    pub webauthn: WebauthnConfig,
 
     #[command(flatten)]
     pub mail: MailConfig,

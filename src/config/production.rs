@@ -18,6 +18,12 @@ pub(super) fn findings(config: &Config) -> Vec<String> {
             .social
             .production_findings(config.tokens.api_url.as_deref()),
     );
+    found.extend(
+        config
+            .webauthn
+            .production_findings(&config.links.public_url),
+    );
+    found.extend(config.claims.production_findings());
     found
 }
 

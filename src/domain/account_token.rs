@@ -81,6 +81,8 @@ pub struct Secured {
     /// Whether a second factor enrolled within the link's window was removed.
     pub factor_removed: bool,
     pub recovery_codes_removed: u64,
+    /// Passkeys added within the link's window, removed (an older passkey is the owner's).
+    pub passkeys_removed: u64,
     /// Links issued since, voided (recovery links to other addresses among them).
     pub links_voided: u64,
 }

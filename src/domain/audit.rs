@@ -68,6 +68,10 @@ audit_kinds! {
     RecoveryCodeUsed => "recovery_code_used",
     RecoveryCodesRegenerated => "recovery_codes_regenerated",
     AccountSecured => "account_secured",
+    PasskeyAdded => "passkey_added",
+    PasskeyRenamed => "passkey_renamed",
+    PasskeyRemoved => "passkey_removed",
+    PasskeyRefused => "passkey_refused",
     SecurityNoticeSent => "security_notice_sent",
     SocialSignIn => "social_sign_in",
     SocialSignInRefused => "social_sign_in_refused",
@@ -75,6 +79,7 @@ audit_kinds! {
     SocialAccountReplaced => "social_account_replaced",
     IdentityLinked => "identity_linked",
     IdentityUnlinked => "identity_unlinked",
+    ClaimsHookFailed => "claims_hook_failed",
 }
 
 impl fmt::Display for AuditKind {

@@ -15,7 +15,7 @@ pub mod user_query;
 
 pub use account_token::{AccountToken, Secured, TokenPurpose, UsedToken};
 pub use audit::{AuditEvent, AuditFilter, AuditKind};
-pub use page::{Page, PageRequest};
+pub use page::{EXACT_TOTAL_UP_TO, Page, PageRequest};
 pub use passkey::{
     Ceremony, CeremonyBinding, CeremonyId, CeremonyPurpose, CredentialId, Passkey, PasskeyId,
     PasskeyName, PasskeyRemoval, PasskeyStore, PasskeyUse,

@@ -1,5 +1,10 @@
 //! Cursor pagination in domain terms: a window of a list ordered by a stable key.
 
+/// A list's total is counted exactly up to this many items; past it, the count stops and the
+/// total is an estimate (see [`UserDirectory::count`](super::UserDirectory::count)): reading
+/// every row of a table of millions beside each page of twenty would cost more than the page.
+pub const EXACT_TOTAL_UP_TO: u64 = 10_000;
+
 /// Which window of a list to read: the `first` items after a cursor, or the `last` items
 /// before one (Relay's connection arguments, already validated).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -140,8 +140,11 @@ pub trait UserDirectory: Send + Sync {
         order: UserOrder,
         page: &PageRequest<UserCursor>,
     ) -> Result<Page<User>, RepositoryError>;
-    /// How many users pass `filter`.
-    async fn count(&self, filter: &UserFilter) -> Result<u64, RepositoryError>;
+    /// How many users pass `filter`, exactly when at most `exact_up_to` do (the count reads
+    /// no further). Past that: for the unfiltered list, the database's estimate of the table's
+    /// size (never below `exact_up_to + 1`; exact where the database keeps no estimate), and
+    /// for a filtered list `exact_up_to + 1`, read "more than `exact_up_to`".
+    async fn count(&self, filter: &UserFilter, exact_up_to: u64) -> Result<u64, RepositoryError>;
     /// Sets the role, unless that would leave no active administrator.
     async fn set_role(
         &self,
@@ -257,8 +260,13 @@ pub trait SessionRepository: Send + Sync {
         now: DateTime<Utc>,
         page: &PageRequest<SessionId>,
     ) -> Result<Page<Session>, RepositoryError>;
-    /// How many active sessions a user has.
-    async fn count_active(&self, user: UserId, now: DateTime<Utc>) -> Result<u64, RepositoryError>;
+    /// How many active sessions a user has, counting no further than `exact_up_to + 1`.
+    async fn count_active(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+        exact_up_to: u64,
+    ) -> Result<u64, RepositoryError>;
     /// Deletes sessions that have ended (expired or revoked); returns how many.
     async fn delete_ended(&self, now: DateTime<Utc>) -> Result<u64, RepositoryError>;
 }
@@ -378,8 +386,9 @@ pub trait AuditQueries: Send + Sync {
         filter: &AuditFilter,
         page: &PageRequest<uuid::Uuid>,
     ) -> Result<Page<AuditEvent>, RepositoryError>;
-    /// How many events pass `filter`.
-    async fn count(&self, filter: &AuditFilter) -> Result<u64, RepositoryError>;
+    /// How many events pass `filter`, counting no further than `exact_up_to + 1` (read "more
+    /// than `exact_up_to`").
+    async fn count(&self, filter: &AuditFilter, exact_up_to: u64) -> Result<u64, RepositoryError>;
     /// For each of `users`, their newest `limit` events (by or about them) of `kind` if given,
     /// newest first, and how many such events they have in all: one batch for many users.
     async fn latest_for_users(

@@ -71,6 +71,11 @@ pub enum AuthMethods {
     /// An identity at an OpenID provider that asserted a second factor, trusted by the
     /// deployment (`SOCIAL_TRUST_PROVIDER_MFA`).
     FederatedWithMfa,
+    /// A user-verified passkey alone: something the user has, unlocked by something they
+    /// know or are, so two factors (`amr` `["webauthn"]`, as in RFC 8176's registry).
+    Passkey,
+    /// The password and a passkey as the second factor.
+    PasswordAndPasskey,
 }
 
 impl AuthMethods {
@@ -81,6 +86,22 @@ impl AuthMethods {
             Self::PasswordAndOtp => &["pwd", "otp"],
             Self::Federated => &["fed"],
             Self::FederatedWithMfa => &["fed", "mfa"],
+            Self::Passkey => &["webauthn"],
+            Self::PasswordAndPasskey => &["pwd", "webauthn"],
+        }
+    }
+
+    /// The methods an `amr` claim names (what [`Self::amr`] writes); anything unknown counts
+    /// as the weakest proof.
+    pub fn from_amr<S: AsRef<str>>(amr: &[S]) -> Self {
+        let has = |m: &str| amr.iter().any(|a| a.as_ref() == m);
+        match (has("pwd"), has("otp"), has("webauthn")) {
+            (_, true, _) => Self::PasswordAndOtp,
+            (true, _, true) => Self::PasswordAndPasskey,
+            (false, _, true) => Self::Passkey,
+            _ if has("fed") && has("mfa") => Self::FederatedWithMfa,
+            _ if has("fed") => Self::Federated,
+            _ => Self::Password,
         }
     }
 
@@ -91,6 +112,8 @@ impl AuthMethods {
             Self::PasswordAndOtp => "pwd otp",
             Self::Federated => "fed",
             Self::FederatedWithMfa => "fed mfa",
+            Self::Passkey => "webauthn",
+            Self::PasswordAndPasskey => "pwd webauthn",
         }
     }
 
@@ -100,12 +123,20 @@ impl AuthMethods {
             Some("pwd otp") => Self::PasswordAndOtp,
             Some("fed") => Self::Federated,
             Some("fed mfa") => Self::FederatedWithMfa,
+            Some("webauthn") => Self::Passkey,
+            Some("pwd webauthn") => Self::PasswordAndPasskey,
             _ => Self::Password,
         }
     }
 
     pub fn includes_second_factor(self) -> bool {
-        matches!(self, Self::PasswordAndOtp | Self::FederatedWithMfa)
+        matches!(
+            self,
+            Self::PasswordAndOtp
+                | Self::FederatedWithMfa
+                | Self::Passkey
+                | Self::PasswordAndPasskey
+        )
     }
 }
 
@@ -205,6 +236,25 @@ mod tests {
         };
         assert!(both.is_recent(now, window, true));
         assert!(!both.is_recent(now + Duration::minutes(6), window, true));
+    }
+
+    #[test]
+    fn methods_read_back_from_their_amr_and_their_stored_name() {
+        for methods in [
+            AuthMethods::Password,
+            AuthMethods::PasswordAndOtp,
+            AuthMethods::Passkey,
+            AuthMethods::PasswordAndPasskey,
+        ] {
+            assert_eq!(AuthMethods::from_amr(methods.amr()), methods);
+            assert_eq!(AuthMethods::from_stored(Some(methods.as_str())), methods);
+            assert_eq!(
+                methods.includes_second_factor(),
+                methods != AuthMethods::Password
+            );
+        }
+        assert_eq!(AuthMethods::from_amr::<&str>(&[]), AuthMethods::Password);
+        assert_eq!(AuthMethods::from_stored(Some("?")), AuthMethods::Password);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Adapters that implement the ports: storage, password hashing, tokens.
 
 pub mod audit;
+pub mod claims_hook;
 #[cfg(any(test, feature = "test-hooks"))]
 pub mod clock;
 pub mod deferred;

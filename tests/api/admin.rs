@@ -358,6 +358,7 @@ async fn the_last_active_admin_cannot_be_demoted_suspended_or_deleted() {
     let app = spawn_app().await;
     let admin = app.admin().await;
     let token = admin.access();
+    let admin_email = admin.user.email.clone();
     let admin_id = id(&admin);
 
     let demote = app
@@ -404,9 +405,15 @@ async fn the_last_active_admin_cannot_be_demoted_suspended_or_deleted() {
         )
         .await;
     assert_eq!(step_down["data"]["setUserRole"]["role"], "USER");
-    // The role is read on every request: the old token no longer administers.
+    // A role change ends the account's sessions: the old token no longer administers, nor
+    // anything else.
     assert_eq!(
         error_code(&app.graphql_as(&token, USERS, json!({})).await),
+        "UNAUTHENTICATED"
+    );
+    let again = app.sign_in(&admin_email, PASSWORD).await.access();
+    assert_eq!(
+        error_code(&app.graphql_as(&again, USERS, json!({})).await),
         "FORBIDDEN"
     );
 }
@@ -440,13 +447,20 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin() {
     let refused = [&demote_a, &demote_b]
         .iter()
         .filter(|body| {
-            body.get("errors").is_some() && ["CONFLICT", "FORBIDDEN"].contains(&error_code(body))
+            // UNAUTHENTICATED: the winner's demotion ended the loser's sessions before the
+            // loser's request was authenticated.
+            body.get("errors").is_some()
+                && ["CONFLICT", "FORBIDDEN", "UNAUTHENTICATED"].contains(&error_code(body))
         })
         .count();
     assert_eq!((succeeded, refused), (1, 1), "{demote_a} {demote_b}");
     let roles = [
-        app.current_user(&a.access()).await.role,
-        app.current_user(&b.access()).await.role,
+        app.current_user(&app.sign_in(&a.user.email, PASSWORD).await.access())
+            .await
+            .role,
+        app.current_user(&app.sign_in(&b.user.email, PASSWORD).await.access())
+            .await
+            .role,
     ];
     assert!(roles.contains(&Role::Admin), "{roles:?}");
 }
@@ -776,4 +790,70 @@ async fn a_stale_admin_session_must_reauthenticate_before_changing_accounts() {
         Some("REAUTHENTICATION_REQUIRED"),
         "{stale_again}"
     );
+}
+
+/// A total is a query of its own, read only when the selection asks for `totalCount`: each
+/// list costs one query more with it than without it, and the same total either way it is
+/// asked.
+#[tokio::test]
+async fn lists_count_their_items_only_when_total_count_is_selected() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let token = &admin.access();
+    for _ in 0..3 {
+        app.register(&unique_email(), PASSWORD).await;
+    }
+    app.flush_audit().await;
+    for (list, without, with) in [
+        (
+            "users",
+            "{ users(first: 2) { edges { node { id } } } }",
+            "{ users(first: 2) { totalCount edges { node { id } } } }",
+        ),
+        (
+            "auditEvents",
+            "{ auditEvents(first: 2) { edges { node { id } } } }",
+            "{ auditEvents(first: 2) { totalCount edges { node { id } } } }",
+        ),
+        (
+            "sessions",
+            "{ sessions(first: 2) { edges { node { id } } } }",
+            "{ sessions(first: 2) { totalCount edges { node { id } } } }",
+        ),
+    ] {
+        let before = app.queries.get();
+        let body = app.graphql_as(token, without, json!({})).await;
+        assert_no_errors(&body);
+        let plain = app.queries.get() - before;
+        let before = app.queries.get();
+        let body = app.graphql_as(token, with, json!({})).await;
+        assert_no_errors(&body);
+        let counted = app.queries.get() - before;
+        assert_eq!(
+            counted,
+            plain + 1,
+            "{list}: {plain} queries without, {counted} with"
+        );
+        assert!(
+            body["data"][list]["totalCount"].as_i64().unwrap() >= 1,
+            "{list}"
+        );
+    }
+    let body = app
+        .graphql_as(token, "{ users(first: 1) { totalCount } }", json!({}))
+        .await;
+    assert_eq!(
+        body["data"]["users"]["totalCount"], 4,
+        "the admin and three"
+    );
+    // Selected through a fragment and under an alias, it is still seen and counted.
+    let body = app
+        .graphql_as(
+            token,
+            "{ users(first: 1) { ...Counted } } fragment Counted on UserConnection { n: totalCount }",
+            json!({}),
+        )
+        .await;
+    assert_no_errors(&body);
+    assert_eq!(body["data"]["users"]["n"], 4);
 }

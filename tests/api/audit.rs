@@ -324,7 +324,8 @@ async fn a_page_of_events_loads_its_users_in_a_constant_number_of_queries() {
         }));
         costs.push(app.queries.get() - before);
     }
-    // Session + account, the page, its count, one batch of users: the same for 10 or 100.
+    // Session + account, the page, one batch of users (no count: `totalCount` is not
+    // selected): the same for 10 or 100.
     assert_eq!(
         costs[0], costs[1],
         "queries for 10 and 100 events: {costs:?}"

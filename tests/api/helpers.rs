@@ -1,6 +1,7 @@
 //! `spawn_app()`: the real server on an ephemeral port with a fresh database, and a small
 //! client for it.
 
+pub mod passkey;
 mod responses;
 mod rows;
 
@@ -73,7 +74,7 @@ pub async fn spawn_app() -> TestApp {
 /// The app after `configure` has adjusted the test configuration.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     init_test_logging();
-    let database = TestDatabase::create().await;
+    let database = TestDatabase::migrated().await;
     let config = test_config(&database.url, configure);
     start(config, Some(database), Arc::default()).await
 }
@@ -581,11 +582,35 @@ impl TestDatabase {
         }
     }
 
+    /// A fresh database with every migration applied. On PostgreSQL it is a copy of a
+    /// template migrated once per migration set (`CREATE DATABASE … TEMPLATE`), which costs a
+    /// file copy instead of the migrations' statements; elsewhere the app migrates it.
+    pub async fn migrated() -> Self {
+        match std::env::var("TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        {
+            Some(admin_url) if admin_url.starts_with("postgres") => {
+                let admin_url = without_tls_unless_asked(admin_url);
+                let template = postgres_template(&admin_url).await;
+                Self::on_server_from(admin_url, Some(&template)).await
+            }
+            _ => Self::create().await,
+        }
+    }
+
     async fn on_server(admin_url: String) -> Self {
+        Self::on_server_from(admin_url, None).await
+    }
+
+    async fn on_server_from(admin_url: String, template: Option<&str>) -> Self {
         let name = format!("t_{}", Uuid::new_v4().simple());
         let (create, drop_statement) = if admin_url.starts_with("postgres") {
             (
-                format!(r#"CREATE DATABASE "{name}""#),
+                match template {
+                    Some(template) => format!(r#"CREATE DATABASE "{name}" TEMPLATE "{template}""#),
+                    None => format!(r#"CREATE DATABASE "{name}""#),
+                },
                 format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#),
             )
         } else if admin_url.starts_with("mysql") {
@@ -640,6 +665,86 @@ impl Drop for TestDatabase {
         })
         .join();
     }
+}
+
+/// The name of a PostgreSQL database holding every migration of this build and nothing
+/// else, made if missing. Its name is a hash of the migrations (names and sources), so a build
+/// with other migrations gets its own; test processes (nextest runs one per test) make it once between
+/// them, under an advisory lock, and it is built under a temporary name and renamed when
+/// complete, so a process that died halfway never leaves a half-migrated template.
+async fn postgres_template(admin_url: &str) -> String {
+    use migration::MigratorTrait;
+    use sea_orm::{DbBackend, Statement, TransactionTrait};
+    use sha2::{Digest, Sha256};
+    // The migrations' names and their sources: a migration edited before it ships (or by
+    // another branch sharing the server) gets a template of its own, never a stale one.
+    let mut hasher = Sha256::new();
+    for migration in migration::Migrator::migrations() {
+        hasher.update(migration.name().as_bytes());
+    }
+    let sources = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migration/src");
+    let mut files: Vec<_> = std::fs::read_dir(&sources)
+        .expect("the migrations' sources")
+        .map(|entry| entry.expect("a migration source").path())
+        .collect();
+    files.sort();
+    for file in files {
+        hasher.update(std::fs::read(&file).expect("a migration source"));
+    }
+    let digest = hasher.finalize();
+    let template = format!("authgraph_template_{}", &format!("{digest:x}")[..16]);
+    let admin = Database::connect(admin_url)
+        .await
+        .expect("TEST_DATABASE_URL is reachable");
+    let exists = |admin: sea_orm::DatabaseConnection, name: String| async move {
+        admin
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT 1 AS found FROM pg_database WHERE datname = $1",
+                [name.into()],
+            ))
+            .await
+            .expect("pg_database answers")
+            .is_some()
+    };
+    if exists(admin.clone(), template.clone()).await {
+        admin.close().await.ok();
+        return template;
+    }
+    // One builder at a time; the others wait, then find it made.
+    let lock = admin.begin().await.expect("a transaction");
+    lock.execute_unprepared("SELECT pg_advisory_xact_lock(7366726371)")
+        .await
+        .expect("the template lock");
+    if !exists(admin.clone(), template.clone()).await {
+        let building = format!("{template}_building");
+        admin
+            .execute_unprepared(&format!(
+                r#"DROP DATABASE IF EXISTS "{building}" WITH (FORCE)"#
+            ))
+            .await
+            .expect("a stale template can be dropped");
+        admin
+            .execute_unprepared(&format!(r#"CREATE DATABASE "{building}""#))
+            .await
+            .expect("a template database can be created");
+        let db = Database::connect(replace_database(admin_url, &building))
+            .await
+            .expect("the template database answers");
+        migration::Migrator::up(&db, None)
+            .await
+            .expect("the migrations apply to the template");
+        db.close().await.expect("the template's connections close");
+        admin
+            .execute_unprepared(&format!(
+                r#"ALTER DATABASE "{building}" RENAME TO "{template}""#
+            ))
+            .await
+            .expect("the template can be renamed");
+    }
+    lock.commit().await.expect("the template lock is released");
+    admin.close().await.ok();
+    template
 }
 
 /// A PostgreSQL URL that names no `sslmode` gets `sslmode=disable`. The server on these

@@ -198,7 +198,9 @@ fn corpus() -> Vec<(&'static str, String, &'static [&'static str])> {
 
 #[tokio::test]
 async fn every_hostile_document_is_refused_with_a_code_and_the_server_stays_healthy() {
-    let app = spawn_app().await;
+    // Past the default body limit most of these are refused with 413 unread; a deployment
+    // that raises the limit to 1 MiB must still refuse each of them for what it is.
+    let app = spawn_app_with(|config| config.http.http_max_body_bytes = 1024 * 1024).await;
     for (attack, body, expected) in corpus() {
         let (status, answer) = app.post_body(body).await;
         assert!(
@@ -218,7 +220,9 @@ async fn every_hostile_document_is_refused_with_a_code_and_the_server_stays_heal
 
 #[tokio::test]
 async fn each_limit_names_itself() {
-    let app = spawn_app().await;
+    // Past the default body limit (32 KiB) this would be a 413 unread; with the limit raised,
+    // the input itself must be handled.
+    let app = spawn_app_with(|c| c.http.http_max_body_bytes = 2 * 1024 * 1024).await;
     let (_, tokens) = app
         .post_body(query(&format!("{{ {} }}", "__typename ".repeat(20_000))))
         .await;
@@ -329,7 +333,8 @@ async fn gauge(app: &TestApp, name: &str) -> f64 {
 
 #[tokio::test]
 async fn persisted_queries_keep_only_documents_that_validated() {
-    let app = spawn_app().await;
+    // Documents this large pass only a raised body limit (the default refuses them unread).
+    let app = spawn_app_with(|config| config.http.http_max_body_bytes = 1024 * 1024).await;
     // 900 KB documents that parse but never validate, each sent with its hash. Each is looked
     // up at once and the store's size is exact, so three catch any caching as surely as the
     // thirty of the incident did (this test counts bytes kept, not the server's memory).
@@ -536,7 +541,9 @@ async fn a_json_key_given_twice_anywhere_in_the_request_is_refused() {
 
 #[tokio::test]
 async fn a_json_body_nested_past_the_reader_s_depth_is_refused_without_harm() {
-    let app = spawn_app().await;
+    // Past the default body limit (32 KiB) this would be a 413 unread; with the limit raised,
+    // the input itself must be handled.
+    let app = spawn_app_with(|c| c.http.http_max_body_bytes = 2 * 1024 * 1024).await;
     let deep = format!(
         r#"{{"query": "{{ __typename }}", "variables": {{"a": {}1{}}}}}"#,
         "[".repeat(100_000),

@@ -2,7 +2,7 @@ use reqwest::StatusCode;
 use reqwest::header::ACCEPT;
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, only_error, spawn_app, unique_email};
+use crate::helpers::{PASSWORD, only_error, spawn_app, spawn_app_with, unique_email};
 
 fn only_code(body: &Value) -> &str {
     body["errors"][0]["extensions"]["code"].as_str().unwrap()
@@ -123,13 +123,31 @@ async fn a_batch_is_refused_with_a_clear_message() {
     );
 }
 
+/// The default body limit is sized for an auth API (32 KiB): a body one byte over it is
+/// refused with 413 before any parsing, one that fits is served, and the limit follows
+/// `HTTP_MAX_BODY_BYTES`.
 #[tokio::test]
-async fn a_body_over_one_mebibyte_is_refused_with_413() {
+async fn a_body_over_the_default_limit_of_32_kib_is_refused_with_413() {
+    let limit = 32 * 1024;
+    let sized = |size: usize| {
+        let mut body = json!({ "query": "{ __typename }", "variables": { "x": "" } }).to_string();
+        let padding = size - body.len();
+        body = json!({ "query": "{ __typename }", "variables": { "x": "x".repeat(padding) } })
+            .to_string();
+        assert_eq!(body.len(), size);
+        body
+    };
     let app = spawn_app().await;
-    let huge = json!({ "query": "{ __typename }", "variables": { "x": "x".repeat(1024 * 1024) } });
-    let (status, _, body) = app.post_raw(huge.to_string(), "application/json").await;
+    let (status, _, body) = app.post_raw(sized(limit + 1), "application/json").await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(only_code(&body), "GRAPHQL_PARSE_FAILED");
+    let (status, _, body) = app.post_raw(sized(limit), "application/json").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["__typename"], "Query");
+
+    let raised = spawn_app_with(|c| c.http.http_max_body_bytes = 2 * limit).await;
+    let (status, _, _) = raised.post_raw(sized(limit + 1), "application/json").await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]

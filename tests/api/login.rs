@@ -4,7 +4,7 @@ use authgraph::application::ports::HashingLoad;
 
 use crate::helpers::{
     LOGIN, PASSWORD, assert_no_errors, error_code, only_error, production_hashing, spawn_app,
-    token_claims, unique_email,
+    spawn_app_with, token_claims, unique_email,
 };
 
 #[tokio::test]
@@ -70,7 +70,9 @@ async fn login_with_an_invalid_email_is_bad_input() {
 
 #[tokio::test]
 async fn login_with_an_overlong_password_is_just_wrong_credentials() {
-    let app = spawn_app().await;
+    // Past the default body limit (32 KiB) this would be a 413 unread; with the limit raised,
+    // the input itself must be handled.
+    let app = spawn_app_with(|c| c.http.http_max_body_bytes = 2 * 1024 * 1024).await;
     let email = unique_email();
     app.register(&email, PASSWORD).await;
     let body = app.login(&email, &"x".repeat(100_000)).await;

@@ -124,7 +124,7 @@ async fn verify(app: &TestApp, ticket: &str, code: &str) -> Value {
 
 /// Rate limits on, with `per_address` codes per client address; the other allowances out of
 /// the way of a test about codes.
-fn code_limits(c: &mut authgraph::config::Config, per_address: &str) {
+pub(crate) fn code_limits(c: &mut authgraph::config::Config, per_address: &str) {
     c.rate_limits.rate_limits = true;
     c.rate_limits.rate_limit_login = "1000/1m".parse().unwrap();
     c.rate_limits.rate_limit_login_account = "1000/1m".parse().unwrap();

@@ -479,3 +479,41 @@ async fn a_recovery_link_works_once() {
     let again = secure(&app, &link).await;
     assert_eq!(error_code(&again), "BAD_USER_INPUT");
 }
+
+#[tokio::test]
+async fn an_intruders_passkey_is_gone_after_secure_account() {
+    use crate::helpers::passkey::Device;
+    use crate::passkeys::{enrol, finish_sign_in, start_sign_in};
+
+    let app = spawn_app().await;
+    let Hijacked { owner, intruder } = hijacked(&app).await;
+    // The intruder enrols a passkey of theirs: with it they would sign in whatever the
+    // password becomes.
+    // A second enrolment is under way when the owner acts.
+    let started = app
+        .graphql_as(
+            &intruder,
+            "mutation { startPasskeyRegistration { challengeId options } }",
+            json!({}),
+        )
+        .await;
+    assert_no_errors(&started);
+    let mut theirs = Device::new();
+    assert_no_errors(&enrol(&app, &intruder, &mut theirs, "Backup").await);
+    let link = notice_link(&app, &owner, "A passkey was added to your account").await;
+
+    assert_no_errors(&secure(&app, &link).await);
+    assert_owner_is_back(&app, &owner, &[&intruder]).await;
+    let (challenge, options) = start_sign_in(&app).await;
+    let refused = finish_sign_in(&app, &challenge, &theirs.get(&options)).await;
+    assert_eq!(
+        error_code(&refused),
+        "UNAUTHENTICATED",
+        "the intruder's passkey is gone"
+    );
+    let session = signs_in(&app, &owner, OWNERS_NEW_PASSWORD).await;
+    let me = app
+        .graphql_as(&session, "{ me { passkeys { id } } }", json!({}))
+        .await;
+    assert_eq!(me["data"]["me"]["passkeys"], json!([]), "{me}");
+}

@@ -133,6 +133,16 @@ fn production_refuses_each_setting_that_would_open_a_hole() {
         ),
         (&[("MAILER", "")], "SMTP_URL"),
         (&[("APP_ENV", ""), ("HOST", "0.0.0.0")], "APP_ENV"),
+        // Passkeys: pages browsers would refuse them on, or that are not the frontend's.
+        (
+            &[("WEBAUTHN_ORIGINS", "http://app.example.com")],
+            "WEBAUTHN_ORIGINS",
+        ),
+        (&[("WEBAUTHN_RP_ID", "other.example")], "WEBAUTHN_RP_ID"),
+        (
+            &[("WEBAUTHN_ORIGINS", "https://admin.app.example.com")],
+            "does not list PUBLIC_URL's origin",
+        ),
     ];
     for (changes, named) in cases {
         let said = refused(changes);

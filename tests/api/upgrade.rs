@@ -164,3 +164,181 @@ async fn upgrade_from(shipped: u32) {
         "BAD_USER_INPUT"
     );
 }
+
+/// How many migrations come before the directory's indexes.
+fn before_directory_indexes() -> u32 {
+    let position = migration::Migrator::migrations()
+        .iter()
+        .position(|m| m.name() == "m20261212_000012_directory_indexes")
+        .expect("the directory indexes migration is registered");
+    u32::try_from(position).unwrap()
+}
+
+/// The names of the indexes of `table`, as the backend's catalogue lists them.
+async fn indexes_of(db: &sea_orm::DatabaseConnection, table: &str) -> Vec<String> {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => "SELECT indexname AS name FROM pg_indexes WHERE tablename = $1",
+        DbBackend::MySql => {
+            "SELECT DISTINCT INDEX_NAME AS name FROM information_schema.STATISTICS \
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?"
+        }
+        _ => "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?",
+    };
+    db.query_all_raw(Statement::from_sql_and_values(backend, sql, [table.into()]))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<String>("", "name").unwrap())
+        .collect()
+}
+
+/// Users written by the previous release, then the directory's indexes: the migration
+/// applies over existing rows, every index is there (the trigram index on PostgreSQL), and
+/// the directory's searches and orderings answer the same as before.
+#[tokio::test]
+async fn the_directory_indexes_apply_over_existing_accounts() {
+    let database = TestDatabase::create().await;
+    let db = Database::connect(&database.url).await.unwrap();
+    migration::Migrator::up(&db, Some(before_directory_indexes()))
+        .await
+        .unwrap();
+    let now = Utc::now();
+    for name in ["old-ann", "old-bob", "old-cy"] {
+        insert_row(
+            &db,
+            "users",
+            vec![
+                ("id", Uuid::now_v7().into()),
+                ("email", format!("{name}@example.com").into()),
+                ("password_hash", "$argon2id$not-checked-here".into()),
+                ("role", "user".into()),
+                ("created_at", now.into()),
+                ("updated_at", now.into()),
+            ],
+        )
+        .await;
+    }
+    migration::Migrator::up(&db, None).await.unwrap();
+
+    let users = indexes_of(&db, "users").await;
+    assert!(
+        users.contains(&"idx_users_email_id".to_owned()),
+        "{users:?}"
+    );
+    let postgres = db.get_database_backend() == sea_orm::DbBackend::Postgres;
+    assert_eq!(
+        users.contains(&"idx_users_email_trgm".to_owned()),
+        postgres,
+        "a trigram index on PostgreSQL only: {users:?}"
+    );
+    let audit = indexes_of(&db, "audit_events").await;
+    for name in [
+        "idx_audit_events_actor_id_id",
+        "idx_audit_events_subject_id_id",
+        "idx_audit_events_kind_id",
+    ] {
+        assert!(audit.contains(&name.to_owned()), "{name}: {audit:?}");
+    }
+    assert!(
+        indexes_of(&db, "sessions")
+            .await
+            .contains(&"idx_sessions_user_id_id".to_owned())
+    );
+    db.close().await.unwrap();
+
+    let app = spawn_app_on(database).await;
+    let admin = app.admin().await;
+    let found = app
+        .graphql_as(
+            &admin.access(),
+            r#"{ users(filter: {emailContains: "OLD-B"}, orderBy: {field: EMAIL, direction: DESC}) {
+                totalCount edges { node { email } } } }"#,
+            json!({}),
+        )
+        .await;
+    assert_no_errors(&found);
+    assert_eq!(found["data"]["users"]["totalCount"], 1);
+    assert_eq!(
+        found["data"]["users"]["edges"][0]["node"]["email"],
+        "old-bob@example.com"
+    );
+}
+
+/// Where `pg_trgm` cannot be created (here: a role without the right to create in the
+/// database, as on managed services), the migration still applies, without the trigram
+/// index, and `emailContains` still finds its users (by a scan).
+#[tokio::test]
+async fn the_directory_indexes_apply_where_pg_trgm_is_unavailable() {
+    use sea_orm::ConnectionTrait;
+    let database = TestDatabase::create().await;
+    if !database.url.starts_with("postgres") {
+        return; // the extension is PostgreSQL's
+    }
+    let db = Database::connect(&database.url).await.unwrap();
+    migration::Migrator::up(&db, Some(before_directory_indexes()))
+        .await
+        .unwrap();
+    let role = format!("r_{}", Uuid::new_v4().simple());
+    db.execute_unprepared(&format!("CREATE ROLE {role} LOGIN"))
+        .await
+        .unwrap();
+    // The role owns the tables (it may index them) but may not create in the database, so
+    // `CREATE EXTENSION` (pg_trgm is a trusted extension) is refused.
+    for table in ["users", "audit_events", "sessions", "seaql_migrations"] {
+        db.execute_unprepared(&format!("ALTER TABLE {table} OWNER TO {role}"))
+            .await
+            .unwrap();
+    }
+    db.execute_unprepared(&format!("GRANT USAGE, CREATE ON SCHEMA public TO {role}"))
+        .await
+        .unwrap();
+    let (scheme, rest) = database.url.split_once("://").unwrap();
+    let as_role = format!("{scheme}://{role}@{}", rest.split_once('@').unwrap().1);
+    let limited = Database::connect(&as_role).await.unwrap();
+    let applied = migration::Migrator::up(&limited, None).await;
+    limited.close().await.unwrap();
+    let users = indexes_of(&db, "users").await;
+    db.execute_unprepared(&format!(
+        "REASSIGN OWNED BY {role} TO CURRENT_USER; DROP OWNED BY {role}"
+    ))
+    .await
+    .unwrap();
+    db.execute_unprepared(&format!("DROP ROLE {role}"))
+        .await
+        .unwrap();
+    applied.expect("the migration applies without pg_trgm");
+    assert!(
+        users.contains(&"idx_users_email_id".to_owned()),
+        "{users:?}"
+    );
+    assert!(
+        !users.contains(&"idx_users_email_trgm".to_owned()),
+        "{users:?}"
+    );
+    let extension = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT count(*) AS n FROM pg_extension WHERE extname = 'pg_trgm'",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(extension, 0, "the extension was refused");
+    db.close().await.unwrap();
+
+    let app = spawn_app_on(database).await;
+    let admin = app.admin().await;
+    let found = app
+        .graphql_as(
+            &admin.access(),
+            "query($part: String) { users(filter: {emailContains: $part}) { totalCount } }",
+            json!({ "part": admin.user.email[5..17].to_uppercase() }),
+        )
+        .await;
+    assert_no_errors(&found);
+    assert_eq!(found["data"]["users"]["totalCount"], 1);
+}

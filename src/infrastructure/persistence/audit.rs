@@ -6,8 +6,7 @@ use entity::audit_event;
 use sea_orm::sea_query::{Asterisk, Expr, Order, Query, SelectStatement, UnionType};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    ExprTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
-    Select,
+    ExprTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
 };
 use uuid::Uuid;
 
@@ -16,8 +15,8 @@ use crate::domain::{
     RepositoryError, UserId,
 };
 
-use super::repository_error;
 use super::transactions::Transactions;
+use super::{counting, repository_error};
 
 /// The audit trail in `audit_events`.
 pub struct SeaOrmAuditRepository {
@@ -111,11 +110,8 @@ impl AuditQueries for SeaOrmAuditRepository {
         Ok(Page::from_probe(page, events))
     }
 
-    async fn count(&self, filter: &AuditFilter) -> Result<u64, RepositoryError> {
-        filtered(filter)
-            .count(&self.db)
-            .await
-            .map_err(repository_error)
+    async fn count(&self, filter: &AuditFilter, exact_up_to: u64) -> Result<u64, RepositoryError> {
+        counting::bounded(&self.db, filtered(filter), exact_up_to).await
     }
 
     async fn latest_for_users(

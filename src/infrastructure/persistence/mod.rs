@@ -2,6 +2,7 @@
 
 mod account_tokens;
 mod audit;
+mod counting;
 mod failure;
 mod health;
 mod hot_reads;

@@ -1,10 +1,10 @@
-//! The "this wasn't me" path over `account_tokens`, `users`, `sessions`, `totp_factors` and
-//! `recovery_codes`: one transaction gives an account back to the address a recovery link
+//! The "this wasn't me" path over `account_tokens`, `users`, `sessions`, `totp_factors`,
+//! `recovery_codes`, `passkeys` and `passkey_ceremonies`: one transaction gives an account back to the address a recovery link
 //! was sent to.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use entity::{account_token, recovery_code, session, totp_factor, user};
+use entity::{account_token, passkey, passkey_ceremony, recovery_code, session, totp_factor, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, ExprTrait,
@@ -167,6 +167,19 @@ async fn secure_in(
     }
     let recovery_codes_removed = codes.exec(txn).await?.rows_affected;
 
+    // Likewise a passkey added within the window is the hijacker's; so is any ceremony under
+    // way for the account (an enrolment started in the hijacker's session, a step-up).
+    let passkeys_removed = passkey::Entity::delete_many()
+        .filter(passkey::Column::UserId.eq(owner))
+        .filter(passkey::Column::CreatedAt.gte(since))
+        .exec(txn)
+        .await?
+        .rows_affected;
+    passkey_ceremony::Entity::delete_many()
+        .filter(passkey_ceremony::Column::UserId.eq(owner))
+        .exec(txn)
+        .await?;
+
     let mut account = user::Entity::update_many()
         .col_expr(user::Column::Email, Expr::value(address.as_str()))
         .col_expr(user::Column::EmailVerifiedAt, Expr::value(now))
@@ -222,6 +235,7 @@ async fn secure_in(
         sessions_ended,
         factor_removed,
         recovery_codes_removed,
+        passkeys_removed,
         links_voided,
     }))
 }

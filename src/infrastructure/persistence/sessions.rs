@@ -4,8 +4,7 @@ use entity::{refresh_token, session};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
-    EntityTrait, ExprTrait, Insert, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, Statement,
+    EntityTrait, ExprTrait, Insert, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
 };
 
 use crate::domain::{
@@ -14,8 +13,8 @@ use crate::domain::{
     TokenHash, UserId,
 };
 
-use super::repository_error;
 use super::transactions::{Finish, Transactions};
+use super::{counting, repository_error};
 
 /// Sessions in `sessions`, their refresh-token hashes in `refresh_tokens`.
 ///
@@ -267,11 +266,13 @@ impl SessionRepository for SeaOrmSessionRepository {
         ))
     }
 
-    async fn count_active(&self, user: UserId, now: DateTime<Utc>) -> Result<u64, RepositoryError> {
-        active_sessions(user, now)
-            .count(&self.db)
-            .await
-            .map_err(repository_error)
+    async fn count_active(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+        exact_up_to: u64,
+    ) -> Result<u64, RepositoryError> {
+        counting::bounded(&self.db, active_sessions(user, now), exact_up_to).await
     }
 
     async fn delete_ended(&self, now: DateTime<Utc>) -> Result<u64, RepositoryError> {

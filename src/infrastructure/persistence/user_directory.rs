@@ -7,8 +7,7 @@ use chrono::{DateTime, Utc};
 use entity::user;
 use sea_orm::sea_query::{Expr, LikeExpr};
 use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select,
+    ColumnTrait, Condition, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect, Select,
 };
 
 use crate::domain::{
@@ -16,8 +15,8 @@ use crate::domain::{
     UserCursor, UserDirectory, UserFilter, UserId, UserOrder, UserOrderField,
 };
 
-use super::repository_error;
 use super::users::{AdminSensitive, SeaOrmUserRepository, to_domain};
+use super::{counting, repository_error};
 
 #[async_trait]
 impl UserDirectory for SeaOrmUserRepository {
@@ -56,11 +55,12 @@ impl UserDirectory for SeaOrmUserRepository {
         Ok(Page::from_probe(page, users))
     }
 
-    async fn count(&self, filter: &UserFilter) -> Result<u64, RepositoryError> {
-        filtered(filter)
-            .count(self.db())
-            .await
-            .map_err(repository_error)
+    async fn count(&self, filter: &UserFilter, exact_up_to: u64) -> Result<u64, RepositoryError> {
+        if *filter == UserFilter::default() {
+            counting::estimated(self.db(), filtered(filter), "users", exact_up_to).await
+        } else {
+            counting::bounded(self.db(), filtered(filter), exact_up_to).await
+        }
     }
 
     async fn set_role(
@@ -119,31 +119,35 @@ fn filtered(filter: &UserFilter) -> Select<user::Entity> {
 /// Rows strictly past `cursor` when reading in `direction`.
 fn beyond(cursor: &UserCursor, direction: Direction) -> Condition {
     let id = |c: &UserId| c.as_uuid();
-    let (key_past, key_equal, id_past) = match (cursor, direction) {
+    // `key >= k AND (key > k OR id > i)` rather than `key > k OR (key = k AND id > i)`: the
+    // same rows, but the first conjunct is a range every database starts an index scan at
+    // (on `(key, id)`), where the disjunction alone makes PostgreSQL and MySQL read the index
+    // from its start and filter, a cost growing with the page's depth.
+    let (key_from, key_past, id_past) = match (cursor, direction) {
         (UserCursor::CreatedAt(at, uid), Direction::Ascending) => (
+            user::Column::CreatedAt.gte(*at),
             user::Column::CreatedAt.gt(*at),
-            user::Column::CreatedAt.eq(*at),
             user::Column::Id.gt(id(uid)),
         ),
         (UserCursor::CreatedAt(at, uid), Direction::Descending) => (
+            user::Column::CreatedAt.lte(*at),
             user::Column::CreatedAt.lt(*at),
-            user::Column::CreatedAt.eq(*at),
             user::Column::Id.lt(id(uid)),
         ),
         (UserCursor::Email(email, uid), Direction::Ascending) => (
+            user::Column::Email.gte(email.as_str()),
             user::Column::Email.gt(email.as_str()),
-            user::Column::Email.eq(email.as_str()),
             user::Column::Id.gt(id(uid)),
         ),
         (UserCursor::Email(email, uid), Direction::Descending) => (
+            user::Column::Email.lte(email.as_str()),
             user::Column::Email.lt(email.as_str()),
-            user::Column::Email.eq(email.as_str()),
             user::Column::Id.lt(id(uid)),
         ),
     };
-    Condition::any()
-        .add(key_past)
-        .add(Condition::all().add(key_equal).add(id_past))
+    Condition::all()
+        .add(key_from)
+        .add(Condition::any().add(key_past).add(id_past))
 }
 
 fn reverse(direction: Direction) -> Direction {

@@ -19,8 +19,10 @@ use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::application::claims::REGISTERED_CLAIMS;
 use crate::application::ports::{
-    AccessClaims, AccessTokens, IssuedAccessToken, PublishedKey, PublishedKeys, TokenError,
+    AccessClaims, AccessTokens, CustomClaims, IssuedAccessToken, PublishedKey, PublishedKeys,
+    TokenError,
 };
 use crate::domain::{AuthMethods, Authentication, SessionId, UserId};
 
@@ -69,7 +71,7 @@ pub struct JwtTokens {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct Claims {
+struct Claims<'a> {
     iss: String,
     aud: String,
     sub: Uuid,
@@ -83,6 +85,10 @@ struct Claims {
     /// How (RFC 8176): `["pwd"]` or `["pwd", "otp"]`.
     #[serde(default)]
     amr: Vec<String>,
+    /// An engine's claims and the claims hook's, signed as given; never read back (this
+    /// service reads the account and the session instead).
+    #[serde(flatten, skip_deserializing)]
+    custom: Option<&'a CustomClaims>,
 }
 
 impl JwtTokens {
@@ -128,8 +134,17 @@ impl AccessTokens for JwtTokens {
     fn issue(
         &self,
         claims: AccessClaims,
+        custom: &CustomClaims,
         now: DateTime<Utc>,
     ) -> Result<IssuedAccessToken, TokenError> {
+        // A custom claim named like a registered one would be written twice, and verifiers
+        // disagree on which of two equal names wins.
+        if custom
+            .keys()
+            .any(|name| REGISTERED_CLAIMS.contains(&name.as_str()))
+        {
+            return Err(TokenError::Invalid);
+        }
         let iat = now.timestamp();
         let claims = Claims {
             iss: self.issuer.clone(),
@@ -146,6 +161,7 @@ impl AccessTokens for JwtTokens {
                 .iter()
                 .map(|m| (*m).to_owned())
                 .collect(),
+            custom: (!custom.is_empty()).then_some(custom),
         };
         let mut header = Header::new(self.signing.jsonwebtoken_algorithm());
         header.kid = Some(self.signing.kid.clone());
@@ -186,11 +202,7 @@ impl AccessTokens for JwtTokens {
             session_id: SessionId::from_uuid(claims.sid),
             authenticated: Authentication {
                 at: DateTime::from_timestamp(at, 0).unwrap_or_default(),
-                methods: if claims.amr.iter().any(|m| m == "otp") {
-                    AuthMethods::PasswordAndOtp
-                } else {
-                    AuthMethods::Password
-                },
+                methods: AuthMethods::from_amr(&claims.amr),
             },
         };
         if let Some(remembered) = &self.verified {
@@ -259,14 +271,50 @@ mod tests {
     #[test]
     fn an_issued_token_verifies_to_the_same_claims() {
         let claims = claims();
-        let issued = tokens().issue(claims, now()).unwrap();
+        let issued = tokens().issue(claims, &CustomClaims::new(), now()).unwrap();
         assert_eq!(issued.expires_in, Duration::from_secs(900));
         assert_eq!(tokens().verify(&issued.token, now()), Ok(claims));
     }
 
     #[test]
+    fn custom_claims_are_signed_beside_the_registered_ones_and_never_replace_them() {
+        let claims = claims();
+        let custom: CustomClaims = serde_json::from_value(serde_json::json!({
+            "role": "app_user",
+            "https://hasura.io/jwt/claims": {"x-hasura-default-role": "user"},
+        }))
+        .unwrap();
+        let issued = tokens().issue(claims, &custom, now()).unwrap();
+        let payload = issued.token.split('.').nth(1).unwrap();
+        let payload: serde_json::Value = serde_json::from_slice(
+            &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(payload["role"], "app_user");
+        assert_eq!(
+            payload["https://hasura.io/jwt/claims"]["x-hasura-default-role"],
+            "user"
+        );
+        assert_eq!(payload["sub"], claims.user_id.to_string());
+        assert_eq!(tokens().verify(&issued.token, now()), Ok(claims));
+
+        for name in REGISTERED_CLAIMS {
+            let mut custom = CustomClaims::new();
+            custom.insert(name.into(), "forged".into());
+            assert_eq!(
+                tokens().issue(claims, &custom, now()).unwrap_err(),
+                TokenError::Invalid,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
     fn a_token_names_the_key_that_signed_it() {
-        let issued = tokens().issue(claims(), now()).unwrap();
+        let issued = tokens()
+            .issue(claims(), &CustomClaims::new(), now())
+            .unwrap();
         let header = jsonwebtoken::decode_header(&issued.token).unwrap();
         assert_eq!(header.kid.as_deref(), Some(key_id(SECRET).as_str()));
         assert_eq!(key_id(SECRET).len(), 16);
@@ -276,7 +324,9 @@ mod tests {
     #[test]
     fn tokens_of_a_previous_key_verify_until_that_key_is_dropped() {
         let claims = claims();
-        let old = tokens_with(OLD_SECRET, &[]).issue(claims, now()).unwrap();
+        let old = tokens_with(OLD_SECRET, &[])
+            .issue(claims, &CustomClaims::new(), now())
+            .unwrap();
         assert_eq!(
             tokens_with(SECRET, &[OLD_SECRET]).verify(&old.token, now()),
             Ok(claims)
@@ -296,7 +346,11 @@ mod tests {
     #[test]
     fn an_expired_token_is_reported_as_expired() {
         let issued = tokens()
-            .issue(claims(), now() - chrono::Duration::hours(1))
+            .issue(
+                claims(),
+                &CustomClaims::new(),
+                now() - chrono::Duration::hours(1),
+            )
             .unwrap();
         assert_eq!(
             tokens().verify(&issued.token, now()),
@@ -306,7 +360,9 @@ mod tests {
 
     #[test]
     fn a_token_expires_thirty_seconds_of_leeway_after_its_exp() {
-        let issued = tokens().issue(claims(), now()).unwrap();
+        let issued = tokens()
+            .issue(claims(), &CustomClaims::new(), now())
+            .unwrap();
         let exp = now() + chrono::Duration::seconds(900);
         for (at, expected) in [
             (exp, true),
@@ -411,7 +467,7 @@ mod tests {
     fn a_remembered_token_still_expires_and_a_forged_one_is_never_remembered() {
         let tokens = es256(10);
         let claims = claims();
-        let issued = tokens.issue(claims, now()).unwrap();
+        let issued = tokens.issue(claims, &CustomClaims::new(), now()).unwrap();
         assert_eq!(tokens.verify(&issued.token, now()), Ok(claims));
         // Remembered now; the same answer without the signature check...
         assert_eq!(tokens.verify(&issued.token, now()), Ok(claims));

@@ -9,6 +9,7 @@ mod browser_session;
 mod context;
 pub mod error;
 mod pagination;
+mod passkeys;
 mod second_factor;
 mod sessions;
 mod social;
@@ -45,6 +46,7 @@ pub struct Mutation(
     users::UserMutation,
     second_factor::SecondFactorMutation,
     social::SocialMutation,
+    passkeys::PasskeyMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -79,6 +81,7 @@ pub fn schema(services: &Services, limits: Limits) -> AppSchema {
         .data(services.audit.clone())
         .data(services.mfa.clone())
         .data(services.social.clone())
+        .data(services.passkeys.clone())
         .finish()
 }
 

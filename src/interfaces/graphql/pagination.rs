@@ -3,12 +3,14 @@
 use std::borrow::Cow;
 
 use async_graphql::connection::CursorType;
-use async_graphql::{OutputType, SimpleObject, TypeName};
+use async_graphql::{ComplexObject, Context, OutputType, SimpleObject, TypeName};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use uuid::Uuid;
 
 use crate::application::ServiceError;
+
+use super::error::graphql_error;
 use crate::domain::{Page, PageRequest};
 
 /// Items per page when the client gives neither `first` nor `last`.
@@ -77,14 +79,37 @@ impl<N: Paged> TypeName for Edge<N> {
 /// A page of a list (a Relay connection): its items, where it sits, and how many items the
 /// list holds in all.
 #[derive(SimpleObject)]
-#[graphql(name_type)]
+#[graphql(name_type, complex)]
 pub struct Connection<N: Paged> {
     /// The items of this page, in list order.
     edges: Vec<Edge<N>>,
     /// Where this page sits in the list.
     page_info: PageInfo,
-    /// How many items the list holds in all (those that pass its filter), over every page.
-    total_count: i64,
+    /// Counted only when the selection asks for `totalCount` ([`total_wanted`]).
+    #[graphql(skip)]
+    total: Option<u64>,
+}
+
+#[ComplexObject]
+impl<N: Paged> Connection<N> {
+    /// How many items the list holds in all (those that pass its filter), over every page;
+    /// counted only when selected. Exact up to 10,000. Past that the count stops: an
+    /// unfiltered `users` list gives the database's estimate of the number of accounts
+    /// (PostgreSQL and MySQL table statistics, at least 10,001; exact on SQLite), and any other
+    /// list gives 10,001, meaning "more than 10,000".
+    async fn total_count(&self) -> async_graphql::Result<i64> {
+        // `None` only when the resolver did not see `totalCount` in the selection it serves.
+        let total = self.total.ok_or_else(|| {
+            graphql_error(ServiceError::Internal("totalCount was not counted".into()))
+        })?;
+        Ok(i64::try_from(total).unwrap_or(i64::MAX))
+    }
+}
+
+/// Whether the connection field being resolved selects `totalCount`: the count is a query of
+/// its own, made only when asked for.
+pub fn total_wanted(ctx: &Context<'_>) -> bool {
+    ctx.look_ahead().field("totalCount").exists()
 }
 
 impl<N: Paged> TypeName for Connection<N> {
@@ -96,7 +121,7 @@ impl<N: Paged> TypeName for Connection<N> {
 /// The connection of a page of `total` items; `edge` gives each item its cursor and node.
 pub fn connection<T, C: CursorType, N: Paged>(
     page: Page<T>,
-    total: u64,
+    total: Option<u64>,
     mut edge: impl FnMut(T) -> (C, N),
 ) -> Connection<N> {
     let edges: Vec<Edge<N>> = page
@@ -118,7 +143,7 @@ pub fn connection<T, C: CursorType, N: Paged>(
             end_cursor: edges.last().map(|e| e.cursor.clone()),
         },
         edges,
-        total_count: i64::try_from(total).unwrap_or(i64::MAX),
+        total,
     }
 }
 

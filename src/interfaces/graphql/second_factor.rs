@@ -5,12 +5,13 @@ use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use qrcode::QrCode;
 use qrcode::render::svg;
 
-use crate::application::{MfaService, ServiceError};
-use crate::domain::{OpaqueToken, UserId};
+use crate::application::{MfaService, PasskeyService, ServiceError};
+use crate::domain::{OpaqueToken, UserId, ValidationError};
 
 use super::browser_session;
 use super::context::{caller, client, service};
 use super::error::graphql_error;
+use super::passkeys::{PasskeyAssertionInput, ceremony_id};
 use super::types::{AuthPayload, User};
 
 #[derive(Default)]
@@ -55,18 +56,24 @@ pub struct DisableTotpInput {
 pub struct VerifyMfaInput {
     /// `extensions.mfaTicket` of that answer.
     ticket: String,
-    /// A code from the authenticator, or a recovery code.
-    code: String,
+    /// A code from the authenticator, or a recovery code. Exactly one of `code` and
+    /// `passkey`.
+    code: Option<String>,
+    /// A passkey of the account, answering `startPasskeyMfa` with this ticket.
+    passkey: Option<PasskeyAssertionInput>,
 }
 
 /// Proof that the signed-in user is at the keyboard.
 #[derive(InputObject)]
 pub struct ReauthenticateInput {
-    /// The account's password.
-    password: String,
-    /// A code from the authenticator, or a recovery code; needed when the account has a
-    /// second factor.
+    /// The account's password (with no `passkey`).
+    password: Option<String>,
+    /// A code from the authenticator, or a recovery code; needed with the password when the
+    /// account has an authenticator app.
     code: Option<String>,
+    /// Instead of the password (and code): a passkey of the account, answering
+    /// `startPasskeyReauthentication` in this session.
+    passkey: Option<PasskeyAssertionInput>,
 }
 
 /// The user whose second factor to remove.
@@ -144,27 +151,38 @@ impl SecondFactorMutation {
     }
 
     /// Finishes a sign-in that answered `FORBIDDEN` with `extensions.reason: MFA_REQUIRED`,
-    /// with its `mfaTicket` and a code from the authenticator or a recovery code. A wrong
-    /// code is `BAD_USER_INPUT` on `code` (try again, a few times); a ticket that expired,
-    /// was used, or had too many wrong codes is `UNAUTHENTICATED`: sign in again.
+    /// with its `mfaTicket` and either a code from the authenticator or a recovery code, or
+    /// a passkey answering `startPasskeyMfa` (both or neither: `BAD_USER_INPUT`). A wrong
+    /// code is `BAD_USER_INPUT` on `code` (try again, a few times); a passkey that is not the
+    /// account's or does not verify is `UNAUTHENTICATED`; a ticket that expired, was used, or
+    /// had too many tries is `UNAUTHENTICATED`: sign in again.
     async fn verify_mfa(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "What the operation needs.")] input: VerifyMfaInput,
     ) -> Result<AuthPayload> {
-        let signed_in = service::<MfaService>(ctx)?
-            .verify(
-                OpaqueToken::from_client(input.ticket),
-                &input.code,
-                &client(ctx)?,
-            )
-            .await
-            .map_err(graphql_error)?;
+        let ticket = OpaqueToken::from_client(input.ticket);
+        let signed_in = match (input.code, input.passkey) {
+            (Some(code), None) => {
+                service::<MfaService>(ctx)?
+                    .verify(ticket, &code, &client(ctx)?)
+                    .await
+            }
+            (None, Some(passkey)) => {
+                let challenge = ceremony_id(&passkey.challenge_id)?;
+                service::<PasskeyService>(ctx)?
+                    .verify_mfa(ticket, challenge, &passkey.credential, &client(ctx)?)
+                    .await
+            }
+            _ => Err(one_of("code", "Give either a code or a passkey.")),
+        }
+        .map_err(graphql_error)?;
         browser_session::new_session(ctx, signed_in).await
     }
 
     /// Proves again that the signed-in user is at the keyboard (the password, and a code
-    /// when the account has a second factor), before a sensitive change. The session's
+    /// when the account has an authenticator app; or a passkey answering
+    /// `startPasskeyReauthentication`), before a sensitive change. The session's
     /// authentication time moves to now; a new access token says so (`auth_time`, `amr`).
     /// `refreshToken` is `null`: the session's refresh token stays as it is.
     async fn reauthenticate(
@@ -173,20 +191,30 @@ impl SecondFactorMutation {
         #[graphql(desc = "What the operation needs.")] input: ReauthenticateInput,
     ) -> Result<AuthPayload> {
         let caller = caller(ctx).await?;
-        let reauthenticated = service::<MfaService>(ctx)?
-            .reauthenticate(
-                &caller,
-                input.password,
-                input.code.as_deref(),
-                &client(ctx)?,
-            )
-            .await
-            .map_err(graphql_error)?;
+        let reauthenticated = match (input.password, input.code, input.passkey) {
+            (Some(password), code, None) => {
+                service::<MfaService>(ctx)?
+                    .reauthenticate(&caller, password, code.as_deref(), &client(ctx)?)
+                    .await
+            }
+            (None, None, Some(passkey)) => {
+                let challenge = ceremony_id(&passkey.challenge_id)?;
+                service::<PasskeyService>(ctx)?
+                    .reauthenticate(&caller, challenge, &passkey.credential, &client(ctx)?)
+                    .await
+            }
+            _ => Err(one_of(
+                "password",
+                "Give either the password (and a code) or a passkey.",
+            )),
+        }
+        .map_err(graphql_error)?;
         browser_session::reauthenticated(ctx, reauthenticated)
     }
 
-    /// Removes a user's second factor and ends every session of theirs (administrators
-    /// only), e.g. after they lost the device and their recovery codes. Audited. Needs a
+    /// Removes a user's second factor (the authenticator app and every passkey) and ends
+    /// every session of theirs (administrators only), e.g. after they lost the device and
+    /// their recovery codes. Audited; `CONFLICT` when they have neither. Needs a
     /// recent authentication (`FORBIDDEN` with `extensions.reason: REAUTHENTICATION_REQUIRED`:
     /// call `reauthenticate`, then retry). An administrator's own factor is refused here
     /// (`FORBIDDEN`): they turn it off with `disableTotp` and a code.
@@ -207,4 +235,9 @@ impl SecondFactorMutation {
             .map_err(graphql_error)?;
         Ok(User(user))
     }
+}
+
+/// Two ways of proving something given together, or neither.
+fn one_of(field: &'static str, message: &str) -> ServiceError {
+    ServiceError::invalid(field, ValidationError(message.into()))
 }

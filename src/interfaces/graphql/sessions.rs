@@ -8,7 +8,7 @@ use crate::domain::SessionId;
 use super::browser_session::{self, presented_refresh_token};
 use super::context::{caller, client, service};
 use super::error::graphql_error;
-use super::pagination::{Connection, IdCursor, connection, page_request};
+use super::pagination::{Connection, IdCursor, connection, page_request, total_wanted};
 use super::types::{AuthPayload, Session};
 
 #[derive(Default)]
@@ -67,7 +67,7 @@ impl SessionQuery {
             page_request::<IdCursor, _>(after, before, first, last, |c| SessionId::from_uuid(c.0))
                 .map_err(graphql_error)?;
         let listed = service::<SessionService>(ctx)?
-            .list(&caller, &request)
+            .list(&caller, &request, total_wanted(ctx))
             .await
             .map_err(graphql_error)?;
         Ok(connection(listed.page, listed.total, |session| {

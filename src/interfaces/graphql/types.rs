@@ -12,7 +12,7 @@ use crate::domain::{self, AuditFilter, Email, UserId};
 
 use super::context::{caller, service, users};
 use super::error::{graphql_error, shared_graphql_error};
-use super::pagination::{Connection, IdCursor, Paged, connection, page_request};
+use super::pagination::{Connection, IdCursor, Paged, connection, page_request, total_wanted};
 
 pub struct User(pub domain::User);
 
@@ -101,6 +101,24 @@ impl User {
         Ok(left.map(|n| i32::try_from(n).unwrap_or(i32::MAX)))
     }
 
+    /// The user's passkeys, oldest first; only for the user themselves and administrators
+    /// (empty for anyone else).
+    async fn passkeys(&self, ctx: &Context<'_>) -> Result<Vec<Passkey>> {
+        let caller = super::context::caller(ctx).await?;
+        if caller.user_id != self.0.id && !caller.is_admin() {
+            return Ok(Vec::new());
+        }
+        Ok(
+            super::context::service::<crate::application::PasskeyService>(ctx)?
+                .list(self.0.id)
+                .await
+                .map_err(graphql_error)?
+                .into_iter()
+                .map(Passkey)
+                .collect(),
+        )
+    }
+
     /// Security events by or about this user, newest first (sign-ins, password and email
     /// changes, …). Readable by the user and by administrators.
     #[graphql(complexity = "super::pagination::page_cost(first, last, child_complexity)")]
@@ -143,7 +161,7 @@ impl User {
                         has_previous: false,
                         has_next: false,
                     },
-                    total: 0,
+                    total: Some(0),
                 });
             return audit_connection_of(ctx, page).await;
         }
@@ -309,6 +327,39 @@ impl AuthPayload {
     }
 }
 
+pub struct Passkey(pub domain::Passkey);
+
+/// A passkey of the user: a credential on a device or in a password manager that signs in
+/// without a password.
+#[Object]
+impl Passkey {
+    /// Stable identifier (a UUID).
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// The name the user gave it.
+    async fn name(&self) -> &str {
+        self.0.name.as_str()
+    }
+
+    /// When it was added.
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.0.created_at)
+    }
+
+    /// When it last signed in or confirmed the user; null if never.
+    async fn last_used_at(&self) -> Option<DateTime> {
+        self.0.last_used_at.map(DateTime)
+    }
+
+    /// Whether it is backed up (synced to the user's other devices by a password manager),
+    /// as the authenticator last reported.
+    async fn backed_up(&self) -> bool {
+        self.0.backed_up
+    }
+}
+
 pub struct DateTime(pub chrono::DateTime<Utc>);
 
 /// An instant, as an RFC 3339 string in UTC with microseconds, e.g.
@@ -391,6 +442,16 @@ pub enum AuditEventKind {
     /// the account back to its address: sessions ended, later changes undone, a password
     /// reset required.
     AccountSecured,
+    /// The user added a passkey (the detail is its name, and how many other sessions ended:
+    /// those that proved the password alone, when it is the account's first second factor).
+    PasskeyAdded,
+    /// The user renamed a passkey.
+    PasskeyRenamed,
+    /// The user removed a passkey (or every passkey went with an administrator's reset).
+    PasskeyRemoved,
+    /// A passkey's assertion was refused for a sign of a cloned or replayed credential (its
+    /// counter went backwards, its backup eligibility changed) or did not verify.
+    PasskeyRefused,
     /// A security notice was emailed to the account's address (the detail says about what).
     SecurityNoticeSent,
     /// Signed in with an identity at an OpenID provider.
@@ -407,6 +468,9 @@ pub enum AuditEventKind {
     IdentityLinked,
     /// An identity at an OpenID provider was unlinked from the account.
     IdentityUnlinked,
+    /// The claims hook gave no usable answer before a token was signed (the detail says why,
+    /// and for which event); with `CLAIMS_HOOK_FAILURE=closed` the sign-in was refused.
+    ClaimsHookFailed,
 }
 
 pub struct AuditEvent(domain::AuditEvent);
@@ -498,7 +562,7 @@ pub async fn audit_connection(
     let request =
         page_request::<IdCursor, _>(after, before, first, last, |c| c.0).map_err(graphql_error)?;
     let listed = service::<AuditService>(ctx)?
-        .list(&caller, filter, &request)
+        .list(&caller, filter, &request, total_wanted(ctx))
         .await
         .map_err(graphql_error)?;
     audit_connection_of(ctx, listed).await

@@ -15,7 +15,7 @@ use crate::domain::{
 use super::browser_session;
 use super::context::{caller, caller_account, client, service};
 use super::error::graphql_error;
-use super::pagination::{Connection, connection, page_request};
+use super::pagination::{Connection, connection, page_request, total_wanted};
 use super::types::{Node, Role, User};
 
 #[derive(Default)]
@@ -241,7 +241,7 @@ impl UserQuery {
             },
         });
         let listed = service::<UserService>(ctx)?
-            .list(&caller, &filter, order, &request)
+            .list(&caller, &filter, order, &request, total_wanted(ctx))
             .await
             .map_err(graphql_error)?;
         Ok(connection(listed.page, listed.total, |user| {
@@ -312,8 +312,9 @@ impl UserMutation {
         Ok(true)
     }
 
-    /// Gives a user a role (administrators only). The last active administrator cannot be
-    /// demoted (`CONFLICT`). Needs a recent authentication (`FORBIDDEN` with
+    /// Gives a user a role (administrators only); a change of role ends the user's sessions,
+    /// so no token issued before it keeps the old rights. The last active administrator
+    /// cannot be demoted (`CONFLICT`). Needs a recent authentication (`FORBIDDEN` with
     /// `extensions.reason: REAUTHENTICATION_REQUIRED`: call `reauthenticate`, then retry).
     async fn set_user_role(
         &self,

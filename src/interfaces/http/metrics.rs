@@ -16,8 +16,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::application::Throttle;
 use crate::application::ports::{DropCount, HashingLoad, KeyClass, StoreHealth};
+use crate::application::{HookStats, Throttle};
 use crate::interfaces::graphql::Admission;
 
 /// Where scrape-time figures come from.
@@ -30,6 +30,8 @@ pub struct Sources {
     /// The queue of emails with links.
     pub mail: Arc<dyn DropCount>,
     pub limits: Arc<Throttle>,
+    /// The claims hook's calls, failures and waiting time.
+    pub claims_hook: Arc<HookStats>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -80,6 +82,9 @@ pub struct Metrics {
     persisted_queries: Gauge,
     persisted_query_bytes: Gauge,
     limits_refused_for_room: Family<Class, Gauge>,
+    claims_hook_calls: Gauge,
+    claims_hook_failures: Gauge,
+    claims_hook_wait: Gauge,
     sources: Sources,
 }
 
@@ -175,6 +180,23 @@ impl Metrics {
              for a new key of this class: every key it held still restricted someone",
             limits_refused_for_room.clone(),
         );
+        let claims_hook_calls = gauge(
+            &mut registry,
+            "claims_hook_calls",
+            "Calls to the claims hook since start, failed ones included",
+        );
+        let claims_hook_failures = gauge(
+            &mut registry,
+            "claims_hook_failures",
+            "Calls to the claims hook without a usable answer (timeout, error, refused answer) \
+             since start",
+        );
+        let claims_hook_wait = gauge(
+            &mut registry,
+            "claims_hook_wait_milliseconds",
+            "Milliseconds spent waiting for the claims hook since start (divide by the calls \
+             for the mean latency)",
+        );
         Self {
             registry,
             requests,
@@ -192,6 +214,9 @@ impl Metrics {
             persisted_queries,
             persisted_query_bytes,
             limits_refused_for_room,
+            claims_hook_calls,
+            claims_hook_failures,
+            claims_hook_wait,
             sources,
         }
     }
@@ -246,6 +271,11 @@ impl Metrics {
                 })
                 .set(as_i64(self.sources.limits.refused_for_room(class)));
         }
+        let hook = &self.sources.claims_hook;
+        self.claims_hook_calls.set(as_i64(hook.calls()));
+        self.claims_hook_failures.set(as_i64(hook.failures()));
+        self.claims_hook_wait
+            .set(i64::try_from(hook.latency().as_millis()).unwrap_or(i64::MAX));
         self.db_connections.set(i64::from(store.connections));
         self.db_idle_connections
             .set(i64::from(store.idle_connections));

@@ -5,6 +5,7 @@
 mod browser;
 mod client_ip;
 mod cors;
+mod engines;
 mod graphiql;
 mod graphql;
 mod guard;
@@ -25,7 +26,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::{StatusCode, header};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
@@ -37,6 +38,7 @@ use crate::application::ports::{PublishedKeys, StoreHealth};
 pub use browser::{CookieSameSite, CookieSettings};
 pub use client_ip::{ForwardedHeader, TrustedProxies, parse_network};
 pub use cors::CorsPolicy;
+pub use engines::IntrospectionClients;
 pub use load::{Load, LoadLimits};
 pub use metrics::{Metrics, Sources as MetricSources};
 pub use server::{ConnectionLimits, serve};
@@ -85,6 +87,12 @@ pub struct AppState {
     pub discovery: Arc<Discovery>,
     /// Social sign-in, for the providers' callback.
     pub social: Arc<crate::application::SocialService>,
+    /// Answers what a token grants now, for introspection and Hasura's webhook.
+    pub sessions: Arc<crate::application::SessionService>,
+    /// The resource servers that may introspect tokens.
+    pub introspection: Arc<IntrospectionClients>,
+    /// Locks out an address that keeps guessing introspection credentials.
+    pub throttle: Arc<crate::application::Throttle>,
 }
 
 /// `/metrics`, for a listener of its own (`METRICS_ADDR`): what it tells (request rates,
@@ -103,7 +111,9 @@ pub fn router(state: AppState) -> Router {
             get(graphql::get_graphql).post(graphql::post_graphql),
         )
         .route("/graphiql/{version}/{file}", get(graphiql::asset))
-        .route(crate::config::CALLBACK_PATH, get(social::callback));
+        .route(crate::config::CALLBACK_PATH, get(social::callback))
+        .route("/oauth/introspect", post(engines::introspect))
+        .route("/hasura/auth", get(engines::hasura_auth));
     #[cfg(feature = "test-hooks")]
     let work = work.merge(test_hooks::routes());
     // The probes answer however busy the server is.

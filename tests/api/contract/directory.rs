@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use authgraph::domain::{
-    Direction, Page, PageRequest, Role, Suspension, SuspensionReason, User, UserCursor,
-    UserDirectory, UserFilter, UserOrder, UserOrderField,
+    Direction, EXACT_TOTAL_UP_TO, Page, PageRequest, Role, Suspension, SuspensionReason, User,
+    UserCursor, UserDirectory, UserFilter, UserOrder, UserOrderField,
 };
 
 use super::{Stores, at};
@@ -263,7 +263,7 @@ async fn filters_select_and_count_the_same_users() {
             .unwrap();
         assert_eq!(listed.items.len(), expected, "{filter:?}");
         assert_eq!(
-            directory.count(&filter).await.unwrap(),
+            directory.count(&filter, EXACT_TOTAL_UP_TO).await.unwrap(),
             expected as u64,
             "{filter:?}"
         );
@@ -283,4 +283,41 @@ async fn filters_select_and_count_the_same_users() {
         .await
         .unwrap();
     assert_eq!(admins.items, vec![admin]);
+}
+
+/// A count stops one past its bound, so a page of a huge table never pays for reading all of
+/// it: exact up to the bound, then "more than the bound" for a filter, and for the whole
+/// table an estimate that is never below what the count saw (exact on SQLite).
+#[tokio::test]
+async fn counts_are_exact_up_to_their_bound_and_stop_past_it() {
+    let stores = Stores::new().await;
+    let directory = &stores.directory;
+    let users = seven_accounts(&stores).await;
+    let regular = UserFilter {
+        role: Some(Role::User),
+        ..UserFilter::default()
+    };
+    assert_eq!(
+        directory.count(&regular, 7).await.unwrap(),
+        7,
+        "at the bound"
+    );
+    assert_eq!(directory.count(&regular, 100).await.unwrap(), 7);
+    assert_eq!(
+        directory.count(&regular, 3).await.unwrap(),
+        4,
+        "past the bound: one more than it"
+    );
+    assert_eq!(directory.count(&regular, 0).await.unwrap(), 1);
+
+    let all = UserFilter::default();
+    assert_eq!(directory.count(&all, 7).await.unwrap(), users.len() as u64);
+    let estimate = directory.count(&all, 3).await.unwrap();
+    assert!(
+        (4..=users.len() as u64).contains(&estimate),
+        "an estimate past the bound, never below it: {estimate}"
+    );
+    if stores.url().starts_with("sqlite:") {
+        assert_eq!(estimate, users.len() as u64, "SQLite counts exactly");
+    }
 }

@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use authgraph::domain::{
     AccountRecoveryStore, AccountStore, AccountToken, AccountTokenRepository, AuditStore, Email,
-    HotReads, PasswordHash, Role, SecondFactorStore, Session, SessionId, SessionRepository,
-    UsedToken, User, UserDirectory,
+    HotReads, PasskeyStore, PasswordHash, Role, SecondFactorStore, Session, SessionId,
+    SessionRepository, UsedToken, User, UserDirectory,
 };
 use authgraph::infrastructure::persistence::{
     self, DatabaseSettings, OverlapGate, QueryCounter, RetryCounter, Transactions,
@@ -43,7 +43,7 @@ pub struct Fresh {
 
 impl Fresh {
     pub async fn database() -> Self {
-        let database = TestDatabase::create().await;
+        let database = TestDatabase::migrated().await;
         let queries = QueryCounter::default();
         let db = persistence::connect(
             &DatabaseSettings {
@@ -78,6 +78,7 @@ pub struct Stores {
     pub audit: Arc<dyn AuditStore>,
     pub factors: Arc<dyn SecondFactorStore>,
     pub recovery: Arc<dyn AccountRecoveryStore>,
+    pub passkeys: Arc<dyn PasskeyStore>,
     pub directory: Arc<dyn UserDirectory>,
     /// Holds a transaction until a racing one has begun.
     overlap: OverlapGate,
@@ -103,6 +104,7 @@ impl Stores {
             audit: stores.audit,
             factors: stores.factors,
             recovery: stores.recovery,
+            passkeys: stores.passkeys,
             directory: stores.directory,
             overlap,
             _database: database,
@@ -130,6 +132,11 @@ impl Stores {
         );
         self.accounts.insert(&user).await.unwrap();
         user
+    }
+
+    /// The database's URL (which backend the suite runs on).
+    pub fn url(&self) -> &str {
+        &self._database.url
     }
 
     /// The account as stored now.

@@ -100,11 +100,11 @@ impl Stores {
 }
 
 /// A credential id of 32 bytes of `seed`.
-fn credential(seed: u8) -> CredentialId {
+pub(super) fn credential(seed: u8) -> CredentialId {
     CredentialId::from_bytes(vec![seed; 32]).unwrap()
 }
 
-fn passkey_of(user: &User, seed: u8, seconds: i64) -> Passkey {
+pub(super) fn passkey_of(user: &User, seed: u8, seconds: i64) -> Passkey {
     Passkey {
         id: PasskeyId::generate(),
         user_id: user.id,
@@ -133,7 +133,7 @@ fn use_of(passkey: &Passkey, counter: u32, seconds: i64) -> PasskeyUse<'static> 
 }
 
 /// A ceremony started at `seconds`, expiring five minutes later.
-fn ceremony(
+pub(super) fn ceremony(
     purpose: CeremonyPurpose,
     user: Option<&User>,
     binding: CeremonyBinding,

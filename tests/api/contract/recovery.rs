@@ -300,3 +300,84 @@ async fn the_address_is_held_for_its_account_alone() {
     stores.accounts.delete(squatter.id, at(6)).await.unwrap();
     assert_eq!(secure(&stores, &link, 7).await, Some(ada.email.clone()));
 }
+
+#[tokio::test]
+async fn a_passkey_added_within_the_window_goes_with_every_ceremony_of_the_account() {
+    use super::passkeys::{ceremony, passkey_of};
+    use authgraph::domain::{CeremonyBinding, CeremonyPurpose, SessionId};
+
+    let stores = Stores::new().await;
+    let ada = stores.account("ada@example.com", Role::User, at(0)).await;
+    let bob = stores.account("bob@example.com", Role::User, at(0)).await;
+    let owners = passkey_of(&ada, 1, 1);
+    stores.passkeys.add(&owners).await.unwrap();
+    let link = recovery_link(&stores, &ada, 5).await;
+    let intruders = passkey_of(&ada, 2, 6);
+    stores.passkeys.add(&intruders).await.unwrap();
+    let bobs = passkey_of(&bob, 3, 6);
+    stores.passkeys.add(&bobs).await.unwrap();
+    let enrolling = ceremony(
+        CeremonyPurpose::Registration,
+        Some(&ada),
+        CeremonyBinding::Session(SessionId::generate()),
+        7,
+    );
+    let bobs_enrolment = ceremony(
+        CeremonyPurpose::Registration,
+        Some(&bob),
+        CeremonyBinding::Session(SessionId::generate()),
+        7,
+    );
+    for started in [&enrolling, &bobs_enrolment] {
+        stores.passkeys.save_ceremony(started).await.unwrap();
+    }
+
+    let secured = stores
+        .recovery
+        .secure(&link, &locked(), at(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(secured.passkeys_removed, 1);
+    let left: Vec<_> = stores
+        .passkeys
+        .list(ada.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(left, vec![owners.id], "the owner's older passkey stays");
+    assert_eq!(
+        stores
+            .passkeys
+            .find_by_credential(&intruders.credential_id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(stores.passkeys.list(bob.id).await.unwrap().len(), 1);
+    assert_eq!(
+        stores
+            .passkeys
+            .take_ceremony(enrolling.id, enrolling.purpose, &enrolling.binding, at(11))
+            .await
+            .unwrap(),
+        None,
+        "the account's ceremonies are gone"
+    );
+    assert!(
+        stores
+            .passkeys
+            .take_ceremony(
+                bobs_enrolment.id,
+                bobs_enrolment.purpose,
+                &bobs_enrolment.binding,
+                at(11)
+            )
+            .await
+            .unwrap()
+            .is_some(),
+        "another account's stay"
+    );
+}

@@ -1,7 +1,9 @@
 //! Sessions: ending them, listing the active ones a keyset page at a time, and deleting the
 //! ended ones.
 
-use authgraph::domain::{OpaqueToken, Page, PageRequest, Role, Session, SessionId, User, UserId};
+use authgraph::domain::{
+    EXACT_TOTAL_UP_TO, OpaqueToken, Page, PageRequest, Role, Session, SessionId, User, UserId,
+};
 
 use super::{Stores, at, session_of};
 
@@ -67,11 +69,19 @@ async fn ending_every_other_session_counts_only_the_active_ones() {
 
     assert_eq!(ended, 2, "the expired one had ended already");
     assert_eq!(
-        stores.sessions.count_active(ada.id, at(60)).await.unwrap(),
+        stores
+            .sessions
+            .count_active(ada.id, at(60), EXACT_TOTAL_UP_TO)
+            .await
+            .unwrap(),
         1
     );
     assert_eq!(
-        stores.sessions.count_active(bob.id, at(60)).await.unwrap(),
+        stores
+            .sessions
+            .count_active(bob.id, at(60), EXACT_TOTAL_UP_TO)
+            .await
+            .unwrap(),
         1
     );
     assert!(
@@ -92,7 +102,11 @@ async fn ending_every_other_session_counts_only_the_active_ones() {
         1
     );
     assert_eq!(
-        stores.sessions.count_active(ada.id, at(61)).await.unwrap(),
+        stores
+            .sessions
+            .count_active(ada.id, at(61), EXACT_TOTAL_UP_TO)
+            .await
+            .unwrap(),
         0
     );
 }
@@ -143,7 +157,24 @@ async fn active_sessions_page_forward_newest_first() {
     }
 
     assert_eq!(seen, newest_first);
-    assert_eq!(stores.sessions.count_active(ada, at(100)).await.unwrap(), 5);
+    assert_eq!(
+        stores
+            .sessions
+            .count_active(ada, at(100), EXACT_TOTAL_UP_TO)
+            .await
+            .unwrap(),
+        5
+    );
+    assert_eq!(
+        stores.sessions.count_active(ada, at(100), 3).await.unwrap(),
+        4,
+        "the count stops one past its bound"
+    );
+    assert_eq!(
+        stores.sessions.count_active(ada, at(100), 5).await.unwrap(),
+        5,
+        "exact at the bound"
+    );
 }
 
 #[tokio::test]
