@@ -233,7 +233,8 @@ export AUTHGRAPH_URL="http://127.0.0.1:$port/graphql"
 
 # Browser sessions in HttpOnly cookies: a second server with SESSION_COOKIES=true that allows
 # credentials from the check's app page only, http://localhost:$app_port; the check serves that
-# page and pages on other origins, and drives them in headless Chromium.
+# page and pages on other origins, and drives them in headless Chromium; then passkeys from
+# that page (its origin is the server's WebAuthn origin too), signing in to cookies.
 if [[ -x $chromium ]]; then
   read -r app_port cookie_port < <(python3 -c 'import socket
 s = [socket.socket() for _ in range(2)]
@@ -242,6 +243,7 @@ print(*(x.getsockname()[1] for x in s))')
   DATABASE_URL="sqlite://$work/cookies.sqlite?mode=rwc" PORT=$cookie_port JWT_SECRET=frontend-checks-secret-frontend-checks-1 \
     MAILER=log METRICS_ADDR=127.0.0.1:0 RATE_LIMITS=false RUST_LOG=warn \
     SESSION_COOKIES=true CORS_ALLOWED_ORIGINS="http://localhost:$app_port" \
+    WEBAUTHN_RP_ID=localhost WEBAUTHN_ORIGINS="http://localhost:$app_port" \
     "$server_bin" >"$work/cookie-server.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$cookie_port/ready" && break; sleep 0.1; done
@@ -252,6 +254,8 @@ print(*(x.getsockname()[1] for x in s))')
   fi
   echo "-- cookie sessions in headless Chromium"
   (cd examples/web-client && AUTHGRAPH_URL="http://localhost:$cookie_port/graphql" APP_PORT=$app_port npm run --silent cookies)
+  echo "-- passkeys with cookie sessions in headless Chromium"
+  (cd examples/web-client && SESSION=cookies AUTHGRAPH_URL="http://localhost:$cookie_port/graphql" APP_PORT=$app_port npm run --silent webauthn)
 elif [[ ${REQUIRE_FRONTEND:-} == 1 ]]; then
   echo "error: Chromium is needed for the cookie session check" >&2
   exit 1
@@ -281,7 +285,7 @@ print(*(x.getsockname()[1] for x in s))')
   fi
   echo "-- the passkey harness (the browser half) in headless Chromium"
   (cd examples/web-client && npm run --silent webauthn-harness)
-  echo "-- passkeys in headless Chromium"
+  echo "-- passkeys with bearer tokens in headless Chromium"
   (cd examples/web-client && AUTHGRAPH_URL="http://localhost:$webauthn_port/graphql" APP_PORT=$app_port npm run --silent webauthn)
 elif [[ ${REQUIRE_FRONTEND:-} == 1 ]]; then
   echo "error: Chromium is needed for the passkey check" >&2

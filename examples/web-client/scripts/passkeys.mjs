@@ -16,6 +16,9 @@
 //   APP_PORT       the page is served at http://localhost:APP_PORT (default 5173); Chromium
 //                  refuses http://127.0.0.1 as an RP id
 //   CHROMIUM       the browser (default /usr/bin/chromium)
+//   SESSION        "cookies" for a server with SESSION_COOKIES=true: the page keeps no token,
+//                  and the passkey sign-in and step-up answer in HttpOnly cookies (default:
+//                  bearer tokens)
 import { readFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import { relative, resolve, sep } from "node:path";
@@ -28,6 +31,7 @@ import { addVirtualAuthenticator } from "./virtual-authenticator.mjs";
 const api = process.env.AUTHGRAPH_URL ?? "http://localhost:8000/graphql";
 const appOrigin = `http://localhost:${process.env.APP_PORT ?? 5173}`;
 const password = "correct horse battery staple";
+const cookies = process.env.SESSION === "cookies";
 const unique = () => `${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
 
 const failures = [];
@@ -78,7 +82,7 @@ const page = `<!doctype html>
   } from "/dist/src/operations.js";
   import * as webauthn from "/dist/src/webauthn.js";
 
-  const api = new Authgraph(${JSON.stringify(api)});
+  const api = new Authgraph(${JSON.stringify(api)}, ${JSON.stringify({ session: cookies ? "cookies" : "bearer" })});
   const password = ${JSON.stringify(password)};
   // Each call answers { ok } or the error's name, code, reason and field, for the check to
   // read through page.evaluate.
@@ -211,6 +215,13 @@ const browser = await chromium.launch({
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"],
 });
 // A fresh browser profile with its own authenticator, on the page.
+// The session's access token: in its cookie with cookie sessions, else as the page keeps it.
+// Either way the page's answers must carry none with cookies.
+const accessTokenOf = async (tab, fromPage) => {
+  if (!cookies) return fromPage;
+  check(fromPage == null, "with cookie sessions the page's answer carries no access token", fromPage);
+  return (await tab.context().cookies()).find((c) => c.name === "authgraph-access")?.value;
+};
 const open = async (authenticatorOptions) => {
   const context = await browser.newContext();
   const tab = await context.newPage();
@@ -273,7 +284,7 @@ try {
   );
 
   const out = await app("logout");
-  check(out.ok === true && (await app("signedOut")), "signed out", out);
+  check(out.ok === true && (cookies || (await app("signedOut"))), "signed out", out);
   const meOut = await app("me");
   check(meOut.code === "UNAUTHENTICATED", "signed out means no session", meOut);
 
@@ -285,7 +296,7 @@ try {
     "the sign-in options name no account",
     modal.ok?.options,
   );
-  const signedIn = claims(modal.ok?.accessToken);
+  const signedIn = claims(await accessTokenOf(tab, modal.ok?.accessToken));
   check(
     JSON.stringify(signedIn?.amr) === JSON.stringify(["webauthn"]),
     "the session's access token says it was a passkey (amr webauthn)",
@@ -320,7 +331,7 @@ try {
   }
 
   // Step-up with the passkey: the session's authentication time moves to now.
-  const before = claims(await app("accessToken"));
+  const before = claims(await accessTokenOf(tab, await app("accessToken")));
   // auth_time has a resolution of a second: wait out the one the sign-in had.
   await tab.waitForFunction(
     (t) => Date.now() / 1000 >= t + 1.05,
@@ -328,7 +339,7 @@ try {
     { polling: 100 },
   );
   const stepUp = await app("stepUp");
-  const after = claims(stepUp.ok?.accessToken);
+  const after = claims(await accessTokenOf(tab, stepUp.ok?.accessToken));
   check(
     stepUp.ok && stepUp.ok.refreshToken === null && after?.auth_time > before?.auth_time,
     "a step-up with the passkey moves the session's authentication time",
@@ -426,4 +437,4 @@ if (failures.length > 0) {
   console.log(failures.map((f) => `not ok - ${f}`).join("\n"));
   process.exit(1);
 }
-console.log("passkeys in Chromium: all checks passed");
+console.log(`passkeys in Chromium (${cookies ? "cookie" : "bearer"} sessions): all checks passed`);
