@@ -187,9 +187,9 @@ for server in "${servers[@]}"; do
 done
 
 # The frontend's view: typed client code generated from schema.graphql, a real session with
-# urql, the GraphQL-over-HTTP audit, GraphiQL and a browser session in cookies in headless
-# Chromium, and another service verifying access tokens with jose, against the server binary
-# the tests just built.
+# urql, the GraphQL-over-HTTP audit, GraphiQL, a browser session in cookies and passkeys in
+# headless Chromium, and another service verifying access tokens with jose, against the server
+# binary the tests just built.
 if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
   if [[ ${REQUIRE_FRONTEND:-} == 1 ]]; then
     echo "error: Node.js and npm are needed for the frontend checks" >&2
@@ -202,7 +202,7 @@ if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
 fi
 chromium=${CHROMIUM:-/usr/bin/chromium}
 if [[ ! -x $chromium && ${REQUIRE_FRONTEND:-} != 1 ]]; then
-  warnings+=("GraphiQL and cookie sessions in Chromium did not run: no $chromium")
+  warnings+=("GraphiQL, cookie sessions and passkeys in Chromium did not run: no $chromium")
 fi
 echo "== frontend checks (examples/web-client)"
 # The binary the integration tests built (with their test hooks, which change nothing here).
@@ -236,7 +236,8 @@ export AUTHGRAPH_URL="http://127.0.0.1:$port/graphql"
 
 # Browser sessions in HttpOnly cookies: a second server with SESSION_COOKIES=true that allows
 # credentials from the check's app page only, http://localhost:$app_port; the check serves that
-# page and pages on other origins, and drives them in headless Chromium.
+# page and pages on other origins, and drives them in headless Chromium; then passkeys from
+# that page (its origin is the server's WebAuthn origin too), signing in to cookies.
 if [[ -x $chromium ]]; then
   read -r app_port cookie_port < <(python3 -c 'import socket
 s = [socket.socket() for _ in range(2)]
@@ -245,6 +246,7 @@ print(*(x.getsockname()[1] for x in s))')
   DATABASE_URL="sqlite://$work/cookies.sqlite?mode=rwc" PORT=$cookie_port JWT_SECRET=frontend-checks-secret-frontend-checks-1 \
     MAILER=log METRICS_ADDR=127.0.0.1:0 RATE_LIMITS=false RUST_LOG=warn \
     SESSION_COOKIES=true CORS_ALLOWED_ORIGINS="http://localhost:$app_port" \
+    WEBAUTHN_RP_ID=localhost WEBAUTHN_ORIGINS="http://localhost:$app_port" \
     "$server_bin" >"$work/cookie-server.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$cookie_port/ready" && break; sleep 0.1; done
@@ -255,11 +257,44 @@ print(*(x.getsockname()[1] for x in s))')
   fi
   echo "-- cookie sessions in headless Chromium"
   (cd examples/web-client && AUTHGRAPH_URL="http://localhost:$cookie_port/graphql" APP_PORT=$app_port npm run --silent cookies)
+  echo "-- passkeys with cookie sessions in headless Chromium"
+  (cd examples/web-client && SESSION=cookies AUTHGRAPH_URL="http://localhost:$cookie_port/graphql" APP_PORT=$app_port npm run --silent webauthn)
 elif [[ ${REQUIRE_FRONTEND:-} == 1 ]]; then
   echo "error: Chromium is needed for the cookie session check" >&2
   exit 1
 else
   echo "-- skipping cookie sessions in Chromium: no $chromium"
+fi
+
+# Passkeys: a server whose relying party is localhost and whose passkey and CORS origin is the
+# check's page, http://localhost:$app_port (Chromium takes no IP address as an RP id); the check
+# serves the page and drives it in headless Chromium with a DevTools virtual authenticator.
+if [[ -x $chromium ]]; then
+  read -r app_port webauthn_port < <(python3 -c 'import socket
+s = [socket.socket() for _ in range(2)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(*(x.getsockname()[1] for x in s))')
+  DATABASE_URL="sqlite://$work/webauthn.sqlite?mode=rwc" PORT=$webauthn_port JWT_SECRET=frontend-checks-secret-frontend-checks-1 \
+    MAILER=log METRICS_ADDR=127.0.0.1:0 RATE_LIMITS=false RUST_LOG=warn \
+    CORS_ALLOWED_ORIGINS="http://localhost:$app_port" \
+    WEBAUTHN_RP_ID=localhost WEBAUTHN_ORIGINS="http://localhost:$app_port" \
+    "$server_bin" >"$work/webauthn-server.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$webauthn_port/ready" && break; sleep 0.1; done
+  if ! curl -sf -o /dev/null "http://127.0.0.1:$webauthn_port/ready"; then
+    echo "error: the server with WEBAUTHN_RP_ID=localhost did not start:" >&2
+    cat "$work/webauthn-server.log" >&2
+    exit 1
+  fi
+  echo "-- the passkey harness (the browser half) in headless Chromium"
+  (cd examples/web-client && npm run --silent webauthn-harness)
+  echo "-- passkeys with bearer tokens in headless Chromium"
+  (cd examples/web-client && AUTHGRAPH_URL="http://localhost:$webauthn_port/graphql" APP_PORT=$app_port npm run --silent webauthn)
+elif [[ ${REQUIRE_FRONTEND:-} == 1 ]]; then
+  echo "error: Chromium is needed for the passkey check" >&2
+  exit 1
+else
+  echo "-- skipping passkeys in Chromium: no $chromium"
 fi
 
 # Other services verifying access tokens themselves: a server per asymmetric algorithm, with no

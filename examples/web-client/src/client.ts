@@ -15,8 +15,9 @@ import {
   type TypedDocumentNode,
 } from "@urql/core";
 
-import type { TokenFieldsFragment } from "./gql/graphql.js";
+import type { ReauthenticateInput, TokenFieldsFragment } from "./gql/graphql.js";
 import {
+  FinishPasskeySignIn,
   Login,
   Logout,
   LogoutFromCookie,
@@ -154,7 +155,28 @@ export class Authgraph {
    * send that operation again. The session stays the same: only the access token is new.
    */
   async reauthenticate(password: string, code?: string) {
-    const data = await this.run(Reauthenticate, { input: { password, code } });
+    return this.reauthenticateWith({ password, code });
+  }
+
+  /**
+   * Signs in with the passkey the browser chose for `startPasskeySignIn` (no email): its
+   * `challengeId` and the credential's JSON (src/webauthn.ts `getPasskey`).
+   */
+  async signInWithPasskey(challengeId: string, credential: unknown) {
+    const data = await this.run(FinishPasskeySignIn, { input: { challengeId, credential } }, false);
+    return this.keep(data.finishPasskeySignIn);
+  }
+
+  /**
+   * Reauthenticates with a passkey answering `startPasskeyReauthentication` in this session,
+   * as `reauthenticate` does with the password.
+   */
+  async reauthenticateWithPasskey(challengeId: string, credential: unknown) {
+    return this.reauthenticateWith({ passkey: { challengeId, credential } });
+  }
+
+  private async reauthenticateWith(input: ReauthenticateInput) {
+    const data = await this.run(Reauthenticate, { input });
     const payload = data.reauthenticate;
     // The access token says when the user last proved themselves; the refresh token does
     // not change (it is null here). With cookies the new access token is in its cookie, and

@@ -231,6 +231,75 @@ export const Reauthenticate = graphql(`
   }
 `);
 
+// Passkeys (src/webauthn.ts runs the browser's half). Each start… answers a challenge whose
+// `options` go to the browser and whose `challengeId` comes back with the credential's JSON.
+export const PasskeyFields = graphql(`
+  fragment PasskeyFields on Passkey {
+    id
+    name
+    createdAt
+    lastUsedAt
+    backedUp
+  }
+`);
+
+export const MyPasskeys = graphql(`
+  query MyPasskeys {
+    me {
+      id
+      passkeys {
+        ...PasskeyFields
+      }
+    }
+  }
+`);
+
+// Needs a recent authentication (REAUTHENTICATION_REQUIRED otherwise).
+export const StartPasskeyRegistration = graphql(`
+  mutation StartPasskeyRegistration {
+    startPasskeyRegistration {
+      challengeId
+      options
+    }
+  }
+`);
+
+export const FinishPasskeyRegistration = graphql(`
+  mutation FinishPasskeyRegistration($input: FinishPasskeyRegistrationInput!) {
+    finishPasskeyRegistration(input: $input) {
+      ...PasskeyFields
+    }
+  }
+`);
+
+// Signing in with no email: the options name no account.
+export const StartPasskeySignIn = graphql(`
+  mutation StartPasskeySignIn {
+    startPasskeySignIn {
+      challengeId
+      options
+    }
+  }
+`);
+
+export const FinishPasskeySignIn = graphql(`
+  mutation FinishPasskeySignIn($input: FinishPasskeySignInInput!) {
+    finishPasskeySignIn(input: $input) {
+      ...TokenFields
+    }
+  }
+`);
+
+// A step-up with a passkey: answer with Reauthenticate(input: { passkey }).
+export const StartPasskeyReauthentication = graphql(`
+  mutation StartPasskeyReauthentication {
+    startPasskeyReauthentication {
+      challengeId
+      options
+    }
+  }
+`);
+
 // The secret is shown only in this answer: as a QR code (an SVG document) to scan, and in
 // base32 to type in. Nothing is on until ConfirmTotp gets a code from the app.
 export const EnrollTotp = graphql(`

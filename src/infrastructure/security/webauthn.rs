@@ -801,7 +801,7 @@ mod tests {
     /// A passkey made by Chromium's virtual authenticator (a platform authenticator with
     /// resident keys and user verification) on http://localhost, and its discoverable
     /// sign-in, as `credential.toJSON()` wrote them: captured by the web client's harness
-    /// (`CAPTURE=… npm run webauthn` in examples/web-client) from options shaped as ours.
+    /// (`CAPTURE=… npm run webauthn-harness` in examples/web-client) from options shaped as ours.
     /// The harness made its own challenges, which the states here are given.
     #[test]
     fn a_passkey_chromium_made_registers_and_signs_in() {
